@@ -1,0 +1,1 @@
+//! Criterion benchmarks of flowgate against named peers; see `benches/` and `BENCHMARKS.md`.

@@ -1,0 +1,233 @@
+//! [`BatcherBuilder`]: the limits of a [`Batcher`] and its flush function.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Semaphore, watch};
+
+use super::error::{AckError, BuildError};
+use super::output::FlushOutput;
+use super::shared::{Limits, Progress, Shared, State, Weigher};
+use super::worker::{FlushFn, FlushFuture};
+use super::{Batcher, Worker};
+
+/// Configures and builds a [`Batcher`]. Created by [`Batcher::builder`].
+///
+/// | setting | default | rule |
+/// |---|---|---|
+/// | [`max_items`](Self::max_items) | 1000 | at least 1 |
+/// | [`max_delay`](Self::max_delay) | 100 ms | greater than zero |
+/// | [`max_bytes`](Self::max_bytes) | none | at least 1 |
+/// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)` | at least `max_items` |
+/// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 |
+///
+/// Every rule is checked by [`build`](Self::build) and
+/// [`build_pair`](Self::build_pair), which return a [`BuildError`] naming the
+/// first one broken.
+pub struct BatcherBuilder<T> {
+    max_items: usize,
+    max_delay: Duration,
+    max_bytes: Option<usize>,
+    weigher: Option<Weigher<T>>,
+    capacity: Option<usize>,
+    flush_concurrency: usize,
+    _items: PhantomData<fn(T)>,
+}
+
+impl<T> Default for BatcherBuilder<T> {
+    fn default() -> Self {
+        BatcherBuilder {
+            max_items: 1000,
+            max_delay: Duration::from_millis(100),
+            max_bytes: None,
+            weigher: None,
+            capacity: None,
+            flush_concurrency: 1,
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> BatcherBuilder<T>
+where
+    T: Send + 'static,
+{
+    /// A batch is flushed as soon as it holds this many items.
+    pub fn max_items(mut self, max_items: usize) -> Self {
+        self.max_items = max_items;
+        self
+    }
+
+    /// A batch is flushed once this much time has passed since its first item
+    /// arrived, however few items it holds.
+    pub fn max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// A batch is flushed once the weights of its items, as measured by
+    /// `weigher`, add up to `max_bytes`.
+    ///
+    /// An item that would take a non-empty batch over `max_bytes` starts the
+    /// next batch instead, so a batch weighs more than `max_bytes` only when a
+    /// single item does; such an item is flushed alone.
+    pub fn max_bytes(
+        mut self,
+        max_bytes: usize,
+        weigher: impl Fn(&T) -> usize + Send + Sync + 'static,
+    ) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// How many submitted items the batcher holds before
+    /// [`submit`](Batcher::submit) waits and [`try_submit`](Batcher::try_submit)
+    /// refuses with `Full`.
+    ///
+    /// The bound counts items waiting in batches that have not been handed to
+    /// the flush function yet. Items being flushed are bounded separately, by
+    /// `flush_concurrency × max_items`, so the batcher holds at most
+    /// `capacity + flush_concurrency × max_items` items in all.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// How many flushes may run at once.
+    ///
+    /// With the default of 1, batches are flushed one at a time, in the order
+    /// they were filled, and each item's ack resolves after every earlier
+    /// batch's. With `n > 1`, a slow flush no longer stalls the next batch:
+    /// batches still *start* in the order they were filled, but may *finish*
+    /// (and resolve their acks) out of order, and the flush function must
+    /// tolerate `n` concurrent calls.
+    pub fn flush_concurrency(mut self, flush_concurrency: usize) -> Self {
+        self.flush_concurrency = flush_concurrency;
+        self
+    }
+
+    /// Builds the batcher and spawns its [`Worker`] on the current tokio
+    /// runtime.
+    ///
+    /// `flush` is called with each batch, in order, and returns `Ok(())` or
+    /// `Ok(outputs)` with one output per item (see [`FlushOutput`]), or an
+    /// error that fails every item of the batch.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if a setting breaks its rule (see the table above), or
+    /// [`BuildError::NoRuntime`] when called outside a tokio runtime.
+    pub fn build<F, Fut, R, O, E>(self, flush: F) -> Result<Batcher<T, O, E>, BuildError>
+    where
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: FlushOutput<O>,
+        O: Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let (batcher, worker) = self.build_pair(flush)?;
+        runtime.spawn(worker);
+        Ok(batcher)
+    }
+
+    /// Builds the batcher and returns its [`Worker`] for you to spawn or await,
+    /// as [`build`](Self::build) would have spawned it.
+    ///
+    /// Nothing is flushed until the worker is polled; it needs tokio's time
+    /// driver.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if a setting breaks its rule (see the table above).
+    pub fn build_pair<F, Fut, R, O, E>(
+        self,
+        mut flush: F,
+    ) -> Result<(Batcher<T, O, E>, Worker<T, O, E>), BuildError>
+    where
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: FlushOutput<O>,
+        O: Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let limits = self.limits()?;
+        let flush: FlushFn<T, O, E> = Box::new(move |items: Vec<T>| -> FlushFuture<O, E> {
+            let expected = items.len();
+            let future = flush(items);
+            Box::pin(async move {
+                match future.await {
+                    Ok(output) => output
+                        .into_outputs(expected)
+                        .map_err(|actual| AckError::OutputMismatch { expected, actual }),
+                    Err(err) => Err(AckError::Flush(Arc::new(err))),
+                }
+            })
+        });
+        let (progress, _) = watch::channel(Progress::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new()),
+            room: Semaphore::new(limits.capacity),
+            worker: AtomicWaker::new(),
+            handles: AtomicUsize::new(1),
+            progress,
+            limits,
+            weigher: self.weigher,
+        });
+        let worker = Worker::new(Arc::clone(&shared), flush);
+        Ok((Batcher { shared }, worker))
+    }
+
+    fn limits(&self) -> Result<Limits, BuildError> {
+        if self.max_items == 0 {
+            return Err(BuildError::ZeroMaxItems);
+        }
+        if self.max_delay.is_zero() {
+            return Err(BuildError::ZeroMaxDelay);
+        }
+        if self.max_bytes == Some(0) {
+            return Err(BuildError::ZeroMaxBytes);
+        }
+        if self.flush_concurrency == 0 {
+            return Err(BuildError::ZeroFlushConcurrency);
+        }
+        let capacity = match self.capacity {
+            Some(capacity) => capacity,
+            None => self
+                .max_items
+                .saturating_mul(self.flush_concurrency.saturating_add(1)),
+        };
+        if capacity < self.max_items {
+            return Err(BuildError::CapacityBelowMaxItems {
+                capacity,
+                max_items: self.max_items,
+            });
+        }
+        Ok(Limits {
+            max_items: self.max_items,
+            max_bytes: self.max_bytes.unwrap_or(usize::MAX),
+            max_delay: self.max_delay,
+            // tokio's semaphore holds at most `Semaphore::MAX_PERMITS`.
+            capacity: capacity.min(Semaphore::MAX_PERMITS),
+            flush_concurrency: self.flush_concurrency,
+        })
+    }
+}
+
+impl<T> fmt::Debug for BatcherBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatcherBuilder")
+            .field("max_items", &self.max_items)
+            .field("max_delay", &self.max_delay)
+            .field("max_bytes", &self.max_bytes)
+            .field("capacity", &self.capacity)
+            .field("flush_concurrency", &self.flush_concurrency)
+            .finish()
+    }
+}

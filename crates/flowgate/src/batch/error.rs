@@ -1,0 +1,261 @@
+//! Errors of the [`batch`](super) module.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+/// Returned by [`Batcher::submit`](super::Batcher::submit) and friends when the
+/// batcher is closed; the item is handed back.
+///
+/// A batcher is closed by [`Batcher::close`](super::Batcher::close), when its
+/// worker stops (it was dropped, or its runtime shut down), or when every
+/// handle was dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubmitError<T>(pub T);
+
+impl<T> SubmitError<T> {
+    /// Returns the item that could not be submitted.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SubmitError").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("batcher is closed")
+    }
+}
+
+impl<T> Error for SubmitError<T> {}
+
+/// Returned by [`Batcher::try_submit`](super::Batcher::try_submit): the item
+/// is handed back, with the reason it was refused.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TrySubmitError<T> {
+    /// The batcher holds `capacity` items that have not been handed to a
+    /// flush yet. This is transient: room is made as batches start flushing.
+    Full(T),
+    /// The batcher is closed. This is permanent.
+    Closed(T),
+}
+
+impl<T> TrySubmitError<T> {
+    /// Returns the item that could not be submitted.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(item) | Self::Closed(item) => item,
+        }
+    }
+
+    /// Whether the batcher was full (transient) rather than closed.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// Whether the batcher was closed (permanent).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("batcher is full"),
+            Self::Closed(_) => f.write_str("batcher is closed"),
+        }
+    }
+}
+
+impl<T> Error for TrySubmitError<T> {}
+
+impl<T> From<SubmitError<T>> for TrySubmitError<T> {
+    fn from(err: SubmitError<T>) -> Self {
+        Self::Closed(err.0)
+    }
+}
+
+/// Why an item's [`Ack`](super::Ack) resolved without an output.
+///
+/// Every item of a failed batch sees the same error: the flush function's
+/// error is shared through an [`Arc`], so `E` need not be `Clone`.
+#[non_exhaustive]
+pub enum AckError<E> {
+    /// The flush function returned this error for the item's batch.
+    ///
+    /// Whether it is worth retrying depends on `E`; the batcher itself keeps
+    /// running and later batches are unaffected.
+    Flush(Arc<E>),
+    /// The flush function panicked while flushing the item's batch; the
+    /// message of the panic is kept. Only that batch fails.
+    Panicked(Arc<str>),
+    /// The flush function returned a number of outputs different from the
+    /// number of items in the batch, so no item's output can be trusted.
+    OutputMismatch {
+        /// Items in the batch.
+        expected: usize,
+        /// Outputs returned.
+        actual: usize,
+    },
+    /// The batcher stopped before the item could be flushed: its worker was
+    /// dropped (for example because its runtime shut down). An orderly
+    /// [`close`](super::Batcher::close) or dropping every handle flushes all
+    /// items instead, so this is only seen on abrupt shutdown.
+    Closed,
+}
+
+impl<E> AckError<E> {
+    /// Returns the flush function's error, if that is why the batch failed.
+    pub fn flush_error(&self) -> Option<&E> {
+        match self {
+            Self::Flush(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Whether the flush function panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Self::Panicked(_))
+    }
+
+    /// Whether the batcher stopped before flushing the item.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed)
+    }
+}
+
+impl<E> Clone for AckError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Flush(err) => Self::Flush(Arc::clone(err)),
+            Self::Panicked(msg) => Self::Panicked(Arc::clone(msg)),
+            Self::OutputMismatch { expected, actual } => Self::OutputMismatch {
+                expected: *expected,
+                actual: *actual,
+            },
+            Self::Closed => Self::Closed,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for AckError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flush(err) => f.debug_tuple("Flush").field(err).finish(),
+            Self::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
+            Self::OutputMismatch { expected, actual } => f
+                .debug_struct("OutputMismatch")
+                .field("expected", expected)
+                .field("actual", actual)
+                .finish(),
+            Self::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for AckError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flush(err) => write!(f, "batch flush failed: {err}"),
+            Self::Panicked(msg) => write!(f, "batch flush panicked: {msg}"),
+            Self::OutputMismatch { expected, actual } => write!(
+                f,
+                "batch flush returned {actual} outputs for {expected} items"
+            ),
+            Self::Closed => f.write_str("batcher stopped before the item was flushed"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for AckError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Flush(err) => Some(&**err),
+            _ => None,
+        }
+    }
+}
+
+impl<E: PartialEq> PartialEq for AckError<E> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Flush(a), Self::Flush(b)) => a == b,
+            (Self::Panicked(a), Self::Panicked(b)) => a == b,
+            (
+                Self::OutputMismatch { expected, actual },
+                Self::OutputMismatch {
+                    expected: e2,
+                    actual: a2,
+                },
+            ) => expected == e2 && actual == a2,
+            (Self::Closed, Self::Closed) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A [`BatcherBuilder`](super::BatcherBuilder) setting that cannot work,
+/// reported by `build` before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `max_items` was zero: no batch could ever hold an item.
+    ZeroMaxItems,
+    /// `max_delay` was zero: use [`Batcher::flush`](super::Batcher::flush)
+    /// or a `max_items` of 1 to flush every item at once.
+    ZeroMaxDelay,
+    /// `max_bytes` was zero: no batch could ever hold an item.
+    ZeroMaxBytes,
+    /// `capacity` was below `max_items`, so a batch could never fill up and
+    /// every batch would wait for `max_delay`.
+    CapacityBelowMaxItems {
+        /// The configured capacity.
+        capacity: usize,
+        /// The configured `max_items`.
+        max_items: usize,
+    },
+    /// `flush_concurrency` was zero: nothing would ever be flushed.
+    ZeroFlushConcurrency,
+    /// [`build`](super::BatcherBuilder::build) was called outside a tokio
+    /// runtime, so the worker could not be spawned; use
+    /// [`build_pair`](super::BatcherBuilder::build_pair) to drive it yourself.
+    NoRuntime,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroMaxItems => f.write_str("max_items must be at least 1"),
+            Self::ZeroMaxDelay => f.write_str("max_delay must be greater than zero"),
+            Self::ZeroMaxBytes => f.write_str("max_bytes must be at least 1"),
+            Self::CapacityBelowMaxItems {
+                capacity,
+                max_items,
+            } => write!(
+                f,
+                "capacity ({capacity}) must be at least max_items ({max_items})"
+            ),
+            Self::ZeroFlushConcurrency => f.write_str("flush_concurrency must be at least 1"),
+            Self::NoRuntime => {
+                f.write_str("no tokio runtime to spawn the batch worker on; use build_pair")
+            }
+        }
+    }
+}
+
+impl Error for BuildError {}

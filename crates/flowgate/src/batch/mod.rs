@@ -1,0 +1,569 @@
+//! Fan-in batching with per-item acknowledgement: many tasks submit items, one
+//! flush function writes them in batches, and each submitter learns when *its*
+//! item's batch was flushed — or why it failed.
+//!
+//! The use it was made for: consume messages from a broker on many tasks,
+//! write them to a database in batches, and acknowledge each message to the
+//! broker only once its row is written. Nothing acknowledged is lost.
+//!
+//! ```text
+//!  task 1 ──submit──┐                                   ┌──> Ack 1 resolves
+//!  task 2 ──submit──┼──> [ batch: 1 2 3 ] ──flush(fn)──>┼──> Ack 2 resolves
+//!  task 3 ──submit──┘    size / delay / bytes / flush() └──> Ack 3 resolves
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::batch::Batcher;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let batcher = Batcher::builder()
+//!     .max_items(100)
+//!     .max_delay(Duration::from_millis(10))
+//!     .build(|rows: Vec<String>| async move {
+//!         // write `rows` to the database in one statement
+//!         Ok::<(), std::io::Error>(())
+//!     })
+//!     .expect("valid configuration");
+//!
+//! let mut tasks = Vec::new();
+//! for i in 0..250 {
+//!     let batcher = batcher.clone();
+//!     tasks.push(tokio::spawn(async move {
+//!         let ack = batcher.submit(format!("row {i}")).await.expect("open");
+//!         ack.await.expect("written"); // now acknowledge the broker message
+//!     }));
+//! }
+//! for task in tasks {
+//!     task.await.unwrap();
+//! }
+//! batcher.close().await; // flushes anything left, then stops the worker
+//! assert_eq!(batcher.stats().flushed, 250);
+//! # }
+//! ```
+//!
+//! # When a batch is flushed
+//!
+//! A batch collects items in submission order and is handed to the flush
+//! function as soon as one of these holds:
+//!
+//! - it holds [`max_items`](BatcherBuilder::max_items) items;
+//! - [`max_delay`](BatcherBuilder::max_delay) has passed since its *first*
+//!   item arrived (a quiet batcher holds no timer);
+//! - its items' weights reach [`max_bytes`](BatcherBuilder::max_bytes) (an item
+//!   that would overshoot starts the next batch instead);
+//! - [`Batcher::flush`] or [`Batcher::close`] is called.
+//!
+//! # Acknowledgement
+//!
+//! Each submission returns an [`Ack`], a future resolving to:
+//!
+//! - `Ok(output)` once the item's batch was flushed. The flush function returns
+//!   either `()` or one output per item (see [`FlushOutput`]), which is how a
+//!   dataloader is built on a batcher;
+//! - `Err(`[`AckError::Flush`]`)` with the flush function's error, shared by
+//!   every item of the failed batch;
+//! - `Err(`[`AckError::Panicked`]`)` if the flush function panicked. Only that
+//!   batch fails; the batcher keeps working;
+//! - `Err(`[`AckError::Closed`]`)` if the batcher stopped abruptly (its worker
+//!   was dropped) before flushing the item.
+//!
+//! Instead of a future, [`submit_with`](Batcher::submit_with) takes a callback
+//! that the worker calls with the same result. Dropping an `Ack` does not
+//! withdraw its item: the item stays submitted and is flushed.
+//!
+//! # Backpressure
+//!
+//! The batcher holds at most [`capacity`](BatcherBuilder::capacity) items that
+//! have not been handed to the flush function yet. When it is full,
+//! [`submit`](Batcher::submit) waits for room, [`try_submit`](Batcher::try_submit)
+//! hands the item back with [`TrySubmitError::Full`], and
+//! [`reserve`](Batcher::reserve) waits for a slot without giving up an item.
+//! Items being flushed are bounded by `flush_concurrency × max_items`.
+//!
+//! # Flush concurrency and ordering
+//!
+//! By default one flush runs at a time: batches are flushed in the order they
+//! were filled, and a slow flush makes items pile up until `capacity` pushes
+//! back on submitters. With [`flush_concurrency`](BatcherBuilder::flush_concurrency)
+//! `n`, up to `n` batches flush at once. They *start* in order but may *finish*
+//! in any order, so an ack may resolve before the acks of earlier batches.
+//! Within one batch the flush function always sees items in submission order.
+//!
+//! # Shutdown
+//!
+//! - [`close`](Batcher::close) stops new submissions (waiting submitters get
+//!   their items back), flushes every item already submitted, resolves every
+//!   ack and then stops the worker; awaiting it waits for all of that.
+//! - Dropping every [`Batcher`] handle does the same, without anyone waiting.
+//! - Dropping the [`Worker`] (or shutting down its runtime) stops at once:
+//!   every item not yet flushed resolves with [`AckError::Closed`].
+//!
+//! No ack is ever left pending forever.
+//!
+//! # Cancel safety
+//!
+//! | method | cancel-safe | what a cancelled call loses |
+//! |---|---|---|
+//! | [`submit`](Batcher::submit), [`submit_with`](Batcher::submit_with) | no | the item, if cancelled while waiting for room (use [`reserve`](Batcher::reserve)) |
+//! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters |
+//! | `ack.await` ([`Ack`]) | yes | nothing; poll the same ack again |
+//! | [`flush`](Batcher::flush), [`close`](Batcher::close) | yes | nothing; the flush or close already began at the call |
+
+mod ack;
+mod builder;
+mod error;
+mod output;
+mod shared;
+mod worker;
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::TryAcquireError;
+
+pub use self::ack::Ack;
+pub use self::builder::BatcherBuilder;
+pub use self::error::{AckError, BuildError, SubmitError, TrySubmitError};
+pub use self::output::FlushOutput;
+pub use self::worker::Worker;
+
+use self::shared::Shared;
+use crate::sync::lock;
+
+/// A handle for submitting items to be flushed in batches; see the
+/// [module documentation](self).
+///
+/// `T` is the item type, `O` the per-item output of the flush function (`()`
+/// unless it returns one output per item) and `E` its error type.
+///
+/// Handles are cheap to clone and share one batcher. When the last handle is
+/// dropped, the batcher flushes what it holds and its worker stops.
+pub struct Batcher<T, O = (), E = std::convert::Infallible> {
+    shared: Arc<Shared<T, O, E>>,
+}
+
+/// Counters of a [`Batcher`], from [`Batcher::stats`]. Item counts, unless
+/// the name says batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchStats {
+    /// Items accepted by `submit` and its variants.
+    pub submitted: u64,
+    /// Items whose batch was flushed successfully.
+    pub flushed: u64,
+    /// Items whose batch failed (error, panic, output mismatch or abrupt stop).
+    pub failed: u64,
+    /// Batches handed to the flush function that have finished.
+    pub batches: u64,
+    /// Of those, batches that failed.
+    pub failed_batches: u64,
+    /// Items submitted whose outcome is not known yet:
+    /// `submitted - flushed - failed`.
+    pub pending: u64,
+}
+
+impl<T> Batcher<T>
+where
+    T: Send + 'static,
+{
+    /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
+    /// and their defaults.
+    pub fn builder() -> BatcherBuilder<T> {
+        BatcherBuilder::default()
+    }
+}
+
+impl<T, O, E> Batcher<T, O, E>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Submits `item`, waiting for room if the batcher is full, and returns
+    /// the [`Ack`] that resolves when the item's batch has been flushed.
+    ///
+    /// Awaiting `submit` only waits for the item to be *accepted*; await the
+    /// returned ack to learn that it was *flushed*:
+    /// `batcher.submit(item).await?.await?`.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the item if the batcher is closed, including while
+    /// waiting for room.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: if the future is dropped while waiting for room, the
+    /// item is dropped with it. Use [`reserve`](Self::reserve) to wait for
+    /// room without handing over the item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let ack = batcher.submit(1).await.unwrap();
+    /// batcher.close().await;
+    /// assert!(ack.await.is_ok());
+    /// // Closed: the item comes back.
+    /// assert_eq!(batcher.submit(2).await.unwrap_err().into_inner(), 2);
+    /// # }
+    /// ```
+    pub async fn submit(&self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
+        if !self.acquire_room().await {
+            return Err(SubmitError(item));
+        }
+        self.shared
+            .enqueue(item, |completion, index| completion.ack(index))
+            .map_err(SubmitError)
+    }
+
+    /// Submits `item` if there is room right now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] with the item if the batcher holds `capacity`
+    /// items that are not being flushed yet; [`TrySubmitError::Closed`] with
+    /// the item if it is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, TrySubmitError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(2)
+    ///     .capacity(2)
+    ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let _a = batcher.try_submit(1).unwrap();
+    /// let _b = batcher.try_submit(2).unwrap();
+    /// // The worker has not run yet, so both items still count against capacity.
+    /// assert!(matches!(batcher.try_submit(3), Err(TrySubmitError::Full(3))));
+    /// # }
+    /// ```
+    pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
+        self.try_acquire_room(item)
+            .and_then(|item| {
+                self.shared
+                    .enqueue(item, |completion, index| completion.ack(index))
+                    .map_err(TrySubmitError::Closed)
+            })
+    }
+
+    /// Submits `item`, waiting for room if the batcher is full; `callback` is
+    /// called once with the item's outcome, on the worker, when its batch has
+    /// been flushed or has failed.
+    ///
+    /// This is the callback form of [`submit`](Self::submit): use it when a
+    /// future per item is not wanted. The callback runs on the batcher's
+    /// worker, so it must be quick; a panic in it is caught and logged.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the item if the batcher is closed; the callback is
+    /// then not called.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe, like [`submit`](Self::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    /// use tokio::sync::oneshot;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let (tx, rx) = oneshot::channel();
+    /// batcher
+    ///     .submit_with(1, move |outcome| {
+    ///         let _ = tx.send(outcome.is_ok());
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// batcher.flush().await;
+    /// assert!(rx.await.unwrap());
+    /// # }
+    /// ```
+    pub async fn submit_with<C>(&self, item: T, callback: C) -> Result<(), SubmitError<T>>
+    where
+        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+    {
+        if !self.acquire_room().await {
+            return Err(SubmitError(item));
+        }
+        self.shared
+            .enqueue(item, |completion, index| {
+                completion.push_callback(index, Box::new(callback));
+            })
+            .map_err(SubmitError)
+    }
+
+    /// Submits `item` with a callback if there is room right now, without
+    /// waiting; see [`submit_with`](Self::submit_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_submit`](Self::try_submit); the callback is then not called.
+    pub fn try_submit_with<C>(&self, item: T, callback: C) -> Result<(), TrySubmitError<T>>
+    where
+        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+    {
+        self.try_acquire_room(item).and_then(|item| {
+            self.shared
+                .enqueue(item, |completion, index| {
+                    completion.push_callback(index, Box::new(callback));
+                })
+                .map_err(TrySubmitError::Closed)
+        })
+    }
+
+    /// Waits for room for one item and reserves it, without handing over an
+    /// item yet. Submitting through the [`Permit`] cannot wait.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] if the batcher is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled `reserve` holds no room and loses nothing but
+    /// its place among waiting submitters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let permit = batcher.reserve().await.unwrap();
+    /// let ack = permit.submit(7).unwrap();
+    /// batcher.close().await;
+    /// assert!(ack.await.is_ok());
+    /// # }
+    /// ```
+    pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
+        if self.acquire_room().await {
+            Ok(Permit { batcher: self })
+        } else {
+            Err(SubmitError(()))
+        }
+    }
+
+    /// Flushes the items submitted so far, without waiting for the batch to
+    /// fill up or its delay to pass.
+    ///
+    /// The flush is requested when `flush` is called; the returned future
+    /// resolves once every item submitted before the call has been flushed or
+    /// has failed (or the batcher has stopped). Awaiting it is optional.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only stops the wait.
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        let target = {
+            let mut state = lock(&self.shared.state);
+            let target = match &state.open {
+                Some(batch) => batch.seq,
+                None => state.next_seq - 1,
+            };
+            state.seal();
+            target
+        };
+        self.shared.worker.wake();
+        let mut progress = self.shared.progress.subscribe();
+        async move {
+            // An error means the worker and every handle are gone, and with
+            // them every batch was resolved.
+            let _ = progress
+                .wait_for(|progress| progress.resolved >= target || progress.stopped)
+                .await;
+        }
+    }
+
+    /// Closes the batcher: no more items are accepted (submitters waiting for
+    /// room get their items back), every item already submitted is flushed,
+    /// every ack resolves, and the worker stops.
+    ///
+    /// Closing begins when `close` is called; the returned future resolves
+    /// when the worker has stopped. Calling `close` again is harmless.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only stops the wait; the batcher still
+    /// closes.
+    pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+        {
+            let mut state = lock(&self.shared.state);
+            state.closed = true;
+            state.seal();
+        }
+        self.shared.room.close();
+        self.shared.worker.wake();
+        let mut progress = self.shared.progress.subscribe();
+        async move {
+            let _ = progress.wait_for(|progress| progress.stopped).await;
+        }
+    }
+
+    /// Whether the batcher no longer accepts items.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.state).closed
+    }
+
+    /// A snapshot of the batcher's counters.
+    pub fn stats(&self) -> BatchStats {
+        let mut stats = lock(&self.shared.state).stats;
+        stats.pending = stats.submitted - stats.flushed - stats.failed;
+        stats
+    }
+
+    /// Takes one unit of room, waiting for it; `false` if the batcher closed.
+    async fn acquire_room(&self) -> bool {
+        match self.shared.room.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(TryAcquireError::Closed) => false,
+            Err(TryAcquireError::NoPermits) => match self.shared.room.acquire().await {
+                Ok(permit) => {
+                    permit.forget();
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Takes one unit of room if there is one, or hands `item` back.
+    fn try_acquire_room(&self, item: T) -> Result<T, TrySubmitError<T>> {
+        match self.shared.room.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                Ok(item)
+            }
+            Err(TryAcquireError::NoPermits) => Err(TrySubmitError::Full(item)),
+            Err(TryAcquireError::Closed) => Err(TrySubmitError::Closed(item)),
+        }
+    }
+}
+
+impl<T, O, E> Clone for Batcher<T, O, E> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Batcher {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T, O, E> Drop for Batcher<T, O, E> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last handle: the worker flushes what is left and stops.
+            self.shared.worker.wake();
+        }
+    }
+}
+
+impl<T, O, E> fmt::Debug for Batcher<T, O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.shared.state);
+        f.debug_struct("Batcher")
+            .field("limits", &self.shared.limits)
+            .field("closed", &state.closed)
+            .field("stats", &state.stats)
+            .finish()
+    }
+}
+
+/// Room for one item in a [`Batcher`], reserved by [`Batcher::reserve`].
+///
+/// Submitting through a permit never waits. Dropping it unused gives the room
+/// back.
+#[must_use = "a Permit holds room in the batcher until it is used or dropped"]
+pub struct Permit<'a, T, O, E> {
+    batcher: &'a Batcher<T, O, E>,
+}
+
+impl<'a, T, O, E> Permit<'a, T, O, E>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Submits `item` into the reserved room; see [`Batcher::submit`].
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the item if the batcher was closed since the room
+    /// was reserved.
+    pub fn submit(self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
+        let shared = &self.consume().shared;
+        shared
+            .enqueue(item, |completion, index| completion.ack(index))
+            .map_err(SubmitError)
+    }
+
+    /// Submits `item` into the reserved room with a callback; see
+    /// [`Batcher::submit_with`].
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the item if the batcher was closed since the room
+    /// was reserved; the callback is then not called.
+    pub fn submit_with<C>(self, item: T, callback: C) -> Result<(), SubmitError<T>>
+    where
+        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+    {
+        let shared = &self.consume().shared;
+        shared
+            .enqueue(item, |completion, index| {
+                completion.push_callback(index, Box::new(callback));
+            })
+            .map_err(SubmitError)
+    }
+
+    /// Hands the reserved room over to `enqueue`, which consumes it.
+    fn consume(self) -> &'a Batcher<T, O, E> {
+        let batcher = self.batcher;
+        mem::forget(self);
+        batcher
+    }
+}
+
+impl<T, O, E> Drop for Permit<'_, T, O, E> {
+    fn drop(&mut self) {
+        self.batcher.shared.room.add_permits(1);
+    }
+}
+
+impl<T, O, E> fmt::Debug for Permit<'_, T, O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}

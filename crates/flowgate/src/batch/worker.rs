@@ -1,0 +1,343 @@
+//! The [`Worker`]: seals batches on time, runs the flush function and resolves
+//! every item's ack.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{Instant, Sleep};
+
+use super::ack::Completion;
+use super::error::AckError;
+use super::shared::{Batch, Shared};
+use crate::sync::{lock, panic_message};
+
+/// The boxed flush future: the flush function's result, already split into
+/// one output per item.
+pub(crate) type FlushFuture<O, E> =
+    Pin<Box<dyn Future<Output = Result<Vec<O>, AckError<E>>> + Send + 'static>>;
+
+/// The boxed flush function.
+pub(crate) type FlushFn<T, O, E> = Box<dyn FnMut(Vec<T>) -> FlushFuture<O, E> + Send + 'static>;
+
+/// How many rounds of "collect finished flushes, start new ones" one poll of
+/// the worker runs before yielding to the scheduler.
+const BUDGET: usize = 32;
+
+/// Drives a [`Batcher`](super::Batcher): seals batches when their delay has
+/// passed, calls the flush function, and resolves every item's [`Ack`](super::Ack).
+///
+/// [`BatcherBuilder::build`](super::BatcherBuilder::build) spawns the worker on
+/// the current tokio runtime; [`BatcherBuilder::build_pair`](super::BatcherBuilder::build_pair)
+/// hands it to you to spawn or await wherever you like. It needs tokio's time
+/// driver.
+///
+/// The worker completes once the batcher is closed (by
+/// [`Batcher::close`](super::Batcher::close) or by dropping every handle) and
+/// every submitted item has been flushed.
+///
+/// # Dropping the worker
+///
+/// Dropping the worker before it completes closes the batcher: every item not
+/// yet flushed — waiting in a batch or in a flush that is cut short — resolves
+/// with [`AckError::Closed`], and submitters get their items back.
+#[must_use = "the batch worker does nothing unless spawned or awaited"]
+pub struct Worker<T, O, E> {
+    shared: Arc<Shared<T, O, E>>,
+    flush: FlushFn<T, O, E>,
+    in_flight: FuturesUnordered<InFlight<O, E>>,
+    /// Fires at the open batch's deadline.
+    timer: Pin<Box<Sleep>>,
+    timer_deadline: Option<Instant>,
+    /// Batches resolved out of order, beyond the contiguous watermark.
+    resolved_ahead: BTreeSet<u64>,
+    done: bool,
+}
+
+/// A batch being flushed.
+struct InFlight<O, E> {
+    seq: u64,
+    len: usize,
+    future: FlushFuture<O, E>,
+    /// Taken when the flush completes; dropped unresolved (resolving every ack
+    /// with `Closed`) if the worker drops this flush.
+    completion: Option<Completion<O, E>>,
+}
+
+struct Flushed<O, E> {
+    seq: u64,
+    len: usize,
+    completion: Completion<O, E>,
+    result: Result<Vec<O>, AckError<E>>,
+}
+
+impl<O, E> Future for InFlight<O, E> {
+    type Output = Flushed<O, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // A panic while polling the flush fails this batch only.
+        let result = match catch_unwind(AssertUnwindSafe(|| this.future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result,
+            Err(payload) => Err(AckError::Panicked(panic_message(&*payload).into())),
+        };
+        Poll::Ready(Flushed {
+            seq: this.seq,
+            len: this.len,
+            completion: this
+                .completion
+                .take()
+                .expect("a flush completes only once"),
+            result,
+        })
+    }
+}
+
+impl<T, O, E> Worker<T, O, E>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(crate) fn new(shared: Arc<Shared<T, O, E>>, flush: FlushFn<T, O, E>) -> Self {
+        Worker {
+            shared,
+            flush,
+            in_flight: FuturesUnordered::new(),
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer_deadline: None,
+            resolved_ahead: BTreeSet::new(),
+            done: false,
+        }
+    }
+
+    /// Seals due batches and starts as many flushes as the concurrency allows.
+    fn schedule(&mut self) -> Schedule {
+        let limits = self.shared.limits;
+        let mut starting = Vec::new();
+        let mut state = lock(&self.shared.state);
+        if !state.closed && self.shared.handles.load(Ordering::Acquire) == 0 {
+            // Every handle is gone: nothing more can be submitted, so flush
+            // what is left and stop.
+            state.closed = true;
+            self.shared.room.close();
+        }
+        if let Some(open) = &state.open
+            && (state.closed || Instant::now() >= open.deadline)
+        {
+            state.seal();
+        }
+        while self.in_flight.len() + starting.len() < limits.flush_concurrency {
+            match state.sealed.pop_front() {
+                Some(batch) => starting.push(batch),
+                None => break,
+            }
+        }
+        let deadline = state.open.as_ref().map(|batch| batch.deadline);
+        let finished = state.closed
+            && state.open.is_none()
+            && state.sealed.is_empty()
+            && starting.is_empty()
+            && self.in_flight.is_empty();
+        drop(state);
+
+        let started = !starting.is_empty();
+        for batch in starting {
+            self.start(batch);
+        }
+        Schedule {
+            started,
+            deadline,
+            finished,
+        }
+    }
+
+    /// Hands `batch` to the flush function.
+    fn start(&mut self, batch: Batch<T, O, E>) {
+        let Batch {
+            seq,
+            items,
+            completion,
+            ..
+        } = batch;
+        let len = items.len();
+        // The items leave the batcher's capacity as the flush takes them.
+        self.shared.room.add_permits(len);
+        let flush = &mut self.flush;
+        let future = match catch_unwind(AssertUnwindSafe(|| flush(items))) {
+            Ok(future) => future,
+            Err(payload) => {
+                let err = AckError::Panicked(panic_message(&*payload).into());
+                Box::pin(std::future::ready(Err(err)))
+            }
+        };
+        self.in_flight.push(InFlight {
+            seq,
+            len,
+            future,
+            completion: Some(completion),
+        });
+    }
+
+    /// Records a finished flush and resolves its acks.
+    fn finish(&mut self, flushed: Flushed<O, E>) {
+        let Flushed {
+            seq,
+            len,
+            completion,
+            result,
+        } = flushed;
+        {
+            let mut state = lock(&self.shared.state);
+            let stats = &mut state.stats;
+            stats.batches += 1;
+            if result.is_ok() {
+                stats.flushed += len as u64;
+            } else {
+                stats.failed += len as u64;
+                stats.failed_batches += 1;
+            }
+        }
+        if let Err(err) = &result {
+            tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
+        }
+        completion.resolve(result);
+        self.mark_resolved(seq);
+    }
+
+    /// Advances the contiguous watermark that `flush()` waits on.
+    fn mark_resolved(&mut self, seq: u64) {
+        let mut resolved = self.shared.progress.borrow().resolved;
+        if seq != resolved + 1 {
+            self.resolved_ahead.insert(seq);
+            return;
+        }
+        resolved = seq;
+        while self.resolved_ahead.remove(&(resolved + 1)) {
+            resolved += 1;
+        }
+        self.shared
+            .progress
+            .send_modify(|progress| progress.resolved = resolved);
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.shared.progress.send_modify(|progress| {
+            progress.resolved = u64::MAX;
+            progress.stopped = true;
+        });
+    }
+}
+
+struct Schedule {
+    started: bool,
+    deadline: Option<Instant>,
+    finished: bool,
+}
+
+/// Formats an [`AckError`] without requiring `E: Display`.
+struct DisplayKind<'a, E>(&'a AckError<E>);
+
+impl<E> fmt::Display for DisplayKind<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            AckError::Flush(_) => f.write_str("flush function returned an error"),
+            AckError::Panicked(msg) => write!(f, "flush function panicked: {msg}"),
+            AckError::OutputMismatch { expected, actual } => {
+                write!(f, "{actual} outputs for {expected} items")
+            }
+            AckError::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+impl<T, O, E> Future for Worker<T, O, E>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(());
+        }
+        // Register before looking at the state, so that a submitter that
+        // changes it after our look also sees our waker.
+        this.shared.worker.register(cx.waker());
+        for _ in 0..BUDGET {
+            // Phase 1: resolve the acks of finished flushes.
+            let mut progressed = false;
+            while let Poll::Ready(Some(flushed)) = this.in_flight.poll_next_unpin(cx) {
+                this.finish(flushed);
+                progressed = true;
+            }
+            // Phase 2: seal due batches, start flushes while slots are free.
+            let schedule = this.schedule();
+            if schedule.finished {
+                this.stop();
+                return Poll::Ready(());
+            }
+            // New flushes must be polled once to register their wakers.
+            progressed |= schedule.started;
+            // Phase 3: arm the timer for the open batch's deadline.
+            if let Some(deadline) = schedule.deadline {
+                if this.timer_deadline != Some(deadline) {
+                    this.timer.as_mut().reset(deadline);
+                    this.timer_deadline = Some(deadline);
+                }
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+        // Out of budget with work left: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<T, O, E> Drop for Worker<T, O, E> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Close first, so that no item enters a batch that will never flush.
+        let (open, sealed) = {
+            let mut state = lock(&self.shared.state);
+            state.closed = true;
+            (state.open.take(), std::mem::take(&mut state.sealed))
+        };
+        self.shared.room.close();
+        // Dropping unresolved completions resolves their acks with `Closed`.
+        drop(open);
+        drop(sealed);
+        self.in_flight.clear();
+        self.shared.progress.send_modify(|progress| {
+            progress.resolved = u64::MAX;
+            progress.stopped = true;
+        });
+    }
+}
+
+impl<T, O, E> fmt::Debug for Worker<T, O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("in_flight", &self.in_flight.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
