@@ -52,8 +52,9 @@ pub struct Worker<T, O, E> {
     shared: Arc<Shared<T, O, E>>,
     flush: FlushFn<T, O, E>,
     in_flight: FuturesUnordered<InFlight<O, E>>,
-    /// Fires at the open batch's deadline.
-    timer: Pin<Box<Sleep>>,
+    /// Fires at the open batch's deadline. Created on first use, inside the
+    /// runtime, so that the worker can be built outside one.
+    timer: Option<Pin<Box<Sleep>>>,
     timer_deadline: Option<Instant>,
     /// Batches resolved out of order, beyond the contiguous watermark.
     resolved_ahead: BTreeSet<u64>,
@@ -111,7 +112,7 @@ where
             shared,
             flush,
             in_flight: FuturesUnordered::new(),
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer: None,
             timer_deadline: None,
             resolved_ahead: BTreeSet::new(),
             done: false,
@@ -292,11 +293,14 @@ where
             progressed |= schedule.started;
             // Phase 3: arm the timer for the open batch's deadline.
             if let Some(deadline) = schedule.deadline {
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if this.timer_deadline != Some(deadline) {
-                    this.timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(deadline);
                     this.timer_deadline = Some(deadline);
                 }
-                if this.timer.as_mut().poll(cx).is_ready() {
+                if timer.as_mut().poll(cx).is_ready() {
                     progressed = true;
                 }
             }
@@ -319,7 +323,12 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         let (open, sealed) = {
             let mut state = lock(&self.shared.state);
             state.closed = true;
-            (state.open.take(), std::mem::take(&mut state.sealed))
+            let open = state.open.take();
+            let sealed = std::mem::take(&mut state.sealed);
+            let lost = open.iter().chain(&sealed).map(|batch| batch.items.len());
+            let lost = lost.chain(self.in_flight.iter().map(|flush| flush.len));
+            state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
+            (open, sealed)
         };
         self.shared.room.close();
         // Dropping unresolved completions resolves their acks with `Closed`.

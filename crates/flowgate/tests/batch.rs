@@ -1,0 +1,813 @@
+//! Behaviour of `flowgate::batch`. Everything timed runs on paused tokio time.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use flowgate::batch::{
+    Ack, AckError, BatchStats, Batcher, BuildError, Permit, SubmitError, TrySubmitError, Worker,
+};
+use futures_util::task::noop_waker_ref;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::{Instant, advance};
+
+type Log<T> = Arc<Mutex<Vec<Vec<T>>>>;
+
+/// A flush function that records every batch and succeeds.
+fn recording<T: Send + 'static>()
+-> (Log<T>, impl FnMut(Vec<T>) -> std::future::Ready<Result<(), String>> + Send + 'static) {
+    let log: Log<T> = Arc::default();
+    let sink = Arc::clone(&log);
+    (log, move |items| {
+        sink.lock().unwrap().push(items);
+        std::future::ready(Ok(()))
+    })
+}
+
+fn batches<T: Clone>(log: &Log<T>) -> Vec<Vec<T>> {
+    log.lock().unwrap().clone()
+}
+
+/// Polls `future` once without a runtime waker.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    std::pin::Pin::new(future).poll(&mut Context::from_waker(noop_waker_ref()))
+}
+
+/// Lets spawned tasks (the worker) run until they are all idle.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+// ===== flush triggers =====
+
+#[tokio::test(start_paused = true)]
+async fn flushes_when_max_items_is_reached() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(3)
+        .max_delay(Duration::from_secs(60))
+        .build(flush)
+        .unwrap();
+    let start = Instant::now();
+    let a = batcher.submit(1).await.unwrap();
+    let b = batcher.submit(2).await.unwrap();
+    settle().await;
+    assert!(batches(&log).is_empty(), "two items do not fill the batch");
+    let c = batcher.submit(3).await.unwrap();
+    assert_eq!(a.await, Ok(()));
+    assert_eq!(b.await, Ok(()));
+    assert_eq!(c.await, Ok(()));
+    assert_eq!(batches(&log), vec![vec![1, 2, 3]]);
+    assert_eq!(start.elapsed(), Duration::ZERO, "size flush does not wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn flushes_when_max_delay_has_passed_since_the_first_item() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(100)
+        .max_delay(Duration::from_millis(100))
+        .build(flush)
+        .unwrap();
+    let mut first = batcher.submit(1).await.unwrap();
+    advance(Duration::from_millis(60)).await;
+    // A later item does not extend the first item's deadline.
+    let mut second = batcher.submit(2).await.unwrap();
+    advance(Duration::from_millis(39)).await;
+    settle().await;
+    assert!(poll_once(&mut first).is_pending());
+    assert!(batches(&log).is_empty());
+    advance(Duration::from_millis(1)).await;
+    settle().await;
+    assert_eq!(poll_once(&mut first), Poll::Ready(Ok(())));
+    assert_eq!(poll_once(&mut second), Poll::Ready(Ok(())));
+    assert_eq!(batches(&log), vec![vec![1, 2]]);
+
+    // The next batch gets a fresh deadline from its own first item.
+    let start = Instant::now();
+    let third = batcher.submit(3).await.unwrap();
+    third.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(batches(&log), vec![vec![1, 2], vec![3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_batcher_holds_no_timer() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(10)
+        .max_delay(Duration::from_millis(10))
+        .build(flush)
+        .unwrap();
+    advance(Duration::from_secs(5)).await;
+    settle().await;
+    assert!(batches(&log).is_empty());
+    let start = Instant::now();
+    batcher.submit(1).await.unwrap().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn flushes_when_max_bytes_is_reached() {
+    let (log, flush) = recording::<String>();
+    let batcher = Batcher::builder()
+        .max_items(100)
+        .max_delay(Duration::from_secs(60))
+        .max_bytes(10, |s: &String| s.len())
+        .build(flush)
+        .unwrap();
+    let mut acks = Vec::new();
+    // 4 + 4 = 8; a third 4 would make 12 > 10, so it starts the next batch.
+    for s in ["aaaa", "bbbb", "cccc"] {
+        acks.push(batcher.submit(s.to_owned()).await.unwrap());
+    }
+    // 4 + 6 = 10 reaches the bound exactly: flushed at once.
+    acks.push(batcher.submit("dddddd".to_owned()).await.unwrap());
+    // An item heavier than the bound is flushed alone.
+    acks.push(batcher.submit("x".repeat(25)).await.unwrap());
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    assert_eq!(
+        batches(&log),
+        vec![
+            vec!["aaaa".to_owned(), "bbbb".to_owned()],
+            vec!["cccc".to_owned(), "dddddd".to_owned()],
+            vec!["x".repeat(25)],
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn explicit_flush_flushes_now_and_waits() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(100)
+        .max_delay(Duration::from_secs(60))
+        .build(flush)
+        .unwrap();
+    // Nothing submitted: resolves at once.
+    batcher.flush().await;
+    let ack = batcher.submit(1).await.unwrap();
+    let _not_awaited = batcher.submit(2).await.unwrap();
+    let start = Instant::now();
+    batcher.flush().await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(batches(&log), vec![vec![1, 2]]);
+    assert_eq!(ack.await, Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_waits_for_every_earlier_batch() {
+    // Two flushes run at once; the first is slow. flush() returns only when
+    // both batches submitted before it are done.
+    let gate = Arc::new(Semaphore::new(0));
+    let flushes = Arc::new(AtomicUsize::new(0));
+    let (g, f) = (Arc::clone(&gate), Arc::clone(&flushes));
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .max_delay(Duration::from_secs(60))
+        .flush_concurrency(2)
+        .build(move |items: Vec<u32>| {
+            let gate = Arc::clone(&g);
+            let flushes = Arc::clone(&f);
+            async move {
+                if items == [1] {
+                    let _ = gate.acquire().await.unwrap();
+                }
+                flushes.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), String>(())
+            }
+        })
+        .unwrap();
+    let _a = batcher.submit(1).await.unwrap();
+    let b = batcher.submit(2).await.unwrap();
+    b.await.unwrap(); // the second batch finished first
+    let mut flushed = pin!(batcher.flush());
+    settle().await;
+    assert!(futures_util::poll!(flushed.as_mut()).is_pending());
+    gate.add_permits(1);
+    flushed.await;
+    assert_eq!(flushes.load(Ordering::SeqCst), 2);
+}
+
+// ===== outcomes =====
+
+#[tokio::test(start_paused = true)]
+async fn each_item_gets_its_own_output() {
+    let batcher = Batcher::builder()
+        .max_items(4)
+        .build(|items: Vec<u32>| async move {
+            Ok::<_, String>(items.into_iter().map(|x| x * 10).collect::<Vec<_>>())
+        })
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..10 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    batcher.flush().await;
+    for (i, ack) in acks.into_iter().enumerate() {
+        assert_eq!(ack.await, Ok(i as u32 * 10));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_number_of_outputs_fails_the_batch() {
+    let batcher = Batcher::builder()
+        .max_items(3)
+        .build(|items: Vec<u32>| async move { Ok::<_, String>(vec![0u32; items.len() - 1]) })
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..3 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    for ack in acks {
+        assert_eq!(
+            ack.await,
+            Err(AckError::OutputMismatch {
+                expected: 3,
+                actual: 2
+            })
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_error_is_shared_by_every_item_of_the_batch() {
+    let batcher = Batcher::builder()
+        .max_items(3)
+        .build(|items: Vec<u32>| async move {
+            if items.contains(&2) {
+                Err(format!("disk full at {items:?}"))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..6 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    let mut outcomes = Vec::new();
+    for ack in acks {
+        outcomes.push(ack.await);
+    }
+    let errors: Vec<_> = outcomes[..3]
+        .iter()
+        .map(|o| match o {
+            Err(AckError::Flush(e)) => Arc::clone(e),
+            other => panic!("expected a flush error, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(*errors[0], "disk full at [0, 1, 2]");
+    assert!(Arc::ptr_eq(&errors[0], &errors[1]) && Arc::ptr_eq(&errors[0], &errors[2]));
+    assert!(outcomes[3..].iter().all(|o| o.is_ok()), "the next batch is unaffected");
+    let stats = batcher.stats();
+    assert_eq!((stats.failed, stats.failed_batches, stats.flushed), (3, 1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_while_flushing_fails_only_that_batch() {
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .build(|items: Vec<u32>| async move {
+            tokio::task::yield_now().await;
+            assert!(!items.contains(&1), "poisoned item");
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    let a = batcher.submit(0).await.unwrap();
+    let b = batcher.submit(1).await.unwrap();
+    let c = batcher.submit(2).await.unwrap();
+    let d = batcher.submit(3).await.unwrap();
+    match a.await {
+        Err(AckError::Panicked(msg)) => assert!(msg.contains("poisoned item"), "{msg}"),
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    assert!(b.await.unwrap_err().is_panic());
+    assert_eq!(c.await, Ok(()));
+    assert_eq!(d.await, Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_when_calling_the_flush_fn_fails_only_that_batch() {
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .build(|items: Vec<u32>| {
+            assert_ne!(items[0], 7, "refused before returning a future");
+            std::future::ready(Ok::<(), String>(()))
+        })
+        .unwrap();
+    let bad = batcher.submit(7).await.unwrap();
+    let good = batcher.submit(8).await.unwrap();
+    assert!(bad.await.unwrap_err().is_panic());
+    assert_eq!(good.await, Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_an_ack_leaves_the_item_submitted() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder().max_items(2).build(flush).unwrap();
+    drop(batcher.submit(1).await.unwrap());
+    batcher.submit(2).await.unwrap().await.unwrap();
+    assert_eq!(batches(&log), vec![vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_ack_can_be_polled_again() {
+    let batcher = Batcher::builder()
+        .max_items(10)
+        .max_delay(Duration::from_millis(50))
+        .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
+        .unwrap();
+    let mut ack = batcher.submit(1).await.unwrap();
+    tokio::select! {
+        _ = &mut ack => panic!("not flushed yet"),
+        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    assert_eq!(ack.await, Ok(()));
+}
+
+// ===== callbacks =====
+
+#[tokio::test(start_paused = true)]
+async fn callbacks_receive_the_outcome() {
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .build(|items: Vec<u32>| async move {
+            if items[0] == 0 {
+                Ok(items.iter().map(|x| x + 100).collect::<Vec<_>>())
+            } else {
+                Err("boom")
+            }
+        })
+        .unwrap();
+    let seen: Arc<Mutex<Vec<(u32, Result<u32, String>)>>> = Arc::default();
+    for i in 0..4 {
+        let seen = Arc::clone(&seen);
+        batcher
+            .submit_with(i, move |outcome| {
+                let outcome = outcome.map_err(|e| e.to_string());
+                seen.lock().unwrap().push((i, outcome));
+            })
+            .await
+            .unwrap();
+    }
+    batcher.close().await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(i, _)| *i);
+    assert_eq!(
+        seen,
+        vec![
+            (0, Ok(100)),
+            (1, Ok(101)),
+            (2, Err("batch flush failed: boom".to_owned())),
+            (3, Err("batch flush failed: boom".to_owned())),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_callback_does_not_stop_the_worker() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder().max_items(1).build(flush).unwrap();
+    batcher
+        .submit_with(1, |_| panic!("callback bug"))
+        .await
+        .unwrap();
+    let (tx, rx) = oneshot::channel();
+    batcher
+        .try_submit_with(2, move |outcome| {
+            tx.send(outcome).unwrap();
+        })
+        .unwrap();
+    assert_eq!(rx.await.unwrap(), Ok(()));
+    assert_eq!(batches(&log), vec![vec![1], vec![2]]);
+}
+
+// ===== backpressure and concurrency =====
+
+/// A flush function that waits for one permit of `gate` per batch and counts
+/// the flushes running at once.
+fn gated(
+    gate: &Arc<Semaphore>,
+    running: &Arc<AtomicUsize>,
+    peak: &Arc<AtomicUsize>,
+    log: &Log<u32>,
+) -> impl FnMut(Vec<u32>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
++ Send
++ 'static {
+    let (gate, running, peak, log) = (
+        Arc::clone(gate),
+        Arc::clone(running),
+        Arc::clone(peak),
+        Arc::clone(log),
+    );
+    move |items| {
+        let (gate, running, peak, log) = (
+            Arc::clone(&gate),
+            Arc::clone(&running),
+            Arc::clone(&peak),
+            Arc::clone(&log),
+        );
+        Box::pin(async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            gate.acquire().await.unwrap().forget();
+            log.lock().unwrap().push(items);
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_waits_for_room_and_try_submit_reports_full() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .capacity(2)
+        .max_delay(Duration::from_secs(60))
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    // Batch [0, 1] is handed to the (stuck) flush, which frees its room.
+    let _a = batcher.submit(0).await.unwrap();
+    let _b = batcher.submit(1).await.unwrap();
+    settle().await;
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    // Batch [2, 3] waits for the flush slot and fills the capacity.
+    let _c = batcher.submit(2).await.unwrap();
+    let _d = batcher.submit(3).await.unwrap();
+    settle().await;
+    assert!(matches!(batcher.try_submit(4), Err(TrySubmitError::Full(4))));
+    let mut blocked = pin!(batcher.submit(4));
+    assert!(futures_util::poll!(blocked.as_mut()).is_pending());
+    assert_eq!(batcher.stats().pending, 4);
+
+    // Finishing the first flush starts the second, which makes room.
+    gate.add_permits(1);
+    settle().await;
+    let e = blocked.await.unwrap();
+    gate.add_permits(2);
+    batcher.flush().await;
+    assert_eq!(e.await, Ok(()));
+    assert_eq!(batches(&log), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    assert_eq!(peak.load(Ordering::SeqCst), 1, "one flush at a time by default");
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_concurrency_runs_batches_at_once_and_bounds_them() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .flush_concurrency(3)
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    settle().await;
+    assert_eq!(running.load(Ordering::SeqCst), 3, "three flushes run at once");
+    gate.add_permits(5);
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 3, "never more than three");
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_flush_at_a_time_keeps_batch_order() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder().max_items(3).build(flush).unwrap();
+    let mut acks = Vec::new();
+    for i in 0..10 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    batcher.close().await;
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    assert_eq!(
+        batches(&log),
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8], vec![9]]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reserve_holds_room_and_gives_it_back_when_dropped() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build_pair(flush)
+        .map(|(batcher, worker)| {
+            // Keep the worker idle so nothing frees room.
+            std::mem::forget(worker);
+            batcher
+        })
+        .unwrap();
+    let permit: Permit<'_, u32, (), String> = batcher.reserve().await.unwrap();
+    assert!(batcher.try_submit(1).unwrap_err().is_full());
+    let mut second = pin!(batcher.reserve());
+    assert!(futures_util::poll!(second.as_mut()).is_pending());
+    drop(permit);
+    let permit = second.await.unwrap();
+    let _ack = permit.submit(5).unwrap();
+    assert_eq!(batcher.stats().submitted, 1);
+    assert!(batches(&log).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_reserve_takes_no_room() {
+    let (_log, flush) = recording::<u32>();
+    let (batcher, _worker) = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build_pair(flush)
+        .unwrap();
+    let held = batcher.reserve().await.unwrap();
+    {
+        let mut waiting = pin!(batcher.reserve());
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+    } // cancelled
+    drop(held);
+    assert!(batcher.try_submit(1).is_ok(), "the cancelled reserve took nothing");
+}
+
+// ===== shutdown =====
+
+#[tokio::test(start_paused = true)]
+async fn close_flushes_everything_and_refuses_new_items() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(100)
+        .max_delay(Duration::from_secs(3600))
+        .build(flush)
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    let start = Instant::now();
+    batcher.close().await;
+    assert_eq!(start.elapsed(), Duration::ZERO, "close does not wait for the delay");
+    assert!(batcher.is_closed());
+    for ack in acks {
+        assert_eq!(ack.await, Ok(()));
+    }
+    assert_eq!(batches(&log), vec![vec![0, 1, 2, 3, 4]]);
+    assert_eq!(batcher.submit(9).await.unwrap_err(), SubmitError(9));
+    assert!(matches!(batcher.try_submit(9), Err(TrySubmitError::Closed(9))));
+    assert!(batcher.reserve().await.is_err());
+    batcher.close().await; // closing twice is fine
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_hands_waiting_submitters_their_items_back() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    let first = batcher.submit(1).await.unwrap(); // being flushed
+    settle().await;
+    let second = batcher.submit(2).await.unwrap(); // waits for the flush slot
+    let mut blocked = pin!(batcher.submit(3)); // waits for room
+    assert!(futures_util::poll!(blocked.as_mut()).is_pending());
+    let closing = batcher.close();
+    assert_eq!(blocked.await.unwrap_err().into_inner(), 3);
+    gate.add_permits(2);
+    closing.await;
+    assert_eq!(first.await, Ok(()));
+    assert_eq!(second.await, Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_flushes_and_stops_the_worker() {
+    let (log, flush) = recording::<u32>();
+    let (batcher, worker) = Batcher::builder()
+        .max_items(100)
+        .max_delay(Duration::from_secs(3600))
+        .build_pair(flush)
+        .unwrap();
+    let worker = tokio::spawn(worker);
+    let other = batcher.clone();
+    let a = batcher.submit(1).await.unwrap();
+    let b = other.submit(2).await.unwrap();
+    drop(batcher);
+    settle().await;
+    assert!(!worker.is_finished(), "one handle is still alive");
+    drop(other);
+    worker.await.unwrap();
+    assert_eq!(a.await, Ok(()));
+    assert_eq!(b.await, Ok(()));
+    assert_eq!(batches(&log), vec![vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_worker_resolves_every_ack_as_closed() {
+    let (batcher, worker) = Batcher::builder()
+        .max_items(2)
+        .flush_concurrency(1)
+        .build_pair(|_items: Vec<u32>| std::future::pending::<Result<(), String>>())
+        .unwrap();
+    let worker = tokio::spawn(worker);
+    let in_flight = batcher.submit(1).await.unwrap();
+    let _ = batcher.submit(2).await.unwrap();
+    settle().await; // [1, 2] is being flushed, forever
+    let sealed = {
+        let a = batcher.submit(3).await.unwrap();
+        let _ = batcher.submit(4).await.unwrap();
+        a
+    }; // [3, 4] waits for the flush slot
+    let open = batcher.submit(5).await.unwrap(); // [5] is still open
+    let (tx, rx) = oneshot::channel();
+    batcher.submit_with(6, move |o| tx.send(o).unwrap()).await.unwrap();
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(in_flight.await, Err(AckError::Closed));
+    assert_eq!(sealed.await, Err(AckError::Closed));
+    assert_eq!(open.await, Err(AckError::Closed));
+    assert_eq!(rx.await.unwrap(), Err(AckError::Closed));
+    assert!(batcher.is_closed());
+    assert_eq!(batcher.submit(7).await.unwrap_err().into_inner(), 7);
+    // Waiting on the stopped batcher never hangs.
+    batcher.flush().await;
+    batcher.close().await;
+}
+
+#[test]
+fn acks_resolve_when_the_runtime_shuts_down() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (batcher, ack) = runtime.block_on(async {
+        let batcher = Batcher::builder()
+            .max_items(10)
+            .max_delay(Duration::from_secs(3600))
+            .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
+            .unwrap();
+        let ack = batcher.submit(1).await.unwrap();
+        (batcher, ack)
+    });
+    drop(runtime); // drops the spawned worker
+    assert_eq!(
+        futures_util::FutureExt::now_or_never(ack),
+        Some(Err(AckError::Closed))
+    );
+    assert!(batcher.try_submit(2).unwrap_err().is_closed());
+}
+
+// ===== stats and configuration =====
+
+#[tokio::test(start_paused = true)]
+async fn stats_count_items_and_batches() {
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .build(|items: Vec<u32>| async move {
+            if items.contains(&4) { Err("no") } else { Ok(()) }
+        })
+        .unwrap();
+    assert_eq!(batcher.stats(), BatchStats::default());
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        acks.push(batcher.submit(i).await.unwrap());
+    }
+    let before = batcher.stats();
+    assert_eq!(before.submitted, 5);
+    batcher.close().await;
+    let stats = batcher.stats();
+    assert_eq!(stats.submitted, 5);
+    assert_eq!(stats.flushed, 4);
+    assert_eq!(stats.failed, 1);
+    assert_eq!(stats.batches, 3);
+    assert_eq!(stats.failed_batches, 1);
+    assert_eq!(stats.pending, 0);
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_refused_at_build() {
+    fn build(b: flowgate::batch::BatcherBuilder<u32>) -> Result<(), BuildError> {
+        b.build(|_: Vec<u32>| async { Ok::<(), String>(()) })
+            .map(drop)
+    }
+    assert_eq!(build(Batcher::builder().max_items(0)), Err(BuildError::ZeroMaxItems));
+    assert_eq!(
+        build(Batcher::builder().max_delay(Duration::ZERO)),
+        Err(BuildError::ZeroMaxDelay)
+    );
+    assert_eq!(
+        build(Batcher::builder().max_bytes(0, |_| 1)),
+        Err(BuildError::ZeroMaxBytes)
+    );
+    assert_eq!(
+        build(Batcher::builder().flush_concurrency(0)),
+        Err(BuildError::ZeroFlushConcurrency)
+    );
+    assert_eq!(
+        build(Batcher::builder().max_items(10).capacity(9)),
+        Err(BuildError::CapacityBelowMaxItems {
+            capacity: 9,
+            max_items: 10
+        })
+    );
+    assert_eq!(
+        build(Batcher::builder().capacity(0).max_items(1)),
+        Err(BuildError::CapacityBelowMaxItems {
+            capacity: 0,
+            max_items: 1
+        })
+    );
+    assert!(build(Batcher::builder().max_delay(Duration::MAX)).is_ok());
+    assert_eq!(
+        BuildError::ZeroMaxItems.to_string(),
+        "max_items must be at least 1"
+    );
+}
+
+#[test]
+fn build_outside_a_runtime_is_an_error() {
+    let err = Batcher::builder()
+        .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
+        .unwrap_err();
+    assert_eq!(err, BuildError::NoRuntime);
+    // build_pair needs no runtime until the worker runs.
+    assert!(
+        Batcher::builder()
+            .build_pair(|_: Vec<u32>| async { Ok::<(), String>(()) })
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_submitters_on_many_threads_each_see_their_own_output() {
+    let batcher = Batcher::builder()
+        .max_items(64)
+        .max_delay(Duration::from_millis(1))
+        .flush_concurrency(2)
+        .build(|items: Vec<u64>| async move {
+            Ok::<_, String>(items.iter().map(|x| x * 2).collect::<Vec<_>>())
+        })
+        .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..50u64 {
+        let batcher = batcher.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u64 {
+                let item = t * 1000 + i;
+                assert_eq!(batcher.submit(item).await.unwrap().await, Ok(item * 2));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    batcher.close().await;
+    let stats = batcher.stats();
+    assert_eq!((stats.submitted, stats.flushed, stats.pending), (10_000, 10_000, 0));
+}
+
+// ===== auto traits =====
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<Batcher<u32, u64, std::io::Error>>();
+    send_sync::<Ack<u64, std::io::Error>>();
+    send_sync::<AckError<std::io::Error>>();
+    fn send_only<T: Send>() {}
+    send_only::<Worker<u32, u64, std::io::Error>>();
+    send_sync::<Permit<'static, u32, u64, std::io::Error>>();
+    send_sync::<SubmitError<u32>>();
+    send_sync::<TrySubmitError<u32>>();
+    send_sync::<BuildError>();
+    fn unpin<T: Unpin>() {}
+    unpin::<Ack<u64, std::io::Error>>();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let batcher: Batcher<u32, (), std::io::Error> = Batcher::builder()
+            .build(|_: Vec<u32>| async { Ok(()) })
+            .unwrap();
+        send(&batcher.submit(1));
+        send(&batcher.submit_with(1, |_| {}));
+        send(&batcher.reserve());
+        send(&batcher.flush());
+        send(&batcher.close());
+    });
+}

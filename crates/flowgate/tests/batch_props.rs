@@ -1,0 +1,228 @@
+//! Property test of `flowgate::batch`: under random sizes, capacities, flush
+//! concurrency, submitters and failures, every submitted item is flushed
+//! exactly once, and every ack and callback resolves exactly once with the
+//! outcome of the item's batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowgate::batch::{AckError, Batcher};
+use proptest::prelude::*;
+
+/// What the flush function does with a batch holding an item of this kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fine,
+    Fails,
+    Panics,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    id: u32,
+    kind: Kind,
+    /// How many times the flush yields before finishing, to interleave
+    /// concurrent flushes.
+    yields: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Submitter {
+    items: Vec<(Kind, u8)>,
+    /// Await each ack before submitting the next item (the acknowledged
+    /// consumer pattern), or submit everything first.
+    lockstep: bool,
+    /// Use callbacks instead of acks.
+    callbacks: bool,
+    /// Request an explicit flush after this many items.
+    flush_after: Option<usize>,
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![8 => Just(Kind::Fine), 1 => Just(Kind::Fails), 1 => Just(Kind::Panics)]
+}
+
+fn submitter() -> impl Strategy<Value = Submitter> {
+    (
+        prop::collection::vec((kind(), 0u8..3), 0..25),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0usize..25),
+    )
+        .prop_map(|(items, lockstep, callbacks, flush_after)| Submitter {
+            items,
+            lockstep,
+            callbacks,
+            flush_after,
+        })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Ok(u32),
+    Failed,
+    Panicked,
+}
+
+fn seen(result: Result<u32, AckError<String>>) -> Seen {
+    match result {
+        Ok(out) => Seen::Ok(out),
+        Err(AckError::Flush(_)) => Seen::Failed,
+        Err(AckError::Panicked(_)) => Seen::Panicked,
+        Err(other) => panic!("unexpected ack error {other:?}"),
+    }
+}
+
+fn run(
+    max_items: usize,
+    extra_capacity: usize,
+    concurrency: usize,
+    delay_ms: u64,
+    submitters: Vec<Submitter>,
+) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let flushed: Arc<Mutex<Vec<Vec<Item>>>> = Arc::default();
+    let outcomes: Arc<Mutex<HashMap<u32, Vec<Seen>>>> = Arc::default();
+    let log = Arc::clone(&flushed);
+
+    // Virtual time: if any ack never resolved, this times out instead of hanging.
+    let deadline = Duration::from_secs(24 * 3600);
+    let finished = runtime.block_on(tokio::time::timeout(deadline, async {
+        let batcher = Batcher::builder()
+            .max_items(max_items)
+            .capacity(max_items + extra_capacity)
+            .flush_concurrency(concurrency)
+            .max_delay(Duration::from_millis(delay_ms))
+            .build(move |items: Vec<Item>| {
+                log.lock().unwrap().push(items.clone());
+                async move {
+                    let yields = items.iter().map(|i| i.yields).max().unwrap_or(0);
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                    if items.iter().any(|i| i.kind == Kind::Panics) {
+                        panic!("flush panicked");
+                    }
+                    if items.iter().any(|i| i.kind == Kind::Fails) {
+                        return Err("flush failed".to_owned());
+                    }
+                    Ok(items.iter().map(|i| i.id * 2).collect::<Vec<_>>())
+                }
+            })
+            .unwrap();
+
+        let mut tasks = Vec::new();
+        let mut next_id = 0u32;
+        for submitter in submitters {
+            let items: Vec<Item> = submitter
+                .items
+                .iter()
+                .map(|&(kind, yields)| {
+                    next_id += 1;
+                    Item {
+                        id: next_id,
+                        kind,
+                        yields,
+                    }
+                })
+                .collect();
+            let batcher = batcher.clone();
+            let outcomes = Arc::clone(&outcomes);
+            tasks.push(tokio::spawn(async move {
+                let mut acks = Vec::new();
+                for (n, item) in items.into_iter().enumerate() {
+                    if submitter.flush_after == Some(n) {
+                        batcher.flush().await;
+                    }
+                    let record = Arc::clone(&outcomes);
+                    if submitter.callbacks {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        batcher
+                            .submit_with(item, move |result| {
+                                record.lock().unwrap().entry(item.id).or_default().push(seen(result));
+                                tx.send(()).unwrap();
+                            })
+                            .await
+                            .unwrap();
+                        if submitter.lockstep {
+                            rx.await.unwrap();
+                        }
+                    } else {
+                        let ack = batcher.submit(item).await.unwrap();
+                        if submitter.lockstep {
+                            let result = seen(ack.await);
+                            record.lock().unwrap().entry(item.id).or_default().push(result);
+                        } else {
+                            acks.push((item.id, ack));
+                        }
+                    }
+                }
+                for (id, ack) in acks {
+                    let result = seen(ack.await);
+                    outcomes.lock().unwrap().entry(id).or_default().push(result);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        batcher.close().await;
+        let stats = batcher.stats();
+        assert_eq!(stats.submitted, u64::from(next_id));
+        assert_eq!(stats.pending, 0);
+        assert_eq!(stats.flushed + stats.failed, u64::from(next_id));
+        next_id
+    }));
+    let Ok(total) = finished else {
+        return Err(TestCaseError::fail("an ack or a submit never resolved"));
+    };
+
+    let flushed = flushed.lock().unwrap();
+    let outcomes = outcomes.lock().unwrap();
+    let mut flush_count: HashMap<u32, usize> = HashMap::new();
+    for batch in flushed.iter() {
+        prop_assert!(!batch.is_empty() && batch.len() <= max_items);
+        let expected = if batch.iter().any(|i| i.kind == Kind::Panics) {
+            None
+        } else if batch.iter().any(|i| i.kind == Kind::Fails) {
+            Some(Seen::Failed)
+        } else {
+            Some(Seen::Ok(0))
+        };
+        for item in batch {
+            *flush_count.entry(item.id).or_default() += 1;
+            let got = outcomes.get(&item.id).map(Vec::as_slice).unwrap_or_default();
+            prop_assert_eq!(got.len(), 1, "item {} resolved {} times", item.id, got.len());
+            let want = match expected {
+                None => Seen::Panicked,
+                Some(Seen::Ok(_)) => Seen::Ok(item.id * 2),
+                Some(ref other) => other.clone(),
+            };
+            prop_assert_eq!(&got[0], &want);
+        }
+    }
+    prop_assert_eq!(outcomes.len(), total as usize, "every item resolved");
+    prop_assert_eq!(flush_count.len(), total as usize, "every item was flushed");
+    prop_assert!(flush_count.values().all(|&n| n == 1), "flushed at most once");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_item_is_flushed_once_and_every_ack_resolves_once(
+        max_items in 1usize..8,
+        extra_capacity in 0usize..8,
+        concurrency in 1usize..4,
+        delay_ms in 1u64..50,
+        submitters in prop::collection::vec(submitter(), 1..6),
+    ) {
+        run(max_items, extra_capacity, concurrency, delay_ms, submitters)?;
+    }
+}
