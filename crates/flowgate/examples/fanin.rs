@@ -26,7 +26,11 @@ async fn main() {
         .max_items(WORKER_COUNT)
         .max_delay(Duration::from_secs(1))
         .build(|items: Vec<i32>| async move {
-            println!("FanIn[{}].flush: {}", std::any::type_name::<i32>(), items.len());
+            println!(
+                "FanIn[{}].flush: {}",
+                std::any::type_name::<i32>(),
+                items.len()
+            );
             Ok::<(), std::convert::Infallible>(())
         })
         .expect("valid batcher configuration");

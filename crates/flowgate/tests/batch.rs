@@ -17,8 +17,10 @@ use tokio::time::{Instant, advance};
 type Log<T> = Arc<Mutex<Vec<Vec<T>>>>;
 
 /// A flush function that records every batch and succeeds.
-fn recording<T: Send + 'static>()
--> (Log<T>, impl FnMut(Vec<T>) -> std::future::Ready<Result<(), String>> + Send + 'static) {
+fn recording<T: Send + 'static>() -> (
+    Log<T>,
+    impl FnMut(Vec<T>) -> std::future::Ready<Result<(), String>> + Send + 'static,
+) {
     let log: Log<T> = Arc::default();
     let sink = Arc::clone(&log);
     (log, move |items| {
@@ -266,9 +268,15 @@ async fn flush_error_is_shared_by_every_item_of_the_batch() {
         .collect();
     assert_eq!(*errors[0], "disk full at [0, 1, 2]");
     assert!(Arc::ptr_eq(&errors[0], &errors[1]) && Arc::ptr_eq(&errors[0], &errors[2]));
-    assert!(outcomes[3..].iter().all(|o| o.is_ok()), "the next batch is unaffected");
+    assert!(
+        outcomes[3..].iter().all(|o| o.is_ok()),
+        "the next batch is unaffected"
+    );
     let stats = batcher.stats();
-    assert_eq!((stats.failed, stats.failed_batches, stats.flushed), (3, 1, 3));
+    assert_eq!(
+        (stats.failed, stats.failed_batches, stats.flushed),
+        (3, 1, 3)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -445,7 +453,10 @@ async fn submit_waits_for_room_and_try_submit_reports_full() {
     let _c = batcher.submit(2).await.unwrap();
     let _d = batcher.submit(3).await.unwrap();
     settle().await;
-    assert!(matches!(batcher.try_submit(4), Err(TrySubmitError::Full(4))));
+    assert!(matches!(
+        batcher.try_submit(4),
+        Err(TrySubmitError::Full(4))
+    ));
     let mut blocked = pin!(batcher.submit(4));
     assert!(futures_util::poll!(blocked.as_mut()).is_pending());
     assert_eq!(batcher.stats().pending, 4);
@@ -458,7 +469,11 @@ async fn submit_waits_for_room_and_try_submit_reports_full() {
     batcher.flush().await;
     assert_eq!(e.await, Ok(()));
     assert_eq!(batches(&log), vec![vec![0, 1], vec![2, 3], vec![4]]);
-    assert_eq!(peak.load(Ordering::SeqCst), 1, "one flush at a time by default");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        1,
+        "one flush at a time by default"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -475,7 +490,11 @@ async fn flush_concurrency_runs_batches_at_once_and_bounds_them() {
         acks.push(batcher.submit(i).await.unwrap());
     }
     settle().await;
-    assert_eq!(running.load(Ordering::SeqCst), 3, "three flushes run at once");
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        3,
+        "three flushes run at once"
+    );
     gate.add_permits(5);
     for ack in acks {
         ack.await.unwrap();
@@ -539,7 +558,10 @@ async fn a_cancelled_reserve_takes_no_room() {
         assert!(futures_util::poll!(waiting.as_mut()).is_pending());
     } // cancelled
     drop(held);
-    assert!(batcher.try_submit(1).is_ok(), "the cancelled reserve took nothing");
+    assert!(
+        batcher.try_submit(1).is_ok(),
+        "the cancelled reserve took nothing"
+    );
 }
 
 // ===== shutdown =====
@@ -558,14 +580,21 @@ async fn close_flushes_everything_and_refuses_new_items() {
     }
     let start = Instant::now();
     batcher.close().await;
-    assert_eq!(start.elapsed(), Duration::ZERO, "close does not wait for the delay");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "close does not wait for the delay"
+    );
     assert!(batcher.is_closed());
     for ack in acks {
         assert_eq!(ack.await, Ok(()));
     }
     assert_eq!(batches(&log), vec![vec![0, 1, 2, 3, 4]]);
     assert_eq!(batcher.submit(9).await.unwrap_err(), SubmitError(9));
-    assert!(matches!(batcher.try_submit(9), Err(TrySubmitError::Closed(9))));
+    assert!(matches!(
+        batcher.try_submit(9),
+        Err(TrySubmitError::Closed(9))
+    ));
     assert!(batcher.reserve().await.is_err());
     batcher.close().await; // closing twice is fine
 }
@@ -632,7 +661,10 @@ async fn dropping_the_worker_resolves_every_ack_as_closed() {
     }; // [3, 4] waits for the flush slot
     let open = batcher.submit(5).await.unwrap(); // [5] is still open
     let (tx, rx) = oneshot::channel();
-    batcher.submit_with(6, move |o| tx.send(o).unwrap()).await.unwrap();
+    batcher
+        .submit_with(6, move |o| tx.send(o).unwrap())
+        .await
+        .unwrap();
     worker.abort();
     let _ = worker.await;
     assert_eq!(in_flight.await, Err(AckError::Closed));
@@ -676,7 +708,11 @@ async fn stats_count_items_and_batches() {
     let batcher = Batcher::builder()
         .max_items(2)
         .build(|items: Vec<u32>| async move {
-            if items.contains(&4) { Err("no") } else { Ok(()) }
+            if items.contains(&4) {
+                Err("no")
+            } else {
+                Ok(())
+            }
         })
         .unwrap();
     assert_eq!(batcher.stats(), BatchStats::default());
@@ -702,7 +738,10 @@ async fn invalid_configuration_is_refused_at_build() {
         b.build(|_: Vec<u32>| async { Ok::<(), String>(()) })
             .map(drop)
     }
-    assert_eq!(build(Batcher::builder().max_items(0)), Err(BuildError::ZeroMaxItems));
+    assert_eq!(
+        build(Batcher::builder().max_items(0)),
+        Err(BuildError::ZeroMaxItems)
+    );
     assert_eq!(
         build(Batcher::builder().max_delay(Duration::ZERO)),
         Err(BuildError::ZeroMaxDelay)
@@ -775,7 +814,10 @@ async fn many_submitters_on_many_threads_each_see_their_own_output() {
     }
     batcher.close().await;
     let stats = batcher.stats();
-    assert_eq!((stats.submitted, stats.flushed, stats.pending), (10_000, 10_000, 0));
+    assert_eq!(
+        (stats.submitted, stats.flushed, stats.pending),
+        (10_000, 10_000, 0)
+    );
 }
 
 // ===== auto traits =====

@@ -92,92 +92,105 @@ fn run(
 
     // Virtual time: if any ack never resolved, this times out instead of hanging.
     let deadline = Duration::from_secs(24 * 3600);
-    let finished = runtime.block_on(tokio::time::timeout(deadline, async {
-        let batcher = Batcher::builder()
-            .max_items(max_items)
-            .capacity(max_items + extra_capacity)
-            .flush_concurrency(concurrency)
-            .max_delay(Duration::from_millis(delay_ms))
-            .build(move |items: Vec<Item>| {
-                log.lock().unwrap().push(items.clone());
-                async move {
-                    let yields = items.iter().map(|i| i.yields).max().unwrap_or(0);
-                    for _ in 0..yields {
-                        tokio::task::yield_now().await;
-                    }
-                    if items.iter().any(|i| i.kind == Kind::Panics) {
-                        panic!("flush panicked");
-                    }
-                    if items.iter().any(|i| i.kind == Kind::Fails) {
-                        return Err("flush failed".to_owned());
-                    }
-                    Ok(items.iter().map(|i| i.id * 2).collect::<Vec<_>>())
-                }
-            })
-            .unwrap();
-
-        let mut tasks = Vec::new();
-        let mut next_id = 0u32;
-        for submitter in submitters {
-            let items: Vec<Item> = submitter
-                .items
-                .iter()
-                .map(|&(kind, yields)| {
-                    next_id += 1;
-                    Item {
-                        id: next_id,
-                        kind,
-                        yields,
+    let finished = runtime.block_on(async move {
+        tokio::time::timeout(deadline, async {
+            let batcher = Batcher::builder()
+                .max_items(max_items)
+                .capacity(max_items + extra_capacity)
+                .flush_concurrency(concurrency)
+                .max_delay(Duration::from_millis(delay_ms))
+                .build(move |items: Vec<Item>| {
+                    log.lock().unwrap().push(items.clone());
+                    async move {
+                        let yields = items.iter().map(|i| i.yields).max().unwrap_or(0);
+                        for _ in 0..yields {
+                            tokio::task::yield_now().await;
+                        }
+                        if items.iter().any(|i| i.kind == Kind::Panics) {
+                            panic!("flush panicked");
+                        }
+                        if items.iter().any(|i| i.kind == Kind::Fails) {
+                            return Err("flush failed".to_owned());
+                        }
+                        Ok(items.iter().map(|i| i.id * 2).collect::<Vec<_>>())
                     }
                 })
-                .collect();
-            let batcher = batcher.clone();
-            let outcomes = Arc::clone(&outcomes);
-            tasks.push(tokio::spawn(async move {
-                let mut acks = Vec::new();
-                for (n, item) in items.into_iter().enumerate() {
-                    if submitter.flush_after == Some(n) {
-                        batcher.flush().await;
-                    }
-                    let record = Arc::clone(&outcomes);
-                    if submitter.callbacks {
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        batcher
-                            .submit_with(item, move |result| {
-                                record.lock().unwrap().entry(item.id).or_default().push(seen(result));
-                                tx.send(()).unwrap();
-                            })
-                            .await
-                            .unwrap();
-                        if submitter.lockstep {
-                            rx.await.unwrap();
+                .unwrap();
+
+            let mut tasks = Vec::new();
+            let mut next_id = 0u32;
+            for submitter in submitters {
+                let items: Vec<Item> = submitter
+                    .items
+                    .iter()
+                    .map(|&(kind, yields)| {
+                        next_id += 1;
+                        Item {
+                            id: next_id,
+                            kind,
+                            yields,
                         }
-                    } else {
-                        let ack = batcher.submit(item).await.unwrap();
-                        if submitter.lockstep {
-                            let result = seen(ack.await);
-                            record.lock().unwrap().entry(item.id).or_default().push(result);
+                    })
+                    .collect();
+                let batcher = batcher.clone();
+                let outcomes = Arc::clone(&outcomes);
+                tasks.push(tokio::spawn(async move {
+                    let mut acks = Vec::new();
+                    for (n, item) in items.into_iter().enumerate() {
+                        if submitter.flush_after == Some(n) {
+                            batcher.flush().await;
+                        }
+                        let record = Arc::clone(&outcomes);
+                        if submitter.callbacks {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            batcher
+                                .submit_with(item, move |result| {
+                                    record
+                                        .lock()
+                                        .unwrap()
+                                        .entry(item.id)
+                                        .or_default()
+                                        .push(seen(result));
+                                    tx.send(()).unwrap();
+                                })
+                                .await
+                                .unwrap();
+                            if submitter.lockstep {
+                                rx.await.unwrap();
+                            }
                         } else {
-                            acks.push((item.id, ack));
+                            let ack = batcher.submit(item).await.unwrap();
+                            if submitter.lockstep {
+                                let result = seen(ack.await);
+                                record
+                                    .lock()
+                                    .unwrap()
+                                    .entry(item.id)
+                                    .or_default()
+                                    .push(result);
+                            } else {
+                                acks.push((item.id, ack));
+                            }
                         }
                     }
-                }
-                for (id, ack) in acks {
-                    let result = seen(ack.await);
-                    outcomes.lock().unwrap().entry(id).or_default().push(result);
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        batcher.close().await;
-        let stats = batcher.stats();
-        assert_eq!(stats.submitted, u64::from(next_id));
-        assert_eq!(stats.pending, 0);
-        assert_eq!(stats.flushed + stats.failed, u64::from(next_id));
-        next_id
-    }));
+                    for (id, ack) in acks {
+                        let result = seen(ack.await);
+                        outcomes.lock().unwrap().entry(id).or_default().push(result);
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            batcher.close().await;
+            let stats = batcher.stats();
+            assert_eq!(stats.submitted, u64::from(next_id));
+            assert_eq!(stats.pending, 0);
+            assert_eq!(stats.flushed + stats.failed, u64::from(next_id));
+            next_id
+        })
+        .await
+    });
     let Ok(total) = finished else {
         return Err(TestCaseError::fail("an ack or a submit never resolved"));
     };
@@ -196,8 +209,17 @@ fn run(
         };
         for item in batch {
             *flush_count.entry(item.id).or_default() += 1;
-            let got = outcomes.get(&item.id).map(Vec::as_slice).unwrap_or_default();
-            prop_assert_eq!(got.len(), 1, "item {} resolved {} times", item.id, got.len());
+            let got = outcomes
+                .get(&item.id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            prop_assert_eq!(
+                got.len(),
+                1,
+                "item {} resolved {} times",
+                item.id,
+                got.len()
+            );
             let want = match expected {
                 None => Seen::Panicked,
                 Some(Seen::Ok(_)) => Seen::Ok(item.id * 2),
@@ -208,7 +230,10 @@ fn run(
     }
     prop_assert_eq!(outcomes.len(), total as usize, "every item resolved");
     prop_assert_eq!(flush_count.len(), total as usize, "every item was flushed");
-    prop_assert!(flush_count.values().all(|&n| n == 1), "flushed at most once");
+    prop_assert!(
+        flush_count.values().all(|&n| n == 1),
+        "flushed at most once"
+    );
     Ok(())
 }
 
