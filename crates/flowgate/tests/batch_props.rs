@@ -92,6 +92,7 @@ fn run(
 
     // Virtual time: if any ack never resolved, this times out instead of hanging.
     let deadline = Duration::from_secs(24 * 3600);
+    let task_outcomes = Arc::clone(&outcomes);
     let finished = runtime.block_on(async move {
         tokio::time::timeout(deadline, async {
             let batcher = Batcher::builder()
@@ -133,7 +134,7 @@ fn run(
                     })
                     .collect();
                 let batcher = batcher.clone();
-                let outcomes = Arc::clone(&outcomes);
+                let outcomes = Arc::clone(&task_outcomes);
                 tasks.push(tokio::spawn(async move {
                     let mut acks = Vec::new();
                     for (n, item) in items.into_iter().enumerate() {
