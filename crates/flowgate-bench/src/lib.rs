@@ -1,1 +1,5 @@
-//! Criterion benchmarks of flowgate against named peers; see `benches/` and `BENCHMARKS.md`.
+//! Workloads of the criterion benchmarks in `benches/`, shared with the
+//! profiling examples in `examples/`. Each function runs one side of a
+//! side-by-side comparison; see `BENCHMARKS.md` for the results.
+
+pub mod batch;

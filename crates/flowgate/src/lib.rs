@@ -20,12 +20,14 @@
 //!   broken rule.
 //! - Every async method documents whether it is cancel-safe and what a
 //!   cancelled call loses.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
 
+mod loom;
 mod sync;
 
 pub use batch::Batcher;

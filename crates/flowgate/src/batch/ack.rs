@@ -1,16 +1,39 @@
 //! The per-item acknowledgement: [`Ack`], and the batch-side [`Completion`]
 //! that resolves every ack and callback of one batch.
+//!
+//! # Why this module has `unsafe`
+//!
+//! Every ack of a batch shares one [`Slot`]. The batch's outcome is written
+//! into the slot once, before the slot's `done` flag is set with `Release`;
+//! from then on it is only read. Each ack then *moves out* its own output, at
+//! its own index. Doing that through a mutex cost two contended atomic
+//! operations per item on the batcher's hottest path (measured in
+//! `BENCHMARKS.md`); instead each output sits in its own `UnsafeCell`, which
+//! only the one ack holding that index ever touches. The invariants:
+//!
+//! 1. `outcome` is written only by [`Slot::resolve`], which runs once (a
+//!    [`Completion`] resolves once), while `done` is false; no ack reads
+//!    `outcome` before it has observed `done == true` with `Acquire`.
+//! 2. Output `i` is moved out only by the ack created with index `i`; there is
+//!    one such ack (acks are not `Clone`), it does so once (it drops its slot
+//!    reference right after), and callbacks' outputs are moved out by the
+//!    worker before the outcome is published.
+//!
+//! Both are model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test
+//! --release -p flowgate --lib batch::ack`) and the unit tests below run under
+//! miri (`cargo +nightly miri test -p flowgate --lib batch::ack`).
 
 use std::fmt;
 use std::future::Future;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::error::AckError;
-use crate::sync::{lock, panic_message};
+use crate::loom::{Arc, AtomicBool, Mutex, UnsafeCell, lock};
+use crate::sync::panic_message;
 
 /// A callback given to [`Batcher::submit_with`](super::Batcher::submit_with),
 /// called once with the item's outcome.
@@ -21,44 +44,98 @@ pub(crate) type Callback<O, E> = Box<dyn FnOnce(Result<O, AckError<E>>) + Send +
 /// One allocation per batch, not per item: an ack is an `Arc` clone and an
 /// index into the outputs.
 pub(crate) struct Slot<O, E> {
-    inner: Mutex<SlotInner<O, E>>,
-}
-
-struct SlotInner<O, E> {
-    /// Wakers of acks polled before the batch resolved. An ack remembers its
-    /// position so that a re-poll replaces its waker instead of adding one.
-    wakers: Vec<Option<Waker>>,
-    outcome: Outcome<O, E>,
+    /// Set with `Release`, after `outcome` was written, once the batch is
+    /// resolved.
+    done: AtomicBool,
+    /// Written once before `done` is set; see the module docs.
+    outcome: UnsafeCell<Outcome<O, E>>,
+    /// Wakers of acks polled by another task than the one that submitted
+    /// them. An ack remembers its position so that a re-poll replaces its
+    /// waker instead of adding one.
+    late_wakers: Mutex<Vec<Option<Waker>>>,
 }
 
 enum Outcome<O, E> {
     Pending,
-    /// One output per item, taken by the item's ack or callback.
-    Flushed(Vec<Option<O>>),
+    /// One output per item; each cell is moved out by the item's ack only.
+    Flushed(Box<[UnsafeCell<Option<O>>]>),
     Failed(AckError<E>),
 }
 
+// SAFETY: `Slot` is shared between the worker (which resolves it) and the
+// acks, possibly on other threads. The only non-`Sync` parts are the
+// `UnsafeCell`s. `outcome` is written once, before `done` is released, and
+// afterwards only read through shared references, which needs
+// `AckError<E>: Sync` (so `E: Send + Sync`, for the `Arc<E>` inside). Each
+// output cell is accessed by exactly one ack, which moves the `O` to its own
+// thread: that needs `O: Send`, not `O: Sync`. See the module docs.
+#[allow(unsafe_code)]
+unsafe impl<O: Send, E: Send + Sync> Sync for Slot<O, E> {}
+// SAFETY: as above; the slot owns `O`s and `AckError<E>`s, which may be
+// dropped on any thread.
+#[allow(unsafe_code)]
+unsafe impl<O: Send, E: Send + Sync> Send for Slot<O, E> {}
+
 impl<O, E> Slot<O, E> {
-    fn new(expected_items: usize) -> Self {
+    fn new() -> Self {
         Slot {
-            inner: Mutex::new(SlotInner {
-                wakers: Vec::with_capacity(expected_items),
-                outcome: Outcome::Pending,
-            }),
+            done: AtomicBool::new(false),
+            outcome: UnsafeCell::new(Outcome::Pending),
+            late_wakers: Mutex::new(Vec::new()),
         }
     }
 
-    fn resolve(&self, outcome: Outcome<O, E>) {
-        let wakers = {
-            let mut inner = lock(&self.inner);
-            inner.outcome = outcome;
-            mem::take(&mut inner.wakers)
-        };
-        // Wake outside the lock: a woken ack on another thread goes straight
-        // for it.
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
+    /// Publishes the outcome and returns the late wakers to wake.
+    ///
+    /// Must be called at most once (see [`Completion::finish`]).
+    fn resolve(&self, outcome: Outcome<O, E>) -> Vec<Option<Waker>> {
+        // SAFETY: invariant 1 — this is the only write, and it happens before
+        // `done` is set, so no ack reads `outcome` concurrently.
+        #[allow(unsafe_code)]
+        self.outcome.with_mut(|ptr| unsafe { *ptr = outcome });
+        let mut late = lock(&self.late_wakers);
+        // Under the lock: an ack registering a late waker either sees `done`
+        // or has its waker taken here.
+        self.done.store(true, Ordering::Release);
+        mem::take(&mut *late)
+    }
+
+    /// Moves out the outcome for the item at `index`.
+    ///
+    /// # Safety
+    ///
+    /// `done` must have been observed `true` with `Acquire`, and the caller
+    /// must be the one ack holding `index`, calling this once (invariant 2).
+    #[allow(unsafe_code)]
+    unsafe fn take(&self, index: usize) -> Result<O, AckError<E>> {
+        // SAFETY: `done` was observed with `Acquire`, so the write of
+        // `outcome` happened before; from now on it is only read.
+        self.outcome.with(|outcome| match unsafe { &*outcome } {
+            Outcome::Flushed(outputs) => {
+                // SAFETY: invariant 2 — no one else accesses cell `index`.
+                let output = outputs[index].with_mut(|cell| unsafe { (*cell).take() });
+                Ok(output.expect("each item's output is taken once"))
+            }
+            Outcome::Failed(err) => Err(err.clone()),
+            Outcome::Pending => unreachable!("`done` is set after the outcome"),
+        })
+    }
+}
+
+/// Identifies a waker without holding a reference to the task, to tell
+/// whether an ack is polled by the task that submitted it (the waker
+/// registered at submission is then still the right one). Comparing data and
+/// vtable pointers is what [`Waker::will_wake`] does; the registered clone
+/// keeps the task alive, so its address cannot be reused meanwhile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    fn of(waker: &Waker) -> Self {
+        WakerId(
+            waker.data() as usize,
+            std::ptr::from_ref(waker.vtable()) as usize,
+        )
     }
 }
 
@@ -70,6 +147,9 @@ impl<O, E> Slot<O, E> {
 /// waits forever.
 pub(crate) struct Completion<O, E> {
     slot: Arc<Slot<O, E>>,
+    /// Wakers of the tasks that submitted the batch's items, registered at
+    /// submission so that their first poll of the ack needs no lock.
+    wakers: Vec<Waker>,
     callbacks: Vec<(usize, Callback<O, E>)>,
     resolved: bool,
 }
@@ -77,17 +157,25 @@ pub(crate) struct Completion<O, E> {
 impl<O, E> Completion<O, E> {
     pub(crate) fn new(expected_items: usize) -> Self {
         Completion {
-            slot: Arc::new(Slot::new(expected_items)),
+            slot: Arc::new(Slot::new()),
+            wakers: Vec::with_capacity(expected_items),
             callbacks: Vec::new(),
             resolved: false,
         }
     }
 
-    /// An ack for the item at `index` of this batch.
-    pub(crate) fn ack(&self, index: usize) -> Ack<O, E> {
+    /// An ack for the item at `index` of this batch, submitted by the task
+    /// that `waker` wakes, if known. There must be one ack or callback per
+    /// index.
+    pub(crate) fn ack(&mut self, index: usize, waker: Option<&Waker>) -> Ack<O, E> {
+        let registered = waker.map(|waker| {
+            self.wakers.push(waker.clone());
+            WakerId::of(waker)
+        });
         Ack {
             slot: Some(Arc::clone(&self.slot)),
             index,
+            registered,
             waker_pos: None,
         }
     }
@@ -103,28 +191,40 @@ impl<O, E> Completion<O, E> {
     }
 
     fn finish(&mut self, result: Result<Vec<O>, AckError<E>>) {
+        debug_assert!(!self.resolved, "a batch resolves once");
         self.resolved = true;
         let callbacks = mem::take(&mut self.callbacks);
+        let wakers = mem::take(&mut self.wakers);
         match result {
             Ok(outputs) => {
                 let mut outputs: Vec<Option<O>> = outputs.into_iter().map(Some).collect();
+                // Callbacks' outputs leave before the outcome is published
+                // (invariant 2).
                 let calls: Vec<_> = callbacks
                     .into_iter()
                     .map(|(index, callback)| (callback, outputs[index].take()))
                     .collect();
-                self.slot.resolve(Outcome::Flushed(outputs));
+                let cells = outputs.into_iter().map(UnsafeCell::new).collect();
+                wake(wakers, self.slot.resolve(Outcome::Flushed(cells)));
                 for (callback, output) in calls {
                     let output = output.expect("each item's output is taken once");
                     call(callback, Ok(output));
                 }
             }
             Err(err) => {
-                self.slot.resolve(Outcome::Failed(err.clone()));
+                wake(wakers, self.slot.resolve(Outcome::Failed(err.clone())));
                 for (_, callback) in callbacks {
                     call(callback, Err(err.clone()));
                 }
             }
         }
+    }
+}
+
+/// Wakes the acks' tasks, outside any lock.
+fn wake(submitted: Vec<Waker>, late: Vec<Option<Waker>>) {
+    for waker in submitted.into_iter().chain(late.into_iter().flatten()) {
+        waker.wake();
     }
 }
 
@@ -181,6 +281,10 @@ pub struct Ack<O, E> {
     /// `None` once the outcome was returned.
     slot: Option<Arc<Slot<O, E>>>,
     index: usize,
+    /// The waker that will be woken when the batch resolves: the submitting
+    /// task's, or the one registered by the last slow-path poll.
+    registered: Option<WakerId>,
+    /// Position of this ack's waker among the slot's late wakers.
     waker_pos: Option<usize>,
 }
 
@@ -193,27 +297,32 @@ impl<O, E> Future for Ack<O, E> {
             .slot
             .as_ref()
             .expect("`Ack` polled after it returned `Ready`");
-        let mut inner = lock(&slot.inner);
-        let result = match &mut inner.outcome {
-            Outcome::Pending => {
-                match this.waker_pos {
-                    Some(pos) => match &mut inner.wakers[pos] {
-                        Some(waker) if waker.will_wake(cx.waker()) => {}
-                        stored => *stored = Some(cx.waker().clone()),
-                    },
-                    None => {
-                        this.waker_pos = Some(inner.wakers.len());
-                        inner.wakers.push(Some(cx.waker().clone()));
-                    }
-                }
+        if !slot.done.load(Ordering::Acquire) {
+            // Fast path: polled by the task whose waker is already
+            // registered; it is woken after `done` is set.
+            let id = WakerId::of(cx.waker());
+            if this.registered == Some(id) {
                 return Poll::Pending;
             }
-            Outcome::Flushed(outputs) => Ok(outputs[this.index]
-                .take()
-                .expect("each item's output is taken once")),
-            Outcome::Failed(err) => Err(err.clone()),
-        };
-        drop(inner);
+            let mut late = lock(&slot.late_wakers);
+            if !slot.done.load(Ordering::Acquire) {
+                let waker = Some(cx.waker().clone());
+                match this.waker_pos {
+                    Some(pos) => late[pos] = waker,
+                    None => {
+                        this.waker_pos = Some(late.len());
+                        late.push(waker);
+                    }
+                }
+                this.registered = Some(id);
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: `done` was observed with `Acquire` just above, and this ack
+        // is the only holder of `index`; it takes its output once, since it
+        // drops its slot reference right after (invariant 2).
+        #[allow(unsafe_code)]
+        let result = unsafe { slot.take(this.index) };
         this.slot = None;
         Poll::Ready(result)
     }
@@ -225,5 +334,160 @@ impl<O, E> fmt::Debug for Ack<O, E> {
             .field("index", &self.index)
             .field("done", &self.slot.is_none())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! Exercises the unsafe parts directly; run under miri with
+    //! `cargo +nightly miri test -p flowgate --lib batch::ack`.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::thread;
+
+    use super::*;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll<O, E>(ack: &mut Ack<O, E>, waker: &Waker) -> Poll<Result<O, AckError<E>>> {
+        Pin::new(ack).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn outputs_move_to_their_own_acks_across_threads() {
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(std::sync::Arc::clone(&counter));
+        let mut completion = Completion::<String, ()>::new(4);
+        let acks: Vec<_> = (0..4).map(|i| completion.ack(i, Some(&waker))).collect();
+        let threads: Vec<_> = acks
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut ack)| {
+                let waker = waker.clone();
+                thread::spawn(move || {
+                    loop {
+                        if let Poll::Ready(out) = poll(&mut ack, &waker) {
+                            assert_eq!(out, Ok(format!("out {i}")));
+                            return;
+                        }
+                        thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        completion.resolve(Ok((0..4).map(|i| format!("out {i}")).collect()));
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        // Each submitter is woken at least once; more where a vtable
+        // comparison gives a false negative (as it may under miri) and an ack
+        // registered a late waker too.
+        assert!(counter.0.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[test]
+    fn untaken_outputs_are_dropped_with_the_slot() {
+        let mut completion = Completion::<Box<u32>, ()>::new(3);
+        let mut taken = completion.ack(0, None);
+        let dropped = completion.ack(1, None);
+        let never_polled = completion.ack(2, None);
+        drop(dropped);
+        completion.resolve(Ok(vec![Box::new(0), Box::new(1), Box::new(2)]));
+        let waker = Waker::noop();
+        assert_eq!(poll(&mut taken, waker), Poll::Ready(Ok(Box::new(0))));
+        drop(never_polled); // the last reference frees outputs 1 and 2
+    }
+
+    #[test]
+    fn a_late_waker_is_woken_and_errors_are_shared() {
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let late = Waker::from(std::sync::Arc::clone(&counter));
+        let mut completion = Completion::<u8, String>::new(2);
+        let mut a = completion.ack(0, None);
+        let mut b = completion.ack(1, Some(Waker::noop()));
+        assert!(poll(&mut a, &late).is_pending());
+        assert!(poll(&mut a, &late).is_pending(), "re-poll replaces the waker");
+        assert!(poll(&mut b, &late).is_pending());
+        let handle = thread::spawn(move || {
+            completion.resolve(Err(AckError::Flush(std::sync::Arc::new("no".into()))))
+        });
+        handle.join().unwrap();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+        let (Poll::Ready(Err(AckError::Flush(ea))), Poll::Ready(Err(AckError::Flush(eb)))) =
+            (poll(&mut a, &late), poll(&mut b, &late))
+        else {
+            panic!("both fail with the flush error");
+        };
+        assert!(std::sync::Arc::ptr_eq(&ea, &eb));
+    }
+
+    #[test]
+    fn dropping_an_unresolved_completion_closes_its_acks() {
+        let mut completion = Completion::<u8, ()>::new(1);
+        let mut ack = completion.ack(0, None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
+        drop(completion);
+        assert_eq!(poll(&mut ack, Waker::noop()), Poll::Ready(Err(AckError::Closed)));
+        assert_eq!(rx.recv().unwrap(), Err(AckError::Closed));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Model-checks the slot protocol: `RUSTFLAGS="--cfg loom" cargo test
+    //! --release -p flowgate --lib batch::ack`.
+
+    use super::*;
+    use loom::future::block_on;
+    use loom::thread;
+
+    #[test]
+    fn outputs_reach_their_acks_under_every_interleaving() {
+        loom::model(|| {
+            let mut completion = Completion::<Box<u8>, ()>::new(2);
+            let a = completion.ack(0, None);
+            let b = completion.ack(1, None);
+            let ta = thread::spawn(move || block_on(a));
+            let tb = thread::spawn(move || drop(b));
+            completion.resolve(Ok(vec![Box::new(10), Box::new(11)]));
+            assert_eq!(ta.join().unwrap(), Ok(Box::new(10)));
+            tb.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn a_late_waker_is_never_lost() {
+        loom::model(|| {
+            let mut completion = Completion::<u8, ()>::new(1);
+            // Registered with no submitting waker: the first poll takes the
+            // late-waker path, racing with `resolve`.
+            let ack = completion.ack(0, None);
+            let waiter = thread::spawn(move || block_on(ack));
+            let resolver = thread::spawn(move || completion.resolve(Ok(vec![7])));
+            resolver.join().unwrap();
+            assert_eq!(waiter.join().unwrap(), Ok(7));
+        });
+    }
+
+    #[test]
+    fn failure_is_shared_by_acks_on_two_threads() {
+        loom::model(|| {
+            let mut completion = Completion::<u8, u8>::new(2);
+            let a = completion.ack(0, None);
+            let b = completion.ack(1, None);
+            let ta = thread::spawn(move || block_on(a));
+            let tb = thread::spawn(move || block_on(b));
+            completion.resolve(Err(AckError::Flush(std::sync::Arc::new(3))));
+            assert!(matches!(ta.join().unwrap(), Err(AckError::Flush(_))));
+            assert!(matches!(tb.join().unwrap(), Err(AckError::Flush(_))));
+        });
     }
 }

@@ -125,6 +125,7 @@ use std::future::Future;
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use tokio::sync::TryAcquireError;
 
@@ -225,9 +226,20 @@ where
         if !self.acquire_room().await {
             return Err(SubmitError(item));
         }
-        self.shared
-            .enqueue(item, |completion, index| completion.ack(index))
-            .map_err(SubmitError)
+        // Enqueue from inside a poll, to register this task's waker with the
+        // item: the ack's first poll then needs no lock.
+        let mut item = Some(item);
+        std::future::poll_fn(|cx| {
+            let item = item.take().expect("polled once");
+            Poll::Ready(
+                self.shared
+                    .enqueue(item, |completion, index| {
+                        completion.ack(index, Some(cx.waker()))
+                    })
+                    .map_err(SubmitError),
+            )
+        })
+        .await
     }
 
     /// Submits `item` if there is room right now, without waiting.
@@ -259,7 +271,7 @@ where
     pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
         self.try_acquire_room(item).and_then(|item| {
             self.shared
-                .enqueue(item, |completion, index| completion.ack(index))
+                .enqueue(item, |completion, index| completion.ack(index, None))
                 .map_err(TrySubmitError::Closed)
         })
     }
@@ -524,7 +536,7 @@ where
     pub fn submit(self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
         shared
-            .enqueue(item, |completion, index| completion.ack(index))
+            .enqueue(item, |completion, index| completion.ack(index, None))
             .map_err(SubmitError)
     }
 

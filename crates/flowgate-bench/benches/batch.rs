@@ -1,0 +1,55 @@
+//! Fan-in batching with per-item acknowledgement: `flowgate::batch::Batcher`
+//! against the straightforward tokio design (mpsc of `(item, oneshot)` plus a
+//! `recv_many` flusher), side by side. The workloads are in
+//! `src/batch.rs`.
+//!
+//! ```text
+//! cargo bench -p flowgate-bench --bench batch
+//! ```
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flowgate_bench::batch::{flowgate_batcher, tokio_mpsc_oneshot};
+use tokio::runtime::Runtime;
+
+const ITEMS: u64 = 1_000_000;
+
+fn runtimes() -> Vec<(&'static str, Runtime)> {
+    vec![
+        (
+            "multi_thread(2)",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+        (
+            "current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+    ]
+}
+
+fn fan_in(c: &mut Criterion) {
+    for (flavor, runtime) in runtimes() {
+        let mut group = c.benchmark_group(format!("batch_fan_in_1000x1000/{flavor}"));
+        group.throughput(Throughput::Elements(ITEMS));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(15));
+        group.bench_function(BenchmarkId::from_parameter("flowgate Batcher"), |b| {
+            b.to_async(&runtime).iter(|| flowgate_batcher(ITEMS))
+        });
+        group.bench_function(BenchmarkId::from_parameter("tokio mpsc+oneshot"), |b| {
+            b.to_async(&runtime).iter(|| tokio_mpsc_oneshot(ITEMS))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, fan_in);
+criterion_main!(benches);

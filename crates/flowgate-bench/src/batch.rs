@@ -1,0 +1,108 @@
+//! Fan-in batching with per-item acknowledgement (issue 2): 1000 submitters,
+//! each awaiting its item's ack before submitting the next; max_items 1000; a
+//! no-op flush.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::Duration;
+
+use flowgate::batch::Batcher;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+/// Concurrent submitters.
+pub const SUBMITTERS: u64 = 1000;
+/// Items per batch.
+pub const MAX_ITEMS: usize = 1000;
+/// Delay bound of a batch (never reached while submitters keep up).
+pub const MAX_DELAY: Duration = Duration::from_millis(50);
+
+fn noop_flush(items: Vec<u64>) {
+    black_box(items);
+}
+
+/// `items` through a `flowgate::batch::Batcher`.
+pub async fn flowgate_batcher(items: u64) {
+    let batcher = Batcher::builder()
+        .max_items(MAX_ITEMS)
+        .max_delay(MAX_DELAY)
+        .build(|items: Vec<u64>| {
+            noop_flush(items);
+            std::future::ready(Ok::<(), Infallible>(()))
+        })
+        .expect("valid configuration");
+    let mut tasks = Vec::with_capacity(SUBMITTERS as usize);
+    for s in 0..SUBMITTERS {
+        let batcher = batcher.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..items / SUBMITTERS {
+                let ack = batcher.submit(s * items + i).await.expect("open");
+                ack.await.expect("flushed");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("submitter panicked");
+    }
+    batcher.close().await;
+}
+
+/// `items` through the straightforward tokio design: an `mpsc` channel of
+/// `(item, oneshot::Sender)` and a flusher task that gathers with `recv_many`
+/// until the batch is full or its delay passed, calls the flush function with
+/// the items, then answers every oneshot.
+pub async fn tokio_mpsc_oneshot(items: u64) {
+    let (tx, mut rx) = mpsc::channel::<(u64, oneshot::Sender<()>)>(2 * MAX_ITEMS);
+    let flusher = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(MAX_ITEMS);
+        let mut deadline: Option<Instant> = None;
+        let flush = |buf: &mut Vec<(u64, oneshot::Sender<()>)>| {
+            let (items, acks): (Vec<u64>, Vec<oneshot::Sender<()>>) = buf.drain(..).unzip();
+            noop_flush(items);
+            for ack in acks {
+                let _ = ack.send(());
+            }
+        };
+        loop {
+            let room = MAX_ITEMS - buf.len();
+            let received = match deadline {
+                Some(at) => tokio::select! {
+                    n = rx.recv_many(&mut buf, room) => n,
+                    () = sleep_until(at) => {
+                        flush(&mut buf);
+                        deadline = None;
+                        continue;
+                    }
+                },
+                None => rx.recv_many(&mut buf, room).await,
+            };
+            if received == 0 {
+                flush(&mut buf);
+                break;
+            }
+            if deadline.is_none() {
+                deadline = Some(Instant::now() + MAX_DELAY);
+            }
+            if buf.len() >= MAX_ITEMS {
+                flush(&mut buf);
+                deadline = None;
+            }
+        }
+    });
+    let mut tasks = Vec::with_capacity(SUBMITTERS as usize);
+    for s in 0..SUBMITTERS {
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..items / SUBMITTERS {
+                let (ack_tx, ack_rx) = oneshot::channel();
+                tx.send((s * items + i, ack_tx)).await.expect("flusher alive");
+                ack_rx.await.expect("flushed");
+            }
+        }));
+    }
+    drop(tx);
+    for task in tasks {
+        task.await.expect("submitter panicked");
+    }
+    flusher.await.expect("flusher panicked");
+}
