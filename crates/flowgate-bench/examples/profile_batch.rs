@@ -12,7 +12,9 @@ use flowgate_bench::batch::{flowgate_batcher, tokio_mpsc_oneshot};
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "flowgate".to_owned());
-    let items: u64 = args.next().map_or(100_000, |n| n.parse().expect("item count"));
+    let items: u64 = args
+        .next()
+        .map_or(100_000, |n| n.parse().expect("item count"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -95,7 +95,9 @@ pub async fn tokio_mpsc_oneshot(items: u64) {
         tasks.push(tokio::spawn(async move {
             for i in 0..items / SUBMITTERS {
                 let (ack_tx, ack_rx) = oneshot::channel();
-                tx.send((s * items + i, ack_tx)).await.expect("flusher alive");
+                tx.send((s * items + i, ack_tx))
+                    .await
+                    .expect("flusher alive");
                 ack_rx.await.expect("flushed");
             }
         }));

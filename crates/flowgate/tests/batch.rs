@@ -1,4 +1,5 @@
 //! Behaviour of `flowgate::batch`. Everything timed runs on paused tokio time.
+#![allow(clippy::type_complexity)]
 
 use std::future::Future;
 use std::pin::pin;
@@ -652,11 +653,11 @@ async fn dropping_the_worker_resolves_every_ack_as_closed() {
         .unwrap();
     let worker = tokio::spawn(worker);
     let in_flight = batcher.submit(1).await.unwrap();
-    let _ = batcher.submit(2).await.unwrap();
+    drop(batcher.submit(2).await.unwrap());
     settle().await; // [1, 2] is being flushed, forever
     let sealed = {
         let a = batcher.submit(3).await.unwrap();
-        let _ = batcher.submit(4).await.unwrap();
+        drop(batcher.submit(4).await.unwrap());
         a
     }; // [3, 4] waits for the flush slot
     let open = batcher.submit(5).await.unwrap(); // [5] is still open

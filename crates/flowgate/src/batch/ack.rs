@@ -413,7 +413,10 @@ mod tests {
         let mut a = completion.ack(0, None);
         let mut b = completion.ack(1, Some(Waker::noop()));
         assert!(poll(&mut a, &late).is_pending());
-        assert!(poll(&mut a, &late).is_pending(), "re-poll replaces the waker");
+        assert!(
+            poll(&mut a, &late).is_pending(),
+            "re-poll replaces the waker"
+        );
         assert!(poll(&mut b, &late).is_pending());
         let handle = thread::spawn(move || {
             completion.resolve(Err(AckError::Flush(std::sync::Arc::new("no".into()))))
@@ -435,7 +438,10 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
         drop(completion);
-        assert_eq!(poll(&mut ack, Waker::noop()), Poll::Ready(Err(AckError::Closed)));
+        assert_eq!(
+            poll(&mut ack, Waker::noop()),
+            Poll::Ready(Err(AckError::Closed))
+        );
         assert_eq!(rx.recv().unwrap(), Err(AckError::Closed));
     }
 }

@@ -1,0 +1,87 @@
+//! Idempotent batch sinks for [flowgate](https://docs.rs/flowgate): write a
+//! batch of rows in one round trip, skip rows whose key is already stored, and
+//! report for every row whether it was inserted or a duplicate.
+//!
+//! They are made to be the flush function of a
+//! [`flowgate::batch::Batcher`](https://docs.rs/flowgate/latest/flowgate/batch/struct.Batcher.html):
+//! each submitter's ack resolves to that row's [`Written`], and a failed write
+//! fails exactly that batch's acks. With an at-least-once source (a broker
+//! that redelivers what was not acknowledged), the key makes the end result
+//! effectively-once.
+//!
+//! | sink | how a batch is written |
+//! |---|---|
+//! | [`SqliteSink`] (feature `sqlite`) | one transaction per batch, `INSERT … ON CONFLICT DO NOTHING` per row, WAL journal; runs on tokio's blocking pool |
+//! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING RETURNING key` per batch: one statement, one round trip, atomic |
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use flowgate::batch::Batcher;
+//! use flowgate_sql::{SqliteSink, Table, Value, Written};
+//!
+//! struct Event { id: String, body: Vec<u8> }
+//!
+//! let table = Table::builder("events").text("id").blob("body").key("id").build()?;
+//! let sink = SqliteSink::open_in_memory(table, |e: &Event| {
+//!     vec![Value::from(e.id.as_str()), Value::from(e.body.as_slice())]
+//! })
+//! .await?;
+//!
+//! let writer = sink.clone();
+//! let batcher = Batcher::builder()
+//!     .max_items(500)
+//!     .build(move |events: Vec<Event>| {
+//!         let sink = writer.clone();
+//!         async move { sink.write(events).await }
+//!     })?;
+//!
+//! let first = batcher.submit(Event { id: "a".into(), body: b"1".to_vec() }).await?;
+//! let again = batcher.submit(Event { id: "a".into(), body: b"1".to_vec() }).await?;
+//! batcher.close().await;
+//! assert_eq!(first.await?, Written::Inserted);
+//! assert_eq!(again.await?, Written::Duplicate); // redelivered: stored once
+//! assert_eq!(sink.count().await?, 1);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "sqlite"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Features
+//!
+//! - `sqlite` (default): [`SqliteSink`], with SQLite compiled in (no system
+//!   library needed).
+//! - `postgres` (default): [`PostgresSink`].
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod table;
+
+pub use error::{SinkError, TableError};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresSink;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteSink;
+pub use table::{Column, ColumnType, Table, TableBuilder, Value};
+
+/// What happened to one row of a written batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Written {
+    /// The row was stored.
+    Inserted,
+    /// A row with the same key was already stored (or came earlier in the
+    /// same batch), so this one was skipped.
+    Duplicate,
+}
+
+/// Turns an item into the values of one row, in the table's column order.
+pub(crate) type Encoder<T> = Box<dyn Fn(&T) -> Vec<Value> + Send + Sync + 'static>;
