@@ -1,0 +1,127 @@
+//! The straightforward loop that `flowgate ingest` is measured against: read
+//! from the Redis stream, and for each message `INSERT` its row, then `XACK`
+//! it — one round trip each, one message at a time. Also correct (ack after
+//! write), just slow. And [`publish`], to fill a stream.
+
+use std::time::Duration;
+
+use redis::streams::StreamReadReply;
+use tokio::time::Instant;
+
+use crate::ingest::{generate, table};
+
+/// Fills `stream` with `messages` generated messages (fields `seq` and
+/// `body`), pipelined 1000 at a time. Returns how long it took.
+///
+/// # Errors
+///
+/// If Redis fails.
+pub async fn publish(url: &str, stream: &str, messages: u64) -> redis::RedisResult<Duration> {
+    let start = Instant::now();
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut i = 0;
+    while i < messages {
+        let mut pipe = redis::pipe();
+        for j in i..(i + 1000).min(messages) {
+            let message = generate(j);
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("seq")
+                .arg(message.seq)
+                .arg("body")
+                .arg(message.body)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        i = (i + 1000).min(messages);
+    }
+    Ok(start.elapsed())
+}
+
+/// Reads `stream` as `consumer` of `group` and, per message, inserts its row
+/// into PostgreSQL then acks it, until `messages` were handled or none
+/// arrived for `idle`. Returns how many were handled and how long it took.
+///
+/// # Errors
+///
+/// If Redis or PostgreSQL fails.
+pub async fn naive_redis_to_postgres(
+    redis_url: &str,
+    postgres_url: &str,
+    stream: &str,
+    group: &str,
+    table_name: &str,
+    messages: u64,
+    idle: Duration,
+) -> Result<(u64, Duration), Box<dyn std::error::Error + Send + Sync>> {
+    let mut redis = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let (pg, connection) = tokio_postgres::connect(postgres_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let table = table(table_name)?;
+    pg.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (id TEXT NOT NULL PRIMARY KEY, seq BIGINT, body BYTEA, checksum BIGINT)",
+        table.name()
+    ))
+    .await?;
+    let insert = pg
+        .prepare(&format!(
+            "INSERT INTO {} (id, seq, body, checksum) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            table.name()
+        ))
+        .await?;
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await;
+    if let Err(err) = created
+        && err.code() != Some("BUSYGROUP")
+    {
+        return Err(err.into());
+    }
+
+    let start = Instant::now();
+    let mut handled = 0;
+    let mut last = Instant::now();
+    while handled < messages && last.elapsed() < idle {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg("naive")
+            .arg("COUNT")
+            .arg(100)
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .query_async(&mut redis)
+            .await?;
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            let seq: i64 = entry.get("seq").unwrap_or(0);
+            let body: Vec<u8> = entry.get("body").unwrap_or_default();
+            let checksum = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            }) as i64;
+            pg.execute(&insert, &[&entry.id, &seq, &body, &checksum])
+                .await?;
+            redis::cmd("XACK")
+                .arg(stream)
+                .arg(group)
+                .arg(&entry.id)
+                .query_async::<i64>(&mut redis)
+                .await?;
+            handled += 1;
+            last = Instant::now();
+        }
+    }
+    Ok((handled, start.elapsed()))
+}
