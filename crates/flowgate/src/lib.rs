@@ -10,6 +10,7 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //!
 //! # Guarantees every primitive keeps
 //!
@@ -25,7 +26,10 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod pipeline;
+pub mod prelude;
 
 mod sync;
 
 pub use batch::Batcher;
+pub use pipeline::PipelineExt;

@@ -1,0 +1,177 @@
+//! Stream pipelines: fan-out/fan-in and flow-control operators on any
+//! [`Stream`], chained with the [`PipelineExt`] extension trait.
+//!
+//! A pipeline reads as one chain, the way the Go seed's
+//! `generator | fork(10) | task1 | task2 | branch | ...` does:
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let out: Vec<u64> = stream::iter(0..10u64)
+//!     .par_map(5, |i| async move {
+//!         tokio::time::sleep(Duration::from_millis(100)).await;
+//!         i * 10
+//!     })
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, (0..10).map(|i| i * 10).collect::<Vec<_>>());
+//! # }
+//! ```
+//!
+//! # Operators
+//!
+//! | operator | what it does | items |
+//! |---|---|---|
+//! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
+//! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
+//!
+//! # Fan-out and fan-in
+//!
+//! `par_map` is fan-out and fan-in in one: it starts up to `n` calls, and
+//! merges their outputs back into one stream. The stream ends only when
+//! upstream has ended *and* every call has finished, so the Go seed's
+//! premature close (closing the results channel while workers still send)
+//! cannot happen: no output is ever dropped.
+//!
+//! The calls run *inside* the stream's `poll_next`, on the task that polls
+//! the pipeline (as with `futures`' `buffered`), so they are concurrent but
+//! not parallel. For CPU-heavy work, spawn inside the function:
+//! `par_map(n, |x| async move { tokio::spawn(work(x)).await })`.
+//!
+//! ## Panics
+//!
+//! A panic in a call *propagates*: it unwinds out of `poll_next` into the
+//! task polling the pipeline, with its original payload. No item goes
+//! missing silently: every output before the panic has been yielded, and the
+//! pipeline fails loudly (a spawned pipeline's `JoinHandle` reports the
+//! panic). To turn panics into items instead, catch them in the function:
+//!
+//! ```
+//! use std::panic::AssertUnwindSafe;
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, FutureExt, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let out: Vec<Result<u32, String>> = stream::iter([1u32, 0, 2])
+//!     .par_map(4, |x| {
+//!         AssertUnwindSafe(async move { 10 / x })
+//!             .catch_unwind()
+//!             .map(|result| result.map_err(|_| "panicked".to_owned()))
+//!     })
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, vec![Ok(10), Err("panicked".to_owned()), Ok(5)]);
+//! # }
+//! ```
+//!
+//! # Cancel safety
+//!
+//! Every operator here is a [`Stream`]; `next().await` on any of them is
+//! cancel-safe: a cancelled `next()` loses no item, because items are only
+//! handed over by a `poll_next` that returns `Ready`. Dropping a stream drops
+//! what it holds: the calls in flight of a `par_map`, the items buffered by a
+//! batch or a branch.
+
+mod par_map;
+
+use std::future::Future;
+
+use futures_core::stream::Stream;
+
+pub use self::par_map::{ParMap, ParMapUnordered};
+
+/// Pipeline operators for every [`Stream`]; see the
+/// [module documentation](self). Brought in by `use flowgate::prelude::*`.
+pub trait PipelineExt: Stream {
+    /// Runs `f` on every item with at most `limit` calls in flight, and
+    /// yields their outputs **in input order**.
+    ///
+    /// An output that finishes early waits for the outputs before it, and
+    /// while it waits it holds one of the `limit` slots. Use
+    /// [`par_map_unordered`](Self::par_map_unordered) when order does not
+    /// matter.
+    ///
+    /// The stream ends when upstream has ended and every call has finished.
+    /// A panic in a call propagates to the task polling the stream (see
+    /// [Panics](self#panics)).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u64> = stream::iter([3u64, 1, 2])
+    ///     .par_map(3, |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![3, 1, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map<F, Fut>(self, limit: usize, f: F) -> ParMap<Self, F, Fut>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMap::new(self, limit, f)
+    }
+
+    /// Runs `f` on every item with at most `limit` calls in flight, and
+    /// yields their outputs **as they complete**.
+    ///
+    /// The stream ends when upstream has ended and every call has finished.
+    /// A panic in a call propagates to the task polling the stream (see
+    /// [Panics](self#panics)).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u64> = stream::iter([3u64, 1, 2])
+    ///     .par_map_unordered(3, |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2, 3]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map_unordered<F, Fut>(self, limit: usize, f: F) -> ParMapUnordered<Self, F, Fut>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMapUnordered::new(self, limit, f)
+    }
+}
+
+impl<S: Stream + ?Sized> PipelineExt for S {}
