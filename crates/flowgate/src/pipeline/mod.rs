@@ -28,6 +28,7 @@
 //! |---|---|---|
 //! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
+//! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -78,12 +79,14 @@
 //! batch or a branch.
 
 mod par_map;
+mod in_flight;
 
 use std::future::Future;
 
 use futures_core::stream::Stream;
 
 pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
 
 /// Pipeline operators for every [`Stream`]; see the
 /// [module documentation](self). Brought in by `use flowgate::prelude::*`.
@@ -171,6 +174,45 @@ pub trait PipelineExt: Stream {
         Fut: Future,
     {
         ParMapUnordered::new(self, limit, f)
+    }
+
+    /// Pairs every item with an [`InFlightPermit`] from `limit`, waiting for
+    /// room before yielding it; the room is given back when the permit is
+    /// dropped.
+    ///
+    /// The permit travels with the item, so the limit covers whatever later
+    /// stages do with it, until they drop the permit. One limit can be shared
+    /// by many stages and pipelines. The stage holds at most one item while it
+    /// waits for room, and takes it from upstream *before* waiting, so no room
+    /// is held while upstream is slow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::InFlightLimit;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(2);
+    /// let out: Vec<u32> = stream::iter(0..10u32)
+    ///     .limit_in_flight(&limit)
+    ///     .par_map(8, |(x, permit)| async move {
+    ///         let y = x + 1; // at most 2 of these at once
+    ///         drop(permit);
+    ///         y
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, (1..=10).collect::<Vec<_>>());
+    /// # }
+    /// ```
+    fn limit_in_flight(self, limit: &InFlightLimit) -> LimitInFlight<Self>
+    where
+        Self: Sized,
+    {
+        LimitInFlight::new(self, limit)
     }
 }
 

@@ -2,3 +2,4 @@
 //! timed runs under paused tokio time.
 
 mod par_map;
+mod in_flight;
