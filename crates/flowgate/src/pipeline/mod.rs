@@ -29,6 +29,7 @@
 //! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
 //! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
+//! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -78,15 +79,19 @@
 //! what it holds: the calls in flight of a `par_map`, the items buffered by a
 //! batch or a branch.
 
-mod par_map;
+mod error;
 mod in_flight;
+mod par_map;
+mod rate_limit;
 
 use std::future::Future;
 
 use futures_core::stream::Stream;
 
-pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::error::{NotReady, RateError};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
+pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 
 /// Pipeline operators for every [`Stream`]; see the
 /// [module documentation](self). Brought in by `use flowgate::prelude::*`.
@@ -213,6 +218,43 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         LimitInFlight::new(self, limit)
+    }
+
+    /// Yields items no faster than `limiter` allows: `n` per period, with or
+    /// without burst (see [`Rate`]).
+    ///
+    /// Pass a [`Rate`] for a limiter of this stage's own, or a clone of a
+    /// [`RateLimiter`] to share one limit among stages, pipelines and plain
+    /// calls. The stage takes an item from upstream first and then waits for
+    /// a cell, so it holds at most one item and no cell is spent while
+    /// upstream is slow. Timing follows GCRA exactly: no drift, and no burst
+    /// after a quiet spell beyond the rate's `burst`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Rate;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let start = Instant::now();
+    /// let n = stream::iter(0..1000)
+    ///     .rate_limit(Rate::per_second(200))
+    ///     .count()
+    ///     .await;
+    /// assert_eq!(n, 1000);
+    /// assert_eq!(start.elapsed(), Duration::from_millis(4995)); // one every 5 ms
+    /// # }
+    /// ```
+    fn rate_limit(self, limiter: impl Into<RateLimiter>) -> RateLimit<Self>
+    where
+        Self: Sized,
+    {
+        RateLimit::new(self, limiter.into())
     }
 }
 

@@ -41,7 +41,10 @@ async fn run_tracked(limit: usize, items: Vec<u64>, ordered: bool) -> (Vec<u64>,
     let out = if ordered {
         stream::iter(items).par_map(limit, f).collect().await
     } else {
-        stream::iter(items).par_map_unordered(limit, f).collect().await
+        stream::iter(items)
+            .par_map_unordered(limit, f)
+            .collect()
+            .await
     };
     (out, peak.load(Ordering::SeqCst))
 }
