@@ -30,6 +30,8 @@
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
 //! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
 //! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
+//! | [`throttle`](PipelineExt::throttle) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
+//! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -79,19 +81,28 @@
 //! what it holds: the calls in flight of a `par_map`, the items buffered by a
 //! batch or a branch.
 
+mod debounce;
 mod error;
 mod in_flight;
 mod par_map;
 mod rate_limit;
+mod throttle;
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures_core::stream::Stream;
 
+pub use self::debounce::Debounce;
 pub use self::error::{NotReady, RateError};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
+pub use self::throttle::{Keep, Throttle};
+
+/// How many ready upstream items an operator that drops or holds items takes
+/// in one poll before it yields to the executor (see STYLE.md #14).
+const BUDGET: usize = 32;
 
 /// Pipeline operators for every [`Stream`]; see the
 /// [module documentation](self). Brought in by `use flowgate::prelude::*`.
@@ -255,6 +266,98 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         RateLimit::new(self, limiter.into())
+    }
+
+    /// Lets at most one item through per `period`, keeping the
+    /// [first](Keep::First) or the [last](Keep::Last) item of each period and
+    /// dropping the others.
+    ///
+    /// - `Keep::First`: an item is yielded at once if none was yielded in the
+    ///   last `period`, otherwise dropped. No timer is involved.
+    /// - `Keep::Last`: an item opens a window of `period`; newer items replace
+    ///   it; the latest is yielded when the window closes. When upstream ends
+    ///   while a window is open, its item is still yielded when the window
+    ///   closes, so yields always stay at least `period` apart.
+    ///
+    /// Throttling is lossy by design; [`Throttle::dropped`] counts the
+    /// casualties. To delay items instead of dropping them, use
+    /// [`rate_limit`](Self::rate_limit).
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Keep;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // An item every 30 ms, at most one per 100 ms.
+    /// let ticks = || {
+    ///     stream::iter(0..10).then(|i| async move {
+    ///         tokio::time::sleep(Duration::from_millis(30)).await;
+    ///         i
+    ///     })
+    /// };
+    /// let first: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::First).collect().await;
+    /// assert_eq!(first, vec![0, 4, 8]);
+    /// let last: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::Last).collect().await;
+    /// assert_eq!(last, vec![3, 7, 9]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn throttle(self, period: Duration, keep: Keep) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, period, keep)
+    }
+
+    /// Yields an item only once `quiet` has passed without a newer one; each
+    /// new item restarts the wait and replaces the one held.
+    ///
+    /// Use it to act on the settled value of something that changes in
+    /// bursts (a config file being saved, a user typing). When upstream ends,
+    /// the held item is yielded at once: nothing newer can come. At most one
+    /// item is held. [`Debounce::dropped`] counts the superseded items.
+    ///
+    /// # Panics
+    ///
+    /// If `quiet` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Bursts of three items 10 ms apart, bursts 200 ms apart.
+    /// let out: Vec<u32> = stream::iter(0..9u32)
+    ///     .then(|i| async move {
+    ///         let gap = if i % 3 == 0 { 200 } else { 10 };
+    ///         tokio::time::sleep(Duration::from_millis(gap)).await;
+    ///         i
+    ///     })
+    ///     .debounce(Duration::from_millis(50))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![2, 5, 8]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn debounce(self, quiet: Duration) -> Debounce<Self>
+    where
+        Self: Sized,
+    {
+        Debounce::new(self, quiet)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Behaviour tests of `flowgate::pipeline`, one module per operator. Anything
 //! timed runs under paused tokio time.
 
+mod common;
+mod debounce;
 mod in_flight;
 mod par_map;
 mod rate_limit;
+mod throttle;
