@@ -32,6 +32,9 @@
 //! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
 //! | [`throttle`](PipelineExt::throttle) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
 //! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
+//! | [`timeout`](PipelineExt::timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
+//! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleTimeout`] error when upstream is idle too long | `Result<T, IdleTimeout>` |
+//! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
 //!
 //! # Fan-out and fan-in
 //!
@@ -83,10 +86,12 @@
 
 mod debounce;
 mod error;
+mod heartbeat;
 mod in_flight;
 mod par_map;
 mod rate_limit;
 mod throttle;
+mod timeout;
 
 use std::future::Future;
 use std::time::Duration;
@@ -94,11 +99,13 @@ use std::time::Duration;
 use futures_core::stream::Stream;
 
 pub use self::debounce::Debounce;
-pub use self::error::{NotReady, RateError};
+pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
+pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::throttle::{Keep, Throttle};
+pub use self::timeout::{IdleTimeoutStream, Timeout};
 
 /// How many ready upstream items an operator that drops or holds items takes
 /// in one poll before it yields to the executor (see STYLE.md #14).
@@ -358,6 +365,127 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         Debounce::new(self, quiet)
+    }
+
+    /// Yields `Ok(item)` for every item and `Err(`[`Elapsed`]`)` whenever no
+    /// item arrived within `duration`; the stream goes on after a timeout.
+    ///
+    /// The wait is measured from the first poll, then from the last item or
+    /// timeout, so a stalled upstream yields one `Err` per `duration`. An item
+    /// that is ready wins over a deadline that has just passed. To bound each
+    /// *call* of a [`par_map`](Self::par_map) instead, wrap the call:
+    /// `par_map(n, |x| tokio::time::timeout(d, work(x)))`.
+    ///
+    /// # Panics
+    ///
+    /// If `duration` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<bool> = stream::iter([10u64, 300, 10])
+    ///     .then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .timeout(Duration::from_millis(100))
+    ///     .map(|r| r.is_ok())
+    ///     .collect()
+    ///     .await;
+    /// // The 300 ms gap times out twice before its item arrives.
+    /// assert_eq!(out, vec![true, false, false, true, true]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn timeout(self, duration: Duration) -> Timeout<Self>
+    where
+        Self: Sized,
+    {
+        Timeout::new(self, duration)
+    }
+
+    /// Yields `Ok(item)` for every item, and ends with one
+    /// `Err(`[`IdleTimeout`]`)` if upstream stays idle for `duration`.
+    ///
+    /// The idle time is measured from the first poll, then from the last
+    /// item. After the timeout, upstream is not polled again; drop the stream
+    /// to release it. [`IdleTimeoutStream::timed_out`] tells the two endings
+    /// apart after the fact.
+    ///
+    /// # Panics
+    ///
+    /// If `duration` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<_> = stream::iter(0..3)
+    ///     .chain(stream::pending())
+    ///     .idle_timeout(Duration::from_secs(5))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 4);
+    /// assert!(out[3].is_err());
+    /// # }
+    /// ```
+    #[track_caller]
+    fn idle_timeout(self, duration: Duration) -> IdleTimeoutStream<Self>
+    where
+        Self: Sized,
+    {
+        IdleTimeoutStream::new(self, duration)
+    }
+
+    /// Yields [`Beat::Item`] for every item and a [`Beat::Tick`] whenever
+    /// nothing passed for `interval`, so that a quiet stream still shows it
+    /// is alive (to keep a connection open, or to flush on a timer).
+    ///
+    /// The silence is measured from the first poll, then from the last item
+    /// or tick. The stream ends with upstream.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Beat;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<Beat<u64>> = stream::iter([250u64])
+    ///     .then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .heartbeat(Duration::from_millis(100))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![Beat::Tick, Beat::Tick, Beat::Item(250)]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn heartbeat(self, interval: Duration) -> Heartbeat<Self>
+    where
+        Self: Sized,
+    {
+        Heartbeat::new(self, interval)
     }
 }
 

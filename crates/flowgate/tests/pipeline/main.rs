@@ -3,7 +3,9 @@
 
 mod common;
 mod debounce;
+mod heartbeat;
 mod in_flight;
 mod par_map;
 mod rate_limit;
 mod throttle;
+mod timeout;
