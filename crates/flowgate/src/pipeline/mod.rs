@@ -35,6 +35,8 @@
 //! | [`timeout`](PipelineExt::timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
 //! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleTimeout`] error when upstream is idle too long | `Result<T, IdleTimeout>` |
 //! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
+//! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
+//! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -84,6 +86,7 @@
 //! what it holds: the calls in flight of a `par_map`, the items buffered by a
 //! batch or a branch.
 
+mod batch;
 mod debounce;
 mod error;
 mod heartbeat;
@@ -94,10 +97,12 @@ mod throttle;
 mod timeout;
 
 use std::future::Future;
+use std::hash::Hash;
 use std::time::Duration;
 
 use futures_core::stream::Stream;
 
+pub use self::batch::{Batch, BatchDedup, BatchFlush};
 pub use self::debounce::Debounce;
 pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
 pub use self::heartbeat::{Beat, Heartbeat};
@@ -486,6 +491,152 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         Heartbeat::new(self, interval)
+    }
+
+    /// Groups items into `Vec`s of up to `max_items`, yielding a batch when
+    /// it is full, when `max_delay` has passed since its *first* item, when
+    /// asked through its [`BatchFlush`] handle, or when upstream ends.
+    ///
+    /// A quiet stream holds no timer and yields no empty batch. Latency is
+    /// bounded: no item waits longer than `max_delay` (plus the consumer's own
+    /// delay in polling). The stage holds at most `max_items` items.
+    ///
+    /// This is a stream operator, for a pipeline with one consumer. To let
+    /// many tasks submit items and learn when *their* item's batch was
+    /// written, use [`Batcher`](crate::batch::Batcher) (per-item acks, bytes
+    /// limits, flush concurrency).
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batches: Vec<Vec<u32>> = stream::iter(0..7u32)
+    ///     .batch(3, Duration::from_millis(10))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+    /// # }
+    /// ```
+    ///
+    /// Flushing on demand, from another task:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let rx = futures_util::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|x| (x, rx)) });
+    /// let batches = rx.batch(100, Duration::from_secs(60));
+    /// let flush = batches.flush_handle();
+    /// let mut batches = Box::pin(batches);
+    /// tx.send(1).await.unwrap();
+    /// tx.send(2).await.unwrap();
+    /// tokio::spawn(async move { flush.flush() });
+    /// assert_eq!(batches.next().await, Some(vec![1, 2])); // long before 60 s
+    /// # }
+    /// ```
+    #[track_caller]
+    fn batch(self, max_items: usize, max_delay: Duration) -> Batch<Self>
+    where
+        Self: Sized,
+    {
+        Batch::new(self, max_items, max_delay)
+    }
+
+    /// Like [`batch`](Self::batch), but drops an item whose `key` is already
+    /// in the open batch (the seed's `BatchFunc`): the first item with a key
+    /// is kept, in arrival order, and `max_items` counts distinct keys.
+    ///
+    /// Use it to turn a burst of requests for the same ids into one batch
+    /// fetch. Keys are forgotten when a batch is yielded; to drop repeats
+    /// across batches, put [`dedup_within`](Self::dedup_within) before it.
+    /// [`BatchDedup::duplicates`] counts the dropped items.
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let users = [(1, "a"), (2, "b"), (1, "c"), (3, "d"), (2, "e")];
+    /// let batches: Vec<Vec<(u32, &str)>> = stream::iter(users)
+    ///     .batch_dedup_by_key(10, Duration::from_millis(10), |(id, _)| *id)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches, vec![vec![(1, "a"), (2, "b"), (3, "d")]]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn batch_dedup_by_key<F, K>(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+        key: F,
+    ) -> BatchDedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq,
+    {
+        BatchDedup::new(self, max_items, max_delay, key)
+    }
+
+    /// Like [`batch_dedup_by_key`](Self::batch_dedup_by_key), with the item
+    /// itself as the key (cloned into the batch's set of keys).
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The seed's example: 0..20 modulo 10, batches of 3 distinct ids.
+    /// let batches: Vec<Vec<u32>> = stream::iter((0..20u32).map(|i| i % 10))
+    ///     .batch_dedup(3, Duration::from_secs(1))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches[0], vec![0, 1, 2]);
+    /// assert_eq!(batches.concat().len(), 20); // repeats land in later batches
+    /// # }
+    /// ```
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    fn batch_dedup(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+    ) -> BatchDedup<Self, fn(&Self::Item) -> Self::Item, Self::Item>
+    where
+        Self: Sized,
+        Self::Item: Hash + Eq + Clone,
+    {
+        BatchDedup::new(self, max_items, max_delay, Clone::clone)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Behaviour tests of `flowgate::pipeline`, one module per operator. Anything
 //! timed runs under paused tokio time.
 
+mod batch;
 mod common;
 mod debounce;
 mod heartbeat;
