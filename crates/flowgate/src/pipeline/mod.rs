@@ -37,6 +37,7 @@
 //! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
 //! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
+//! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -88,6 +89,7 @@
 
 mod batch;
 mod debounce;
+mod dedup;
 mod error;
 mod heartbeat;
 mod in_flight;
@@ -104,6 +106,7 @@ use futures_core::stream::Stream;
 
 pub use self::batch::{Batch, BatchDedup, BatchFlush};
 pub use self::debounce::Debounce;
+pub use self::dedup::Dedup;
 pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
 pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
@@ -637,6 +640,85 @@ pub trait PipelineExt: Stream {
         Self::Item: Hash + Eq + Clone,
     {
         BatchDedup::new(self, max_items, max_delay, Clone::clone)
+    }
+
+    /// Drops an item if an item with the same `key` passed within the last
+    /// `window`.
+    ///
+    /// The window runs from the time the earlier item *passed*; dropped
+    /// duplicates do not extend it, so a key that keeps coming passes once
+    /// per `window`. Keys are remembered as long as they are in the window:
+    /// memory grows with the number of distinct keys passed per `window`
+    /// (expired keys are cleared as items arrive). For a hard bound on
+    /// memory, use [`dedup_last`](Self::dedup_last).
+    ///
+    /// # Panics
+    ///
+    /// If `window` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The same ids, 40 ms apart; each id at most once per 100 ms.
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 1, 2, 1, 2])
+    ///     .then(|id| async move {
+    ///         tokio::time::sleep(Duration::from_millis(40)).await;
+    ///         id
+    ///     })
+    ///     .dedup_within(Duration::from_millis(100), |id| *id)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2, 1, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn dedup_within<F, K>(self, window: Duration, key: F) -> Dedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq + Clone,
+    {
+        Dedup::within(self, window, key)
+    }
+
+    /// Drops an item if its `key` is among the keys of the last `capacity`
+    /// items that passed: a bounded window, using memory for `capacity` keys
+    /// at most.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 1, 3, 1, 4, 2])
+    ///     .dedup_last(2, |x| *x)
+    ///     .collect()
+    ///     .await;
+    /// // 1 is dropped while among the last two passed; after 2 and 3 it is not.
+    /// assert_eq!(out, vec![1, 2, 3, 1, 4, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn dedup_last<F, K>(self, capacity: usize, key: F) -> Dedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq + Clone,
+    {
+        Dedup::last(self, capacity, key)
     }
 }
 

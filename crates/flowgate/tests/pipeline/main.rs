@@ -4,6 +4,7 @@
 mod batch;
 mod common;
 mod debounce;
+mod dedup;
 mod heartbeat;
 mod in_flight;
 mod par_map;
