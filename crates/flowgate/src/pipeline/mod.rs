@@ -38,6 +38,9 @@
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
 //! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
 //! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
+//! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
+//! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
+//! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -88,11 +91,13 @@
 //! batch or a branch.
 
 mod batch;
+mod branch;
 mod debounce;
 mod dedup;
 mod error;
 mod heartbeat;
 mod in_flight;
+mod merge;
 mod par_map;
 mod rate_limit;
 mod throttle;
@@ -105,15 +110,18 @@ use std::time::Duration;
 use futures_core::stream::Stream;
 
 pub use self::batch::{Batch, BatchDedup, BatchFlush};
+pub use self::branch::Branch;
 pub use self::debounce::Debounce;
 pub use self::dedup::Dedup;
 pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
 pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
+pub use self::merge::Merge;
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::throttle::{Keep, Throttle};
 pub use self::timeout::{IdleTimeoutStream, Timeout};
+pub use futures_util::future::Either;
 
 /// How many ready upstream items an operator that drops or holds items takes
 /// in one poll before it yields to the executor (see STYLE.md #14).
@@ -719,6 +727,153 @@ pub trait PipelineExt: Stream {
         K: Hash + Eq + Clone,
     {
         Dedup::last(self, capacity, key)
+    }
+
+    /// Splits the stream in two: `route` sends each item
+    /// [left](Either::Left) or [right](Either::Right), possibly changing its
+    /// type (the seed's `branch`).
+    ///
+    /// Each [`Branch`] buffers up to `capacity` items routed to it while it
+    /// is not polled; when that buffer is full, the other branch waits. Poll
+    /// both concurrently. See [`Branch`] for what dropping one does.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::Either;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (numbers, words) = stream::iter(["1", "two", "3"]).branch(16, |s| match s.parse::<u32>() {
+    ///     Ok(n) => Either::Left(n),
+    ///     Err(_) => Either::Right(s.to_owned()),
+    /// });
+    /// let (numbers, words) = tokio::join!(numbers.collect::<Vec<_>>(), words.collect::<Vec<_>>());
+    /// assert_eq!(numbers, vec![1, 3]);
+    /// assert_eq!(words, vec!["two".to_owned()]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn branch<F, L, R>(self, capacity: usize, route: F) -> (Branch<L>, Branch<R>)
+    where
+        Self: Sized + Send + 'static,
+        F: FnMut(Self::Item) -> Either<L, R> + Send + 'static,
+        L: Send + 'static,
+        R: Send + 'static,
+    {
+        Branch::<L>::pair(self, capacity, route)
+    }
+
+    /// Splits the stream in two by `predicate`: items for which it holds go
+    /// to the first stream, the others to the second. See
+    /// [`branch`](Self::branch) for buffering.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (even, odd) = stream::iter(0..10u32).partition(4, |x| x % 2 == 0);
+    /// let (even, odd) = tokio::join!(even.collect::<Vec<_>>(), odd.collect::<Vec<_>>());
+    /// assert_eq!(even, vec![0, 2, 4, 6, 8]);
+    /// assert_eq!(odd, vec![1, 3, 5, 7, 9]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn partition<P>(
+        self,
+        capacity: usize,
+        mut predicate: P,
+    ) -> (Branch<Self::Item>, Branch<Self::Item>)
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+        P: FnMut(&Self::Item) -> bool + Send + 'static,
+    {
+        self.branch(capacity, move |item| {
+            if predicate(&item) {
+                Either::Left(item)
+            } else {
+                Either::Right(item)
+            }
+        })
+    }
+
+    /// Splits a stream of `Result`s into a stream of the `Ok` values and a
+    /// stream of the errors (the seed's `error: retry, success: print`). See
+    /// [`branch`](Self::branch) for buffering.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let results = stream::iter(["1", "x", "3"]).map(|s| s.parse::<u32>());
+    /// let (ok, err) = results.split_results(8);
+    /// let (ok, err) = tokio::join!(ok.collect::<Vec<_>>(), err.count());
+    /// assert_eq!(ok, vec![1, 3]);
+    /// assert_eq!(err, 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn split_results<T, E>(self, capacity: usize) -> (Branch<T>, Branch<E>)
+    where
+        Self: Stream<Item = Result<T, E>> + Sized + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.branch(capacity, |result| match result {
+            Ok(value) => Either::Left(value),
+            Err(err) => Either::Right(err),
+        })
+    }
+
+    /// Merges this stream with `other` into one stream of the items of both,
+    /// as they come; it ends when both have ended.
+    ///
+    /// Which stream is polled first alternates, so neither can starve the
+    /// other. Use it to join branches back together (say, retried errors
+    /// with the successes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut all: Vec<u32> = stream::iter([1, 3, 5]).merge(stream::iter([2, 4])).collect().await;
+    /// all.sort_unstable();
+    /// assert_eq!(all, vec![1, 2, 3, 4, 5]);
+    /// # }
+    /// ```
+    fn merge<O>(self, other: O) -> Merge<Self, O>
+    where
+        Self: Sized,
+        O: Stream<Item = Self::Item>,
+    {
+        Merge::new(self, other)
     }
 }
 

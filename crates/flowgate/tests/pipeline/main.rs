@@ -2,6 +2,7 @@
 //! timed runs under paused tokio time.
 
 mod batch;
+mod branch;
 mod common;
 mod debounce;
 mod dedup;
