@@ -41,6 +41,7 @@
 //! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
 //! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
 //! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
+//! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -92,6 +93,7 @@
 
 mod batch;
 mod branch;
+mod cancel;
 mod debounce;
 mod dedup;
 mod error;
@@ -111,6 +113,7 @@ use futures_core::stream::Stream;
 
 pub use self::batch::{Batch, BatchDedup, BatchFlush};
 pub use self::branch::Branch;
+pub use self::cancel::{CancelMode, Cancellable};
 pub use self::debounce::Debounce;
 pub use self::dedup::Dedup;
 pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
@@ -122,6 +125,7 @@ pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::throttle::{Keep, Throttle};
 pub use self::timeout::{IdleTimeoutStream, Timeout};
 pub use futures_util::future::Either;
+pub use tokio_util::sync::CancellationToken;
 
 /// How many ready upstream items an operator that drops or holds items takes
 /// in one poll before it yields to the executor (see STYLE.md #14).
@@ -874,6 +878,91 @@ pub trait PipelineExt: Stream {
         O: Stream<Item = Self::Item>,
     {
         Merge::new(self, other)
+    }
+
+    /// Ends the stream as soon as `token` is cancelled; items not yet
+    /// yielded, and whatever upstream holds, are dropped with it.
+    ///
+    /// Put it on the *source* to stop pulling new items and let everything
+    /// downstream finish (a drain), or at the *end* to stop at once (a drop);
+    /// [`cancellable`](Self::cancellable) does both for you. The token is
+    /// checked before upstream on every poll, so a busy upstream cannot delay
+    /// the cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use flowgate::pipeline::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let mut s = Box::pin(stream::iter(0..).take_until_cancelled(token.clone()));
+    /// assert_eq!(s.next().await, Some(0));
+    /// token.cancel();
+    /// assert_eq!(s.next().await, None);
+    /// # }
+    /// ```
+    fn take_until_cancelled(self, token: CancellationToken) -> Cancellable<Self>
+    where
+        Self: Sized,
+    {
+        Cancellable::new(self, token, true)
+    }
+
+    /// Runs the pipeline section built by `build` on this source until
+    /// `token` is cancelled, then stops it as `mode` says:
+    ///
+    /// - [`CancelMode::Drain`]: the source is cut, so `par_map` and other
+    ///   stages start no new work; the work in flight finishes and is
+    ///   yielded; then the stream ends.
+    /// - [`CancelMode::Drop`]: the stream ends at once, dropping the work in
+    ///   flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::CancelMode;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use flowgate::pipeline::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let out = stream::iter(0..100u64).cancellable(token.clone(), CancelMode::Drain, |source| {
+    ///     source.par_map(5, |i| async move {
+    ///         tokio::time::sleep(Duration::from_millis(100)).await;
+    ///         i
+    ///     })
+    /// });
+    /// let canceller = tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(150)).await;
+    ///     token.cancel();
+    /// });
+    /// let out: Vec<u64> = out.collect().await;
+    /// canceller.await.unwrap();
+    /// // Two waves of five: the first done at 100 ms, the second in flight
+    /// // at 150 ms and drained.
+    /// assert_eq!(out, (0..10).collect::<Vec<_>>());
+    /// # }
+    /// ```
+    fn cancellable<F, O>(
+        self,
+        token: CancellationToken,
+        mode: CancelMode,
+        build: F,
+    ) -> Cancellable<O>
+    where
+        Self: Sized,
+        F: FnOnce(Cancellable<Self>) -> O,
+        O: Stream,
+    {
+        let source = Cancellable::new(self, token.clone(), true);
+        Cancellable::new(build(source), token, mode == CancelMode::Drop)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod batch;
 mod branch;
+mod cancel;
 mod common;
 mod debounce;
 mod dedup;
