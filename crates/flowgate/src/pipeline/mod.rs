@@ -42,6 +42,7 @@
 //! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
 //! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
 //! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
+//! | [`observe`](PipelineExt::observe) | counts items and rates per stage in a shared [`Progress`]; an `indicatif` bar with the `progress-bar` feature | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -101,6 +102,7 @@ mod heartbeat;
 mod in_flight;
 mod merge;
 mod par_map;
+mod progress;
 mod rate_limit;
 mod throttle;
 mod timeout;
@@ -121,6 +123,7 @@ pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
 pub use self::merge::Merge;
 pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::progress::{Observe, Progress, StageSnapshot};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::throttle::{Keep, Throttle};
 pub use self::timeout::{IdleTimeoutStream, Timeout};
@@ -963,6 +966,45 @@ pub trait PipelineExt: Stream {
     {
         let source = Cancellable::new(self, token.clone(), true);
         Cancellable::new(build(source), token, mode == CancelMode::Drop)
+    }
+
+    /// Passes items through unchanged, counting them as stage `name` of
+    /// `progress`: items, elapsed time, rate, and whether the stage ended
+    /// (see [`Progress::snapshot`]).
+    ///
+    /// Put one after each stage to watch. With the `progress-bar` feature,
+    /// [`Observe::with_bar`] also draws an `indicatif` bar for the stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..10u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(100)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.items(), 10);
+    /// assert_eq!(stage.elapsed(), Duration::from_secs(1));
+    /// assert_eq!(stage.rate(), 10.0);
+    /// # }
+    /// ```
+    fn observe(self, progress: &Progress, name: &str) -> Observe<Self>
+    where
+        Self: Sized,
+    {
+        Observe::new(self, progress, name)
     }
 }
 

@@ -10,6 +10,7 @@ mod dedup;
 mod heartbeat;
 mod in_flight;
 mod par_map;
+mod progress;
 mod rate_limit;
 mod throttle;
 mod timeout;
