@@ -32,4 +32,4 @@ pub mod prelude;
 mod sync;
 
 pub use batch::Batcher;
-pub use pipeline::PipelineExt;
+pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};

@@ -84,13 +84,101 @@
 //! # }
 //! ```
 //!
+//! # Which limit should I use?
+//!
+//! | you want | use | items are |
+//! |---|---|---|
+//! | at most `n` calls of *this stage* at once | [`par_map(n, ..)`](PipelineExt::par_map) | all processed |
+//! | at most `n` calls at once across stages, pipelines and plain tasks | [`InFlightLimit`] ([`run`](InFlightLimit::run), [`limit_in_flight`](PipelineExt::limit_in_flight)) | all processed |
+//! | at most `n` per period, smooth or bursty | [`rate_limit`](PipelineExt::rate_limit) / [`RateLimiter`] | all processed, delayed |
+//! | at most one per period, the rest are stale | [`throttle`](PipelineExt::throttle) | dropped |
+//! | only the settled value after a burst | [`debounce`](PipelineExt::debounce) | dropped |
+//! | many small items as few big writes | [`batch`](PipelineExt::batch), or [`Batcher`](crate::batch::Batcher) with per-item acks | all processed, grouped |
+//!
+//! [`RateLimiter`] and [`InFlightLimit`] work around any async call, not
+//! only as stream stages, and are cheap to clone and share.
+//!
+//! # A whole pipeline
+//!
+//! The seed's `generator | fork | task | branch | error: retry, success:
+//! print`, with a shared rate limit, a watchdog and a clean shutdown:
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::pipeline::{CancelMode, CancellationToken, Progress, Rate, RateLimiter};
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, StreamExt};
+//!
+//! async fn fetch(id: u32) -> Result<u32, u32> {
+//!     tokio::time::sleep(Duration::from_millis(20)).await;
+//!     if id % 7 == 0 { Err(id) } else { Ok(id * 10) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let shutdown = CancellationToken::new();
+//! let api_limit = RateLimiter::new(Rate::per_second(100).with_burst(10));
+//! let progress = Progress::new();
+//!
+//! let results = stream::iter(0..50u32)
+//!     .dedup_last(64, |id| *id)
+//!     .cancellable(shutdown.clone(), CancelMode::Drain, |ids| {
+//!         ids.rate_limit(api_limit.clone())
+//!             .par_map_unordered(8, fetch)
+//!             .observe(&progress, "fetch")
+//!     });
+//! let (ok, failed) = results.split_results(64);
+//! let retried = failed.par_map(2, |id| async move { fetch(id + 1).await.unwrap_or(0) });
+//! let batches: Vec<Vec<u32>> = ok
+//!     .merge(retried)
+//!     .batch(16, Duration::from_millis(50))
+//!     .collect()
+//!     .await;
+//!
+//! assert_eq!(batches.concat().len(), 50);
+//! assert_eq!(progress.snapshot()[0].items(), 50);
+//! # }
+//! ```
+//!
+//! # Buffering and backpressure
+//!
+//! Every operator pulls from upstream only when it is polled, so a slow
+//! consumer slows the source down. What each one holds in between:
+//!
+//! | operator | holds at most |
+//! |---|---|
+//! | `par_map(n)`, `par_map_unordered(n)` | `n` calls in flight (ordered: finished outputs wait for older ones, in those `n` slots) |
+//! | `rate_limit`, `limit_in_flight` | one item, taken from upstream before waiting |
+//! | `throttle(Keep::Last)`, `debounce` | one item |
+//! | `batch(max_items, ..)` | `max_items` items (distinct keys, with dedup) |
+//! | `dedup_within` | one key per distinct key passed within the window (no hard bound) |
+//! | `dedup_last(n)` | `n` keys |
+//! | `branch(capacity, ..)` | `capacity` items per [`Branch`] that is not polled; then the other branch waits |
+//! | the others | nothing |
+//!
+//! # Pinning
+//!
+//! Operators that own a timer (`rate_limit`, `throttle`, `debounce`,
+//! `timeout`, `idle_timeout`, `heartbeat`, `batch`, the cancellation
+//! stages) are not `Unpin`. Combinators that take `self` (`collect`,
+//! `for_each`, `count`) do not care; to call `next()` in a loop, pin the
+//! stream first with [`std::pin::pin!`] or `Box::pin`.
+//!
 //! # Cancel safety
 //!
 //! Every operator here is a [`Stream`]; `next().await` on any of them is
 //! cancel-safe: a cancelled `next()` loses no item, because items are only
 //! handed over by a `poll_next` that returns `Ready`. Dropping a stream drops
 //! what it holds: the calls in flight of a `par_map`, the items buffered by a
-//! batch or a branch.
+//! batch or a branch. To stop a pipeline without losing work that started,
+//! use [`cancellable`](PipelineExt::cancellable) with [`CancelMode::Drain`].
+//!
+//! | method | cancel-safe | what a cancelled call loses |
+//! |---|---|---|
+//! | `next()` on any operator | yes | nothing |
+//! | [`RateLimiter::until_ready`] | yes | nothing; no cell is taken until it completes |
+//! | [`InFlightLimit::acquire`] | yes | its place among the waiters |
+//! | [`InFlightLimit::run`] | yes for the limit (the room is given back) | whatever the wrapped future loses when dropped |
 
 mod batch;
 mod branch;
