@@ -12,6 +12,11 @@
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //!
+//! # Features
+//!
+//! - `progress-bar`: an [`indicatif`](https://docs.rs/indicatif) progress bar
+//!   for a pipeline stage, [`Observe::with_bar`](pipeline::Observe).
+//!
 //! # Guarantees every primitive keeps
 //!
 //! - Every queue is bounded, or says loudly why not.

@@ -1061,7 +1061,7 @@ pub trait PipelineExt: Stream {
     /// (see [`Progress::snapshot`]).
     ///
     /// Put one after each stage to watch. With the `progress-bar` feature,
-    /// [`Observe::with_bar`] also draws an `indicatif` bar for the stage.
+    /// [`Observe::with_bar`](Observe) also draws an `indicatif` bar for the stage.
     ///
     /// # Examples
     ///
