@@ -219,7 +219,9 @@ impl Gcra {
         loop {
             let earliest = tat.saturating_sub(self.tolerance);
             let arrival = match promised {
-                Some(slot) if slot >= earliest && now.saturating_sub(slot) < self.interval => slot,
+                // Only a waiter that slept until its slot (never before it)
+                // and whose slot nobody took since.
+                Some(slot) if slot >= earliest && now >= slot && now - slot < self.interval => slot,
                 _ => now,
             };
             if arrival < earliest {
