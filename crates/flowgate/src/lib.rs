@@ -10,6 +10,12 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
+//!
+//! # Features
+//!
+//! - `progress-bar`: an [`indicatif`](https://docs.rs/indicatif) progress bar
+//!   for a pipeline stage, [`Observe::with_bar`](pipeline::Observe).
 //!
 //! # Guarantees every primitive keeps
 //!
@@ -26,8 +32,11 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod pipeline;
+pub mod prelude;
 
 mod loom;
 mod sync;
 
 pub use batch::Batcher;
+pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};

@@ -6,6 +6,10 @@
 //! write them to a database in batches, and acknowledge each message to the
 //! broker only once its row is written. Nothing acknowledged is lost.
 //!
+//! To group the items of one [`Stream`](futures_core::Stream) into `Vec`s
+//! inside a pipeline, with a single consumer and no acks, use
+//! [`PipelineExt::batch`](crate::pipeline::PipelineExt::batch) instead.
+//!
 //! ```text
 //!  task 1 ──submit──┐                                   ┌──> Ack 1 resolves
 //!  task 2 ──submit──┼──> [ batch: 1 2 3 ] ──flush(fn)──>┼──> Ack 2 resolves

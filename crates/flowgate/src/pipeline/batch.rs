@@ -1,0 +1,386 @@
+//! [`batch`](super::PipelineExt::batch) and
+//! [`batch_dedup_by_key`](super::PipelineExt::batch_dedup_by_key): group a
+//! stream's items into `Vec`s by size and time, with an on-demand flush.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::stream::{FusedStream, Stream};
+use futures_util::stream::{Fuse, StreamExt};
+use futures_util::task::AtomicWaker;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::BUDGET;
+
+// ===== impl BatchFlush =====
+
+#[derive(Debug, Default)]
+struct FlushShared {
+    requested: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// A handle that makes a [`Batch`] (or [`BatchDedup`]) stream yield the items
+/// it holds now, without waiting for the batch to fill up or its delay to
+/// pass; from [`Batch::flush_handle`].
+///
+/// Cheap to clone and `Send + Sync`: call it from any task. A flush asked
+/// for while the stream holds no item does nothing (it is not remembered for
+/// the next item), and once the stream is dropped it does nothing.
+#[derive(Clone)]
+pub struct BatchFlush {
+    shared: Arc<FlushShared>,
+}
+
+impl BatchFlush {
+    /// Asks the stream to yield the items it holds as a batch at its next
+    /// poll (and wakes it). Does not wait.
+    pub fn flush(&self) {
+        self.shared.requested.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
+impl fmt::Debug for BatchFlush {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchFlush")
+            .field("requested", &self.shared.requested.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+// ===== the shared core =====
+
+/// What a batch does with an item's key: nothing, or remember it.
+trait Dedup<T> {
+    /// Whether `item` is new to the current batch (and remember it).
+    fn admit(&mut self, item: &T) -> bool;
+    /// Forget every key: a new batch starts.
+    fn clear(&mut self);
+}
+
+#[derive(Debug)]
+struct NoDedup;
+
+impl<T> Dedup<T> for NoDedup {
+    fn admit(&mut self, _item: &T) -> bool {
+        true
+    }
+
+    fn clear(&mut self) {}
+}
+
+struct ByKey<F, K> {
+    key: F,
+    seen: HashSet<K>,
+}
+
+impl<T, F, K> Dedup<T> for ByKey<F, K>
+where
+    F: FnMut(&T) -> K,
+    K: Hash + Eq,
+{
+    fn admit(&mut self, item: &T) -> bool {
+        self.seen.insert((self.key)(item))
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+    }
+}
+
+pin_project! {
+    struct Core<S, D>
+    where
+        S: Stream,
+    {
+        #[pin]
+        stream: Fuse<S>,
+        max_items: usize,
+        max_delay: Duration,
+        items: Vec<S::Item>,
+        dedup: D,
+        duplicates: u64,
+        flush: Arc<FlushShared>,
+        // Runs from the first item of the open batch.
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl<S: Stream, D> Core<S, D> {
+    #[track_caller]
+    fn new(stream: S, max_items: usize, max_delay: Duration, dedup: D) -> Self {
+        assert!(max_items > 0, "batch max_items must be at least 1");
+        assert!(
+            !max_delay.is_zero(),
+            "batch max_delay must be greater than zero"
+        );
+        Core {
+            stream: stream.fuse(),
+            max_items,
+            max_delay,
+            items: Vec::new(),
+            dedup,
+            duplicates: 0,
+            flush: Arc::default(),
+            sleep: None,
+        }
+    }
+
+    fn flush_handle(&self) -> BatchFlush {
+        BatchFlush {
+            shared: Arc::clone(&self.flush),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Every batch holds at least one item; duplicates may shrink it.
+        let (lower, upper) = self.stream.size_hint();
+        let held = self.items.len();
+        (
+            usize::from(lower.saturating_add(held) > 0),
+            upper.and_then(|upper| upper.checked_add(held)),
+        )
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.items.is_empty() && self.stream.is_done()
+    }
+}
+
+impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
+        let mut this = self.project();
+
+        // 1. An on-demand flush. Register before reading the flag, so a flush
+        //    asked for in between still wakes us.
+        this.flush.waker.register(cx.waker());
+        if this.flush.requested.swap(false, Ordering::AcqRel) && !this.items.is_empty() {
+            return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+        }
+
+        // 2. Fill the batch from upstream. Duplicates do not count, so the
+        //    number of polls is bounded separately for fairness.
+        for _ in 0..this.max_items.saturating_add(BUDGET) {
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    if !this.dedup.admit(&item) {
+                        *this.duplicates += 1;
+                        continue;
+                    }
+                    if this.items.is_empty() {
+                        this.items.reserve(*this.max_items);
+                        // A delay too long to represent never fires.
+                        if let Some(deadline) = Instant::now().checked_add(*this.max_delay) {
+                            this.sleep.set(Some(sleep_until(deadline)));
+                        }
+                    }
+                    this.items.push(item);
+                    if this.items.len() >= *this.max_items {
+                        return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+                    }
+                }
+                // Upstream ended: yield what is left, then end.
+                Poll::Ready(None) => {
+                    if this.items.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+                }
+                Poll::Pending => {
+                    // 3. The open batch's delay passed: yield it partial.
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                        if sleep.poll(cx).is_ready() {
+                            return Poll::Ready(Some(take_batch(
+                                this.items, this.dedup, this.sleep,
+                            )));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        // Upstream had many items ready: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Hands over the open batch and starts a new one.
+///
+/// The next batch reserves room when its first item arrives.
+fn take_batch<T, D: Dedup<T>>(
+    items: &mut Vec<T>,
+    dedup: &mut D,
+    mut sleep: Pin<&mut Option<Sleep>>,
+) -> Vec<T> {
+    dedup.clear();
+    sleep.set(None);
+    mem::take(items)
+}
+
+// ===== impl Batch =====
+
+pin_project! {
+    /// Stream for [`batch`](super::PipelineExt::batch): yields `Vec`s of up
+    /// to `max_items` items.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Batch<S>
+    where
+        S: Stream,
+    {
+        #[pin]
+        core: Core<S, NoDedup>,
+    }
+}
+
+impl<S: Stream> Batch<S> {
+    #[track_caller]
+    pub(super) fn new(stream: S, max_items: usize, max_delay: Duration) -> Self {
+        Batch {
+            core: Core::new(stream, max_items, max_delay, NoDedup),
+        }
+    }
+
+    /// A handle to make this stream yield its open batch now.
+    pub fn flush_handle(&self) -> BatchFlush {
+        self.core.flush_handle()
+    }
+
+    /// Items held in the open batch.
+    pub fn pending(&self) -> usize {
+        self.core.items.len()
+    }
+}
+
+impl<S: Stream> Stream for Batch<S> {
+    type Item = Vec<S::Item>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().core.poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.core.size_hint()
+    }
+}
+
+impl<S: Stream> FusedStream for Batch<S> {
+    fn is_terminated(&self) -> bool {
+        self.core.is_terminated()
+    }
+}
+
+impl<S: Stream> fmt::Debug for Batch<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("max_items", &self.core.max_items)
+            .field("max_delay", &self.core.max_delay)
+            .field("pending", &self.core.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== impl BatchDedup =====
+
+pin_project! {
+    /// Stream for [`batch_dedup_by_key`](super::PipelineExt::batch_dedup_by_key)
+    /// and [`batch_dedup`](super::PipelineExt::batch_dedup): yields `Vec`s of
+    /// up to `max_items` items with distinct keys.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct BatchDedup<S, F, K>
+    where
+        S: Stream,
+    {
+        #[pin]
+        core: Core<S, ByKey<F, K>>,
+    }
+}
+
+impl<S, F, K> BatchDedup<S, F, K>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> K,
+    K: Hash + Eq,
+{
+    #[track_caller]
+    pub(super) fn new(stream: S, max_items: usize, max_delay: Duration, key: F) -> Self {
+        BatchDedup {
+            core: Core::new(
+                stream,
+                max_items,
+                max_delay,
+                ByKey {
+                    key,
+                    seen: HashSet::new(),
+                },
+            ),
+        }
+    }
+}
+
+impl<S: Stream, F, K> BatchDedup<S, F, K> {
+    /// A handle to make this stream yield its open batch now.
+    pub fn flush_handle(&self) -> BatchFlush {
+        self.core.flush_handle()
+    }
+
+    /// Items held in the open batch.
+    pub fn pending(&self) -> usize {
+        self.core.items.len()
+    }
+
+    /// How many items were dropped as duplicates so far.
+    pub fn duplicates(&self) -> u64 {
+        self.core.duplicates
+    }
+}
+
+impl<S, F, K> Stream for BatchDedup<S, F, K>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> K,
+    K: Hash + Eq,
+{
+    type Item = Vec<S::Item>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().core.poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.core.size_hint()
+    }
+}
+
+impl<S, F, K> FusedStream for BatchDedup<S, F, K>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> K,
+    K: Hash + Eq,
+{
+    fn is_terminated(&self) -> bool {
+        self.core.is_terminated()
+    }
+}
+
+impl<S: Stream, F, K> fmt::Debug for BatchDedup<S, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchDedup")
+            .field("max_items", &self.core.max_items)
+            .field("max_delay", &self.core.max_delay)
+            .field("pending", &self.core.items.len())
+            .field("duplicates", &self.core.duplicates)
+            .finish_non_exhaustive()
+    }
+}

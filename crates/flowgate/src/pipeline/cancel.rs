@@ -1,0 +1,107 @@
+//! [`take_until_cancelled`](super::PipelineExt::take_until_cancelled) and
+//! [`cancellable`](super::PipelineExt::cancellable): stop a pipeline with a
+//! [`CancellationToken`], draining or dropping the work in flight.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::stream::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// What a [`cancellable`](super::PipelineExt::cancellable) section does with
+/// the work in flight when its token is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelMode {
+    /// Stop pulling from the source, let the work in flight finish and yield
+    /// it, then end. Nothing that was started is lost.
+    Drain,
+    /// End at once. Work in flight is dropped (cancelled) with the stream.
+    Drop,
+}
+
+pin_project! {
+    /// Stream for [`take_until_cancelled`](super::PipelineExt::take_until_cancelled)
+    /// and [`cancellable`](super::PipelineExt::cancellable): ends when its
+    /// token is cancelled (unless it drains).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Cancellable<S> {
+        #[pin]
+        stream: S,
+        #[pin]
+        cancelled: WaitForCancellationFutureOwned,
+        // `false` for the output of a draining section: it ends with its
+        // upstream, which the token cut at the source.
+        cut: bool,
+        done: bool,
+    }
+}
+
+impl<S: Stream> Cancellable<S> {
+    pub(super) fn new(stream: S, token: CancellationToken, cut: bool) -> Self {
+        Cancellable {
+            stream,
+            cancelled: token.cancelled_owned(),
+            cut,
+            done: false,
+        }
+    }
+
+    /// Whether the stream ended because of its token.
+    pub fn is_cancelled(&self) -> bool {
+        self.done && self.cut
+    }
+}
+
+impl<S: Stream> Stream for Cancellable<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        // The token first: a busy upstream cannot delay the cancellation.
+        if *this.cut && this.cancelled.poll(cx).is_ready() {
+            *this.done = true;
+            return Poll::Ready(None);
+        }
+        match this.stream.poll_next(cx) {
+            Poll::Ready(None) => {
+                *this.done = true;
+                *this.cut = false;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let upper = self.stream.size_hint().1;
+        if self.cut {
+            (0, upper)
+        } else {
+            self.stream.size_hint()
+        }
+    }
+}
+
+impl<S: Stream> FusedStream for Cancellable<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<S> fmt::Debug for Cancellable<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancellable")
+            .field("cut", &self.cut)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

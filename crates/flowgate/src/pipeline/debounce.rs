@@ -1,0 +1,121 @@
+//! [`debounce`](super::PipelineExt::debounce): yield an item once no newer
+//! one arrived for a quiet period.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::stream::{FusedStream, Stream};
+use futures_util::stream::{Fuse, StreamExt};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::BUDGET;
+
+pin_project! {
+    /// Stream for [`debounce`](super::PipelineExt::debounce).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Debounce<S>
+    where
+        S: Stream,
+    {
+        #[pin]
+        stream: Fuse<S>,
+        quiet: Duration,
+        held: Option<S::Item>,
+        #[pin]
+        sleep: Option<Sleep>,
+        dropped: u64,
+    }
+}
+
+impl<S: Stream> Debounce<S> {
+    #[track_caller]
+    pub(super) fn new(stream: S, quiet: Duration) -> Self {
+        assert!(
+            !quiet.is_zero(),
+            "debounce period must be greater than zero"
+        );
+        Debounce {
+            stream: stream.fuse(),
+            quiet,
+            held: None,
+            sleep: None,
+            dropped: 0,
+        }
+    }
+
+    /// How many items were superseded by a newer one so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+impl<S: Stream> Stream for Debounce<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        for _ in 0..BUDGET {
+            // 1. Take every item upstream has ready; each one restarts the
+            //    quiet period. Items are taken before the timer is looked at,
+            //    so an item that arrived in time always supersedes.
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    if this.held.replace(item).is_some() {
+                        *this.dropped += 1;
+                    }
+                    let deadline = Instant::now() + *this.quiet;
+                    match this.sleep.as_mut().as_pin_mut() {
+                        Some(sleep) => sleep.reset(deadline),
+                        None => this.sleep.set(Some(sleep_until(deadline))),
+                    }
+                    continue;
+                }
+                // Upstream ended: nothing newer can come, so the held item
+                // is yielded at once.
+                Poll::Ready(None) => {
+                    this.sleep.set(None);
+                    return Poll::Ready(this.held.take());
+                }
+                Poll::Pending => {}
+            }
+            // 2. Quiet for long enough: yield the held item.
+            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                if sleep.poll(cx).is_ready() {
+                    this.sleep.set(None);
+                    return Poll::Ready(this.held.take());
+                }
+            }
+            return Poll::Pending;
+        }
+        // Upstream had many items ready: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let held = usize::from(self.held.is_some());
+        let (lower, upper) = self.stream.size_hint();
+        let lower = if lower > 0 || held > 0 { 1 } else { 0 };
+        (lower, upper.and_then(|upper| upper.checked_add(held)))
+    }
+}
+
+impl<S: Stream> FusedStream for Debounce<S> {
+    fn is_terminated(&self) -> bool {
+        self.held.is_none() && self.stream.is_done()
+    }
+}
+
+impl<S: Stream> fmt::Debug for Debounce<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Debounce")
+            .field("quiet", &self.quiet)
+            .field("holding_item", &self.held.is_some())
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,1099 @@
+//! Stream pipelines: fan-out/fan-in and flow-control operators on any
+//! [`Stream`], chained with the [`PipelineExt`] extension trait.
+//!
+//! A pipeline reads as one chain, the way the Go seed's
+//! `generator | fork(10) | task1 | task2 | branch | ...` does:
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let out: Vec<u64> = stream::iter(0..10u64)
+//!     .par_map(5, |i| async move {
+//!         tokio::time::sleep(Duration::from_millis(100)).await;
+//!         i * 10
+//!     })
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, (0..10).map(|i| i * 10).collect::<Vec<_>>());
+//! # }
+//! ```
+//!
+//! # Operators
+//!
+//! | operator | what it does | items |
+//! |---|---|---|
+//! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
+//! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
+//! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
+//! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
+//! | [`throttle`](PipelineExt::throttle) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
+//! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
+//! | [`timeout`](PipelineExt::timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
+//! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleTimeout`] error when upstream is idle too long | `Result<T, IdleTimeout>` |
+//! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
+//! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
+//! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
+//! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
+//! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
+//! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
+//! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
+//! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
+//! | [`observe`](PipelineExt::observe) | counts items and rates per stage in a shared [`Progress`]; an `indicatif` bar with the `progress-bar` feature | `T` |
+//!
+//! # Fan-out and fan-in
+//!
+//! `par_map` is fan-out and fan-in in one: it starts up to `n` calls, and
+//! merges their outputs back into one stream. The stream ends only when
+//! upstream has ended *and* every call has finished, so the Go seed's
+//! premature close (closing the results channel while workers still send)
+//! cannot happen: no output is ever dropped.
+//!
+//! The calls run *inside* the stream's `poll_next`, on the task that polls
+//! the pipeline (as with `futures`' `buffered`), so they are concurrent but
+//! not parallel. For CPU-heavy work, spawn inside the function:
+//! `par_map(n, |x| async move { tokio::spawn(work(x)).await })`.
+//!
+//! ## Panics
+//!
+//! A panic in a call *propagates*: it unwinds out of `poll_next` into the
+//! task polling the pipeline, with its original payload. No item goes
+//! missing silently: every output before the panic has been yielded, and the
+//! pipeline fails loudly (a spawned pipeline's `JoinHandle` reports the
+//! panic). To turn panics into items instead, catch them in the function:
+//!
+//! ```
+//! use std::panic::AssertUnwindSafe;
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, FutureExt, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let out: Vec<Result<u32, String>> = stream::iter([1u32, 0, 2])
+//!     .par_map(4, |x| {
+//!         AssertUnwindSafe(async move { 10 / x })
+//!             .catch_unwind()
+//!             .map(|result| result.map_err(|_| "panicked".to_owned()))
+//!     })
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, vec![Ok(10), Err("panicked".to_owned()), Ok(5)]);
+//! # }
+//! ```
+//!
+//! # Which limit should I use?
+//!
+//! | you want | use | items are |
+//! |---|---|---|
+//! | at most `n` calls of *this stage* at once | [`par_map(n, ..)`](PipelineExt::par_map) | all processed |
+//! | at most `n` calls at once across stages, pipelines and plain tasks | [`InFlightLimit`] ([`run`](InFlightLimit::run), [`limit_in_flight`](PipelineExt::limit_in_flight)) | all processed |
+//! | at most `n` per period, smooth or bursty | [`rate_limit`](PipelineExt::rate_limit) / [`RateLimiter`] | all processed, delayed |
+//! | at most one per period, the rest are stale | [`throttle`](PipelineExt::throttle) | dropped |
+//! | only the settled value after a burst | [`debounce`](PipelineExt::debounce) | dropped |
+//! | many small items as few big writes | [`batch`](PipelineExt::batch), or [`Batcher`](crate::batch::Batcher) with per-item acks | all processed, grouped |
+//!
+//! [`RateLimiter`] and [`InFlightLimit`] work around any async call, not
+//! only as stream stages, and are cheap to clone and share.
+//!
+//! # A whole pipeline
+//!
+//! The seed's `generator | fork | task | branch | error: retry, success:
+//! print`, with a shared rate limit, a watchdog and a clean shutdown:
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::pipeline::{CancelMode, CancellationToken, Progress, Rate, RateLimiter};
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, StreamExt};
+//!
+//! async fn fetch(id: u32) -> Result<u32, u32> {
+//!     tokio::time::sleep(Duration::from_millis(20)).await;
+//!     if id % 7 == 0 { Err(id) } else { Ok(id * 10) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let shutdown = CancellationToken::new();
+//! let api_limit = RateLimiter::new(Rate::per_second(100).with_burst(10));
+//! let progress = Progress::new();
+//!
+//! let results = stream::iter(0..50u32)
+//!     .dedup_last(64, |id| *id)
+//!     .cancellable(shutdown.clone(), CancelMode::Drain, |ids| {
+//!         ids.rate_limit(api_limit.clone())
+//!             .par_map_unordered(8, fetch)
+//!             .observe(&progress, "fetch")
+//!     });
+//! let (ok, failed) = results.split_results(64);
+//! let retried = failed.par_map(2, |id| async move { fetch(id + 1).await.unwrap_or(0) });
+//! let batches: Vec<Vec<u32>> = ok
+//!     .merge(retried)
+//!     .batch(16, Duration::from_millis(50))
+//!     .collect()
+//!     .await;
+//!
+//! assert_eq!(batches.concat().len(), 50);
+//! assert_eq!(progress.snapshot()[0].items(), 50);
+//! # }
+//! ```
+//!
+//! # Buffering and backpressure
+//!
+//! Every operator pulls from upstream only when it is polled, so a slow
+//! consumer slows the source down. What each one holds in between:
+//!
+//! | operator | holds at most |
+//! |---|---|
+//! | `par_map(n)`, `par_map_unordered(n)` | `n` calls in flight (ordered: finished outputs wait for older ones, in those `n` slots) |
+//! | `rate_limit`, `limit_in_flight` | one item, taken from upstream before waiting |
+//! | `throttle(Keep::Last)`, `debounce` | one item |
+//! | `batch(max_items, ..)` | `max_items` items (distinct keys, with dedup) |
+//! | `dedup_within` | one key per distinct key passed within the window (no hard bound) |
+//! | `dedup_last(n)` | `n` keys |
+//! | `branch(capacity, ..)` | `capacity` items per [`Branch`] that is not polled; then the other branch waits |
+//! | the others | nothing |
+//!
+//! # Pinning
+//!
+//! Operators that own a timer (`rate_limit`, `throttle`, `debounce`,
+//! `timeout`, `idle_timeout`, `heartbeat`, `batch`, the cancellation
+//! stages) are not `Unpin`. Combinators that take `self` (`collect`,
+//! `for_each`, `count`) do not care; to call `next()` in a loop, pin the
+//! stream first with [`std::pin::pin!`] or `Box::pin`.
+//!
+//! # Cancel safety
+//!
+//! Every operator here is a [`Stream`]; `next().await` on any of them is
+//! cancel-safe: a cancelled `next()` loses no item, because items are only
+//! handed over by a `poll_next` that returns `Ready`. Dropping a stream drops
+//! what it holds: the calls in flight of a `par_map`, the items buffered by a
+//! batch or a branch. To stop a pipeline without losing work that started,
+//! use [`cancellable`](PipelineExt::cancellable) with [`CancelMode::Drain`].
+//!
+//! | method | cancel-safe | what a cancelled call loses |
+//! |---|---|---|
+//! | `next()` on any operator | yes | nothing |
+//! | [`RateLimiter::until_ready`] | yes | nothing; no cell is taken until it completes |
+//! | [`InFlightLimit::acquire`] | yes | its place among the waiters |
+//! | [`InFlightLimit::run`] | yes for the limit (the room is given back) | whatever the wrapped future loses when dropped |
+
+mod batch;
+mod branch;
+mod cancel;
+mod debounce;
+mod dedup;
+mod error;
+mod heartbeat;
+mod in_flight;
+mod merge;
+mod par_map;
+mod progress;
+mod rate_limit;
+mod throttle;
+mod timeout;
+
+use std::future::Future;
+use std::hash::Hash;
+use std::time::Duration;
+
+use futures_core::stream::Stream;
+
+pub use self::batch::{Batch, BatchDedup, BatchFlush};
+pub use self::branch::Branch;
+pub use self::cancel::{CancelMode, Cancellable};
+pub use self::debounce::Debounce;
+pub use self::dedup::Dedup;
+pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
+pub use self::heartbeat::{Beat, Heartbeat};
+pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
+pub use self::merge::Merge;
+pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::progress::{Observe, Progress, StageSnapshot};
+pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
+pub use self::throttle::{Keep, Throttle};
+pub use self::timeout::{IdleTimeoutStream, Timeout};
+pub use futures_util::future::Either;
+pub use tokio_util::sync::CancellationToken;
+
+/// How many ready upstream items an operator that drops or holds items takes
+/// in one poll before it yields to the executor (see STYLE.md #14).
+const BUDGET: usize = 32;
+
+/// Pipeline operators for every [`Stream`]; see the
+/// [module documentation](self). Brought in by `use flowgate::prelude::*`.
+pub trait PipelineExt: Stream {
+    /// Runs `f` on every item with at most `limit` calls in flight, and
+    /// yields their outputs **in input order**.
+    ///
+    /// An output that finishes early waits for the outputs before it, and
+    /// while it waits it holds one of the `limit` slots. Use
+    /// [`par_map_unordered`](Self::par_map_unordered) when order does not
+    /// matter.
+    ///
+    /// The stream ends when upstream has ended and every call has finished.
+    /// A panic in a call propagates to the task polling the stream (see
+    /// [Panics](self#panics)).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u64> = stream::iter([3u64, 1, 2])
+    ///     .par_map(3, |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![3, 1, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map<F, Fut>(self, limit: usize, f: F) -> ParMap<Self, F, Fut>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMap::new(self, limit, f)
+    }
+
+    /// Runs `f` on every item with at most `limit` calls in flight, and
+    /// yields their outputs **as they complete**.
+    ///
+    /// The stream ends when upstream has ended and every call has finished.
+    /// A panic in a call propagates to the task polling the stream (see
+    /// [Panics](self#panics)).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u64> = stream::iter([3u64, 1, 2])
+    ///     .par_map_unordered(3, |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2, 3]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map_unordered<F, Fut>(self, limit: usize, f: F) -> ParMapUnordered<Self, F, Fut>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMapUnordered::new(self, limit, f)
+    }
+
+    /// Pairs every item with an [`InFlightPermit`] from `limit`, waiting for
+    /// room before yielding it; the room is given back when the permit is
+    /// dropped.
+    ///
+    /// The permit travels with the item, so the limit covers whatever later
+    /// stages do with it, until they drop the permit. One limit can be shared
+    /// by many stages and pipelines. The stage holds at most one item while it
+    /// waits for room, and takes it from upstream *before* waiting, so no room
+    /// is held while upstream is slow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::InFlightLimit;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(2);
+    /// let out: Vec<u32> = stream::iter(0..10u32)
+    ///     .limit_in_flight(&limit)
+    ///     .par_map(8, |(x, permit)| async move {
+    ///         let y = x + 1; // at most 2 of these at once
+    ///         drop(permit);
+    ///         y
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, (1..=10).collect::<Vec<_>>());
+    /// # }
+    /// ```
+    fn limit_in_flight(self, limit: &InFlightLimit) -> LimitInFlight<Self>
+    where
+        Self: Sized,
+    {
+        LimitInFlight::new(self, limit)
+    }
+
+    /// Yields items no faster than `limiter` allows: `n` per period, with or
+    /// without burst (see [`Rate`]).
+    ///
+    /// Pass a [`Rate`] for a limiter of this stage's own, or a clone of a
+    /// [`RateLimiter`] to share one limit among stages, pipelines and plain
+    /// calls. The stage takes an item from upstream first and then waits for
+    /// a cell, so it holds at most one item and no cell is spent while
+    /// upstream is slow. Timing follows GCRA exactly: no drift, and no burst
+    /// after a quiet spell beyond the rate's `burst`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Rate;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let start = Instant::now();
+    /// let n = stream::iter(0..1000)
+    ///     .rate_limit(Rate::per_second(200))
+    ///     .count()
+    ///     .await;
+    /// assert_eq!(n, 1000);
+    /// assert_eq!(start.elapsed(), Duration::from_millis(4995)); // one every 5 ms
+    /// # }
+    /// ```
+    fn rate_limit(self, limiter: impl Into<RateLimiter>) -> RateLimit<Self>
+    where
+        Self: Sized,
+    {
+        RateLimit::new(self, limiter.into())
+    }
+
+    /// Lets at most one item through per `period`, keeping the
+    /// [first](Keep::First) or the [last](Keep::Last) item of each period and
+    /// dropping the others.
+    ///
+    /// - `Keep::First`: an item is yielded at once if none was yielded in the
+    ///   last `period`, otherwise dropped. No timer is involved.
+    /// - `Keep::Last`: an item opens a window of `period`; newer items replace
+    ///   it; the latest is yielded when the window closes. When upstream ends
+    ///   while a window is open, its item is still yielded when the window
+    ///   closes, so yields always stay at least `period` apart.
+    ///
+    /// Throttling is lossy by design; [`Throttle::dropped`] counts the
+    /// casualties. To delay items instead of dropping them, use
+    /// [`rate_limit`](Self::rate_limit).
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Keep;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // An item every 30 ms, at most one per 100 ms.
+    /// let ticks = || {
+    ///     stream::iter(0..10).then(|i| async move {
+    ///         tokio::time::sleep(Duration::from_millis(30)).await;
+    ///         i
+    ///     })
+    /// };
+    /// let first: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::First).collect().await;
+    /// assert_eq!(first, vec![0, 4, 8]);
+    /// let last: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::Last).collect().await;
+    /// assert_eq!(last, vec![3, 7, 9]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn throttle(self, period: Duration, keep: Keep) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, period, keep)
+    }
+
+    /// Yields an item only once `quiet` has passed without a newer one; each
+    /// new item restarts the wait and replaces the one held.
+    ///
+    /// Use it to act on the settled value of something that changes in
+    /// bursts (a config file being saved, a user typing). When upstream ends,
+    /// the held item is yielded at once: nothing newer can come. At most one
+    /// item is held. [`Debounce::dropped`] counts the superseded items.
+    ///
+    /// # Panics
+    ///
+    /// If `quiet` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Bursts of three items 10 ms apart, bursts 200 ms apart.
+    /// let out: Vec<u32> = stream::iter(0..9u32)
+    ///     .then(|i| async move {
+    ///         let gap = if i % 3 == 0 { 200 } else { 10 };
+    ///         tokio::time::sleep(Duration::from_millis(gap)).await;
+    ///         i
+    ///     })
+    ///     .debounce(Duration::from_millis(50))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![2, 5, 8]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn debounce(self, quiet: Duration) -> Debounce<Self>
+    where
+        Self: Sized,
+    {
+        Debounce::new(self, quiet)
+    }
+
+    /// Yields `Ok(item)` for every item and `Err(`[`Elapsed`]`)` whenever no
+    /// item arrived within `duration`; the stream goes on after a timeout.
+    ///
+    /// The wait is measured from the first poll, then from the last item or
+    /// timeout, so a stalled upstream yields one `Err` per `duration`. An item
+    /// that is ready wins over a deadline that has just passed. To bound each
+    /// *call* of a [`par_map`](Self::par_map) instead, wrap the call:
+    /// `par_map(n, |x| tokio::time::timeout(d, work(x)))`.
+    ///
+    /// # Panics
+    ///
+    /// If `duration` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<bool> = stream::iter([10u64, 300, 10])
+    ///     .then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .timeout(Duration::from_millis(100))
+    ///     .map(|r| r.is_ok())
+    ///     .collect()
+    ///     .await;
+    /// // The 300 ms gap times out twice before its item arrives.
+    /// assert_eq!(out, vec![true, false, false, true, true]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn timeout(self, duration: Duration) -> Timeout<Self>
+    where
+        Self: Sized,
+    {
+        Timeout::new(self, duration)
+    }
+
+    /// Yields `Ok(item)` for every item, and ends with one
+    /// `Err(`[`IdleTimeout`]`)` if upstream stays idle for `duration`.
+    ///
+    /// The idle time is measured from the first poll, then from the last
+    /// item. After the timeout, upstream is not polled again; drop the stream
+    /// to release it. [`IdleTimeoutStream::timed_out`] tells the two endings
+    /// apart after the fact.
+    ///
+    /// # Panics
+    ///
+    /// If `duration` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<_> = stream::iter(0..3)
+    ///     .chain(stream::pending())
+    ///     .idle_timeout(Duration::from_secs(5))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 4);
+    /// assert!(out[3].is_err());
+    /// # }
+    /// ```
+    #[track_caller]
+    fn idle_timeout(self, duration: Duration) -> IdleTimeoutStream<Self>
+    where
+        Self: Sized,
+    {
+        IdleTimeoutStream::new(self, duration)
+    }
+
+    /// Yields [`Beat::Item`] for every item and a [`Beat::Tick`] whenever
+    /// nothing passed for `interval`, so that a quiet stream still shows it
+    /// is alive (to keep a connection open, or to flush on a timer).
+    ///
+    /// The silence is measured from the first poll, then from the last item
+    /// or tick. The stream ends with upstream.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Beat;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<Beat<u64>> = stream::iter([250u64])
+    ///     .then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .heartbeat(Duration::from_millis(100))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![Beat::Tick, Beat::Tick, Beat::Item(250)]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn heartbeat(self, interval: Duration) -> Heartbeat<Self>
+    where
+        Self: Sized,
+    {
+        Heartbeat::new(self, interval)
+    }
+
+    /// Groups items into `Vec`s of up to `max_items`, yielding a batch when
+    /// it is full, when `max_delay` has passed since its *first* item, when
+    /// asked through its [`BatchFlush`] handle, or when upstream ends.
+    ///
+    /// A quiet stream holds no timer and yields no empty batch. Latency is
+    /// bounded: no item waits longer than `max_delay` (plus the consumer's own
+    /// delay in polling). The stage holds at most `max_items` items.
+    ///
+    /// This is a stream operator, for a pipeline with one consumer. To let
+    /// many tasks submit items and learn when *their* item's batch was
+    /// written, use [`Batcher`](crate::batch::Batcher) (per-item acks, bytes
+    /// limits, flush concurrency).
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batches: Vec<Vec<u32>> = stream::iter(0..7u32)
+    ///     .batch(3, Duration::from_millis(10))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+    /// # }
+    /// ```
+    ///
+    /// Flushing on demand, from another task:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let rx = futures_util::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|x| (x, rx)) });
+    /// let batches = rx.batch(100, Duration::from_secs(60));
+    /// let flush = batches.flush_handle();
+    /// let mut batches = Box::pin(batches);
+    /// tx.send(1).await.unwrap();
+    /// tx.send(2).await.unwrap();
+    /// tokio::spawn(async move { flush.flush() });
+    /// assert_eq!(batches.next().await, Some(vec![1, 2])); // long before 60 s
+    /// # }
+    /// ```
+    #[track_caller]
+    fn batch(self, max_items: usize, max_delay: Duration) -> Batch<Self>
+    where
+        Self: Sized,
+    {
+        Batch::new(self, max_items, max_delay)
+    }
+
+    /// Like [`batch`](Self::batch), but drops an item whose `key` is already
+    /// in the open batch (the seed's `BatchFunc`): the first item with a key
+    /// is kept, in arrival order, and `max_items` counts distinct keys.
+    ///
+    /// Use it to turn a burst of requests for the same ids into one batch
+    /// fetch. Keys are forgotten when a batch is yielded; to drop repeats
+    /// across batches, put [`dedup_within`](Self::dedup_within) before it.
+    /// [`BatchDedup::duplicates`] counts the dropped items.
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let users = [(1, "a"), (2, "b"), (1, "c"), (3, "d"), (2, "e")];
+    /// let batches: Vec<Vec<(u32, &str)>> = stream::iter(users)
+    ///     .batch_dedup_by_key(10, Duration::from_millis(10), |(id, _)| *id)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches, vec![vec![(1, "a"), (2, "b"), (3, "d")]]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn batch_dedup_by_key<F, K>(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+        key: F,
+    ) -> BatchDedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq,
+    {
+        BatchDedup::new(self, max_items, max_delay, key)
+    }
+
+    /// Like [`batch_dedup_by_key`](Self::batch_dedup_by_key), with the item
+    /// itself as the key (cloned into the batch's set of keys).
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_delay` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The seed's example: 0..20 modulo 10, batches of 3 distinct ids.
+    /// let batches: Vec<Vec<u32>> = stream::iter((0..20u32).map(|i| i % 10))
+    ///     .batch_dedup(3, Duration::from_secs(1))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(batches[0], vec![0, 1, 2]);
+    /// assert_eq!(batches.concat().len(), 20); // repeats land in later batches
+    /// # }
+    /// ```
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    fn batch_dedup(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+    ) -> BatchDedup<Self, fn(&Self::Item) -> Self::Item, Self::Item>
+    where
+        Self: Sized,
+        Self::Item: Hash + Eq + Clone,
+    {
+        BatchDedup::new(self, max_items, max_delay, Clone::clone)
+    }
+
+    /// Drops an item if an item with the same `key` passed within the last
+    /// `window`.
+    ///
+    /// The window runs from the time the earlier item *passed*; dropped
+    /// duplicates do not extend it, so a key that keeps coming passes once
+    /// per `window`. Keys are remembered as long as they are in the window:
+    /// memory grows with the number of distinct keys passed per `window`
+    /// (expired keys are cleared as items arrive). For a hard bound on
+    /// memory, use [`dedup_last`](Self::dedup_last).
+    ///
+    /// # Panics
+    ///
+    /// If `window` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The same ids, 40 ms apart; each id at most once per 100 ms.
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 1, 2, 1, 2])
+    ///     .then(|id| async move {
+    ///         tokio::time::sleep(Duration::from_millis(40)).await;
+    ///         id
+    ///     })
+    ///     .dedup_within(Duration::from_millis(100), |id| *id)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2, 1, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn dedup_within<F, K>(self, window: Duration, key: F) -> Dedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq + Clone,
+    {
+        Dedup::within(self, window, key)
+    }
+
+    /// Drops an item if its `key` is among the keys of the last `capacity`
+    /// items that passed: a bounded window, using memory for `capacity` keys
+    /// at most.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 1, 3, 1, 4, 2])
+    ///     .dedup_last(2, |x| *x)
+    ///     .collect()
+    ///     .await;
+    /// // 1 is dropped while among the last two passed; after 2 and 3 it is not.
+    /// assert_eq!(out, vec![1, 2, 3, 1, 4, 2]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn dedup_last<F, K>(self, capacity: usize, key: F) -> Dedup<Self, F, K>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> K,
+        K: Hash + Eq + Clone,
+    {
+        Dedup::last(self, capacity, key)
+    }
+
+    /// Splits the stream in two: `route` sends each item
+    /// [left](Either::Left) or [right](Either::Right), possibly changing its
+    /// type (the seed's `branch`).
+    ///
+    /// Each [`Branch`] buffers up to `capacity` items routed to it while it
+    /// is not polled; when that buffer is full, the other branch waits. Poll
+    /// both concurrently. See [`Branch`] for what dropping one does.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::Either;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (numbers, words) = stream::iter(["1", "two", "3"]).branch(16, |s| match s.parse::<u32>() {
+    ///     Ok(n) => Either::Left(n),
+    ///     Err(_) => Either::Right(s.to_owned()),
+    /// });
+    /// let (numbers, words) = tokio::join!(numbers.collect::<Vec<_>>(), words.collect::<Vec<_>>());
+    /// assert_eq!(numbers, vec![1, 3]);
+    /// assert_eq!(words, vec!["two".to_owned()]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn branch<F, L, R>(self, capacity: usize, route: F) -> (Branch<L>, Branch<R>)
+    where
+        Self: Sized + Send + 'static,
+        F: FnMut(Self::Item) -> Either<L, R> + Send + 'static,
+        L: Send + 'static,
+        R: Send + 'static,
+    {
+        Branch::<L>::pair(self, capacity, route)
+    }
+
+    /// Splits the stream in two by `predicate`: items for which it holds go
+    /// to the first stream, the others to the second. See
+    /// [`branch`](Self::branch) for buffering.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (even, odd) = stream::iter(0..10u32).partition(4, |x| x % 2 == 0);
+    /// let (even, odd) = tokio::join!(even.collect::<Vec<_>>(), odd.collect::<Vec<_>>());
+    /// assert_eq!(even, vec![0, 2, 4, 6, 8]);
+    /// assert_eq!(odd, vec![1, 3, 5, 7, 9]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn partition<P>(
+        self,
+        capacity: usize,
+        mut predicate: P,
+    ) -> (Branch<Self::Item>, Branch<Self::Item>)
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+        P: FnMut(&Self::Item) -> bool + Send + 'static,
+    {
+        self.branch(capacity, move |item| {
+            if predicate(&item) {
+                Either::Left(item)
+            } else {
+                Either::Right(item)
+            }
+        })
+    }
+
+    /// Splits a stream of `Result`s into a stream of the `Ok` values and a
+    /// stream of the errors (the seed's `error: retry, success: print`). See
+    /// [`branch`](Self::branch) for buffering.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let results = stream::iter(["1", "x", "3"]).map(|s| s.parse::<u32>());
+    /// let (ok, err) = results.split_results(8);
+    /// let (ok, err) = tokio::join!(ok.collect::<Vec<_>>(), err.count());
+    /// assert_eq!(ok, vec![1, 3]);
+    /// assert_eq!(err, 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn split_results<T, E>(self, capacity: usize) -> (Branch<T>, Branch<E>)
+    where
+        Self: Stream<Item = Result<T, E>> + Sized + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.branch(capacity, |result| match result {
+            Ok(value) => Either::Left(value),
+            Err(err) => Either::Right(err),
+        })
+    }
+
+    /// Merges this stream with `other` into one stream of the items of both,
+    /// as they come; it ends when both have ended.
+    ///
+    /// Which stream is polled first alternates, so neither can starve the
+    /// other. Use it to join branches back together (say, retried errors
+    /// with the successes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut all: Vec<u32> = stream::iter([1, 3, 5]).merge(stream::iter([2, 4])).collect().await;
+    /// all.sort_unstable();
+    /// assert_eq!(all, vec![1, 2, 3, 4, 5]);
+    /// # }
+    /// ```
+    fn merge<O>(self, other: O) -> Merge<Self, O>
+    where
+        Self: Sized,
+        O: Stream<Item = Self::Item>,
+    {
+        Merge::new(self, other)
+    }
+
+    /// Ends the stream as soon as `token` is cancelled; items not yet
+    /// yielded, and whatever upstream holds, are dropped with it.
+    ///
+    /// Put it on the *source* to stop pulling new items and let everything
+    /// downstream finish (a drain), or at the *end* to stop at once (a drop);
+    /// [`cancellable`](Self::cancellable) does both for you. The token is
+    /// checked before upstream on every poll, so a busy upstream cannot delay
+    /// the cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use flowgate::pipeline::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let mut s = Box::pin(stream::iter(0..).take_until_cancelled(token.clone()));
+    /// assert_eq!(s.next().await, Some(0));
+    /// token.cancel();
+    /// assert_eq!(s.next().await, None);
+    /// # }
+    /// ```
+    fn take_until_cancelled(self, token: CancellationToken) -> Cancellable<Self>
+    where
+        Self: Sized,
+    {
+        Cancellable::new(self, token, true)
+    }
+
+    /// Runs the pipeline section built by `build` on this source until
+    /// `token` is cancelled, then stops it as `mode` says:
+    ///
+    /// - [`CancelMode::Drain`]: the source is cut, so `par_map` and other
+    ///   stages start no new work; the work in flight finishes and is
+    ///   yielded; then the stream ends.
+    /// - [`CancelMode::Drop`]: the stream ends at once, dropping the work in
+    ///   flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::CancelMode;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    /// use flowgate::pipeline::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let out = stream::iter(0..100u64).cancellable(token.clone(), CancelMode::Drain, |source| {
+    ///     source.par_map(5, |i| async move {
+    ///         tokio::time::sleep(Duration::from_millis(100)).await;
+    ///         i
+    ///     })
+    /// });
+    /// let canceller = tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(150)).await;
+    ///     token.cancel();
+    /// });
+    /// let out: Vec<u64> = out.collect().await;
+    /// canceller.await.unwrap();
+    /// // Two waves of five: the first done at 100 ms, the second in flight
+    /// // at 150 ms and drained.
+    /// assert_eq!(out, (0..10).collect::<Vec<_>>());
+    /// # }
+    /// ```
+    fn cancellable<F, O>(
+        self,
+        token: CancellationToken,
+        mode: CancelMode,
+        build: F,
+    ) -> Cancellable<O>
+    where
+        Self: Sized,
+        F: FnOnce(Cancellable<Self>) -> O,
+        O: Stream,
+    {
+        let source = Cancellable::new(self, token.clone(), true);
+        Cancellable::new(build(source), token, mode == CancelMode::Drop)
+    }
+
+    /// Passes items through unchanged, counting them as stage `name` of
+    /// `progress`: items, elapsed time, rate, and whether the stage ended
+    /// (see [`Progress::snapshot`]).
+    ///
+    /// Put one after each stage to watch. With the `progress-bar` feature,
+    /// [`Observe::with_bar`](Observe) also draws an `indicatif` bar for the stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..10u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(100)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.items(), 10);
+    /// assert_eq!(stage.elapsed(), Duration::from_secs(1));
+    /// assert_eq!(stage.rate(), 10.0);
+    /// # }
+    /// ```
+    fn observe(self, progress: &Progress, name: &str) -> Observe<Self>
+    where
+        Self: Sized,
+    {
+        Observe::new(self, progress, name)
+    }
+}
+
+impl<S: Stream + ?Sized> PipelineExt for S {}

@@ -1,0 +1,152 @@
+//! [`throttle`](super::PipelineExt::throttle): at most one item per period.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::stream::{FusedStream, Stream};
+use futures_util::stream::{Fuse, StreamExt};
+use pin_project_lite::pin_project;
+use std::task::ready;
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::BUDGET;
+
+/// Which item of a period a [`throttle`](super::PipelineExt::throttle) keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Keep {
+    /// Yield an item at once and drop whatever arrives in the `period` after
+    /// it ("leading edge"; Rx's `throttleFirst`).
+    First,
+    /// On an item, open a window of `period`; yield the *latest* item when it
+    /// closes ("trailing edge"). The freshest value wins, at the price of
+    /// `period` of latency.
+    Last,
+}
+
+pin_project! {
+    /// Stream for [`throttle`](super::PipelineExt::throttle).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Throttle<S>
+    where
+        S: Stream,
+    {
+        #[pin]
+        stream: Fuse<S>,
+        period: Duration,
+        keep: Keep,
+        // `Keep::First`: the end of the window opened by the last yield.
+        window_end: Option<Instant>,
+        // `Keep::Last`: the latest item of the open window.
+        held: Option<S::Item>,
+        // `Keep::Last`: the end of the open window.
+        #[pin]
+        sleep: Option<Sleep>,
+        dropped: u64,
+    }
+}
+
+impl<S: Stream> Throttle<S> {
+    #[track_caller]
+    pub(super) fn new(stream: S, period: Duration, keep: Keep) -> Self {
+        assert!(
+            !period.is_zero(),
+            "throttle period must be greater than zero"
+        );
+        Throttle {
+            stream: stream.fuse(),
+            period,
+            keep,
+            window_end: None,
+            held: None,
+            sleep: None,
+            dropped: 0,
+        }
+    }
+
+    /// How many items were dropped (superseded or inside a window) so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+impl<S: Stream> Stream for Throttle<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        match this.keep {
+            Keep::First => {
+                for _ in 0..BUDGET {
+                    let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
+                        return Poll::Ready(None);
+                    };
+                    let now = Instant::now();
+                    match *this.window_end {
+                        Some(end) if now < end => *this.dropped += 1,
+                        _ => {
+                            *this.window_end = Some(now + *this.period);
+                            return Poll::Ready(Some(item));
+                        }
+                    }
+                }
+            }
+            Keep::Last => {
+                for _ in 0..BUDGET {
+                    // 1. A window that has closed yields its latest item.
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                        if sleep.poll(cx).is_ready() {
+                            this.sleep.set(None);
+                            return Poll::Ready(this.held.take());
+                        }
+                    }
+                    // 2. Take the next item: it opens a window or supersedes
+                    //    the held one.
+                    match this.stream.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(item)) => {
+                            if this.held.replace(item).is_some() {
+                                *this.dropped += 1;
+                            } else {
+                                let end = Instant::now() + *this.period;
+                                this.sleep.set(Some(sleep_until(end)));
+                            }
+                        }
+                        // Upstream ended: a held item still waits for its
+                        // window to close, so yields stay a period apart.
+                        Poll::Ready(None) if this.held.is_none() => return Poll::Ready(None),
+                        Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                    }
+                }
+            }
+        }
+        // Upstream had many items ready: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Any number of items may be dropped; a held item is yielded.
+        let held = usize::from(self.held.is_some());
+        let (lower, upper) = self.stream.size_hint();
+        let lower = if lower > 0 || held > 0 { 1 } else { 0 };
+        (lower, upper.and_then(|upper| upper.checked_add(held)))
+    }
+}
+
+impl<S: Stream> FusedStream for Throttle<S> {
+    fn is_terminated(&self) -> bool {
+        self.held.is_none() && self.stream.is_done()
+    }
+}
+
+impl<S: Stream> fmt::Debug for Throttle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("period", &self.period)
+            .field("keep", &self.keep)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}

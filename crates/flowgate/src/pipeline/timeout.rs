@@ -1,0 +1,191 @@
+//! [`timeout`](super::PipelineExt::timeout) and
+//! [`idle_timeout`](super::PipelineExt::idle_timeout).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::stream::{FusedStream, Stream};
+use futures_util::stream::{Fuse, StreamExt};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::error::{Elapsed, IdleTimeout};
+
+/// Restarts `sleep` to fire `duration` from now.
+fn restart(mut sleep: Pin<&mut Option<Sleep>>, duration: Duration) {
+    let deadline = Instant::now() + duration;
+    match sleep.as_mut().as_pin_mut() {
+        Some(sleep) => sleep.reset(deadline),
+        None => sleep.set(Some(sleep_until(deadline))),
+    }
+}
+
+/// Polls `sleep`, starting it `duration` from now if it is not running.
+fn poll_deadline(
+    mut sleep: Pin<&mut Option<Sleep>>,
+    duration: Duration,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if sleep.is_none() {
+        restart(sleep.as_mut(), duration);
+    }
+    match sleep.as_pin_mut() {
+        Some(sleep) => sleep.poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+pin_project! {
+    /// Stream for [`timeout`](super::PipelineExt::timeout).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Timeout<S> {
+        #[pin]
+        stream: Fuse<S>,
+        duration: Duration,
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl<S: Stream> Timeout<S> {
+    #[track_caller]
+    pub(super) fn new(stream: S, duration: Duration) -> Self {
+        assert!(!duration.is_zero(), "timeout must be greater than zero");
+        Timeout {
+            stream: stream.fuse(),
+            duration,
+            sleep: None,
+        }
+    }
+}
+
+impl<S: Stream> Stream for Timeout<S> {
+    type Item = Result<S::Item, Elapsed>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        // 1. An item that is ready wins over a deadline that passed.
+        match this.stream.poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                restart(this.sleep, *this.duration);
+                return Poll::Ready(Some(Ok(item)));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        // 2. The deadline runs from the first poll, the last item or the last
+        //    timeout; when it passes, report it and start the next one.
+        if poll_deadline(this.sleep.as_mut(), *this.duration, cx).is_ready() {
+            restart(this.sleep, *this.duration);
+            return Poll::Ready(Some(Err(Elapsed(()))));
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Any number of timeouts may come in between.
+        (self.stream.size_hint().0, None)
+    }
+}
+
+impl<S: Stream> FusedStream for Timeout<S> {
+    fn is_terminated(&self) -> bool {
+        self.stream.is_done()
+    }
+}
+
+impl<S> fmt::Debug for Timeout<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Stream for [`idle_timeout`](super::PipelineExt::idle_timeout).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct IdleTimeoutStream<S> {
+        #[pin]
+        stream: Fuse<S>,
+        duration: Duration,
+        #[pin]
+        sleep: Option<Sleep>,
+        timed_out: bool,
+    }
+}
+
+impl<S: Stream> IdleTimeoutStream<S> {
+    #[track_caller]
+    pub(super) fn new(stream: S, duration: Duration) -> Self {
+        assert!(
+            !duration.is_zero(),
+            "idle timeout must be greater than zero"
+        );
+        IdleTimeoutStream {
+            stream: stream.fuse(),
+            duration,
+            sleep: None,
+            timed_out: false,
+        }
+    }
+
+    /// Whether the stream ended because upstream was idle too long.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+}
+
+impl<S: Stream> Stream for IdleTimeoutStream<S> {
+    type Item = Result<S::Item, IdleTimeout>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.timed_out {
+            return Poll::Ready(None);
+        }
+        match this.stream.poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                restart(this.sleep, *this.duration);
+                return Poll::Ready(Some(Ok(item)));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if poll_deadline(this.sleep.as_mut(), *this.duration, cx).is_ready() {
+            // Idle too long: report it once, then end. Upstream is not polled
+            // again (drop the stream to release it).
+            *this.timed_out = true;
+            this.sleep.set(None);
+            return Poll::Ready(Some(Err(IdleTimeout(()))));
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.timed_out {
+            return (0, Some(0));
+        }
+        // The stream may end early, with one timeout item.
+        let upper = self.stream.size_hint().1;
+        (0, upper.and_then(|upper| upper.checked_add(1)))
+    }
+}
+
+impl<S: Stream> FusedStream for IdleTimeoutStream<S> {
+    fn is_terminated(&self) -> bool {
+        self.timed_out || self.stream.is_done()
+    }
+}
+
+impl<S> fmt::Debug for IdleTimeoutStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdleTimeoutStream")
+            .field("duration", &self.duration)
+            .field("timed_out", &self.timed_out)
+            .finish_non_exhaustive()
+    }
+}
