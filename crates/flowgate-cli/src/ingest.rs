@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use flowgate::batch::{AckError, Batcher};
+use flowgate::prelude::*;
 use flowgate_redis::{AckToken, RedisStreamSource, StopHandle};
 use flowgate_sql::{PostgresSink, SinkError, SqliteSink, Table, Value, Written};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -290,7 +291,10 @@ impl Sink {
 }
 
 enum Outcome {
-    Acked { written: Written, latency: Duration },
+    Acked {
+        written: Written,
+        latency: Duration,
+    },
     /// Written, but the ack to the source failed.
     Unacked(Written),
     Failed,
@@ -350,7 +354,8 @@ pub async fn run(config: IngestConfig) -> Result<Report, IngestError> {
     let start = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
     let last_seen = Arc::new(AtomicU64::new(0));
-    let idle_watch = spawn_stop_conditions(&config.source, stop.clone(), &received, &last_seen, start);
+    let idle_watch =
+        spawn_stop_conditions(&config.source, stop.clone(), &received, &last_seen, start);
 
     let counted = Arc::clone(&received);
     let seen = Arc::clone(&last_seen);
@@ -361,14 +366,13 @@ pub async fn run(config: IngestConfig) -> Result<Report, IngestError> {
             incoming
         })
         // Fan out: transform concurrently.
-        .map(|incoming: Incoming| async move {
+        .par_map_unordered(config.workers, |incoming: Incoming| async move {
             let row = transform(incoming.message);
             (row, incoming.ack, incoming.received)
         })
-        .buffer_unordered(config.workers)
         // Fan in: submit to the batcher and wait, concurrently, for each
         // row's batch to be written; only then acknowledge the message.
-        .map(|(row, ack, received)| {
+        .par_map_unordered(config.max_in_flight, |(row, ack, received)| {
             let batcher = batcher.clone();
             async move {
                 let result = match batcher.submit(row).await {
@@ -392,8 +396,7 @@ pub async fn run(config: IngestConfig) -> Result<Report, IngestError> {
                     }
                 }
             }
-        })
-        .buffer_unordered(config.max_in_flight);
+        });
 
     let mut report = Report {
         route,
@@ -454,7 +457,7 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
         } => {
             let committed = Arc::new(AtomicU64::new(0));
             let redeliver_every = *redeliver_every;
-            let total = messages + if redeliver_every > 0 { messages / redeliver_every } else { 0 };
+            let total = messages + messages.checked_div(redeliver_every).unwrap_or(0);
             let generated = stream::iter(0..*messages).flat_map(move |i| {
                 let message = generate(i);
                 // A broker redelivers a message whose ack it did not see.
@@ -470,7 +473,9 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                 })
                 .boxed();
             let name = if redeliver_every > 0 {
-                format!("embedded generator ({messages} messages, every {redeliver_every}th delivered twice)")
+                format!(
+                    "embedded generator ({messages} messages, every {redeliver_every}th delivered twice)"
+                )
             } else {
                 format!("embedded generator ({messages} messages)")
             };

@@ -132,21 +132,23 @@ struct NaiveArgs {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Ingest(args) => ingest_command(args).await,
-        Command::Publish(args) => match naive::publish(&args.redis, &args.stream, args.messages).await {
-            Ok(took) => {
-                println!(
-                    "published {} messages to {:?} in {:.2} s",
-                    args.messages,
-                    args.stream,
-                    took.as_secs_f64()
-                );
-                ExitCode::SUCCESS
+        Command::Publish(args) => {
+            match naive::publish(&args.redis, &args.stream, args.messages).await {
+                Ok(took) => {
+                    println!(
+                        "published {} messages to {:?} in {:.2} s",
+                        args.messages,
+                        args.stream,
+                        took.as_secs_f64()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("flowgate publish: {err}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(err) => {
-                eprintln!("flowgate publish: {err}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Naive(args) => {
             match naive::naive_redis_to_postgres(
                 &args.redis,

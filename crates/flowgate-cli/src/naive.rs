@@ -19,7 +19,7 @@ use crate::ingest::{generate, table};
 pub async fn publish(url: &str, stream: &str, messages: u64) -> redis::RedisResult<Duration> {
     let start = Instant::now();
     let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&patient())
         .await?;
     let mut i = 0;
     while i < messages {
@@ -58,7 +58,7 @@ pub async fn naive_redis_to_postgres(
     idle: Duration,
 ) -> Result<(u64, Duration), Box<dyn std::error::Error + Send + Sync>> {
     let mut redis = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&patient())
         .await?;
     let (pg, connection) = tokio_postgres::connect(postgres_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
@@ -124,4 +124,10 @@ pub async fn naive_redis_to_postgres(
         }
     }
     Ok((handled, start.elapsed()))
+}
+
+/// A connection configuration whose response timeout suits pipelines of a
+/// thousand commands (the default is half a second).
+fn patient() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)))
 }

@@ -19,6 +19,10 @@
 //!   messages left pending by a dead consumer for
 //!   [`claim_idle`](SourceBuilder::claim_idle) are taken over with
 //!   `XAUTOCLAIM`.
+//! - A message whose processing failed (its delivery was dropped without an
+//!   ack, for example because its batch failed) is pending too: after
+//!   `claim_idle` it is claimed again — by this consumer or another — so
+//!   failures are retried with that delay.
 //! - A message delivered more than [`max_deliveries`](SourceBuilder::max_deliveries)
 //!   times is moved to a dead-letter stream (and acked) instead of crashing
 //!   consumers forever.
