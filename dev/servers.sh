@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Starts redis-server and PostgreSQL for the tests and benchmarks, installing
+# them from Debian packages (apt-get) when missing, in a temporary directory on
+# free loopback ports, and stops them when the sourcing script exits.
+#
+#   source dev/servers.sh   # then: start_redis; start_postgres
+#
+# Exports FLOWGATE_TEST_REDIS_URL and FLOWGATE_TEST_POSTGRES_URL.
+
+log() { printf 'dev/servers.sh: %s\n' "$*" >&2; }
+
+tmp=$(mktemp -d -t flowgate-test.XXXXXX)
+chmod 755 "$tmp"
+redis_pid=""
+pg_data=""
+pg_bin=""
+
+cleanup() {
+  set +e
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null
+    wait "$redis_pid" 2>/dev/null
+  fi
+  if [ -n "$pg_data" ] && [ -f "$pg_data/postmaster.pid" ]; then
+    as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null 2>&1
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# Runs a command as root (directly, or through sudo).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs Debian packages, refreshing the package lists only if needed.
+apt_install() {
+  command -v apt-get >/dev/null || { log "apt-get not found: install $* yourself"; exit 1; }
+  log "installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -q --no-install-recommends "$@" >"$tmp/apt.log" 2>&1 || {
+    as_root apt-get update -q >>"$tmp/apt.log" 2>&1
+    as_root apt-get install -y -q --no-install-recommends "$@" >>"$tmp/apt.log" 2>&1 || {
+      cat "$tmp/apt.log" >&2
+      exit 1
+    }
+  }
+}
+
+# Prints a loopback port nothing listens on, starting the search at $1.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+  done
+  echo "$port"
+}
+
+start_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local port
+  port=$(free_port 16379)
+  mkdir -p "$tmp/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/redis" \
+    --save '' --appendonly no --logfile "$tmp/redis/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      export FLOWGATE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+      log "redis-server on port $port"
+      return
+    fi
+    sleep 0.1
+  done
+  cat "$tmp/redis/redis.log" >&2
+  log "redis-server did not start"
+  exit 1
+}
+
+find_pg_bin() {
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+      echo "$dir"
+      return
+    fi
+  done
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+    dirname "$(command -v initdb)"
+  fi
+}
+
+# PostgreSQL refuses to run as root: run its tools as the postgres user then.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  pg_bin=$(find_pg_bin)
+  if [ -z "$pg_bin" ]; then
+    apt_install postgresql
+    pg_bin=$(find_pg_bin)
+  fi
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --no-create-home postgres
+  fi
+  local port
+  port=$(free_port 15432)
+  pg_data="$tmp/pg"
+  mkdir -p "$pg_data"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$pg_data"
+  as_pg "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 >"$tmp/initdb.log" 2>&1 || {
+    cat "$tmp/initdb.log" >&2
+    exit 1
+  }
+  local opts="-p $port -k $pg_data -c listen_addresses=127.0.0.1 -c max_connections=200"
+  # fsync off for tests: their data need not survive a power cut, and it is
+  # much faster. FLOWGATE_PG_DURABLE=1 (benchmarks) keeps PostgreSQL's defaults.
+  if [ "${FLOWGATE_PG_DURABLE:-0}" != 1 ]; then
+    opts="$opts -c fsync=off -c synchronous_commit=off"
+  fi
+  as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -o "$opts" start >/dev/null || {
+    cat "$pg_data/server.log" >&2
+    exit 1
+  }
+  export FLOWGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  log "postgres on port $port"
+}
+
