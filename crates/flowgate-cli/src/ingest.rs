@@ -568,9 +568,13 @@ fn spawn_stop_conditions(
     let last_seen_ms = Arc::clone(last_seen_ms);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        // One listener for the whole run: a signal between two polls of a
+        // fresh listener would be lost.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
+                _ = &mut ctrl_c => {
                     eprintln!("interrupted: finishing the messages in flight, then stopping");
                     stop.stop();
                     return;

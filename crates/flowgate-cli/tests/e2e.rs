@@ -388,3 +388,54 @@ async fn the_embedded_default_needs_no_server() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_drains_writes_and_acks_what_was_read_and_leaves_the_rest() {
+    let Some(servers) = servers() else { return };
+    let (stream, table) = (name("sigint"), name("sigint"));
+    let total = 200_000;
+    publish(&servers.redis, &stream, total as u64)
+        .await
+        .unwrap();
+    let child = spawn_consumer(&servers, &stream, &table, "c1");
+    // Wait until it is busy, then interrupt it as Ctrl-C would.
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let exists: bool = pg(&servers)
+            .await
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .unwrap()
+            .get(0);
+        if exists && rows(&servers, &table).await.0 > 0 {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "a graceful stop is a success");
+    let report = String::from_utf8(output.stdout).unwrap();
+    let (stored, _) = rows(&servers, &table).await;
+    assert!(
+        stored > 0 && stored < total,
+        "stopped mid-stream: {stored} of {total}\n{report}"
+    );
+    assert_eq!(
+        pending(&servers, &stream).await,
+        0,
+        "everything read was written and acked before exiting"
+    );
+    // A restart takes the rest, nothing twice.
+    let rest = ingest::run(config(&servers, &stream, "c1", &table))
+        .await
+        .unwrap();
+    assert_eq!(rest.duplicates, 0);
+    assert_eq!(rows(&servers, &table).await, (total, total));
+}
