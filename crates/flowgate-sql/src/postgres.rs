@@ -151,13 +151,7 @@ impl<T: Send + 'static> PostgresSink<T> {
             return Ok(Vec::new());
         }
         let table = &self.inner.table;
-        let mut values = Vec::with_capacity(rows.len());
-        for (index, row) in rows.iter().enumerate() {
-            let row = (self.inner.encode)(row);
-            table.check_row(index, &row)?;
-            values.push(row);
-        }
-        drop(rows);
+        let values = table.encode_rows(rows, &self.inner.encode)?;
         let params: Vec<Box<dyn ToSql + Sync + Send + '_>> = table
             .columns()
             .iter()

@@ -122,13 +122,7 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// harmless: the rows come back as duplicates.
     pub async fn write(&self, rows: Vec<T>) -> Result<Vec<Written>, SinkError> {
         let table = &self.inner.table;
-        let mut values = Vec::with_capacity(rows.len());
-        for (index, row) in rows.iter().enumerate() {
-            let row = (self.inner.encode)(row);
-            table.check_row(index, &row)?;
-            values.push(row);
-        }
-        drop(rows);
+        let values = table.encode_rows(rows, &self.inner.encode)?;
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);

@@ -205,6 +205,23 @@ impl Table {
         )
     }
 
+    /// Encodes every item with `encode` and checks each row against the
+    /// columns; the first row that does not fit fails the whole batch.
+    pub(crate) fn encode_rows<T>(
+        &self,
+        items: Vec<T>,
+        encode: impl Fn(&T) -> Vec<Value>,
+    ) -> Result<Vec<Vec<Value>>, TableError> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let row = encode(item);
+                self.check_row(index, &row).map(|()| row)
+            })
+            .collect()
+    }
+
     /// Checks that `row` fits the table: one value per column, each of the
     /// column's type or `Null` (but never `Null` in a key column).
     pub(crate) fn check_row(&self, index: usize, row: &[Value]) -> Result<(), TableError> {
