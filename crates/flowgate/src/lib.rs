@@ -10,6 +10,7 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //!
 //! # Guarantees every primitive keeps
@@ -26,9 +27,11 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod coalesce;
 pub mod group;
 
 mod sync;
 
 pub use batch::Batcher;
+pub use coalesce::OpQueue;
 pub use group::CallGroup;
