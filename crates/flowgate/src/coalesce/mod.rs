@@ -256,12 +256,12 @@ where
 
     /// How many items are held under `key` in the entry that accepts its
     /// items (windowed: its open batch); `0` if none.
-    pub fn count<Q>(&self, key: &Q) -> usize
+    pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count(&self.shared, key)
+        count_for(&self.shared, key)
     }
 }
 
@@ -310,7 +310,7 @@ impl<K, T, A> OpQueue<K, T, A> {
     }
 }
 
-fn count<K, T, A, Q>(shared: &Shared<K, T, A>, key: &Q) -> usize
+fn count_for<K, T, A, Q>(shared: &Shared<K, T, A>, key: &Q) -> usize
 where
     K: Borrow<Q>,
     Q: Hash + Eq + ?Sized,
@@ -565,13 +565,13 @@ impl<K, T, A> Consumer<K, T, A> {
         lock(&self.shared.state).items()
     }
 
-    /// How many items are held under `key`; see [`OpQueue::count`].
-    pub fn count<Q>(&self, key: &Q) -> usize
+    /// How many items are held under `key`; see [`OpQueue::count_for`].
+    pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count(&self.shared, key)
+        count_for(&self.shared, key)
     }
 }
 

@@ -268,6 +268,15 @@ impl<K, A> State<K, A> {
         if self.closed {
             return Err((Refused::Closed, key, item));
         }
+        // Windowed: release what expired first, so that batches are released
+        // in the order their windows ended or they filled, whoever polls.
+        let now = config.window.map(|_| Instant::now());
+        let mut released = false;
+        if let Some(now) = now {
+            let before = self.ready.tail;
+            self.release_expired(now);
+            released = self.ready.tail != before;
+        }
         let slots = &self.slots;
         let found = self.table.find(hash, |&idx| {
             slots[idx]
@@ -291,13 +300,12 @@ impl<K, A> State<K, A> {
                 self.release(idx);
                 return Ok(true);
             }
-            return Ok(false);
+            return Ok(released);
         }
         if self.len >= config.depth {
             return Err((Refused::DepthFull, key, item));
         }
-        let deadline = config.window.map(|window| {
-            let now = Instant::now();
+        let deadline = config.window.zip(now).map(|(window, now)| {
             now.checked_add(window)
                 .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
         });
@@ -328,7 +336,7 @@ impl<K, A> State<K, A> {
             Self::push_back(&mut self.slots, &mut self.open, idx);
             // A consumer parked without a timer must arm one; one parked on
             // an earlier window needs nothing.
-            Ok(was_empty)
+            Ok(was_empty || released)
         } else {
             Self::push_back(&mut self.slots, &mut self.ready, idx);
             Ok(true)
