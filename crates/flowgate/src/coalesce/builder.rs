@@ -1,6 +1,6 @@
 //! [`OpQueueBuilder`]: the bounds, window and folding of an [`OpQueue`].
 
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -205,7 +205,7 @@ where
                 start: self.start,
                 add: self.add,
             },
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             runtime,
             producers: AtomicUsize::new(1),
             consumers: AtomicUsize::new(1),

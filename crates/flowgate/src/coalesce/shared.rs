@@ -13,7 +13,7 @@
 //! they wait on different conditions (depth, or width of one key) and each
 //! re-checks its own.
 
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -71,14 +71,20 @@ where
         self.hasher.hash_one(key)
     }
 
+    #[inline]
     pub(crate) fn try_enqueue(&self, key: K, item: T) -> Result<(), EnqueueError<K, T>> {
         // Hash before taking the lock: it is the costliest part for most keys.
         let hash = self.hash(&key);
         let mut state = lock(&self.state);
         match state.enqueue(&self.config, hash, key, item) {
-            Ok(wake) => {
-                let consumer = if wake { state.consumers.pop() } else { None };
+            Ok(added) => {
+                let consumer = if added.wake {
+                    state.consumers.pop()
+                } else {
+                    None
+                };
                 drop(state);
+                drop(added.spare_key);
                 if let Some(consumer) = consumer {
                     consumer.wake();
                 }
@@ -102,12 +108,17 @@ where
     ) -> Enqueued<K, T> {
         let mut state = lock(&self.state);
         match state.enqueue(&self.config, hash, key, item) {
-            Ok(wake) => {
+            Ok(added) => {
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
                 }
-                let consumer = if wake { state.consumers.pop() } else { None };
+                let consumer = if added.wake {
+                    state.consumers.pop()
+                } else {
+                    None
+                };
                 drop(state);
+                drop(added.spare_key);
                 if let Some(consumer) = consumer {
                     consumer.wake();
                 }

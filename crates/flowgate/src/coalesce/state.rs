@@ -1,20 +1,23 @@
-//! The queue itself: entries in a slab, linked into FIFO lists by index, and
-//! a hash table from key to the entry that still accepts items for it.
+//! The queue itself: a hash table holding each accepting entry's key and
+//! items inline, and a slab of list nodes that orders the entries.
 //!
 //! ```text
-//!  table: key ──> slot          (entries still accepting items)
-//!  slots: [ entry | entry | free | entry ... ]   reused, never shrunk below use
-//!  open:  head ─> e ─> e ─> tail   windowed mode: window running, by deadline
-//!  ready: head ─> e ─> e ─> tail   dequeued from the head, oldest first
+//!  table: [ (key, items, count, slot) ... ]   entries still accepting items
+//!  slots: [ node | node | free | node ... ]   hash, deadline, links; reused
+//!  open:  head ─> n ─> n ─> tail   windowed mode: window running, by deadline
+//!  ready: head ─> n ─> n ─> tail   dequeued from the head, oldest first
 //! ```
 //!
-//! Why not `VecDeque<K>` + `HashMap<K, Vec<T>>` (the naive design, and the
-//! benchmark's baseline): the key is stored and hashed once per entry instead
-//! of being cloned into the deque and hashed again to find its items at
-//! dequeue (the entry keeps its hash, and its slot is found in the table by
-//! index); a windowed batch that fills up leaves the middle of the open list
-//! in O(1) without tombstones; slots are reused, so a steady queue does not
-//! allocate for its bookkeeping.
+//! Compared with the naive `VecDeque<K>` + `HashMap<K, Vec<T>>` (the
+//! benchmark's baseline), the hot path — an item joining a queued key — is the
+//! same single probe of a table holding key and items inline; the differences
+//! are elsewhere, and measured in `BENCHMARKS.md`:
+//! - the key is stored once, not cloned into the deque;
+//! - a dequeue does not hash the key again: the node keeps the hash, and the
+//!   table entry is found by slot index, without comparing keys;
+//! - a windowed batch that fills up leaves the middle of the open list in O(1)
+//!   without tombstones (its key and items move into its node);
+//! - nodes are reused, so a steady queue does not allocate for bookkeeping.
 
 use std::hash::Hash;
 use std::time::Duration;
@@ -47,23 +50,50 @@ pub(crate) enum Refused {
     Closed,
 }
 
-struct Slot<K, A> {
-    entry: Option<Entry<K, A>>,
-    prev: usize,
-    /// Next in the entry's list, or next free slot.
-    next: usize,
+/// What `enqueue` did, for the caller to act on once the lock is released.
+pub(crate) struct Added<K> {
+    /// A parked consumer should be woken.
+    pub(crate) wake: bool,
+    /// The key of an item that joined an entry, no longer needed: dropped
+    /// by the caller outside the lock (a `String` key is a free).
+    pub(crate) spare_key: Option<K>,
 }
 
-struct Entry<K, A> {
+impl<K> Added<K> {
+    fn woke(wake: bool) -> Self {
+        Added {
+            wake,
+            spare_key: None,
+        }
+    }
+
+    fn with_spare(mut self, key: K) -> Self {
+        self.spare_key = Some(key);
+        self
+    }
+}
+
+/// A queued entry's data: in the table while it accepts items, in its node
+/// once released (windowed mode).
+struct Keyed<K, A> {
     key: K,
     acc: A,
-    hash: u64,
     /// Items folded into `acc`.
     count: usize,
-    /// Windowed mode: when the window closes.
+    /// The entry's node in `slots`.
+    slot: usize,
+}
+
+/// A list node of the slab.
+struct Node<K, A> {
+    hash: u64,
+    /// Windowed mode: when the entry's window closes.
     deadline: Option<Instant>,
-    /// Whether the table points at this entry (it still accepts items).
-    keyed: bool,
+    prev: usize,
+    /// Next in the entry's list, or next free node.
+    next: usize,
+    /// The entry's data once it left the table; `None` while it is keyed.
+    released: Option<Keyed<K, A>>,
 }
 
 #[derive(Clone, Copy)]
@@ -84,9 +114,9 @@ impl List {
 }
 
 pub(crate) struct State<K, A> {
-    slots: Vec<Slot<K, A>>,
+    table: HashTable<Keyed<K, A>>,
+    slots: Vec<Node<K, A>>,
     free: usize,
-    table: HashTable<usize>,
     open: List,
     ready: List,
     /// Entries held, open and ready: what `depth` bounds.
@@ -104,9 +134,9 @@ impl<K, A> State<K, A> {
     pub(crate) fn new(depth: usize) -> Self {
         let capacity = depth.min(1024);
         State {
+            table: HashTable::with_capacity(capacity),
             slots: Vec::with_capacity(capacity),
             free: NIL,
-            table: HashTable::with_capacity(capacity),
             open: List::EMPTY,
             ready: List::EMPTY,
             len: 0,
@@ -136,27 +166,13 @@ impl<K, A> State<K, A> {
         if self.open.is_empty() {
             None
         } else {
-            self.entry(self.open.head).deadline
+            self.slots[self.open.head].deadline
         }
-    }
-
-    fn entry(&self, idx: usize) -> &Entry<K, A> {
-        self.slots[idx]
-            .entry
-            .as_ref()
-            .expect("linked slots hold an entry")
-    }
-
-    fn entry_mut(&mut self, idx: usize) -> &mut Entry<K, A> {
-        self.slots[idx]
-            .entry
-            .as_mut()
-            .expect("linked slots hold an entry")
     }
 
     // ===== lists =====
 
-    fn push_back(slots: &mut [Slot<K, A>], list: &mut List, idx: usize) {
+    fn push_back(slots: &mut [Node<K, A>], list: &mut List, idx: usize) {
         slots[idx].prev = list.tail;
         slots[idx].next = NIL;
         if list.tail == NIL {
@@ -167,7 +183,7 @@ impl<K, A> State<K, A> {
         list.tail = idx;
     }
 
-    fn unlink(slots: &mut [Slot<K, A>], list: &mut List, idx: usize) {
+    fn unlink(slots: &mut [Node<K, A>], list: &mut List, idx: usize) {
         let (prev, next) = (slots[idx].prev, slots[idx].next);
         if prev == NIL {
             list.head = next;
@@ -183,50 +199,51 @@ impl<K, A> State<K, A> {
 
     // ===== slab =====
 
-    fn alloc(&mut self, entry: Entry<K, A>) -> usize {
-        if self.free == NIL {
-            self.slots.push(Slot {
-                entry: Some(entry),
-                prev: NIL,
-                next: NIL,
-            });
-            self.slots.len() - 1
+    fn alloc(
+        slots: &mut Vec<Node<K, A>>,
+        free: &mut usize,
+        hash: u64,
+        deadline: Option<Instant>,
+    ) -> usize {
+        let node = Node {
+            hash,
+            deadline,
+            prev: NIL,
+            next: NIL,
+            released: None,
+        };
+        if *free == NIL {
+            slots.push(node);
+            slots.len() - 1
         } else {
-            let idx = self.free;
-            self.free = self.slots[idx].next;
-            self.slots[idx].entry = Some(entry);
+            let idx = *free;
+            *free = slots[idx].next;
+            slots[idx] = node;
             idx
         }
     }
 
-    fn release_slot(&mut self, idx: usize) -> Entry<K, A> {
-        let entry = self.slots[idx]
-            .entry
-            .take()
-            .expect("released slots hold an entry");
+    fn free_slot(&mut self, idx: usize) {
         self.slots[idx].next = self.free;
         self.free = idx;
-        entry
     }
 
-    /// Stops an entry from accepting items: the key's next item starts a new
-    /// entry.
+    /// Moves an entry's data out of the table into its node: the key's next
+    /// item starts a new entry.
     fn unkey(&mut self, idx: usize) {
-        let entry = self.slots[idx]
-            .entry
-            .as_mut()
-            .expect("linked slots hold an entry");
-        if entry.keyed {
-            entry.keyed = false;
-            let hash = entry.hash;
-            if let Ok(found) = self.table.find_entry(hash, |&slot| slot == idx) {
-                found.remove();
-            }
+        if self.slots[idx].released.is_some() {
+            return;
         }
+        let hash = self.slots[idx].hash;
+        let keyed = match self.table.find_entry(hash, |keyed| keyed.slot == idx) {
+            Ok(found) => found.remove().0,
+            Err(_) => unreachable!("an unreleased node's entry is in the table"),
+        };
+        self.slots[idx].released = Some(keyed);
     }
 
-    /// Moves an open entry to the ready list (its window closed, it filled
-    /// up, or the queue closed). It no longer accepts items.
+    /// Moves an open entry to the ready list (its window closed or the queue
+    /// closed). It no longer accepts items.
     fn release(&mut self, idx: usize) {
         self.unkey(idx);
         Self::unlink(&mut self.slots, &mut self.open, idx);
@@ -237,7 +254,7 @@ impl<K, A> State<K, A> {
     pub(crate) fn release_expired(&mut self, now: Instant) {
         while !self.open.is_empty() {
             let head = self.open.head;
-            match self.entry(head).deadline {
+            match self.slots[head].deadline {
                 Some(deadline) if deadline <= now => self.release(head),
                 _ => break,
             }
@@ -253,15 +270,15 @@ impl<K, A> State<K, A> {
 
     // ===== queue operations =====
 
-    /// Adds `item` under `key` (whose hash is `hash`). Returns whether a
-    /// parked consumer should be woken.
+    /// Adds `item` under `key` (whose hash is `hash`).
+    #[inline]
     pub(crate) fn enqueue<T>(
         &mut self,
         config: &Config<T, A>,
         hash: u64,
         key: K,
         item: T,
-    ) -> Result<bool, (Refused, K, T)>
+    ) -> Result<Added<K>, (Refused, K, T)>
     where
         K: Eq,
     {
@@ -277,30 +294,26 @@ impl<K, A> State<K, A> {
             self.release_expired(now);
             released = self.ready.tail != before;
         }
-        let slots = &self.slots;
-        let found = self.table.find(hash, |&idx| {
-            slots[idx]
-                .entry
-                .as_ref()
-                .is_some_and(|entry| entry.key == key)
-        });
-        if let Some(&idx) = found {
-            let windowed = config.window.is_some();
-            let entry = self.entry_mut(idx);
-            if entry.count >= config.width {
+        // The hot path: the item joins its key's queued entry. A plain probe
+        // is cheaper than `entry`, which also looks for an insertion slot.
+        if let Some(keyed) = self.table.find_mut(hash, |keyed| keyed.key == key) {
+            if keyed.count >= config.width {
                 // Only a queued (not windowed) entry can stay full.
                 return Err((Refused::WidthFull, key, item));
             }
             // User code under the lock: documented on the builder.
-            (config.add)(&mut entry.acc, item);
-            entry.count += 1;
-            let full = entry.count >= config.width;
+            (config.add)(&mut keyed.acc, item);
+            keyed.count += 1;
             self.items += 1;
-            if windowed && full {
-                self.release(idx);
-                return Ok(true);
+            if config.window.is_some() && keyed.count >= config.width {
+                // A full batch is released at once.
+                let idx = keyed.slot;
+                self.unkey(idx);
+                Self::unlink(&mut self.slots, &mut self.open, idx);
+                Self::push_back(&mut self.slots, &mut self.ready, idx);
+                return Ok(Added::woke(true).with_spare(key));
             }
-            return Ok(released);
+            return Ok(Added::woke(released).with_spare(key));
         }
         if self.len >= config.depth {
             return Err((Refused::DepthFull, key, item));
@@ -309,37 +322,34 @@ impl<K, A> State<K, A> {
             now.checked_add(window)
                 .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
         });
-        // A windowed entry of width 1 is full with its first item.
-        let open = config.window.is_some() && config.width > 1;
-        let idx = self.alloc(Entry {
+        let idx = Self::alloc(&mut self.slots, &mut self.free, hash, deadline);
+        let keyed = Keyed {
             key,
             acc: (config.start)(item),
-            hash,
             count: 1,
-            deadline,
-            keyed: open || config.window.is_none(),
-        });
-        if self.entry(idx).keyed {
-            let slots = &self.slots;
-            self.table.insert_unique(hash, idx, |&slot| {
-                slots[slot]
-                    .entry
-                    .as_ref()
-                    .expect("the table points at live entries")
-                    .hash
-            });
-        }
+            slot: idx,
+        };
         self.len += 1;
         self.items += 1;
-        if open {
+        if config.window.is_some() && config.width == 1 {
+            // A windowed entry of width 1 is full with its first item: it
+            // never enters the table.
+            self.slots[idx].released = Some(keyed);
+            Self::push_back(&mut self.slots, &mut self.ready, idx);
+            return Ok(Added::woke(true));
+        }
+        let slots = &self.slots;
+        self.table
+            .insert_unique(hash, keyed, |keyed| slots[keyed.slot].hash);
+        if config.window.is_some() {
             let was_empty = self.open.is_empty();
             Self::push_back(&mut self.slots, &mut self.open, idx);
             // A consumer parked without a timer must arm one; one parked on
             // an earlier window needs nothing.
-            Ok(was_empty || released)
+            Ok(Added::woke(was_empty || released))
         } else {
             Self::push_back(&mut self.slots, &mut self.ready, idx);
-            Ok(true)
+            Ok(Added::woke(true))
         }
     }
 
@@ -349,12 +359,22 @@ impl<K, A> State<K, A> {
             return None;
         }
         let idx = self.ready.head;
-        self.unkey(idx);
         Self::unlink(&mut self.slots, &mut self.ready, idx);
-        let entry = self.release_slot(idx);
+        let keyed = match self.slots[idx].released.take() {
+            Some(keyed) => keyed,
+            // Found by its node index: no key is hashed or compared.
+            None => match self
+                .table
+                .find_entry(self.slots[idx].hash, |keyed| keyed.slot == idx)
+            {
+                Ok(found) => found.remove().0,
+                Err(_) => unreachable!("an unreleased node's entry is in the table"),
+            },
+        };
+        self.free_slot(idx);
         self.len -= 1;
-        self.items -= entry.count;
-        Some((entry.key, entry.acc))
+        self.items -= keyed.count;
+        Some((keyed.key, keyed.acc))
     }
 
     /// Items held under `key` in the entry that accepts them.
@@ -364,8 +384,8 @@ impl<K, A> State<K, A> {
         Q: Eq + ?Sized,
     {
         self.table
-            .find(hash, |&idx| self.entry(idx).key.borrow() == key)
-            .map_or(0, |&idx| self.entry(idx).count)
+            .find(hash, |keyed| keyed.key.borrow() == key)
+            .map_or(0, |keyed| keyed.count)
     }
 
     /// Closes the queue: no more items; open windows are released at once.

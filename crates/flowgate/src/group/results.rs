@@ -1,9 +1,9 @@
 //! What a finished group hands back: the [`Outcome`] of every operation, in
 //! [`Results`] indexed by id.
 
+use foldhash::fast::RandomState;
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
@@ -112,7 +112,7 @@ impl<Id: Hash + Eq> IdIndex<Id> {
         IdIndex {
             ids: Vec::with_capacity(capacity),
             table: HashTable::with_capacity(capacity),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
