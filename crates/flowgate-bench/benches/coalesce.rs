@@ -29,11 +29,13 @@ const WIDTH: usize = 1_024;
 /// writes it; the `_foldhash` rows give it OpQueue's hasher, to separate what
 /// the hasher buys from what the structure does.
 struct Naive<K, T, S = std::collections::hash_map::RandomState> {
-    inner: Mutex<(VecDeque<K>, HashMap<K, Vec<T>, S>)>,
+    inner: Mutex<KeysAndSets<K, T, S>>,
     notify: Notify,
     depth: usize,
     width: usize,
 }
+
+type KeysAndSets<K, T, S> = (VecDeque<K>, HashMap<K, Vec<T>, S>);
 
 type NaiveFoldhash<K, T> = Naive<K, T, foldhash::fast::RandomState>;
 

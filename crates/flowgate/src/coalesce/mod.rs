@@ -98,6 +98,14 @@
 //! | [`Consumer::dequeue`], [`Consumer::dequeue_many`], `StreamExt::next` on a [`Consumer`] | yes | nothing: entries are taken only when the call returns them |
 //! | [`OpQueue::enqueue_wait`] | no | the key and the item, if cancelled while waiting for room (use [`enqueue`](OpQueue::enqueue) in a retry loop to keep them) |
 //!
+//! # Hashing
+//!
+//! Keys are hashed with [foldhash](https://docs.rs/foldhash), randomly seeded
+//! per queue, before the queue's lock is taken. It is several times faster
+//! than std's SipHash and has some resistance to hash flooding, but it is not
+//! a cryptographic guarantee: if untrusted parties choose keys in bulk, bound
+//! `depth` accordingly or key by a digest you control.
+//!
 //! # Waking
 //!
 //! A new entry wakes one waiting consumer, and none when every consumer is

@@ -54,7 +54,8 @@
 //!   race cannot be written: while you can still call `add`, nothing can
 //!   complete.
 //! - Ids are unique within a group: adding an id twice is an [`AddError`] that
-//!   hands the id and message back.
+//!   hands the id and message back. Ids are kept once, in add order, with a
+//!   [foldhash](https://docs.rs/foldhash) index for lookups by id.
 //!
 //! # Deadline
 //!
