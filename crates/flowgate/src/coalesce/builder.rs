@@ -91,6 +91,32 @@ where
     /// the window ends or it reaches [`width`](Self::width) — a keyed debounce.
     ///
     /// Windows run on tokio's clock, in the runtime `build` is called in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// // Re-index a document at most once per 100 ms, however often it changes.
+    /// let (queue, consumer) = OpQueue::<&str, u32>::builder()
+    ///     .window(Duration::from_millis(100))
+    ///     .merge(|latest, version| *latest = version)
+    ///     .build()
+    ///     .unwrap();
+    /// for version in 1..=5 {
+    ///     queue.enqueue("doc-1", version).unwrap();
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// // Five edits in 50 ms: one re-index, of the latest version, when the
+    /// // window that opened with the first edit ends.
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(consumer.dequeue().await, Some(("doc-1", 5)));
+    /// assert_eq!(start.elapsed(), Duration::from_millis(50));
+    /// # }
+    /// ```
     pub fn window(mut self, window: Duration) -> Self {
         self.window = Some(window);
         self

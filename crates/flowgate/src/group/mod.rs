@@ -395,6 +395,10 @@ impl<Id, R, E> IntoFuture for CallGroup<Id, R, E> {
     type IntoFuture = Wait<Id, R, E>;
 
     /// Seals the group; see [`CallGroup::wait`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Wait`]: re-polling is safe; dropping it gives up the results.
     fn into_future(self) -> Wait<Id, R, E> {
         self.wait()
     }
