@@ -187,7 +187,8 @@ async fn duplicate_id_is_an_error_that_hands_back() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_times_out_running_ops() {
-    let mut group = Group::new().with_timeout(Duration::from_secs(1)).unwrap();
+    let mut group = Group::new();
+    group.set_timeout(Duration::from_secs(1)).unwrap();
     let fast = group.add(1, ()).unwrap();
     let slow = group.add(2, ()).unwrap();
     let never = group.add(3, ()).unwrap();
@@ -212,7 +213,8 @@ async fn deadline_times_out_running_ops() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_hand_polled() {
-    let mut group = Group::new().with_timeout(Duration::from_secs(1)).unwrap();
+    let mut group = Group::new();
+    group.set_timeout(Duration::from_secs(1)).unwrap();
     let op = group.add(1, ()).unwrap();
     let mut wait = task::spawn(group.wait());
     assert_pending!(wait.poll());
@@ -228,7 +230,8 @@ async fn deadline_hand_polled() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_with_callback() {
-    let mut group = Group::new().with_timeout(Duration::from_secs(1)).unwrap();
+    let mut group = Group::new();
+    group.set_timeout(Duration::from_secs(1)).unwrap();
     let done = group.add(1, ()).unwrap();
     let _running = group.add(2, ()).unwrap();
     let (tx, rx) = oneshot::channel();
@@ -245,7 +248,8 @@ async fn deadline_with_callback() {
 
 #[tokio::test(start_paused = true)]
 async fn completion_before_the_deadline_cancels_the_timer() {
-    let mut group = Group::new().with_timeout(Duration::from_secs(1)).unwrap();
+    let mut group = Group::new();
+    group.set_timeout(Duration::from_secs(1)).unwrap();
     let op = group.add(1, ()).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
@@ -265,9 +269,12 @@ async fn completion_before_the_deadline_cancels_the_timer() {
 
 #[test]
 fn deadline_needs_a_runtime() {
-    let err = Group::new()
-        .with_timeout(Duration::from_secs(1))
-        .unwrap_err();
+    let mut group = Group::new();
+    let op = group.add(1, ()).unwrap();
+    let err = group.set_timeout(Duration::from_secs(1)).unwrap_err();
+    // The group is unchanged and still usable.
+    assert!(!op.is_closed());
+    assert_eq!(group.len(), 1);
     assert_eq!(err, BuildError::NoRuntime);
     assert_eq!(
         err.to_string(),

@@ -59,8 +59,8 @@
 //!
 //! # Deadline
 //!
-//! A group made [`with_timeout`](CallGroup::with_timeout) or
-//! [`with_deadline`](CallGroup::with_deadline) completes at the deadline at
+//! A group given a deadline with [`set_timeout`](CallGroup::set_timeout) or
+//! [`set_deadline`](CallGroup::set_deadline) completes at the deadline at
 //! the latest: the operations still running get [`Outcome::TimedOut`], their
 //! later `finish` is ignored, and [`Op::is_closed`] tells them to stop. This is
 //! the "wait for multiple results, but not forever" of the pipeline notes,
@@ -174,29 +174,32 @@ where
     }
 
     /// Sets the group's deadline `timeout` from now; see
-    /// [`with_deadline`](Self::with_deadline).
+    /// [`set_deadline`](Self::set_deadline).
     ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime.
-    pub fn with_timeout(self, timeout: Duration) -> Result<Self, BuildError> {
+    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// is unchanged.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), BuildError> {
         let now = Instant::now();
         let at = now
             .checked_add(timeout)
             // A timeout too long to represent never expires in practice.
             .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30));
-        self.with_deadline(at)
+        self.set_deadline(at)
     }
 
-    /// Sets the group's deadline: once it passes, the group completes and the
-    /// operations still running get [`Outcome::TimedOut`].
+    /// Sets (or moves) the group's deadline: once it passes, the group
+    /// completes and the operations still running get [`Outcome::TimedOut`].
     ///
-    /// The deadline runs on tokio's clock in the current runtime, which must
-    /// have its time driver enabled.
+    /// It can be set at any time before the group is sealed. The deadline
+    /// runs on tokio's clock in the current runtime, which must have its time
+    /// driver enabled.
     ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime.
+    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// is unchanged.
     ///
     /// # Examples
     ///
@@ -206,9 +209,8 @@ where
     /// use std::time::Duration;
     /// use flowgate::group::{CallGroup, Outcome};
     ///
-    /// let mut group = CallGroup::<u32, (), ()>::new()
-    ///     .with_timeout(Duration::from_secs(1))
-    ///     .unwrap();
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.set_timeout(Duration::from_secs(1)).unwrap();
     /// group.add(1, ()).unwrap().finish(Ok(()));
     /// let slow = group.add(2, ()).unwrap(); // never finished in time
     /// let results = group.wait().await;
@@ -217,13 +219,13 @@ where
     /// assert!(slow.is_closed());
     /// # }
     /// ```
-    pub fn with_deadline(mut self, deadline: Instant) -> Result<Self, BuildError> {
+    pub fn set_deadline(&mut self, deadline: Instant) -> Result<(), BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         self.deadline = Some(Deadline {
             at: deadline,
             runtime,
         });
-        Ok(self)
+        Ok(())
     }
 
     /// Adds an operation under `id` carrying `msg`, and returns its [`Op`] to
