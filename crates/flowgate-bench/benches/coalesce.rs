@@ -8,6 +8,9 @@
 //! - `fill_drain`: one task enqueues everything, then dequeues everything —
 //!   the data structure alone, no cross-thread wake-ups.
 //!
+//! And one workload without coalescing, `fill_drain_10000_distinct_string_keys`:
+//! 10,000 distinct `String` keys, one item each.
+//!
 //! Run: `cargo bench -p flowgate-bench --bench coalesce`
 
 use std::collections::{HashMap, VecDeque};
@@ -251,5 +254,68 @@ fn fill_then_drain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_producer_one_consumer, fill_then_drain);
+/// No coalescing at all: 10,000 distinct `String` keys, one item each. Every
+/// enqueue creates an entry and every dequeue removes one, which is where the
+/// naive queue clones the key into its deque and hashes it again at dequeue.
+fn distinct_keys(c: &mut Criterion) {
+    const DISTINCT: usize = 10_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let keys: Vec<String> = (0..DISTINCT)
+        .map(|k| format!("tenant-{}/user:{k:08}", k % 7))
+        .collect();
+    let mut group = c.benchmark_group("coalesce/fill_drain_10000_distinct_string_keys");
+    group.throughput(Throughput::Elements(DISTINCT as u64));
+
+    group.bench_function("flowgate_opqueue", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let (queue, consumer) = OpQueue::<String, u64>::new(DISTINCT, 16).unwrap();
+            for (i, key) in keys.iter().enumerate() {
+                queue.enqueue(key.clone(), i as u64).unwrap();
+            }
+            while let Ok(entry) = consumer.try_dequeue() {
+                black_box(entry);
+            }
+        });
+    });
+
+    group.bench_function("naive_mutex_vecdeque_hashmap_notify", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let queue = Naive::<String, u64>::new(DISTINCT, 16);
+            for (i, key) in keys.iter().enumerate() {
+                queue
+                    .enqueue(key.clone(), i as u64)
+                    .map_err(|_| ())
+                    .unwrap();
+            }
+            while let Some(entry) = queue.try_dequeue() {
+                black_box(entry);
+            }
+        });
+    });
+
+    group.bench_function("naive_mutex_vecdeque_hashmap_notify_foldhash", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let queue = NaiveFoldhash::<String, u64>::new(DISTINCT, 16);
+            for (i, key) in keys.iter().enumerate() {
+                queue
+                    .enqueue(key.clone(), i as u64)
+                    .map_err(|_| ())
+                    .unwrap();
+            }
+            while let Some(entry) = queue.try_dequeue() {
+                black_box(entry);
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    one_producer_one_consumer,
+    fill_then_drain,
+    distinct_keys
+);
 criterion_main!(benches);

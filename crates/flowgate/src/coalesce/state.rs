@@ -98,8 +98,10 @@ struct Node<K, A> {
     prev: usize,
     /// Next in the entry's list, or next free node.
     next: usize,
-    /// The entry's data once it left the table; `None` while it is keyed.
-    released: Option<Keyed<K, A>>,
+    /// The entry's data once it left the table (windowed mode); `None` while
+    /// it is keyed. Boxed, so that nodes stay small in plain mode, where it is
+    /// never used.
+    released: Option<Box<Keyed<K, A>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -245,7 +247,7 @@ impl<K, A> State<K, A> {
             Ok(found) => found.remove().0,
             Err(_) => unreachable!("an unreleased node's entry is in the table"),
         };
-        self.slots[idx].released = Some(keyed);
+        self.slots[idx].released = Some(Box::new(keyed));
     }
 
     /// Moves an open entry to the ready list (its window closed or the queue
@@ -340,7 +342,7 @@ impl<K, A> State<K, A> {
         if config.window.is_some() && config.width == 1 {
             // A windowed entry of width 1 is full with its first item: it
             // never enters the table.
-            self.slots[idx].released = Some(keyed);
+            self.slots[idx].released = Some(Box::new(keyed));
             Self::push_back(&mut self.slots, &mut self.ready, idx);
             return Ok(Added::woke(true));
         }
@@ -367,7 +369,7 @@ impl<K, A> State<K, A> {
         let idx = self.ready.head;
         Self::unlink(&mut self.slots, &mut self.ready, idx);
         let keyed = match self.slots[idx].released.take() {
-            Some(keyed) => keyed,
+            Some(keyed) => *keyed,
             // Found by its node index: no key is hashed or compared.
             None => match self
                 .table
