@@ -109,7 +109,12 @@
 //! # Waking
 //!
 //! A new entry wakes one waiting consumer, and none when every consumer is
-//! busy (a busy consumer comes back for it without being woken). Producers
+//! busy (a busy consumer comes back for it without being woken). A consumer
+//! that is woken and then cancelled passes the wake-up on. A `dequeue` future
+//! (or a [`Consumer`] polled as a stream) that returned `Pending` keeps its
+//! place among the waiting consumers until it is polled again or dropped, so
+//! do not leave one parked and unpolled while other consumers wait: it could
+//! take the wake-up meant for them. Producers
 //! waiting in `enqueue_wait` are all woken whenever room is made, since they
 //! may be waiting for different keys; with very many blocked producers prefer
 //! fewer of them, or `enqueue` with your own backoff.
