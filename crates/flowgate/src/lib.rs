@@ -10,6 +10,8 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
+//! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //!
 //! # Features
@@ -32,6 +34,8 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod coalesce;
+pub mod group;
 pub mod pipeline;
 pub mod prelude;
 
@@ -39,4 +43,6 @@ mod loom;
 mod sync;
 
 pub use batch::Batcher;
+pub use coalesce::OpQueue;
+pub use group::CallGroup;
 pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};

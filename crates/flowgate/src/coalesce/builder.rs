@@ -1,0 +1,256 @@
+//! [`OpQueueBuilder`]: the bounds, window and folding of an [`OpQueue`].
+
+use foldhash::fast::RandomState;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::error::BuildError;
+use super::shared::Shared;
+use super::state::{Add, Config, Start, State};
+use super::{Consumer, OpQueue};
+
+/// Configures and builds an [`OpQueue`] and its [`Consumer`]. Created by
+/// [`OpQueue::builder`].
+///
+/// | setting | default | rule |
+/// |---|---|---|
+/// | [`depth`](Self::depth) | 1024 | at least 1 |
+/// | [`width`](Self::width) | 1024 | at least 1 |
+/// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime |
+/// | [`merge`](Self::merge) / [`fold`](Self::fold) | items collected in a `Vec` | — |
+///
+/// Every rule is checked by [`build`](Self::build), which returns a
+/// [`BuildError`] naming the first one broken.
+///
+/// # Merge and fold functions run under the queue's lock
+///
+/// They are called while the queue is locked, so that an item is folded into
+/// its key's entry atomically with respect to `dequeue`. Keep them cheap and
+/// non-blocking. If one panics, the panic propagates to the `enqueue` caller,
+/// the item is dropped, and the key's value is left as the function left it;
+/// the queue itself stays consistent.
+pub struct OpQueueBuilder<K, T, A = Vec<T>> {
+    depth: usize,
+    width: usize,
+    window: Option<Duration>,
+    start: Start<T, A>,
+    add: Add<T, A>,
+    _keys: PhantomData<fn(K)>,
+}
+
+impl<K, T> Default for OpQueueBuilder<K, T, Vec<T>>
+where
+    T: 'static,
+{
+    fn default() -> Self {
+        OpQueueBuilder {
+            depth: 1024,
+            width: 1024,
+            window: None,
+            start: Box::new(|item| vec![item]),
+            add: Box::new(|items: &mut Vec<T>, item| items.push(item)),
+            _keys: PhantomData,
+        }
+    }
+}
+
+impl<K, T, A> OpQueueBuilder<K, T, A>
+where
+    K: Hash + Eq + Send + 'static,
+    T: Send + 'static,
+    A: Send + 'static,
+{
+    /// How many distinct keys may be queued at once (in windowed mode: how
+    /// many batches, open or released). An item for a key that is not queued
+    /// is refused with [`EnqueueError::DepthFull`](super::EnqueueError::DepthFull)
+    /// beyond it.
+    pub fn depth(mut self, depth: usize) -> Self {
+        self.depth = depth;
+        self
+    }
+
+    /// How many items one key's entry may hold. A queued key that holds
+    /// `width` items refuses more with
+    /// [`EnqueueError::WidthFull`](super::EnqueueError::WidthFull) until it is
+    /// dequeued; in windowed mode a batch that reaches `width` is released at
+    /// once instead, and the key's next item starts a new batch.
+    ///
+    /// With [`merge`](Self::merge) the value does not grow, and `usize::MAX`
+    /// is a sensible width.
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Windowed mode: items of a key that arrive within `window` of the key's
+    /// first item form one micro-batch, which is released to consumers when
+    /// the window ends or it reaches [`width`](Self::width) — a keyed debounce.
+    ///
+    /// Windows run on tokio's clock, in the runtime `build` is called in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// // Re-index a document at most once per 100 ms, however often it changes.
+    /// let (queue, consumer) = OpQueue::<&str, u32>::builder()
+    ///     .window(Duration::from_millis(100))
+    ///     .merge(|latest, version| *latest = version)
+    ///     .build()
+    ///     .unwrap();
+    /// for version in 1..=5 {
+    ///     queue.enqueue("doc-1", version).unwrap();
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// // Five edits in 50 ms: one re-index, of the latest version, when the
+    /// // window that opened with the first edit ends.
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(consumer.dequeue().await, Some(("doc-1", 5)));
+    /// assert_eq!(start.elapsed(), Duration::from_millis(50));
+    /// # }
+    /// ```
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Folds each key's items into one value with `merge` instead of
+    /// collecting them: the key's first item is the starting value and
+    /// `merge(&mut value, item)` folds in each later one. Consumers receive
+    /// `(key, value)`. See the note on the builder about the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// // Keep only the latest value of each key.
+    /// let (queue, consumer) = OpQueue::<&str, u32>::builder()
+    ///     .merge(|latest, item| *latest = item)
+    ///     .build()
+    ///     .unwrap();
+    /// queue.enqueue("temp", 20).unwrap();
+    /// queue.enqueue("temp", 21).unwrap();
+    /// assert_eq!(consumer.dequeue().await, Some(("temp", 21)));
+    /// # }
+    /// ```
+    pub fn merge<F>(self, merge: F) -> OpQueueBuilder<K, T, T>
+    where
+        F: Fn(&mut T, T) + Send + Sync + 'static,
+    {
+        OpQueueBuilder {
+            depth: self.depth,
+            width: self.width,
+            window: self.window,
+            start: Box::new(|item| item),
+            add: Box::new(merge),
+            _keys: PhantomData,
+        }
+    }
+
+    /// Folds each key's items into a value of another type: `start(item)`
+    /// makes the value from the key's first item and `add(&mut value, item)`
+    /// folds in each later one. See the note on the builder about the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::collections::BTreeSet;
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// // Deduplicate each user's requested fields.
+    /// let (queue, consumer) = OpQueue::<u64, &str>::builder()
+    ///     .fold(|field| BTreeSet::from([field]), |fields, field| {
+    ///         fields.insert(field);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// for field in ["name", "email", "name"] {
+    ///     queue.enqueue(7, field).unwrap();
+    /// }
+    /// let (user, fields) = consumer.dequeue().await.unwrap();
+    /// assert_eq!((user, fields.len()), (7, 2));
+    /// # }
+    /// ```
+    pub fn fold<B, S, F>(self, start: S, add: F) -> OpQueueBuilder<K, T, B>
+    where
+        S: Fn(T) -> B + Send + Sync + 'static,
+        F: Fn(&mut B, T) + Send + Sync + 'static,
+    {
+        OpQueueBuilder {
+            depth: self.depth,
+            width: self.width,
+            window: self.window,
+            start: Box::new(start),
+            add: Box::new(add),
+            _keys: PhantomData,
+        }
+    }
+
+    /// Builds the queue: the [`OpQueue`] handle to enqueue with and the
+    /// [`Consumer`] handle to dequeue with. Both can be cloned.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if a setting breaks its rule (see the table above),
+    /// or [`BuildError::NoRuntime`] for a windowed queue built outside a tokio
+    /// runtime.
+    #[allow(clippy::type_complexity)] // the (producer, consumer) pair
+    pub fn build(self) -> Result<(OpQueue<K, T, A>, Consumer<K, T, A>), BuildError> {
+        if self.depth == 0 {
+            return Err(BuildError::ZeroDepth);
+        }
+        if self.width == 0 {
+            return Err(BuildError::ZeroWidth);
+        }
+        let runtime = match self.window {
+            Some(window) if window.is_zero() => return Err(BuildError::ZeroWindow),
+            Some(_) => {
+                Some(tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?)
+            }
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(self.depth)),
+            config: Config {
+                depth: self.depth,
+                width: self.width,
+                window: self.window,
+                start: self.start,
+                add: self.add,
+            },
+            hasher: RandomState::default(),
+            runtime,
+            producers: AtomicUsize::new(1),
+            consumers: AtomicUsize::new(1),
+        });
+        Ok((
+            OpQueue {
+                shared: Arc::clone(&shared),
+            },
+            Consumer::new(shared),
+        ))
+    }
+}
+
+impl<K, T, A> fmt::Debug for OpQueueBuilder<K, T, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpQueueBuilder")
+            .field("depth", &self.depth)
+            .field("width", &self.width)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,250 @@
+//! The state shared by a group, its [`Op`](super::Op)s and its completion.
+//!
+//! One mutex guards everything. An operation takes it twice (to register when
+//! added, to record its outcome when finished), the completion once; every
+//! critical section is a few stores, and user code (callbacks, the drop of a
+//! result nobody wants) always runs after the lock is released.
+
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::task::Waker;
+
+use tokio::task::AbortHandle;
+
+use super::results::Outcome;
+use crate::sync::{lock, panic_message};
+
+/// The recorded outcomes, by position; `None` while the operation runs.
+pub(crate) type Outcomes<R, E> = Vec<Option<Outcome<R, E>>>;
+
+/// Hands the outcomes to an [`on_complete`](super::CallGroup::on_complete)
+/// callback (it owns the ids and builds the `Results`).
+pub(crate) type Deliver<R, E> = Box<dyn FnOnce(Outcomes<R, E>) + Send + 'static>;
+
+pub(crate) struct Core<R, E> {
+    inner: Mutex<Inner<R, E>>,
+}
+
+struct Inner<R, E> {
+    outcomes: Outcomes<R, E>,
+    /// Operations added and not yet finished (an abandoned op finishes too).
+    running: usize,
+    phase: Phase<R, E>,
+    /// The deadline timer of a callback group, cancelled on completion.
+    timer: Option<AbortHandle>,
+}
+
+/// Where the group is in its life. Completion is only possible once the group
+/// was sealed (`Waiting` or `Callback`), which is what makes the seed's
+/// "starting line" unnecessary.
+enum Phase<R, E> {
+    /// Operations are still being added.
+    Adding,
+    /// Sealed by `wait()`: the waker of the `Wait` future, once polled.
+    Waiting(Option<Waker>),
+    /// Sealed by `on_complete()`.
+    Callback(Deliver<R, E>),
+    /// Complete; the outcomes wait for the `Wait` future to take them.
+    Ready(Outcomes<R, E>),
+    /// Delivered, or no one will look: the group or its `Wait` was dropped.
+    Closed,
+}
+
+/// What to do once the lock is released.
+enum Action<R, E> {
+    None,
+    Wake(Waker),
+    Deliver(Deliver<R, E>, Outcomes<R, E>),
+}
+
+impl<R, E> Action<R, E> {
+    fn run(self) {
+        match self {
+            Action::None => {}
+            Action::Wake(waker) => waker.wake(),
+            Action::Deliver(deliver, outcomes) => {
+                // The callback may run inside an `Op`'s drop during a panic;
+                // a second panic there would abort the process.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(move || deliver(outcomes))) {
+                    tracing::error!(
+                        panic = %panic_message(&*payload),
+                        "a call group completion callback panicked"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl<R, E> Inner<R, E> {
+    /// Completes the group if it is sealed and nothing runs any more.
+    fn try_complete(&mut self) -> Action<R, E> {
+        if self.running != 0 {
+            return Action::None;
+        }
+        match &mut self.phase {
+            Phase::Waiting(waker) => {
+                let waker = waker.take();
+                self.phase = Phase::Ready(mem::take(&mut self.outcomes));
+                waker.map_or(Action::None, Action::Wake)
+            }
+            Phase::Callback(_) => self.deliver(),
+            Phase::Adding | Phase::Ready(_) | Phase::Closed => Action::None,
+        }
+    }
+
+    /// Hands a callback group's outcomes to its callback, whatever still runs.
+    fn deliver(&mut self) -> Action<R, E> {
+        match mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Callback(deliver) => {
+                if let Some(timer) = self.timer.take() {
+                    timer.abort();
+                }
+                Action::Deliver(deliver, mem::take(&mut self.outcomes))
+            }
+            other => {
+                self.phase = other;
+                Action::None
+            }
+        }
+    }
+}
+
+impl<R, E> Core<R, E> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Core {
+            inner: Mutex::new(Inner {
+                outcomes: Vec::with_capacity(capacity),
+                running: 0,
+                phase: Phase::Adding,
+                timer: None,
+            }),
+        }
+    }
+
+    /// Registers a new operation; returns its position.
+    pub(crate) fn register(&self) -> usize {
+        let mut inner = lock(&self.inner);
+        inner.running += 1;
+        inner.outcomes.push(None);
+        inner.outcomes.len() - 1
+    }
+
+    /// Records the outcome of the operation at `pos`, completing the group if
+    /// it was the last one running.
+    pub(crate) fn finish(&self, pos: usize, outcome: Outcome<R, E>) {
+        let mut inner = lock(&self.inner);
+        if matches!(inner.phase, Phase::Ready(_) | Phase::Closed) {
+            // Too late (deadline) or no one will look: drop the outcome, which
+            // is user code, after unlocking.
+            drop(inner);
+            drop(outcome);
+            return;
+        }
+        inner.outcomes[pos] = Some(outcome);
+        inner.running -= 1;
+        let action = inner.try_complete();
+        drop(inner);
+        action.run();
+    }
+
+    /// Whether no one will look at outcomes any more: the group completed
+    /// (or timed out), or it was dropped.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(lock(&self.inner).phase, Phase::Ready(_) | Phase::Closed)
+    }
+
+    /// Operations still running.
+    pub(crate) fn running(&self) -> usize {
+        lock(&self.inner).running
+    }
+
+    /// Seals the group for a `Wait` future.
+    pub(crate) fn seal_wait(&self) {
+        lock(&self.inner).phase = Phase::Waiting(None);
+    }
+
+    /// Polled by the `Wait` future: the outcomes if the group is complete,
+    /// otherwise `waker` is kept for the last operation to wake.
+    pub(crate) fn poll_wait(&self, waker: &Waker) -> Option<Outcomes<R, E>> {
+        let mut inner = lock(&self.inner);
+        if inner.running == 0 {
+            // A group sealed after its last op finished completes here.
+            let _ = inner.try_complete();
+        }
+        match &mut inner.phase {
+            Phase::Ready(outcomes) => {
+                let outcomes = mem::take(outcomes);
+                inner.phase = Phase::Closed;
+                Some(outcomes)
+            }
+            Phase::Waiting(stored) => {
+                match stored {
+                    Some(stored) if stored.will_wake(waker) => {}
+                    stored => *stored = Some(waker.clone()),
+                }
+                None
+            }
+            Phase::Adding | Phase::Callback(_) | Phase::Closed => {
+                unreachable!("a Wait future polls a group it sealed and has not completed")
+            }
+        }
+    }
+
+    /// The deadline of a `Wait` future passed: takes the outcomes as they are;
+    /// operations still running become `TimedOut`.
+    pub(crate) fn expire_wait(&self) -> Outcomes<R, E> {
+        let mut inner = lock(&self.inner);
+        match mem::replace(&mut inner.phase, Phase::Closed) {
+            Phase::Ready(outcomes) => outcomes,
+            _ => mem::take(&mut inner.outcomes),
+        }
+    }
+
+    /// Seals the group with a completion callback; delivers at once if
+    /// nothing runs. Returns whether the group is still waiting for
+    /// operations (and so needs its deadline timer).
+    pub(crate) fn seal_callback(&self, deliver: Deliver<R, E>) -> bool {
+        let mut inner = lock(&self.inner);
+        inner.phase = Phase::Callback(deliver);
+        let action = inner.try_complete();
+        let waiting = matches!(inner.phase, Phase::Callback(_));
+        drop(inner);
+        action.run();
+        waiting
+    }
+
+    /// Keeps the deadline timer of a callback group so that completion can
+    /// cancel it; cancels it at once if the group already completed.
+    pub(crate) fn set_timer(&self, timer: AbortHandle) {
+        let mut inner = lock(&self.inner);
+        if matches!(inner.phase, Phase::Callback(_)) {
+            inner.timer = Some(timer);
+        } else {
+            drop(inner);
+            timer.abort();
+        }
+    }
+
+    /// The deadline of a callback group passed: delivers the outcomes as they
+    /// are; operations still running become `TimedOut`.
+    pub(crate) fn expire_callback(&self) {
+        let mut inner = lock(&self.inner);
+        // The timer is the running task: it must not abort itself.
+        inner.timer = None;
+        let action = inner.deliver();
+        drop(inner);
+        action.run();
+    }
+
+    /// No one will ever look at the outcomes: the group was dropped unsealed,
+    /// or its `Wait` future was dropped.
+    pub(crate) fn detach(&self) {
+        let mut inner = lock(&self.inner);
+        inner.phase = Phase::Closed;
+        let outcomes = mem::take(&mut inner.outcomes);
+        drop(inner);
+        drop(outcomes);
+    }
+}
