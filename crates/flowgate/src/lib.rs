@@ -32,11 +32,20 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod dataloader;
+pub mod idempotency;
 pub mod pipeline;
 pub mod prelude;
+pub mod source;
 
+mod expiring;
 mod loom;
+mod store;
 mod sync;
 
 pub use batch::Batcher;
+pub use dataloader::DataLoader;
+pub use idempotency::{Idempotency, IdempotencyStore};
 pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};
+pub use source::{CheckpointStore, CursorSource, SourceControl};
+pub use store::StoreError;
