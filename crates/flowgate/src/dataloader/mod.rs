@@ -285,9 +285,8 @@ where
                     let submitted = self
                         .batcher
                         .submit_with(key.clone(), move |outcome| {
-                            let result = outcome.unwrap_or_else(|err: AckError<E>| {
-                                Err(LoadError::from_ack(err))
-                            });
+                            let result = outcome
+                                .unwrap_or_else(|err: AckError<E>| Err(LoadError::from_ack(err)));
                             callback_shared.complete(&callback_key, &publish, result);
                         })
                         .await;
@@ -309,7 +308,10 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe, as [`load`](Self::load).
-    pub async fn load_many(&self, keys: impl IntoIterator<Item = K>) -> Vec<Result<V, LoadError<E>>> {
+    pub async fn load_many(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Vec<Result<V, LoadError<E>>> {
         futures_util::future::join_all(keys.into_iter().map(|key| self.load(key))).await
     }
 

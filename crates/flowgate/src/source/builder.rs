@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::OnFetchError;
 use super::ack::Signal;
 use super::checkpoint::CheckpointStore;
 use super::control::{ControlInner, SourceControl};
@@ -11,7 +12,6 @@ use super::driver::{Machine, SourceDriver};
 use super::error::BuildError;
 use super::page::Page;
 use super::stream::{CursorSource, Outbox};
-use super::OnFetchError;
 
 /// Configures and builds a [`CursorSource`]. Created by
 /// [`CursorSource::builder`].
@@ -119,8 +119,14 @@ where
             return Err(BuildError::ZeroPagesInFlight);
         }
         let signal = Arc::new(Signal::default());
-        let control = Arc::new(ControlInner::new(Arc::clone(&signal)));
-        let outbox = Arc::new(Outbox::new(signal));
+        let outbox = Arc::new(Outbox::new(Arc::clone(&signal)));
+        let weak = Arc::downgrade(&outbox);
+        let end_now = Box::new(move || {
+            if let Some(outbox) = weak.upgrade() {
+                outbox.end_now();
+            }
+        });
+        let control = Arc::new(ControlInner::new(signal, end_now));
         let machine = Machine::new(
             fetch,
             self.start,

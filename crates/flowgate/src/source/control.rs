@@ -16,6 +16,9 @@ pub(crate) struct ControlInner<C> {
     pub(crate) flags: Mutex<Flags>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) status: watch::Sender<Status<C>>,
+    /// Ends the stream at once, from the caller of `stop_now` rather than
+    /// at the driver's next poll.
+    pub(crate) end_now: Box<dyn Fn() + Send + Sync>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,10 +45,11 @@ pub(crate) struct Status<C> {
 }
 
 impl<C> ControlInner<C> {
-    pub(crate) fn new(signal: Arc<Signal>) -> Self {
+    pub(crate) fn new(signal: Arc<Signal>, end_now: Box<dyn Fn() + Send + Sync>) -> Self {
         ControlInner {
             flags: Mutex::new(Flags::default()),
             signal,
+            end_now,
             status: watch::Sender::new(Status {
                 started_from: None,
                 committed: None,
@@ -140,6 +144,7 @@ impl<C> SourceControl<C> {
     /// Irreversible; overrides [`stop`](Self::stop).
     pub fn stop_now(&self) {
         self.inner.update(|flags| flags.stop = Some(Stop::Now));
+        (self.inner.end_now)();
     }
 
     /// Whether [`stop`](Self::stop) or [`stop_now`](Self::stop_now) was

@@ -11,13 +11,13 @@ use std::task::{Context, Poll};
 
 use futures_core::future::BoxFuture;
 
+use super::OnFetchError;
 use super::ack::{PageTrack, SourceAck};
 use super::checkpoint::CheckpointStore;
 use super::control::{ControlInner, Stop};
 use super::error::SourceError;
 use super::page::Page;
 use super::stream::{Event, Outbox};
-use super::OnFetchError;
 use crate::store::StoreError;
 use crate::sync::lock;
 
@@ -299,7 +299,11 @@ where
     /// acknowledged, and notices a page that never can be.
     fn advance(&mut self) -> bool {
         let mut progress = false;
-        while self.pages.front().is_some_and(|page| page.track.is_complete()) {
+        while self
+            .pages
+            .front()
+            .is_some_and(|page| page.track.is_complete())
+        {
             let page = self.pages.pop_front().expect("checked");
             self.acked_pages += 1;
             if let Some(next) = page.next {
