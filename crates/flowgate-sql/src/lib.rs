@@ -59,14 +59,22 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "sqlite")]
+mod checkpoint;
 mod error;
+#[cfg(feature = "sqlite")]
+mod idempotency;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod table;
 
-pub use error::{SinkError, TableError};
+#[cfg(feature = "sqlite")]
+pub use checkpoint::SqliteCheckpointStore;
+pub use error::{SinkError, TableError, ValueTypeError};
+#[cfg(feature = "sqlite")]
+pub use idempotency::SqliteIdempotencyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
 #[cfg(feature = "sqlite")]
