@@ -23,14 +23,11 @@ struct Backend {
 
 type Loader = DataLoader<u64, u64, String>;
 
+/// A batch fetch's result: a result per key, or an error for the batch.
+type Batch = Result<HashMap<u64, Result<u64, String>>, String>;
+
 impl Backend {
-    fn fetcher(
-        &self,
-    ) -> impl FnMut(
-        Vec<u64>,
-    ) -> BoxFuture<'static, Result<HashMap<u64, Result<u64, String>>, String>>
-    + Send
-    + 'static {
+    fn fetcher(&self) -> impl FnMut(Vec<u64>) -> BoxFuture<'static, Batch> + Send + 'static {
         let backend = self.clone();
         move |keys| {
             backend.batches.lock().unwrap().push(keys.clone());
