@@ -77,6 +77,11 @@ impl SqliteCheckpointStore {
     ///
     /// [`SinkError::Sqlite`] if the file cannot be opened or the table
     /// created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled open leaves at most the file and the checkpoint table
+    /// created, which a later open reuses.
     pub async fn open(path: impl AsRef<Path>, name: impl Into<String>) -> Result<Self, SinkError> {
         let path = path.as_ref().to_path_buf();
         Self::with_connection(connect(Some(path.clone())).await?, Some(path), name.into()).await
@@ -88,6 +93,10 @@ impl SqliteCheckpointStore {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing outlives a cancelled call.
     pub async fn open_in_memory(name: impl Into<String>) -> Result<Self, SinkError> {
         Self::with_connection(connect(None).await?, None, name.into()).await
     }

@@ -71,6 +71,11 @@ impl SqliteIdempotencyStore {
     ///
     /// [`SinkError::Sqlite`] if the file cannot be opened or the table
     /// created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled open leaves at most the file and the keys table
+    /// created, which a later open reuses.
     pub async fn open(path: impl AsRef<Path>, scope: impl Into<String>) -> Result<Self, SinkError> {
         let path = path.as_ref().to_path_buf();
         Self::with_connection(connect(Some(path.clone())).await?, Some(path), scope.into()).await
@@ -82,6 +87,10 @@ impl SqliteIdempotencyStore {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing outlives a cancelled call.
     pub async fn open_in_memory(scope: impl Into<String>) -> Result<Self, SinkError> {
         Self::with_connection(connect(None).await?, None, scope.into()).await
     }
