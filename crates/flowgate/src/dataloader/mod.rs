@@ -5,7 +5,7 @@
 //!
 //! The seed's "dataloader for caching similar resources": pass user ids from
 //! many pipeline items, deduplicate them, and fetch them in one query from a
-//! cache or a database. Built on [`Batcher`](crate::batch::Batcher), which
+//! cache or a database. Built on [`Batcher`], which
 //! does the windowing, the bounded queue, concurrent fetches, panic isolation
 //! and shutdown; the loader adds per-key deduplication, per-key results and
 //! the cache.
