@@ -81,12 +81,18 @@ async fn main() -> Result<(), Error> {
         ranges(&redone)
     );
     let skipped: Vec<i64> = second.skipped.iter().copied().collect();
+    let in_flight = skipped.len().saturating_sub(redone.len());
     println!(
-        "       the idempotency store skipped the effects of {} rows ({}): those {} and {} whose effect was made just before the crash, unacknowledged",
+        "       the idempotency store skipped the effects of {} rows ({}){}",
         skipped.len(),
         ranges(&skipped),
-        redone.len(),
-        skipped.len().saturating_sub(redone.len())
+        if in_flight > 0 {
+            format!(
+                ": those, and {in_flight} whose effect run 1 made just before the crash, unacknowledged"
+            )
+        } else {
+            String::new()
+        }
     );
     println!(
         "       paused for 50 ms: {} pages fetched before the pause, {} after it",
