@@ -3,3 +3,4 @@
 //! side-by-side comparison; see `BENCHMARKS.md` for the results.
 
 pub mod batch;
+pub mod dataloader;

@@ -83,6 +83,27 @@ impl fmt::Display for TableError {
 
 impl Error for TableError {}
 
+/// A [`Value`](crate::Value) of another type than the one asked for, from
+/// `TryFrom<Value>` (reading back a cursor or a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueTypeError {
+    /// The type asked for.
+    pub expected: ColumnType,
+    /// The value's type; `None` for `Null`.
+    pub actual: Option<ColumnType>,
+}
+
+impl fmt::Display for ValueTypeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.actual {
+            Some(actual) => write!(f, "expected a {:?} value, got {actual:?}", self.expected),
+            None => write!(f, "expected a {:?} value, got null", self.expected),
+        }
+    }
+}
+
+impl Error for ValueTypeError {}
+
 /// Why a sink could not be opened or a batch could not be written.
 ///
 /// A failed write stores none of the batch's rows (it is one transaction or
@@ -154,6 +175,17 @@ impl Error for SinkError {
             #[cfg(feature = "postgres")]
             Self::Postgres(err) => Some(err),
             Self::Task(_) => None,
+        }
+    }
+}
+
+impl From<SinkError> for flowgate::StoreError {
+    /// Keeps [`SinkError::is_transient`] as [`StoreError::is_transient`](flowgate::StoreError::is_transient).
+    fn from(err: SinkError) -> Self {
+        if err.is_transient() {
+            flowgate::StoreError::transient(err)
+        } else {
+            flowgate::StoreError::new(err)
         }
     }
 }

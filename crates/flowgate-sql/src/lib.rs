@@ -14,6 +14,12 @@
 //! | [`SqliteSink`] (feature `sqlite`) | one transaction per batch, `INSERT … ON CONFLICT DO NOTHING` per row, WAL journal; runs on tokio's blocking pool |
 //! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING RETURNING key` per batch: one statement, one round trip, atomic |
 //!
+//! With the `sqlite` feature it also has the durable stores of flowgate's
+//! sources: [`SqliteCheckpointStore`] (where a
+//! [`CursorSource`](flowgate::source::CursorSource) resumes from) and
+//! [`SqliteIdempotencyStore`] (which keys an
+//! [`Idempotency`](flowgate::idempotency::Idempotency) guard has processed).
+//!
 //! # Example
 //!
 //! ```
@@ -53,20 +59,29 @@
 //!
 //! # Features
 //!
-//! - `sqlite` (default): [`SqliteSink`], with SQLite compiled in (no system
-//!   library needed).
+//! - `sqlite` (default): [`SqliteSink`], [`SqliteCheckpointStore`] and
+//!   [`SqliteIdempotencyStore`], with SQLite compiled in (no system library
+//!   needed).
 //! - `postgres` (default): [`PostgresSink`].
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "sqlite")]
+mod checkpoint;
 mod error;
+#[cfg(feature = "sqlite")]
+mod idempotency;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod table;
 
-pub use error::{SinkError, TableError};
+#[cfg(feature = "sqlite")]
+pub use checkpoint::SqliteCheckpointStore;
+pub use error::{SinkError, TableError, ValueTypeError};
+#[cfg(feature = "sqlite")]
+pub use idempotency::SqliteIdempotencyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
 #[cfg(feature = "sqlite")]

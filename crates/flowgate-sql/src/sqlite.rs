@@ -76,11 +76,7 @@ impl<T: Send + 'static> SqliteSink<T> {
     ) -> Result<Self, SinkError> {
         let create = table.create_sql(ColumnType::sqlite_name);
         let conn = blocking(move || {
-            // WAL: readers do not block the writer and commits are cheap;
-            // NORMAL is durable against process crashes in WAL mode.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            configure(&conn)?;
             conn.execute(&create, [])?;
             Ok(conn)
         })
@@ -176,7 +172,49 @@ impl<T: Send + 'static> SqliteSink<T> {
     }
 }
 
-fn to_sql(value: &Value) -> rusqlite::types::ToSqlOutput<'_> {
+/// Opens the database at `path` (`None`: a private in-memory one) on the
+/// blocking pool, configured as every SQLite end of this crate uses it.
+pub(crate) async fn connect(path: Option<PathBuf>) -> Result<Connection, SinkError> {
+    blocking(move || {
+        let conn = match path {
+            Some(path) => Connection::open(path)?,
+            None => Connection::open_in_memory()?,
+        };
+        configure(&conn)?;
+        Ok(conn)
+    })
+    .await
+}
+
+/// WAL: readers do not block the writer and commits are cheap; NORMAL is
+/// durable against process crashes in WAL mode. The busy timeout lets several
+/// connections (a sink, a checkpoint store, an idempotency store) share a file.
+fn configure(conn: &Connection) -> Result<(), SinkError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// A SQLite value read back as a [`Value`].
+pub(crate) fn from_sql(value: rusqlite::types::Value) -> Value {
+    use rusqlite::types::Value as V;
+    match value {
+        V::Null => Value::Null,
+        V::Integer(v) => Value::Integer(v),
+        V::Real(v) => Value::Real(v),
+        V::Text(v) => Value::Text(v),
+        V::Blob(v) => Value::Blob(v),
+    }
+}
+
+/// Locks a connection, ignoring poisoning (a panic inside a statement leaves
+/// SQLite consistent: the transaction is rolled back when dropped).
+pub(crate) fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn to_sql(value: &Value) -> rusqlite::types::ToSqlOutput<'_> {
     use rusqlite::types::{ToSqlOutput, ValueRef};
     ToSqlOutput::Borrowed(match value {
         Value::Null => ValueRef::Null,
@@ -188,7 +226,7 @@ fn to_sql(value: &Value) -> rusqlite::types::ToSqlOutput<'_> {
 }
 
 /// Runs `f` on tokio's blocking pool.
-async fn blocking<R: Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, SinkError> + Send + 'static,
 ) -> Result<R, SinkError> {
     match tokio::task::spawn_blocking(f).await {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::TableError;
+use crate::error::{TableError, ValueTypeError};
 
 /// The type of a column, which decides how values are sent to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +107,29 @@ impl<T: Into<Value>> From<Option<T>> for Value {
         v.map_or(Value::Null, Into::into)
     }
 }
+
+macro_rules! try_from_value {
+    ($ty:ty, $variant:ident, $column:ident) => {
+        impl TryFrom<Value> for $ty {
+            type Error = ValueTypeError;
+
+            fn try_from(value: Value) -> Result<Self, ValueTypeError> {
+                match value {
+                    Value::$variant(v) => Ok(v),
+                    other => Err(ValueTypeError {
+                        expected: ColumnType::$column,
+                        actual: other.column_type(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+try_from_value!(i64, Integer, Integer);
+try_from_value!(f64, Real, Real);
+try_from_value!(String, Text, Text);
+try_from_value!(Vec<u8>, Blob, Blob);
 
 /// A column of a [`Table`].
 #[derive(Debug, Clone, PartialEq, Eq)]

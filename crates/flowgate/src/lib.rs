@@ -13,11 +13,17 @@
 //! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
+//! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`SourceControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
+//! | [`idempotency`] | [`Idempotency`]: runs an item's effect only if its key was not processed successfully before, recording the key after success in an [`IdempotencyStore`] (bounded TTL memory store here, SQLite in `flowgate-sql`) |
+//! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
 //!
 //! # Features
 //!
 //! - `progress-bar`: an [`indicatif`](https://docs.rs/indicatif) progress bar
 //!   for a pipeline stage, [`Observe::with_bar`](pipeline::Observe).
+//!
+//! The SQLite checkpoint and idempotency stores are in the `flowgate-sql`
+//! crate (feature `sqlite`), next to its sinks.
 //!
 //! # Guarantees every primitive keeps
 //!
@@ -35,14 +41,23 @@
 
 pub mod batch;
 pub mod coalesce;
+pub mod dataloader;
 pub mod group;
+pub mod idempotency;
 pub mod pipeline;
 pub mod prelude;
+pub mod source;
 
+mod expiring;
 mod loom;
+mod store;
 mod sync;
 
 pub use batch::Batcher;
 pub use coalesce::OpQueue;
+pub use dataloader::DataLoader;
 pub use group::CallGroup;
+pub use idempotency::{Idempotency, IdempotencyStore};
 pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};
+pub use source::{CheckpointStore, CursorSource, SourceControl};
+pub use store::StoreError;

@@ -1,0 +1,253 @@
+//! [`SqliteIdempotencyStore`]: processed keys in a SQLite table.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowgate::StoreError;
+use flowgate::idempotency::IdempotencyStore;
+use futures_core::future::BoxFuture;
+use rusqlite::{Connection, params};
+
+use crate::error::SinkError;
+use crate::sqlite::{blocking, connect, lock, to_sql};
+use crate::table::Value;
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS flowgate_idempotency (
+    scope TEXT NOT NULL,
+    key NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID";
+
+/// Records the keys of processed items in a SQLite database, for
+/// [`Idempotency`](flowgate::idempotency::Idempotency): effects stay
+/// exactly-once across restarts of the process.
+///
+/// Every store of one database shares the table `flowgate_idempotency`,
+/// keyed by `(scope, key)`: one scope per kind of effect. Keys are stored as
+/// SQLite values: any `K` that converts into a [`Value`] (`i64`, `String`,
+/// `&str`, `Vec<u8>`, or a type of yours). A key is kept until
+/// [`purge_older_than`](Self::purge_older_than) removes it; purge only keys
+/// older than any redelivery can be.
+///
+/// Like [`SqliteSink`](crate::SqliteSink), it runs SQLite on tokio's blocking
+/// pool and is cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use flowgate::idempotency::{Idempotency, Processed};
+/// use flowgate_sql::SqliteIdempotencyStore;
+///
+/// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+/// let once = Idempotency::new(store.clone());
+/// let send = || async { Ok::<_, std::io::Error>("sent") };
+/// assert_eq!(once.run("welcome:42".to_owned(), send).await?, Processed::Done("sent"));
+/// assert_eq!(once.run("welcome:42".to_owned(), send).await?, Processed::Skipped);
+/// assert_eq!(store.count().await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteIdempotencyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    scope: String,
+    path: Option<PathBuf>,
+}
+
+impl SqliteIdempotencyStore {
+    /// Opens (creating if needed) the database at `path` and the keys table,
+    /// for the keys of `scope`.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Sqlite`] if the file cannot be opened or the table
+    /// created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled open leaves at most the file and the keys table
+    /// created, which a later open reuses.
+    pub async fn open(path: impl AsRef<Path>, scope: impl Into<String>) -> Result<Self, SinkError> {
+        let path = path.as_ref().to_path_buf();
+        Self::with_connection(connect(Some(path.clone())).await?, Some(path), scope.into()).await
+    }
+
+    /// Like [`open`](Self::open), on a private in-memory database: it lives as
+    /// long as the store (for tests).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing outlives a cancelled call.
+    pub async fn open_in_memory(scope: impl Into<String>) -> Result<Self, SinkError> {
+        Self::with_connection(connect(None).await?, None, scope.into()).await
+    }
+
+    async fn with_connection(
+        conn: Connection,
+        path: Option<PathBuf>,
+        scope: String,
+    ) -> Result<Self, SinkError> {
+        let conn = blocking(move || {
+            conn.execute(CREATE, [])?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(SqliteIdempotencyStore {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                scope,
+                path,
+            }),
+        })
+    }
+
+    /// The scope of this store's keys.
+    pub fn scope(&self) -> &str {
+        &self.inner.scope
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Whether `key` is recorded in this scope.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Sqlite`] if the query fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn contains_value(&self, key: Value) -> Result<bool, SinkError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let conn = lock(&inner.conn);
+            let mut select = conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM flowgate_idempotency WHERE scope = ?1 AND key = ?2)",
+            )?;
+            let found: bool =
+                select.query_row(params![inner.scope, to_sql(&key)], |row| row.get(0))?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Records `key` in this scope; recording it again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Sqlite`] if the write fails; [`SinkError::Table`] for a
+    /// `Null` key.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling does not cancel the write: it runs to its end on the
+    /// blocking pool.
+    pub async fn record_value(&self, key: Value) -> Result<(), SinkError> {
+        if key == Value::Null {
+            return Err(SinkError::Table(crate::TableError::NullKey {
+                row: 0,
+                column: "key".to_owned(),
+            }));
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let conn = lock(&inner.conn);
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO flowgate_idempotency (scope, key, recorded_at)
+                 VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))
+                 ON CONFLICT (scope, key) DO NOTHING",
+            )?;
+            insert.execute(params![inner.scope, to_sql(&key)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The number of keys recorded in this scope.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Sqlite`] if the query fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn count(&self) -> Result<u64, SinkError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let conn = lock(&inner.conn);
+            let count: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM flowgate_idempotency WHERE scope = ?1",
+                params![inner.scope],
+                |row| row.get(0),
+            )?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Removes the keys of this scope recorded more than `age` ago (by the
+    /// database's wall clock, in whole seconds); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Sqlite`] if the write fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling does not cancel the delete.
+    pub async fn purge_older_than(&self, age: Duration) -> Result<u64, SinkError> {
+        let inner = Arc::clone(&self.inner);
+        let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        blocking(move || {
+            let conn = lock(&inner.conn);
+            let deleted = conn.execute(
+                "DELETE FROM flowgate_idempotency
+                 WHERE scope = ?1 AND recorded_at < CAST(strftime('%s', 'now') AS INTEGER) - ?2",
+                params![inner.scope, age],
+            )?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+impl<K> IdempotencyStore<K> for SqliteIdempotencyStore
+where
+    K: Clone + Into<Value> + Send + Sync,
+{
+    fn contains<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let key = key.clone().into();
+        Box::pin(async move { Ok(self.contains_value(key).await?) })
+    }
+
+    fn record<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), StoreError>> {
+        let key = key.clone().into();
+        Box::pin(async move { Ok(self.record_value(key).await?) })
+    }
+}
+
+impl fmt::Debug for SqliteIdempotencyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteIdempotencyStore")
+            .field("scope", &self.inner.scope)
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}

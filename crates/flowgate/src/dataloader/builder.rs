@@ -1,0 +1,185 @@
+//! [`DataLoaderBuilder`]: the batching and cache settings of a data loader.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::error::{BuildError, LoadError};
+use super::results::BatchResults;
+use super::{DataLoader, LoaderWorker, Shared};
+use crate::batch::Batcher;
+use crate::expiring::ExpiringMap;
+
+/// Configures and builds a [`DataLoader`]. Created by
+/// [`DataLoader::builder`].
+///
+/// | setting | default | rule |
+/// |---|---|---|
+/// | [`max_batch`](Self::max_batch) | 100 | at least 1 |
+/// | [`delay`](Self::delay) | 1 ms | greater than zero |
+/// | [`concurrency`](Self::concurrency) | 4 | at least 1 |
+/// | [`capacity`](Self::capacity) | `max_batch × (concurrency + 1)` | at least `max_batch` |
+/// | [`cache`](Self::cache) | none | capacity at least 1, ttl greater than zero |
+#[derive(Clone)]
+pub struct DataLoaderBuilder {
+    max_batch: usize,
+    delay: Duration,
+    concurrency: usize,
+    capacity: Option<usize>,
+    cache: Option<(usize, Duration)>,
+}
+
+impl Default for DataLoaderBuilder {
+    fn default() -> Self {
+        DataLoaderBuilder {
+            max_batch: 100,
+            delay: Duration::from_millis(1),
+            concurrency: 4,
+            capacity: None,
+            cache: None,
+        }
+    }
+}
+
+impl DataLoaderBuilder {
+    /// At most this many distinct keys per batch fetch.
+    pub fn max_batch(mut self, keys: usize) -> Self {
+        self.max_batch = keys;
+        self
+    }
+
+    /// The window: a batch is fetched at the latest this long after its first
+    /// key arrived (sooner when it holds `max_batch` keys). Loads within the
+    /// window share one fetch; a load waits at most this long before its
+    /// fetch starts, if a fetch slot is free.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// How many batch fetches may run at once.
+    pub fn concurrency(mut self, fetches: usize) -> Self {
+        self.concurrency = fetches;
+        self
+    }
+
+    /// How many distinct keys may wait for a fetch before new loads wait for
+    /// room (backpressure on the loaders).
+    pub fn capacity(mut self, keys: usize) -> Self {
+        self.capacity = Some(keys);
+        self
+    }
+
+    /// Caches fetched values: at most `capacity` keys, each for `ttl` after
+    /// it was fetched (the oldest key goes first when full). Errors are never
+    /// cached. Without a cache, each window fetches its keys again.
+    pub fn cache(mut self, capacity: usize, ttl: Duration) -> Self {
+        self.cache = Some((capacity, ttl));
+        self
+    }
+
+    /// Builds the loader and spawns its batch worker on the current tokio
+    /// runtime.
+    ///
+    /// `fetch(keys)` gets distinct keys and returns their values as a
+    /// [`BatchResults`]: a `HashMap<K, V>`, or a `HashMap<K, Result<V, E>>`
+    /// for per-key errors; its `Err` fails the whole batch.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if a setting breaks its rule (see the table above),
+    /// or `BuildError::Batch(NoRuntime)` outside a tokio runtime.
+    pub fn build<K, V, E, F, Fut, R>(self, fetch: F) -> Result<DataLoader<K, V, E>, BuildError>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnMut(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: BatchResults<K, V, E>,
+    {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| BuildError::Batch(crate::batch::BuildError::NoRuntime))?;
+        let (loader, worker) = self.build_pair(fetch)?;
+        runtime.spawn(worker);
+        Ok(loader)
+    }
+
+    /// Builds the loader and returns its batch worker for you to spawn or
+    /// await, as [`build`](Self::build) would have spawned it.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if a setting breaks its rule (see the table above).
+    #[allow(clippy::type_complexity)] // the (handle, worker) pair is the point
+    pub fn build_pair<K, V, E, F, Fut, R>(
+        self,
+        mut fetch: F,
+    ) -> Result<(DataLoader<K, V, E>, LoaderWorker<K, V, E>), BuildError>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnMut(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: BatchResults<K, V, E>,
+    {
+        let cache = match self.cache {
+            None => None,
+            Some((0, _)) => return Err(BuildError::ZeroCacheCapacity),
+            Some((_, ttl)) if ttl.is_zero() => return Err(BuildError::ZeroCacheTtl),
+            Some((capacity, ttl)) => Some(Mutex::new(ExpiringMap::new(capacity, ttl))),
+        };
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            cache,
+            stats: Default::default(),
+        });
+        let counters = Arc::clone(&shared);
+        let mut batcher = Batcher::builder()
+            .max_items(self.max_batch)
+            .max_delay(self.delay)
+            .flush_concurrency(self.concurrency);
+        if let Some(capacity) = self.capacity {
+            batcher = batcher.capacity(capacity);
+        }
+        let (batcher, worker) = batcher.build_pair(move |keys: Vec<K>| {
+            counters.stats.batches.fetch_add(1, Ordering::Relaxed);
+            counters
+                .stats
+                .keys_fetched
+                .fetch_add(keys.len() as u64, Ordering::Relaxed);
+            // The keys are needed after the fetch, to pick each one's result.
+            let fetched = fetch(keys.clone());
+            async move {
+                let mut results = fetched.await?;
+                Ok::<_, E>(
+                    keys.iter()
+                        .map(|key| match results.take(key) {
+                            Some(Ok(value)) => Ok(value),
+                            Some(Err(err)) => Err(LoadError::Key(Arc::new(err))),
+                            None => Err(LoadError::Missing),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        })?;
+        Ok((DataLoader { batcher, shared }, worker))
+    }
+}
+
+impl fmt::Debug for DataLoaderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataLoaderBuilder")
+            .field("max_batch", &self.max_batch)
+            .field("delay", &self.delay)
+            .field("concurrency", &self.concurrency)
+            .field("capacity", &self.capacity)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}

@@ -1,0 +1,153 @@
+//! Errors of the [`dataloader`](super) module.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::batch::{self, AckError};
+
+/// Why [`DataLoader::load`](super::DataLoader::load) returned no value for a
+/// key. Cloneable: every load of the key waiting on the same fetch sees the
+/// same error.
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// The batch fetch failed as a whole, for every key of the batch.
+    Fetch(Arc<E>),
+    /// The batch fetch returned this error for this key only.
+    Key(Arc<E>),
+    /// The batch fetch returned no entry for this key.
+    Missing,
+    /// The batch fetch panicked; the message of the panic is kept. Only that
+    /// batch fails.
+    Panicked(Arc<str>),
+    /// The loader was closed, or its worker stopped, before the key was
+    /// fetched.
+    Closed,
+}
+
+impl<E> LoadError<E> {
+    /// The fetch error, whether for the whole batch or for this key.
+    pub fn fetch_error(&self) -> Option<&E> {
+        match self {
+            Self::Fetch(err) | Self::Key(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Whether the batch fetch returned no entry for the key.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Self::Missing)
+    }
+
+    /// Whether the loader was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed)
+    }
+
+    pub(crate) fn from_ack(err: AckError<E>) -> Self {
+        match err {
+            AckError::Flush(err) => Self::Fetch(err),
+            AckError::Panicked(msg) => Self::Panicked(msg),
+            // The loader's flush returns one output per key, so a mismatch
+            // cannot happen; treat it as the batch having nothing for the key.
+            AckError::OutputMismatch { .. } => Self::Missing,
+            AckError::Closed => Self::Closed,
+        }
+    }
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Fetch(err) => Self::Fetch(Arc::clone(err)),
+            Self::Key(err) => Self::Key(Arc::clone(err)),
+            Self::Missing => Self::Missing,
+            Self::Panicked(msg) => Self::Panicked(Arc::clone(msg)),
+            Self::Closed => Self::Closed,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fetch(err) => f.debug_tuple("Fetch").field(err).finish(),
+            Self::Key(err) => f.debug_tuple("Key").field(err).finish(),
+            Self::Missing => f.write_str("Missing"),
+            Self::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
+            Self::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fetch(err) => write!(f, "batch fetch failed: {err}"),
+            Self::Key(err) => write!(f, "fetching the key failed: {err}"),
+            Self::Missing => f.write_str("the batch fetch returned nothing for the key"),
+            Self::Panicked(msg) => write!(f, "batch fetch panicked: {msg}"),
+            Self::Closed => f.write_str("data loader is closed"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for LoadError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Fetch(err) | Self::Key(err) => Some(&**err),
+            _ => None,
+        }
+    }
+}
+
+impl<E: PartialEq> PartialEq for LoadError<E> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Fetch(a), Self::Fetch(b)) | (Self::Key(a), Self::Key(b)) => a == b,
+            (Self::Panicked(a), Self::Panicked(b)) => a == b,
+            (Self::Missing, Self::Missing) | (Self::Closed, Self::Closed) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A [`DataLoaderBuilder`](super::DataLoaderBuilder) setting that cannot
+/// work, reported by `build` before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A batching setting broke its rule: `max_batch` is the batcher's
+    /// `max_items`, `delay` its `max_delay`, `concurrency` its
+    /// `flush_concurrency`.
+    Batch(batch::BuildError),
+    /// The cache's capacity was zero.
+    ZeroCacheCapacity,
+    /// The cache's time to live was zero.
+    ZeroCacheTtl,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Batch(err) => write!(f, "data loader batching: {err}"),
+            Self::ZeroCacheCapacity => f.write_str("cache capacity must be at least 1"),
+            Self::ZeroCacheTtl => f.write_str("cache ttl must be greater than zero"),
+        }
+    }
+}
+
+impl Error for BuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Batch(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<batch::BuildError> for BuildError {
+    fn from(err: batch::BuildError) -> Self {
+        Self::Batch(err)
+    }
+}

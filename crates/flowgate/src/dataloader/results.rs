@@ -1,0 +1,37 @@
+//! [`BatchResults`]: what a data loader's batch fetch may return.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+/// The result of one batch fetch of a [`DataLoader`](super::DataLoader), from
+/// which each key's own result is taken.
+///
+/// Implemented for:
+///
+/// - `HashMap<K, V>`: a value per key found; a key not in the map fails
+///   with [`LoadError::Missing`](super::LoadError::Missing) (for that key
+///   only).
+/// - `HashMap<K, Result<V, E>>`: a result per key; a key's `Err` fails that
+///   key only, with [`LoadError::Key`](super::LoadError::Key). Here the
+///   compiler may need the value type spelled out (it could also read the map
+///   as `HashMap<K, V>` with `V = Result<..>`), for example
+///   `DataLoader<u64, String, MyError>`.
+///
+/// A failure of the whole fetch is its `Err` instead, which fails every key
+/// of the batch with [`LoadError::Fetch`](super::LoadError::Fetch).
+pub trait BatchResults<K, V, E> {
+    /// Takes the result for `key`, or `None` if there is none.
+    fn take(&mut self, key: &K) -> Option<Result<V, E>>;
+}
+
+impl<K: Hash + Eq, V, E, S: BuildHasher> BatchResults<K, V, E> for HashMap<K, V, S> {
+    fn take(&mut self, key: &K) -> Option<Result<V, E>> {
+        self.remove(key).map(Ok)
+    }
+}
+
+impl<K: Hash + Eq, V, E, S: BuildHasher> BatchResults<K, V, E> for HashMap<K, Result<V, E>, S> {
+    fn take(&mut self, key: &K) -> Option<Result<V, E>> {
+        self.remove(key)
+    }
+}

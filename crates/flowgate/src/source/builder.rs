@@ -1,0 +1,158 @@
+//! [`CursorSourceBuilder`]: the settings of a cursor source.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::OnFetchError;
+use super::ack::Signal;
+use super::checkpoint::CheckpointStore;
+use super::control::{ControlInner, SourceControl};
+use super::driver::{Machine, SourceDriver};
+use super::error::BuildError;
+use super::page::Page;
+use super::stream::{CursorSource, Outbox};
+
+/// Configures and builds a [`CursorSource`]. Created by
+/// [`CursorSource::builder`].
+///
+/// | setting | default | rule |
+/// |---|---|---|
+/// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`SourceControl::committed`]) but stored nowhere | — |
+/// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1 |
+/// | [`on_fetch_error`](Self::on_fetch_error) | [`OnFetchError::Stop`] | — |
+pub struct CursorSourceBuilder<C> {
+    start: C,
+    store: Option<Arc<dyn CheckpointStore<C>>>,
+    max_pages_in_flight: usize,
+    on_fetch_error: OnFetchError,
+}
+
+impl<C> CursorSourceBuilder<C>
+where
+    C: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(start: C) -> Self {
+        CursorSourceBuilder {
+            start,
+            store: None,
+            max_pages_in_flight: 2,
+            on_fetch_error: OnFetchError::Stop,
+        }
+    }
+
+    /// Loads the cursor to start from out of `store` (falling back to the
+    /// initial cursor if it holds none) and commits the watermark to it as
+    /// pages are acknowledged.
+    pub fn checkpoint(mut self, store: impl CheckpointStore<C> + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How many pages may be fetched and not yet committed at once: the
+    /// bound on memory (`max_pages_in_flight × page size` items) and on redo
+    /// after a crash (at most this many pages are fetched again).
+    ///
+    /// A page counts from the moment its fetch starts until the checkpoint
+    /// covering it is committed. With 1, the next page is fetched only once
+    /// every item of the previous one was acknowledged and committed; with 2
+    /// (the default), one page is fetched while the previous one is
+    /// processed.
+    pub fn max_pages_in_flight(mut self, pages: usize) -> Self {
+        self.max_pages_in_flight = pages;
+        self
+    }
+
+    /// What the source does when the fetch function fails; see
+    /// [`OnFetchError`].
+    pub fn on_fetch_error(mut self, policy: OnFetchError) -> Self {
+        self.on_fetch_error = policy;
+        self
+    }
+
+    /// Builds the source and spawns its [`SourceDriver`] on the current tokio
+    /// runtime.
+    ///
+    /// `fetch(cursor)` returns the page at `cursor`: a [`Page`], or a
+    /// `(Vec<T>, Option<C>)` pair of its items and the next cursor (`None`:
+    /// the last page). It is called once at a time, only when fewer than
+    /// `max_pages_in_flight` pages are unacknowledged, and may be dropped
+    /// mid-call by [`stop`](SourceControl::stop): it should only read.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroPagesInFlight`], or [`BuildError::NoRuntime`] when
+    /// called outside a tokio runtime.
+    pub fn build<T, E, F, Fut, R>(self, fetch: F) -> Result<CursorSource<T, C, E>, BuildError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnMut(C) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Into<Page<T, C>>,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let (source, driver) = self.build_pair(fetch)?;
+        runtime.spawn(driver);
+        Ok(source)
+    }
+
+    /// Builds the source and returns its [`SourceDriver`] for you to spawn or
+    /// await, as [`build`](Self::build) would have spawned it. Nothing is
+    /// fetched until the driver is polled.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroPagesInFlight`].
+    pub fn build_pair<T, E, F, Fut, R>(
+        self,
+        fetch: F,
+    ) -> Result<(CursorSource<T, C, E>, SourceDriver), BuildError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnMut(C) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Into<Page<T, C>>,
+    {
+        if self.max_pages_in_flight == 0 {
+            return Err(BuildError::ZeroPagesInFlight);
+        }
+        let signal = Arc::new(Signal::default());
+        let outbox = Arc::new(Outbox::new(Arc::clone(&signal)));
+        let weak = Arc::downgrade(&outbox);
+        let end_now = Box::new(move || {
+            if let Some(outbox) = weak.upgrade() {
+                outbox.end_now();
+            }
+        });
+        let control = Arc::new(ControlInner::new(signal, end_now));
+        let machine = Machine::new(
+            fetch,
+            self.start,
+            self.store,
+            Arc::clone(&control),
+            Arc::clone(&outbox),
+            self.max_pages_in_flight,
+            self.on_fetch_error,
+        );
+        let driver = SourceDriver::new(machine);
+        let source = CursorSource {
+            outbox,
+            control: SourceControl { inner: control },
+            terminated: false,
+        };
+        Ok((source, driver))
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for CursorSourceBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CursorSourceBuilder")
+            .field("start", &self.start)
+            .field("checkpoint", &self.store.is_some())
+            .field("max_pages_in_flight", &self.max_pages_in_flight)
+            .field("on_fetch_error", &self.on_fetch_error)
+            .finish()
+    }
+}

@@ -1,0 +1,442 @@
+//! The [`SourceDriver`]: fetches pages while there is room, moves the
+//! checkpoint watermark as pages are acknowledged, and commits it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::future::BoxFuture;
+
+use super::OnFetchError;
+use super::ack::{PageTrack, SourceAck};
+use super::checkpoint::CheckpointStore;
+use super::control::{ControlInner, Stop};
+use super::error::SourceError;
+use super::page::Page;
+use super::stream::{Event, Outbox};
+use crate::store::StoreError;
+use crate::sync::lock;
+
+/// Rounds of the driver's loop in one poll before it yields (STYLE.md #14):
+/// a fetch function that is always ready would otherwise hold the thread
+/// until the in-flight bound is reached.
+const BUDGET: usize = 32;
+
+/// Drives a [`CursorSource`](super::CursorSource): loads the checkpoint,
+/// fetches pages while fewer than `max_pages_in_flight` are unacknowledged,
+/// and commits the checkpoint as pages are acknowledged.
+///
+/// [`CursorSourceBuilder::build`](super::CursorSourceBuilder::build) spawns
+/// it on the current tokio runtime; [`build_pair`](super::CursorSourceBuilder::build_pair)
+/// hands it to you to spawn or await. It completes once fetching is over and
+/// every page yielded was committed, or can never be (see
+/// [`SourceControl::finished`](super::SourceControl::finished)).
+///
+/// # Dropping the driver
+///
+/// Dropping it before it completes — or aborting the task that runs it, or
+/// the process dying — is a crash as far as the checkpoint is concerned:
+/// nothing more is fetched or committed, the stream ends after the items it
+/// already holds, and a restart resumes from the last committed cursor.
+#[must_use = "the source driver does nothing unless spawned or awaited"]
+pub struct SourceDriver {
+    future: BoxFuture<'static, ()>,
+    on_drop: Box<dyn Fn() + Send>,
+}
+
+impl SourceDriver {
+    pub(crate) fn new<T, C, E, F, Fut, R>(machine: Machine<T, C, E, F, Fut>) -> Self
+    where
+        Machine<T, C, E, F, Fut>: Send + 'static,
+        T: Send + 'static,
+        C: Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnMut(C) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        R: Into<Page<T, C>>,
+    {
+        let control = Arc::clone(&machine.control);
+        let outbox = Arc::clone(&machine.outbox);
+        let mut machine = machine;
+        SourceDriver {
+            future: Box::pin(std::future::poll_fn(move |cx| machine.poll(cx))),
+            on_drop: Box::new(move || {
+                // Finished or not, the stream ends and waiters are released.
+                outbox.end();
+                control.status.send_modify(|status| status.finished = true);
+            }),
+        }
+    }
+}
+
+impl Future for SourceDriver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl Drop for SourceDriver {
+    fn drop(&mut self) {
+        (self.on_drop)();
+    }
+}
+
+impl fmt::Debug for SourceDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceDriver").finish_non_exhaustive()
+    }
+}
+
+/// A page yielded but not fully acknowledged yet.
+struct InFlight<C> {
+    track: Arc<PageTrack>,
+    next: Option<C>,
+}
+
+/// The driver's state; see [`Machine::poll`].
+pub(crate) struct Machine<T, C, E, F, Fut> {
+    pub(crate) fetch: F,
+    pub(crate) store: Option<Arc<dyn CheckpointStore<C>>>,
+    pub(crate) control: Arc<ControlInner<C>>,
+    pub(crate) outbox: Arc<Outbox<T, E>>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) on_error: OnFetchError,
+    /// The initial cursor, until the checkpoint is loaded.
+    pub(crate) start: Option<C>,
+    pub(crate) loading: Option<BoxFuture<'static, Result<Option<C>, StoreError>>>,
+    pub(crate) loaded: bool,
+    /// The cursor of the next page; `None` once the last page was fetched.
+    pub(crate) cursor: Option<C>,
+    pub(crate) fetching: Option<Pin<Box<Fut>>>,
+    /// No fetch will start again.
+    pub(crate) fetch_done: bool,
+    /// Yielded pages not fully acknowledged, oldest first.
+    pages: VecDeque<InFlight<C>>,
+    /// Fully acknowledged pages not covered by a commit yet.
+    acked_pages: usize,
+    /// The newest cursor the watermark passed, not committed yet.
+    to_commit: Option<C>,
+    committing: Option<Committing<C>>,
+    store_failed: bool,
+    /// An ack was dropped unacknowledged: the watermark can never move again.
+    stuck: bool,
+}
+
+struct Committing<C> {
+    future: BoxFuture<'static, Result<(), StoreError>>,
+    cursor: C,
+    pages: usize,
+}
+
+impl<T, C, E, F, Fut, R> Machine<T, C, E, F, Fut>
+where
+    C: Clone + Send + Sync + 'static,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: Into<Page<T, C>>,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        fetch: F,
+        start: C,
+        store: Option<Arc<dyn CheckpointStore<C>>>,
+        control: Arc<ControlInner<C>>,
+        outbox: Arc<Outbox<T, E>>,
+        max_in_flight: usize,
+        on_error: OnFetchError,
+    ) -> Self {
+        Machine {
+            fetch,
+            store,
+            control,
+            outbox,
+            max_in_flight,
+            on_error,
+            start: Some(start),
+            loading: None,
+            loaded: false,
+            cursor: None,
+            fetching: None,
+            fetch_done: false,
+            pages: VecDeque::new(),
+            acked_pages: 0,
+            to_commit: None,
+            committing: None,
+            store_failed: false,
+            stuck: false,
+        }
+    }
+
+    /// Pages that a crash now would make a restart redo: yielded and not
+    /// acknowledged, acknowledged but not committed, being committed.
+    fn in_flight(&self) -> usize {
+        self.pages.len() + self.acked_pages + self.committing.as_ref().map_or(0, |c| c.pages)
+    }
+
+    /// One round: control, load, watermark, commit, fetch, in that order.
+    /// Each step returns whether it made progress; the round repeats until
+    /// none does (everything is then waiting on a registered waker).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.control.signal.driver.register(cx.waker());
+        for _ in 0..BUDGET {
+            let mut progress = self.apply_control();
+            progress |= self.poll_load(cx);
+            progress |= self.advance();
+            progress |= self.poll_commit(cx);
+            progress |= self.poll_fetch(cx);
+            if self.is_done() {
+                self.outbox.end();
+                self.control
+                    .status
+                    .send_modify(|status| status.finished = true);
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn is_done(&self) -> bool {
+        self.fetch_done
+            && self.loading.is_none()
+            && self.committing.is_none()
+            && (self.to_commit.is_none() || self.store_failed || self.store.is_none())
+            // Every page yielded is committed, or the oldest one never can
+            // be (later acks could not move the watermark past it).
+            && self.pages.front().is_none_or(|page| page.track.is_abandoned())
+    }
+
+    /// No fetch starts again; the stream ends after the items it holds.
+    fn finish_fetching(&mut self) {
+        self.fetch_done = true;
+        self.fetching = None;
+        self.outbox.end();
+    }
+
+    /// Reports `err` on the stream, unless the stream is gone or ended.
+    fn report(&self, err: SourceError<E>) {
+        self.outbox.push([Event::Error(err)]);
+    }
+
+    fn apply_control(&mut self) -> bool {
+        if self.fetch_done {
+            return false;
+        }
+        let stop = if self.outbox.is_dropped() {
+            Some(Stop::Now)
+        } else {
+            self.control.flags().stop
+        };
+        match stop {
+            None => false,
+            Some(Stop::Drain) => {
+                self.finish_fetching();
+                true
+            }
+            Some(Stop::Now) => {
+                self.finish_fetching();
+                self.outbox.end_now();
+                true
+            }
+        }
+    }
+
+    fn poll_load(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.loaded {
+            return false;
+        }
+        if self.loading.is_none() {
+            match &self.store {
+                Some(store) => {
+                    let store = Arc::clone(store);
+                    self.loading = Some(Box::pin(async move { store.load().await }));
+                }
+                None => {
+                    self.loaded = true;
+                    self.cursor = self.start.take();
+                    self.publish_start();
+                    return true;
+                }
+            }
+        }
+        let loading = self.loading.as_mut().expect("set above");
+        let Poll::Ready(result) = loading.as_mut().poll(cx) else {
+            return false;
+        };
+        self.loading = None;
+        self.loaded = true;
+        match result {
+            Ok(stored) => {
+                self.cursor = stored.or_else(|| self.start.take());
+                self.publish_start();
+            }
+            Err(err) => {
+                self.report(SourceError::Checkpoint(err));
+                self.store_failed = true;
+                self.finish_fetching();
+            }
+        }
+        true
+    }
+
+    fn publish_start(&self) {
+        let cursor = self.cursor.clone();
+        self.control
+            .status
+            .send_modify(|status| status.started_from = cursor);
+    }
+
+    /// Moves the watermark over every leading page that is fully
+    /// acknowledged, and notices a page that never can be.
+    fn advance(&mut self) -> bool {
+        let mut progress = false;
+        while self
+            .pages
+            .front()
+            .is_some_and(|page| page.track.is_complete())
+        {
+            let page = self.pages.pop_front().expect("checked");
+            self.acked_pages += 1;
+            if let Some(next) = page.next {
+                self.to_commit = Some(next);
+            }
+            progress = true;
+        }
+        if !self.stuck && self.pages.iter().any(|page| page.track.is_abandoned()) {
+            self.stuck = true;
+            if !self.fetch_done {
+                self.report(SourceError::Unacked);
+                self.finish_fetching();
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    fn poll_commit(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        if self.committing.is_none() && !self.store_failed {
+            if let Some(cursor) = self.to_commit.take() {
+                let pages = mem::take(&mut self.acked_pages);
+                match &self.store {
+                    None => self.committed(cursor, pages, false),
+                    Some(store) => {
+                        let store = Arc::clone(store);
+                        let commit = cursor.clone();
+                        self.committing = Some(Committing {
+                            future: Box::pin(async move { store.commit(commit).await }),
+                            cursor,
+                            pages,
+                        });
+                    }
+                }
+                progress = true;
+            } else if self.acked_pages > 0 {
+                // The last page (no next cursor): nothing to commit for it.
+                self.acked_pages = 0;
+                progress = true;
+            }
+        }
+        if let Some(committing) = &mut self.committing {
+            if let Poll::Ready(result) = committing.future.as_mut().poll(cx) {
+                let Committing { cursor, pages, .. } = self.committing.take().expect("polled");
+                match result {
+                    Ok(()) => self.committed(cursor, pages, true),
+                    Err(err) => {
+                        self.store_failed = true;
+                        if !self.fetch_done {
+                            self.report(SourceError::Checkpoint(err));
+                            self.finish_fetching();
+                        }
+                    }
+                }
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    fn committed(&self, cursor: C, pages: usize, stored: bool) {
+        self.control.status.send_modify(|status| {
+            status.committed = Some(cursor);
+            status.stats.pages_committed += pages as u64;
+            if stored {
+                status.stats.commits += 1;
+            }
+        });
+    }
+
+    fn poll_fetch(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.fetching.is_none()
+            && !self.fetch_done
+            && self.loaded
+            && !self.control.flags().paused
+            && self.in_flight() < self.max_in_flight
+        {
+            match &self.cursor {
+                Some(cursor) => self.fetching = Some(Box::pin((self.fetch)(cursor.clone()))),
+                None => {
+                    self.finish_fetching();
+                    return true;
+                }
+            }
+        }
+        let Some(fetching) = &mut self.fetching else {
+            return false;
+        };
+        let Poll::Ready(result) = fetching.as_mut().poll(cx) else {
+            return false;
+        };
+        self.fetching = None;
+        match result {
+            Ok(page) => {
+                let Page { items, next } = page.into();
+                let track = Arc::new(PageTrack::new(
+                    items.len(),
+                    Arc::clone(&self.control.signal),
+                ));
+                let count = items.len() as u64;
+                self.control.status.send_modify(|status| {
+                    status.stats.pages_fetched += 1;
+                    status.stats.items_fetched += count;
+                });
+                self.pages.push_back(InFlight {
+                    track: Arc::clone(&track),
+                    next: next.clone(),
+                });
+                self.outbox.push(
+                    items
+                        .into_iter()
+                        .map(|item| Event::Item(item, SourceAck::new(Arc::clone(&track)))),
+                );
+                match next {
+                    Some(next) => self.cursor = Some(next),
+                    None => {
+                        self.cursor = None;
+                        self.finish_fetching();
+                    }
+                }
+            }
+            Err(err) => {
+                self.control
+                    .status
+                    .send_modify(|status| status.stats.fetch_errors += 1);
+                self.report(SourceError::Fetch(err));
+                match self.on_error {
+                    OnFetchError::Stop => self.finish_fetching(),
+                    OnFetchError::Pause => lock(&self.control.flags).paused = true,
+                }
+            }
+        }
+        true
+    }
+}
