@@ -10,6 +10,7 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`broadcast`] | [`Publisher`] and [`Subscriber`]: an event stream in which every subscriber sees every event published after it subscribed, in order, with nothing lost (unbounded, or bounded by waiting for the slowest subscriber) |
 //!
 //! # Guarantees every primitive keeps
 //!
@@ -20,12 +21,15 @@
 //!   broken rule.
 //! - Every async method documents whether it is cancel-safe and what a
 //!   cancelled call loses.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod broadcast;
 
+mod loom;
 mod sync;
 
 pub use batch::Batcher;
+pub use broadcast::{Publisher, Subscriber};
