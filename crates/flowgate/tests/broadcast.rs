@@ -13,10 +13,15 @@ use flowgate::broadcast::{
     BoundedPublisher, Permit, PublishError, Publisher, Recv, SharedPublisher, SubscribeHandle,
     Subscriber, TryPublishError, TryRecvError,
 };
-use futures_util::{Stream, StreamExt};
 use futures_util::stream::FusedStream;
+use futures_util::{Stream, StreamExt};
 use tokio_test::task::spawn;
 use tokio_test::{assert_pending, assert_ready, assert_ready_eq};
+
+/// `n`, or a hundredth of it under miri, which is slow.
+fn scaled(n: u64) -> u64 {
+    if cfg!(miri) { (n / 100).max(10) } else { n }
+}
 
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
@@ -44,7 +49,7 @@ fn every_subscriber_sees_every_event_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_subscribers_receive_everything() {
-    const EVENTS: u64 = 200_000;
+    let events = scaled(200_000);
     let mut publisher = Publisher::new();
     let readers: Vec<_> = (0..4)
         .map(|_| {
@@ -60,7 +65,7 @@ async fn concurrent_subscribers_receive_everything() {
         })
         .collect();
     let producer = tokio::spawn(async move {
-        for i in 0..EVENTS {
+        for i in 0..events {
             publisher.publish(i);
             if i % 1000 == 0 {
                 tokio::task::yield_now().await;
@@ -69,7 +74,7 @@ async fn concurrent_subscribers_receive_everything() {
     });
     producer.await.unwrap();
     for reader in readers {
-        assert_eq!(reader.await.unwrap(), EVENTS);
+        assert_eq!(reader.await.unwrap(), events);
     }
 }
 
@@ -182,7 +187,11 @@ fn closing_delivers_everything_then_the_end() {
     assert_eq!(drain(&mut sub), (0..100).collect::<Vec<_>>());
     assert!(sub.is_finished());
     assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
-    assert_eq!(sub.try_recv(), Err(TryRecvError::Closed), "the end is permanent");
+    assert_eq!(
+        sub.try_recv(),
+        Err(TryRecvError::Closed),
+        "the end is permanent"
+    );
 }
 
 #[test]
@@ -326,11 +335,11 @@ async fn a_busy_subscriber_yields_to_other_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_join_fork_and_leave_while_the_publisher_runs() {
-    const EVENTS: u64 = 100_000;
+    let events = scaled(100_000);
     let mut publisher = Publisher::new();
     let handle = publisher.subscribe_handle();
     let producer = tokio::spawn(async move {
-        for i in 0..EVENTS {
+        for i in 0..events {
             publisher.publish(i);
             if i % 256 == 0 {
                 tokio::task::yield_now().await;
@@ -344,7 +353,11 @@ async fn subscribers_join_fork_and_leave_while_the_publisher_runs() {
             // Each client reads a different number of events, checking that
             // they are consecutive; half of them fork midway and check the
             // fork; every fourth reads to the end.
-            let to_read = if client % 4 == 0 { u64::MAX } else { client * 997 };
+            let to_read = if client % 4 == 0 {
+                u64::MAX
+            } else {
+                client * 997
+            };
             let Some(first) = sub.recv().await else {
                 return; // joined after the end
             };
@@ -363,7 +376,7 @@ async fn subscribers_join_fork_and_leave_while_the_publisher_runs() {
                 read += 1;
             }
             if to_read == u64::MAX {
-                assert_eq!(expected, EVENTS, "client {client} missed the tail");
+                assert_eq!(expected, events, "client {client} missed the tail");
             }
             if let Some((mut fork, mut fork_expected)) = fork {
                 for _ in 0..100 {
@@ -416,7 +429,10 @@ fn bound_of_one_is_lock_step() {
     let mut sub = publisher.subscribe();
     for i in 0..200 {
         assert!(publisher.try_publish(i).is_ok());
-        assert!(matches!(publisher.try_publish(999), Err(TryPublishError::Full(999))));
+        assert!(matches!(
+            publisher.try_publish(999),
+            Err(TryPublishError::Full(999))
+        ));
         assert_eq!(sub.try_recv(), Ok(i));
     }
 }
@@ -448,7 +464,10 @@ fn a_fork_of_a_slow_subscriber_counts_too() {
     }
     let mut fork = sub.clone();
     assert_eq!(drain(&mut sub), [0, 1, 2, 3]);
-    assert!(publisher.try_publish(4).is_err(), "the fork has 4 unread events");
+    assert!(
+        publisher.try_publish(4).is_err(),
+        "the fork has 4 unread events"
+    );
     assert_eq!(fork.try_recv(), Ok(0));
     assert!(publisher.try_publish(4).is_ok());
 }
@@ -494,7 +513,7 @@ fn without_subscribers_a_bounded_publisher_never_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounded_stream_under_load_loses_nothing_and_respects_the_bound() {
-    const EVENTS: u64 = 50_000;
+    let events = scaled(50_000);
     const BOUND: usize = 16;
     let mut publisher = BoundedPublisher::new(nz(BOUND));
     let readers: Vec<_> = (0..3u64)
@@ -517,12 +536,12 @@ async fn bounded_stream_under_load_loses_nothing_and_respects_the_bound() {
             })
         })
         .collect();
-    for i in 0..EVENTS {
+    for i in 0..events {
         publisher.publish(i).await;
     }
     drop(publisher);
     for reader in readers {
-        assert_eq!(reader.await.unwrap(), EVENTS);
+        assert_eq!(reader.await.unwrap(), events);
     }
 }
 
@@ -634,14 +653,14 @@ mod model {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_publishers_interleave_but_keep_each_producers_order() {
-    const PER_PRODUCER: u64 = 10_000;
+    let per_producer = scaled(10_000);
     let publisher: SharedPublisher<(u64, u64)> = Publisher::new().into_shared();
     let mut sub = publisher.subscribe();
     let producers: Vec<_> = (0..4)
         .map(|p| {
             let publisher = publisher.clone();
             tokio::spawn(async move {
-                for i in 0..PER_PRODUCER {
+                for i in 0..per_producer {
                     if i % 2 == 0 {
                         publisher.publish((p, i)).await.unwrap();
                     } else {
@@ -661,7 +680,7 @@ async fn shared_publishers_interleave_but_keep_each_producers_order() {
         assert_eq!(i, next[p as usize], "producer {p} out of order");
         next[p as usize] += 1;
     }
-    assert_eq!(next, [PER_PRODUCER; 4]);
+    assert_eq!(next, [per_producer; 4]);
 }
 
 #[test]
@@ -690,7 +709,10 @@ fn shared_bounded_publishers_wait_and_are_released_by_close() {
     assert_pending!(first.poll());
     assert_pending!(second.poll());
     assert_eq!(sub.try_recv(), Ok(0));
-    assert!(first.is_woken() && second.is_woken(), "every waiting publisher is woken");
+    assert!(
+        first.is_woken() && second.is_woken(),
+        "every waiting publisher is woken"
+    );
     assert_ready_eq!(first.poll(), Ok(()));
     assert_pending!(second.poll());
     publisher.close();

@@ -139,12 +139,21 @@ fn a_dropped_subscriber_pins_nothing() {
         }
     }
     let held = live() - baseline;
-    assert!(held > 8 * EVENTS as usize, "the lagging subscribers hold every event: {held} bytes");
+    assert!(
+        held > 8 * EVENTS as usize,
+        "the lagging subscribers hold every event: {held} bytes"
+    );
     drop(lagging);
-    assert!(live() - baseline > 8 * EVENTS as usize, "the fork still holds them");
+    assert!(
+        live() - baseline > 8 * EVENTS as usize,
+        "the fork still holds them"
+    );
     drop(fork);
     let left = live().saturating_sub(baseline);
-    assert!(left < 8 * 1024, "{left} bytes left after the lagging subscribers left");
+    assert!(
+        left < 8 * 1024,
+        "{left} bytes left after the lagging subscribers left"
+    );
     drop((publisher, active));
 }
 

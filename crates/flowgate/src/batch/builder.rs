@@ -146,6 +146,7 @@ where
     /// # Errors
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above).
+    #[allow(clippy::type_complexity)] // the (handle, worker) pair is the point
     pub fn build_pair<F, Fut, R, O, E>(
         self,
         mut flush: F,

@@ -257,12 +257,11 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
-        self.try_acquire_room(item)
-            .and_then(|item| {
-                self.shared
-                    .enqueue(item, |completion, index| completion.ack(index))
-                    .map_err(TrySubmitError::Closed)
-            })
+        self.try_acquire_room(item).and_then(|item| {
+            self.shared
+                .enqueue(item, |completion, index| completion.ack(index))
+                .map_err(TrySubmitError::Closed)
+        })
     }
 
     /// Submits `item`, waiting for room if the batcher is full; `callback` is

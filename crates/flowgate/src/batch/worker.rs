@@ -91,10 +91,7 @@ impl<O, E> Future for InFlight<O, E> {
         Poll::Ready(Flushed {
             seq: this.seq,
             len: this.len,
-            completion: this
-                .completion
-                .take()
-                .expect("a flush completes only once"),
+            completion: this.completion.take().expect("a flush completes only once"),
             result,
         })
     }

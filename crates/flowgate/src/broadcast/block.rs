@@ -382,7 +382,11 @@ impl<T> Reader<T> {
                 self.available = seen.len;
                 continue;
             }
-            return if seen.closed { Next::Closed } else { Next::Empty };
+            return if seen.closed {
+                Next::Closed
+            } else {
+                Next::Empty
+            };
         }
     }
 
@@ -461,7 +465,10 @@ mod tests {
         assert!(matches!(reader.next(), Next::Empty));
         assert!(reader.mark_waiting(), "nothing new: may sleep");
         assert!(tail.push(8).wake);
-        assert!(!tail.push(9).wake, "the flag is cleared by the push that saw it");
+        assert!(
+            !tail.push(9).wake,
+            "the flag is cleared by the push that saw it"
+        );
         tail.close();
         assert!(matches!(reader.next(), Next::Event(8)));
         assert!(!reader.is_finished());
@@ -496,7 +503,39 @@ mod tests {
         drop(b.clone());
         assert!(matches!(b.next(), Next::Event(_)));
         drop((a, b, tail));
-        assert_eq!(std::sync::Arc::strong_count(&event), 1, "every event dropped");
+        assert_eq!(
+            std::sync::Arc::strong_count(&event),
+            1,
+            "every event dropped"
+        );
+    }
+
+    #[test]
+    fn a_concurrent_reader_sees_every_event_in_order() {
+        let events: u64 = if cfg!(miri) { 300 } else { 100_000 };
+        let mut tail = Tail::new();
+        let mut reader = tail.reader();
+        let fork = reader.clone();
+        let reading = std::thread::spawn(move || {
+            let mut expected = 0;
+            loop {
+                match reader.next() {
+                    Next::Event(event) => {
+                        assert_eq!(event, Box::new(expected));
+                        expected += 1;
+                    }
+                    Next::Empty => std::thread::yield_now(),
+                    Next::Closed => return expected,
+                }
+            }
+        });
+        for i in 0..events {
+            tail.push(Box::new(i));
+        }
+        tail.close();
+        drop(tail);
+        assert_eq!(reading.join().unwrap(), events);
+        drop(fork); // frees the whole chain, from another thread's blocks
     }
 
     #[test]

@@ -354,4 +354,3 @@ impl<T> fmt::Debug for Permit<'_, T> {
         f.debug_struct("Permit").finish_non_exhaustive()
     }
 }
-

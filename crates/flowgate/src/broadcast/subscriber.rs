@@ -208,7 +208,9 @@ impl<T: Clone> Subscriber<T> {
             // publisher's next commit on this block sees the flag and wakes
             // us; if it committed before the flag was set, `mark_waiting`
             // returns the new length and we do not sleep.
-            self.shared.readers.register(&mut self.reader_key, cx.waker());
+            self.shared
+                .readers
+                .register(&mut self.reader_key, cx.waker());
             if self.reader.mark_waiting() {
                 return Poll::Pending;
             }
