@@ -314,21 +314,22 @@ fn a_cancelled_recv_loses_nothing() {
 async fn a_busy_subscriber_yields_to_other_tasks() {
     let mut publisher = Publisher::new();
     let mut sub = publisher.subscribe();
-    for i in 0..10_000 {
+    for i in 0..20_000 {
         publisher.publish(i);
     }
     let other_ran = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&other_ran);
     tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
     let mut read_before_other = None;
-    for n in 0..10_000 {
+    for n in 0..20_000 {
         sub.recv().await.unwrap();
         if read_before_other.is_none() && other_ran.load(Ordering::SeqCst) {
             read_before_other = Some(n);
         }
     }
     let n = read_before_other.expect("the other task never ran: recv does not yield");
-    assert!(n < 1000, "yielded only after {n} events");
+    // One unit of tokio's budget (128 per poll) per 16 events.
+    assert!(n <= 128 * 16, "yielded only after {n} events");
 }
 
 // ===== many subscribers joining and leaving =====
