@@ -582,7 +582,7 @@ mod model {
         #[test]
         fn behaves_like_the_model(
             bound in proptest::option::of(1..6usize),
-            ops in proptest::collection::vec(op(), 0..600),
+            ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 150 } else { 600 }),
         ) {
             let mut publisher = match bound {
                 None => Either::Unbounded(Publisher::new()),
