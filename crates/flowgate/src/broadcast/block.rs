@@ -209,7 +209,7 @@ impl<T> Tail<T> {
     }
 
     /// A reader positioned after every event pushed so far.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn reader(&self) -> Reader<T> {
         Reader::at_end_of(Arc::clone(&self.block))
     }

@@ -47,6 +47,7 @@ pub struct Subscriber<T> {
 /// [`Subscriber::poll_recv`]. Consulting the budget costs a thread-local
 /// access and two calls, which per event was measured at two thirds of the
 /// cost of receiving a ready event.
+#[cfg(not(loom))]
 const COOP_BATCH: u32 = 16;
 
 impl<T> Subscriber<T> {
