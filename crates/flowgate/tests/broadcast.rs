@@ -23,6 +23,10 @@ fn scaled(n: u64) -> u64 {
     if cfg!(miri) { (n / 100).max(10) } else { n }
 }
 
+/// Events per block of the stream (see "Memory" in the module docs): the
+/// block-boundary tests below are written around it.
+const BLOCK: u32 = 128;
+
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
 }
@@ -196,14 +200,14 @@ fn closing_delivers_everything_then_the_end() {
 
 #[test]
 fn closing_exactly_at_a_block_boundary() {
-    for events in [63, 64, 65, 128] {
+    for events in [BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK] {
         let mut publisher = Publisher::new();
         let mut sub = publisher.subscribe();
         for i in 0..events {
             publisher.publish(i);
         }
         drop(publisher);
-        assert_eq!(drain(&mut sub).len(), events);
+        assert_eq!(drain(&mut sub).len() as u32, events);
         assert!(sub.is_finished(), "{events} events");
         assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
     }
@@ -263,30 +267,30 @@ fn recv_is_woken_by_a_publish() {
 fn every_waiting_subscriber_is_woken_at_a_block_boundary() {
     let mut publisher = Publisher::new();
     let mut subs: Vec<_> = (0..5).map(|_| publisher.subscribe()).collect();
-    for i in 0..63 {
+    for i in 0..BLOCK - 1 {
         publisher.publish(i);
     }
     for sub in &mut subs {
-        assert_eq!(drain(sub).len(), 63);
+        assert_eq!(drain(sub).len() as u32, BLOCK - 1);
     }
     let mut recvs: Vec<_> = subs.iter_mut().map(|sub| spawn(sub.recv())).collect();
     for recv in &mut recvs {
         assert_pending!(recv.poll());
     }
-    publisher.publish(63); // the last slot of the first block
+    publisher.publish(BLOCK - 1); // the last slot of the first block
     for recv in &mut recvs {
         assert!(recv.is_woken());
-        assert_ready_eq!(recv.poll(), Some(63));
+        assert_ready_eq!(recv.poll(), Some(BLOCK - 1));
     }
     drop(recvs);
     let mut recvs: Vec<_> = subs.iter_mut().map(|sub| spawn(sub.recv())).collect();
     for recv in &mut recvs {
         assert_pending!(recv.poll()); // now waiting in the second block
     }
-    publisher.publish(64);
+    publisher.publish(BLOCK);
     for recv in &mut recvs {
         assert!(recv.is_woken());
-        assert_ready_eq!(recv.poll(), Some(64));
+        assert_ready_eq!(recv.poll(), Some(BLOCK));
     }
 }
 

@@ -58,8 +58,11 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Events per block of the stream (see "Memory" in the module docs).
+const BLOCK: usize = 128;
+
 /// What the stream may hold for a subscriber that keeps up within a
-/// thousand events: a few dozen blocks of 64 `u64`s (about 600 bytes each).
+/// thousand events: a dozen blocks of 128 `u64`s (about 1.1 KB each).
 const SMALL_BOUND: usize = 64 * 1024;
 
 #[test]
@@ -172,13 +175,13 @@ fn events_are_freed_once_every_subscriber_passed_them() {
     for _ in 0..500 {
         b.try_recv().unwrap();
     }
-    // Reclaimed a block (64 events) at a time: at most one block of the
-    // events b has read is still held.
+    // Reclaimed a block at a time: at most one block of the events b has
+    // read is still held.
     let held = Arc::strong_count(&event) - 1;
-    assert!((500..500 + 64).contains(&held), "{held} events held");
+    assert!((500..500 + BLOCK).contains(&held), "{held} events held");
     while b.try_recv().is_ok() {}
     // Only the publisher's current, partly written block remains.
-    assert!(Arc::strong_count(&event) - 1 < 64);
+    assert!(Arc::strong_count(&event) - 1 < BLOCK);
     drop(publisher);
     assert_eq!(b.try_recv(), Err(TryRecvError::Closed));
     drop((a, b));

@@ -8,7 +8,7 @@
 //! ```text
 //!  reader A ──┐              reader B ──┐             Tail ──┐
 //!             v                         v                    v
-//!  [ e0 … e63 ] ──next──> [ e64 … e127 ] ──next──> [ e128 e129 _ _ … _ ]
+//!  [ e0 … e127 ] ──next──> [ e128 … e255 ] ──next──> [ e256 e257 _ _ … _ ]
 //!   freed when A moves on                           len = 2, next unset
 //! ```
 //!
@@ -52,11 +52,14 @@ use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Arc;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
-/// Slots per block. Events are reclaimed a block at a time; with this many
-/// slots the per-block costs (an allocation, an `Arc` hop per reader, a lock
-/// to update the shared tail) are amortised to next to nothing.
+/// Slots per block. Events are reclaimed a block at a time, so smaller is
+/// finer; but every block costs an allocation, a free (often on another
+/// thread than the allocation, which is slow), an `Arc` hop per reader and a
+/// lock to update the shared tail. Measured CPU time for 1M events, 1 and 4
+/// subscribers: 64 slots 17 / 28 ms, 128 slots 11 / 23 ms, 256 and more no
+/// better than 128.
 #[cfg(not(loom))]
-pub(crate) const BLOCK_CAP: usize = 64;
+pub(crate) const BLOCK_CAP: usize = 128;
 /// Small blocks under loom, so that models cross block boundaries.
 #[cfg(loom)]
 pub(crate) const BLOCK_CAP: usize = 2;

@@ -22,7 +22,7 @@
 //!   reports `Lagged` to slow receivers, a slow subscriber here either keeps
 //!   its backlog (unbounded) or slows the publisher down (bounded).
 //! - **Memory is reclaimed** once every live subscriber has passed an event,
-//!   a block of 64 events at a time; a dropped subscriber pins nothing.
+//!   a block of 128 events at a time; a dropped subscriber pins nothing.
 //!
 //! # Example
 //!
@@ -72,7 +72,7 @@
 //! | publisher | when a subscriber lags | memory |
 //! |---|---|---|
 //! | [`Publisher`] (default, as in the seed) | it keeps its backlog; the publisher never waits | grows with the largest lag, without limit |
-//! | [`BoundedPublisher`] | `publish(..).await` waits until it has fewer than `bound` unread events | about `bound` events, in whole blocks of 64, plus one block |
+//! | [`BoundedPublisher`] | `publish(..).await` waits until it has fewer than `bound` unread events | about `bound` events, in whole blocks of 128, plus one block |
 //!
 //! In neither mode is an event dropped or skipped. A subscriber that stops
 //! reading without being dropped holds an unbounded stream's memory, or a
@@ -96,7 +96,7 @@
 //!
 //! # Memory
 //!
-//! Events are stored in blocks of 64, linked from oldest to newest. Each
+//! Events are stored in blocks of 128, linked from oldest to newest. Each
 //! subscriber holds its current block; the publisher holds the block it is
 //! writing. A block, with its events, is freed as soon as no subscriber is
 //! in it or behind it. So memory is bounded by the lag of the slowest *live*
@@ -116,7 +116,7 @@
 //! only when it may have reached the bound. See `BENCHMARKS.md` for figures
 //! against `tokio::sync::broadcast` and `async-broadcast`.
 //!
-//! <div class="warning">The block size (64) and the batching of the
+//! <div class="warning">The block size (128) and the batching of the
 //! cooperative budget (16) are implementation details that may change.</div>
 //!
 //! # Cancel safety
