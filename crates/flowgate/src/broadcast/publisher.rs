@@ -237,7 +237,7 @@ impl<T> BoundedPublisher<T> {
     /// # Examples
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
     /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
