@@ -10,6 +10,7 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`broadcast`] | [`Publisher`] and [`Subscriber`]: an event stream in which every subscriber sees every event published after it subscribed, in order, with nothing lost (unbounded, or bounded by waiting for the slowest subscriber) |
 //! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
@@ -24,6 +25,16 @@
 //!
 //! The SQLite checkpoint and idempotency stores are in the `flowgate-sql`
 //! crate (feature `sqlite`), next to its sinks.
+//!
+//! # Unsafe code
+//!
+//! `unsafe` is denied crate-wide and allowed in two places only, where a
+//! benchmark showed it pays: the block storage of [`broadcast`] and the
+//! acknowledgement slot of [`batch`]. Every access carries a `// SAFETY:`
+//! comment and is checked by loom models
+//! (`RUSTFLAGS="--cfg loom" cargo test --release -p flowgate --test loom_broadcast`,
+//! and `--lib batch::` for the batch slot) and under miri
+//! (`cargo +nightly miri test -p flowgate --lib`).
 //!
 //! # Guarantees every primitive keeps
 //!
@@ -40,6 +51,7 @@
 #![doc(test(attr(deny(warnings), allow(unused_variables))))]
 
 pub mod batch;
+pub mod broadcast;
 pub mod coalesce;
 pub mod dataloader;
 pub mod group;
@@ -54,6 +66,7 @@ mod store;
 mod sync;
 
 pub use batch::Batcher;
+pub use broadcast::{Publisher, Subscriber};
 pub use coalesce::OpQueue;
 pub use dataloader::DataLoader;
 pub use group::CallGroup;

@@ -1,0 +1,356 @@
+//! The owned publishers: [`Publisher`] (unbounded) and [`BoundedPublisher`].
+
+use std::fmt;
+use std::future::poll_fn;
+use std::num::NonZeroUsize;
+
+use super::error::TryPublishError;
+use super::handle::SubscribeHandle;
+use super::shared_publisher::SharedPublisher;
+use super::subscriber::Subscriber;
+use super::writer::Writer;
+use crate::loom::sync::atomic::Ordering;
+
+/// The single publisher of an unbounded event stream; see the
+/// [module documentation](super).
+///
+/// Publishing takes `&mut self`: there is exactly one publisher, and the type
+/// system rather than a lock makes sure of it, so [`publish`](Self::publish)
+/// takes no lock and never waits. Subscribers that fall behind keep the
+/// events they have not read in memory, without limit; use a
+/// [`BoundedPublisher`] to make the publisher wait for them instead. For
+/// several producers, turn it into a [`SharedPublisher`] with
+/// [`into_shared`](Self::into_shared).
+///
+/// Dropping the publisher closes the stream, like [`close`](Self::close).
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::broadcast::Publisher;
+///
+/// let mut publisher = Publisher::new();
+/// let mut a = publisher.subscribe();
+/// let mut b = publisher.subscribe();
+/// publisher.publish("hello");
+/// assert_eq!(a.try_recv(), Ok("hello"));
+/// assert_eq!(b.try_recv(), Ok("hello"));
+/// ```
+pub struct Publisher<T> {
+    writer: Writer<T>,
+}
+
+impl<T> Publisher<T> {
+    /// Creates an unbounded event stream and returns its publisher. The stream
+    /// has no subscribers yet; events published before the first one
+    /// subscribes are seen by no one.
+    pub fn new() -> Self {
+        Publisher {
+            writer: Writer::new(None),
+        }
+    }
+
+    /// Publishes `event` to every current subscriber. Never waits and never
+    /// fails; with no subscribers the event is simply dropped (a block at a
+    /// time).
+    ///
+    /// Wakes the subscribers waiting for an event; when none is waiting this
+    /// costs one atomic read-modify-write and no lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let mut sub = publisher.subscribe();
+    /// for i in 0..3 {
+    ///     publisher.publish(i);
+    /// }
+    /// assert_eq!(sub.try_recv(), Ok(0));
+    /// ```
+    pub fn publish(&mut self, event: T) {
+        self.writer.push(event);
+    }
+
+    /// A new subscriber at the tail: it receives every event published from
+    /// now on.
+    pub fn subscribe(&self) -> Subscriber<T> {
+        Subscriber::at_tail(&self.writer.shared)
+    }
+
+    /// A cloneable handle that creates subscribers at the tail, for tasks
+    /// that have no access to the publisher (for example, one per connecting
+    /// client).
+    pub fn subscribe_handle(&self) -> SubscribeHandle<T> {
+        SubscribeHandle::new(&self.writer.shared)
+    }
+
+    /// Number of live subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.writer.shared.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Events published so far.
+    pub fn published(&self) -> u64 {
+        self.writer.published()
+    }
+
+    /// Closes the stream. Subscribers receive every event published so far,
+    /// then the end of the stream. Same as dropping the publisher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{Publisher, TryRecvError};
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let mut sub = publisher.subscribe();
+    /// publisher.publish(1);
+    /// publisher.close();
+    /// assert_eq!(sub.try_recv(), Ok(1));
+    /// assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
+    /// ```
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// Turns this publisher into a [`SharedPublisher`], which several tasks
+    /// can clone and publish through (each publish then takes a lock).
+    pub fn into_shared(self) -> SharedPublisher<T> {
+        SharedPublisher::from_writer(self.writer)
+    }
+}
+
+impl<T> Default for Publisher<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for Publisher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("writer", &self.writer)
+            .finish()
+    }
+}
+
+/// The single publisher of a bounded event stream: it never runs more than
+/// `bound` events ahead of its slowest subscriber; see the
+/// [module documentation](super).
+///
+/// [`publish`](Self::publish) waits while the slowest live subscriber has
+/// `bound` events it has not read. Nothing is ever dropped or skipped: slow
+/// subscribers slow the publisher down instead. A subscriber that is dropped
+/// stops counting at once.
+///
+/// Dropping the publisher closes the stream, like [`close`](Self::close).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::num::NonZeroUsize;
+/// use flowgate::broadcast::{BoundedPublisher, TryPublishError};
+///
+/// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(2).unwrap());
+/// let mut sub = publisher.subscribe();
+/// publisher.publish(1).await;
+/// publisher.publish(2).await;
+/// // `sub` has two unread events: a third would exceed the bound.
+/// assert!(matches!(publisher.try_publish(3), Err(TryPublishError::Full(3))));
+/// assert_eq!(sub.recv().await, Some(1));
+/// publisher.publish(3).await;
+/// # }
+/// ```
+pub struct BoundedPublisher<T> {
+    writer: Writer<T>,
+}
+
+impl<T> BoundedPublisher<T> {
+    /// Creates an event stream whose publisher waits while a subscriber has
+    /// `bound` unread events, and returns its publisher.
+    ///
+    /// A bound of 1 makes every subscriber read each event before the next
+    /// is published.
+    pub fn new(bound: NonZeroUsize) -> Self {
+        BoundedPublisher {
+            writer: Writer::new(Some(bound.get() as u64)),
+        }
+    }
+
+    /// The bound this stream was created with.
+    pub fn bound(&self) -> usize {
+        // Created from a usize.
+        usize::try_from(self.writer.shared.bound.unwrap_or(u64::MAX)).unwrap_or(usize::MAX)
+    }
+
+    /// Publishes `event`, first waiting until every live subscriber has fewer
+    /// than `bound` unread events.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: if the future is dropped while waiting, `event` is
+    /// dropped with it and not published. Use [`reserve`](Self::reserve) to
+    /// wait without handing over the event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::num::NonZeroUsize;
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(16).unwrap());
+    /// let mut sub = publisher.subscribe();
+    /// let reader = tokio::spawn(async move {
+    ///     let mut total = 0;
+    ///     while let Some(n) = sub.recv().await {
+    ///         total += n;
+    ///     }
+    ///     total
+    /// });
+    /// for n in 1..=1000u64 {
+    ///     publisher.publish(n).await; // at most 16 ahead of the reader
+    /// }
+    /// publisher.close();
+    /// assert_eq!(reader.await.unwrap(), 500_500);
+    /// # }
+    /// ```
+    pub async fn publish(&mut self, event: T) {
+        self.reserve().await.publish(event);
+    }
+
+    /// Waits until every live subscriber has fewer than `bound` unread
+    /// events and returns a [`Permit`] to publish one event without waiting.
+    ///
+    /// Room only grows while the permit is held (subscribers read, leave, or
+    /// join at the tail), so publishing through it cannot exceed the bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled `reserve` holds nothing and loses nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::num::NonZeroUsize;
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let mut sub = publisher.subscribe();
+    /// publisher.reserve().await.publish("first");
+    /// // Full until `sub` reads: waiting can be raced against a timeout
+    /// // without risking the event.
+    /// let waited = tokio::time::timeout(
+    ///     std::time::Duration::from_millis(10),
+    ///     publisher.reserve(),
+    /// )
+    /// .await;
+    /// assert!(waited.is_err());
+    /// assert_eq!(sub.recv().await, Some("first"));
+    /// publisher.reserve().await.publish("second");
+    /// # }
+    /// ```
+    pub async fn reserve(&mut self) -> Permit<'_, T> {
+        poll_fn(|cx| self.writer.poll_own_room(cx)).await;
+        Permit { publisher: self }
+    }
+
+    /// Publishes `event` if every live subscriber has fewer than `bound`
+    /// unread events, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPublishError::Full`] with the event if a subscriber has `bound`
+    /// unread events. Never [`TryPublishError::Closed`]: an owned publisher
+    /// closes by being consumed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let sub = publisher.subscribe();
+    /// assert!(publisher.try_publish(1).is_ok());
+    /// assert_eq!(publisher.try_publish(2).unwrap_err().into_inner(), 2);
+    /// drop(sub); // the slow subscriber leaves: nobody holds the publisher back
+    /// assert!(publisher.try_publish(2).is_ok());
+    /// ```
+    pub fn try_publish(&mut self, event: T) -> Result<(), TryPublishError<T>> {
+        if self.writer.has_room() {
+            self.writer.push(event);
+            Ok(())
+        } else {
+            Err(TryPublishError::Full(event))
+        }
+    }
+
+    /// A new subscriber at the tail: it receives every event published from
+    /// now on. It starts with no unread events, so it never makes the
+    /// publisher wait at once.
+    pub fn subscribe(&self) -> Subscriber<T> {
+        Subscriber::at_tail(&self.writer.shared)
+    }
+
+    /// A cloneable handle that creates subscribers at the tail.
+    pub fn subscribe_handle(&self) -> SubscribeHandle<T> {
+        SubscribeHandle::new(&self.writer.shared)
+    }
+
+    /// Number of live subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.writer.shared.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Events published so far.
+    pub fn published(&self) -> u64 {
+        self.writer.published()
+    }
+
+    /// Closes the stream. Subscribers receive every event published so far,
+    /// then the end of the stream. Same as dropping the publisher.
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// Turns this publisher into a [`SharedPublisher`], which several tasks
+    /// can clone and publish through.
+    pub fn into_shared(self) -> SharedPublisher<T> {
+        SharedPublisher::from_writer(self.writer)
+    }
+}
+
+impl<T> fmt::Debug for BoundedPublisher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedPublisher")
+            .field("writer", &self.writer)
+            .finish()
+    }
+}
+
+/// Room for one event in a bounded stream, from [`BoundedPublisher::reserve`].
+#[must_use = "a permit does nothing unless an event is published through it"]
+pub struct Permit<'a, T> {
+    publisher: &'a mut BoundedPublisher<T>,
+}
+
+impl<T> Permit<'_, T> {
+    /// Publishes `event`. Never waits and never fails.
+    pub fn publish(self, event: T) {
+        self.publisher.writer.push(event);
+    }
+}
+
+impl<T> fmt::Debug for Permit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}
