@@ -21,16 +21,22 @@ fn noop_flush(items: Vec<u64>) {
     black_box(items);
 }
 
-/// `items` through a `flowgate::batch::Batcher`.
-pub async fn flowgate_batcher(items: u64) {
-    let batcher = Batcher::builder()
+/// The batcher both flowgate workloads use.
+fn batcher() -> Batcher<u64> {
+    Batcher::builder()
         .max_items(MAX_ITEMS)
         .max_delay(MAX_DELAY)
         .build(|items: Vec<u64>| {
             noop_flush(items);
             std::future::ready(Ok::<(), Infallible>(()))
         })
-        .expect("valid configuration");
+        .expect("valid configuration")
+}
+
+/// `items` through a `flowgate::batch::Batcher`, each submitter calling
+/// `submit` and then awaiting the returned `Ack`.
+pub async fn flowgate_batcher(items: u64) {
+    let batcher = batcher();
     let mut tasks = Vec::with_capacity(SUBMITTERS as usize);
     for s in 0..SUBMITTERS {
         let batcher = batcher.clone();
@@ -38,6 +44,28 @@ pub async fn flowgate_batcher(items: u64) {
             for i in 0..items / SUBMITTERS {
                 let ack = batcher.submit(s * items + i).await.expect("open");
                 ack.await.expect("flushed");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("submitter panicked");
+    }
+    batcher.close().await;
+}
+
+/// `items` through a `flowgate::batch::Batcher`, each submitter using the
+/// fused `submit_and_wait` instead of `submit` then `ack.await`.
+pub async fn flowgate_submit_and_wait(items: u64) {
+    let batcher = batcher();
+    let mut tasks = Vec::with_capacity(SUBMITTERS as usize);
+    for s in 0..SUBMITTERS {
+        let batcher = batcher.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..items / SUBMITTERS {
+                batcher
+                    .submit_and_wait(s * items + i)
+                    .await
+                    .expect("flushed");
             }
         }));
     }
@@ -95,7 +123,9 @@ pub async fn tokio_mpsc_oneshot(items: u64) {
         tasks.push(tokio::spawn(async move {
             for i in 0..items / SUBMITTERS {
                 let (ack_tx, ack_rx) = oneshot::channel();
-                tx.send((s * items + i, ack_tx)).await.expect("flusher alive");
+                tx.send((s * items + i, ack_tx))
+                    .await
+                    .expect("flusher alive");
                 ack_rx.await.expect("flushed");
             }
         }));

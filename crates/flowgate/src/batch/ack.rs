@@ -128,10 +128,10 @@ impl<O, E> Slot<O, E> {
 /// vtable pointers is what [`Waker::will_wake`] does; the registered clone
 /// keeps the task alive, so its address cannot be reused meanwhile.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct WakerId(usize, usize);
+pub(crate) struct WakerId(usize, usize);
 
 impl WakerId {
-    fn of(waker: &Waker) -> Self {
+    pub(crate) fn of(waker: &Waker) -> Self {
         WakerId(
             waker.data() as usize,
             std::ptr::from_ref(waker.vtable()) as usize,
@@ -146,7 +146,8 @@ impl WakerId {
 /// — every ack and callback resolves with [`AckError::Closed`], so no one
 /// waits forever.
 pub(crate) struct Completion<O, E> {
-    slot: Arc<Slot<O, E>>,
+    /// Created by the batch's first ack.
+    slot: Option<Arc<Slot<O, E>>>,
     /// Wakers of the tasks that submitted the batch's items, registered at
     /// submission so that their first poll of the ack needs no lock.
     wakers: Vec<Waker>,
@@ -155,10 +156,10 @@ pub(crate) struct Completion<O, E> {
 }
 
 impl<O, E> Completion<O, E> {
-    pub(crate) fn new(expected_items: usize) -> Self {
+    pub(crate) fn new() -> Self {
         Completion {
-            slot: Arc::new(Slot::new()),
-            wakers: Vec::with_capacity(expected_items),
+            slot: None,
+            wakers: Vec::new(),
             callbacks: Vec::new(),
             resolved: false,
         }
@@ -172,8 +173,9 @@ impl<O, E> Completion<O, E> {
             self.wakers.push(waker.clone());
             WakerId::of(waker)
         });
+        let slot = self.slot.get_or_insert_with(|| Arc::new(Slot::new()));
         Ack {
-            slot: Some(Arc::clone(&self.slot)),
+            slot: Some(Arc::clone(slot)),
             index,
             registered,
             waker_pos: None,
@@ -185,34 +187,40 @@ impl<O, E> Completion<O, E> {
         self.callbacks.push((index, callback));
     }
 
-    /// Resolves every ack and callback with `result`.
-    pub(crate) fn resolve(mut self, result: Result<Vec<O>, AckError<E>>) {
+    /// Resolves every ack and callback with `result`: the batch's error, or
+    /// one output per item, where the outputs of items submitted otherwise
+    /// (with [`submit_and_wait`](super::Batcher::submit_and_wait)) were
+    /// already taken.
+    pub(crate) fn resolve(mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
         self.finish(result);
     }
 
-    fn finish(&mut self, result: Result<Vec<O>, AckError<E>>) {
+    fn finish(&mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
         debug_assert!(!self.resolved, "a batch resolves once");
         self.resolved = true;
         let callbacks = mem::take(&mut self.callbacks);
         let wakers = mem::take(&mut self.wakers);
         match result {
-            Ok(outputs) => {
-                let mut outputs: Vec<Option<O>> = outputs.into_iter().map(Some).collect();
+            Ok(mut outputs) => {
                 // Callbacks' outputs leave before the outcome is published
                 // (invariant 2).
                 let calls: Vec<_> = callbacks
                     .into_iter()
                     .map(|(index, callback)| (callback, outputs[index].take()))
                     .collect();
-                let cells = outputs.into_iter().map(UnsafeCell::new).collect();
-                wake(wakers, self.slot.resolve(Outcome::Flushed(cells)));
+                if let Some(slot) = &self.slot {
+                    let cells = outputs.into_iter().map(UnsafeCell::new).collect();
+                    wake(wakers, slot.resolve(Outcome::Flushed(cells)));
+                }
                 for (callback, output) in calls {
                     let output = output.expect("each item's output is taken once");
                     call(callback, Ok(output));
                 }
             }
             Err(err) => {
-                wake(wakers, self.slot.resolve(Outcome::Failed(err.clone())));
+                if let Some(slot) = &self.slot {
+                    wake(wakers, slot.resolve(Outcome::Failed(err.clone())));
+                }
                 for (_, callback) in callbacks {
                     call(callback, Err(err.clone()));
                 }
@@ -364,7 +372,7 @@ mod tests {
     fn outputs_move_to_their_own_acks_across_threads() {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(std::sync::Arc::clone(&counter));
-        let mut completion = Completion::<String, ()>::new(4);
+        let mut completion = Completion::<String, ()>::new();
         let acks: Vec<_> = (0..4).map(|i| completion.ack(i, Some(&waker))).collect();
         let threads: Vec<_> = acks
             .into_iter()
@@ -382,7 +390,7 @@ mod tests {
                 })
             })
             .collect();
-        completion.resolve(Ok((0..4).map(|i| format!("out {i}")).collect()));
+        completion.resolve(Ok((0..4).map(|i| Some(format!("out {i}"))).collect()));
         for thread in threads {
             thread.join().unwrap();
         }
@@ -394,12 +402,16 @@ mod tests {
 
     #[test]
     fn untaken_outputs_are_dropped_with_the_slot() {
-        let mut completion = Completion::<Box<u32>, ()>::new(3);
+        let mut completion = Completion::<Box<u32>, ()>::new();
         let mut taken = completion.ack(0, None);
         let dropped = completion.ack(1, None);
         let never_polled = completion.ack(2, None);
         drop(dropped);
-        completion.resolve(Ok(vec![Box::new(0), Box::new(1), Box::new(2)]));
+        completion.resolve(Ok(vec![
+            Some(Box::new(0)),
+            Some(Box::new(1)),
+            Some(Box::new(2)),
+        ]));
         let waker = Waker::noop();
         assert_eq!(poll(&mut taken, waker), Poll::Ready(Ok(Box::new(0))));
         drop(never_polled); // the last reference frees outputs 1 and 2
@@ -409,11 +421,14 @@ mod tests {
     fn a_late_waker_is_woken_and_errors_are_shared() {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let late = Waker::from(std::sync::Arc::clone(&counter));
-        let mut completion = Completion::<u8, String>::new(2);
+        let mut completion = Completion::<u8, String>::new();
         let mut a = completion.ack(0, None);
         let mut b = completion.ack(1, Some(Waker::noop()));
         assert!(poll(&mut a, &late).is_pending());
-        assert!(poll(&mut a, &late).is_pending(), "re-poll replaces the waker");
+        assert!(
+            poll(&mut a, &late).is_pending(),
+            "re-poll replaces the waker"
+        );
         assert!(poll(&mut b, &late).is_pending());
         let handle = thread::spawn(move || {
             completion.resolve(Err(AckError::Flush(std::sync::Arc::new("no".into()))))
@@ -430,12 +445,15 @@ mod tests {
 
     #[test]
     fn dropping_an_unresolved_completion_closes_its_acks() {
-        let mut completion = Completion::<u8, ()>::new(1);
+        let mut completion = Completion::<u8, ()>::new();
         let mut ack = completion.ack(0, None);
         let (tx, rx) = std::sync::mpsc::channel();
         completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
         drop(completion);
-        assert_eq!(poll(&mut ack, Waker::noop()), Poll::Ready(Err(AckError::Closed)));
+        assert_eq!(
+            poll(&mut ack, Waker::noop()),
+            Poll::Ready(Err(AckError::Closed))
+        );
         assert_eq!(rx.recv().unwrap(), Err(AckError::Closed));
     }
 }
@@ -452,12 +470,12 @@ mod loom_tests {
     #[test]
     fn outputs_reach_their_acks_under_every_interleaving() {
         loom::model(|| {
-            let mut completion = Completion::<Box<u8>, ()>::new(2);
+            let mut completion = Completion::<Box<u8>, ()>::new();
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));
             let tb = thread::spawn(move || drop(b));
-            completion.resolve(Ok(vec![Box::new(10), Box::new(11)]));
+            completion.resolve(Ok(vec![Some(Box::new(10)), Some(Box::new(11))]));
             assert_eq!(ta.join().unwrap(), Ok(Box::new(10)));
             tb.join().unwrap();
         });
@@ -466,12 +484,12 @@ mod loom_tests {
     #[test]
     fn a_late_waker_is_never_lost() {
         loom::model(|| {
-            let mut completion = Completion::<u8, ()>::new(1);
+            let mut completion = Completion::<u8, ()>::new();
             // Registered with no submitting waker: the first poll takes the
             // late-waker path, racing with `resolve`.
             let ack = completion.ack(0, None);
             let waiter = thread::spawn(move || block_on(ack));
-            let resolver = thread::spawn(move || completion.resolve(Ok(vec![7])));
+            let resolver = thread::spawn(move || completion.resolve(Ok(vec![Some(7)])));
             resolver.join().unwrap();
             assert_eq!(waiter.join().unwrap(), Ok(7));
         });
@@ -480,7 +498,7 @@ mod loom_tests {
     #[test]
     fn failure_is_shared_by_acks_on_two_threads() {
         loom::model(|| {
-            let mut completion = Completion::<u8, u8>::new(2);
+            let mut completion = Completion::<u8, u8>::new();
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));

@@ -117,7 +117,9 @@ mod ack;
 mod builder;
 mod error;
 mod output;
+mod room;
 mod shared;
+mod wait;
 mod worker;
 
 use std::fmt;
@@ -127,15 +129,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use tokio::sync::TryAcquireError;
-
 pub use self::ack::Ack;
 pub use self::builder::BatcherBuilder;
-pub use self::error::{AckError, BuildError, SubmitError, TrySubmitError};
+pub use self::error::{AckError, BuildError, SubmitAndWaitError, SubmitError, TrySubmitError};
 pub use self::output::FlushOutput;
+pub use self::wait::SubmitAndWait;
 pub use self::worker::Worker;
 
-use self::shared::Shared;
+use self::ack::Callback;
+use self::room::{RoomWait, Woken};
+use self::shared::{Enter, RoomPolicy, Shared};
 use crate::sync::lock;
 
 /// A handle for submitting items to be flushed in batches; see the
@@ -223,23 +226,85 @@ where
     /// # }
     /// ```
     pub async fn submit(&self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
-        if !self.acquire_room().await {
-            return Err(SubmitError(item));
-        }
-        // Enqueue from inside a poll, to register this task's waker with the
-        // item: the ack's first poll then needs no lock.
         let mut item = Some(item);
-        std::future::poll_fn(|cx| {
-            let item = item.take().expect("polled once");
-            Poll::Ready(
-                self.shared
-                    .enqueue(item, |completion, index| {
-                        completion.ack(index, Some(cx.waker()))
-                    })
-                    .map_err(SubmitError),
-            )
-        })
-        .await
+        let mut policy = RoomPolicy::Wait;
+        loop {
+            // Enter from inside a poll, to register this task's waker with
+            // the item: the ack's first poll then needs no lock.
+            let entered = std::future::poll_fn(|cx| {
+                let item = item
+                    .take()
+                    .expect("the item is put back before polling again");
+                Poll::Ready(self.shared.enter(item, policy, |entered| {
+                    entered.completion.ack(entered.index, Some(cx.waker()))
+                }))
+            })
+            .await;
+            match entered {
+                Enter::Entered(ack) => return Ok(ack),
+                Enter::Closed(back) => return Err(SubmitError(back)),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(&self.shared, waiter).await {
+                        return Err(SubmitError(back));
+                    }
+                    item = Some(back);
+                    policy = RoomPolicy::Held;
+                }
+            }
+        }
+    }
+
+    /// Submits `item`, waiting for room if the batcher is full, and then waits
+    /// for the item's batch to be flushed: the output of the item, in one
+    /// future.
+    ///
+    /// This is `batcher.submit(item).await?.await` fused, and the fastest way
+    /// to submit when the submitter waits for its item anyway (the
+    /// acknowledged-consumer pattern): the future holds the state of its wait
+    /// itself, so an item costs no allocation and no shared reference count.
+    /// Use [`submit`](Self::submit) when submitting and waiting happen in
+    /// different places.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitAndWaitError::Closed`] with the item if the batcher was closed
+    /// before it accepted the item; [`SubmitAndWaitError::Ack`] if the item's
+    /// batch failed (see [`AckError`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe while waiting for room: the item is dropped with the
+    /// future, as with [`submit`](Self::submit). Once the item was accepted
+    /// (the first poll, when there is room), dropping the future is like
+    /// dropping an [`Ack`]: the item stays submitted and is flushed, and only
+    /// its outcome is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, SubmitAndWaitError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(2)
+    ///     .build(|items: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(items.iter().map(|x| x + 1).collect::<Vec<_>>())
+    ///     })
+    ///     .unwrap();
+    /// let (a, b) = tokio::join!(batcher.submit_and_wait(1), batcher.submit_and_wait(2));
+    /// assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
+    /// batcher.close().await;
+    /// // Closed: the item comes back.
+    /// match batcher.submit_and_wait(3).await {
+    ///     Err(SubmitAndWaitError::Closed(item)) => assert_eq!(item, 3),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn submit_and_wait(&self, item: T) -> SubmitAndWait<'_, T, O, E> {
+        SubmitAndWait::new(self, item)
     }
 
     /// Submits `item` if there is room right now, without waiting.
@@ -269,11 +334,13 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
-        self.try_acquire_room(item).and_then(|item| {
-            self.shared
-                .enqueue(item, |completion, index| completion.ack(index, None))
-                .map_err(TrySubmitError::Closed)
-        })
+        match self.shared.enter(item, RoomPolicy::Take, |entered| {
+            entered.completion.ack(entered.index, None)
+        }) {
+            Enter::Entered(ack) => Ok(ack),
+            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+        }
     }
 
     /// Submits `item`, waiting for room if the batcher is full; `callback` is
@@ -319,14 +386,26 @@ where
     where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
-        if !self.acquire_room().await {
-            return Err(SubmitError(item));
+        let mut callback: Option<Callback<O, E>> = Some(Box::new(callback));
+        let mut policy = RoomPolicy::Wait;
+        let mut item = item;
+        loop {
+            match self.shared.enter(item, policy, |entered| {
+                let callback = callback.take().expect("entered once");
+                entered.completion.push_callback(entered.index, callback);
+            }) {
+                Enter::Entered(()) => return Ok(()),
+                Enter::Closed(back) => return Err(SubmitError(back)),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(&self.shared, waiter).await {
+                        return Err(SubmitError(back));
+                    }
+                    item = back;
+                    policy = RoomPolicy::Held;
+                }
+            }
         }
-        self.shared
-            .enqueue(item, |completion, index| {
-                completion.push_callback(index, Box::new(callback));
-            })
-            .map_err(SubmitError)
     }
 
     /// Submits `item` with a callback if there is room right now, without
@@ -339,13 +418,15 @@ where
     where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
-        self.try_acquire_room(item).and_then(|item| {
-            self.shared
-                .enqueue(item, |completion, index| {
-                    completion.push_callback(index, Box::new(callback));
-                })
-                .map_err(TrySubmitError::Closed)
-        })
+        match self.shared.enter(item, RoomPolicy::Take, |entered| {
+            entered
+                .completion
+                .push_callback(entered.index, Box::new(callback));
+        }) {
+            Enter::Entered(()) => Ok(()),
+            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+        }
     }
 
     /// Waits for room for one item and reserves it, without handing over an
@@ -377,7 +458,17 @@ where
     /// # }
     /// ```
     pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
-        if self.acquire_room().await {
+        let waiter = {
+            let mut state = lock(&self.shared.state);
+            if state.closed {
+                return Err(SubmitError(()));
+            }
+            if state.room.try_take() {
+                return Ok(Permit { batcher: self });
+            }
+            state.room.wait()
+        };
+        if RoomWait::new(&self.shared, waiter).await {
             Ok(Permit { batcher: self })
         } else {
             Err(SubmitError(()))
@@ -427,12 +518,13 @@ where
     /// Cancel-safe: dropping the future only stops the wait; the batcher still
     /// closes.
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut woken = Woken::new();
         {
             let mut state = lock(&self.shared.state);
-            state.closed = true;
+            state.close(&mut woken);
             state.seal();
         }
-        self.shared.room.close();
+        self::room::wake(woken);
         self.shared.worker.wake();
         let mut progress = self.shared.progress.subscribe();
         async move {
@@ -450,36 +542,6 @@ where
         let mut stats = lock(&self.shared.state).stats;
         stats.pending = stats.submitted - stats.flushed - stats.failed;
         stats
-    }
-
-    /// Takes one unit of room, waiting for it; `false` if the batcher closed.
-    async fn acquire_room(&self) -> bool {
-        match self.shared.room.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(TryAcquireError::Closed) => false,
-            Err(TryAcquireError::NoPermits) => match self.shared.room.acquire().await {
-                Ok(permit) => {
-                    permit.forget();
-                    true
-                }
-                Err(_) => false,
-            },
-        }
-    }
-
-    /// Takes one unit of room if there is one, or hands `item` back.
-    fn try_acquire_room(&self, item: T) -> Result<T, TrySubmitError<T>> {
-        match self.shared.room.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Ok(item)
-            }
-            Err(TryAcquireError::NoPermits) => Err(TrySubmitError::Full(item)),
-            Err(TryAcquireError::Closed) => Err(TrySubmitError::Closed(item)),
-        }
     }
 }
 
@@ -535,9 +597,12 @@ where
     /// was reserved.
     pub fn submit(self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
-        shared
-            .enqueue(item, |completion, index| completion.ack(index, None))
-            .map_err(SubmitError)
+        match shared.enter(item, RoomPolicy::Held, |entered| {
+            entered.completion.ack(entered.index, None)
+        }) {
+            Enter::Entered(ack) => Ok(ack),
+            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+        }
     }
 
     /// Submits `item` into the reserved room with a callback; see
@@ -552,11 +617,14 @@ where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
         let shared = &self.consume().shared;
-        shared
-            .enqueue(item, |completion, index| {
-                completion.push_callback(index, Box::new(callback));
-            })
-            .map_err(SubmitError)
+        match shared.enter(item, RoomPolicy::Held, |entered| {
+            entered
+                .completion
+                .push_callback(entered.index, Box::new(callback));
+        }) {
+            Enter::Entered(()) => Ok(()),
+            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+        }
     }
 
     /// Hands the reserved room over to `enqueue`, which consumes it.
@@ -569,7 +637,7 @@ where
 
 impl<T, O, E> Drop for Permit<'_, T, O, E> {
     fn drop(&mut self) {
-        self.batcher.shared.room.add_permits(1);
+        self.batcher.shared.release_room(1);
     }
 }
 
