@@ -15,12 +15,11 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::time::{Instant, advance};
 
 type Log<T> = Arc<Mutex<Vec<Vec<T>>>>;
+type Ready = std::future::Ready<Result<(), String>>;
+type BoxFlush = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A flush function that records every batch and succeeds.
-fn recording<T: Send + 'static>() -> (
-    Log<T>,
-    impl FnMut(Vec<T>) -> std::future::Ready<Result<(), String>> + Send + 'static,
-) {
+fn recording<T: Send + 'static>() -> (Log<T>, impl FnMut(Vec<T>) -> Ready + Send + 'static) {
     let log: Log<T> = Arc::default();
     let sink = Arc::clone(&log);
     (log, move |items| {
@@ -355,7 +354,8 @@ async fn callbacks_receive_the_outcome() {
             }
         })
         .unwrap();
-    let seen: Arc<Mutex<Vec<(u32, Result<u32, String>)>>> = Arc::default();
+    type Seen = Vec<(u32, Result<u32, String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     for i in 0..4 {
         let seen = Arc::clone(&seen);
         batcher
@@ -407,9 +407,7 @@ fn gated(
     running: &Arc<AtomicUsize>,
     peak: &Arc<AtomicUsize>,
     log: &Log<u32>,
-) -> impl FnMut(Vec<u32>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-+ Send
-+ 'static {
+) -> impl FnMut(Vec<u32>) -> BoxFlush + Send + 'static {
     let (gate, running, peak, log) = (
         Arc::clone(gate),
         Arc::clone(running),
@@ -652,11 +650,11 @@ async fn dropping_the_worker_resolves_every_ack_as_closed() {
         .unwrap();
     let worker = tokio::spawn(worker);
     let in_flight = batcher.submit(1).await.unwrap();
-    let _ = batcher.submit(2).await.unwrap();
+    drop(batcher.submit(2).await.unwrap());
     settle().await; // [1, 2] is being flushed, forever
     let sealed = {
         let a = batcher.submit(3).await.unwrap();
-        let _ = batcher.submit(4).await.unwrap();
+        drop(batcher.submit(4).await.unwrap());
         a
     }; // [3, 4] waits for the flush slot
     let open = batcher.submit(5).await.unwrap(); // [5] is still open
