@@ -1,8 +1,7 @@
 //! Property test of `flowgate::batch`: under random sizes, capacities, flush
 //! concurrency, submitters and failures, every submitted item is flushed
 //! exactly once, and every ack, callback and `submit_and_wait` resolves
-//! exactly once with the
-//! outcome of the item's batch.
+//! exactly once with the outcome of the item's batch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
