@@ -71,18 +71,52 @@
 //! - `Err(`[`AckError::Closed`]`)` if the batcher stopped abruptly (its worker
 //!   was dropped) before flushing the item.
 //!
-//! Instead of a future, [`submit_with`](Batcher::submit_with) takes a callback
-//! that the worker calls with the same result. Dropping an `Ack` does not
-//! withdraw its item: the item stays submitted and is flushed.
+//! Dropping an `Ack` does not withdraw its item: the item stays submitted and
+//! is flushed.
+//!
+//! Three ways to submit, one outcome:
+//!
+//! | method | use it when |
+//! |---|---|
+//! | [`submit_and_wait`](Batcher::submit_and_wait) | the submitter waits for its item anyway: one future, submit and wait fused; the fastest |
+//! | [`submit`](Batcher::submit) | submitting and waiting happen in different places: the [`Ack`] can be stored, sent or awaited later |
+//! | [`submit_with`](Batcher::submit_with) | no future per item is wanted: the worker calls a callback with the outcome |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use flowgate::batch::Batcher;
+//!
+//! let batcher = Batcher::builder()
+//!     .build(|_rows: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+//!     .unwrap();
+//! let consumer = |batcher: Batcher<u32, (), std::io::Error>| async move {
+//!     for message in 0..3 {
+//!         // Resolves once the message's row is written.
+//!         batcher.submit_and_wait(message).await.expect("written");
+//!         // now acknowledge the broker message
+//!     }
+//! };
+//! let task = tokio::spawn(consumer(batcher.clone()));
+//! task.await.unwrap();
+//! assert_eq!(batcher.stats().flushed, 3);
+//! # }
+//! ```
 //!
 //! # Backpressure
 //!
 //! The batcher holds at most [`capacity`](BatcherBuilder::capacity) items that
 //! have not been handed to the flush function yet. When it is full,
-//! [`submit`](Batcher::submit) waits for room, [`try_submit`](Batcher::try_submit)
-//! hands the item back with [`TrySubmitError::Full`], and
-//! [`reserve`](Batcher::reserve) waits for a slot without giving up an item.
-//! Items being flushed are bounded by `flush_concurrency × max_items`.
+//! [`submit`](Batcher::submit) and [`submit_and_wait`](Batcher::submit_and_wait)
+//! wait for room, [`try_submit`](Batcher::try_submit) hands the item back with
+//! [`TrySubmitError::Full`], and [`reserve`](Batcher::reserve) waits for a slot
+//! without giving up an item. Items being flushed are bounded by
+//! `flush_concurrency × max_items`.
+//!
+//! Waiting submitters are served first come, first served: room that comes
+//! back goes to the submitter that has waited longest, and a new submitter
+//! does not take room while others wait. A waiting submitter that is
+//! cancelled after room was granted to it hands the room on.
 //!
 //! # Flush concurrency and ordering
 //!
@@ -100,16 +134,19 @@
 //!   ack and then stops the worker; awaiting it waits for all of that.
 //! - Dropping every [`Batcher`] handle does the same, without anyone waiting.
 //! - Dropping the [`Worker`] (or shutting down its runtime) stops at once:
-//!   every item not yet flushed resolves with [`AckError::Closed`].
+//!   every item not yet flushed resolves with [`AckError::Closed`] (through
+//!   its ack, its callback, or its `submit_and_wait` as
+//!   [`SubmitAndWaitError::Ack`]).
 //!
-//! No ack is ever left pending forever.
+//! No ack, callback or `submit_and_wait` is ever left pending forever.
 //!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`submit`](Batcher::submit), [`submit_with`](Batcher::submit_with) | no | the item, if cancelled while waiting for room (use [`reserve`](Batcher::reserve)) |
-//! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters |
+//! | [`submit_and_wait`](Batcher::submit_and_wait) | no | while waiting for room: the item, as `submit`; once the item was accepted: only its outcome (the item stays submitted and is flushed, as when an `Ack` is dropped) |
+//! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters (room granted to it meanwhile is handed on) |
 //! | `ack.await` ([`Ack`]) | yes | nothing; poll the same ack again |
 //! | [`flush`](Batcher::flush), [`close`](Batcher::close) | yes | nothing; the flush or close already began at the call |
 
