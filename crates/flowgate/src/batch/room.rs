@@ -59,6 +59,7 @@ impl Room {
     }
 
     /// Takes one unit, if one is free.
+    #[inline]
     pub(crate) fn try_take(&mut self) -> bool {
         debug_assert!(self.free == 0 || self.waiting.is_empty());
         if self.free > 0 {

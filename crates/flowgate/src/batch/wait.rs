@@ -268,6 +268,7 @@ where
     ///
     /// If the waiter was linked before.
     #[allow(unsafe_code)]
+    #[inline]
     pub(crate) unsafe fn link(
         self: Pin<&mut Self>,
         tables: &mut WaitTables<O, E>,
@@ -318,6 +319,7 @@ where
     /// # Panics
     ///
     /// If the waiter is not linked, or its outcome was already taken.
+    #[inline]
     pub(crate) fn poll_outcome(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
