@@ -168,12 +168,16 @@ impl<O, E> Completion<O, E> {
     /// An ack for the item at `index` of this batch, submitted by the task
     /// that `waker` wakes, if known. There must be one ack or callback per
     /// index.
+    #[inline]
     pub(crate) fn ack(&mut self, index: usize, waker: Option<&Waker>) -> Ack<O, E> {
         let registered = waker.map(|waker| {
             self.wakers.push(waker.clone());
             WakerId::of(waker)
         });
-        let slot = self.slot.get_or_insert_with(|| Arc::new(Slot::new()));
+        let slot = match &self.slot {
+            Some(slot) => slot,
+            None => self.slot.insert(new_slot()),
+        };
         Ack {
             slot: Some(Arc::clone(slot)),
             index,
@@ -227,6 +231,13 @@ impl<O, E> Completion<O, E> {
             }
         }
     }
+}
+
+/// The slot of a batch's first ack; out of line, as it runs once per batch.
+#[cold]
+#[inline(never)]
+fn new_slot<O, E>() -> Arc<Slot<O, E>> {
+    Arc::new(Slot::new())
 }
 
 /// Wakes the acks' tasks, outside any lock.
