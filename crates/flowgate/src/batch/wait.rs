@@ -374,17 +374,29 @@ impl<L, O, E> Drop for Waiter<'_, L, O, E>
 where
     L: WaitLock<O, E>,
 {
+    #[inline]
     fn drop(&mut self) {
+        // Never linked, or the outcome was taken: nothing to do. Otherwise a
+        // `done` node is in no table and the worker is done with it
+        // (invariant 3): it may be freed without the lock.
+        if self.link.is_some() && !self.node.done.load(Ordering::Acquire) {
+            self.unlink();
+        }
+    }
+}
+
+impl<L, O, E> Waiter<'_, L, O, E>
+where
+    L: WaitLock<O, E>,
+{
+    /// Removes a waiter that is being dropped unresolved from its table.
+    #[cold]
+    #[inline(never)]
+    fn unlink(&mut self) {
         let Some(link) = &self.link else {
-            // Never linked, or the outcome was taken.
             return;
         };
         let node = &self.node;
-        // A `done` node is in no table and the worker is done with it
-        // (invariant 3): it may be freed without the lock.
-        if node.done.load(Ordering::Acquire) {
-            return;
-        }
         let waker = link.lock.with_tables(|tables| {
             if node.done.load(Ordering::Relaxed) {
                 // Resolved since: the worker took the waker and unlinked us.
@@ -425,6 +437,7 @@ pin_project! {
     ///
     /// Polling it again after it returned `Ready` panics.
     #[must_use = "futures do nothing unless polled; the item is submitted on the first poll"]
+    #[project = SubmitAndWaitProj]
     pub struct SubmitAndWait<'a, T, O, E> {
         batcher: &'a Batcher<T, O, E>,
         // `None` once the item entered a batch or was handed back.
@@ -450,14 +463,27 @@ impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
 impl<T, O, E> Future for SubmitAndWait<'_, T, O, E> {
     type Output = Result<O, SubmitAndWaitError<T, E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if this.waiter.is_linked() {
+            // The common wake-up: the outcome is in.
             return this
                 .waiter
                 .poll_outcome(cx)
                 .map_err(SubmitAndWaitError::Ack);
         }
+        Self::poll_submit(this, cx)
+    }
+}
+
+impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
+    /// Enters the item (waiting for room if needed) and links the waiter.
+    #[inline(never)]
+    fn poll_submit(
+        mut this: SubmitAndWaitProj<'_, 'a, T, O, E>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<O, SubmitAndWaitError<T, E>>> {
         let batcher: &Batcher<T, O, E> = this.batcher;
         let shared = &*batcher.shared;
         loop {
