@@ -899,6 +899,39 @@ async fn submit_and_wait_cancelled_after_entry_leaves_the_item_submitted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn submit_and_wait_cancelled_in_flushing_sealed_and_open_batches() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .max_delay(Duration::from_secs(60))
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    let mut flushing = Box::pin(batcher.submit_and_wait(0));
+    let mut flushing_kept = Box::pin(batcher.submit_and_wait(1));
+    assert!(poll_once(&mut flushing).is_pending());
+    assert!(poll_once(&mut flushing_kept).is_pending());
+    settle().await; // [0, 1] is being flushed
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    let mut sealed = Box::pin(batcher.submit_and_wait(2));
+    let mut sealed_kept = Box::pin(batcher.submit_and_wait(3));
+    assert!(poll_once(&mut sealed).is_pending());
+    assert!(poll_once(&mut sealed_kept).is_pending());
+    let mut open = Box::pin(batcher.submit_and_wait(4));
+    assert!(poll_once(&mut open).is_pending());
+    // Cancelled in each place a batch can be: the items stay submitted.
+    drop(flushing);
+    drop(sealed);
+    drop(open);
+    gate.add_permits(3);
+    assert_eq!(flushing_kept.await, Ok(()));
+    assert_eq!(sealed_kept.await, Ok(()));
+    batcher.close().await;
+    assert_eq!(batches(&log), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    assert_eq!(batcher.stats().flushed, 5);
+}
+
+#[tokio::test(start_paused = true)]
 async fn submit_and_wait_cancelled_while_waiting_for_room_loses_only_the_item() {
     let (log, flush) = recording::<u32>();
     let (batcher, worker) = Batcher::builder()

@@ -576,9 +576,7 @@ where
 
     /// A snapshot of the batcher's counters.
     pub fn stats(&self) -> BatchStats {
-        let mut stats = lock(&self.shared.state).stats;
-        stats.pending = stats.submitted - stats.flushed - stats.failed;
-        stats
+        lock(&self.shared.state).stats()
     }
 }
 
@@ -606,7 +604,7 @@ impl<T, O, E> fmt::Debug for Batcher<T, O, E> {
         f.debug_struct("Batcher")
             .field("limits", &self.shared.limits)
             .field("closed", &state.closed)
-            .field("stats", &state.stats)
+            .field("stats", &state.stats())
             .finish()
     }
 }

@@ -21,7 +21,9 @@ use futures_util::task::AtomicWaker;
 use super::shared::Shared;
 use crate::sync::lock;
 
-/// The free room and the queue of submitters waiting for it.
+/// The free room and the queue of submitters waiting for it. `free` comes
+/// first (`repr(C)`): it is one of the state's hot fields.
+#[repr(C)]
 pub(crate) struct Room {
     /// Free units. Zero while anyone waits: released room goes to waiters
     /// first.

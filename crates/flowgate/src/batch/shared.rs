@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::BatchStats;
 use super::ack::Completion;
 use super::room::{self, Room, RoomWaiter, Woken};
-use super::wait::{WaitLock, WaitTables};
+use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
 
 /// Measures an item for the `max_bytes` bound.
@@ -30,6 +30,9 @@ pub(crate) struct Limits {
     pub(crate) flush_concurrency: usize,
 }
 
+/// Aligned to a cache line, so that the lock word and the state's hot fields
+/// (see [`State`]) share no line with the `Arc`'s reference counts.
+#[repr(C, align(64))]
 pub(crate) struct Shared<T, O, E> {
     pub(crate) state: Mutex<State<T, O, E>>,
     /// The worker's waker: woken when a batch opens (to arm its timer), is
@@ -54,28 +57,41 @@ pub(crate) struct Progress {
     pub(crate) stopped: bool,
 }
 
+/// Everything behind the state lock.
+///
+/// The fields every submission touches come first, in declaration order
+/// (`repr(C)`), so that with the lock word they span two cache lines: on a
+/// multi-threaded runtime each line a submission touches is a line that may
+/// have to move from the other core.
+#[repr(C)]
 pub(crate) struct State<T, O, E> {
-    /// The batch accepting items; `None` until the next item arrives.
-    pub(crate) open: Option<Batch<T, O, E>>,
-    /// Batches that are complete and wait for a flush slot, oldest first.
-    pub(crate) sealed: VecDeque<Batch<T, O, E>>,
     pub(crate) closed: bool,
-    /// Sequence number of the next batch to open; batches are numbered from 1.
-    pub(crate) next_seq: u64,
-    pub(crate) stats: BatchStats,
     /// One unit per item the batcher may still accept. A submitter takes a
     /// unit before its item enters a batch; the worker gives a batch's units
     /// back when it hands the batch to the flush function.
     pub(crate) room: Room,
-    /// The `submit_and_wait` waiters of every unresolved batch.
-    pub(crate) waiters: WaitTables<O, E>,
+    /// Items accepted so far (`BatchStats::submitted`).
+    pub(crate) submitted: u64,
+    /// The batch accepting items; `None` until the next item arrives. Its
+    /// hot fields come first.
+    pub(crate) open: Option<Batch<T, O, E>>,
+    // ---- the rest is touched once per batch ----
+    /// Batches that are complete and wait for a flush slot, oldest first.
+    pub(crate) sealed: VecDeque<Batch<T, O, E>>,
+    /// The `submit_and_wait` waiters of the batches being flushed.
+    pub(crate) flushing: WaitTables<O, E>,
+    /// Sequence number of the next batch to open; batches are numbered from 1.
+    pub(crate) next_seq: u64,
+    /// All counters but `submitted`.
+    pub(crate) stats: BatchStats,
 }
 
 /// Where an item entered: what `notify` gets to register its ack, callback
 /// or waiter with.
 pub(crate) struct Entered<'s, O, E> {
     pub(crate) completion: &'s mut Completion<O, E>,
-    pub(crate) waiters: &'s mut WaitTables<O, E>,
+    /// The batch's `submit_and_wait` waiters.
+    pub(crate) waiters: &'s mut WaitTable<O, E>,
     /// The batch's sequence number.
     pub(crate) seq: u64,
     /// The item's index in the batch.
@@ -106,10 +122,16 @@ pub(crate) enum Enter<R, T> {
     Closed(T),
 }
 
+/// A batch that is open or sealed. The fields every submission touches come
+/// first (`repr(C)`; see [`State`]).
+#[repr(C)]
 pub(crate) struct Batch<T, O, E> {
-    pub(crate) seq: u64,
     pub(crate) items: Vec<T>,
+    /// The `submit_and_wait` waiters of the items, by index. Moved to
+    /// [`State::flushing`] when the batch starts flushing.
+    pub(crate) waiters: WaitTable<O, E>,
     pub(crate) bytes: usize,
+    pub(crate) seq: u64,
     /// When `max_delay` has passed since the batch's first item.
     pub(crate) deadline: Instant,
     pub(crate) completion: Completion<O, E>,
@@ -125,14 +147,23 @@ pub(crate) struct Added {
 impl<T, O, E> State<T, O, E> {
     pub(crate) fn new(capacity: usize) -> Self {
         State {
+            closed: false,
+            room: Room::new(capacity),
+            submitted: 0,
             open: None,
             sealed: VecDeque::new(),
-            closed: false,
+            flushing: WaitTables::new(),
             next_seq: 1,
             stats: BatchStats::default(),
-            room: Room::new(capacity),
-            waiters: WaitTables::new(),
         }
+    }
+
+    /// The counters, complete.
+    pub(crate) fn stats(&self) -> BatchStats {
+        let mut stats = self.stats;
+        stats.submitted = self.submitted;
+        stats.pending = stats.submitted - stats.flushed - stats.failed;
+        stats
     }
 
     /// Stops accepting items: waiting submitters get their items back.
@@ -181,9 +212,10 @@ impl<T, O, E> State<T, O, E> {
                     // A delay too long to represent never expires in practice.
                     .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30));
                 self.open.insert(Batch {
-                    seq,
                     items: Vec::with_capacity(limits.max_items.min(4096)),
+                    waiters: WaitTable::new(),
                     bytes: 0,
+                    seq,
                     deadline,
                     completion: Completion::new(),
                 })
@@ -194,7 +226,7 @@ impl<T, O, E> State<T, O, E> {
         open.bytes = open.bytes.saturating_add(weight);
         let notified = notify(Entered {
             completion: &mut open.completion,
-            waiters: &mut self.waiters,
+            waiters: &mut open.waiters,
             seq: open.seq,
             index,
         });
@@ -202,7 +234,7 @@ impl<T, O, E> State<T, O, E> {
             self.seal();
             wake_worker = true;
         }
-        self.stats.submitted += 1;
+        self.submitted += 1;
         (notified, Added { wake_worker })
     }
 }
@@ -251,7 +283,17 @@ impl<T, O, E> Shared<T, O, E> {
 }
 
 impl<T, O, E> WaitLock<O, E> for Mutex<State<T, O, E>> {
-    fn with_tables<R>(&self, f: impl FnOnce(&mut WaitTables<O, E>) -> R) -> R {
-        f(&mut lock(self).waiters)
+    fn with_table<R>(&self, seq: u64, f: impl FnOnce(Option<&mut WaitTable<O, E>>) -> R) -> R {
+        let mut state = lock(self);
+        let state = &mut *state;
+        // Open, sealed or flushing: the batch is in exactly one place.
+        let table = if let Some(open) = state.open.as_mut().filter(|open| open.seq == seq) {
+            Some(&mut open.waiters)
+        } else if let Ok(pos) = state.sealed.binary_search_by_key(&seq, |batch| batch.seq) {
+            Some(&mut state.sealed[pos].waiters)
+        } else {
+            state.flushing.find(seq)
+        };
+        f(table)
     }
 }

@@ -6,16 +6,19 @@
 //!
 //! A [`Waiter`] lives *inside* the submitting future, which is pinned. When
 //! the item enters a batch, the waiter's address is recorded in that batch's
-//! [`WaitTable`] (held in the batcher's state, under the state lock), at the
-//! item's index. When the batch resolves, the worker walks the table under
-//! the lock and, for each waiter still there, takes its waker, moves the
-//! item's output into it, and sets its `done` flag; it wakes the tasks after
-//! unlocking. A waiter whose future is dropped first removes its own entry
-//! under the lock, so the worker never sees it.
+//! [`WaitTable`], at the item's index. The table travels with the batch while
+//! it is open or sealed, and moves to the state's [`WaitTables`] when the
+//! batch is handed to the flush function; wherever it is, it is only touched
+//! under the state lock. When the batch resolves, the worker walks the table
+//! under the lock and, for each waiter still there, takes its waker, moves
+//! the item's output into it, and sets its `done` flag; it wakes the tasks
+//! after unlocking. A waiter whose future is dropped first removes its own
+//! entry under the lock, so the worker never sees it.
 //!
 //! ```text
-//!  state lock ─┬─ WaitTables: [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
-//!              │                  │
+//!  state lock ─┬─ open batch 9: [&w5, ∅, &w6]
+//!              ├─ started (WaitTables): [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
+//!              │                             │
 //!  future ─────┴─ Waiter { done, waker, output }   (pinned in the future)
 //! ```
 //!
@@ -66,22 +69,22 @@ use super::room::RoomWait;
 use super::shared::{Enter, RoomPolicy, State};
 use crate::loom::{AtomicBool, UnsafeCell};
 
-/// Gives access to the [`WaitTables`] under the lock that guards them.
+/// The lock that guards every [`WaitTable`] (the batcher's state mutex).
 pub(crate) trait WaitLock<O, E> {
-    /// Runs `f` with the tables, holding the lock.
-    fn with_tables<R>(&self, f: impl FnOnce(&mut WaitTables<O, E>) -> R) -> R;
-}
-
-/// The waiter tables of every batch that has linked waiters, oldest first.
-pub(crate) struct WaitTables<O, E> {
-    tables: VecDeque<WaitTable<O, E>>,
+    /// Runs `f` holding the lock, with the table of batch `seq` if it has one
+    /// (a batch that had waiters keeps its table until it is resolved).
+    fn with_table<R>(&self, seq: u64, f: impl FnOnce(Option<&mut WaitTable<O, E>>) -> R) -> R;
 }
 
 /// The waiters of one batch, by item index; `None` for items submitted in
 /// another way and for waiters that left.
-struct WaitTable<O, E> {
-    seq: u64,
+pub(crate) struct WaitTable<O, E> {
     entries: Vec<Option<NodePtr<O, E>>>,
+}
+
+/// The tables of the batches being flushed, oldest first.
+pub(crate) struct WaitTables<O, E> {
+    tables: VecDeque<(u64, WaitTable<O, E>)>,
 }
 
 /// A pointer to the [`Node`] of a linked [`Waiter`].
@@ -134,48 +137,39 @@ struct Link<'a, L> {
     registered: WakerId,
 }
 
-// ===== impl WaitTables =====
+// ===== impl WaitTable, WaitTables =====
 
-impl<O, E> WaitTables<O, E> {
-    pub(crate) fn new() -> Self {
-        WaitTables {
-            tables: VecDeque::new(),
+impl<O, E> WaitTable<O, E> {
+    pub(crate) const fn new() -> Self {
+        WaitTable {
+            entries: Vec::new(),
         }
     }
 
-    /// How many waiters are linked, in every batch.
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn linked(&self) -> usize {
-        self.tables
-            .iter()
-            .map(|table| table.entries.iter().filter(|entry| entry.is_some()).count())
-            .sum()
+    /// Whether no waiter was ever linked into the batch.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
-    /// Resolves up to `max` waiters of batch `seq`, from entry `*cursor` on,
-    /// with `outcome(index)`, pushing their wakers to `wakers` (to be woken
-    /// after unlocking). Returns `true` once every waiter of the batch is
-    /// resolved; the batch's table is then gone.
-    ///
-    /// Runs under the lock, so the walk is done in chunks: between them,
-    /// submitters can take the lock, and the remaining waiters stay in the
-    /// table, where a waiter that is dropped can still remove itself.
-    pub(crate) fn resolve(
+    /// How many waiters are linked.
+    #[cfg(all(test, not(loom)))]
+    fn linked(&self) -> usize {
+        self.entries.iter().filter(|entry| entry.is_some()).count()
+    }
+
+    /// Resolves the waiters at entries `*cursor..` (at most `max` of them)
+    /// with `outcome(index)`, pushing their wakers to `wakers`, to be woken
+    /// after unlocking. Returns `true` once every entry is done.
+    fn resolve(
         &mut self,
-        seq: u64,
         cursor: &mut usize,
         max: usize,
-        mut outcome: impl FnMut(usize) -> Result<O, AckError<E>>,
+        outcome: &mut impl FnMut(usize) -> Result<O, AckError<E>>,
         wakers: &mut Vec<Waker>,
     ) -> bool {
-        let Ok(pos) = self.tables.binary_search_by_key(&seq, |table| table.seq) else {
-            // No waiter was linked into this batch (or all are resolved).
-            return true;
-        };
-        let table = &mut self.tables[pos];
-        let end = table.entries.len().min(cursor.saturating_add(max));
+        let end = self.entries.len().min(cursor.saturating_add(max));
         for index in *cursor..end {
-            let Some(ptr) = table.entries[index].take() else {
+            let Some(ptr) = self.entries[index].take() else {
                 continue;
             };
             let output = outcome(index);
@@ -198,40 +192,99 @@ impl<O, E> WaitTables<O, E> {
             }
         }
         *cursor = end;
-        if end == table.entries.len() {
-            self.tables.remove(pos);
-            true
-        } else {
-            false
-        }
+        end == self.entries.len()
     }
 
-    /// Resolves every linked waiter of every batch with `err` (the batcher
-    /// stopped abruptly), pushing their wakers to `wakers`.
-    pub(crate) fn close_all(&mut self, err: &AckError<E>, wakers: &mut Vec<Waker>) {
-        while let Some(seq) = self.tables.front().map(|table| table.seq) {
-            let mut cursor = 0;
-            self.resolve(seq, &mut cursor, usize::MAX, |_| Err(err.clone()), wakers);
-        }
+    /// Resolves every linked waiter with `err` (the batcher stopped
+    /// abruptly), pushing their wakers to `wakers`.
+    pub(crate) fn close(&mut self, err: &AckError<E>, wakers: &mut Vec<Waker>) {
+        self.resolve(&mut 0, usize::MAX, &mut |_| Err(err.clone()), wakers);
     }
 
-    /// Removes the entry of the waiter at `index` of batch `seq`.
-    fn unlink(&mut self, seq: u64, index: usize, node: *const Node<O, E>) {
-        let pos = self
-            .tables
-            .binary_search_by_key(&seq, |table| table.seq)
-            .expect("a linked waiter's batch has a table");
-        let entry = self.tables[pos].entries[index]
+    /// Removes the entry of the waiter at `index`.
+    fn unlink(&mut self, index: usize, node: *const Node<O, E>) {
+        let entry = self.entries[index]
             .take()
             .expect("a linked waiter is in its table");
         debug_assert!(std::ptr::eq(entry.0.as_ptr(), node));
     }
 }
 
+impl<O, E> WaitTables<O, E> {
+    pub(crate) fn new() -> Self {
+        WaitTables {
+            tables: VecDeque::new(),
+        }
+    }
+
+    /// Takes over the table of batch `seq`, which starts flushing; batches
+    /// start in order.
+    pub(crate) fn insert(&mut self, seq: u64, table: WaitTable<O, E>) {
+        if !table.is_empty() {
+            debug_assert!(self.tables.back().is_none_or(|(last, _)| *last < seq));
+            self.tables.push_back((seq, table));
+        }
+    }
+
+    /// The table of batch `seq`, if it is flushing and has one.
+    pub(crate) fn find(&mut self, seq: u64) -> Option<&mut WaitTable<O, E>> {
+        let pos = self
+            .tables
+            .binary_search_by_key(&seq, |(seq, _)| *seq)
+            .ok()?;
+        Some(&mut self.tables[pos].1)
+    }
+
+    /// Resolves up to `max` waiters of batch `seq`, from entry `*cursor` on,
+    /// with `outcome(index)`, pushing their wakers to `wakers` (to be woken
+    /// after unlocking). Returns `true` once every waiter of the batch is
+    /// resolved; the batch's table is then gone.
+    ///
+    /// Runs under the lock, so the walk is done in chunks: between them,
+    /// submitters can take the lock, and the remaining waiters stay in the
+    /// table, where a waiter that is dropped can still remove itself.
+    pub(crate) fn resolve(
+        &mut self,
+        seq: u64,
+        cursor: &mut usize,
+        max: usize,
+        mut outcome: impl FnMut(usize) -> Result<O, AckError<E>>,
+        wakers: &mut Vec<Waker>,
+    ) -> bool {
+        let Ok(pos) = self.tables.binary_search_by_key(&seq, |(seq, _)| *seq) else {
+            // No waiter was linked into this batch.
+            return true;
+        };
+        let done = self.tables[pos]
+            .1
+            .resolve(cursor, max, &mut outcome, wakers);
+        if done {
+            self.tables.remove(pos);
+        }
+        done
+    }
+
+    /// Resolves every linked waiter of every flushing batch with `err` (the
+    /// batcher stopped abruptly), pushing their wakers to `wakers`.
+    pub(crate) fn close_all(&mut self, err: &AckError<E>, wakers: &mut Vec<Waker>) {
+        for (_, mut table) in self.tables.drain(..) {
+            table.close(err, wakers);
+        }
+    }
+}
+
+impl<O, E> fmt::Debug for WaitTable<O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitTable")
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
 impl<O, E> fmt::Debug for WaitTables<O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitTables")
-            .field("batches", &self.tables.len())
+            .field("flushing", &self.tables.len())
             .finish()
     }
 }
@@ -254,15 +307,15 @@ where
         }
     }
 
-    /// Links the waiter into batch `seq` at item `index`, to be woken through
-    /// `waker` when the batch resolves.
+    /// Links the waiter into `table`, the table of batch `seq`, at item
+    /// `index`, to be woken through `waker` when the batch resolves.
     ///
     /// # Safety
     ///
-    /// `tables` must be the tables guarded by `lock`, borrowed inside
-    /// [`WaitLock::with_tables`] on it (so the caller holds the lock). Batch
-    /// `seq` must be the newest batch linked into so far, or newer, and no
-    /// other waiter may be linked at the same `index` of it.
+    /// The caller must hold `lock`, and `table` must be the table that
+    /// `lock` guards for batch `seq` (so that [`WaitLock::with_table`] finds
+    /// it until the batch is resolved). No other waiter may be linked at the
+    /// same `index` of it.
     ///
     /// # Panics
     ///
@@ -271,7 +324,7 @@ where
     #[inline]
     pub(crate) unsafe fn link(
         self: Pin<&mut Self>,
-        tables: &mut WaitTables<O, E>,
+        table: &mut WaitTable<O, E>,
         lock: &'a L,
         seq: u64,
         index: usize,
@@ -294,14 +347,6 @@ where
             index,
             registered: WakerId::of(waker),
         });
-        if tables.tables.back().is_none_or(|table| table.seq != seq) {
-            debug_assert!(tables.tables.back().is_none_or(|table| table.seq < seq));
-            tables.tables.push_back(WaitTable {
-                seq,
-                entries: Vec::new(),
-            });
-        }
-        let table = tables.tables.back_mut().expect("just pushed");
         if table.entries.len() < index {
             table.entries.resize_with(index, || None);
         }
@@ -340,7 +385,7 @@ where
                 return Poll::Pending;
             }
             // Polled by another task: replace the waker under the lock.
-            let replaced = link.lock.with_tables(|_| {
+            let replaced = link.lock.with_table(link.seq, |_| {
                 if node.done.load(Ordering::Relaxed) {
                     return None;
                 }
@@ -397,14 +442,16 @@ where
             return;
         };
         let node = &self.node;
-        let waker = link.lock.with_tables(|tables| {
+        let waker = link.lock.with_table(link.seq, |table| {
             if node.done.load(Ordering::Relaxed) {
                 // Resolved since: the worker took the waker and unlinked us.
                 return None;
             }
             // Still linked: remove our entry before our memory goes away
             // (invariant 1).
-            tables.unlink(link.seq, link.index, node);
+            table
+                .expect("a linked waiter's batch has its table")
+                .unlink(link.index, node);
             // SAFETY: we were linked until just now, and hold the lock
             // (invariant 2).
             #[allow(unsafe_code)]
@@ -503,10 +550,11 @@ impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
                 .expect("`SubmitAndWait` polled after completion");
             let waiter = this.waiter.as_mut();
             let entered = shared.enter(item, policy, |entered| {
-                // SAFETY: `entered.waiters` are the tables of `shared.state`,
-                // whose lock `enter` holds while calling us; the item's batch
-                // is the open one, the newest, and `entered.index` is the
-                // item's own index in it.
+                // SAFETY: `enter` holds the lock of `shared.state` while
+                // calling us, and `entered.waiters` is the table of the open
+                // batch `entered.seq`, which the lock's `with_table` finds
+                // until the batch is resolved; `entered.index` is the item's
+                // own index in it.
                 #[allow(unsafe_code)]
                 unsafe {
                     waiter.link(
@@ -556,8 +604,24 @@ mod harness {
     pub(super) type Tables<O, E> = Mutex<WaitTables<O, E>>;
 
     impl<O, E> WaitLock<O, E> for Tables<O, E> {
-        fn with_tables<R>(&self, f: impl FnOnce(&mut WaitTables<O, E>) -> R) -> R {
-            f(&mut lock(self))
+        fn with_table<R>(&self, seq: u64, f: impl FnOnce(Option<&mut WaitTable<O, E>>) -> R) -> R {
+            f(lock(self).find(seq))
+        }
+    }
+
+    impl<O, E> WaitTables<O, E> {
+        /// The table of batch `seq`, added as the newest if it has none.
+        fn table_mut(&mut self, seq: u64) -> &mut WaitTable<O, E> {
+            if self.find(seq).is_none() {
+                self.tables.push_back((seq, WaitTable::new()));
+            }
+            self.find(seq).expect("just added")
+        }
+
+        /// How many waiters are linked, in every batch.
+        #[cfg(not(loom))]
+        pub(super) fn linked(&self) -> usize {
+            self.tables.iter().map(|(_, table)| table.linked()).sum()
         }
     }
 
@@ -571,11 +635,12 @@ mod harness {
         waker: &Waker,
     ) {
         let mut guard = lock(tables);
-        // SAFETY: `guard` holds the lock of `tables`, and the callers link
-        // each index of each batch once, in batch order.
+        let table = guard.table_mut(seq);
+        // SAFETY: we hold the lock of `tables`, `table` is the one it finds
+        // for `seq`, and the callers link each index of each batch once.
         #[allow(unsafe_code)]
         unsafe {
-            waiter.link(&mut guard, tables, seq, index, waker);
+            waiter.link(table, tables, seq, index, waker);
         }
     }
 

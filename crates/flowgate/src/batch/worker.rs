@@ -17,6 +17,7 @@ use super::ack::Completion;
 use super::error::AckError;
 use super::room::{self, Woken};
 use super::shared::{Batch, Shared};
+use super::wait::WaitTable;
 use crate::sync::{lock, panic_message};
 
 /// The boxed flush future: the flush function's result, already split into
@@ -139,10 +140,13 @@ where
         }
         while self.in_flight.len() + starting.len() < limits.flush_concurrency {
             match state.sealed.pop_front() {
-                Some(batch) => {
+                Some(mut batch) => {
                     // The items leave the batcher's capacity as the flush
-                    // takes them.
+                    // takes them, and the waiters' table moves to the
+                    // flushing batches'.
                     state.room.release(batch.items.len(), &mut woken);
+                    let waiters = std::mem::replace(&mut batch.waiters, WaitTable::new());
+                    state.flushing.insert(batch.seq, waiters);
                     starting.push(batch);
                 }
                 None => break,
@@ -230,7 +234,7 @@ where
                         stats.failed_batches += 1;
                     }
                 }
-                state.waiters.resolve(
+                state.flushing.resolve(
                     seq,
                     &mut cursor,
                     RESOLVE_CHUNK,
@@ -361,13 +365,18 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         let (open, sealed) = {
             let mut state = lock(&self.shared.state);
             state.close(&mut woken);
-            let open = state.open.take();
-            let sealed = std::mem::take(&mut state.sealed);
+            let mut open = state.open.take();
+            let mut sealed = std::mem::take(&mut state.sealed);
             let lost = open.iter().chain(&sealed).map(|batch| batch.items.len());
             let lost = lost.chain(self.in_flight.iter().map(|flush| flush.len));
             state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
-            // Every waiter, of every batch, is unresolved.
-            state.waiters.close_all(&AckError::Closed, &mut wakers);
+            // Every waiter, of every batch, is unresolved; resolve them while
+            // holding the lock, before their tables leave the state.
+            let closed = AckError::Closed;
+            for batch in open.iter_mut().chain(sealed.iter_mut()) {
+                batch.waiters.close(&closed, &mut wakers);
+            }
+            state.flushing.close_all(&closed, &mut wakers);
             (open, sealed)
         };
         room::wake(woken);
