@@ -522,15 +522,11 @@ async fn one_flush_at_a_time_keeps_batch_order() {
 #[tokio::test(start_paused = true)]
 async fn reserve_holds_room_and_gives_it_back_when_dropped() {
     let (log, flush) = recording::<u32>();
-    let batcher = Batcher::builder()
+    // The worker is never polled, so nothing frees room.
+    let (batcher, _worker) = Batcher::builder()
         .max_items(1)
         .capacity(1)
         .build_pair(flush)
-        .map(|(batcher, worker)| {
-            // Keep the worker idle so nothing frees room.
-            std::mem::forget(worker);
-            batcher
-        })
         .unwrap();
     let permit: Permit<'_, u32, (), String> = batcher.reserve().await.unwrap();
     assert!(batcher.try_submit(1).unwrap_err().is_full());
