@@ -148,6 +148,9 @@ impl WakerId {
 pub(crate) struct Completion<O, E> {
     /// Created by the batch's first ack.
     slot: Option<Arc<Slot<O, E>>>,
+    /// How many items the batch is expected to hold, to size `wakers` once
+    /// the first ack arrives.
+    expected_items: usize,
     /// Wakers of the tasks that submitted the batch's items, registered at
     /// submission so that their first poll of the ack needs no lock.
     wakers: Vec<Waker>,
@@ -156,9 +159,10 @@ pub(crate) struct Completion<O, E> {
 }
 
 impl<O, E> Completion<O, E> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(expected_items: usize) -> Self {
         Completion {
             slot: None,
+            expected_items,
             wakers: Vec::new(),
             callbacks: Vec::new(),
             resolved: false,
@@ -176,7 +180,7 @@ impl<O, E> Completion<O, E> {
         });
         let slot = match &self.slot {
             Some(slot) => slot,
-            None => self.slot.insert(new_slot()),
+            None => self.first_ack(),
         };
         Ack {
             slot: Some(Arc::clone(slot)),
@@ -184,6 +188,15 @@ impl<O, E> Completion<O, E> {
             registered,
             waker_pos: None,
         }
+    }
+
+    /// Sets up for the batch's first ack: the slot, and room for the acks'
+    /// wakers. Out of line, as it runs once per batch.
+    #[cold]
+    #[inline(never)]
+    fn first_ack(&mut self) -> &Arc<Slot<O, E>> {
+        self.wakers.reserve(self.expected_items);
+        self.slot.insert(Arc::new(Slot::new()))
     }
 
     /// Registers `callback` for the item at `index` of this batch.
@@ -231,13 +244,6 @@ impl<O, E> Completion<O, E> {
             }
         }
     }
-}
-
-/// The slot of a batch's first ack; out of line, as it runs once per batch.
-#[cold]
-#[inline(never)]
-fn new_slot<O, E>() -> Arc<Slot<O, E>> {
-    Arc::new(Slot::new())
 }
 
 /// Wakes the acks' tasks, outside any lock.
@@ -383,7 +389,7 @@ mod tests {
     fn outputs_move_to_their_own_acks_across_threads() {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(std::sync::Arc::clone(&counter));
-        let mut completion = Completion::<String, ()>::new();
+        let mut completion = Completion::<String, ()>::new(4);
         let acks: Vec<_> = (0..4).map(|i| completion.ack(i, Some(&waker))).collect();
         let threads: Vec<_> = acks
             .into_iter()
@@ -413,7 +419,7 @@ mod tests {
 
     #[test]
     fn untaken_outputs_are_dropped_with_the_slot() {
-        let mut completion = Completion::<Box<u32>, ()>::new();
+        let mut completion = Completion::<Box<u32>, ()>::new(4);
         let mut taken = completion.ack(0, None);
         let dropped = completion.ack(1, None);
         let never_polled = completion.ack(2, None);
@@ -432,7 +438,7 @@ mod tests {
     fn a_late_waker_is_woken_and_errors_are_shared() {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let late = Waker::from(std::sync::Arc::clone(&counter));
-        let mut completion = Completion::<u8, String>::new();
+        let mut completion = Completion::<u8, String>::new(4);
         let mut a = completion.ack(0, None);
         let mut b = completion.ack(1, Some(Waker::noop()));
         assert!(poll(&mut a, &late).is_pending());
@@ -456,7 +462,7 @@ mod tests {
 
     #[test]
     fn dropping_an_unresolved_completion_closes_its_acks() {
-        let mut completion = Completion::<u8, ()>::new();
+        let mut completion = Completion::<u8, ()>::new(4);
         let mut ack = completion.ack(0, None);
         let (tx, rx) = std::sync::mpsc::channel();
         completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
@@ -481,7 +487,7 @@ mod loom_tests {
     #[test]
     fn outputs_reach_their_acks_under_every_interleaving() {
         loom::model(|| {
-            let mut completion = Completion::<Box<u8>, ()>::new();
+            let mut completion = Completion::<Box<u8>, ()>::new(4);
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));
@@ -495,7 +501,7 @@ mod loom_tests {
     #[test]
     fn a_late_waker_is_never_lost() {
         loom::model(|| {
-            let mut completion = Completion::<u8, ()>::new();
+            let mut completion = Completion::<u8, ()>::new(4);
             // Registered with no submitting waker: the first poll takes the
             // late-waker path, racing with `resolve`.
             let ack = completion.ack(0, None);
@@ -509,7 +515,7 @@ mod loom_tests {
     #[test]
     fn failure_is_shared_by_acks_on_two_threads() {
         loom::model(|| {
-            let mut completion = Completion::<u8, u8>::new();
+            let mut completion = Completion::<u8, u8>::new(4);
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));

@@ -217,7 +217,7 @@ impl<T, O, E> State<T, O, E> {
                     bytes: 0,
                     seq,
                     deadline,
-                    completion: Completion::new(),
+                    completion: Completion::new(limits.max_items.min(4096)),
                 })
             }
         };
