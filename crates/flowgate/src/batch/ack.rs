@@ -131,6 +131,9 @@ impl<O, E> Slot<O, E> {
 pub(crate) struct WakerId(usize, usize);
 
 impl WakerId {
+    /// Equal to no waker's id: a waker's vtable pointer is never null.
+    const NONE: WakerId = WakerId(0, 0);
+
     pub(crate) fn of(waker: &Waker) -> Self {
         WakerId(
             waker.data() as usize,
@@ -172,9 +175,8 @@ impl<O, E> Completion<O, E> {
     /// An ack for the item at `index` of this batch, submitted by the task
     /// that `waker` wakes, if known. There must be one ack or callback per
     /// index.
-    #[inline]
     pub(crate) fn ack(&mut self, index: usize, waker: Option<&Waker>) -> Ack<O, E> {
-        let registered = waker.map(|waker| {
+        let registered = waker.map_or(WakerId::NONE, |waker| {
             self.wakers.push(waker.clone());
             WakerId::of(waker)
         });
@@ -186,7 +188,7 @@ impl<O, E> Completion<O, E> {
             slot: Some(Arc::clone(slot)),
             index,
             registered,
-            waker_pos: None,
+            late_pos: NO_LATE_POS,
         }
     }
 
@@ -307,11 +309,17 @@ pub struct Ack<O, E> {
     slot: Option<Arc<Slot<O, E>>>,
     index: usize,
     /// The waker that will be woken when the batch resolves: the submitting
-    /// task's, or the one registered by the last slow-path poll.
-    registered: Option<WakerId>,
-    /// Position of this ack's waker among the slot's late wakers.
-    waker_pos: Option<usize>,
+    /// task's, or the one registered by the last slow-path poll
+    /// ([`WakerId::NONE`] if neither).
+    registered: WakerId,
+    /// Position of this ack's waker among the slot's late wakers, or
+    /// [`NO_LATE_POS`]. (No `Option`s: an ack is moved through the submit
+    /// future into the caller's, and every byte of it is copied each time.)
+    late_pos: usize,
 }
+
+/// [`Ack::late_pos`] before the ack registered a late waker.
+const NO_LATE_POS: usize = usize::MAX;
 
 impl<O, E> Future for Ack<O, E> {
     type Output = Result<O, AckError<E>>;
@@ -326,20 +334,19 @@ impl<O, E> Future for Ack<O, E> {
             // Fast path: polled by the task whose waker is already
             // registered; it is woken after `done` is set.
             let id = WakerId::of(cx.waker());
-            if this.registered == Some(id) {
+            if this.registered == id {
                 return Poll::Pending;
             }
             let mut late = lock(&slot.late_wakers);
             if !slot.done.load(Ordering::Acquire) {
                 let waker = Some(cx.waker().clone());
-                match this.waker_pos {
-                    Some(pos) => late[pos] = waker,
-                    None => {
-                        this.waker_pos = Some(late.len());
-                        late.push(waker);
-                    }
+                if this.late_pos == NO_LATE_POS {
+                    this.late_pos = late.len();
+                    late.push(waker);
+                } else {
+                    late[this.late_pos] = waker;
                 }
-                this.registered = Some(id);
+                this.registered = id;
                 return Poll::Pending;
             }
         }

@@ -182,7 +182,6 @@ impl<T, O, E> State<T, O, E> {
     /// Adds `item` (of `weight` bytes) to the open batch, opening or sealing
     /// batches as the limits require, and lets `notify` register the item's
     /// ack, callback or waiter at its index in the batch.
-    #[inline]
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
@@ -243,7 +242,6 @@ impl<T, O, E> Shared<T, O, E> {
     /// Enters `item` into the open batch, getting room for it as `policy`
     /// says, in one critical section; `notify` registers the item's ack,
     /// callback or waiter.
-    #[inline]
     pub(crate) fn enter<R>(
         &self,
         item: T,
