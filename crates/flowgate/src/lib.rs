@@ -9,7 +9,7 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) (or [`submit_and_wait`](Batcher::submit_and_wait)) resolves when *its* item was flushed |
 //!
 //! # Guarantees every primitive keeps
 //!
