@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flowgate_bench::batch::{flowgate_batcher, flowgate_submit_and_wait, tokio_mpsc_oneshot};
+use flowgate_bench::batch::{
+    flowgate_batcher, flowgate_submit_and_wait, scheduling_floor, tokio_mpsc_oneshot,
+};
 use tokio::runtime::Runtime;
 
 const ITEMS: u64 = 1_000_000;
@@ -55,6 +57,12 @@ fn fan_in(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter("tokio mpsc+oneshot"), |b| {
             b.to_async(&runtime).iter(|| tokio_mpsc_oneshot(ITEMS))
         });
+        // Not a peer: the same tasks and wake-ups with no batcher at all, to
+        // show how much of each figure is the runtime's.
+        group.bench_function(
+            BenchmarkId::from_parameter("reference: scheduling floor"),
+            |b| b.to_async(&runtime).iter(|| scheduling_floor(ITEMS)),
+        );
         group.finish();
     }
 }

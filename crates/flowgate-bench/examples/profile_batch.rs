@@ -11,12 +11,14 @@
 //! ```
 //!
 //! Sides: `flowgate` (`submit` then `ack.await`), `fused`
-//! (`submit_and_wait`) and `tokio` (mpsc + oneshot). Each repetition prints
-//! its items per second.
+//! (`submit_and_wait`), `tokio` (mpsc + oneshot) and `floor` (the scheduling
+//! floor: no batcher at all). Each repetition prints its items per second.
 
 use std::time::Instant;
 
-use flowgate_bench::batch::{flowgate_batcher, flowgate_submit_and_wait, tokio_mpsc_oneshot};
+use flowgate_bench::batch::{
+    flowgate_batcher, flowgate_submit_and_wait, scheduling_floor, tokio_mpsc_oneshot,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -44,7 +46,8 @@ fn main() {
             "flowgate" => runtime.block_on(flowgate_batcher(items)),
             "fused" => runtime.block_on(flowgate_submit_and_wait(items)),
             "tokio" => runtime.block_on(tokio_mpsc_oneshot(items)),
-            other => panic!("unknown side {other:?}: flowgate, fused or tokio"),
+            "floor" => runtime.block_on(scheduling_floor(items)),
+            other => panic!("unknown side {other:?}: flowgate, fused, tokio or floor"),
         }
         let secs = start.elapsed().as_secs_f64();
         if reps > 1 {
