@@ -7,9 +7,9 @@
 //! into the slot once, before the slot's `done` flag is set with `Release`;
 //! from then on it is only read. Each ack then *moves out* its own output, at
 //! its own index. Doing that through a mutex cost two contended atomic
-//! operations per item on the batcher's hottest path (measured in
-//! `BENCHMARKS.md`); instead each output sits in its own `UnsafeCell`, which
-//! only the one ack holding that index ever touches. The invariants:
+//! operations per item on the batcher's hottest path; instead each output
+//! sits in its own `UnsafeCell`, which only the one ack holding that index
+//! ever touches. The invariants:
 //!
 //! 1. `outcome` is written only by [`Slot::resolve`], which runs once (a
 //!    [`Completion`] resolves once), while `done` is false; no ack reads
