@@ -1,7 +1,7 @@
 //! Fan-in batching with per-item acknowledgement: `flowgate::batch::Batcher`
-//! against the straightforward tokio design (mpsc of `(item, oneshot)` plus a
-//! `recv_many` flusher), side by side. The workloads are in
-//! `src/batch.rs`.
+//! (with `submit_and_wait`, and with `submit` then `ack.await`) against the
+//! straightforward tokio design (mpsc of `(item, oneshot)` plus a `recv_many`
+//! flusher), side by side. The workloads are in `src/batch.rs`.
 //!
 //! ```text
 //! cargo bench -p flowgate-bench --bench batch
@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flowgate_bench::batch::{flowgate_batcher, tokio_mpsc_oneshot};
+use flowgate_bench::batch::{
+    flowgate_batcher, flowgate_submit_and_wait, scheduling_floor, tokio_mpsc_oneshot,
+};
 use tokio::runtime::Runtime;
 
 const ITEMS: u64 = 1_000_000;
@@ -41,12 +43,26 @@ fn fan_in(c: &mut Criterion) {
         group.throughput(Throughput::Elements(ITEMS));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(15));
-        group.bench_function(BenchmarkId::from_parameter("flowgate Batcher"), |b| {
-            b.to_async(&runtime).iter(|| flowgate_batcher(ITEMS))
-        });
+        group.bench_function(
+            BenchmarkId::from_parameter("flowgate Batcher submit_and_wait"),
+            |b| {
+                b.to_async(&runtime)
+                    .iter(|| flowgate_submit_and_wait(ITEMS))
+            },
+        );
+        group.bench_function(
+            BenchmarkId::from_parameter("flowgate Batcher submit+ack"),
+            |b| b.to_async(&runtime).iter(|| flowgate_batcher(ITEMS)),
+        );
         group.bench_function(BenchmarkId::from_parameter("tokio mpsc+oneshot"), |b| {
             b.to_async(&runtime).iter(|| tokio_mpsc_oneshot(ITEMS))
         });
+        // Not a peer: the same tasks and wake-ups with no batcher at all, to
+        // show how much of each figure is the runtime's.
+        group.bench_function(
+            BenchmarkId::from_parameter("reference: scheduling floor"),
+            |b| b.to_async(&runtime).iter(|| scheduling_floor(ITEMS)),
+        );
         group.finish();
     }
 }

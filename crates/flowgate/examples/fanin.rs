@@ -47,8 +47,10 @@ async fn main() {
         let batcher = batcher.clone();
         events.spawn(async move {
             // preprocessing here, as a message-broker consumer would
-            let ack = batcher.submit(z).await.expect("batcher is open");
-            ack.await.expect("flush never fails here");
+            batcher
+                .submit_and_wait(z)
+                .await
+                .expect("open, and the flush never fails here");
             // ack the event here: its item is flushed
             drop(slot);
         });

@@ -9,7 +9,7 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) resolves when *its* item was flushed |
+//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Ack`](batch::Ack) (or [`submit_and_wait`](Batcher::submit_and_wait)) resolves when *its* item was flushed |
 //! | [`broadcast`] | [`Publisher`] and [`Subscriber`]: an event stream in which every subscriber sees every event published after it subscribed, in order, with nothing lost (unbounded, or bounded by waiting for the slowest subscriber) |
 //! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
@@ -29,8 +29,8 @@
 //! # Unsafe code
 //!
 //! `unsafe` is denied crate-wide and allowed in two places only, where a
-//! benchmark showed it pays: the block storage of [`broadcast`] and the
-//! acknowledgement slot of [`batch`]. Every access carries a `// SAFETY:`
+//! benchmark showed it pays: the block storage of [`broadcast`], and the
+//! acknowledgement slot and the `submit_and_wait` waiters of [`batch`]. Every access carries a `// SAFETY:`
 //! comment and is checked by loom models
 //! (`RUSTFLAGS="--cfg loom" cargo test --release -p flowgate --test loom_broadcast`,
 //! and `--lib batch::` for the batch slot) and under miri

@@ -9,19 +9,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use flowgate::batch::{
-    Ack, AckError, BatchStats, Batcher, BuildError, Permit, SubmitError, TrySubmitError, Worker,
+    Ack, AckError, BatchStats, Batcher, BuildError, Permit, SubmitAndWait, SubmitAndWaitError,
+    SubmitError, TrySubmitError, Worker,
 };
 use futures_util::task::noop_waker_ref;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::{Instant, advance};
 
 type Log<T> = Arc<Mutex<Vec<Vec<T>>>>;
+type Ready = std::future::Ready<Result<(), String>>;
+type BoxFlush = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A flush function that records every batch and succeeds.
-fn recording<T: Send + 'static>() -> (
-    Log<T>,
-    impl FnMut(Vec<T>) -> std::future::Ready<Result<(), String>> + Send + 'static,
-) {
+fn recording<T: Send + 'static>() -> (Log<T>, impl FnMut(Vec<T>) -> Ready + Send + 'static) {
     let log: Log<T> = Arc::default();
     let sink = Arc::clone(&log);
     (log, move |items| {
@@ -356,7 +356,8 @@ async fn callbacks_receive_the_outcome() {
             }
         })
         .unwrap();
-    let seen: Arc<Mutex<Vec<(u32, Result<u32, String>)>>> = Arc::default();
+    type Seen = Vec<(u32, Result<u32, String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     for i in 0..4 {
         let seen = Arc::clone(&seen);
         batcher
@@ -408,9 +409,7 @@ fn gated(
     running: &Arc<AtomicUsize>,
     peak: &Arc<AtomicUsize>,
     log: &Log<u32>,
-) -> impl FnMut(Vec<u32>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-+ Send
-+ 'static {
+) -> impl FnMut(Vec<u32>) -> BoxFlush + Send + 'static {
     let (gate, running, peak, log) = (
         Arc::clone(gate),
         Arc::clone(running),
@@ -524,15 +523,11 @@ async fn one_flush_at_a_time_keeps_batch_order() {
 #[tokio::test(start_paused = true)]
 async fn reserve_holds_room_and_gives_it_back_when_dropped() {
     let (log, flush) = recording::<u32>();
-    let batcher = Batcher::builder()
+    // The worker is never polled, so nothing frees room.
+    let (batcher, _worker) = Batcher::builder()
         .max_items(1)
         .capacity(1)
         .build_pair(flush)
-        .map(|(batcher, worker)| {
-            // Keep the worker idle so nothing frees room.
-            std::mem::forget(worker);
-            batcher
-        })
         .unwrap();
     let permit: Permit<'_, u32, (), String> = batcher.reserve().await.unwrap();
     assert!(batcher.try_submit(1).unwrap_err().is_full());
@@ -702,6 +697,377 @@ fn acks_resolve_when_the_runtime_shuts_down() {
     assert!(batcher.try_submit(2).unwrap_err().is_closed());
 }
 
+// ===== submit_and_wait =====
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_returns_each_items_own_output() {
+    let (log, _) = recording::<u32>();
+    let sink = Arc::clone(&log);
+    let batcher = Batcher::builder()
+        .max_items(3)
+        .max_delay(Duration::from_secs(60))
+        .build(move |items: Vec<u32>| {
+            sink.lock().unwrap().push(items.clone());
+            async move { Ok::<_, String>(items.iter().map(|x| x * 10).collect::<Vec<_>>()) }
+        })
+        .unwrap();
+    let start = Instant::now();
+    let outputs = futures_util::future::join_all((0..6).map(|i| batcher.submit_and_wait(i))).await;
+    let outputs: Vec<_> = outputs.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outputs, [0, 10, 20, 30, 40, 50]);
+    assert_eq!(batches(&log), vec![vec![0, 1, 2], vec![3, 4, 5]]);
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "full batches flush at once"
+    );
+    // A lone item waits for the delay.
+    assert_eq!(batcher.submit_and_wait(7).await.unwrap(), 70);
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+    assert_eq!(batcher.stats().flushed, 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_shares_an_items_batch_with_acks_and_callbacks() {
+    let batcher = Batcher::builder()
+        .max_items(4)
+        .build(|items: Vec<u32>| async move {
+            Ok::<_, String>(items.iter().map(|x| x + 100).collect::<Vec<_>>())
+        })
+        .unwrap();
+    let ack = batcher.submit(0).await.unwrap();
+    let (tx, rx) = oneshot::channel();
+    batcher
+        .submit_with(1, move |out| tx.send(out).unwrap())
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(batcher.submit_and_wait(2), batcher.submit_and_wait(3));
+    assert_eq!((a.unwrap(), b.unwrap()), (102, 103));
+    assert_eq!(ack.await, Ok(100));
+    assert_eq!(rx.await.unwrap(), Ok(101));
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_reports_flush_errors_and_panics_per_batch() {
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .build(|items: Vec<u32>| async move {
+            assert!(!items.contains(&9), "poisoned item");
+            if items.contains(&4) {
+                Err(format!("refused {items:?}"))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    let (a, b) = tokio::join!(batcher.submit_and_wait(4), batcher.submit_and_wait(5));
+    let (Err(SubmitAndWaitError::Ack(AckError::Flush(ea))), Err(SubmitAndWaitError::Ack(eb))) =
+        (a, b)
+    else {
+        panic!("both items of the failed batch fail");
+    };
+    assert_eq!(*ea, "refused [4, 5]");
+    assert_eq!(eb.flush_error().map(String::as_str), Some("refused [4, 5]"));
+    let (c, d) = tokio::join!(batcher.submit_and_wait(9), batcher.submit_and_wait(1));
+    match c {
+        Err(SubmitAndWaitError::Ack(AckError::Panicked(msg))) => {
+            assert!(msg.contains("poisoned item"), "{msg}");
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    assert!(d.unwrap_err().ack_error().unwrap().is_panic());
+    // The batcher keeps working.
+    let (e, f) = tokio::join!(batcher.submit_and_wait(2), batcher.submit_and_wait(3));
+    assert_eq!((e, f), (Ok(()), Ok(())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_on_a_closed_batcher_hands_the_item_back() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder().build(flush).unwrap();
+    batcher.close().await;
+    match batcher.submit_and_wait(5).await {
+        Err(SubmitAndWaitError::Closed(item)) => assert_eq!(item, 5),
+        other => panic!("expected the item back, got {other:?}"),
+    }
+    assert!(batches(&log).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_flushes_items_whose_submitters_wait_and_fails_those_waiting_for_room() {
+    let (log, flush) = recording::<u32>();
+    let (batcher, worker) = Batcher::builder()
+        .max_items(2)
+        .capacity(2)
+        .max_delay(Duration::from_secs(3600))
+        .build_pair(flush)
+        .unwrap();
+    // Not spawned yet: nothing frees room.
+    let mut a = pin!(batcher.submit_and_wait(1));
+    let mut b = pin!(batcher.submit_and_wait(2));
+    let mut c = pin!(batcher.submit_and_wait(3));
+    assert!(futures_util::poll!(a.as_mut()).is_pending());
+    assert!(futures_util::poll!(b.as_mut()).is_pending());
+    assert!(
+        futures_util::poll!(c.as_mut()).is_pending(),
+        "waits for room"
+    );
+    let closing = batcher.close();
+    match c.await {
+        Err(SubmitAndWaitError::Closed(item)) => assert_eq!(item, 3),
+        other => panic!("expected the item back, got {other:?}"),
+    }
+    tokio::spawn(worker);
+    closing.await;
+    assert_eq!(a.await, Ok(()));
+    assert_eq!(b.await, Ok(()));
+    assert_eq!(batches(&log), vec![vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_worker_resolves_submit_and_wait_as_closed() {
+    let (batcher, worker) = Batcher::builder()
+        .max_items(2)
+        .build_pair(|_items: Vec<u32>| std::future::pending::<Result<(), String>>())
+        .unwrap();
+    let worker = tokio::spawn(worker);
+    let mut in_flight = pin!(batcher.submit_and_wait(1));
+    let mut in_flight_too = pin!(batcher.submit_and_wait(2));
+    assert!(futures_util::poll!(in_flight.as_mut()).is_pending());
+    assert!(futures_util::poll!(in_flight_too.as_mut()).is_pending());
+    settle().await; // [1, 2] is being flushed, forever
+    let mut open = pin!(batcher.submit_and_wait(3));
+    assert!(futures_util::poll!(open.as_mut()).is_pending());
+    worker.abort();
+    let _ = worker.await;
+    for result in [in_flight.await, in_flight_too.await, open.await] {
+        assert!(
+            matches!(result, Err(SubmitAndWaitError::Ack(AckError::Closed))),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(
+        batcher.submit_and_wait(4).await,
+        Err(SubmitAndWaitError::Closed(4))
+    ));
+}
+
+#[test]
+fn submit_and_wait_resolves_when_the_runtime_shuts_down() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batcher = runtime.block_on(async {
+        Batcher::builder()
+            .max_items(10)
+            .max_delay(Duration::from_secs(3600))
+            .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
+            .unwrap()
+    });
+    let mut waiting = Box::pin(batcher.submit_and_wait(1));
+    assert!(poll_once(&mut waiting).is_pending(), "entered, not flushed");
+    drop(runtime); // drops the spawned worker
+    assert!(matches!(
+        poll_once(&mut waiting),
+        Poll::Ready(Err(SubmitAndWaitError::Ack(AckError::Closed)))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_cancelled_after_entry_leaves_the_item_submitted() {
+    let (log, flush) = recording::<u32>();
+    let batcher = Batcher::builder()
+        .max_items(10)
+        .max_delay(Duration::from_millis(50))
+        .build(flush)
+        .unwrap();
+    {
+        let mut waiting = pin!(batcher.submit_and_wait(1));
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+    } // cancelled: the item stays
+    tokio::select! {
+        _ = batcher.submit_and_wait(2) => panic!("not flushed yet"),
+        () = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    assert_eq!(batcher.submit_and_wait(3).await, Ok(()));
+    assert_eq!(batches(&log), vec![vec![1, 2, 3]]);
+    assert_eq!(batcher.stats().flushed, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_cancelled_in_flushing_sealed_and_open_batches() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .max_delay(Duration::from_secs(60))
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    let mut flushing = Box::pin(batcher.submit_and_wait(0));
+    let mut flushing_kept = Box::pin(batcher.submit_and_wait(1));
+    assert!(poll_once(&mut flushing).is_pending());
+    assert!(poll_once(&mut flushing_kept).is_pending());
+    settle().await; // [0, 1] is being flushed
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    let mut sealed = Box::pin(batcher.submit_and_wait(2));
+    let mut sealed_kept = Box::pin(batcher.submit_and_wait(3));
+    assert!(poll_once(&mut sealed).is_pending());
+    assert!(poll_once(&mut sealed_kept).is_pending());
+    let mut open = Box::pin(batcher.submit_and_wait(4));
+    assert!(poll_once(&mut open).is_pending());
+    // Cancelled in each place a batch can be: the items stay submitted.
+    drop(flushing);
+    drop(sealed);
+    drop(open);
+    gate.add_permits(3);
+    assert_eq!(flushing_kept.await, Ok(()));
+    assert_eq!(sealed_kept.await, Ok(()));
+    batcher.close().await;
+    assert_eq!(batches(&log), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    assert_eq!(batcher.stats().flushed, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_cancelled_while_waiting_for_room_loses_only_the_item() {
+    let (log, flush) = recording::<u32>();
+    let (batcher, worker) = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build_pair(flush)
+        .unwrap();
+    let permit = batcher.reserve().await.unwrap(); // fills the capacity
+    {
+        let mut waiting = pin!(batcher.submit_and_wait(1));
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        assert!(batcher.try_submit(2).unwrap_err().is_full());
+    } // cancelled: the item is dropped with it
+    drop(permit);
+    // The cancelled submitter took no room.
+    let ack = batcher.try_submit(3).unwrap();
+    tokio::spawn(worker);
+    assert_eq!(ack.await, Ok(()));
+    batcher.close().await;
+    assert_eq!(batches(&log), vec![vec![3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_waits_for_room_in_fifo_order() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, peak, log) = (Arc::default(), Arc::default(), Log::default());
+    let batcher = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build(gated(&gate, &running, &peak, &log))
+        .unwrap();
+    let first = batcher.submit(0).await.unwrap(); // being flushed
+    settle().await;
+    let second = batcher.submit(1).await.unwrap(); // waits for the flush slot
+    let mut third = pin!(batcher.submit_and_wait(2));
+    let mut fourth = pin!(batcher.submit(3));
+    assert!(futures_util::poll!(third.as_mut()).is_pending());
+    assert!(futures_util::poll!(fourth.as_mut()).is_pending());
+    // No barging: room goes to the waiters first.
+    assert!(batcher.try_submit(9).unwrap_err().is_full());
+    assert_eq!(batcher.stats().submitted, 2);
+    gate.add_permits(1); // [0] finishes, [1] starts and frees its room
+    settle().await;
+    // The room was granted to `third`, which enters when it is polled.
+    assert!(
+        futures_util::poll!(fourth.as_mut()).is_pending(),
+        "third is first"
+    );
+    assert_eq!(batcher.stats().submitted, 2);
+    assert!(futures_util::poll!(third.as_mut()).is_pending());
+    assert_eq!(batcher.stats().submitted, 3);
+    gate.add_permits(3);
+    assert_eq!(third.await, Ok(()));
+    fourth.await.unwrap().await.unwrap();
+    first.await.unwrap();
+    second.await.unwrap();
+    assert_eq!(batches(&log), vec![vec![0], vec![1], vec![2], vec![3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn granted_room_is_handed_on_when_its_waiter_is_cancelled() {
+    let (_log, flush) = recording::<u32>();
+    let (batcher, _worker) = Batcher::builder()
+        .max_items(1)
+        .capacity(1)
+        .build_pair(flush)
+        .unwrap();
+    let held = batcher.reserve().await.unwrap();
+    let mut first = Box::pin(batcher.reserve());
+    let mut second = pin!(batcher.submit_and_wait(7));
+    assert!(poll_once(&mut first).is_pending());
+    assert!(futures_util::poll!(second.as_mut()).is_pending());
+    drop(held); // granted to `first`, which is never polled again
+    drop(first);
+    assert!(futures_util::poll!(second.as_mut()).is_pending(), "entered");
+    assert_eq!(batcher.stats().submitted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn submit_and_wait_polled_by_another_task_wakes_that_task() {
+    let batcher = Batcher::builder()
+        .max_items(10)
+        .max_delay(Duration::from_millis(20))
+        .build(|items: Vec<u32>| async move { Ok::<_, String>(items) })
+        .unwrap();
+    let mut waiting = Box::pin(batcher.submit_and_wait(5));
+    // Entered with a waker that is never woken usefully...
+    assert!(poll_once(&mut waiting).is_pending());
+    // ...then awaited by this task, which must be the one woken.
+    assert_eq!(waiting.await, Ok(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_submit_and_wait_submitters_on_many_threads() {
+    let batcher = Batcher::builder()
+        .max_items(64)
+        .capacity(100)
+        .max_delay(Duration::from_millis(1))
+        .flush_concurrency(2)
+        .build(|items: Vec<u64>| async move {
+            Ok::<_, String>(items.iter().map(|x| x * 2).collect::<Vec<_>>())
+        })
+        .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..50u64 {
+        let batcher = batcher.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u64 {
+                let item = t * 1000 + i;
+                assert_eq!(batcher.submit_and_wait(item).await, Ok(item * 2));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    batcher.close().await;
+    let stats = batcher.stats();
+    assert_eq!((stats.flushed, stats.pending), (10_000, 0));
+}
+
+#[test]
+fn submit_and_wait_error_hands_back_the_item_or_the_ack_error() {
+    let closed: SubmitAndWaitError<u32, std::io::Error> = SubmitAndWaitError::Closed(3);
+    assert_eq!(closed.to_string(), "batcher is closed");
+    assert_eq!(format!("{closed:?}"), "Closed(..)");
+    assert!(closed.ack_error().is_none());
+    assert!(std::error::Error::source(&closed).is_none());
+    assert_eq!(closed.into_item(), Some(3));
+    let failed: SubmitAndWaitError<u32, std::io::Error> =
+        AckError::Flush(Arc::new(std::io::Error::other("disk"))).into();
+    assert_eq!(failed.to_string(), "batch flush failed: disk");
+    assert!(std::error::Error::source(&failed).is_some());
+    assert!(failed.ack_error().is_some());
+    assert!(failed.into_item().is_none());
+    let from_submit: SubmitAndWaitError<u32, ()> = SubmitError(4).into();
+    assert_eq!(from_submit, SubmitAndWaitError::Closed(4));
+}
+
 // ===== stats and configuration =====
 
 #[tokio::test(start_paused = true)]
@@ -833,6 +1199,8 @@ fn public_types_are_send_and_sync() {
     fn send_only<T: Send>() {}
     send_only::<Worker<u32, u64, std::io::Error>>();
     send_sync::<Permit<'static, u32, u64, std::io::Error>>();
+    send_only::<SubmitAndWait<'static, u32, u64, std::io::Error>>();
+    send_sync::<SubmitAndWaitError<u32, std::io::Error>>();
     send_sync::<SubmitError<u32>>();
     send_sync::<TrySubmitError<u32>>();
     send_sync::<BuildError>();
@@ -848,6 +1216,7 @@ fn public_types_are_send_and_sync() {
             .build(|_: Vec<u32>| async { Ok(()) })
             .unwrap();
         send(&batcher.submit(1));
+        send(&batcher.submit_and_wait(1));
         send(&batcher.submit_with(1, |_| {}));
         send(&batcher.reserve());
         send(&batcher.flush());

@@ -1,13 +1,14 @@
 //! Property test of `flowgate::batch`: under random sizes, capacities, flush
 //! concurrency, submitters and failures, every submitted item is flushed
-//! exactly once, and every ack and callback resolves exactly once with the
-//! outcome of the item's batch.
+//! exactly once, and every ack, callback and `submit_and_wait` resolves
+//! exactly once with the outcome of the item's batch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowgate::batch::{AckError, Batcher};
+use flowgate::batch::{AckError, Batcher, SubmitAndWaitError};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use proptest::prelude::*;
 
 /// What the flush function does with a batch holding an item of this kind.
@@ -33,10 +34,25 @@ struct Submitter {
     /// Await each ack before submitting the next item (the acknowledged
     /// consumer pattern), or submit everything first.
     lockstep: bool,
-    /// Use callbacks instead of acks.
-    callbacks: bool,
+    /// How items are submitted and their outcomes awaited.
+    mode: Mode,
     /// Request an explicit flush after this many items.
     flush_after: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `submit`, then await the `Ack`.
+    Acks,
+    /// `submit_with` a callback.
+    Callbacks,
+    /// `submit_and_wait`; without lockstep, all of the submitter's items at
+    /// once, polled together.
+    Fused,
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![Just(Mode::Acks), Just(Mode::Callbacks), Just(Mode::Fused)]
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -47,13 +63,13 @@ fn submitter() -> impl Strategy<Value = Submitter> {
     (
         prop::collection::vec((kind(), 0u8..3), 0..25),
         any::<bool>(),
-        any::<bool>(),
+        mode(),
         prop::option::of(0usize..25),
     )
-        .prop_map(|(items, lockstep, callbacks, flush_after)| Submitter {
+        .prop_map(|(items, lockstep, mode, flush_after)| Submitter {
             items,
             lockstep,
-            callbacks,
+            mode,
             flush_after,
         })
 }
@@ -63,6 +79,14 @@ enum Seen {
     Ok(u32),
     Failed,
     Panicked,
+}
+
+fn seen_fused(result: Result<u32, SubmitAndWaitError<Item, String>>) -> Seen {
+    match result {
+        Ok(out) => Seen::Ok(out),
+        Err(SubmitAndWaitError::Ack(err)) => seen(Err(err)),
+        Err(SubmitAndWaitError::Closed(item)) => panic!("item {} refused", item.id),
+    }
 }
 
 fn seen(result: Result<u32, AckError<String>>) -> Seen {
@@ -137,45 +161,64 @@ fn run(
                 let outcomes = Arc::clone(&task_outcomes);
                 tasks.push(tokio::spawn(async move {
                     let mut acks = Vec::new();
+                    let mut fused = FuturesUnordered::new();
                     for (n, item) in items.into_iter().enumerate() {
                         if submitter.flush_after == Some(n) {
                             batcher.flush().await;
                         }
                         let record = Arc::clone(&outcomes);
-                        if submitter.callbacks {
-                            let (tx, rx) = tokio::sync::oneshot::channel();
-                            batcher
-                                .submit_with(item, move |result| {
+                        match submitter.mode {
+                            Mode::Callbacks => {
+                                let (tx, rx) = tokio::sync::oneshot::channel();
+                                batcher
+                                    .submit_with(item, move |result| {
+                                        record
+                                            .lock()
+                                            .unwrap()
+                                            .entry(item.id)
+                                            .or_default()
+                                            .push(seen(result));
+                                        tx.send(()).unwrap();
+                                    })
+                                    .await
+                                    .unwrap();
+                                if submitter.lockstep {
+                                    rx.await.unwrap();
+                                }
+                            }
+                            Mode::Acks => {
+                                let ack = batcher.submit(item).await.unwrap();
+                                if submitter.lockstep {
+                                    let result = seen(ack.await);
                                     record
                                         .lock()
                                         .unwrap()
                                         .entry(item.id)
                                         .or_default()
-                                        .push(seen(result));
-                                    tx.send(()).unwrap();
-                                })
-                                .await
-                                .unwrap();
-                            if submitter.lockstep {
-                                rx.await.unwrap();
+                                        .push(result);
+                                } else {
+                                    acks.push((item.id, ack));
+                                }
                             }
-                        } else {
-                            let ack = batcher.submit(item).await.unwrap();
-                            if submitter.lockstep {
-                                let result = seen(ack.await);
-                                record
-                                    .lock()
-                                    .unwrap()
-                                    .entry(item.id)
-                                    .or_default()
-                                    .push(result);
-                            } else {
-                                acks.push((item.id, ack));
+                            Mode::Fused => {
+                                let batcher = &batcher;
+                                let waiting = async move {
+                                    (item.id, seen_fused(batcher.submit_and_wait(item).await))
+                                };
+                                if submitter.lockstep {
+                                    let (id, result) = waiting.await;
+                                    record.lock().unwrap().entry(id).or_default().push(result);
+                                } else {
+                                    fused.push(waiting);
+                                }
                             }
                         }
                     }
                     for (id, ack) in acks {
                         let result = seen(ack.await);
+                        outcomes.lock().unwrap().entry(id).or_default().push(result);
+                    }
+                    while let Some((id, result)) = fused.next().await {
                         outcomes.lock().unwrap().entry(id).or_default().push(result);
                     }
                 }));

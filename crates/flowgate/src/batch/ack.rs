@@ -7,9 +7,9 @@
 //! into the slot once, before the slot's `done` flag is set with `Release`;
 //! from then on it is only read. Each ack then *moves out* its own output, at
 //! its own index. Doing that through a mutex cost two contended atomic
-//! operations per item on the batcher's hottest path (measured in
-//! `BENCHMARKS.md`); instead each output sits in its own `UnsafeCell`, which
-//! only the one ack holding that index ever touches. The invariants:
+//! operations per item on the batcher's hottest path; instead each output
+//! sits in its own `UnsafeCell`, which only the one ack holding that index
+//! ever touches. The invariants:
 //!
 //! 1. `outcome` is written only by [`Slot::resolve`], which runs once (a
 //!    [`Completion`] resolves once), while `done` is false; no ack reads
@@ -128,10 +128,13 @@ impl<O, E> Slot<O, E> {
 /// vtable pointers is what [`Waker::will_wake`] does; the registered clone
 /// keeps the task alive, so its address cannot be reused meanwhile.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct WakerId(usize, usize);
+pub(crate) struct WakerId(usize, usize);
 
 impl WakerId {
-    fn of(waker: &Waker) -> Self {
+    /// Equal to no waker's id: a waker's vtable pointer is never null.
+    const NONE: WakerId = WakerId(0, 0);
+
+    pub(crate) fn of(waker: &Waker) -> Self {
         WakerId(
             waker.data() as usize,
             std::ptr::from_ref(waker.vtable()) as usize,
@@ -146,7 +149,11 @@ impl WakerId {
 /// — every ack and callback resolves with [`AckError::Closed`], so no one
 /// waits forever.
 pub(crate) struct Completion<O, E> {
-    slot: Arc<Slot<O, E>>,
+    /// Created by the batch's first ack.
+    slot: Option<Arc<Slot<O, E>>>,
+    /// How many items the batch is expected to hold, to size `wakers` once
+    /// the first ack arrives.
+    expected_items: usize,
     /// Wakers of the tasks that submitted the batch's items, registered at
     /// submission so that their first poll of the ack needs no lock.
     wakers: Vec<Waker>,
@@ -157,8 +164,9 @@ pub(crate) struct Completion<O, E> {
 impl<O, E> Completion<O, E> {
     pub(crate) fn new(expected_items: usize) -> Self {
         Completion {
-            slot: Arc::new(Slot::new()),
-            wakers: Vec::with_capacity(expected_items),
+            slot: None,
+            expected_items,
+            wakers: Vec::new(),
             callbacks: Vec::new(),
             resolved: false,
         }
@@ -168,16 +176,29 @@ impl<O, E> Completion<O, E> {
     /// that `waker` wakes, if known. There must be one ack or callback per
     /// index.
     pub(crate) fn ack(&mut self, index: usize, waker: Option<&Waker>) -> Ack<O, E> {
-        let registered = waker.map(|waker| {
+        let registered = waker.map_or(WakerId::NONE, |waker| {
             self.wakers.push(waker.clone());
             WakerId::of(waker)
         });
+        let slot = match &self.slot {
+            Some(slot) => slot,
+            None => self.first_ack(),
+        };
         Ack {
-            slot: Some(Arc::clone(&self.slot)),
+            slot: Some(Arc::clone(slot)),
             index,
             registered,
-            waker_pos: None,
+            late_pos: NO_LATE_POS,
         }
+    }
+
+    /// Sets up for the batch's first ack: the slot, and room for the acks'
+    /// wakers. Out of line, as it runs once per batch.
+    #[cold]
+    #[inline(never)]
+    fn first_ack(&mut self) -> &Arc<Slot<O, E>> {
+        self.wakers.reserve(self.expected_items);
+        self.slot.insert(Arc::new(Slot::new()))
     }
 
     /// Registers `callback` for the item at `index` of this batch.
@@ -185,34 +206,40 @@ impl<O, E> Completion<O, E> {
         self.callbacks.push((index, callback));
     }
 
-    /// Resolves every ack and callback with `result`.
-    pub(crate) fn resolve(mut self, result: Result<Vec<O>, AckError<E>>) {
+    /// Resolves every ack and callback with `result`: the batch's error, or
+    /// one output per item, where the outputs of items submitted otherwise
+    /// (with [`submit_and_wait`](super::Batcher::submit_and_wait)) were
+    /// already taken.
+    pub(crate) fn resolve(mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
         self.finish(result);
     }
 
-    fn finish(&mut self, result: Result<Vec<O>, AckError<E>>) {
+    fn finish(&mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
         debug_assert!(!self.resolved, "a batch resolves once");
         self.resolved = true;
         let callbacks = mem::take(&mut self.callbacks);
         let wakers = mem::take(&mut self.wakers);
         match result {
-            Ok(outputs) => {
-                let mut outputs: Vec<Option<O>> = outputs.into_iter().map(Some).collect();
+            Ok(mut outputs) => {
                 // Callbacks' outputs leave before the outcome is published
                 // (invariant 2).
                 let calls: Vec<_> = callbacks
                     .into_iter()
                     .map(|(index, callback)| (callback, outputs[index].take()))
                     .collect();
-                let cells = outputs.into_iter().map(UnsafeCell::new).collect();
-                wake(wakers, self.slot.resolve(Outcome::Flushed(cells)));
+                if let Some(slot) = &self.slot {
+                    let cells = outputs.into_iter().map(UnsafeCell::new).collect();
+                    wake(wakers, slot.resolve(Outcome::Flushed(cells)));
+                }
                 for (callback, output) in calls {
                     let output = output.expect("each item's output is taken once");
                     call(callback, Ok(output));
                 }
             }
             Err(err) => {
-                wake(wakers, self.slot.resolve(Outcome::Failed(err.clone())));
+                if let Some(slot) = &self.slot {
+                    wake(wakers, slot.resolve(Outcome::Failed(err.clone())));
+                }
                 for (_, callback) in callbacks {
                     call(callback, Err(err.clone()));
                 }
@@ -282,11 +309,17 @@ pub struct Ack<O, E> {
     slot: Option<Arc<Slot<O, E>>>,
     index: usize,
     /// The waker that will be woken when the batch resolves: the submitting
-    /// task's, or the one registered by the last slow-path poll.
-    registered: Option<WakerId>,
-    /// Position of this ack's waker among the slot's late wakers.
-    waker_pos: Option<usize>,
+    /// task's, or the one registered by the last slow-path poll
+    /// ([`WakerId::NONE`] if neither).
+    registered: WakerId,
+    /// Position of this ack's waker among the slot's late wakers, or
+    /// [`NO_LATE_POS`]. (No `Option`s: an ack is moved through the submit
+    /// future into the caller's, and every byte of it is copied each time.)
+    late_pos: usize,
 }
+
+/// [`Ack::late_pos`] before the ack registered a late waker.
+const NO_LATE_POS: usize = usize::MAX;
 
 impl<O, E> Future for Ack<O, E> {
     type Output = Result<O, AckError<E>>;
@@ -301,20 +334,19 @@ impl<O, E> Future for Ack<O, E> {
             // Fast path: polled by the task whose waker is already
             // registered; it is woken after `done` is set.
             let id = WakerId::of(cx.waker());
-            if this.registered == Some(id) {
+            if this.registered == id {
                 return Poll::Pending;
             }
             let mut late = lock(&slot.late_wakers);
             if !slot.done.load(Ordering::Acquire) {
                 let waker = Some(cx.waker().clone());
-                match this.waker_pos {
-                    Some(pos) => late[pos] = waker,
-                    None => {
-                        this.waker_pos = Some(late.len());
-                        late.push(waker);
-                    }
+                if this.late_pos == NO_LATE_POS {
+                    this.late_pos = late.len();
+                    late.push(waker);
+                } else {
+                    late[this.late_pos] = waker;
                 }
-                this.registered = Some(id);
+                this.registered = id;
                 return Poll::Pending;
             }
         }
@@ -382,7 +414,7 @@ mod tests {
                 })
             })
             .collect();
-        completion.resolve(Ok((0..4).map(|i| format!("out {i}")).collect()));
+        completion.resolve(Ok((0..4).map(|i| Some(format!("out {i}"))).collect()));
         for thread in threads {
             thread.join().unwrap();
         }
@@ -394,12 +426,16 @@ mod tests {
 
     #[test]
     fn untaken_outputs_are_dropped_with_the_slot() {
-        let mut completion = Completion::<Box<u32>, ()>::new(3);
+        let mut completion = Completion::<Box<u32>, ()>::new(4);
         let mut taken = completion.ack(0, None);
         let dropped = completion.ack(1, None);
         let never_polled = completion.ack(2, None);
         drop(dropped);
-        completion.resolve(Ok(vec![Box::new(0), Box::new(1), Box::new(2)]));
+        completion.resolve(Ok(vec![
+            Some(Box::new(0)),
+            Some(Box::new(1)),
+            Some(Box::new(2)),
+        ]));
         let waker = Waker::noop();
         assert_eq!(poll(&mut taken, waker), Poll::Ready(Ok(Box::new(0))));
         drop(never_polled); // the last reference frees outputs 1 and 2
@@ -409,7 +445,7 @@ mod tests {
     fn a_late_waker_is_woken_and_errors_are_shared() {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let late = Waker::from(std::sync::Arc::clone(&counter));
-        let mut completion = Completion::<u8, String>::new(2);
+        let mut completion = Completion::<u8, String>::new(4);
         let mut a = completion.ack(0, None);
         let mut b = completion.ack(1, Some(Waker::noop()));
         assert!(poll(&mut a, &late).is_pending());
@@ -433,7 +469,7 @@ mod tests {
 
     #[test]
     fn dropping_an_unresolved_completion_closes_its_acks() {
-        let mut completion = Completion::<u8, ()>::new(1);
+        let mut completion = Completion::<u8, ()>::new(4);
         let mut ack = completion.ack(0, None);
         let (tx, rx) = std::sync::mpsc::channel();
         completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
@@ -458,12 +494,12 @@ mod loom_tests {
     #[test]
     fn outputs_reach_their_acks_under_every_interleaving() {
         loom::model(|| {
-            let mut completion = Completion::<Box<u8>, ()>::new(2);
+            let mut completion = Completion::<Box<u8>, ()>::new(4);
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));
             let tb = thread::spawn(move || drop(b));
-            completion.resolve(Ok(vec![Box::new(10), Box::new(11)]));
+            completion.resolve(Ok(vec![Some(Box::new(10)), Some(Box::new(11))]));
             assert_eq!(ta.join().unwrap(), Ok(Box::new(10)));
             tb.join().unwrap();
         });
@@ -472,12 +508,12 @@ mod loom_tests {
     #[test]
     fn a_late_waker_is_never_lost() {
         loom::model(|| {
-            let mut completion = Completion::<u8, ()>::new(1);
+            let mut completion = Completion::<u8, ()>::new(4);
             // Registered with no submitting waker: the first poll takes the
             // late-waker path, racing with `resolve`.
             let ack = completion.ack(0, None);
             let waiter = thread::spawn(move || block_on(ack));
-            let resolver = thread::spawn(move || completion.resolve(Ok(vec![7])));
+            let resolver = thread::spawn(move || completion.resolve(Ok(vec![Some(7)])));
             resolver.join().unwrap();
             assert_eq!(waiter.join().unwrap(), Ok(7));
         });
@@ -486,7 +522,7 @@ mod loom_tests {
     #[test]
     fn failure_is_shared_by_acks_on_two_threads() {
         loom::model(|| {
-            let mut completion = Completion::<u8, u8>::new(2);
+            let mut completion = Completion::<u8, u8>::new(4);
             let a = completion.ack(0, None);
             let b = completion.ack(1, None);
             let ta = thread::spawn(move || block_on(a));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::error::{AckError, BuildError};
 use super::output::FlushOutput;
@@ -146,7 +146,8 @@ where
     /// # Errors
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above).
-    #[allow(clippy::type_complexity)] // the (handle, worker) pair is the point
+    // The pair is spelled out rather than aliased, so that the docs show it.
+    #[allow(clippy::type_complexity)]
     pub fn build_pair<F, Fut, R, O, E>(
         self,
         mut flush: F,
@@ -173,8 +174,7 @@ where
         });
         let (progress, _) = watch::channel(Progress::default());
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new()),
-            room: Semaphore::new(limits.capacity),
+            state: Mutex::new(State::new(limits.capacity)),
             worker: AtomicWaker::new(),
             handles: AtomicUsize::new(1),
             progress,
@@ -214,8 +214,7 @@ where
             max_items: self.max_items,
             max_bytes: self.max_bytes.unwrap_or(usize::MAX),
             max_delay: self.max_delay,
-            // tokio's semaphore holds at most `Semaphore::MAX_PERMITS`.
-            capacity: capacity.min(Semaphore::MAX_PERMITS),
+            capacity,
             flush_concurrency: self.flush_concurrency,
         })
     }

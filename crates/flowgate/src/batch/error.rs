@@ -209,6 +209,76 @@ impl<E: PartialEq> PartialEq for AckError<E> {
     }
 }
 
+/// Returned by [`Batcher::submit_and_wait`](super::Batcher::submit_and_wait)
+/// when the item's output did not arrive: either the item was never accepted
+/// (and is handed back), or its batch failed.
+#[derive(Clone, PartialEq)]
+pub enum SubmitAndWaitError<T, E> {
+    /// The batcher was closed before it accepted the item, which is handed
+    /// back; nothing was flushed. This is permanent.
+    Closed(T),
+    /// The item was accepted, but its batch failed; see [`AckError`] for
+    /// which failures are worth retrying.
+    Ack(AckError<E>),
+}
+
+impl<T, E> SubmitAndWaitError<T, E> {
+    /// Returns the item if the batcher never accepted it.
+    pub fn into_item(self) -> Option<T> {
+        match self {
+            Self::Closed(item) => Some(item),
+            Self::Ack(_) => None,
+        }
+    }
+
+    /// The batch's failure, if the item was accepted.
+    pub fn ack_error(&self) -> Option<&AckError<E>> {
+        match self {
+            Self::Closed(_) => None,
+            Self::Ack(err) => Some(err),
+        }
+    }
+}
+
+impl<T, E> From<AckError<E>> for SubmitAndWaitError<T, E> {
+    fn from(err: AckError<E>) -> Self {
+        Self::Ack(err)
+    }
+}
+
+impl<T, E> From<SubmitError<T>> for SubmitAndWaitError<T, E> {
+    fn from(err: SubmitError<T>) -> Self {
+        Self::Closed(err.0)
+    }
+}
+
+impl<T, E: fmt::Debug> fmt::Debug for SubmitAndWaitError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::Ack(err) => f.debug_tuple("Ack").field(err).finish(),
+        }
+    }
+}
+
+impl<T, E: fmt::Display> fmt::Display for SubmitAndWaitError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("batcher is closed"),
+            Self::Ack(err) => err.fmt(f),
+        }
+    }
+}
+
+impl<T, E: Error + 'static> Error for SubmitAndWaitError<T, E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Closed(_) => None,
+            Self::Ack(err) => err.source(),
+        }
+    }
+}
+
 /// A [`BatcherBuilder`](super::BatcherBuilder) setting that cannot work,
 /// reported by `build` before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

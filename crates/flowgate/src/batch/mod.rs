@@ -75,18 +75,52 @@
 //! - `Err(`[`AckError::Closed`]`)` if the batcher stopped abruptly (its worker
 //!   was dropped) before flushing the item.
 //!
-//! Instead of a future, [`submit_with`](Batcher::submit_with) takes a callback
-//! that the worker calls with the same result. Dropping an `Ack` does not
-//! withdraw its item: the item stays submitted and is flushed.
+//! Dropping an `Ack` does not withdraw its item: the item stays submitted and
+//! is flushed.
+//!
+//! Three ways to submit, one outcome:
+//!
+//! | method | use it when |
+//! |---|---|
+//! | [`submit_and_wait`](Batcher::submit_and_wait) | the submitter waits for its item anyway: one future, submit and wait fused; the fastest |
+//! | [`submit`](Batcher::submit) | submitting and waiting happen in different places: the [`Ack`] can be stored, sent or awaited later |
+//! | [`submit_with`](Batcher::submit_with) | no future per item is wanted: the worker calls a callback with the outcome |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use flowgate::batch::Batcher;
+//!
+//! let batcher = Batcher::builder()
+//!     .build(|_rows: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+//!     .unwrap();
+//! let consumer = |batcher: Batcher<u32, (), std::io::Error>| async move {
+//!     for message in 0..3 {
+//!         // Resolves once the message's row is written.
+//!         batcher.submit_and_wait(message).await.expect("written");
+//!         // now acknowledge the broker message
+//!     }
+//! };
+//! let task = tokio::spawn(consumer(batcher.clone()));
+//! task.await.unwrap();
+//! assert_eq!(batcher.stats().flushed, 3);
+//! # }
+//! ```
 //!
 //! # Backpressure
 //!
 //! The batcher holds at most [`capacity`](BatcherBuilder::capacity) items that
 //! have not been handed to the flush function yet. When it is full,
-//! [`submit`](Batcher::submit) waits for room, [`try_submit`](Batcher::try_submit)
-//! hands the item back with [`TrySubmitError::Full`], and
-//! [`reserve`](Batcher::reserve) waits for a slot without giving up an item.
-//! Items being flushed are bounded by `flush_concurrency × max_items`.
+//! [`submit`](Batcher::submit) and [`submit_and_wait`](Batcher::submit_and_wait)
+//! wait for room, [`try_submit`](Batcher::try_submit) hands the item back with
+//! [`TrySubmitError::Full`], and [`reserve`](Batcher::reserve) waits for a slot
+//! without giving up an item. Items being flushed are bounded by
+//! `flush_concurrency × max_items`.
+//!
+//! Waiting submitters are served first come, first served: room that comes
+//! back goes to the submitter that has waited longest, and a new submitter
+//! does not take room while others wait. A waiting submitter that is
+//! cancelled after room was granted to it hands the room on.
 //!
 //! # Flush concurrency and ordering
 //!
@@ -104,16 +138,19 @@
 //!   ack and then stops the worker; awaiting it waits for all of that.
 //! - Dropping every [`Batcher`] handle does the same, without anyone waiting.
 //! - Dropping the [`Worker`] (or shutting down its runtime) stops at once:
-//!   every item not yet flushed resolves with [`AckError::Closed`].
+//!   every item not yet flushed resolves with [`AckError::Closed`] (through
+//!   its ack, its callback, or its `submit_and_wait` as
+//!   [`SubmitAndWaitError::Ack`]).
 //!
-//! No ack is ever left pending forever.
+//! No ack, callback or `submit_and_wait` is ever left pending forever.
 //!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`submit`](Batcher::submit), [`submit_with`](Batcher::submit_with) | no | the item, if cancelled while waiting for room (use [`reserve`](Batcher::reserve)) |
-//! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters |
+//! | [`submit_and_wait`](Batcher::submit_and_wait) | no | while waiting for room: the item, as `submit`; once the item was accepted: only its outcome (the item stays submitted and is flushed, as when an `Ack` is dropped) |
+//! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters (room granted to it meanwhile is handed on) |
 //! | `ack.await` ([`Ack`]) | yes | nothing; poll the same ack again |
 //! | [`flush`](Batcher::flush), [`close`](Batcher::close) | yes | nothing; the flush or close already began at the call |
 
@@ -121,7 +158,9 @@ mod ack;
 mod builder;
 mod error;
 mod output;
+mod room;
 mod shared;
+mod wait;
 mod worker;
 
 use std::fmt;
@@ -131,15 +170,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use tokio::sync::TryAcquireError;
-
 pub use self::ack::Ack;
 pub use self::builder::BatcherBuilder;
-pub use self::error::{AckError, BuildError, SubmitError, TrySubmitError};
+pub use self::error::{AckError, BuildError, SubmitAndWaitError, SubmitError, TrySubmitError};
 pub use self::output::FlushOutput;
+pub use self::wait::SubmitAndWait;
 pub use self::worker::Worker;
 
-use self::shared::Shared;
+use self::ack::Callback;
+use self::room::{RoomWait, Woken};
+use self::shared::{Enter, RoomPolicy, Shared};
 use crate::sync::lock;
 
 /// A handle for submitting items to be flushed in batches; see the
@@ -227,23 +267,85 @@ where
     /// # }
     /// ```
     pub async fn submit(&self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
-        if !self.acquire_room().await {
-            return Err(SubmitError(item));
-        }
-        // Enqueue from inside a poll, to register this task's waker with the
-        // item: the ack's first poll then needs no lock.
         let mut item = Some(item);
-        std::future::poll_fn(|cx| {
-            let item = item.take().expect("polled once");
-            Poll::Ready(
-                self.shared
-                    .enqueue(item, |completion, index| {
-                        completion.ack(index, Some(cx.waker()))
-                    })
-                    .map_err(SubmitError),
-            )
-        })
-        .await
+        let mut policy = RoomPolicy::Wait;
+        loop {
+            // Enter from inside a poll, to register this task's waker with
+            // the item: the ack's first poll then needs no lock.
+            let entered = std::future::poll_fn(|cx| {
+                let item = item
+                    .take()
+                    .expect("the item is put back before polling again");
+                Poll::Ready(self.shared.enter(item, policy, |entered| {
+                    entered.completion.ack(entered.index, Some(cx.waker()))
+                }))
+            })
+            .await;
+            match entered {
+                Enter::Entered(ack) => return Ok(ack),
+                Enter::Closed(back) => return Err(SubmitError(back)),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(&self.shared, waiter).await {
+                        return Err(SubmitError(back));
+                    }
+                    item = Some(back);
+                    policy = RoomPolicy::Held;
+                }
+            }
+        }
+    }
+
+    /// Submits `item`, waiting for room if the batcher is full, and then waits
+    /// for the item's batch to be flushed: the output of the item, in one
+    /// future.
+    ///
+    /// This is `batcher.submit(item).await?.await` fused, and the fastest way
+    /// to submit when the submitter waits for its item anyway (the
+    /// acknowledged-consumer pattern): the future holds the state of its wait
+    /// itself, so an item costs no allocation and no shared reference count.
+    /// Use [`submit`](Self::submit) when submitting and waiting happen in
+    /// different places.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitAndWaitError::Closed`] with the item if the batcher was closed
+    /// before it accepted the item; [`SubmitAndWaitError::Ack`] if the item's
+    /// batch failed (see [`AckError`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe while waiting for room: the item is dropped with the
+    /// future, as with [`submit`](Self::submit). Once the item was accepted
+    /// (the first poll, when there is room), dropping the future is like
+    /// dropping an [`Ack`]: the item stays submitted and is flushed, and only
+    /// its outcome is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, SubmitAndWaitError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(2)
+    ///     .build(|items: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(items.iter().map(|x| x + 1).collect::<Vec<_>>())
+    ///     })
+    ///     .unwrap();
+    /// let (a, b) = tokio::join!(batcher.submit_and_wait(1), batcher.submit_and_wait(2));
+    /// assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
+    /// batcher.close().await;
+    /// // Closed: the item comes back.
+    /// match batcher.submit_and_wait(3).await {
+    ///     Err(SubmitAndWaitError::Closed(item)) => assert_eq!(item, 3),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn submit_and_wait(&self, item: T) -> SubmitAndWait<'_, T, O, E> {
+        SubmitAndWait::new(self, item)
     }
 
     /// Submits `item` if there is room right now, without waiting.
@@ -273,11 +375,13 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
-        self.try_acquire_room(item).and_then(|item| {
-            self.shared
-                .enqueue(item, |completion, index| completion.ack(index, None))
-                .map_err(TrySubmitError::Closed)
-        })
+        match self.shared.enter(item, RoomPolicy::Take, |entered| {
+            entered.completion.ack(entered.index, None)
+        }) {
+            Enter::Entered(ack) => Ok(ack),
+            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+        }
     }
 
     /// Submits `item`, waiting for room if the batcher is full; `callback` is
@@ -323,14 +427,26 @@ where
     where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
-        if !self.acquire_room().await {
-            return Err(SubmitError(item));
+        let mut callback: Option<Callback<O, E>> = Some(Box::new(callback));
+        let mut policy = RoomPolicy::Wait;
+        let mut item = item;
+        loop {
+            match self.shared.enter(item, policy, |entered| {
+                let callback = callback.take().expect("entered once");
+                entered.completion.push_callback(entered.index, callback);
+            }) {
+                Enter::Entered(()) => return Ok(()),
+                Enter::Closed(back) => return Err(SubmitError(back)),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(&self.shared, waiter).await {
+                        return Err(SubmitError(back));
+                    }
+                    item = back;
+                    policy = RoomPolicy::Held;
+                }
+            }
         }
-        self.shared
-            .enqueue(item, |completion, index| {
-                completion.push_callback(index, Box::new(callback));
-            })
-            .map_err(SubmitError)
     }
 
     /// Submits `item` with a callback if there is room right now, without
@@ -343,13 +459,15 @@ where
     where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
-        self.try_acquire_room(item).and_then(|item| {
-            self.shared
-                .enqueue(item, |completion, index| {
-                    completion.push_callback(index, Box::new(callback));
-                })
-                .map_err(TrySubmitError::Closed)
-        })
+        match self.shared.enter(item, RoomPolicy::Take, |entered| {
+            entered
+                .completion
+                .push_callback(entered.index, Box::new(callback));
+        }) {
+            Enter::Entered(()) => Ok(()),
+            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+        }
     }
 
     /// Waits for room for one item and reserves it, without handing over an
@@ -381,7 +499,17 @@ where
     /// # }
     /// ```
     pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
-        if self.acquire_room().await {
+        let waiter = {
+            let mut state = lock(&self.shared.state);
+            if state.closed {
+                return Err(SubmitError(()));
+            }
+            if state.room.try_take() {
+                return Ok(Permit { batcher: self });
+            }
+            state.room.wait()
+        };
+        if RoomWait::new(&self.shared, waiter).await {
             Ok(Permit { batcher: self })
         } else {
             Err(SubmitError(()))
@@ -431,12 +559,13 @@ where
     /// Cancel-safe: dropping the future only stops the wait; the batcher still
     /// closes.
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut woken = Woken::new();
         {
             let mut state = lock(&self.shared.state);
-            state.closed = true;
+            state.close(&mut woken);
             state.seal();
         }
-        self.shared.room.close();
+        self::room::wake(woken);
         self.shared.worker.wake();
         let mut progress = self.shared.progress.subscribe();
         async move {
@@ -451,39 +580,7 @@ where
 
     /// A snapshot of the batcher's counters.
     pub fn stats(&self) -> BatchStats {
-        let mut stats = lock(&self.shared.state).stats;
-        stats.pending = stats.submitted - stats.flushed - stats.failed;
-        stats
-    }
-
-    /// Takes one unit of room, waiting for it; `false` if the batcher closed.
-    async fn acquire_room(&self) -> bool {
-        match self.shared.room.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(TryAcquireError::Closed) => false,
-            Err(TryAcquireError::NoPermits) => match self.shared.room.acquire().await {
-                Ok(permit) => {
-                    permit.forget();
-                    true
-                }
-                Err(_) => false,
-            },
-        }
-    }
-
-    /// Takes one unit of room if there is one, or hands `item` back.
-    fn try_acquire_room(&self, item: T) -> Result<T, TrySubmitError<T>> {
-        match self.shared.room.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Ok(item)
-            }
-            Err(TryAcquireError::NoPermits) => Err(TrySubmitError::Full(item)),
-            Err(TryAcquireError::Closed) => Err(TrySubmitError::Closed(item)),
-        }
+        lock(&self.shared.state).stats()
     }
 }
 
@@ -511,7 +608,7 @@ impl<T, O, E> fmt::Debug for Batcher<T, O, E> {
         f.debug_struct("Batcher")
             .field("limits", &self.shared.limits)
             .field("closed", &state.closed)
-            .field("stats", &state.stats)
+            .field("stats", &state.stats())
             .finish()
     }
 }
@@ -539,9 +636,12 @@ where
     /// was reserved.
     pub fn submit(self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
-        shared
-            .enqueue(item, |completion, index| completion.ack(index, None))
-            .map_err(SubmitError)
+        match shared.enter(item, RoomPolicy::Held, |entered| {
+            entered.completion.ack(entered.index, None)
+        }) {
+            Enter::Entered(ack) => Ok(ack),
+            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+        }
     }
 
     /// Submits `item` into the reserved room with a callback; see
@@ -556,11 +656,14 @@ where
         C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
     {
         let shared = &self.consume().shared;
-        shared
-            .enqueue(item, |completion, index| {
-                completion.push_callback(index, Box::new(callback));
-            })
-            .map_err(SubmitError)
+        match shared.enter(item, RoomPolicy::Held, |entered| {
+            entered
+                .completion
+                .push_callback(entered.index, Box::new(callback));
+        }) {
+            Enter::Entered(()) => Ok(()),
+            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+        }
     }
 
     /// Hands the reserved room over to `enqueue`, which consumes it.
@@ -573,7 +676,7 @@ where
 
 impl<T, O, E> Drop for Permit<'_, T, O, E> {
     fn drop(&mut self) {
-        self.batcher.shared.room.add_permits(1);
+        self.batcher.shared.release_room(1);
     }
 }
 

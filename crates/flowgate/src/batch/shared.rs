@@ -2,16 +2,18 @@
 //! [`Worker`](super::Worker).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::BatchStats;
 use super::ack::Completion;
+use super::room::{self, Room, RoomWaiter, Woken};
+use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
 
 /// Measures an item for the `max_bytes` bound.
@@ -28,13 +30,11 @@ pub(crate) struct Limits {
     pub(crate) flush_concurrency: usize,
 }
 
+/// Aligned to a cache line, so that the lock word and the state's hot fields
+/// (see [`State`]) share no line with the `Arc`'s reference counts.
+#[repr(C, align(64))]
 pub(crate) struct Shared<T, O, E> {
     pub(crate) state: Mutex<State<T, O, E>>,
-    /// One permit per item the batcher may still accept. A submitter takes a
-    /// permit before its item enters a batch; the worker returns the batch's
-    /// permits when it hands the batch to the flush function. Closed when the
-    /// batcher closes, which fails every waiting submitter.
-    pub(crate) room: Semaphore,
     /// The worker's waker: woken when a batch opens (to arm its timer), is
     /// sealed, or when the batcher closes.
     pub(crate) worker: AtomicWaker,
@@ -57,21 +57,81 @@ pub(crate) struct Progress {
     pub(crate) stopped: bool,
 }
 
+/// Everything behind the state lock.
+///
+/// The fields every submission touches come first, in declaration order
+/// (`repr(C)`), so that with the lock word they span two cache lines: on a
+/// multi-threaded runtime each line a submission touches is a line that may
+/// have to move from the other core.
+#[repr(C)]
 pub(crate) struct State<T, O, E> {
-    /// The batch accepting items; `None` until the next item arrives.
+    pub(crate) closed: bool,
+    /// One unit per item the batcher may still accept. A submitter takes a
+    /// unit before its item enters a batch; the worker gives a batch's units
+    /// back when it hands the batch to the flush function.
+    pub(crate) room: Room,
+    /// Items accepted so far (`BatchStats::submitted`).
+    pub(crate) submitted: u64,
+    /// The batch accepting items; `None` until the next item arrives. Its
+    /// hot fields come first.
     pub(crate) open: Option<Batch<T, O, E>>,
+    // ---- the rest is touched once per batch ----
     /// Batches that are complete and wait for a flush slot, oldest first.
     pub(crate) sealed: VecDeque<Batch<T, O, E>>,
-    pub(crate) closed: bool,
+    /// The `submit_and_wait` waiters of the batches being flushed.
+    pub(crate) flushing: WaitTables<O, E>,
     /// Sequence number of the next batch to open; batches are numbered from 1.
     pub(crate) next_seq: u64,
+    /// All counters but `submitted`.
     pub(crate) stats: BatchStats,
 }
 
-pub(crate) struct Batch<T, O, E> {
+/// Where an item entered: what `notify` gets to register its ack, callback
+/// or waiter with.
+pub(crate) struct Entered<'s, O, E> {
+    pub(crate) completion: &'s mut Completion<O, E>,
+    /// The batch's `submit_and_wait` waiters.
+    pub(crate) waiters: &'s mut WaitTable<O, E>,
+    /// The batch's sequence number.
     pub(crate) seq: u64,
+    /// The item's index in the batch.
+    pub(crate) index: usize,
+}
+
+/// How [`Shared::enter`] gets room for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoomPolicy {
+    /// Take a free unit, or give up with `Full`.
+    Take,
+    /// Take a free unit, or queue for the next one and return `Full` with
+    /// the queued waiter.
+    Wait,
+    /// The caller already holds a unit (reserved or granted).
+    Held,
+}
+
+/// The outcome of [`Shared::enter`].
+pub(crate) enum Enter<R, T> {
+    /// The item is in a batch; `notify` returned this.
+    Entered(R),
+    /// No room: the item is handed back, with the queued waiter under
+    /// [`RoomPolicy::Wait`].
+    Full(T, Option<Arc<RoomWaiter>>),
+    /// The batcher is closed: the item is handed back (and room the caller
+    /// held is given back).
+    Closed(T),
+}
+
+/// A batch that is open or sealed. The fields every submission touches come
+/// first (`repr(C)`; see [`State`]).
+#[repr(C)]
+pub(crate) struct Batch<T, O, E> {
     pub(crate) items: Vec<T>,
+    /// The `submit_and_wait` waiters of the items, by index. Moved to
+    /// [`State::flushing`] when the batch starts flushing.
+    pub(crate) waiters: WaitTable<O, E>,
     pub(crate) bytes: usize,
+    pub(crate) seq: u64,
     /// When `max_delay` has passed since the batch's first item.
     pub(crate) deadline: Instant,
     pub(crate) completion: Completion<O, E>,
@@ -85,14 +145,31 @@ pub(crate) struct Added {
 }
 
 impl<T, O, E> State<T, O, E> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         State {
+            closed: false,
+            room: Room::new(capacity),
+            submitted: 0,
             open: None,
             sealed: VecDeque::new(),
-            closed: false,
+            flushing: WaitTables::new(),
             next_seq: 1,
             stats: BatchStats::default(),
         }
+    }
+
+    /// The counters, complete.
+    pub(crate) fn stats(&self) -> BatchStats {
+        let mut stats = self.stats;
+        stats.submitted = self.submitted;
+        stats.pending = stats.submitted - stats.flushed - stats.failed;
+        stats
+    }
+
+    /// Stops accepting items: waiting submitters get their items back.
+    pub(crate) fn close(&mut self, woken: &mut Woken) {
+        self.closed = true;
+        self.room.close(woken);
     }
 
     /// Moves the open batch, if any, to the back of the sealed queue.
@@ -104,13 +181,13 @@ impl<T, O, E> State<T, O, E> {
 
     /// Adds `item` (of `weight` bytes) to the open batch, opening or sealing
     /// batches as the limits require, and lets `notify` register the item's
-    /// ack or callback at its index in the batch.
+    /// ack, callback or waiter at its index in the batch.
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
         item: T,
         weight: usize,
-        notify: impl FnOnce(&mut Completion<O, E>, usize) -> R,
+        notify: impl FnOnce(Entered<'_, O, E>) -> R,
     ) -> (R, Added) {
         let mut wake_worker = false;
         // An item that would push a non-empty batch over the byte bound
@@ -134,9 +211,10 @@ impl<T, O, E> State<T, O, E> {
                     // A delay too long to represent never expires in practice.
                     .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30));
                 self.open.insert(Batch {
-                    seq,
                     items: Vec::with_capacity(limits.max_items.min(4096)),
+                    waiters: WaitTable::new(),
                     bytes: 0,
+                    seq,
                     deadline,
                     completion: Completion::new(limits.max_items.min(4096)),
                 })
@@ -145,38 +223,75 @@ impl<T, O, E> State<T, O, E> {
         let index = open.items.len();
         open.items.push(item);
         open.bytes = open.bytes.saturating_add(weight);
-        let notified = notify(&mut open.completion, index);
+        let notified = notify(Entered {
+            completion: &mut open.completion,
+            waiters: &mut open.waiters,
+            seq: open.seq,
+            index,
+        });
         if open.items.len() >= limits.max_items || open.bytes >= limits.max_bytes {
             self.seal();
             wake_worker = true;
         }
-        self.stats.submitted += 1;
+        self.submitted += 1;
         (notified, Added { wake_worker })
     }
 }
 
 impl<T, O, E> Shared<T, O, E> {
-    /// Enters `item` into the open batch. The caller holds one permit of
-    /// `room`, which this consumes; if the batcher is closed the permit is
-    /// returned and the item handed back.
-    pub(crate) fn enqueue<R>(
+    /// Enters `item` into the open batch, getting room for it as `policy`
+    /// says, in one critical section; `notify` registers the item's ack,
+    /// callback or waiter.
+    pub(crate) fn enter<R>(
         &self,
         item: T,
-        notify: impl FnOnce(&mut Completion<O, E>, usize) -> R,
-    ) -> Result<R, T> {
+        policy: RoomPolicy,
+        notify: impl FnOnce(Entered<'_, O, E>) -> R,
+    ) -> Enter<R, T> {
         // Measure outside the lock: the weigher is user code.
         let weight = self.weigher.as_ref().map_or(0, |weigh| weigh(&item));
         let mut state = lock(&self.state);
         if state.closed {
-            drop(state);
-            self.room.add_permits(1);
-            return Err(item);
+            if policy == RoomPolicy::Held {
+                let mut woken = Woken::new();
+                state.room.release(1, &mut woken);
+                drop(state);
+                room::wake(woken);
+            }
+            return Enter::Closed(item);
+        }
+        if policy != RoomPolicy::Held && !state.room.try_take() {
+            let waiter = (policy == RoomPolicy::Wait).then(|| state.room.wait());
+            return Enter::Full(item, waiter);
         }
         let (notified, added) = state.add(&self.limits, item, weight, notify);
         drop(state);
         if added.wake_worker {
             self.worker.wake();
         }
-        Ok(notified)
+        Enter::Entered(notified)
+    }
+
+    /// Gives `n` units of room back.
+    pub(crate) fn release_room(&self, n: usize) {
+        let mut woken = Woken::new();
+        lock(&self.state).room.release(n, &mut woken);
+        room::wake(woken);
+    }
+}
+
+impl<T, O, E> WaitLock<O, E> for Mutex<State<T, O, E>> {
+    fn with_table<R>(&self, seq: u64, f: impl FnOnce(Option<&mut WaitTable<O, E>>) -> R) -> R {
+        let mut state = lock(self);
+        let state = &mut *state;
+        // Open, sealed or flushing: the batch is in exactly one place.
+        let table = if let Some(open) = state.open.as_mut().filter(|open| open.seq == seq) {
+            Some(&mut open.waiters)
+        } else if let Ok(pos) = state.sealed.binary_search_by_key(&seq, |batch| batch.seq) {
+            Some(&mut state.sealed[pos].waiters)
+        } else {
+            state.flushing.find(seq)
+        };
+        f(table)
     }
 }

@@ -15,7 +15,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::ack::Completion;
 use super::error::AckError;
+use super::room::{self, Woken};
 use super::shared::{Batch, Shared};
+use super::wait::WaitTable;
 use crate::sync::{lock, panic_message};
 
 /// The boxed flush future: the flush function's result, already split into
@@ -29,6 +31,10 @@ pub(crate) type FlushFn<T, O, E> = Box<dyn FnMut(Vec<T>) -> FlushFuture<O, E> + 
 /// How many rounds of "collect finished flushes, start new ones" one poll of
 /// the worker runs before yielding to the scheduler.
 const BUDGET: usize = 32;
+
+/// How many `submit_and_wait` waiters the worker resolves per critical
+/// section, so that submitters are not held off the lock for a whole batch.
+const RESOLVE_CHUNK: usize = 64;
 
 /// Drives a [`Batcher`](super::Batcher): seals batches when their delay has
 /// passed, calls the flush function, and resolves every item's [`Ack`](super::Ack).
@@ -120,12 +126,12 @@ where
     fn schedule(&mut self) -> Schedule {
         let limits = self.shared.limits;
         let mut starting = Vec::new();
+        let mut woken = Woken::new();
         let mut state = lock(&self.shared.state);
         if !state.closed && self.shared.handles.load(Ordering::Acquire) == 0 {
             // Every handle is gone: nothing more can be submitted, so flush
             // what is left and stop.
-            state.closed = true;
-            self.shared.room.close();
+            state.close(&mut woken);
         }
         if let Some(open) = &state.open
             && (state.closed || Instant::now() >= open.deadline)
@@ -134,7 +140,15 @@ where
         }
         while self.in_flight.len() + starting.len() < limits.flush_concurrency {
             match state.sealed.pop_front() {
-                Some(batch) => starting.push(batch),
+                Some(mut batch) => {
+                    // The items leave the batcher's capacity as the flush
+                    // takes them, and the waiters' table moves to the
+                    // flushing batches'.
+                    state.room.release(batch.items.len(), &mut woken);
+                    let waiters = std::mem::replace(&mut batch.waiters, WaitTable::new());
+                    state.flushing.insert(batch.seq, waiters);
+                    starting.push(batch);
+                }
                 None => break,
             }
         }
@@ -145,6 +159,7 @@ where
             && starting.is_empty()
             && self.in_flight.is_empty();
         drop(state);
+        room::wake(woken);
 
         let started = !starting.is_empty();
         for batch in starting {
@@ -166,8 +181,6 @@ where
             ..
         } = batch;
         let len = items.len();
-        // The items leave the batcher's capacity as the flush takes them.
-        self.shared.room.add_permits(len);
         let flush = &mut self.flush;
         let future = match catch_unwind(AssertUnwindSafe(|| flush(items))) {
             Ok(future) => future,
@@ -192,21 +205,51 @@ where
             completion,
             result,
         } = flushed;
-        {
-            let mut state = lock(&self.shared.state);
-            let stats = &mut state.stats;
-            stats.batches += 1;
-            if result.is_ok() {
-                stats.flushed += len as u64;
-            } else {
-                stats.failed += len as u64;
-                stats.failed_batches += 1;
-            }
-        }
         if let Err(err) = &result {
             tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
         }
-        completion.resolve(result);
+        let mut outcome = result.map(|outputs| outputs.into_iter().map(Some).collect::<Vec<_>>());
+        let take = |outcome: &mut Result<Vec<Option<O>>, AckError<E>>, index: usize| match outcome {
+            Ok(outputs) => Ok(outputs[index]
+                .take()
+                .expect("each item's output is taken once")),
+            Err(err) => Err(err.clone()),
+        };
+        // Resolve the waiters in chunks, waking each chunk outside the lock;
+        // the first critical section also counts the batch.
+        let mut cursor = 0;
+        let mut wakers = Vec::new();
+        let mut first = true;
+        loop {
+            let finished = {
+                let mut state = lock(&self.shared.state);
+                if first {
+                    first = false;
+                    let stats = &mut state.stats;
+                    stats.batches += 1;
+                    if outcome.is_ok() {
+                        stats.flushed += len as u64;
+                    } else {
+                        stats.failed += len as u64;
+                        stats.failed_batches += 1;
+                    }
+                }
+                state.flushing.resolve(
+                    seq,
+                    &mut cursor,
+                    RESOLVE_CHUNK,
+                    |index| take(&mut outcome, index),
+                    &mut wakers,
+                )
+            };
+            for waker in wakers.drain(..) {
+                waker.wake();
+            }
+            if finished {
+                break;
+            }
+        }
+        completion.resolve(outcome);
         self.mark_resolved(seq);
     }
 
@@ -317,17 +360,29 @@ impl<T, O, E> Drop for Worker<T, O, E> {
             return;
         }
         // Close first, so that no item enters a batch that will never flush.
+        let mut woken = Woken::new();
+        let mut wakers = Vec::new();
         let (open, sealed) = {
             let mut state = lock(&self.shared.state);
-            state.closed = true;
-            let open = state.open.take();
-            let sealed = std::mem::take(&mut state.sealed);
+            state.close(&mut woken);
+            let mut open = state.open.take();
+            let mut sealed = std::mem::take(&mut state.sealed);
             let lost = open.iter().chain(&sealed).map(|batch| batch.items.len());
             let lost = lost.chain(self.in_flight.iter().map(|flush| flush.len));
             state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
+            // Every waiter, of every batch, is unresolved; resolve them while
+            // holding the lock, before their tables leave the state.
+            let closed = AckError::Closed;
+            for batch in open.iter_mut().chain(sealed.iter_mut()) {
+                batch.waiters.close(&closed, &mut wakers);
+            }
+            state.flushing.close_all(&closed, &mut wakers);
             (open, sealed)
         };
-        self.shared.room.close();
+        room::wake(woken);
+        for waker in wakers {
+            waker.wake();
+        }
         // Dropping unresolved completions resolves their acks with `Closed`.
         drop(open);
         drop(sealed);
