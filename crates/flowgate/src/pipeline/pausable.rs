@@ -27,8 +27,9 @@ pin_project! {
         // resume a manual pause (see `PauseHandle`'s drop policy).
         shared: Arc<PauseShared>,
         // Set while paused: completes when the pause may have been lifted.
-        #[pin]
-        lifted: Option<OwnedNotified>,
+        // Boxed (one allocation per pause) so the stage is `Unpin` when its
+        // upstream is: a source is polled with `next()` a lot.
+        lifted: Option<Pin<Box<OwnedNotified>>>,
     }
 }
 
@@ -51,24 +52,24 @@ impl<S: Stream> Stream for Pausable<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        let mut this = self.project();
+        let this = self.project();
         // 1. While paused, wait for a lift. The waiter is registered before
         //    the flags are read again, so a lift in between is not missed.
         while this.shared.is_paused() {
-            if this.lifted.is_none() {
-                this.lifted.set(Some(this.shared.lifted()));
-                if let Some(lifted) = this.lifted.as_mut().as_pin_mut() {
-                    lifted.enable();
+            match this.lifted {
+                None => {
+                    let mut lifted = Box::pin(this.shared.lifted());
+                    lifted.as_mut().enable();
+                    *this.lifted = Some(lifted);
+                    // Read the flags again, now that a lift cannot be missed.
                 }
-                continue;
-            }
-            let lifted = this.lifted.as_mut().as_pin_mut().expect("set above");
-            match lifted.poll(cx) {
-                Poll::Ready(()) => this.lifted.set(None),
-                Poll::Pending => return Poll::Pending,
+                Some(lifted) => match lifted.as_mut().poll(cx) {
+                    Poll::Ready(()) => *this.lifted = None,
+                    Poll::Pending => return Poll::Pending,
+                },
             }
         }
-        this.lifted.set(None);
+        *this.lifted = None;
         // 2. Not paused: pull.
         this.stream.poll_next(cx)
     }

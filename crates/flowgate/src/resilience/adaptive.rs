@@ -180,7 +180,7 @@ impl AdaptiveLimitBuilder {
                     in_flight: 0,
                     debt: 0,
                     baseline: None,
-                    window_sum: 0.0,
+                    window_sum: 0,
                     window_samples: 0,
                     reached_limit: false,
                     overloaded: false,
@@ -213,7 +213,7 @@ struct Shared {
     inner: Mutex<Controller>,
 }
 
-/// An exponentially weighted moving mean and variance (in seconds).
+/// An exponentially weighted moving mean and variance (of nanoseconds).
 #[derive(Debug, Clone, Copy)]
 struct Ewma {
     mean: f64,
@@ -236,8 +236,11 @@ struct Controller {
     /// Permits to forget as they come back, after a decrease below the
     /// number in flight.
     debt: usize,
+    /// In nanoseconds.
     baseline: Option<Ewma>,
-    window_sum: f64,
+    /// Sum of the window's RTTs, in nanoseconds: whole numbers, so equal
+    /// RTTs average to exactly the baseline they built.
+    window_sum: u128,
     window_samples: u64,
     /// The limit was reached during this window: there was demand for more.
     reached_limit: bool,
@@ -278,8 +281,8 @@ impl Controller {
         if now < self.next_update {
             return;
         }
-        let current =
-            (self.window_samples > 0).then(|| self.window_sum / self.window_samples as f64);
+        let current = (self.window_samples > 0)
+            .then(|| (self.window_sum / u128::from(self.window_samples)) as f64);
         match self.baseline {
             None => {
                 // The first samples only set the baseline.
@@ -291,31 +294,46 @@ impl Controller {
             }
             Some(mut baseline) => {
                 let threshold = baseline.variance.sqrt() * config.deviation_scale;
+                let congested =
+                    self.overloaded || current.is_some_and(|c| c > baseline.mean + threshold);
                 if self.limit < config.max
                     && self.reached_limit
                     && !self.overloaded
                     && current.is_some_and(|c| c <= baseline.mean)
                 {
                     self.increase(semaphore);
-                } else if self.limit > config.min
-                    && (self.overloaded || current.is_some_and(|c| c > baseline.mean + threshold))
-                {
+                } else if self.limit > config.min && congested {
                     self.decrease(config, semaphore);
                 }
                 if let Some(current) = current {
-                    baseline.update(current, config.alpha);
+                    // A congested window moves the baseline at a tenth of the
+                    // weight: the baseline tracks the RTT of an unloaded
+                    // service, not the one it shows under overload (Vector's
+                    // full-weight update lets it drift up with the load, and
+                    // the limit with it), yet still follows a service that
+                    // slowed down for good.
+                    let alpha = if congested {
+                        config.alpha * CONGESTED_WEIGHT
+                    } else {
+                        config.alpha
+                    };
+                    baseline.update(current, alpha);
                 }
                 self.baseline = Some(baseline);
             }
         }
         let mean = self.baseline.map_or(0.0, |b| b.mean);
-        self.next_update = now + Duration::try_from_secs_f64(mean).unwrap_or(Duration::ZERO);
-        self.window_sum = 0.0;
+        self.next_update = now + Duration::from_nanos(mean as u64);
+        self.window_sum = 0;
         self.window_samples = 0;
         self.reached_limit = self.in_flight >= self.limit;
         self.overloaded = false;
     }
 }
+
+/// The weight of a congested window in the baseline, relative to the
+/// configured EWMA weight.
+const CONGESTED_WEIGHT: f64 = 0.1;
 
 // ===== impl AdaptiveLimit =====
 
@@ -496,9 +514,7 @@ impl AdaptiveLimit {
         AdaptiveStats {
             limit: inner.limit,
             in_flight: inner.in_flight,
-            baseline_rtt: inner
-                .baseline
-                .and_then(|b| Duration::try_from_secs_f64(b.mean).ok()),
+            baseline_rtt: inner.baseline.map(|b| Duration::from_nanos(b.mean as u64)),
             increases: inner.increases,
             decreases: inner.decreases,
             overloads: inner.overloads,
@@ -577,7 +593,7 @@ impl AdaptivePermit {
         match outcome {
             Outcome::Success => {
                 let rtt = finished.saturating_duration_since(self.started);
-                inner.window_sum += rtt.as_secs_f64();
+                inner.window_sum = inner.window_sum.saturating_add(rtt.as_nanos());
                 inner.window_samples += 1;
             }
             Outcome::Overload => {

@@ -41,7 +41,11 @@
 //!     fn is_transient(&self) -> bool { matches!(self, FetchError::Unavailable) }
 //! }
 //! async fn fetch(id: u32) -> Result<String, FetchError> {
-//!     if id == 0 { Err(FetchError::NotFound) } else { Ok(format!("user {id}")) }
+//!     match id {
+//!         0 => Err(FetchError::NotFound),
+//!         13 => Err(FetchError::Unavailable),
+//!         _ => Ok(format!("user {id}")),
+//!     }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -73,6 +77,9 @@
 //! assert_eq!(user, "user 7");
 //! let missing = guard.run(|| fetch(0)).await.unwrap_err();
 //! assert_eq!(missing.attempts(), 1); // NotFound is permanent: no retry
+//! let down = guard.run(|| fetch(13)).await.unwrap_err();
+//! assert_eq!(down.attempts(), 5); // Unavailable is transient: retried
+//! assert!(down.is_transient());
 //! # }
 //! ```
 //!

@@ -74,7 +74,7 @@ impl PauseShared {
 /// ```
 /// use flowgate::prelude::*;
 /// use flowgate::resilience::PauseHandle;
-/// use futures_util::{stream, StreamExt};
+/// use futures_util::stream;
 /// use tokio_test::{assert_pending, assert_ready, task};
 ///
 /// let pause = PauseHandle::new();

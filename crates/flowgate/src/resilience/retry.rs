@@ -86,12 +86,9 @@ type Hook<E> = Arc<dyn Fn(&E, u32, Duration) + Send + Sync>;
 /// # }
 /// ```
 ///
-/// With the error predicates of flowgate's own ends:
-///
-/// ```ignore
-/// let retry = Retry::new(backoff).when(flowgate_sql::SinkError::is_transient);
-/// let retry = Retry::new(backoff).when(flowgate_redis::SourceError::is_transient);
-/// ```
+/// With the error predicates of flowgate's own ends (as their tests do):
+/// `Retry::new(backoff).when(SinkError::is_transient)` (flowgate-sql),
+/// `Retry::new(backoff).when(SourceError::is_transient)` (flowgate-redis).
 pub struct Retry<E> {
     backoff: Backoff,
     max_attempts: u32,

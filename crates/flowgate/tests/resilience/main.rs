@@ -1,0 +1,4 @@
+//! Behaviour tests of `flowgate::resilience` and its pipeline stages. Anything
+//! timed runs under paused tokio time.
+
+mod adaptive;
