@@ -2,3 +2,5 @@
 //! timed runs under paused tokio time.
 
 mod adaptive;
+mod backoff;
+mod retry;
