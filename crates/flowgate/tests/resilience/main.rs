@@ -3,4 +3,5 @@
 
 mod adaptive;
 mod backoff;
+mod breaker;
 mod retry;
