@@ -185,6 +185,7 @@ impl AdaptiveLimitBuilder {
                     reached_limit: false,
                     overloaded: false,
                     next_update: Instant::now(),
+                    last_rtt: Duration::ZERO,
                     increases: 0,
                     decreases: 0,
                     overloads: 0,
@@ -247,6 +248,8 @@ struct Controller {
     /// Back-pressure was signalled during this window.
     overloaded: bool,
     next_update: Instant,
+    /// The RTT of the last call that finished with an outcome.
+    last_rtt: Duration,
     increases: u64,
     decreases: u64,
     overloads: u64,
@@ -285,12 +288,20 @@ impl Controller {
             .then(|| (self.window_sum / u128::from(self.window_samples)) as f64);
         match self.baseline {
             None => {
-                // The first samples only set the baseline.
-                let Some(current) = current else { return };
-                self.baseline = Some(Ewma {
-                    mean: current,
-                    variance: 0.0,
-                });
+                // No baseline yet: back-pressure still shrinks the limit;
+                // the first samples set the baseline.
+                if !self.overloaded && current.is_none() {
+                    return;
+                }
+                if self.overloaded && self.limit > config.min {
+                    self.decrease(config, semaphore);
+                }
+                if let Some(current) = current {
+                    self.baseline = Some(Ewma {
+                        mean: current,
+                        variance: 0.0,
+                    });
+                }
             }
             Some(mut baseline) => {
                 let threshold = baseline.variance.sqrt() * config.deviation_scale;
@@ -322,8 +333,12 @@ impl Controller {
                 self.baseline = Some(baseline);
             }
         }
-        let mean = self.baseline.map_or(0.0, |b| b.mean);
-        self.next_update = now + Duration::from_nanos(mean as u64);
+        // Windows last one baseline RTT (the last call's RTT until there is
+        // a baseline).
+        let window = self
+            .baseline
+            .map_or(self.last_rtt, |b| Duration::from_nanos(b.mean as u64));
+        self.next_update = now + window;
         self.window_sum = 0;
         self.window_samples = 0;
         self.reached_limit = self.in_flight >= self.limit;
@@ -590,15 +605,17 @@ impl AdaptivePermit {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
         inner.in_flight -= 1;
+        let rtt = finished.saturating_duration_since(self.started);
         match outcome {
             Outcome::Success => {
-                let rtt = finished.saturating_duration_since(self.started);
                 inner.window_sum = inner.window_sum.saturating_add(rtt.as_nanos());
                 inner.window_samples += 1;
+                inner.last_rtt = rtt;
             }
             Outcome::Overload => {
                 inner.overloaded = true;
                 inner.overloads += 1;
+                inner.last_rtt = rtt;
             }
             Outcome::Ignore => {}
         }
