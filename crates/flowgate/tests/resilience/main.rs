@@ -4,4 +4,6 @@
 mod adaptive;
 mod backoff;
 mod breaker;
+mod pause;
 mod retry;
+mod stages;
