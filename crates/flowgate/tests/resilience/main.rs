@@ -4,6 +4,7 @@
 mod adaptive;
 mod backoff;
 mod breaker;
+mod guard;
 mod pause;
 mod retry;
 mod stages;
