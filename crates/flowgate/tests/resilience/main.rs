@@ -8,3 +8,5 @@ mod guard;
 mod pause;
 mod retry;
 mod stages;
+#[cfg(feature = "tower")]
+mod tower;
