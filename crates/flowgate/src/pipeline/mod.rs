@@ -43,10 +43,10 @@
 //! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
 //! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
 //! | [`observe`](PipelineExt::observe) | counts items and rates per stage in a shared [`Progress`]; an `indicatif` bar with the `progress-bar` feature | `T` |
-//! | [`par_map_retry`](PipelineExt::par_map_retry) | `par_map_unordered` that retries each item's call with backoff ([`Retry`](crate::resilience::Retry)) and hands back the items that fail for good | `Result<O, DeadLetter<T, E>>` |
-//! | [`par_map_adaptive`](PipelineExt::par_map_adaptive), [`par_map_adaptive_with`](PipelineExt::par_map_adaptive_with) | `par_map_unordered` whose limit adapts to the service ([`AdaptiveLimit`](crate::resilience::AdaptiveLimit)) | `O` |
+//! | [`par_map_retry`](PipelineExt::par_map_retry) | `par_map_unordered` that retries each item's call with backoff ([`Retry`]) and hands back the items that fail for good | `Result<O, DeadLetter<T, E>>` |
+//! | [`par_map_adaptive`](PipelineExt::par_map_adaptive), [`par_map_adaptive_with`](PipelineExt::par_map_adaptive_with) | `par_map_unordered` whose limit adapts to the service ([`AdaptiveLimit`]) | `O` |
 //! | [`route_errors`](PipelineExt::route_errors) | yields the `Ok` values, sends the errors to a [dead-letter stream](crate::resilience::dead_letters) | `T` |
-//! | [`pausable`](PipelineExt::pausable) | pulls nothing from upstream while a [`PauseHandle`](crate::resilience::PauseHandle) is paused | `T` |
+//! | [`pausable`](PipelineExt::pausable) | pulls nothing from upstream while a [`PauseHandle`] is paused | `T` |
 //!
 //! # Fan-out and fan-in
 //!

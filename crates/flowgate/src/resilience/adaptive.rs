@@ -1,35 +1,6 @@
 //! [`AdaptiveLimit`]: a concurrency limit that finds the service's capacity
-//! by itself (AIMD on observed round-trip times).
-//!
-//! The design follows Vector's adaptive request concurrency (ARC; Vector's
-//! RFC 1858 and `src/sinks/util/adaptive_concurrency/`), written anew here:
-//!
-//! - Every call's round-trip time (RTT) from the moment it was admitted to
-//!   the moment its outcome was recorded is a sample; calls that failed with
-//!   back-pressure (overload, a timeout, HTTP 429/503) set a flag instead.
-//! - Samples are averaged over an *observation window* of about one
-//!   baseline RTT. At its end the window's mean RTT is compared with the
-//!   *baseline*, an exponentially weighted moving average (EWMA) of past
-//!   window means, with its EWMA variance:
-//!   - **additive increase**: if the limit was reached during the window
-//!     (there was demand for more), nothing signalled back-pressure, and the
-//!     mean RTT was at or below the baseline, the limit grows by one;
-//!   - **multiplicative decrease**: otherwise, if back-pressure was
-//!     signalled, or the mean RTT rose above the baseline by more than
-//!     `rtt_deviation_scale` standard deviations, the limit shrinks to
-//!     `limit × decrease_ratio` (at least by one);
-//!   - then the window's mean joins the baseline.
-//! - The limit stays within `min..=max`.
-//!
-//! A service that slows down once more than `K` calls are in flight thus
-//! sees the limit climb to about `K`, step over it, meet rising latency, and
-//! fall back by ten per cent: it settles in a band around `K`.
-//!
-//! Differences from Vector: the limit is a library type usable around any
-//! call, not a sink's tower layer; a decrease is triggered by an RTT
-//! strictly above the threshold (Vector's `>=` also shrinks a limit that
-//! was not used, when the RTT merely equals the baseline); the range has a
-//! floor (`min`) as well as a ceiling.
+//! by itself (AIMD on observed round-trip times). The algorithm is described
+//! on the type.
 
 use std::fmt;
 use std::future::Future;
@@ -355,7 +326,7 @@ const CONGESTED_WEIGHT: f64 = 0.1;
 /// A concurrency limit that adapts to the service: it grows by one while
 /// round-trip times stay near their baseline and shrinks by a factor on
 /// back-pressure or rising latency (AIMD, after Vector's adaptive request
-/// concurrency; see the [module source](self) for the algorithm).
+/// concurrency; see [Algorithm](#algorithm)).
 ///
 /// Shared by every clone. Use it around any call with [`run`](Self::run)
 /// or [`acquire`](Self::acquire) (report the outcome on the permit), or as a
@@ -364,6 +335,55 @@ const CONGESTED_WEIGHT: f64 = 0.1;
 /// Waiters are served in order (it is backed by a tokio [`Semaphore`]).
 /// When the limit shrinks below the calls in flight, none is interrupted:
 /// the room comes back as they finish.
+///
+/// # Algorithm
+///
+/// The design follows Vector's adaptive request concurrency (ARC; Vector's
+/// RFC 1858 and `src/sinks/util/adaptive_concurrency/`), written anew here:
+///
+/// - Every call's round-trip time (RTT) from the moment it was admitted to
+///   the moment its outcome was recorded is a sample; calls that failed with
+///   back-pressure (overload, a timeout, HTTP 429/503) set a flag instead.
+/// - Samples are averaged over an *observation window* of about one
+///   baseline RTT. At its end the window's mean RTT is compared with the
+///   *baseline*, an exponentially weighted moving average (EWMA) of past
+///   window means, with its EWMA variance:
+///   - **additive increase**: if the limit was reached during the window
+///     (there was demand for more), nothing signalled back-pressure, and the
+///     mean RTT was at or below the baseline, the limit grows by one;
+///   - **multiplicative decrease**: otherwise, if back-pressure was
+///     signalled, or the mean RTT rose above the baseline by more than
+///     `rtt_deviation_scale` standard deviations, the limit shrinks to
+///     `limit × decrease_ratio` (at least by one);
+///   - then the window's mean joins the baseline — with a tenth of the
+///     weight if the window was congested (back-pressure, or an RTT above
+///     the threshold).
+/// - Before there is a baseline, back-pressure still shrinks the limit, and
+///   windows last one RTT of the last call.
+/// - The limit stays within `min..=max`.
+///
+/// A service that slows down once more than `K` calls are in flight thus
+/// sees the limit climb to about `K`, step over it, meet rising latency, and
+/// fall back by ten per cent: it settles in a band around `K` (the tests
+/// check `K` = 8 and `K` = 32 under paused time).
+///
+/// Differences from Vector:
+///
+/// - Congested windows weigh a tenth in the baseline. Vector folds every
+///   window into it at full weight, so under sustained overload the
+///   baseline climbs to the overloaded RTT, rising latency stops looking
+///   like a rise, and the limit stalls above the capacity (in the test
+///   above, at 13 for `K` = 8). Here the baseline tracks the unloaded RTT,
+///   yet still follows a service that slows down for good (slowly, while
+///   the limit sits at its floor).
+/// - A decrease needs an RTT strictly above the threshold: Vector's `>=`
+///   also shrinks a limit that was not even used when the RTT merely equals
+///   a steady baseline.
+/// - RTTs are summed in whole nanoseconds, so equal RTTs average to exactly
+///   the baseline they built (in floating point seconds they drift by an
+///   ulp and block increases).
+/// - It is a library type usable around any call (and a stream stage, and
+///   a tower layer), with a floor (`min`) as well as a ceiling.
 ///
 /// # Examples
 ///

@@ -1,20 +1,5 @@
 //! [`CircuitBreaker`]: stop calling a failing service for a while, then probe
 //! it before letting traffic back.
-//!
-//! ```text
-//!            failure ratio >= r over the window (after min_calls),
-//!            or n consecutive failures
-//!  ┌────────┐ ─────────────────────────────────> ┌──────┐
-//!  │ Closed │                                    │ Open │ <─┐ rejects fast:
-//!  └────────┘ <──────────┐                       └──────┘   │ Rejected::Open { retry_after }
-//!                        │ all probes succeed        │      │
-//!                        │                           │ cooldown elapsed (seen by the next call)
-//!                  ┌──────────┐                      │      │
-//!                  │ HalfOpen │ <────────────────────┘      │
-//!                  └──────────┘ ────────────────────────────┘
-//!              admits `probes` calls;   a probe fails
-//!              the rest: Rejected::HalfOpen
-//! ```
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -565,6 +550,21 @@ impl Inner {
 /// and gives its probe slot back. An outcome reported after the breaker
 /// changed state counts for nothing either (the generation that admitted it
 /// is over).
+///
+/// ```text
+///            failure ratio >= r over the window (after min_calls),
+///            or n consecutive failures
+///  ┌────────┐ ─────────────────────────────────> ┌──────┐
+///  │ Closed │                                    │ Open │ <─┐ rejects fast:
+///  └────────┘ <──────────┐                       └──────┘   │ Rejected::Open { retry_after }
+///                        │ all probes succeed        │      │
+///                        │                           │ cooldown elapsed (seen by the next call)
+///                  ┌──────────┐                      │      │
+///                  │ HalfOpen │ <────────────────────┘      │
+///                  └──────────┘ ────────────────────────────┘
+///              admits `probes` calls;   a probe fails
+///              the rest: Rejected::HalfOpen
+/// ```
 ///
 /// Time is tokio's clock: paused-time tests see exact cooldowns and windows.
 /// One short mutex section per permit and per outcome; no user code runs

@@ -138,6 +138,19 @@
 //! | the source to wait while the pipeline recovers | [`PauseHandle`] + [`pausable`](crate::pipeline::PipelineExt::pausable) |
 //! | all of the above around one call | [`Guard`] |
 //!
+//! # Why our own backoff schedules
+//!
+//! `backon` is the well-kept crate for backoff, and its builders were the
+//! starting point. Three things made us write the schedules (about 150
+//! lines, property-tested): its exponential schedule multiplies in `f32`
+//! seconds, so 100 ms × 2 comes out as 200.000003 ms and exact assertions
+//! under paused time fail; its only jitter *adds* up to one more delay, so
+//! with a 1 s cap delays of 1.78 s come out; and it has no full, equal or
+//! decorrelated jitter. Here delays are whole nanoseconds, jitter stays
+//! within the cap, and the RNG is seeded per call ([`Retry::jitter_seed`]).
+//! The retry loop needs only a sequence of delays, and a `backon` backoff is
+//! one (`Iterator<Item = Duration>`), so moving between the two is easy.
+//!
 //! # Tower
 //!
 //! With the `tower` feature, the breaker, the adaptive limit and the retry

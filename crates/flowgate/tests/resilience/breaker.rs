@@ -25,13 +25,10 @@ fn auto_traits() {
     assert_send(&breaker.call(async { Ok::<(), std::io::Error>(()) }));
 }
 
+type Changes = Arc<Mutex<Vec<(BreakerState, BreakerState)>>>;
+
 /// Records every state change.
-fn recorded(
-    builder: CircuitBreakerBuilder,
-) -> (
-    CircuitBreaker,
-    Arc<Mutex<Vec<(BreakerState, BreakerState)>>>,
-) {
+fn recorded(builder: CircuitBreakerBuilder) -> (CircuitBreaker, Changes) {
     let changes = Arc::new(Mutex::new(Vec::new()));
     let log = changes.clone();
     let breaker = builder
