@@ -158,7 +158,10 @@
 //! | `dedup_within` | one key per distinct key passed within the window (no hard bound) |
 //! | `dedup_last(n)` | `n` keys |
 //! | `branch(capacity, ..)` | `capacity` items per [`Branch`] that is not polled; then the other branch waits |
-//! | the others | nothing |
+//! | `par_map_retry(n, ..)` | `n` items in progress, running or backing off (a backing-off item keeps its slot) |
+//! | `par_map_adaptive(..)` | the adaptive limit's calls in flight, plus one item waiting for room |
+//! | `route_errors` | one error, waiting for room in the dead-letter channel (which holds its own `capacity`) |
+//! | the others (`pausable` among them) | nothing |
 //!
 //! # Pinning
 //!
