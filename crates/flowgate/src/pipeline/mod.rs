@@ -43,6 +43,10 @@
 //! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
 //! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
 //! | [`observe`](PipelineExt::observe) | counts items and rates per stage in a shared [`Progress`]; an `indicatif` bar with the `progress-bar` feature | `T` |
+//! | [`par_map_retry`](PipelineExt::par_map_retry) | `par_map_unordered` that retries each item's call with backoff ([`Retry`]) and hands back the items that fail for good | `Result<O, DeadLetter<T, E>>` |
+//! | [`par_map_adaptive`](PipelineExt::par_map_adaptive), [`par_map_adaptive_with`](PipelineExt::par_map_adaptive_with) | `par_map_unordered` whose limit adapts to the service ([`AdaptiveLimit`]) | `O` |
+//! | [`route_errors`](PipelineExt::route_errors) | yields the `Ok` values, sends the errors to a [dead-letter stream](crate::resilience::dead_letters) | `T` |
+//! | [`pausable`](PipelineExt::pausable) | pulls nothing from upstream while a [`PauseHandle`] is paused | `T` |
 //!
 //! # Fan-out and fan-in
 //!
@@ -154,7 +158,10 @@
 //! | `dedup_within` | one key per distinct key passed within the window (no hard bound) |
 //! | `dedup_last(n)` | `n` keys |
 //! | `branch(capacity, ..)` | `capacity` items per [`Branch`] that is not polled; then the other branch waits |
-//! | the others | nothing |
+//! | `par_map_retry(n, ..)` | `n` items in progress, running or backing off (a backing-off item keeps its slot) |
+//! | `par_map_adaptive(..)` | the adaptive limit's calls in flight, plus one item waiting for room |
+//! | `route_errors` | one error, waiting for room in the dead-letter channel (which holds its own `capacity`) |
+//! | the others (`pausable` among them) | nothing |
 //!
 //! # Pinning
 //!
@@ -190,8 +197,12 @@ mod heartbeat;
 mod in_flight;
 mod merge;
 mod par_map;
+mod par_map_adaptive;
+mod par_map_retry;
+mod pausable;
 mod progress;
 mod rate_limit;
+mod route_errors;
 mod throttle;
 mod timeout;
 
@@ -200,6 +211,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use futures_core::stream::Stream;
+
+use crate::resilience::{AdaptiveLimit, DeadLetterSender, Outcome, PauseHandle, Retry};
 
 pub use self::batch::{Batch, BatchDedup, BatchFlush};
 pub use self::branch::Branch;
@@ -211,8 +224,12 @@ pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
 pub use self::merge::Merge;
 pub use self::par_map::{ParMap, ParMapUnordered};
+pub use self::par_map_adaptive::ParMapAdaptive;
+pub use self::par_map_retry::ParMapRetry;
+pub use self::pausable::Pausable;
 pub use self::progress::{Observe, Progress, StageSnapshot};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
+pub use self::route_errors::RouteErrors;
 pub use self::throttle::{Keep, Throttle};
 pub use self::timeout::{IdleTimeoutStream, Timeout};
 pub use futures_util::future::Either;
@@ -1093,6 +1110,252 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         Observe::new(self, progress, name)
+    }
+
+    /// Runs `f` on every item with at most `limit` items in progress,
+    /// retrying a failed call as `retry` says, and yields `Ok(output)` or,
+    /// for an item that failed for good, `Err(`[`DeadLetter`](crate::resilience::DeadLetter)`)`
+    /// with the item handed back, its last error, its attempt count and why
+    /// retrying stopped — **as items finish** (like
+    /// [`par_map_unordered`](Self::par_map_unordered)).
+    ///
+    /// `f` takes the item by reference, since it may be called again; the
+    /// future it returns must not borrow it (clone what it needs). An item
+    /// backing off keeps its slot, so `limit` bounds the items in progress,
+    /// sleeping or not. With
+    /// [`Retry::pause_while_backing_off`](crate::resilience::Retry::pause_while_backing_off),
+    /// a [`pausable`](Self::pausable) source upstream pulls nothing while any
+    /// item backs off. Send the dead letters aside with
+    /// [`route_errors`](Self::route_errors), or split with
+    /// [`split_results`](Self::split_results).
+    ///
+    /// A panic in a call propagates to the task polling the stream.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(100))).max_attempts(3);
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 3])
+    ///     .par_map_retry(2, retry, |x: &u32| {
+    ///         let (x, calls) = (*x, calls.clone());
+    ///         // Item 2 fails on its first call only.
+    ///         async move {
+    ///             if x == 2 && calls.fetch_add(1, Ordering::SeqCst) == 0 { Err("flaky") } else { Ok(x) }
+    ///         }
+    ///     })
+    ///     .map(|r| r.unwrap())
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 3, 2]); // 2 came back after its retry
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map_retry<F, Fut, O, E>(
+        self,
+        limit: usize,
+        retry: Retry<E>,
+        f: F,
+    ) -> ParMapRetry<Self, F, Fut, E>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+    {
+        ParMapRetry::new(self, limit, retry, f)
+    }
+
+    /// Runs `f` on every item with as many calls in flight as an
+    /// [`AdaptiveLimit`] over `range` allows, and yields their outputs **as
+    /// they complete**.
+    ///
+    /// The limit starts at the range's minimum, grows by one while the
+    /// calls' round-trip times stay near their baseline and shrinks by 10 %
+    /// when a call returns `Err` (back-pressure) or the round-trip times
+    /// rise (see [`AdaptiveLimit`]). Read it through
+    /// [`ParMapAdaptive::limit`]. To share one limit among stages, or to
+    /// classify outputs yourself (a 404 is not overload), use
+    /// [`par_map_adaptive_with`](Self::par_map_adaptive_with).
+    ///
+    /// The stage takes an item from upstream before waiting for room, so it
+    /// holds at most one item beyond the calls in flight. A panic in a call
+    /// propagates to the task polling the stream.
+    ///
+    /// # Panics
+    ///
+    /// If the range is empty, starts at 0, or ends above
+    /// [`AdaptiveLimit::MAX`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let stage = stream::iter(0..2000u32).par_map_adaptive(1..=32, |x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await; // a service that never slows down
+    ///     Ok::<_, ()>(x)
+    /// });
+    /// let limit = stage.limit().clone();
+    /// assert_eq!(stage.count().await, 2000);
+    /// assert!(limit.limit() > 16, "grew to {}", limit.limit());
+    /// # }
+    /// ```
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    fn par_map_adaptive<F, Fut, O, E>(
+        self,
+        range: std::ops::RangeInclusive<usize>,
+        f: F,
+    ) -> ParMapAdaptive<Self, F, Fut, fn(&Result<O, E>) -> Outcome>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+    {
+        ParMapAdaptive::new(
+            self,
+            AdaptiveLimit::new(range),
+            Outcome::of_result::<O, E>,
+            f,
+        )
+    }
+
+    /// Like [`par_map_adaptive`](Self::par_map_adaptive), under a given
+    /// (possibly shared) `limit`, reporting what `classify` makes of each
+    /// output: [`Outcome::Success`] (an RTT sample),
+    /// [`Outcome::Overload`] (back-pressure) or [`Outcome::Ignore`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{AdaptiveLimit, Outcome};
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(2..=64);
+    /// let statuses: Vec<u16> = stream::iter([200u16, 404, 503])
+    ///     .par_map_adaptive_with(&limit, |s: &u16| match s {
+    ///         503 | 429 => Outcome::Overload,
+    ///         200..=299 => Outcome::Success,
+    ///         _ => Outcome::Ignore,
+    ///     }, |s| async move { s })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(statuses.len(), 3);
+    /// assert_eq!(limit.stats().overloads, 1);
+    /// # }
+    /// ```
+    fn par_map_adaptive_with<F, Fut, C>(
+        self,
+        limit: &AdaptiveLimit,
+        classify: C,
+        f: F,
+    ) -> ParMapAdaptive<Self, F, Fut, C>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+        C: FnMut(&Fut::Output) -> Outcome,
+    {
+        ParMapAdaptive::new(self, limit.clone(), classify, f)
+    }
+
+    /// Yields the `Ok` values of a stream of `Result`s and sends the errors
+    /// to a dead-letter channel (see [`dead_letters`](crate::resilience::dead_letters)):
+    /// successes continue down the pipeline, failures are set aside — after
+    /// [`par_map_retry`](Self::par_map_retry), with their item, error and
+    /// attempt count.
+    ///
+    /// Errors keep their order. When the channel is full the stage waits for
+    /// room before pulling more (backpressure: no error is lost, and
+    /// successes wait too). If the receiving [`DeadLetters`](crate::resilience::DeadLetters)
+    /// was dropped, errors are discarded and counted
+    /// ([`RouteErrors::dropped`]); successes go on. When upstream ends, the
+    /// stage drops its sender, so the dead-letter stream ends once every
+    /// other sender is gone too. Hand the stage the sender itself (clone it
+    /// for several stages) so that nothing else keeps the channel open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::dead_letters;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (dead_tx, dead) = dead_letters(8);
+    /// let ok = stream::iter([Ok(1), Err("a"), Ok(2), Err("b")]).route_errors(dead_tx);
+    /// let (ok, dead) = tokio::join!(ok.collect::<Vec<i32>>(), dead.collect::<Vec<_>>());
+    /// assert_eq!(ok, vec![1, 2]);
+    /// assert_eq!(dead, vec!["a", "b"]);
+    /// # }
+    /// ```
+    fn route_errors<T, X>(self, dead: DeadLetterSender<X>) -> RouteErrors<Self, X>
+    where
+        Self: Stream<Item = Result<T, X>> + Sized,
+        X: Send + 'static,
+    {
+        RouteErrors::new(self, dead)
+    }
+
+    /// Passes items through, but pulls nothing from upstream while `pause`
+    /// is paused: put it right after the source, so a paused pipeline stops
+    /// reading (a cursor, a broker) while the stages downstream finish what
+    /// they have. A [`Retry`] with
+    /// [`pause_while_backing_off`](crate::resilience::Retry::pause_while_backing_off)
+    /// pauses it for as long as it backs off.
+    ///
+    /// The pause is checked before every pull; the stage holds no item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::PauseHandle;
+    /// use futures_util::{stream, StreamExt};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pause = PauseHandle::new();
+    /// pause.pause();
+    /// let resumer = pause.clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     resumer.resume();
+    /// });
+    /// let start = Instant::now();
+    /// let first = stream::iter(0..3).pausable(&pause).next().await;
+    /// assert_eq!(first, Some(0));
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # }
+    /// ```
+    fn pausable(self, pause: &PauseHandle) -> Pausable<Self>
+    where
+        Self: Sized,
+    {
+        Pausable::new(self, pause)
     }
 }
 

@@ -1,0 +1,233 @@
+//! [`DeadLetter`]: an item that failed for good, with its error; and the
+//! bounded dead-letter channel ([`dead_letters`]) that
+//! [`route_errors`](crate::pipeline::PipelineExt::route_errors) feeds.
+
+use std::error::Error;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use futures_core::stream::{FusedStream, Stream};
+use tokio::sync::mpsc;
+
+use super::error::{RetryError, StopReason};
+
+/// An item that failed for good: the item itself, handed back, and the
+/// [`RetryError`] saying what went wrong, after how many attempts and why
+/// the retries stopped. The error item of
+/// [`par_map_retry`](crate::pipeline::PipelineExt::par_map_retry).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flowgate::prelude::*;
+/// use flowgate::resilience::{Backoff, DeadLetter, Retry};
+/// use futures_util::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let retry = Retry::new(Backoff::constant(Duration::from_millis(10))).max_attempts(2);
+/// let out: Vec<Result<u32, DeadLetter<u32, String>>> = stream::iter([1u32, 2])
+///     .par_map_retry(4, retry, |x: &u32| {
+///         let x = *x;
+///         async move { if x == 2 { Err(format!("{x} is bad")) } else { Ok(x * 10) } }
+///     })
+///     .collect()
+///     .await;
+/// assert_eq!(out[0].as_ref().ok(), Some(&10));
+/// let dead = out[1].as_ref().unwrap_err();
+/// assert_eq!((dead.item, dead.attempts()), (2, 2));
+/// assert_eq!(dead.error.last(), "2 is bad");
+/// # }
+/// ```
+pub struct DeadLetter<T, E> {
+    /// The item that failed.
+    pub item: T,
+    /// The last error, the number of attempts and why retrying stopped.
+    pub error: RetryError<E>,
+}
+
+impl<T, E> DeadLetter<T, E> {
+    /// How many attempts were made on the item.
+    pub fn attempts(&self) -> u32 {
+        self.error.attempts()
+    }
+
+    /// Why retrying stopped.
+    pub fn reason(&self) -> StopReason {
+        self.error.reason()
+    }
+
+    /// The item and the error.
+    pub fn into_parts(self) -> (T, RetryError<E>) {
+        (self.item, self.error)
+    }
+}
+
+impl<T, E: fmt::Debug> fmt::Debug for DeadLetter<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetter")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E: fmt::Display> fmt::Display for DeadLetter<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "item dead-lettered: {}", self.error)
+    }
+}
+
+impl<T, E: Error + 'static> Error for DeadLetter<T, E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// A bounded dead-letter channel: the sending half for
+/// [`route_errors`](crate::pipeline::PipelineExt::route_errors) stages, and
+/// the [`DeadLetters`] stream that receives what they route.
+///
+/// The channel holds at most `capacity` errors not yet received; a stage
+/// routing into a full channel waits (its successes wait too), so a slow
+/// dead-letter consumer slows the pipeline rather than losing errors.
+/// [`DeadLetters`] ends when every sender, and every stage holding one, is
+/// gone.
+///
+/// # Panics
+///
+/// If `capacity` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::prelude::*;
+/// use flowgate::resilience::dead_letters;
+/// use futures_util::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (dead_tx, dead) = dead_letters::<String>(16);
+/// let ok: Vec<u32> = stream::iter(["1", "x", "3"])
+///     .map(|s| s.parse::<u32>().map_err(|_| format!("bad: {s}")))
+///     .route_errors(dead_tx)
+///     .collect()
+///     .await;
+/// assert_eq!(ok, vec![1, 3]);
+/// assert_eq!(dead.collect::<Vec<_>>().await, vec!["bad: x".to_owned()]);
+/// # }
+/// ```
+#[track_caller]
+pub fn dead_letters<X>(capacity: usize) -> (DeadLetterSender<X>, DeadLetters<X>) {
+    assert!(capacity > 0, "dead-letter capacity must be at least 1");
+    let (tx, rx) = mpsc::channel(capacity);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        DeadLetterSender {
+            tx,
+            dropped: Arc::clone(&dropped),
+        },
+        DeadLetters { rx, dropped },
+    )
+}
+
+/// The sending half of a [`dead_letters`] channel; give it (or a clone) to
+/// a [`route_errors`](crate::pipeline::PipelineExt::route_errors) stage.
+pub struct DeadLetterSender<X> {
+    pub(crate) tx: mpsc::Sender<X>,
+    pub(crate) dropped: Arc<AtomicU64>,
+}
+
+impl<X> DeadLetterSender<X> {
+    /// Errors discarded because the [`DeadLetters`] receiver was dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the [`DeadLetters`] receiver was dropped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl<X> Clone for DeadLetterSender<X> {
+    fn clone(&self) -> Self {
+        DeadLetterSender {
+            tx: self.tx.clone(),
+            dropped: Arc::clone(&self.dropped),
+        }
+    }
+}
+
+impl<X> fmt::Debug for DeadLetterSender<X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetterSender")
+            .field("closed", &self.is_closed())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+/// The receiving half of a [`dead_letters`] channel: a stream of the routed
+/// errors, in the order they were routed; it ends when every sender is
+/// gone.
+///
+/// Dropping it is a decision to discard dead letters: stages routing into
+/// the channel then drop errors (counting them in
+/// [`DeadLetterSender::dropped`]) and keep passing successes.
+#[must_use = "streams do nothing unless polled"]
+pub struct DeadLetters<X> {
+    rx: mpsc::Receiver<X>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<X> DeadLetters<X> {
+    /// Errors waiting to be received.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no error is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}
+
+impl<X> Stream for DeadLetters<X> {
+    type Item = X;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<X>> {
+        self.rx.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.rx.len(), None)
+    }
+}
+
+impl<X> FusedStream for DeadLetters<X> {
+    fn is_terminated(&self) -> bool {
+        self.rx.is_closed() && self.rx.is_empty()
+    }
+}
+
+impl<X> Drop for DeadLetters<X> {
+    fn drop(&mut self) {
+        // Errors already queued are discarded with the receiver: count them.
+        let queued = self.rx.len() as u64;
+        if queued > 0 {
+            self.dropped.fetch_add(queued, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<X> fmt::Debug for DeadLetters<X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetters")
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}

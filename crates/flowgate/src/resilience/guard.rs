@@ -1,0 +1,313 @@
+//! [`Guard`]: timeout, rate limit, concurrency limit, circuit breaker and
+//! retry around one call, as one value.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep, timeout};
+
+use super::adaptive::{AdaptiveLimit, Outcome};
+use super::breaker::CircuitBreaker;
+use super::error::{CallError, RetryError, StopReason};
+use super::retry::Retry;
+use crate::pipeline::{InFlightLimit, RateLimiter};
+
+type Hook<E> = Arc<dyn Fn(&CallError<E>, u32, Duration) + Send + Sync>;
+
+#[derive(Clone)]
+enum Concurrency {
+    Fixed(InFlightLimit),
+    Adaptive(AdaptiveLimit),
+}
+
+/// Resilience around one call, composed in a fixed, sensible order:
+///
+/// ```text
+/// retry ( breaker ( rate limit ( concurrency limit ( timeout ( call ) ) ) ) )
+/// ```
+///
+/// Each attempt:
+///
+/// 1. asks the [`CircuitBreaker`] first, so a rejected attempt costs no rate
+///    cell and no room ([`CallError::Open`], [`CallError::HalfOpen`]);
+/// 2. waits for the [`RateLimiter`];
+/// 3. waits for room under the [`InFlightLimit`] or [`AdaptiveLimit`];
+/// 4. runs the call under the timeout ([`CallError::Timeout`]).
+///
+/// Then the outcome is reported: a success to the breaker and the adaptive
+/// limit; a timeout, or an error the [`Retry`] policy deems retryable
+/// (transient), as a breaker failure and as back-pressure; an error it does
+/// not retry as neither (the service answered). The retry loop retries
+/// timeouts and rejections always, and the call's own errors as its
+/// [`when`](Retry::when) predicate says; after a rejection by an open
+/// breaker it waits at least the rest of the cooldown. Every part is
+/// optional: set the ones you need.
+///
+/// `Guard` is cheap to clone (its parts are shared handles), so one guard
+/// can serve many tasks, and its breaker and limits are shared with
+/// whatever else holds them. For tower users, the `tower` feature offers
+/// the same parts as layers (see the [module documentation](super#tower)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flowgate::pipeline::Rate;
+/// use flowgate::resilience::{Backoff, CallError, CircuitBreaker, Guard, Retry};
+///
+/// #[derive(Debug)]
+/// struct Unavailable;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let breaker = CircuitBreaker::builder().build().unwrap();
+/// let guard = Guard::new()
+///     .timeout(Duration::from_millis(200))
+///     .rate_limit(Rate::per_second(50))
+///     .breaker(&breaker)
+///     .retry(Retry::new(Backoff::exponential(Duration::from_millis(50))).max_attempts(4));
+///
+/// let mut calls = 0;
+/// let body = guard
+///     .run(|| {
+///         calls += 1;
+///         let attempt = calls;
+///         async move {
+///             match attempt {
+///                 1 => Err(Unavailable),
+///                 2 => { tokio::time::sleep(Duration::from_secs(1)).await; Ok("late") } // times out
+///                 _ => Ok("body"),
+///             }
+///         }
+///     })
+///     .await;
+/// assert_eq!(body.unwrap(), "body");
+/// assert_eq!(breaker.stats().failures, 2);
+/// # let _: Option<CallError<Unavailable>> = None;
+/// # }
+/// ```
+pub struct Guard<E> {
+    timeout: Option<Duration>,
+    rate: Option<RateLimiter>,
+    concurrency: Option<Concurrency>,
+    breaker: Option<CircuitBreaker>,
+    retry: Option<Retry<E>>,
+    on_retry: Option<Hook<E>>,
+}
+
+impl<E> Guard<E> {
+    /// A guard with no parts: one attempt, no limits. Add the parts with
+    /// the other methods.
+    pub fn new() -> Guard<E> {
+        Guard {
+            timeout: None,
+            rate: None,
+            concurrency: None,
+            breaker: None,
+            retry: None,
+            on_retry: None,
+        }
+    }
+
+    /// Bounds each attempt to `timeout` ([`CallError::Timeout`], a transient
+    /// error that is retried and counted as back-pressure).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Waits for `limiter` before each attempt: pass a
+    /// [`Rate`](crate::pipeline::Rate) for a limiter of the guard's own, or
+    /// a clone of a [`RateLimiter`] to share one.
+    pub fn rate_limit(mut self, limiter: impl Into<RateLimiter>) -> Self {
+        self.rate = Some(limiter.into());
+        self
+    }
+
+    /// Runs each attempt under `limit` (shared with its other users).
+    /// Replaces an adaptive limit set before.
+    pub fn in_flight(mut self, limit: &InFlightLimit) -> Self {
+        self.concurrency = Some(Concurrency::Fixed(limit.clone()));
+        self
+    }
+
+    /// Runs each attempt under the adaptive `limit`, reporting successes
+    /// and back-pressure to it. Replaces a fixed limit set before.
+    pub fn adaptive(mut self, limit: &AdaptiveLimit) -> Self {
+        self.concurrency = Some(Concurrency::Adaptive(limit.clone()));
+        self
+    }
+
+    /// Asks `breaker` before each attempt and reports the outcome to it.
+    pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.breaker = Some(breaker.clone());
+        self
+    }
+
+    /// Retries failed attempts as `retry` says. Its predicate, hint and hook
+    /// see the call's own errors; timeouts and breaker rejections are always
+    /// retried (within its attempts and budget). Without a retry policy the
+    /// guard makes one attempt.
+    pub fn retry(mut self, retry: Retry<E>) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Calls `hook(error, attempt, delay)` before every retry, including
+    /// those after a timeout or a rejection (the [`Retry`]'s own hook sees
+    /// only the call's own errors).
+    pub fn on_retry<H>(mut self, hook: H) -> Self
+    where
+        H: Fn(&CallError<E>, u32, Duration) + Send + Sync + 'static,
+    {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `f` through every part of the guard, retrying as its policy
+    /// says; see [`Guard`] for the order and what is reported where.
+    ///
+    /// # Errors
+    ///
+    /// A [`RetryError`] with the last attempt's [`CallError`], the number of
+    /// attempts and why the loop stopped. Without a retry policy the reason
+    /// is [`StopReason::AttemptsExhausted`] after the single attempt.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the attempt in flight (whatever that
+    /// loses), gives back the room it held, reports nothing to the breaker
+    /// or the adaptive limit (a half-open breaker's probe slot is freed),
+    /// and releases any pause held while backing off. A rate-limit cell
+    /// already taken stays spent.
+    pub async fn run<F, Fut, T>(&self, mut f: F) -> Result<T, RetryError<CallError<E>>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut attempts = self.retry.as_ref().map(Retry::start);
+        let mut made = 0u32;
+        loop {
+            made = made.saturating_add(1);
+            if let Some(attempts) = &mut attempts {
+                attempts.start_attempt();
+            }
+            let err = match self.attempt(&mut f).await {
+                Ok(output) => return Ok(output),
+                Err(err) => err,
+            };
+            let (Some(retry), Some(attempts)) = (&self.retry, &mut attempts) else {
+                return Err(RetryError::new(err, made, StopReason::AttemptsExhausted));
+            };
+            let decision = retry.next_delay_with(
+                attempts,
+                &err,
+                |err| err.inner().is_none_or(|inner| retry.is_retryable(inner)),
+                |err| match err {
+                    CallError::Inner(inner) => retry.hint(inner),
+                    CallError::Open { retry_after } => Some(*retry_after),
+                    _ => None,
+                },
+            );
+            match decision {
+                Ok(delay) => {
+                    if let CallError::Inner(inner) = &err {
+                        retry.notify(inner, made, delay);
+                    }
+                    if let Some(hook) = &self.on_retry {
+                        hook(&err, made, delay);
+                    }
+                    drop(err);
+                    let _pause = retry.hold_pause();
+                    sleep(delay).await;
+                }
+                Err(reason) => return Err(RetryError::new(err, made, reason)),
+            }
+        }
+    }
+
+    /// One attempt through the breaker, the limits and the timeout.
+    async fn attempt<F, Fut, T>(&self, f: &mut F) -> Result<T, CallError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let breaker = match &self.breaker {
+            Some(breaker) => Some(breaker.try_acquire()?),
+            None => None,
+        };
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
+        let (adaptive, _fixed) = match &self.concurrency {
+            Some(Concurrency::Adaptive(limit)) => (Some(limit.acquire().await), None),
+            Some(Concurrency::Fixed(limit)) => (None, Some(limit.acquire().await)),
+            None => (None, None),
+        };
+        let result = match self.timeout {
+            Some(limit) => match timeout(limit, f()).await {
+                Ok(result) => result.map_err(CallError::Inner),
+                Err(_) => Err(CallError::Timeout(limit)),
+            },
+            None => f().await.map_err(CallError::Inner),
+        };
+        // Success, back-pressure (timeouts and transient errors), or an
+        // answer that says nothing about the service's health.
+        let outcome = match &result {
+            Ok(_) => Outcome::Success,
+            Err(CallError::Inner(err)) => {
+                if self.retry.as_ref().is_none_or(|r| r.is_retryable(err)) {
+                    Outcome::Overload
+                } else {
+                    Outcome::Ignore
+                }
+            }
+            Err(_) => Outcome::Overload,
+        };
+        if let Some(permit) = breaker {
+            permit.record(outcome == Outcome::Overload);
+        }
+        if let Some(permit) = adaptive {
+            permit.record(outcome);
+        }
+        result
+    }
+}
+
+impl<E> Default for Guard<E> {
+    fn default() -> Self {
+        Guard::new()
+    }
+}
+
+impl<E> Clone for Guard<E> {
+    fn clone(&self) -> Self {
+        Guard {
+            timeout: self.timeout,
+            rate: self.rate.clone(),
+            concurrency: self.concurrency.clone(),
+            breaker: self.breaker.clone(),
+            retry: self.retry.clone(),
+            on_retry: self.on_retry.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Guard<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let concurrency = match &self.concurrency {
+            Some(Concurrency::Fixed(limit)) => format!("in_flight({})", limit.max()),
+            Some(Concurrency::Adaptive(limit)) => format!("adaptive({:?})", limit.range()),
+            None => "none".to_owned(),
+        };
+        f.debug_struct("Guard")
+            .field("timeout", &self.timeout)
+            .field("rate", &self.rate.as_ref().map(RateLimiter::rate))
+            .field("concurrency", &concurrency)
+            .field("breaker", &self.breaker.is_some())
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
