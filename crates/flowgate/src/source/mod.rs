@@ -132,6 +132,16 @@
 //! [`SourceControl::finished`] resolves once the last checkpoint they allow
 //! is committed.
 //!
+//! To pause the source while a later stage backs off (the seed's "pause the
+//! job on error, and retry after sleep"), use the pipeline's pause instead of
+//! calling `pause` from that stage: put
+//! [`.pausable(&handle)`](crate::PipelineExt::pausable) right after the source
+//! and hand the same [`PauseHandle`](crate::resilience::PauseHandle) to
+//! [`Retry::pause_while_backing_off`](crate::resilience::Retry::pause_while_backing_off).
+//! While it is held nothing is pulled from the source, so the source fetches
+//! at most the `max_pages_in_flight` pages it may prefetch, then waits.
+//! [`SourceControl`] stays the handle for an operator's pause, resume and stop.
+//!
 //! # Errors
 //!
 //! The stream yields `Err(`[`SourceError`]`)` in place of an item:
