@@ -97,10 +97,7 @@ impl<S: Stream> Stream for Debounce<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let held = usize::from(self.held.is_some());
-        let (lower, upper) = self.stream.size_hint();
-        let lower = if lower > 0 || held > 0 { 1 } else { 0 };
-        (lower, upper.and_then(|upper| upper.checked_add(held)))
+        super::lossy_size_hint(self.held.is_some(), self.stream.size_hint())
     }
 }
 

@@ -1360,3 +1360,12 @@ pub trait PipelineExt: Stream {
 }
 
 impl<S: Stream + ?Sized> PipelineExt for S {}
+
+/// The size hint of an operator that may drop any number of upstream items
+/// but yields the one it holds (`held`): at least one item if anything is
+/// left, at most everything left.
+fn lossy_size_hint(held: bool, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
+    let held = usize::from(held);
+    let lower = if lower > 0 || held > 0 { 1 } else { 0 };
+    (lower, upper.and_then(|upper| upper.checked_add(held)))
+}

@@ -127,11 +127,7 @@ impl<S: Stream> Stream for Throttle<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        // Any number of items may be dropped; a held item is yielded.
-        let held = usize::from(self.held.is_some());
-        let (lower, upper) = self.stream.size_hint();
-        let lower = if lower > 0 || held > 0 { 1 } else { 0 };
-        (lower, upper.and_then(|upper| upper.checked_add(held)))
+        super::lossy_size_hint(self.held.is_some(), self.stream.size_hint())
     }
 }
 
