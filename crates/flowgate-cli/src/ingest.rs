@@ -1,26 +1,56 @@
-//! `flowgate ingest`: consume messages, transform them concurrently, write
-//! them in batches, and acknowledge each message only after its batch is
+//! `flowgate ingest`: consume messages, map them onto the rows of a table,
+//! write them in batches, and acknowledge each message only after its row is
 //! durably written.
+//!
+//! ```text
+//!  source ──> map (fields -> row) ──> Batcher ──> sink.write_each ──> ack
+//!    │ paused while        │ misfit            │ transient error:      │ rejected row
+//!    │ the sink is down    ▼                   ▼ retry with backoff    ▼
+//!    └──────────────── dead letter (reason) <───────────────────── dead letter
+//! ```
+//!
+//! What happens to a message, and where the report counts it:
+//!
+//! | what | report line |
+//! |---|---|
+//! | its row was stored, then the message acked | `written` |
+//! | its key was already stored (a redelivery), acked | `duplicates` |
+//! | it does not fit the mapping, or the database rejected its row: moved to the dead-letter stream with the reason, acked | `dead-lettered` |
+//! | its batch failed for good (the sink failed fatally, or the run was aborted): not acked, left pending | `failed` |
+//! | stored, but the acknowledgement failed: left pending, comes back as a duplicate | `unacked` |
+//!
+//! A sink that fails *transiently* (a refused or dropped connection, a
+//! server restarting) is back-pressure, not a fault of the messages: reading
+//! pauses, the write is retried with backoff until it succeeds, and nothing
+//! is acknowledged before it. Redis leases keep the messages in flight with
+//! this consumer meanwhile, so they are neither taken over nor counted as
+//! failed deliveries.
 
+use std::error::Error;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flowgate::batch::{AckError, Batcher};
 use flowgate::prelude::*;
-use flowgate_redis::{AckToken, RedisStreamSource, StopHandle};
-use flowgate_sql::{PostgresSink, SinkError, SqliteSink, Table, Value, Written};
+use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
+use flowgate_redis::{AckToken, Message, RedisStreamSource};
+use flowgate_sql::{PostgresSink, RowOutcome, SinkError, SqliteSink, Value, Written};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::mapping::Mapping;
 
 /// Where messages come from.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
-    /// Generated in process: `messages` messages, every `redeliver_every`-th
-    /// of which is delivered a second time (as a broker redelivers after a
-    /// lost ack), to show the sink's idempotency. 0 turns redelivery off.
+    /// Generated in process: `messages` messages (fields `seq` and `body`),
+    /// every `redeliver_every`-th of which is delivered a second time (as a
+    /// broker redelivers after a lost ack), to show the sink's idempotency.
+    /// 0 turns redelivery off.
     Embedded {
         /// How many distinct messages.
         messages: u64,
@@ -28,23 +58,62 @@ pub enum SourceConfig {
         redeliver_every: u64,
     },
     /// A Redis stream, read as one consumer of a group.
-    Redis {
-        /// `redis://host:port/`.
-        url: String,
-        /// The stream key.
-        stream: String,
-        /// The consumer group.
-        group: String,
-        /// This consumer's name in the group.
-        consumer: String,
-        /// Take over other consumers' messages idle this long.
-        claim_idle: Duration,
-        /// Stop once no message arrived for this long (`None`: run until
-        /// interrupted).
-        exit_when_idle: Option<Duration>,
-        /// Stop after this many messages (`None`: no limit).
-        max_messages: Option<u64>,
-    },
+    Redis(RedisConfig),
+}
+
+/// How to read a Redis stream.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/`.
+    pub url: String,
+    /// The stream key.
+    pub stream: String,
+    /// The consumer group.
+    pub group: String,
+    /// This consumer's name in the group.
+    pub consumer: String,
+    /// The lease: a consumer that stops renewing its claim on a message for
+    /// this long (it died or hangs) loses the message to another consumer.
+    pub claim_idle: Duration,
+    /// A message delivered more often than this to consumers that died or
+    /// hung while holding it goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Where bad messages go; `None`: `<stream>:dead`.
+    pub dead_letter_stream: Option<String>,
+    /// Stop once no message arrived for this long (`None`: run until
+    /// interrupted). The wait is not counted in the elapsed time.
+    pub exit_when_idle: Option<Duration>,
+    /// Stop after this many messages (`None`: no limit).
+    pub max_messages: Option<u64>,
+}
+
+impl RedisConfig {
+    /// A configuration with the CLI's defaults: claim idle 30 s, 5
+    /// deliveries, dead letters to `<stream>:dead`, no stop condition.
+    pub fn new(
+        url: impl Into<String>,
+        stream: impl Into<String>,
+        group: impl Into<String>,
+        consumer: impl Into<String>,
+    ) -> Self {
+        RedisConfig {
+            url: url.into(),
+            stream: stream.into(),
+            group: group.into(),
+            consumer: consumer.into(),
+            claim_idle: Duration::from_secs(30),
+            max_deliveries: 5,
+            dead_letter_stream: None,
+            exit_when_idle: None,
+            max_messages: None,
+        }
+    }
+
+    fn dead_letter_stream(&self) -> String {
+        self.dead_letter_stream
+            .clone()
+            .unwrap_or_else(|| format!("{}:dead", self.stream))
+    }
 }
 
 /// Where batches go.
@@ -63,11 +132,11 @@ pub struct IngestConfig {
     pub source: SourceConfig,
     /// Where batches go.
     pub sink: SinkConfig,
-    /// The table rows are written to.
-    pub table: String,
-    /// Concurrent transforms (`par_map`).
+    /// How messages become rows, and the table they go to.
+    pub mapping: Mapping,
+    /// Concurrent mappings (the map stage).
     pub workers: usize,
-    /// Items per batch.
+    /// Rows per batch.
     pub batch_size: usize,
     /// Longest wait for a batch to fill.
     pub batch_delay: Duration,
@@ -79,26 +148,99 @@ pub struct IngestConfig {
     pub progress: bool,
 }
 
-/// What one run did.
+impl IngestConfig {
+    /// The demo configuration (`flowgate ingest` without options) with the
+    /// given source and sink: the demo mapping into `flowgate_events`, 64
+    /// workers, batches of 1000 within 20 ms, 2 at once, 10 000 in flight,
+    /// no progress bar.
+    pub fn new(source: SourceConfig, sink: SinkConfig) -> Self {
+        IngestConfig {
+            source,
+            sink,
+            mapping: Mapping::demo("flowgate_events").expect("the demo table name is valid"),
+            workers: 64,
+            batch_size: 1000,
+            batch_delay: Duration::from_millis(20),
+            flush_concurrency: 2,
+            max_in_flight: 10_000,
+            progress: false,
+        }
+    }
+}
+
+/// Stops a run from outside: [`stop`](Self::stop) gracefully (read no more,
+/// finish what was read), [`abort`](Self::abort) at once (give up retries;
+/// what is not acked stays pending).
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    stop: CancellationToken,
+    abort: CancellationToken,
+}
+
+impl Control {
+    /// A control that has not stopped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads no more; what was read is still written and acked.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Stops at once: writes being retried give up, their messages are
+    /// reported failed and left pending.
+    pub fn abort(&self) {
+        self.stop.cancel();
+        self.abort.cancel();
+    }
+
+    /// Whether [`stop`](Self::stop) or [`abort`](Self::abort) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Whether [`abort`](Self::abort) was called.
+    pub fn is_aborted(&self) -> bool {
+        self.abort.is_cancelled()
+    }
+}
+
+/// What one run did. Every received message is counted in exactly one of
+/// `written`, `duplicates`, `dead_lettered`, `failed` and `unacked`.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     /// A description of the source and sink.
     pub route: String,
+    /// Where dead letters went (`None` for the embedded source).
+    pub dead_letter_stream: Option<String>,
     /// Messages taken from the source.
     pub received: u64,
-    /// Rows stored by the sink.
+    /// Rows stored by the sink, their messages acked.
     pub written: u64,
-    /// Messages whose row was already stored (redeliveries), skipped.
+    /// Messages whose row was already stored (redeliveries), skipped, acked.
     pub duplicates: u64,
-    /// Messages acknowledged to the source, after their row was stored.
-    pub acked: u64,
-    /// Messages whose batch failed; never acknowledged, so the source
-    /// delivers them again.
+    /// Messages moved to the dead-letter stream (bad content), acked there.
+    pub dead_lettered: u64,
+    /// Messages not acked because their batch failed for good or the run
+    /// was aborted; the source delivers them again.
     pub failed: u64,
-    /// Wall-clock time of the run.
+    /// Messages stored but whose acknowledgement failed; the source delivers
+    /// them again (then as duplicates).
+    pub unacked: u64,
+    /// Messages the source confirmed (written, duplicates, dead-lettered).
+    pub acked: u64,
+    /// Sink writes retried after a transient failure.
+    pub retries: u64,
+    /// From the start to the last message's outcome (a final idle wait is
+    /// not counted).
     pub elapsed: Duration,
     /// Time from receipt to acknowledgement, per acked message.
     pub ack_latency: Latency,
+    /// Why the run ended early, if the source or the sink failed for good.
+    pub failure: Option<Arc<dyn Error + Send + Sync>>,
+    /// Whether the run was aborted ([`Control::abort`]).
+    pub aborted: bool,
 }
 
 /// Percentiles of the ack latency.
@@ -122,29 +264,58 @@ impl Report {
             0.0
         }
     }
+
+    /// Whether every received message was written, a duplicate, or
+    /// dead-lettered, and acked — and nothing failed for good.
+    pub fn is_success(&self) -> bool {
+        self.failure.is_none()
+            && !self.aborted
+            && self.failed == 0
+            && self.unacked == 0
+            && self.acked == self.received
+    }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dead = match &self.dead_letter_stream {
+            Some(stream) => format!("(to {stream:?}: bad content, with the reason)"),
+            None => "(bad content; the embedded source keeps no dead letters)".to_owned(),
+        };
         writeln!(f, "flowgate ingest: {}", self.route)?;
         writeln!(f, "  received      {:>12}", self.received)?;
-        writeln!(f, "  written       {:>12}", self.written)?;
+        writeln!(f, "  written       {:>12}   (stored)", self.written)?;
         writeln!(
             f,
             "  duplicates    {:>12}   (already stored: redeliveries skipped by the sink)",
             self.duplicates
         )?;
+        writeln!(f, "  dead-lettered {:>12}   {dead}", self.dead_lettered)?;
         writeln!(
             f,
-            "  acked         {:>12}   (each after its batch was written)",
+            "  failed        {:>12}   (not acked: left pending, delivered again later)",
+            self.failed
+        )?;
+        writeln!(
+            f,
+            "  unacked       {:>12}   (written, but the ack failed: delivered again later as a duplicate)",
+            self.unacked
+        )?;
+        writeln!(
+            f,
+            "  acked         {:>12}   (each after its row was written or dead-lettered)",
             self.acked
         )?;
         writeln!(
             f,
-            "  failed        {:>12}   (not acked: will be delivered again)",
-            self.failed
+            "  retries       {:>12}   (sink writes retried after transient failures)",
+            self.retries
         )?;
-        writeln!(f, "  elapsed       {:>12.3} s", self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "  elapsed       {:>12.3} s (excluding the final idle wait)",
+            self.elapsed.as_secs_f64()
+        )?;
         writeln!(f, "  throughput    {:>12.0} msg/s", self.throughput())?;
         write!(
             f,
@@ -160,14 +331,21 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Why a run could not start or had to stop.
+/// Why a run could not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum IngestError {
-    /// A setting is unusable.
+    /// A setting is unusable (named in the message).
     Config(String),
-    /// The sink could not be opened.
-    Sink(SinkError),
-    /// The source could not be opened, or failed for good.
+    /// The sink could not be opened (connection, or a table that does not
+    /// fit the mapping).
+    Sink {
+        /// The sink, as the report names it.
+        sink: String,
+        /// Why.
+        source: SinkError,
+    },
+    /// The source could not be opened.
     Source(flowgate_redis::SourceError),
 }
 
@@ -175,103 +353,115 @@ impl fmt::Display for IngestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(msg) => write!(f, "invalid settings: {msg}"),
-            Self::Sink(err) => write!(f, "sink: {err}"),
-            Self::Source(err) => write!(f, "source: {err}"),
+            Self::Sink { sink, .. } => write!(f, "cannot open the sink ({sink})"),
+            Self::Source(_) => f.write_str("cannot open the source"),
         }
     }
 }
 
-impl std::error::Error for IngestError {}
+impl Error for IngestError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Config(_) => None,
+            Self::Sink { source, .. } => Some(source),
+            Self::Source(err) => Some(err),
+        }
+    }
+}
+
+/// Why a batch failed for good.
+#[derive(Debug)]
+enum WriteFailure {
+    /// The sink failed with an error that retrying does not cure.
+    Fatal(SinkError),
+    /// The run was aborted while the write was being retried.
+    Aborted,
+}
+
+impl fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fatal(_) => f.write_str("the sink failed for good"),
+            Self::Aborted => f.write_str("aborted while retrying the write"),
+        }
+    }
+}
+
+impl Error for WriteFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Fatal(err) => Some(err),
+            Self::Aborted => None,
+        }
+    }
+}
+
+/// The source failed for good (a permanent Redis error).
+#[derive(Debug)]
+struct SourceFailed(flowgate_redis::SourceError);
+
+impl fmt::Display for SourceFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the source failed for good")
+    }
+}
+
+impl Error for SourceFailed {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 /// A message as the pipeline sees it.
-#[derive(Debug, Clone)]
-pub struct Message {
-    /// Unique id: the row's key.
-    pub id: String,
-    /// Sequence number from the producer.
-    pub seq: i64,
-    /// The payload.
-    pub body: Vec<u8>,
-}
-
-/// The row written for a message.
-#[derive(Debug, Clone)]
-struct Row {
-    id: String,
-    seq: i64,
-    body: Vec<u8>,
-    checksum: i64,
-}
-
-/// How a message is acknowledged to its source.
-enum Acknowledge {
-    /// Embedded: the generator's commit counter.
-    Embedded(Arc<AtomicU64>),
-    /// Redis: a batched `XACK`.
-    Redis(AckToken),
-}
-
-impl Acknowledge {
-    async fn ack(self) -> bool {
-        match self {
-            Acknowledge::Embedded(counter) => {
-                counter.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Acknowledge::Redis(token) => match token.ack().await {
-                Ok(()) => true,
-                Err(err) => {
-                    tracing::warn!(error = %err, "XACK failed; the message stays pending");
-                    false
-                }
-            },
-        }
-    }
-}
-
 struct Incoming {
     message: Message,
     ack: Acknowledge,
     received: Instant,
 }
 
-/// The table `flowgate ingest` writes: `id` (key), `seq`, `body`, `checksum`.
-///
-/// # Errors
-///
-/// If `name` is not a plain SQL identifier.
-pub fn table(name: &str) -> Result<Table, flowgate_sql::TableError> {
-    Table::builder(name)
-        .text("id")
-        .integer("seq")
-        .blob("body")
-        .integer("checksum")
-        .key("id")
-        .build()
+/// A mapped row on its way to the sink.
+#[derive(Debug, Clone)]
+struct Row(Vec<Value>);
+
+/// How a message is acknowledged to its source.
+enum Acknowledge {
+    /// Embedded: nothing to tell.
+    Embedded,
+    /// Redis: a batched `XACK`, or a dead letter.
+    Redis(AckToken),
 }
 
-fn encode(row: &Row) -> Vec<Value> {
-    vec![
-        Value::from(row.id.as_str()),
-        Value::from(row.seq),
-        Value::from(row.body.as_slice()),
-        Value::from(row.checksum),
-    ]
-}
+impl Acknowledge {
+    async fn ack(self) -> bool {
+        match self {
+            Acknowledge::Embedded => true,
+            Acknowledge::Redis(token) => match token.ack().await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(error = %Chain(&err), "XACK failed; the message stays pending");
+                    false
+                }
+            },
+        }
+    }
 
-/// The transform stage: validate and enrich (here: an FNV-1a checksum).
-fn transform(message: Message) -> Row {
-    let checksum = message
-        .body
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    Row {
-        id: message.id,
-        seq: message.seq,
-        body: message.body,
-        checksum: checksum as i64,
+    async fn dead_letter(self, message: &Message, reason: &str) -> bool {
+        match self {
+            Acknowledge::Embedded => {
+                tracing::warn!(id = %message.id, reason, "bad message (the embedded source keeps no dead letters)");
+                true
+            }
+            Acknowledge::Redis(token) => match token.dead_letter(message, reason).await {
+                Ok(()) => {
+                    tracing::warn!(id = %message.id, reason, "message dead-lettered");
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(id = %message.id, error = %Chain(&err), "dead-lettering failed; the message stays pending");
+                    false
+                }
+            },
+        }
     }
 }
 
@@ -282,116 +472,260 @@ enum Sink {
 }
 
 impl Sink {
-    async fn write(&self, rows: Vec<Row>) -> Result<Vec<Written>, SinkError> {
+    async fn write_each(&self, rows: Vec<Row>) -> Result<Vec<RowOutcome>, SinkError> {
         match self {
-            Sink::Sqlite(sink) => sink.write(rows).await,
-            Sink::Postgres(sink) => sink.write(rows).await,
+            Sink::Sqlite(sink) => sink.write_each(rows).await,
+            Sink::Postgres(sink) => sink.write_each(rows).await,
         }
     }
 }
 
 enum Outcome {
-    Acked {
-        written: Written,
-        latency: Duration,
-    },
+    Acked { written: Written, latency: Duration },
+    DeadLettered { latency: Duration },
     /// Written, but the ack to the source failed.
-    Unacked(Written),
+    Unacked,
+    /// Not written (or not dead-lettered) and not acked.
     Failed,
 }
 
+/// The sink's health, shared by the concurrent flushes: logs an outage once
+/// when it starts and once when it ends.
+#[derive(Default)]
+struct Health {
+    failing_since: Mutex<Option<Instant>>,
+    retries: AtomicU64,
+}
+
+impl Health {
+    fn failed(&self, err: &SinkError, attempt: u32, delay: Duration) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        let mut since = self.failing_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if since.is_none() {
+            *since = Some(Instant::now());
+            tracing::warn!(error = %Chain(err), "sink unavailable: pausing reads; retrying the write until it succeeds");
+        }
+        tracing::warn!(error = %Chain(err), attempt, retry_in = ?delay, "batch write failed; retrying");
+    }
+
+    fn succeeded(&self) {
+        let mut since = self.failing_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(start) = since.take() {
+            tracing::info!(outage = ?start.elapsed(), "sink recovered: resuming reads");
+        }
+    }
+}
+
+/// Shared state of a run: the first fatal failure stops it.
+struct Run {
+    control: Control,
+    failure: Mutex<Option<Arc<dyn Error + Send + Sync>>>,
+}
+
+impl Run {
+    fn fail(&self, err: Arc<dyn Error + Send + Sync>) {
+        let mut slot = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            tracing::error!(error = %Chain(&*err), "stopping: no new messages are read");
+            *slot = Some(err);
+        }
+        self.control.stop();
+    }
+}
+
 /// Runs the pipeline until the source ends (embedded), goes idle, reaches
-/// `max_messages`, or Ctrl-C is pressed; then drains: every message received
-/// is written and acked, or reported failed (and left for redelivery).
+/// `max_messages`, fails for good, or `control` stops it; then drains: every
+/// message received is written and acked, dead-lettered, or reported failed
+/// (and left for redelivery).
 ///
 /// # Errors
 ///
-/// [`IngestError`] if a setting is unusable, or the sink or the source
-/// cannot be opened or fails for good.
-pub async fn run(config: IngestConfig) -> Result<Report, IngestError> {
-    if config.workers == 0 || config.max_in_flight == 0 {
+/// [`IngestError`] if the run could not start. Failures during the run are
+/// in [`Report::failure`].
+pub async fn run(config: IngestConfig, control: Control) -> Result<Report, IngestError> {
+    if config.workers == 0
+        || config.max_in_flight == 0
+        || config.batch_size == 0
+        || config.flush_concurrency == 0
+    {
         return Err(IngestError::Config(
-            "workers and max_in_flight must be at least 1".into(),
+            "workers, max_in_flight, batch_size and flush_concurrency must be at least 1".into(),
         ));
     }
-    let table = table(&config.table).map_err(|e| IngestError::Config(e.to_string()))?;
+    let mapping = Arc::new(config.mapping.clone());
+    let table = mapping.table().clone();
+    let encode = |row: &Row| row.0.clone();
     let (sink, sink_name) = match &config.sink {
-        SinkConfig::Sqlite(path) => (
-            Sink::Sqlite(
-                SqliteSink::open(path, table, encode)
-                    .await
-                    .map_err(IngestError::Sink)?,
-            ),
-            format!("SQLite {}", path.display()),
-        ),
-        SinkConfig::Postgres(url) => (
-            Sink::Postgres(
-                PostgresSink::connect(url, table, encode)
-                    .await
-                    .map_err(IngestError::Sink)?,
-            ),
-            "PostgreSQL".to_owned(),
-        ),
+        SinkConfig::Sqlite(path) => {
+            let name = format!("SQLite {} table {}", path.display(), table.name());
+            let sink = SqliteSink::open(path, table, encode).await.map_err(|source| {
+                IngestError::Sink {
+                    sink: name.clone(),
+                    source,
+                }
+            })?;
+            (Sink::Sqlite(sink), name)
+        }
+        SinkConfig::Postgres(url) => {
+            let name = format!("PostgreSQL table {}", table.name());
+            let sink = PostgresSink::connect(url, table, encode)
+                .await
+                .map_err(|source| IngestError::Sink {
+                    sink: name.clone(),
+                    source,
+                })?;
+            (Sink::Postgres(sink), name)
+        }
     };
 
+    let run = Arc::new(Run {
+        control: control.clone(),
+        failure: Mutex::new(None),
+    });
+    let pause = PauseHandle::new();
+    let health = Arc::new(Health::default());
+    let retry = Arc::new(
+        Retry::new(
+            Backoff::exponential(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(5))
+                .jitter(Jitter::Equal),
+        )
+        .max_attempts(u32::MAX)
+        .when(SinkError::is_transient)
+        .on_retry({
+            let health = Arc::clone(&health);
+            move |err: &SinkError, attempt, delay| health.failed(err, attempt, delay)
+        }),
+    );
+
     let writer = sink.clone();
+    let flush_run = Arc::clone(&run);
+    let flush_health = Arc::clone(&health);
+    let flush_pause = pause.clone();
     let batcher = Batcher::builder()
         .max_items(config.batch_size)
         .max_delay(config.batch_delay)
         .flush_concurrency(config.flush_concurrency)
         .capacity(config.batch_size * (config.flush_concurrency + 1))
         .build(move |rows: Vec<Row>| {
-            let sink = writer.clone();
-            async move { sink.write(rows).await }
+            let (sink, run, health, pause, retry) = (
+                writer.clone(),
+                Arc::clone(&flush_run),
+                Arc::clone(&flush_health),
+                flush_pause.clone(),
+                Arc::clone(&retry),
+            );
+            async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
         })
         .map_err(|e| IngestError::Config(e.to_string()))?;
 
-    let (incoming, expected, source_name, stop, acker) =
-        open_source(&config.source, config.max_in_flight).await?;
-    let route = format!("{source_name} -> {sink_name}");
+    let opened = open_source(&config.source, config.max_in_flight).await?;
+    let route = format!("{} -> {sink_name}", opened.name);
 
-    let bar = progress_bar(config.progress, expected);
+    let bar = progress_bar(config.progress, opened.expected);
     let start = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
-    let last_seen = Arc::new(AtomicU64::new(0));
-    let idle_watch =
-        spawn_stop_conditions(&config.source, stop.clone(), &received, &last_seen, start);
+    let last_seen = Arc::new(Mutex::new(start));
+    let watcher = spawn_stop_conditions(&config.source, &run, &received, &last_seen);
 
     let counted = Arc::clone(&received);
     let seen = Arc::clone(&last_seen);
-    let outcomes = incoming
+    let source_run = Arc::clone(&run);
+    let stop = control.stop.clone();
+    let stopper = opened.stop.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        if let Some(stopper) = stopper {
+            stopper.stop();
+        }
+    });
+    let incoming = opened
+        .stream
+        // The embedded generator stops at once; a Redis source stops by its
+        // stop handle, delivering what it has read.
+        .take_until_cancelled(if opened.stop.is_some() {
+            control.abort.clone()
+        } else {
+            control.stop.clone()
+        })
+        .pausable(&pause)
+        .filter_map(move |item| {
+            let run = Arc::clone(&source_run);
+            async move {
+                match item {
+                    Ok(incoming) => Some(incoming),
+                    Err(err) => {
+                        run.fail(Arc::new(SourceFailed(err)));
+                        None
+                    }
+                }
+            }
+        })
         .map(move |incoming| {
             counted.fetch_add(1, Ordering::Relaxed);
-            seen.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            *seen.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
             incoming
+        });
+
+    let outcomes = incoming
+        // Map each message's fields onto a row, concurrently.
+        .par_map_unordered(config.workers, move |incoming: Incoming| {
+            let mapping = Arc::clone(&mapping);
+            async move {
+                let row = mapping.row(&incoming.message.id, &incoming.message.fields);
+                (incoming, row)
+            }
         })
-        // Fan out: transform concurrently.
-        .par_map_unordered(config.workers, |incoming: Incoming| async move {
-            let row = transform(incoming.message);
-            (row, incoming.ack, incoming.received)
-        })
-        // Fan in: submit to the batcher and wait, concurrently, for each
-        // row's batch to be written; only then acknowledge the message.
-        .par_map_unordered(config.max_in_flight, |(row, ack, received)| {
+        // Submit each row and wait, concurrently, for its batch to be
+        // written; only then acknowledge (or dead-letter) the message.
+        .par_map_unordered(config.max_in_flight, move |(incoming, row)| {
             let batcher = batcher.clone();
             async move {
-                let result = match batcher.submit(row).await {
+                let Incoming {
+                    message,
+                    ack,
+                    received,
+                } = incoming;
+                let values = match row {
+                    Ok(values) => values,
+                    Err(misfit) => {
+                        let reason = format!("does not fit the mapping: {misfit}");
+                        return if ack.dead_letter(&message, &reason).await {
+                            Outcome::DeadLettered {
+                                latency: received.elapsed(),
+                            }
+                        } else {
+                            Outcome::Failed
+                        };
+                    }
+                };
+                let result = match batcher.submit(Row(values)).await {
                     Ok(flushed) => flushed.await,
                     Err(_) => Err(AckError::Closed),
                 };
                 match result {
-                    Ok(written) => {
+                    Ok(RowOutcome::Written(written)) => {
                         if ack.ack().await {
                             Outcome::Acked {
                                 written,
                                 latency: received.elapsed(),
                             }
                         } else {
-                            Outcome::Unacked(written)
+                            Outcome::Unacked
+                        }
+                    }
+                    Ok(RowOutcome::Rejected(reason)) => {
+                        let reason = format!("rejected by the database: {reason}");
+                        if ack.dead_letter(&message, &reason).await {
+                            Outcome::DeadLettered {
+                                latency: received.elapsed(),
+                            }
+                        } else {
+                            Outcome::Failed
                         }
                     }
                     Err(err) => {
-                        tracing::warn!(error = %err, "batch failed; its messages are not acked");
+                        tracing::debug!(id = %message.id, error = %Chain(&err), "not acked: left pending");
                         Outcome::Failed
                     }
                 }
@@ -400,54 +734,161 @@ pub async fn run(config: IngestConfig) -> Result<Report, IngestError> {
 
     let mut report = Report {
         route,
+        dead_letter_stream: opened.dead_letter_stream,
         ..Report::default()
     };
     let mut latencies: Vec<u32> = Vec::new();
+    let mut last_outcome = start;
     futures_util::pin_mut!(outcomes);
     while let Some(outcome) = outcomes.next().await {
+        last_outcome = Instant::now();
         match outcome {
             Outcome::Acked { written, latency } => {
-                count_written(&mut report, written);
+                match written {
+                    Written::Inserted => report.written += 1,
+                    Written::Duplicate => report.duplicates += 1,
+                }
                 report.acked += 1;
                 latencies.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
             }
-            Outcome::Unacked(written) => count_written(&mut report, written),
+            Outcome::DeadLettered { latency } => {
+                report.dead_lettered += 1;
+                report.acked += 1;
+                latencies.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+            }
+            Outcome::Unacked => report.unacked += 1,
             Outcome::Failed => report.failed += 1,
         }
         if let Some(bar) = &bar {
             bar.inc(1);
         }
     }
-    batcher.close().await;
-    if let Some(acker) = acker {
+    if let Some(acker) = opened.acker {
         acker.close().await;
     }
-    if let Some(watch) = idle_watch {
+    if let Some(watch) = watcher {
         watch.abort();
     }
-    report.elapsed = start.elapsed();
+    report.elapsed = last_outcome.duration_since(start);
     report.received = received.load(Ordering::Relaxed);
+    report.retries = health.retries.load(Ordering::Relaxed);
     report.ack_latency = percentiles(&mut latencies);
+    report.failure = run
+        .failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    report.aborted = control.is_aborted();
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    let accounted =
+        report.written + report.duplicates + report.dead_lettered + report.failed + report.unacked;
+    if accounted != report.received {
+        tracing::error!(
+            received = report.received,
+            accounted,
+            "the report does not account for every message (a bug: please report it)"
+        );
     }
     Ok(report)
 }
 
-fn count_written(report: &mut Report, written: Written) {
-    match written {
-        Written::Inserted => report.written += 1,
-        Written::Duplicate => report.duplicates += 1,
+/// Writes one batch: transient failures are retried with backoff while the
+/// source is paused, until the write succeeds or the run is aborted; a fatal
+/// failure stops the run.
+async fn write_batch(
+    sink: &Sink,
+    rows: Vec<Row>,
+    run: &Run,
+    health: &Health,
+    pause: &PauseHandle,
+    retry: &Retry<SinkError>,
+) -> Result<Vec<RowOutcome>, WriteFailure> {
+    // Held from the first failure until the write succeeds: the source reads
+    // nothing new while the sink is down.
+    let hold = Mutex::new(None);
+    let attempt = retry.run(|| {
+        let rows = rows.clone();
+        let hold = &hold;
+        async move {
+            let result = sink.write_each(rows).await;
+            if let Err(err) = &result
+                && err.is_transient()
+            {
+                hold.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert_with(|| pause.hold());
+            }
+            result
+        }
+    });
+    let result = tokio::select! {
+        result = attempt => result,
+        () = run.control.abort.cancelled() => return Err(WriteFailure::Aborted),
+    };
+    match result {
+        Ok(outcomes) => {
+            health.succeeded();
+            Ok(outcomes)
+        }
+        Err(err) => {
+            let err = err.into_inner();
+            let failure = Arc::new(FatalSink(err.to_string(), Chain(&err).to_string()));
+            run.fail(failure);
+            Err(WriteFailure::Fatal(err))
+        }
     }
 }
 
-type Opened = (
-    BoxStream<'static, Incoming>,
-    Option<u64>,
-    String,
-    Option<StopHandle>,
-    Option<flowgate_redis::Acker>,
-);
+/// A fatal sink error, kept for the report (the error itself goes to the
+/// batch's acks).
+#[derive(Debug)]
+struct FatalSink(String, String);
+
+impl fmt::Display for FatalSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the sink failed for good: {}", self.1)
+    }
+}
+
+impl Error for FatalSink {}
+
+/// Prints an error with its whole cause chain on one line: `a: b: c`,
+/// leaving out a cause whose text the previous one already shows.
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            let text = err.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+struct Opened {
+    stream: BoxStream<'static, Result<Incoming, flowgate_redis::SourceError>>,
+    expected: Option<u64>,
+    name: String,
+    stop: Option<flowgate_redis::StopHandle>,
+    acker: Option<flowgate_redis::Acker>,
+    dead_letter_stream: Option<String>,
+}
 
 async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Opened, IngestError> {
     match source {
@@ -455,7 +896,6 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
             messages,
             redeliver_every,
         } => {
-            let committed = Arc::new(AtomicU64::new(0));
             let redeliver_every = *redeliver_every;
             let total = messages + messages.checked_div(redeliver_every).unwrap_or(0);
             let generated = stream::iter(0..*messages).flat_map(move |i| {
@@ -465,11 +905,13 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                     .then(|| message.clone());
                 stream::iter(std::iter::once(message).chain(again))
             });
-            let incoming = generated
-                .map(move |message| Incoming {
-                    message,
-                    ack: Acknowledge::Embedded(Arc::clone(&committed)),
-                    received: Instant::now(),
+            let stream = generated
+                .map(move |message| {
+                    Ok(Incoming {
+                        message,
+                        ack: Acknowledge::Embedded,
+                        received: Instant::now(),
+                    })
                 })
                 .boxed();
             let name = if redeliver_every > 0 {
@@ -479,117 +921,111 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
             } else {
                 format!("embedded generator ({messages} messages)")
             };
-            Ok((incoming, Some(total), name, None, None))
+            Ok(Opened {
+                stream,
+                expected: Some(total),
+                name,
+                stop: None,
+                acker: None,
+                dead_letter_stream: None,
+            })
         }
-        SourceConfig::Redis {
-            url,
-            stream,
-            group,
-            consumer,
-            claim_idle,
-            ..
-        } => {
-            let source = RedisStreamSource::builder(url, stream, group, consumer)
-                .max_in_flight(max_in_flight.max(256))
-                .claim_idle(*claim_idle)
-                .block(Duration::from_millis(500))
-                .connect()
-                .await
-                .map_err(IngestError::Source)?;
+        SourceConfig::Redis(redis) => {
+            let dead_letter = redis.dead_letter_stream();
+            let source = RedisStreamSource::builder(
+                &redis.url,
+                &redis.stream,
+                &redis.group,
+                &redis.consumer,
+            )
+            .max_in_flight(max_in_flight)
+            .batch_size(max_in_flight.min(256))
+            .claim_idle(redis.claim_idle)
+            .max_deliveries(redis.max_deliveries)
+            .dead_letter_stream(dead_letter.clone())
+            .block(Duration::from_millis(500))
+            .connect()
+            .await
+            .map_err(IngestError::Source)?;
             let stop = source.stop_handle();
             let acker = source.acker().clone();
-            let incoming = source
-                .filter_map(|delivery| async move {
-                    match delivery {
-                        Ok(delivery) => {
-                            let (message, token) = delivery.into_parts();
-                            let seq = message
-                                .fields
-                                .get("seq")
-                                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                                .unwrap_or(0);
-                            let body = message.fields.get("body").cloned().unwrap_or_default();
-                            Some(Incoming {
-                                message: Message {
-                                    id: message.id,
-                                    seq,
-                                    body,
-                                },
-                                ack: Acknowledge::Redis(token),
-                                received: Instant::now(),
-                            })
+            let stream = source
+                .map(|delivery| {
+                    delivery.map(|delivery| {
+                        let (message, token) = delivery.into_parts();
+                        Incoming {
+                            message,
+                            ack: Acknowledge::Redis(token),
+                            received: Instant::now(),
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "the redis source failed");
-                            None
-                        }
-                    }
+                    })
                 })
                 .boxed();
-            let name = format!("Redis stream {stream:?} (group {group:?}, consumer {consumer:?})");
-            Ok((incoming, None, name, Some(stop), Some(acker)))
+            let name = format!(
+                "Redis stream {:?} (group {:?}, consumer {:?})",
+                redis.stream, redis.group, redis.consumer
+            );
+            Ok(Opened {
+                stream,
+                expected: None,
+                name,
+                stop: Some(stop),
+                acker: Some(acker),
+                dead_letter_stream: Some(dead_letter),
+            })
         }
     }
 }
 
-/// The embedded generator's `i`-th message: about 100 bytes of JSON.
+/// The embedded generator's `i`-th message: fields `seq` and `body` (about
+/// 100 bytes of JSON), id `msg-<i>`.
 pub fn generate(i: u64) -> Message {
+    let body = format!(
+        r#"{{"seq":{i},"kind":"order","customer":"c-{:05}","amount_cents":{},"currency":"EUR"}}"#,
+        i % 10_000,
+        (i * 7919) % 100_000
+    );
     Message {
         id: format!("msg-{i:010}"),
-        seq: i as i64,
-        body: format!(
-            r#"{{"seq":{i},"kind":"order","customer":"c-{:05}","amount_cents":{},"currency":"EUR"}}"#,
-            i % 10_000,
-            (i * 7919) % 100_000
-        )
-        .into_bytes(),
+        fields: [
+            ("seq".to_owned(), i.to_string().into_bytes()),
+            ("body".to_owned(), body.into_bytes()),
+        ]
+        .into_iter()
+        .collect(),
+        deliveries: 1,
     }
 }
 
-/// Stops a Redis run on Ctrl-C, when idle, or after `max_messages`.
+/// Stops a Redis run when idle or after `max_messages`.
 fn spawn_stop_conditions(
     source: &SourceConfig,
-    stop: Option<StopHandle>,
+    run: &Arc<Run>,
     received: &Arc<AtomicU64>,
-    last_seen_ms: &Arc<AtomicU64>,
-    start: Instant,
+    last_seen: &Arc<Mutex<Instant>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let stop = stop?;
-    let SourceConfig::Redis {
-        exit_when_idle,
-        max_messages,
-        ..
-    } = source
-    else {
+    let SourceConfig::Redis(redis) = source else {
         return None;
     };
-    let (exit_when_idle, max_messages) = (*exit_when_idle, *max_messages);
-    let received = Arc::clone(received);
-    let last_seen_ms = Arc::clone(last_seen_ms);
+    let (exit_when_idle, max_messages) = (redis.exit_when_idle, redis.max_messages);
+    if exit_when_idle.is_none() && max_messages.is_none() {
+        return None;
+    }
+    let (run, received, last_seen) = (Arc::clone(run), Arc::clone(received), Arc::clone(last_seen));
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        // One listener for the whole run: a signal between two polls of a
-        // fresh listener would be lost.
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
-            tokio::select! {
-                _ = &mut ctrl_c => {
-                    eprintln!("interrupted: finishing the messages in flight, then stopping");
-                    stop.stop();
-                    return;
-                }
-                _ = tick.tick() => {}
-            }
-            let count = received.load(Ordering::Relaxed);
-            if max_messages.is_some_and(|max| count >= max) {
-                stop.stop();
+            tick.tick().await;
+            if max_messages.is_some_and(|max| received.load(Ordering::Relaxed) >= max) {
+                tracing::info!("stopping: --max-messages reached");
+                run.control.stop();
                 return;
             }
             if let Some(idle) = exit_when_idle {
-                let last = Duration::from_millis(last_seen_ms.load(Ordering::Relaxed));
-                if start.elapsed().saturating_sub(last) >= idle {
-                    stop.stop();
+                let last = *last_seen.lock().unwrap_or_else(PoisonError::into_inner);
+                if last.elapsed() >= idle {
+                    tracing::info!(idle = ?idle, "stopping: no message arrived for --exit-when-idle-ms");
+                    run.control.stop();
                     return;
                 }
             }
@@ -606,9 +1042,9 @@ fn progress_bar(enabled: bool, expected: Option<u64>) -> Option<indicatif::Progr
         None => indicatif::ProgressBar::new_spinner(),
     };
     let template = if expected.is_some() {
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} acked ({per_sec}, eta {eta})"
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} done ({per_sec}, eta {eta})"
     } else {
-        "{spinner} [{elapsed_precise}] {pos} acked ({per_sec})"
+        "{spinner} [{elapsed_precise}] {pos} done ({per_sec})"
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(template)
@@ -616,6 +1052,7 @@ fn progress_bar(enabled: bool, expected: Option<u64>) -> Option<indicatif::Progr
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
+    crate::logging::set_progress_bar(Some(bar.clone()));
     Some(bar)
 }
 

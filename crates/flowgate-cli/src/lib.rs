@@ -9,4 +9,6 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod logging;
+pub mod mapping;
 pub mod naive;

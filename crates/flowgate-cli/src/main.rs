@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use flowgate_cli::ingest::{self, IngestConfig, SinkConfig, SourceConfig};
+use flowgate_cli::ingest::{
+    self, Chain, Control, IngestConfig, RedisConfig, SinkConfig, SourceConfig,
+};
+use flowgate_cli::logging::{self, LogFormat};
+use flowgate_cli::mapping::{Mapping, MappingError};
 use flowgate_cli::naive;
 
 /// Flow-control primitives at work: consume, transform, batch-write, and
@@ -36,66 +40,153 @@ enum Command {
     Naive(NaiveArgs),
 }
 
+/// A positive integer flag value, at most `max`.
+fn positive<T>(max: u64) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::fmt::Display + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::<T>::new().range(1..=max)
+}
+
+const DAY_MS: u64 = 86_400_000;
+
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = INGEST_HELP)]
 struct IngestArgs {
     /// Embedded source: how many messages to generate.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, value_name = "N", default_value_t = 200_000, conflicts_with = "redis",
+          help_heading = "Embedded source (the default)")]
     messages: u64,
     /// Embedded source: deliver every n-th message a second time, as a broker
     /// redelivers after a lost ack (0: never). The sink skips the duplicates.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, conflicts_with = "redis",
+          help_heading = "Embedded source (the default)")]
     redeliver_every: u64,
-    /// SQLite file to write to (the default sink).
-    #[arg(long, default_value = "flowgate-ingest.sqlite")]
-    sqlite: PathBuf,
-    /// Write to PostgreSQL instead, e.g. postgres://user@127.0.0.1:5432/db.
-    #[arg(long, value_name = "URL")]
-    postgres: Option<String>,
-    /// Read from Redis instead of generating, e.g. redis://127.0.0.1:6379/.
-    #[arg(long, value_name = "URL", requires_all = ["stream", "group"])]
+
+    /// Read from a Redis stream instead of generating, e.g. redis://127.0.0.1:6379/.
+    #[arg(long, value_name = "URL", requires_all = ["stream", "group"], help_heading = "Redis source")]
     redis: Option<String>,
     /// Redis stream key.
-    #[arg(long)]
+    #[arg(long, value_name = "KEY", requires = "redis", help_heading = "Redis source")]
     stream: Option<String>,
     /// Redis consumer group (created, with the stream, if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", requires = "redis", help_heading = "Redis source")]
     group: Option<String>,
     /// This consumer's name in the group (default: host name and process id).
-    #[arg(long)]
+    /// Restart with the same name to resume its pending messages first.
+    #[arg(long, value_name = "NAME", requires = "redis", help_heading = "Redis source")]
     consumer: Option<String>,
-    /// Take over another consumer's messages after they were pending this many
-    /// milliseconds (it crashed or hangs).
-    #[arg(long, default_value_t = 30_000, value_name = "MS")]
-    claim_idle_ms: u64,
-    /// Redis: stop once no message arrived for this many milliseconds
-    /// (default: run until Ctrl-C).
-    #[arg(long, value_name = "MS")]
+    /// The lease: while running, this consumer renews its claim on the
+    /// messages it holds; one that stops renewing for this long (it died or
+    /// hangs) loses them to another consumer of the group.
+    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+          help_heading = "Redis source")]
+    claim_idle_ms: Option<u64>,
+    /// Dead-letter a message delivered more often than this to consumers that
+    /// died or hung while holding it [default: 5].
+    #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u64>(u64::from(u32::MAX)),
+          help_heading = "Redis source")]
+    max_deliveries: Option<u64>,
+    /// Where bad messages go, with the reason [default: <stream>:dead].
+    #[arg(long, value_name = "KEY", requires = "redis", help_heading = "Redis source")]
+    dead_letter_stream: Option<String>,
+    /// Stop once no message arrived for this many milliseconds (default: run
+    /// until Ctrl-C). The wait is not counted in the elapsed time.
+    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+          help_heading = "Redis source")]
     exit_when_idle_ms: Option<u64>,
-    /// Redis: stop after this many messages.
-    #[arg(long)]
+    /// Stop after this many messages.
+    #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u64>(u64::MAX),
+          help_heading = "Redis source")]
     max_messages: Option<u64>,
-    /// Table to write to (created if missing): id (key), seq, body, checksum.
-    #[arg(long, default_value = "flowgate_events")]
-    table: String,
-    /// Concurrent transforms (the par_map stage).
-    #[arg(long, default_value_t = 64)]
+
+    /// SQLite file to write to (the default sink) [default: flowgate-ingest.sqlite].
+    #[arg(long, value_name = "PATH", conflicts_with = "postgres", help_heading = "Sink")]
+    sqlite: Option<PathBuf>,
+    /// Write to PostgreSQL instead, e.g. postgres://user@127.0.0.1:5432/db.
+    #[arg(long, value_name = "URL", help_heading = "Sink")]
+    postgres: Option<String>,
+    /// Table to write to; created if missing, checked against the mapping if
+    /// it exists [default: flowgate_events].
+    #[arg(long, value_name = "NAME", help_heading = "Sink")]
+    table: Option<String>,
+    /// A column of the table: NAME:TYPE[?][=SOURCE]. TYPE: text, bigint,
+    /// double, boolean, bytea, jsonb or timestamptz; '?' makes it nullable (a
+    /// missing field stores NULL); SOURCE is a field name (default: NAME) or
+    /// @id, the stream entry id. Repeat for every column.
+    #[arg(long = "column", value_name = "SPEC", conflicts_with = "schema", help_heading = "Sink")]
+    columns: Vec<String>,
+    /// A key column (repeatable): rows are deduplicated by it [default: the
+    /// column taken from @id].
+    #[arg(long = "key", value_name = "NAME", requires = "columns", help_heading = "Sink")]
+    keys: Vec<String>,
+    /// The mapping from a TOML file (see `--help`).
+    #[arg(long, value_name = "FILE", help_heading = "Sink")]
+    schema: Option<PathBuf>,
+
+    /// Concurrent mappings (the par_map stage).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = positive::<usize>(100_000),
+          help_heading = "Pipeline")]
     workers: usize,
     /// Rows per batch.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = positive::<usize>(1_000_000),
+          help_heading = "Pipeline")]
     batch_size: usize,
     /// Longest wait for a batch to fill, in milliseconds.
-    #[arg(long, default_value_t = 20, value_name = "MS")]
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = positive::<u64>(DAY_MS),
+          help_heading = "Pipeline")]
     batch_delay_ms: u64,
     /// Batches written at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = positive::<usize>(64),
+          help_heading = "Pipeline")]
     flush_concurrency: usize,
     /// Messages between receipt and ack at once (the pipeline's bound).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive::<usize>(10_000_000),
+          help_heading = "Pipeline")]
     max_in_flight: usize,
+
     /// No progress bar.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     no_progress: bool,
+    /// More log detail: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
+    verbose: u8,
+    /// Log lines as text or JSON objects (on standard error).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output")]
+    log_format: LogFormat,
 }
+
+const INGEST_HELP: &str = "\
+Mapping: without --column or --schema, rows go to the demo table: id TEXT (key,
+the entry id), seq BIGINT, body BYTEA, checksum BIGINT (FNV-1a of body). A
+message that does not fit the mapping (a missing field, a value that does not
+parse) goes to the dead-letter stream with the reason, as does a row the
+database rejects; the rest flows. A --schema file:
+
+  table = \"orders\"
+  [[column]]
+  name = \"id\"
+  type = \"text\"
+  from = \"@id\"
+  [[column]]
+  name = \"order_id\"
+  type = \"bigint\"
+  key = true
+  [[column]]
+  name = \"note\"
+  type = \"text\"
+  nullable = true
+
+Faults: while the sink fails transiently (down, restarting), reading pauses and
+the write is retried with backoff until it succeeds; nothing is acknowledged
+before its row is written. Ctrl-C stops reading and finishes what was read; a
+second Ctrl-C stops at once (what is not acked stays pending).
+
+Exit status: 0 when every message received was written, a duplicate or
+dead-lettered, and acknowledged; 1 when the run could not start or failed (the
+reason is printed); 2 for a usage error; 130 after a second Ctrl-C.
+";
 
 #[derive(Debug, clap::Args)]
 struct PublishArgs {
@@ -179,16 +270,83 @@ async fn main() -> ExitCode {
 }
 
 async fn ingest_command(args: IngestArgs) -> ExitCode {
+    if let Err(err) = logging::init(args.verbose, args.log_format) {
+        eprintln!("flowgate ingest: {err}");
+        return ExitCode::from(2);
+    }
+    let config = match ingest_config(args) {
+        Ok(config) => config,
+        Err(err) => {
+            print_error(&err);
+            return ExitCode::from(2);
+        }
+    };
+    let control = Control::new();
+    let signals = tokio::spawn(handle_signals(control.clone()));
+    let result = ingest::run(config, control).await;
+    signals.abort();
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            if let Some(failure) = &report.failure {
+                print_error(&**failure);
+            }
+            if report.aborted {
+                ExitCode::from(130)
+            } else if report.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                if report.failure.is_none() {
+                    eprintln!(
+                        "flowgate ingest: {} of {} messages were not acknowledged (left pending: they will be delivered again)",
+                        report.failed + report.unacked,
+                        report.received
+                    );
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Checks the flags clap cannot and builds the configuration.
+fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
+    let mapping = match (&args.schema, args.columns.is_empty()) {
+        (Some(path), _) => Mapping::from_file(path, args.table.as_deref())?,
+        (None, false) => Mapping::from_flags(
+            args.table.as_deref().unwrap_or(DEFAULT_TABLE),
+            &args.columns,
+            &args.keys,
+        )?,
+        (None, true) => Mapping::demo(args.table.as_deref().unwrap_or(DEFAULT_TABLE))
+            .map_err(|e| MappingError {
+                message: format!("--table: {}", e.message),
+                source: e.source,
+            })?,
+    };
     let source = match args.redis {
-        Some(url) => SourceConfig::Redis {
-            url,
-            stream: args.stream.expect("clap requires --stream with --redis"),
-            group: args.group.expect("clap requires --group with --redis"),
-            consumer: args.consumer.unwrap_or_else(default_consumer),
-            claim_idle: Duration::from_millis(args.claim_idle_ms),
-            exit_when_idle: args.exit_when_idle_ms.map(Duration::from_millis),
-            max_messages: args.max_messages,
-        },
+        Some(url) => {
+            let mut redis = RedisConfig::new(
+                url,
+                args.stream.expect("clap requires --stream with --redis"),
+                args.group.expect("clap requires --group with --redis"),
+                args.consumer.unwrap_or_else(default_consumer),
+            );
+            if let Some(ms) = args.claim_idle_ms {
+                redis.claim_idle = Duration::from_millis(ms);
+            }
+            if let Some(n) = args.max_deliveries {
+                redis.max_deliveries = n;
+            }
+            redis.dead_letter_stream = args.dead_letter_stream;
+            redis.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
+            redis.max_messages = args.max_messages;
+            SourceConfig::Redis(redis)
+        }
         None => SourceConfig::Embedded {
             messages: args.messages,
             redeliver_every: args.redeliver_every,
@@ -196,33 +354,78 @@ async fn ingest_command(args: IngestArgs) -> ExitCode {
     };
     let sink = match args.postgres {
         Some(url) => SinkConfig::Postgres(url),
-        None => SinkConfig::Sqlite(args.sqlite),
+        None => SinkConfig::Sqlite(
+            args.sqlite
+                .unwrap_or_else(|| PathBuf::from("flowgate-ingest.sqlite")),
+        ),
     };
-    let config = IngestConfig {
+    Ok(IngestConfig {
         source,
         sink,
-        table: args.table,
+        mapping,
         workers: args.workers,
         batch_size: args.batch_size,
         batch_delay: Duration::from_millis(args.batch_delay_ms),
         flush_concurrency: args.flush_concurrency,
         max_in_flight: args.max_in_flight,
-        progress: !args.no_progress,
-    };
-    match ingest::run(config).await {
-        Ok(report) => {
-            println!("{report}");
-            if report.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    })
+}
+
+const DEFAULT_TABLE: &str = "flowgate_events";
+
+/// Ctrl-C or SIGTERM: stop reading and finish what was read; a second one:
+/// stop at once.
+async fn handle_signals(control: Control) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => Some(term),
         Err(err) => {
-            eprintln!("flowgate ingest: {err}");
-            ExitCode::FAILURE
+            tracing::warn!(error = %err, "cannot listen for SIGTERM");
+            None
+        }
+    };
+    let mut signals = 0;
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+                    return;
+                }
+            }
+            Some(()) = async { match &mut term { Some(t) => t.recv().await, None => None } } => {}
+        }
+        signals += 1;
+        if signals == 1 {
+            eprintln!(
+                "flowgate ingest: interrupted: reading no more; finishing the messages in flight (interrupt again to stop at once)"
+            );
+            control.stop();
+        } else {
+            eprintln!("flowgate ingest: interrupted again: stopping now; what is not acknowledged stays pending");
+            control.abort();
+            return;
         }
     }
+}
+
+/// Prints `err` and its causes, one per line, as `flowgate ingest: …` then
+/// `  caused by: …`, leaving out a cause whose text is already shown.
+fn print_error(err: &(dyn std::error::Error + 'static)) {
+    let mut shown = err.to_string();
+    let mut text = format!("flowgate ingest: {shown}");
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let line = err.to_string();
+        if !shown.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+            shown = line;
+        }
+        cause = err.source();
+    }
+    tracing::debug!(error = %Chain(err), "exiting with an error");
+    eprintln!("{text}");
 }
 
 fn default_consumer() -> String {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use redis::streams::StreamReadReply;
 use tokio::time::Instant;
 
-use crate::ingest::{generate, table};
+use crate::ingest::generate;
+use crate::mapping::Mapping;
 
 /// Fills `stream` with `messages` generated messages (fields `seq` and
 /// `body`), pipelined 1000 at a time. Returns how long it took.
@@ -30,9 +31,9 @@ pub async fn publish(url: &str, stream: &str, messages: u64) -> redis::RedisResu
                 .arg(stream)
                 .arg("*")
                 .arg("seq")
-                .arg(message.seq)
+                .arg(&message.fields["seq"])
                 .arg("body")
-                .arg(message.body)
+                .arg(&message.fields["body"])
                 .ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
@@ -62,7 +63,8 @@ pub async fn naive_redis_to_postgres(
         .await?;
     let (pg, connection) = tokio_postgres::connect(postgres_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    let table = table(table_name)?;
+    let mapping = Mapping::demo(table_name)?;
+    let table = mapping.table();
     pg.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {} (id TEXT NOT NULL PRIMARY KEY, seq BIGINT, body BYTEA, checksum BIGINT)",
         table.name()
