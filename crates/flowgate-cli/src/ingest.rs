@@ -516,6 +516,13 @@ impl Health {
     }
 }
 
+/// Messages received, and messages whose outcome is known.
+#[derive(Default)]
+struct Progress {
+    received: AtomicU64,
+    done: AtomicU64,
+}
+
 /// Shared state of a run: the first fatal failure stops it.
 struct Run {
     control: Control,
@@ -624,12 +631,10 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
 
     let bar = progress_bar(config.progress, opened.expected);
     let start = Instant::now();
-    let received = Arc::new(AtomicU64::new(0));
-    let last_seen = Arc::new(Mutex::new(start));
-    let watcher = spawn_stop_conditions(&config.source, &run, &received, &last_seen);
+    let progress = Arc::new(Progress::default());
+    let watcher = spawn_stop_conditions(&config.source, &run, &progress, &pause);
 
-    let counted = Arc::clone(&received);
-    let seen = Arc::clone(&last_seen);
+    let counted = Arc::clone(&progress);
     let source_run = Arc::clone(&run);
     let stop = control.stop.clone();
     let stopper = opened.stop.clone();
@@ -662,8 +667,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             }
         })
         .map(move |incoming| {
-            counted.fetch_add(1, Ordering::Relaxed);
-            *seen.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            counted.received.fetch_add(1, Ordering::Relaxed);
             incoming
         });
 
@@ -742,6 +746,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     futures_util::pin_mut!(outcomes);
     while let Some(outcome) = outcomes.next().await {
         last_outcome = Instant::now();
+        progress.done.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Outcome::Acked { written, latency } => {
                 match written {
@@ -770,7 +775,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         watch.abort();
     }
     report.elapsed = last_outcome.duration_since(start);
-    report.received = received.load(Ordering::Relaxed);
+    report.received = progress.received.load(Ordering::Relaxed);
     report.retries = health.retries.load(Ordering::Relaxed);
     report.ack_latency = percentiles(&mut latencies);
     report.failure = run
@@ -998,11 +1003,14 @@ pub fn generate(i: u64) -> Message {
 }
 
 /// Stops a Redis run when idle or after `max_messages`.
+///
+/// Idle means: no message arrived, none was in flight and the source was not
+/// paused (by a sink outage) for `exit_when_idle`.
 fn spawn_stop_conditions(
     source: &SourceConfig,
     run: &Arc<Run>,
-    received: &Arc<AtomicU64>,
-    last_seen: &Arc<Mutex<Instant>>,
+    progress: &Arc<Progress>,
+    pause: &PauseHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let SourceConfig::Redis(redis) = source else {
         return None;
@@ -1011,19 +1019,28 @@ fn spawn_stop_conditions(
     if exit_when_idle.is_none() && max_messages.is_none() {
         return None;
     }
-    let (run, received, last_seen) = (Arc::clone(run), Arc::clone(received), Arc::clone(last_seen));
+    let (run, progress, pause) = (Arc::clone(run), Arc::clone(progress), pause.clone());
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut idle_since = Instant::now();
+        let mut seen = 0;
         loop {
             tick.tick().await;
-            if max_messages.is_some_and(|max| received.load(Ordering::Relaxed) >= max) {
+            let received = progress.received.load(Ordering::Relaxed);
+            if max_messages.is_some_and(|max| received >= max) {
                 tracing::info!("stopping: --max-messages reached");
                 run.control.stop();
                 return;
             }
+            let busy = received != seen
+                || progress.done.load(Ordering::Relaxed) != received
+                || pause.is_paused();
+            seen = received;
+            if busy {
+                idle_since = Instant::now();
+            }
             if let Some(idle) = exit_when_idle {
-                let last = *last_seen.lock().unwrap_or_else(PoisonError::into_inner);
-                if last.elapsed() >= idle {
+                if idle_since.elapsed() >= idle {
                     tracing::info!(idle = ?idle, "stopping: no message arrived for --exit-when-idle-ms");
                     run.control.stop();
                     return;
