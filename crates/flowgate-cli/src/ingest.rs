@@ -707,8 +707,14 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                     Ok(flushed) => flushed.await,
                     Err(_) => Err(AckError::Closed),
                 };
-                match result {
-                    Ok(RowOutcome::Written(written)) => {
+                let written = match result {
+                    Ok(RowOutcome::Inserted) => Ok(Written::Inserted),
+                    Ok(RowOutcome::Duplicate) => Ok(Written::Duplicate),
+                    Ok(RowOutcome::Rejected(reason)) => Err(Ok(reason)),
+                    Err(err) => Err(Err(err)),
+                };
+                match written {
+                    Ok(written) => {
                         if ack.ack().await {
                             Outcome::Acked {
                                 written,
@@ -718,8 +724,8 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                             Outcome::Unacked
                         }
                     }
-                    Ok(RowOutcome::Rejected(reason)) => {
-                        let reason = format!("rejected by the database: {reason}");
+                    Err(Ok(rejected)) => {
+                        let reason = format!("rejected by the database: {}", Chain(&rejected));
                         if ack.dead_letter(&message, &reason).await {
                             Outcome::DeadLettered {
                                 latency: received.elapsed(),
@@ -728,7 +734,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                             Outcome::Failed
                         }
                     }
-                    Err(err) => {
+                    Err(Err(err)) => {
                         tracing::debug!(id = %message.id, error = %Chain(&err), "not acked: left pending");
                         Outcome::Failed
                     }
