@@ -71,6 +71,7 @@ mod checkpoint;
 mod error;
 #[cfg(feature = "sqlite")]
 mod idempotency;
+mod parse;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -79,13 +80,14 @@ mod table;
 
 #[cfg(feature = "sqlite")]
 pub use checkpoint::SqliteCheckpointStore;
-pub use error::{SinkError, TableError, ValueTypeError};
+pub use error::{SchemaError, SchemaMismatch, SinkError, TableError, ValueTypeError};
 #[cfg(feature = "sqlite")]
 pub use idempotency::SqliteIdempotencyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSink;
+pub use parse::ParseValueError;
 pub use table::{Column, ColumnType, Table, TableBuilder, Value};
 
 /// What happened to one row of a written batch.
@@ -98,5 +100,64 @@ pub enum Written {
     Duplicate,
 }
 
+/// What happened to one row given to `write_each`
+/// ([`SqliteSink::write_each`], [`PostgresSink::write_each`]).
+#[derive(Debug)]
+pub enum RowOutcome {
+    /// The row was stored.
+    Inserted,
+    /// A row with the same key was already stored (or came earlier in the
+    /// same batch), so this one was skipped.
+    Duplicate,
+    /// The row was refused for its content, and not stored: it does not fit
+    /// the [`Table`] ([`SinkError::Table`]), or the database rejected it (a
+    /// [content](SinkError::is_content) error with the database's message,
+    /// naming the constraint or the problem). Dead-letter it with this reason.
+    Rejected(SinkError),
+}
+
+impl RowOutcome {
+    /// [`Inserted`](Self::Inserted) or [`Duplicate`](Self::Duplicate) as a
+    /// [`Written`]; `None` for [`Rejected`](Self::Rejected).
+    pub fn written(&self) -> Option<Written> {
+        match self {
+            RowOutcome::Inserted => Some(Written::Inserted),
+            RowOutcome::Duplicate => Some(Written::Duplicate),
+            RowOutcome::Rejected(_) => None,
+        }
+    }
+
+    /// The reason of a [`Rejected`](Self::Rejected) row.
+    pub fn rejection(&self) -> Option<&SinkError> {
+        match self {
+            RowOutcome::Rejected(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// `Ok` with the [`Written`], or `Err` with the reason of a rejected row.
+    ///
+    /// # Errors
+    ///
+    /// The reason of a [`Rejected`](Self::Rejected) row.
+    pub fn into_result(self) -> Result<Written, SinkError> {
+        match self {
+            RowOutcome::Inserted => Ok(Written::Inserted),
+            RowOutcome::Duplicate => Ok(Written::Duplicate),
+            RowOutcome::Rejected(reason) => Err(reason),
+        }
+    }
+}
+
+impl From<Written> for RowOutcome {
+    fn from(written: Written) -> Self {
+        match written {
+            Written::Inserted => RowOutcome::Inserted,
+            Written::Duplicate => RowOutcome::Duplicate,
+        }
+    }
+}
+
 /// Turns an item into the values of one row, in the table's column order.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) type Encoder<T> = Box<dyn Fn(&T) -> Vec<Value> + Send + Sync + 'static>;
