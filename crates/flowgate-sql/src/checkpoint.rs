@@ -11,7 +11,7 @@ use futures_core::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SinkError;
-use crate::sqlite::{At, blocking_sqlite, connect, label, from_sql, lock, to_sql};
+use crate::sqlite::{At, blocking_sqlite, connect, from_sql, label, lock, to_sql};
 use crate::table::Value;
 
 /// The table every checkpoint store of a database shares: one row per source

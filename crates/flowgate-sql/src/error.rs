@@ -109,7 +109,10 @@ impl fmt::Display for TableError {
             Self::UnknownKeyColumn(name) => write!(f, "key column {name:?} is not declared"),
             Self::RealKey(name) => write!(f, "key column {name:?} has type Real"),
             Self::KeyType { column, ty } => {
-                write!(f, "key column {column:?} has type {ty}, which cannot be a key")
+                write!(
+                    f,
+                    "key column {column:?} has type {ty}, which cannot be a key"
+                )
             }
             Self::UnknownColumn(name) => write!(f, "column {name:?} is not declared"),
             Self::RowLength {
@@ -282,7 +285,10 @@ impl fmt::Display for SchemaMismatch {
                 expected,
                 note,
             } => {
-                write!(f, "column {column:?} is {found}, the mapping writes {expected}")?;
+                write!(
+                    f,
+                    "column {column:?} is {found}, the mapping writes {expected}"
+                )?;
                 if let Some(note) = note {
                     write!(f, " ({note})")?;
                 }
@@ -529,7 +535,13 @@ fn postgres_transient(err: &tokio_postgres::Error) -> bool {
 /// `ERROR 42703: message (detail: …; hint: …)`.
 #[cfg(feature = "postgres")]
 fn write_db_error(f: &mut fmt::Formatter<'_>, db: &tokio_postgres::error::DbError) -> fmt::Result {
-    write!(f, "{} {}: {}", db.severity(), db.code().code(), db.message())?;
+    write!(
+        f,
+        "{} {}: {}",
+        db.severity(),
+        db.code().code(),
+        db.message()
+    )?;
     match (db.detail(), db.hint()) {
         (Some(detail), Some(hint)) => write!(f, " (detail: {detail}; hint: {hint})"),
         (Some(detail), None) => write!(f, " (detail: {detail})"),
@@ -541,7 +553,9 @@ fn write_db_error(f: &mut fmt::Formatter<'_>, db: &tokio_postgres::error::DbErro
 impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Table(err) if err.is_row_error() => write!(f, "row does not fit the table: {err}"),
+            Self::Table(err) if err.is_row_error() => {
+                write!(f, "row does not fit the table: {err}")
+            }
             Self::Table(err) => write!(f, "invalid table: {err}"),
             Self::Schema(err) => write!(f, "{err}"),
             #[cfg(feature = "sqlite")]

@@ -83,11 +83,11 @@ pub use checkpoint::SqliteCheckpointStore;
 pub use error::{SchemaError, SchemaMismatch, SinkError, TableError, ValueTypeError};
 #[cfg(feature = "sqlite")]
 pub use idempotency::SqliteIdempotencyStore;
+pub use parse::ParseValueError;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSink;
-pub use parse::ParseValueError;
 pub use table::{Column, ColumnType, Table, TableBuilder, Value};
 
 /// What happened to one row of a written batch.

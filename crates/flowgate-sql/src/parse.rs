@@ -338,8 +338,14 @@ mod tests {
             err(ColumnType::Integer, b""),
             r#"not a valid bigint: "" (empty)"#
         );
-        assert_eq!(err(ColumnType::Integer, b" 1"), r#"not a valid bigint: " 1""#);
-        assert_eq!(err(ColumnType::Integer, b"1.0"), r#"not a valid bigint: "1.0""#);
+        assert_eq!(
+            err(ColumnType::Integer, b" 1"),
+            r#"not a valid bigint: " 1""#
+        );
+        assert_eq!(
+            err(ColumnType::Integer, b"1.0"),
+            r#"not a valid bigint: "1.0""#
+        );
         assert_eq!(
             err(ColumnType::Integer, b"\xff1"),
             r#"not a valid bigint: b"\xff1" (invalid UTF-8 at byte 0)"#

@@ -612,9 +612,9 @@ fn fit(ty: ColumnType, found: &Type) -> Result<Wire, Option<&'static str>> {
             Err(Some("real keeps about 6 digits: make it double precision"))
         }
         (ColumnType::Text, t) if *t == Type::TEXT || *t == Type::VARCHAR => Ok(Wire::Text),
-        (ColumnType::Text, t) if *t == Type::BPCHAR => {
-            Err(Some("character(n) pads with spaces: make it text or varchar"))
-        }
+        (ColumnType::Text, t) if *t == Type::BPCHAR => Err(Some(
+            "character(n) pads with spaces: make it text or varchar",
+        )),
         (ColumnType::Blob, t) if *t == Type::BYTEA => Ok(Wire::Bytea),
         (ColumnType::Boolean, t) if *t == Type::BOOL => Ok(Wire::Bool),
         (ColumnType::Json, t) if *t == Type::JSONB => Ok(Wire::Jsonb),
@@ -854,7 +854,11 @@ fn column_array<'a>(
 struct JsonText<'a>(&'a str);
 
 impl ToSql for JsonText<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         if *ty == Type::JSONB {
             out.put_u8(1);
         }
@@ -986,12 +990,14 @@ mod tests {
 
     #[test]
     fn the_endpoint_names_hosts_database_and_user_but_no_password() {
-        let e = Endpoint::of(&Config::from_str("postgres://bob:secret@db.example:6543/shop").unwrap());
+        let e =
+            Endpoint::of(&Config::from_str("postgres://bob:secret@db.example:6543/shop").unwrap());
         assert_eq!(e.target, "db.example:6543");
         assert_eq!(e.database, "shop");
         assert_eq!(e.user, "bob");
         let e = Endpoint::of(
-            &Config::from_str("host=/run/postgresql,10.0.0.1 port=5433 user=ann password=x").unwrap(),
+            &Config::from_str("host=/run/postgresql,10.0.0.1 port=5433 user=ann password=x")
+                .unwrap(),
         );
         assert_eq!(e.target, "/run/postgresql/.s.PGSQL.5433, 10.0.0.1:5433");
         assert_eq!(e.database, "ann", "the database defaults to the user");
@@ -1014,7 +1020,11 @@ mod tests {
             fit(ColumnType::Timestamp, &Type::TIMESTAMPTZ),
             Ok(Wire::Timestamptz)
         );
-        assert!(fit(ColumnType::Timestamp, &Type::TIMESTAMP).unwrap_err().is_some());
+        assert!(
+            fit(ColumnType::Timestamp, &Type::TIMESTAMP)
+                .unwrap_err()
+                .is_some()
+        );
         assert!(fit(ColumnType::Real, &Type::FLOAT4).unwrap_err().is_some());
         assert_eq!(fit(ColumnType::Boolean, &Type::BOOL), Ok(Wire::Bool));
         assert_eq!(fit(ColumnType::Blob, &Type::BYTEA), Ok(Wire::Bytea));

@@ -613,9 +613,11 @@ pub(crate) async fn connect(path: Option<PathBuf>) -> Result<Connection, SinkErr
 /// durable against process crashes in WAL mode. The busy timeout lets several
 /// connections (a sink, a checkpoint store, an idempotency store) share a file.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // First, so that switching to WAL waits for a connection opening the
+    // file at the same time.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
 
