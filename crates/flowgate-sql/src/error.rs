@@ -84,6 +84,13 @@ impl TableError {
     /// Whether this is about a row (its content: it does not fit the table)
     /// rather than about the table's description. `write_each` refuses such
     /// rows one by one; see [`SinkError::is_content`].
+    ///
+    /// ```
+    /// use flowgate_sql::TableError;
+    ///
+    /// assert!(TableError::NullValue { row: 0, column: "body".into() }.is_row_error());
+    /// assert!(!TableError::NoKey.is_row_error());
+    /// ```
     pub fn is_row_error(&self) -> bool {
         matches!(
             self,
@@ -180,6 +187,49 @@ impl Error for ValueTypeError {}
 /// ```
 ///
 /// Fatal: writing cannot succeed until the table or the mapping changes.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use flowgate_sql::{SchemaMismatch, SinkError, SqliteSink, Table, Value};
+///
+/// let dir = std::env::temp_dir().join(format!("flowgate-doc-schema-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("shop.db");
+/// rusqlite::Connection::open(&path)?
+///     .execute_batch("CREATE TABLE orders (id TEXT PRIMARY KEY, amount TEXT)")?;
+///
+/// let table = Table::builder("orders").text("id").real("amount").integer("seq").key("id").build()?;
+/// let Err(SinkError::Schema(err)) = SqliteSink::open(&path, table, |_: &()| Vec::<Value>::new()).await
+/// else {
+///     panic!("the table does not fit")
+/// };
+/// assert_eq!(err.table(), "orders");
+/// assert!(err.location().ends_with("shop.db\""));
+/// assert_eq!(
+///     err.mismatches(),
+///     [
+///         SchemaMismatch::ColumnType {
+///             column: "amount".into(),
+///             found: "TEXT (TEXT affinity)".into(),
+///             expected: "REAL".into(),
+///             note: None,
+///         },
+///         SchemaMismatch::MissingColumn { column: "seq".into() },
+///     ]
+/// );
+/// assert!(err.to_string().ends_with(
+///     r#"does not fit the mapping: column "amount" is TEXT (TEXT affinity), the mapping writes REAL; column "seq" is missing"#
+/// ));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "sqlite"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
     pub(crate) table: String,
@@ -496,6 +546,12 @@ impl SinkError {
 
     /// The SQLSTATE code of an error the PostgreSQL server reported
     /// (`"42P01"`), if it is one.
+    ///
+    /// ```
+    /// use flowgate_sql::SinkError;
+    ///
+    /// assert_eq!(SinkError::Task("cancelled".into()).sqlstate(), None);
+    /// ```
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             #[cfg(feature = "postgres")]

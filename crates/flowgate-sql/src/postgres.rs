@@ -743,7 +743,7 @@ async fn check_table(
         let mapped = table
             .columns()
             .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(&found.name));
+            .any(|c| c.name.to_ascii_lowercase() == found.name);
         let filled = found.has_default || !found.identity.is_empty() || !found.generated.is_empty();
         if !mapped && found.not_null && !filled {
             mismatches.push(SchemaMismatch::UnmappedNotNull {

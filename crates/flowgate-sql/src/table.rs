@@ -67,7 +67,15 @@ impl ColumnType {
         }
     }
 
-    /// Whether a column of this type may be part of a key.
+    /// Whether a column of this type may be part of a key: all but `Real`
+    /// and `Json`.
+    ///
+    /// ```
+    /// use flowgate_sql::ColumnType;
+    ///
+    /// assert!(ColumnType::Timestamp.can_be_key());
+    /// assert!(!ColumnType::Json.can_be_key());
+    /// ```
     pub fn can_be_key(self) -> bool {
         !matches!(self, ColumnType::Real | ColumnType::Json)
     }
