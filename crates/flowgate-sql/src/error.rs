@@ -401,12 +401,13 @@ impl fmt::Display for SchemaMismatch {
 /// postgres at 127.0.0.1:5432 (database shop): ERROR 42703: column "seq" of relation "t" does not exist
 /// ```
 ///
-/// [`source`](Error::source) goes on where the Display stops: the I/O error
-/// of a refused connection, rusqlite's error. A server's error, a
-/// [`TableError`] and a [`SchemaError`] are complete in the Display, so the
-/// chain stops there and printing it repeats nothing (the variants still hold
-/// the typed errors: the `source` field of [`Postgres`](Self::Postgres) is the
-/// [`tokio_postgres::Error`], for [`DbError`] access).
+/// [`source`](Error::source) goes on where the Display stops — the I/O error
+/// of a refused connection (`Connection refused (os error 111)`), rusqlite's
+/// error — so that printing the whole chain repeats nothing. A server's
+/// error, a [`TableError`] and a [`SchemaError`] are complete in the Display,
+/// so the chain stops there. The variants hold the typed errors: the `source`
+/// field of [`Connect`](Self::Connect) and [`Postgres`](Self::Postgres) is the
+/// [`tokio_postgres::Error`], for [`DbError`] access.
 ///
 /// [`DbError`]: tokio_postgres::error::DbError
 #[derive(Debug)]
@@ -606,6 +607,23 @@ fn write_db_error(f: &mut fmt::Formatter<'_>, db: &tokio_postgres::error::DbErro
     }
 }
 
+/// A tokio-postgres error as the Display of a [`SinkError`] shows it: the
+/// server's error in full, or tokio-postgres's own words
+/// (`error connecting to server`), whose cause the source chain gives.
+#[cfg(feature = "postgres")]
+fn write_postgres_error(f: &mut fmt::Formatter<'_>, err: &tokio_postgres::Error) -> fmt::Result {
+    match err.as_db_error() {
+        Some(db) => write_db_error(f, db),
+        None => write!(f, "{err}"),
+    }
+}
+
+/// What a tokio-postgres error wraps (an I/O error, a parse error).
+#[cfg(feature = "postgres")]
+fn postgres_cause(err: &tokio_postgres::Error) -> Option<&(dyn Error + 'static)> {
+    err.source()
+}
+
 impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -631,13 +649,9 @@ impl fmt::Display for SinkError {
             } => {
                 write!(
                     f,
-                    "cannot connect to PostgreSQL at {target} (database {database}, user {user})"
+                    "cannot connect to PostgreSQL at {target} (database {database}, user {user}): "
                 )?;
-                if let Some(db) = source.as_db_error() {
-                    f.write_str(": ")?;
-                    write_db_error(f, db)?;
-                }
-                Ok(())
+                write_postgres_error(f, source)
             }
             #[cfg(feature = "postgres")]
             Self::Postgres {
@@ -645,12 +659,8 @@ impl fmt::Display for SinkError {
                 database,
                 source,
             } => {
-                write!(f, "postgres at {target} (database {database})")?;
-                if let Some(db) = source.as_db_error() {
-                    f.write_str(": ")?;
-                    write_db_error(f, db)?;
-                }
-                Ok(())
+                write!(f, "postgres at {target} (database {database}): ")?;
+                write_postgres_error(f, source)
             }
             Self::Task(msg) => write!(f, "sink task failed: {msg}"),
         }
@@ -664,16 +674,17 @@ impl Error for SinkError {
             Self::Table(_) | Self::Schema(_) => None,
             #[cfg(feature = "sqlite")]
             Self::Sqlite { source, .. } => Some(source),
+            // The Display said what tokio-postgres's error says (a server's
+            // error in full, or "error connecting to server"): go on with
+            // its cause (an I/O error), never repeating it.
             #[cfg(feature = "postgres")]
-            Self::InvalidUrl(source) => Some(source),
-            // A server's error is complete in the Display: going on would
-            // repeat it ("db error: ERROR: …").
+            Self::InvalidUrl(source) => postgres_cause(source),
             #[cfg(feature = "postgres")]
             Self::Connect { source, .. } | Self::Postgres { source, .. } => {
                 if source.as_db_error().is_some() {
                     None
                 } else {
-                    Some(source)
+                    postgres_cause(source)
                 }
             }
             Self::Task(_) => None,

@@ -49,7 +49,8 @@ use crate::{Encoder, RowOutcome, Written};
 /// again).
 ///
 /// TLS is not supported: connect over loopback, a Unix socket or a trusted
-/// network.
+/// network. It needs PostgreSQL 12 or later (the table check reads
+/// `pg_attribute.attgenerated`; creation locks with `hashtextextended`).
 pub struct PostgresSink<T> {
     inner: Arc<Inner<T>>,
 }

@@ -214,6 +214,8 @@ async fn the_sink_reconnects_after_the_connection_is_killed() {
                     err.is_transient(),
                     "a killed connection is transient: {err}"
                 );
+                let text = chain(&err);
+                assert!(text.contains(&host_port(&url)), "{text}");
                 failures += 1;
                 assert!(failures < 3, "the sink did not reconnect");
             }
@@ -229,6 +231,25 @@ async fn an_invalid_url_is_an_error_before_connecting() {
         .unwrap_err();
     assert!(matches!(err, SinkError::InvalidUrl(_)), "{err}");
     assert!(err.is_fatal());
+    let err = PostgresSink::connect(
+        "postgres://bob:hunter2@127.0.0.1:notaport/db",
+        table("pg_bad"),
+        encode,
+    )
+    .await
+    .unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.starts_with(
+            "invalid PostgreSQL connection string (not repeated here: it may hold a password): "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("port"),
+        "the cause says what is wrong: {text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 /// A plain client, for setting up what a test needs.
@@ -628,7 +649,10 @@ async fn a_refused_port_names_the_server_and_is_transient() {
         )),
         "{text}"
     );
-    assert!(text.contains("Connection refused"), "{text}");
+    assert!(
+        text.ends_with(": error connecting to server: Connection refused (os error 111)"),
+        "the chain says why, once: {text}"
+    );
     assert!(
         err.is_transient(),
         "a server that is down may come back: {text}"
