@@ -11,7 +11,7 @@ use futures_core::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SinkError;
-use crate::sqlite::{blocking, connect, from_sql, lock, to_sql};
+use crate::sqlite::{At, blocking_sqlite, connect, from_sql, label, lock, to_sql};
 use crate::table::Value;
 
 /// The table every checkpoint store of a database shares: one row per source
@@ -67,6 +67,7 @@ struct Inner {
     conn: Mutex<Connection>,
     name: String,
     path: Option<PathBuf>,
+    database: String,
 }
 
 impl SqliteCheckpointStore {
@@ -106,16 +107,19 @@ impl SqliteCheckpointStore {
         path: Option<PathBuf>,
         name: String,
     ) -> Result<Self, SinkError> {
-        let conn = blocking(move || {
+        let database = label(path.as_deref());
+        let conn = blocking_sqlite(move || {
             conn.execute(CREATE, [])?;
             Ok(conn)
         })
-        .await?;
+        .await?
+        .at(&database)?;
         Ok(SqliteCheckpointStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 name,
                 path,
+                database,
             }),
         })
     }
@@ -141,7 +145,7 @@ impl SqliteCheckpointStore {
     /// Cancel-safe: it only reads.
     pub async fn get(&self) -> Result<Option<Value>, SinkError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let cursor = conn
                 .query_row(
@@ -152,7 +156,8 @@ impl SqliteCheckpointStore {
                 .optional()?;
             Ok(cursor.map(from_sql))
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 
     /// Stores `cursor` as a raw [`Value`].
@@ -174,7 +179,7 @@ impl SqliteCheckpointStore {
             }));
         }
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let mut upsert = conn.prepare_cached(
                 "INSERT INTO flowgate_checkpoints (name, cursor, committed_at)
@@ -185,7 +190,8 @@ impl SqliteCheckpointStore {
             upsert.execute(params![inner.name, to_sql(&cursor)])?;
             Ok(())
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 
     /// Forgets the checkpoint: the next source starts from its initial
@@ -200,7 +206,7 @@ impl SqliteCheckpointStore {
     /// As [`set`](Self::set).
     pub async fn reset(&self) -> Result<bool, SinkError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let deleted = conn.execute(
                 "DELETE FROM flowgate_checkpoints WHERE name = ?1",
@@ -208,7 +214,8 @@ impl SqliteCheckpointStore {
             )?;
             Ok(deleted > 0)
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 }
 

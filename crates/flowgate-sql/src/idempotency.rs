@@ -11,7 +11,7 @@ use futures_core::future::BoxFuture;
 use rusqlite::{Connection, params};
 
 use crate::error::SinkError;
-use crate::sqlite::{blocking, connect, lock, to_sql};
+use crate::sqlite::{At, blocking_sqlite, connect, label, lock, to_sql};
 use crate::table::Value;
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS flowgate_idempotency (
@@ -61,6 +61,7 @@ struct Inner {
     conn: Mutex<Connection>,
     scope: String,
     path: Option<PathBuf>,
+    database: String,
 }
 
 impl SqliteIdempotencyStore {
@@ -100,16 +101,19 @@ impl SqliteIdempotencyStore {
         path: Option<PathBuf>,
         scope: String,
     ) -> Result<Self, SinkError> {
-        let conn = blocking(move || {
+        let database = label(path.as_deref());
+        let conn = blocking_sqlite(move || {
             conn.execute(CREATE, [])?;
             Ok(conn)
         })
-        .await?;
+        .await?
+        .at(&database)?;
         Ok(SqliteIdempotencyStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 scope,
                 path,
+                database,
             }),
         })
     }
@@ -135,7 +139,7 @@ impl SqliteIdempotencyStore {
     /// Cancel-safe: it only reads.
     pub async fn contains_value(&self, key: Value) -> Result<bool, SinkError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let mut select = conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM flowgate_idempotency WHERE scope = ?1 AND key = ?2)",
@@ -144,7 +148,8 @@ impl SqliteIdempotencyStore {
                 select.query_row(params![inner.scope, to_sql(&key)], |row| row.get(0))?;
             Ok(found)
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 
     /// Records `key` in this scope; recording it again changes nothing.
@@ -166,7 +171,7 @@ impl SqliteIdempotencyStore {
             }));
         }
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let mut insert = conn.prepare_cached(
                 "INSERT INTO flowgate_idempotency (scope, key, recorded_at)
@@ -176,7 +181,8 @@ impl SqliteIdempotencyStore {
             insert.execute(params![inner.scope, to_sql(&key)])?;
             Ok(())
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 
     /// The number of keys recorded in this scope.
@@ -190,7 +196,7 @@ impl SqliteIdempotencyStore {
     /// Cancel-safe: it only reads.
     pub async fn count(&self) -> Result<u64, SinkError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let count: i64 = conn.query_row(
                 "SELECT COUNT(*) FROM flowgate_idempotency WHERE scope = ?1",
@@ -199,7 +205,8 @@ impl SqliteIdempotencyStore {
             )?;
             Ok(u64::try_from(count).unwrap_or(0))
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 
     /// Removes the keys of this scope recorded more than `age` ago (by the
@@ -215,7 +222,7 @@ impl SqliteIdempotencyStore {
     pub async fn purge_older_than(&self, age: Duration) -> Result<u64, SinkError> {
         let inner = Arc::clone(&self.inner);
         let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        blocking(move || {
+        blocking_sqlite(move || {
             let conn = lock(&inner.conn);
             let deleted = conn.execute(
                 "DELETE FROM flowgate_idempotency
@@ -224,7 +231,8 @@ impl SqliteIdempotencyStore {
             )?;
             Ok(deleted as u64)
         })
-        .await
+        .await?
+        .at(&self.inner.database)
     }
 }
 

@@ -9,10 +9,40 @@
 //! that redelivers what was not acknowledged), the key makes the end result
 //! effectively-once.
 //!
-//! | sink | how a batch is written |
-//! |---|---|
-//! | [`SqliteSink`] (feature `sqlite`) | one transaction per batch, `INSERT … ON CONFLICT DO NOTHING` per row, WAL journal; runs on tokio's blocking pool |
-//! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING RETURNING key` per batch: one statement, one round trip, atomic |
+//! | sink | how a batch is written | when a row is refused ([`write_each`](PostgresSink::write_each)) |
+//! |---|---|---|
+//! | [`SqliteSink`] (feature `sqlite`) | one transaction per batch, `INSERT … ON CONFLICT DO NOTHING` per row, WAL journal; runs on tokio's blocking pool | that row's statement fails alone; the transaction goes on |
+//! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING RETURNING key` per batch, binary typed arrays: one statement, one round trip, atomic | the batch is split in halves, recursively, until each refused row is alone |
+//!
+//! # Tables, types and values
+//!
+//! A [`Table`] names the columns a sink writes, their [`ColumnType`]s
+//! (`Integer`, `Real`, `Text`, `Blob`, `Boolean`, `Json`, `Timestamp`; see
+//! its table for the SQL types), which ones are `NOT NULL`, and the key. An
+//! encoder function turns each item into a row of [`Value`]s; rows are
+//! checked against the table ([`Table::check_row`]) before anything is sent.
+//! To turn raw bytes — a broker message's fields — into values,
+//! [`Value::parse`] applies one documented rule per type and says exactly what
+//! is wrong when the bytes do not fit ([`ParseValueError`]:
+//! `not a valid bigint: "abc"`).
+//!
+//! When a sink opens, it creates a missing table (any number of sinks may
+//! start at once), or checks an existing one and reports every way it does
+//! not fit at once ([`SchemaError`]): missing columns, columns of other types,
+//! a key that is not a primary key or unique constraint, `NOT NULL` columns it
+//! would leave empty.
+//!
+//! # Errors
+//!
+//! A [`SinkError`] names where it happened (host and port, database and user
+//! of PostgreSQL, never the password; the file of SQLite) and carries the
+//! server's own message, SQLSTATE, detail and hint. It is one of three kinds,
+//! which tell the caller what to do with the batch:
+//! [transient](SinkError::is_transient) (retry later: a sink outage is
+//! back-pressure), [content](SinkError::is_content) (a row is refused: use
+//! `write_each` to store the others and dead-letter that one with its
+//! [reason](RowOutcome::Rejected)), or [fatal](SinkError::is_fatal) (stop:
+//! the table is gone or does not fit, privileges or settings are wrong).
 //!
 //! With the `sqlite` feature it also has the durable stores of flowgate's
 //! sources: [`SqliteCheckpointStore`] (where a
@@ -71,6 +101,7 @@ mod checkpoint;
 mod error;
 #[cfg(feature = "sqlite")]
 mod idempotency;
+mod parse;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -79,9 +110,10 @@ mod table;
 
 #[cfg(feature = "sqlite")]
 pub use checkpoint::SqliteCheckpointStore;
-pub use error::{SinkError, TableError, ValueTypeError};
+pub use error::{SchemaError, SchemaMismatch, SinkError, TableError, ValueTypeError};
 #[cfg(feature = "sqlite")]
 pub use idempotency::SqliteIdempotencyStore;
+pub use parse::ParseValueError;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
 #[cfg(feature = "sqlite")]
@@ -98,5 +130,83 @@ pub enum Written {
     Duplicate,
 }
 
+/// What happened to one row given to `write_each`
+/// ([`SqliteSink::write_each`], [`PostgresSink::write_each`]).
+///
+/// # Examples
+///
+/// ```
+/// use flowgate_sql::{RowOutcome, SinkError, TableError, Written};
+///
+/// let stored = RowOutcome::from(Written::Inserted);
+/// assert_eq!(stored.written(), Some(Written::Inserted));
+/// assert!(stored.rejection().is_none());
+///
+/// let refused = RowOutcome::Rejected(SinkError::Table(TableError::NullKey {
+///     row: 4,
+///     column: "id".into(),
+/// }));
+/// assert_eq!(refused.written(), None);
+/// assert!(refused.rejection().is_some_and(SinkError::is_content));
+/// let reason = refused.into_result().unwrap_err();
+/// assert_eq!(reason.to_string(), r#"row does not fit the table: row 4: key column "id" is null"#);
+/// ```
+#[derive(Debug)]
+pub enum RowOutcome {
+    /// The row was stored.
+    Inserted,
+    /// A row with the same key was already stored (or came earlier in the
+    /// same batch), so this one was skipped.
+    Duplicate,
+    /// The row was refused for its content, and not stored: it does not fit
+    /// the [`Table`] ([`SinkError::Table`]), or the database rejected it (a
+    /// [content](SinkError::is_content) error with the database's message,
+    /// naming the constraint or the problem). Dead-letter it with this reason.
+    Rejected(SinkError),
+}
+
+impl RowOutcome {
+    /// [`Inserted`](Self::Inserted) or [`Duplicate`](Self::Duplicate) as a
+    /// [`Written`]; `None` for [`Rejected`](Self::Rejected).
+    pub fn written(&self) -> Option<Written> {
+        match self {
+            RowOutcome::Inserted => Some(Written::Inserted),
+            RowOutcome::Duplicate => Some(Written::Duplicate),
+            RowOutcome::Rejected(_) => None,
+        }
+    }
+
+    /// The reason of a [`Rejected`](Self::Rejected) row.
+    pub fn rejection(&self) -> Option<&SinkError> {
+        match self {
+            RowOutcome::Rejected(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// `Ok` with the [`Written`], or `Err` with the reason of a rejected row.
+    ///
+    /// # Errors
+    ///
+    /// The reason of a [`Rejected`](Self::Rejected) row.
+    pub fn into_result(self) -> Result<Written, SinkError> {
+        match self {
+            RowOutcome::Inserted => Ok(Written::Inserted),
+            RowOutcome::Duplicate => Ok(Written::Duplicate),
+            RowOutcome::Rejected(reason) => Err(reason),
+        }
+    }
+}
+
+impl From<Written> for RowOutcome {
+    fn from(written: Written) -> Self {
+        match written {
+            Written::Inserted => RowOutcome::Inserted,
+            Written::Duplicate => RowOutcome::Duplicate,
+        }
+    }
+}
+
 /// Turns an item into the values of one row, in the table's column order.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) type Encoder<T> = Box<dyn Fn(&T) -> Vec<Value> + Send + Sync + 'static>;

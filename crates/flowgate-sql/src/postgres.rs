@@ -1,17 +1,20 @@
 //! [`PostgresSink`]: batches into PostgreSQL, one statement per batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use bytes::{BufMut, BytesMut};
 use tokio::sync::Mutex;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::config::Host;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use crate::error::SinkError;
+use crate::error::{SchemaError, SchemaMismatch, SinkError};
 use crate::table::{ColumnType, Table, Value};
-use crate::{Encoder, Written};
+use crate::{Encoder, RowOutcome, Written};
 
 /// Writes batches of `T` into a PostgreSQL table, idempotently.
 ///
@@ -24,30 +27,43 @@ use crate::{Encoder, Written};
 /// RETURNING id
 /// ```
 ///
-/// — with one array parameter per column: one round trip per batch whatever
-/// its size, atomic (stored entirely or not at all), and idempotent through
-/// the key. The returned keys tell which rows were inserted.
+/// — with one array parameter per column, sent in PostgreSQL's binary format
+/// (`BIGINT[]`, `DOUBLE PRECISION[]`, `TEXT[]`, `BYTEA[]`, `BOOLEAN[]`,
+/// `JSONB[]` or `JSON[]` as the column is, `TIMESTAMPTZ[]`): one round trip
+/// per batch whatever its size, atomic (stored entirely or not at all), and
+/// idempotent through the key. The returned keys tell which rows were
+/// inserted. [`write_each`](Self::write_each) sends the same statement and,
+/// only when the database refuses the batch for a row's content, splits it
+/// to find the bad rows.
+///
+/// When it connects, the sink creates the table if it does not exist, or
+/// checks the existing one (see [`connect`](Self::connect)).
 ///
 /// One connection is shared by every clone of the sink; concurrent writes are
 /// pipelined on it (tokio-postgres sends them without waiting for earlier
 /// answers), which suits a [`Batcher`](https://docs.rs/flowgate/latest/flowgate/batch/struct.Batcher.html)
 /// with `flush_concurrency > 1`. If the connection breaks, the write fails with
-/// a [transient](SinkError::is_transient) error and the next write reconnects.
+/// a [transient](SinkError::is_transient) error and the next write reconnects
+/// (it prepares the insert again, which fails, [fatally](SinkError::is_fatal),
+/// if the table was dropped or changed meanwhile; it does not create it
+/// again).
 ///
 /// TLS is not supported: connect over loopback, a Unix socket or a trusted
-/// network.
+/// network. It needs PostgreSQL 12 or later (the table check reads
+/// `pg_attribute.attgenerated`; creation locks with `hashtextextended`).
 pub struct PostgresSink<T> {
     inner: Arc<Inner<T>>,
 }
 
 struct Inner<T> {
     config: Config,
+    endpoint: Endpoint,
     conn: Mutex<Option<Arc<Conn>>>,
     table: Table,
     encode: Encoder<T>,
-    create: String,
     insert: String,
     types: Vec<Type>,
+    wire: Vec<Wire>,
 }
 
 struct Conn {
@@ -55,34 +71,131 @@ struct Conn {
     insert: Statement,
 }
 
+/// Where the sink connects, for messages (never the password).
+#[derive(Debug, Clone)]
+struct Endpoint {
+    target: String,
+    database: String,
+    user: String,
+}
+
+impl Endpoint {
+    fn of(config: &Config) -> Self {
+        let ports = config.get_ports();
+        let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let mut targets = Vec::new();
+        for (i, host) in config.get_hosts().iter().enumerate() {
+            targets.push(match host {
+                Host::Tcp(name) => match config.get_hostaddrs().get(i) {
+                    Some(addr) => format!("{name}:{} ({addr})", port(i)),
+                    None => format!("{name}:{}", port(i)),
+                },
+                Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
+            });
+        }
+        if targets.is_empty() {
+            for (i, addr) in config.get_hostaddrs().iter().enumerate() {
+                targets.push(std::net::SocketAddr::new(*addr, port(i)).to_string());
+            }
+        }
+        let target = if targets.is_empty() {
+            "(no host given)".to_owned()
+        } else {
+            targets.join(", ")
+        };
+        let user = match config.get_user() {
+            Some(user) => user.to_owned(),
+            None => std::env::var("USER").unwrap_or_else(|_| "(the OS user)".to_owned()),
+        };
+        let database = config.get_dbname().unwrap_or(&user).to_owned();
+        Endpoint {
+            target,
+            database,
+            user,
+        }
+    }
+
+    fn connect_error(&self, source: tokio_postgres::Error) -> SinkError {
+        SinkError::Connect {
+            target: self.target.clone(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            source,
+        }
+    }
+
+    fn error(&self, source: tokio_postgres::Error) -> SinkError {
+        SinkError::Postgres {
+            target: self.target.clone(),
+            database: self.database.clone(),
+            source,
+        }
+    }
+
+    fn location(&self) -> String {
+        format!("PostgreSQL at {}, database {}", self.target, self.database)
+    }
+}
+
 impl<T: Send + 'static> PostgresSink<T> {
     /// Connects to the database at `url` (for example
     /// `postgres://user:password@127.0.0.1:5432/db`, or the key-value form
-    /// `host=… user=…`), creates `table` if it does not exist and prepares the
-    /// insert. `encode` turns an item into the row's values, in the table's
-    /// column order.
+    /// `host=… user=…`), makes sure `table` is there and fits, and prepares
+    /// the insert. `encode` turns an item into the row's values, in the
+    /// table's column order.
+    ///
+    /// The table name is resolved as an unqualified name is, through the
+    /// `search_path`. If there is no such table, it is created (columns of
+    /// the types of [`ColumnType`], the key as primary key). Any number of
+    /// sinks, in any number of processes, may do this at once: creation is
+    /// serialised with a transaction-scoped advisory lock, so all of them
+    /// succeed. If the table exists, it is checked, and every mismatch is
+    /// reported at once ([`SinkError::Schema`]):
+    ///
+    /// - every column of `table` exists, with the type the mapping writes —
+    ///   `bigint` for `Integer` (not `integer` or `smallint`, which would
+    ///   refuse large values), `double precision` for `Real`, `text` or
+    ///   `varchar` for `Text`, `bytea`, `boolean`, `jsonb` or `json` for
+    ///   `Json` (`json` keeps the text as written, `jsonb` normalises it),
+    ///   `timestamp with time zone` for `Timestamp` (not `timestamp without
+    ///   time zone`, whose meaning depends on the session's time zone); a
+    ///   domain counts as its base type; none is generated or an identity
+    ///   column `GENERATED ALWAYS`;
+    /// - the key columns are exactly the primary key or a unique constraint
+    ///   (a valid, non-partial, non-deferrable unique index on plain columns:
+    ///   what `ON CONFLICT (key)` needs);
+    /// - every column not in `table` is nullable, has a default, or is
+    ///   generated or an identity.
+    ///
+    /// Whether `Null` is allowed is not compared: a `Null` that the table
+    /// refuses is a row's content error when written.
     ///
     /// # Errors
     ///
-    /// [`SinkError::Postgres`] if `url` is not a valid connection string (a
-    /// configuration error, checked before connecting), the connection fails,
-    /// or the table cannot be created.
+    /// [`SinkError::InvalidUrl`] if `url` is not a valid connection string
+    /// (checked before connecting); [`SinkError::Connect`] (naming the host
+    /// and port, database and user) if the connection fails;
+    /// [`SinkError::Schema`] if the existing table does not fit;
+    /// [`SinkError::Postgres`] (with the server's message) if creating,
+    /// checking or preparing fails.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: cancelling drops the half-made connection.
+    /// Cancel-safe: cancelling drops the half-made connection (a table
+    /// created by then stays, and a later connect checks and uses it).
     pub async fn connect(
         url: &str,
         table: Table,
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
     ) -> Result<Self, SinkError> {
-        let config = Config::from_str(url)?;
-        let create = table.create_sql(ColumnType::postgres_name);
-        let unnest: Vec<String> = table
-            .columns()
+        let config = Config::from_str(url).map_err(SinkError::InvalidUrl)?;
+        let endpoint = Endpoint::of(&config);
+        let mut client = open(&config, &endpoint).await?;
+        let wire = prepare_table(&mut client, &table, &endpoint).await?;
+        let unnest: Vec<String> = wire
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("${}::{}[]", i + 1, c.ty.postgres_name()))
+            .map(|(i, w)| format!("${}::{}[]", i + 1, w.sql_name()))
             .collect();
         let insert = format!(
             "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({unnest}) \
@@ -92,20 +205,27 @@ impl<T: Send + 'static> PostgresSink<T> {
             unnest = unnest.join(", "),
             key = table.key_list(),
         );
-        let types = table.columns().iter().map(|c| array_type(c.ty)).collect();
-        let sink = PostgresSink {
+        let types: Vec<Type> = wire.iter().map(|w| w.array_type()).collect();
+        let statement = client
+            .prepare_typed(&insert, &types)
+            .await
+            .map_err(|e| endpoint.error(e))?;
+        let conn = Arc::new(Conn {
+            client,
+            insert: statement,
+        });
+        Ok(PostgresSink {
             inner: Arc::new(Inner {
                 config,
-                conn: Mutex::new(None),
+                endpoint,
+                conn: Mutex::new(Some(conn)),
                 table,
                 encode: Box::new(encode),
-                create,
                 insert,
                 types,
+                wire,
             }),
-        };
-        sink.connection().await?;
-        Ok(sink)
+        })
     }
 
     /// The shared connection, made anew if there is none or it broke.
@@ -116,16 +236,11 @@ impl<T: Send + 'static> PostgresSink<T> {
         {
             return Ok(Arc::clone(conn));
         }
-        let (client, connection) = self.inner.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::warn!(error = %err, "postgres connection closed");
-            }
-        });
-        client.batch_execute(&self.inner.create).await?;
+        let client = open(&self.inner.config, &self.inner.endpoint).await?;
         let insert = client
             .prepare_typed(&self.inner.insert, &self.inner.types)
-            .await?;
+            .await
+            .map_err(|e| self.inner.endpoint.error(e))?;
         let conn = Arc::new(Conn { client, insert });
         *slot = Some(Arc::clone(&conn));
         Ok(conn)
@@ -138,8 +253,10 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// # Errors
     ///
     /// [`SinkError::Table`] if a row does not fit the table (nothing is sent);
-    /// [`SinkError::Postgres`] if the statement or the connection fails
-    /// (nothing is stored).
+    /// [`SinkError::Postgres`] if the statement fails (nothing is stored),
+    /// [`SinkError::Connect`] if reconnecting fails. A
+    /// [content](SinkError::is_content) error means some row was refused:
+    /// [`write_each`](Self::write_each) finds which.
     ///
     /// # Cancel safety
     ///
@@ -150,19 +267,145 @@ impl<T: Send + 'static> PostgresSink<T> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        let values = self.inner.table.encode_rows(rows, &self.inner.encode)?;
+        let rows: Vec<&[Value]> = values.iter().map(Vec::as_slice).collect();
+        let conn = self.connection().await?;
+        self.insert(&conn, &rows).await
+    }
+
+    /// Writes `rows` like [`write`](Self::write) — one statement, one round
+    /// trip — but sets aside each row that is refused for its content instead
+    /// of failing the batch, and reports one [`RowOutcome`] per row, in order:
+    ///
+    /// - a row that does not fit the table ([`Table::check_row`]: wrong type,
+    ///   null key, …) is [`Rejected`](RowOutcome::Rejected) before anything
+    ///   is sent;
+    /// - if the database refuses the statement for a row's
+    ///   [content](SinkError::is_content) (a `CHECK`, `NOT NULL`, foreign key
+    ///   or other unique constraint; a NUL byte in text, a value out of
+    ///   range), the batch is split in halves and each half written on its
+    ///   own, recursively, until every refused row is alone: that row is
+    ///   `Rejected` with the server's message (which names the constraint);
+    ///   every other row is stored. With `k` bad rows among `n`, that is about
+    ///   `2·k·log2(n)` more statements; a batch without bad rows is one
+    ///   statement, as with `write`.
+    /// - the rest are [`Inserted`](RowOutcome::Inserted) or
+    ///   [`Duplicate`](RowOutcome::Duplicate) (a key repeated in the batch:
+    ///   the first is inserted, as with `write`).
+    ///
+    /// # Errors
+    ///
+    /// A [transient](SinkError::is_transient) error (the connection broke,
+    /// the server is shutting down) or a [fatal](SinkError::is_fatal) one
+    /// (the table was dropped, privileges were revoked). Halves written
+    /// before it stay stored: writing the whole batch again is harmless
+    /// (those rows come back as duplicates).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write`](Self::write): a statement already sent may store its rows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(url) = std::env::var("FLOWGATE_TEST_POSTGRES_URL") else {
+    /// #     assert!(std::env::var("CI").as_deref() != Ok("true"), "dev/test.sh sets FLOWGATE_TEST_POSTGRES_URL");
+    /// #     return Ok(());
+    /// # };
+    /// use flowgate_sql::{PostgresSink, RowOutcome, Table, Value};
+    ///
+    /// // let url = "postgres://user@127.0.0.1:5432/db";
+    /// let name = format!("doc_write_each_{}", std::process::id());
+    /// let table = Table::builder(&name).integer("id").text("note").key("id").build()?;
+    /// let sink = PostgresSink::connect(&url, table, |r: &(i64, &str)| {
+    ///     vec![Value::Integer(r.0), Value::from(r.1)]
+    /// })
+    /// .await?;
+    /// # let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    /// # tokio::spawn(connection);
+    /// # admin.batch_execute(&format!("ALTER TABLE {name} ADD CONSTRAINT short CHECK (length(note) < 10)")).await?;
+    /// // The table has CHECK (length(note) < 10).
+    /// let outcomes = sink
+    ///     .write_each(vec![(1, "fine"), (2, "far too long a note"), (3, "ok")])
+    ///     .await?;
+    /// assert!(matches!(outcomes[0], RowOutcome::Inserted));
+    /// let reason = outcomes[1].rejection().unwrap().to_string();
+    /// assert!(reason.contains(r#"violates check constraint "short""#), "{reason}");
+    /// assert!(matches!(outcomes[2], RowOutcome::Inserted));
+    /// assert_eq!(sink.count().await?, 2);
+    /// # admin.batch_execute(&format!("DROP TABLE {name}")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
         let table = &self.inner.table;
-        let values = table.encode_rows(rows, &self.inner.encode)?;
-        let params: Vec<Box<dyn ToSql + Sync + Send + '_>> = table
-            .columns()
+        let mut outcomes: Vec<Option<RowOutcome>> = Vec::with_capacity(rows.len());
+        let mut good: Vec<(usize, Vec<Value>)> = Vec::with_capacity(rows.len());
+        for (index, item) in rows.iter().enumerate() {
+            let row = (self.inner.encode)(item);
+            match table.check_row(index, &row) {
+                Ok(()) => {
+                    good.push((index, row));
+                    outcomes.push(None);
+                }
+                Err(err) => outcomes.push(Some(RowOutcome::Rejected(SinkError::Table(err)))),
+            }
+        }
+        if !good.is_empty() {
+            let conn = self.connection().await?;
+            // Ranges of `good` to write, the next one last; written in order,
+            // so that of two rows with one key the earlier is the inserted one.
+            let mut todo = vec![(0, good.len())];
+            while let Some((start, end)) = todo.pop() {
+                let rows: Vec<&[Value]> = good[start..end].iter().map(|(_, r)| &r[..]).collect();
+                match self.insert(&conn, &rows).await {
+                    Ok(written) => {
+                        for ((index, _), written) in good[start..end].iter().zip(written) {
+                            outcomes[*index] = Some(written.into());
+                        }
+                    }
+                    Err(err) if err.is_content() => {
+                        if end - start == 1 {
+                            outcomes[good[start].0] = Some(RowOutcome::Rejected(err));
+                        } else {
+                            if end - start == good.len() {
+                                tracing::debug!(rows = good.len(), error = %err, "batch refused for a row's content: isolating the refused rows");
+                            }
+                            let mid = start + (end - start) / 2;
+                            todo.push((mid, end));
+                            todo.push((start, mid));
+                        }
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every row has an outcome"))
+            .collect())
+    }
+
+    /// One insert statement for `rows` (checked against the table).
+    async fn insert(&self, conn: &Conn, rows: &[&[Value]]) -> Result<Vec<Written>, SinkError> {
+        let table = &self.inner.table;
+        let params: Vec<Box<dyn ToSql + Sync + Send + '_>> = self
+            .inner
+            .wire
             .iter()
             .enumerate()
-            .map(|(i, column)| column_array(column.ty, values.iter().map(|row| &row[i])))
+            .map(|(i, wire)| column_array(*wire, rows.iter().map(|row| &row[i])))
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
 
-        let conn = self.connection().await?;
-        let returned = conn.client.query(&conn.insert, &params).await?;
+        let returned = conn
+            .client
+            .query(&conn.insert, &params)
+            .await
+            .map_err(|e| self.inner.endpoint.error(e))?;
 
         // Count the inserted keys, then hand them out to rows in order: the
         // first row with an inserted key was stored, any later one is a
@@ -174,10 +417,11 @@ impl<T: Send + 'static> PostgresSink<T> {
                 .iter()
                 .enumerate()
                 .map(|(i, ty)| KeyPart::from_row(row, i, *ty))
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.inner.endpoint.error(e))?;
             *inserted.entry(key).or_default() += 1;
         }
-        Ok(values
+        Ok(rows
             .iter()
             .map(|row| {
                 let key: Vec<KeyPart> = table
@@ -208,7 +452,12 @@ impl<T: Send + 'static> PostgresSink<T> {
     pub async fn count(&self) -> Result<u64, SinkError> {
         let conn = self.connection().await?;
         let sql = format!("SELECT COUNT(*) FROM {}", self.inner.table.name());
-        let count: i64 = conn.client.query_one(&sql, &[]).await?.get(0);
+        let count: i64 = conn
+            .client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| self.inner.endpoint.error(e))?
+            .get(0);
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -218,23 +467,329 @@ impl<T: Send + 'static> PostgresSink<T> {
     }
 }
 
-fn array_type(ty: ColumnType) -> Type {
+/// Connects, and drives the connection on a task of its own.
+async fn open(config: &Config, endpoint: &Endpoint) -> Result<Client, SinkError> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| endpoint.connect_error(e))?;
+    let target = endpoint.target.clone();
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(target = %target, error = %err, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates the table if it is missing — serialised across sinks and
+/// processes by an advisory lock, so that concurrent starts do not race in
+/// `CREATE TABLE IF NOT EXISTS` — then checks it; returns how each column
+/// is sent.
+async fn prepare_table(
+    client: &mut Client,
+    table: &Table,
+    endpoint: &Endpoint,
+) -> Result<Vec<Wire>, SinkError> {
+    let err = |e| endpoint.error(e);
+    let lock_key = format!("flowgate-sql: create table {}", table.name());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let tx = client.transaction().await.map_err(err)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended( \
+                 $1::text || ' in ' || coalesce(current_schema()::text, ''), 0))",
+            &[&lock_key],
+        )
+        .await
+        .map_err(err)?;
+        let oid = match relation(&tx, table.name()).await.map_err(err)? {
+            Some(oid) => oid,
+            None => {
+                if let Err(e) = tx
+                    .batch_execute(&table.create_sql(ColumnType::postgres_name))
+                    .await
+                {
+                    // Someone that does not take the lock (another program)
+                    // created it meanwhile: look again.
+                    let raced = e.code().is_some_and(|c| {
+                        matches!(c.code(), "42P07" /* duplicate_table */ | "23505")
+                    });
+                    if raced && attempt < 5 {
+                        continue; // the transaction is rolled back when dropped
+                    }
+                    return Err(err(e));
+                }
+                // Resolved the way the insert will resolve it (an error
+                // naming the table if the search_path does not find it).
+                tx.query_one("SELECT $1::text::regclass::oid", &[&table.name()])
+                    .await
+                    .map_err(err)?
+                    .try_get(0)
+                    .map_err(err)?
+            }
+        };
+        let wire = check_table(&tx, oid, table, endpoint).await?;
+        tx.commit().await.map_err(err)?;
+        return Ok(wire);
+    }
+}
+
+/// The oid of `name` resolved as an unqualified name (the search_path).
+async fn relation(
+    tx: &tokio_postgres::Transaction<'_>,
+    name: &str,
+) -> Result<Option<u32>, tokio_postgres::Error> {
+    tx.query_one("SELECT to_regclass($1::text)::oid", &[&name])
+        .await?
+        .try_get(0)
+}
+
+/// How a column's values are sent: the element type of its array parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Int8,
+    Float8,
+    Text,
+    Bytea,
+    Bool,
+    Json,
+    Jsonb,
+    Timestamptz,
+}
+
+impl Wire {
+    fn sql_name(self) -> &'static str {
+        match self {
+            Wire::Int8 => "BIGINT",
+            Wire::Float8 => "DOUBLE PRECISION",
+            Wire::Text => "TEXT",
+            Wire::Bytea => "BYTEA",
+            Wire::Bool => "BOOLEAN",
+            Wire::Json => "JSON",
+            Wire::Jsonb => "JSONB",
+            Wire::Timestamptz => "TIMESTAMPTZ",
+        }
+    }
+
+    fn array_type(self) -> Type {
+        match self {
+            Wire::Int8 => Type::INT8_ARRAY,
+            Wire::Float8 => Type::FLOAT8_ARRAY,
+            Wire::Text => Type::TEXT_ARRAY,
+            Wire::Bytea => Type::BYTEA_ARRAY,
+            Wire::Bool => Type::BOOL_ARRAY,
+            Wire::Json => Type::JSON_ARRAY,
+            Wire::Jsonb => Type::JSONB_ARRAY,
+            Wire::Timestamptz => Type::TIMESTAMPTZ_ARRAY,
+        }
+    }
+}
+
+/// What the mapping writes for `ty`, as messages say it.
+fn expected_name(ty: ColumnType) -> &'static str {
     match ty {
-        ColumnType::Integer => Type::INT8_ARRAY,
-        ColumnType::Real => Type::FLOAT8_ARRAY,
-        ColumnType::Text => Type::TEXT_ARRAY,
-        ColumnType::Blob => Type::BYTEA_ARRAY,
+        ColumnType::Integer => "bigint",
+        ColumnType::Real => "double precision",
+        ColumnType::Text => "text",
+        ColumnType::Blob => "bytea",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Json => "jsonb",
+        ColumnType::Timestamp => "timestamp with time zone",
+    }
+}
+
+/// How a column of (base) type `found` takes values of `ty`, or why it does
+/// not.
+fn fit(ty: ColumnType, found: &Type) -> Result<Wire, Option<&'static str>> {
+    match (ty, found) {
+        (ColumnType::Integer, t) if *t == Type::INT8 => Ok(Wire::Int8),
+        (ColumnType::Integer, t) if *t == Type::INT4 || *t == Type::INT2 => {
+            Err(Some("it cannot hold every 64-bit value: make it bigint"))
+        }
+        (ColumnType::Real, t) if *t == Type::FLOAT8 => Ok(Wire::Float8),
+        (ColumnType::Real, t) if *t == Type::FLOAT4 => {
+            Err(Some("real keeps about 6 digits: make it double precision"))
+        }
+        (ColumnType::Text, t) if *t == Type::TEXT || *t == Type::VARCHAR => Ok(Wire::Text),
+        (ColumnType::Text, t) if *t == Type::BPCHAR => Err(Some(
+            "character(n) pads with spaces: make it text or varchar",
+        )),
+        (ColumnType::Blob, t) if *t == Type::BYTEA => Ok(Wire::Bytea),
+        (ColumnType::Boolean, t) if *t == Type::BOOL => Ok(Wire::Bool),
+        (ColumnType::Json, t) if *t == Type::JSONB => Ok(Wire::Jsonb),
+        (ColumnType::Json, t) if *t == Type::JSON => Ok(Wire::Json),
+        (ColumnType::Timestamp, t) if *t == Type::TIMESTAMPTZ => Ok(Wire::Timestamptz),
+        (ColumnType::Timestamp, t) if *t == Type::TIMESTAMP => Err(Some(
+            "without a time zone, the instant depends on the session's TimeZone: make it timestamptz",
+        )),
+        _ => Err(None),
+    }
+}
+
+/// Compares the table `oid` with `table`, within the creating transaction.
+async fn check_table(
+    tx: &tokio_postgres::Transaction<'_>,
+    oid: u32,
+    table: &Table,
+    endpoint: &Endpoint,
+) -> Result<Vec<Wire>, SinkError> {
+    let err = |e| endpoint.error(e);
+    let relation = tx
+        .query_one(
+            "SELECT c.relkind::text, format('%I.%I', n.nspname, c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?;
+    let relkind: String = relation.get(0);
+    let qualified: String = relation.get(1);
+    let schema_error = |mismatches| {
+        SinkError::Schema(SchemaError {
+            table: qualified.clone(),
+            location: endpoint.location(),
+            mismatches,
+        })
+    };
+    let kind = match relkind.as_str() {
+        "r" | "p" => None,
+        "v" => Some("a view"),
+        "m" => Some("a materialized view"),
+        "f" => Some("a foreign table"),
+        "S" => Some("a sequence"),
+        "i" | "I" => Some("an index"),
+        _ => Some("not an ordinary table"),
+    };
+    if let Some(kind) = kind {
+        return Err(schema_error(vec![SchemaMismatch::NotATable {
+            kind: kind.to_owned(),
+        }]));
+    }
+
+    struct Existing {
+        name: String,
+        base: u32,
+        shown: String,
+        not_null: bool,
+        has_default: bool,
+        identity: String,
+        generated: String,
+    }
+    let existing: Vec<Existing> = tx
+        .query(
+            "SELECT a.attname::text, \
+                    (CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE a.atttypid END)::oid, \
+                    format_type(a.atttypid, a.atttypmod), \
+                    a.attnotnull, a.atthasdef, a.attidentity::text, a.attgenerated::text \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|row| Existing {
+            name: row.get(0),
+            base: row.get(1),
+            shown: row.get(2),
+            not_null: row.get(3),
+            has_default: row.get(4),
+            identity: row.get(5),
+            generated: row.get(6),
+        })
+        .collect();
+
+    let mut mismatches = Vec::new();
+    let mut wire = Vec::with_capacity(table.columns().len());
+    for column in table.columns() {
+        // Unquoted names are folded to lower case.
+        let name = column.name.to_ascii_lowercase();
+        let Some(found) = existing.iter().find(|c| c.name == name) else {
+            mismatches.push(SchemaMismatch::MissingColumn { column: name });
+            wire.push(Wire::Text); // unused: the check fails
+            continue;
+        };
+        if !found.generated.is_empty() || found.identity == "a" {
+            mismatches.push(SchemaMismatch::NotWritable {
+                column: name.clone(),
+                what: if found.generated.is_empty() {
+                    "an identity column GENERATED ALWAYS".to_owned()
+                } else {
+                    "generated".to_owned()
+                },
+            });
+        }
+        let found_type = Type::from_oid(found.base);
+        match found_type.as_ref().map(|t| fit(column.ty, t)) {
+            Some(Ok(w)) => wire.push(w),
+            other => {
+                let note = match other {
+                    Some(Err(note)) => note.map(str::to_owned),
+                    _ => None,
+                };
+                mismatches.push(SchemaMismatch::ColumnType {
+                    column: name,
+                    found: found.shown.clone(),
+                    expected: expected_name(column.ty).to_owned(),
+                    note,
+                });
+                wire.push(Wire::Text);
+            }
+        }
+    }
+    for found in &existing {
+        let mapped = table
+            .columns()
+            .iter()
+            .any(|c| c.name.to_ascii_lowercase() == found.name);
+        let filled = found.has_default || !found.identity.is_empty() || !found.generated.is_empty();
+        if !mapped && found.not_null && !filled {
+            mismatches.push(SchemaMismatch::UnmappedNotNull {
+                column: found.name.clone(),
+            });
+        }
+    }
+
+    // The indexes ON CONFLICT (key) can use as its arbiter.
+    let unique: Vec<BTreeSet<String>> = tx
+        .query(
+            "SELECT array(SELECT pg_get_indexdef(i.indexrelid, k, true) \
+                          FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k) \
+             FROM pg_index i \
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate AND i.indisvalid \
+               AND i.indpred IS NULL AND i.indexprs IS NULL",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|row| row.get::<_, Vec<String>>(0).into_iter().collect())
+        .collect();
+    let key: BTreeSet<String> = table.key().map(|c| c.name.to_ascii_lowercase()).collect();
+    if !unique.contains(&key) {
+        mismatches.push(SchemaMismatch::KeyNotUnique {
+            key: table.key().map(|c| c.name.to_ascii_lowercase()).collect(),
+        });
+    }
+
+    if mismatches.is_empty() {
+        Ok(wire)
+    } else {
+        Err(schema_error(mismatches))
     }
 }
 
 /// One column's values as a typed array parameter. Rows were checked, so a
 /// value is either of the column's type or null.
 fn column_array<'a>(
-    ty: ColumnType,
+    wire: Wire,
     values: impl Iterator<Item = &'a Value>,
 ) -> Box<dyn ToSql + Sync + Send + 'a> {
-    match ty {
-        ColumnType::Integer => Box::new(
+    match wire {
+        Wire::Int8 => Box::new(
             values
                 .map(|v| match v {
                     Value::Integer(v) => Some(*v),
@@ -242,7 +797,7 @@ fn column_array<'a>(
                 })
                 .collect::<Vec<Option<i64>>>(),
         ),
-        ColumnType::Real => Box::new(
+        Wire::Float8 => Box::new(
             values
                 .map(|v| match v {
                     Value::Real(v) => Some(*v),
@@ -250,7 +805,7 @@ fn column_array<'a>(
                 })
                 .collect::<Vec<Option<f64>>>(),
         ),
-        ColumnType::Text => Box::new(
+        Wire::Text => Box::new(
             values
                 .map(|v| match v {
                     Value::Text(v) => Some(v.as_str()),
@@ -258,7 +813,7 @@ fn column_array<'a>(
                 })
                 .collect::<Vec<Option<&str>>>(),
         ),
-        ColumnType::Blob => Box::new(
+        Wire::Bytea => Box::new(
             values
                 .map(|v| match v {
                     Value::Blob(v) => Some(v.as_slice()),
@@ -266,6 +821,109 @@ fn column_array<'a>(
                 })
                 .collect::<Vec<Option<&[u8]>>>(),
         ),
+        Wire::Bool => Box::new(
+            values
+                .map(|v| match v {
+                    Value::Boolean(v) => Some(*v),
+                    _ => None,
+                })
+                .collect::<Vec<Option<bool>>>(),
+        ),
+        Wire::Json | Wire::Jsonb => Box::new(
+            values
+                .map(|v| match v {
+                    Value::Json(v) => Some(JsonText(v.as_str())),
+                    _ => None,
+                })
+                .collect::<Vec<Option<JsonText<'_>>>>(),
+        ),
+        Wire::Timestamptz => Box::new(
+            values
+                .map(|v| match v {
+                    Value::Timestamp(v) => Some(Timestamptz(*v)),
+                    _ => None,
+                })
+                .collect::<Vec<Option<Timestamptz>>>(),
+        ),
+    }
+}
+
+/// JSON text sent as `JSON` or `JSONB` in the binary format (the text, after
+/// a version byte for `JSONB`): the server parses it once, nothing is parsed
+/// here.
+#[derive(Debug)]
+struct JsonText<'a>(&'a str);
+
+impl ToSql for JsonText<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.put_u8(1);
+        }
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::JSONB
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        if !<Self as ToSql>::accepts(ty) {
+            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01T00:00:00Z.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A [`Value::Timestamp`] as PostgreSQL's binary `TIMESTAMPTZ`: microseconds
+/// since 2000-01-01 UTC.
+#[derive(Debug, Clone, Copy)]
+struct Timestamptz(i64);
+
+impl ToSql for Timestamptz {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        // Rows are checked: the value is within the years 0000 to 9999.
+        out.put_i64(self.0 - POSTGRES_EPOCH_MICROS);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        if !<Self as ToSql>::accepts(ty) {
+            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+impl<'a> FromSql<'a> for Timestamptz {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        let raw: [u8; 8] = raw.try_into()?;
+        Ok(Timestamptz(
+            i64::from_be_bytes(raw).saturating_add(POSTGRES_EPOCH_MICROS),
+        ))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ
     }
 }
 
@@ -281,7 +939,8 @@ impl<T> fmt::Debug for PostgresSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresSink")
             .field("table", &self.inner.table.name())
-            .field("hosts", &self.inner.config.get_hosts())
+            .field("target", &self.inner.endpoint.target)
+            .field("database", &self.inner.endpoint.database)
             .finish_non_exhaustive()
     }
 }
@@ -292,6 +951,8 @@ pub(crate) enum KeyPart {
     Integer(i64),
     Text(String),
     Blob(Vec<u8>),
+    Boolean(bool),
+    Timestamp(i64),
 }
 
 impl KeyPart {
@@ -300,24 +961,90 @@ impl KeyPart {
             Value::Integer(v) => KeyPart::Integer(*v),
             Value::Text(v) => KeyPart::Text(v.clone()),
             Value::Blob(v) => KeyPart::Blob(v.clone()),
-            Value::Null | Value::Real(_) => {
-                unreachable!("rows are checked: keys are never null or real")
+            Value::Boolean(v) => KeyPart::Boolean(*v),
+            Value::Timestamp(v) => KeyPart::Timestamp(*v),
+            Value::Null | Value::Real(_) | Value::Json(_) => {
+                unreachable!("rows are checked: keys are never null, real or json")
             }
         }
     }
-}
 
-impl KeyPart {
     fn from_row(
         row: &tokio_postgres::Row,
         index: usize,
         ty: ColumnType,
-    ) -> Result<Self, SinkError> {
+    ) -> Result<Self, tokio_postgres::Error> {
         Ok(match ty {
             ColumnType::Integer => KeyPart::Integer(row.try_get(index)?),
             ColumnType::Text => KeyPart::Text(row.try_get(index)?),
             ColumnType::Blob => KeyPart::Blob(row.try_get(index)?),
-            ColumnType::Real => unreachable!("tables have no real keys"),
+            ColumnType::Boolean => KeyPart::Boolean(row.try_get(index)?),
+            ColumnType::Timestamp => KeyPart::Timestamp(row.try_get::<_, Timestamptz>(index)?.0),
+            ColumnType::Real | ColumnType::Json => unreachable!("tables have no real or json keys"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_names_hosts_database_and_user_but_no_password() {
+        let e =
+            Endpoint::of(&Config::from_str("postgres://bob:secret@db.example:6543/shop").unwrap());
+        assert_eq!(e.target, "db.example:6543");
+        assert_eq!(e.database, "shop");
+        assert_eq!(e.user, "bob");
+        let e = Endpoint::of(
+            &Config::from_str("host=/run/postgresql,10.0.0.1 port=5433 user=ann password=x")
+                .unwrap(),
+        );
+        assert_eq!(e.target, "/run/postgresql/.s.PGSQL.5433, 10.0.0.1:5433");
+        assert_eq!(e.database, "ann", "the database defaults to the user");
+        let e = Endpoint::of(&Config::from_str("hostaddr=127.0.0.1 user=u dbname=d").unwrap());
+        assert_eq!(e.target, "127.0.0.1:5432");
+        let all = format!("{e:?}");
+        assert!(!all.contains("secret"));
+    }
+
+    #[test]
+    fn columns_fit_by_exact_type_family() {
+        assert_eq!(fit(ColumnType::Integer, &Type::INT8), Ok(Wire::Int8));
+        assert!(fit(ColumnType::Integer, &Type::INT4).unwrap_err().is_some());
+        assert_eq!(fit(ColumnType::Integer, &Type::TEXT), Err(None));
+        assert_eq!(fit(ColumnType::Text, &Type::VARCHAR), Ok(Wire::Text));
+        assert_eq!(fit(ColumnType::Json, &Type::JSON), Ok(Wire::Json));
+        assert_eq!(fit(ColumnType::Json, &Type::JSONB), Ok(Wire::Jsonb));
+        assert_eq!(fit(ColumnType::Json, &Type::TEXT), Err(None));
+        assert_eq!(
+            fit(ColumnType::Timestamp, &Type::TIMESTAMPTZ),
+            Ok(Wire::Timestamptz)
+        );
+        assert!(
+            fit(ColumnType::Timestamp, &Type::TIMESTAMP)
+                .unwrap_err()
+                .is_some()
+        );
+        assert!(fit(ColumnType::Real, &Type::FLOAT4).unwrap_err().is_some());
+        assert_eq!(fit(ColumnType::Boolean, &Type::BOOL), Ok(Wire::Bool));
+        assert_eq!(fit(ColumnType::Blob, &Type::BYTEA), Ok(Wire::Bytea));
+    }
+
+    #[test]
+    fn timestamps_use_the_postgres_epoch() {
+        let mut buf = BytesMut::new();
+        Timestamptz(POSTGRES_EPOCH_MICROS)
+            .to_sql(&Type::TIMESTAMPTZ, &mut buf)
+            .unwrap();
+        assert_eq!(&buf[..], &0i64.to_be_bytes());
+        let back = Timestamptz::from_sql(&Type::TIMESTAMPTZ, &1i64.to_be_bytes()).unwrap();
+        assert_eq!(back.0, POSTGRES_EPOCH_MICROS + 1);
+        let mut buf = BytesMut::new();
+        JsonText("[1]").to_sql(&Type::JSONB, &mut buf).unwrap();
+        assert_eq!(&buf[..], b"\x01[1]");
+        let mut buf = BytesMut::new();
+        JsonText("[1]").to_sql(&Type::JSON, &mut buf).unwrap();
+        assert_eq!(&buf[..], b"[1]");
     }
 }

@@ -1,23 +1,34 @@
 //! [`SqliteSink`]: batches into SQLite, one transaction per batch.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use crate::error::SinkError;
+use crate::error::{SchemaError, SchemaMismatch, SinkError};
 use crate::table::{ColumnType, Table, Value};
-use crate::{Encoder, Written};
+use crate::{Encoder, RowOutcome, Written};
 
 /// Writes batches of `T` into a SQLite table, idempotently.
 ///
 /// Each [`write`](Self::write) is one transaction: every row is inserted with
 /// `INSERT … ON CONFLICT DO NOTHING` through a cached prepared statement, and
 /// the transaction commits once, so a batch is stored entirely or not at all.
+/// [`write_each`](Self::write_each) is the same transaction, but a row the
+/// database refuses is set aside with its reason while the others are stored.
 /// The database runs in WAL mode with `synchronous = NORMAL`: a committed batch
 /// survives a crash of the process (and of the machine up to the last
 /// checkpoint), and readers never block the writer.
+///
+/// Values are stored as SQLite has them: [`Boolean`](Value::Boolean) as the
+/// integer 0 or 1, [`Json`](Value::Json) as its text,
+/// [`Timestamp`](Value::Timestamp) as RFC 3339 UTC text with six fraction
+/// digits (`2026-12-01T22:01:15.123456Z`, which sorts in time order).
+///
+/// When it opens, the sink creates the table if it does not exist, or checks
+/// the existing one (see [`open`](Self::open)).
 ///
 /// SQLite calls block, so they run on tokio's blocking thread pool; one
 /// connection serializes writes (SQLite allows one writer at a time anyway).
@@ -32,25 +43,55 @@ struct Inner<T> {
     encode: Encoder<T>,
     insert: String,
     path: Option<PathBuf>,
+    database: String,
 }
 
 impl<T: Send + 'static> SqliteSink<T> {
     /// Opens (creating if needed) the database file at `path`, switches it to
-    /// WAL mode and creates `table` if it does not exist. `encode` turns an
-    /// item into the row's values, in the table's column order.
+    /// WAL mode, and creates `table` if it does not exist — or, if it exists,
+    /// checks that it fits: every column of `table` exists with a type of a
+    /// fitting affinity, the key is the primary key or a unique index, and
+    /// every column `table` does not write may be left out (see below).
+    /// `encode` turns an item into the row's values, in the table's column
+    /// order.
+    ///
+    /// Column types are compared by the affinity of their declared type
+    /// (SQLite's rules: `INT` → INTEGER; `CHAR`, `CLOB`, `TEXT` → TEXT;
+    /// `BLOB` or none → BLOB; `REAL`, `FLOA`, `DOUB` → REAL; anything else →
+    /// NUMERIC), since that decides what SQLite does with a value:
+    ///
+    /// | type | fitting affinities |
+    /// |---|---|
+    /// | `Integer`, `Boolean` | INTEGER, NUMERIC |
+    /// | `Real` | REAL |
+    /// | `Text`, `Json` | TEXT (NUMERIC would turn the text `007` into the integer 7) |
+    /// | `Timestamp` | TEXT, NUMERIC (`DATETIME`, `TIMESTAMP`: RFC 3339 text is kept) |
+    /// | `Blob` | BLOB |
+    ///
+    /// Generated columns cannot be mapped; a column left out must allow
+    /// `NULL` or have a default.
     ///
     /// # Errors
     ///
-    /// [`SinkError::Sqlite`] if the file cannot be opened or the table
-    /// created (for example an existing table with other columns).
+    /// [`SinkError::Sqlite`] (naming the file) if the file cannot be opened
+    /// or the table created; [`SinkError::Schema`] listing every way the
+    /// existing table does not fit.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cancelled open leaves at most the file and the table
+    /// created, which a later open checks and reuses.
     pub async fn open(
         path: impl AsRef<Path>,
         table: Table,
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
     ) -> Result<Self, SinkError> {
         let path = path.as_ref().to_path_buf();
+        let database = label(Some(&path));
         let conn_path = path.clone();
-        let conn = blocking(move || Connection::open(conn_path).map_err(SinkError::from)).await?;
+        let conn = blocking_sqlite(move || Connection::open(conn_path))
+            .await?
+            .at(&database)?;
         Self::with_connection(conn, Some(path), table, Box::new(encode)).await
     }
 
@@ -60,11 +101,15 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing outlives a cancelled call.
     pub async fn open_in_memory(
         table: Table,
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
     ) -> Result<Self, SinkError> {
-        let conn = Connection::open_in_memory()?;
+        let conn = Connection::open_in_memory().at(&label(None))?;
         Self::with_connection(conn, None, table, Box::new(encode)).await
     }
 
@@ -74,13 +119,16 @@ impl<T: Send + 'static> SqliteSink<T> {
         table: Table,
         encode: Encoder<T>,
     ) -> Result<Self, SinkError> {
-        let create = table.create_sql(ColumnType::sqlite_name);
-        let conn = blocking(move || {
-            configure(&conn)?;
-            conn.execute(&create, [])?;
-            Ok(conn)
-        })
-        .await?;
+        let database = label(path.as_deref());
+        let (conn, table) = {
+            let database = database.clone();
+            blocking(move || {
+                configure(&conn).at(&database)?;
+                prepare_table(&conn, &table, &database)?;
+                Ok((conn, table))
+            })
+            .await?
+        };
         let placeholders = vec!["?"; table.columns().len()].join(", ");
         let insert = format!(
             "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
@@ -96,6 +144,7 @@ impl<T: Send + 'static> SqliteSink<T> {
                 encode,
                 insert,
                 path,
+                database,
             }),
         })
     }
@@ -121,13 +170,16 @@ impl<T: Send + 'static> SqliteSink<T> {
         let values = table.encode_rows(rows, &self.inner.encode)?;
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn.transaction()?;
+            let db = inner.database.as_str();
+            let mut conn = lock(&inner.conn);
+            let tx = conn.transaction().at(db)?;
             let mut written = Vec::with_capacity(values.len());
             {
-                let mut insert = tx.prepare_cached(&inner.insert)?;
+                let mut insert = tx.prepare_cached(&inner.insert).at(db)?;
                 for row in &values {
-                    let changed = insert.execute(params_from_iter(row.iter().map(to_sql)))?;
+                    let changed = insert
+                        .execute(params_from_iter(row.iter().map(to_sql)))
+                        .at(db)?;
                     written.push(if changed == 1 {
                         Written::Inserted
                     } else {
@@ -135,10 +187,135 @@ impl<T: Send + 'static> SqliteSink<T> {
                     });
                 }
             }
-            tx.commit()?;
+            tx.commit().at(db)?;
             Ok(written)
         })
         .await
+    }
+
+    /// Writes `rows` in one transaction, like [`write`](Self::write), but
+    /// sets aside each row that is refused for its content instead of failing
+    /// the batch, and reports one [`RowOutcome`] per row, in order:
+    ///
+    /// - a row that does not fit the table ([`Table::check_row`]: wrong type,
+    ///   null key, …) is [`Rejected`](RowOutcome::Rejected) before anything
+    ///   is sent;
+    /// - a row whose insert fails with a [content](SinkError::is_content)
+    ///   error (a `CHECK`, `NOT NULL`, foreign key or other unique
+    ///   constraint, a trigger's `RAISE(ABORT, …)`, a datatype mismatch) is
+    ///   `Rejected` with SQLite's message; SQLite undoes just that statement,
+    ///   and the transaction goes on with the next row (if the failure rolled
+    ///   back the whole transaction — `RAISE(ROLLBACK)`, an `ON CONFLICT
+    ///   ROLLBACK` clause — the batch is written again without that row);
+    /// - every other row is [`Inserted`](RowOutcome::Inserted) or
+    ///   [`Duplicate`](RowOutcome::Duplicate), committed together.
+    ///
+    /// The happy path costs the same as [`write`](Self::write).
+    ///
+    /// # Errors
+    ///
+    /// A [transient](SinkError::is_transient) error (busy, locked) or a
+    /// [fatal](SinkError::is_fatal) one (the table is gone, the disk is
+    /// read-only): nothing is written; retry the batch later, or stop.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write`](Self::write): the transaction runs to its end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{RowOutcome, SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("readings").text("id").integer("celsius").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table, |r: &(&str, Value)| {
+    ///     vec![Value::from(r.0), r.1.clone()]
+    /// })
+    /// .await?;
+    ///
+    /// let outcomes = sink
+    ///     .write_each(vec![
+    ///         ("a", Value::Integer(21)),
+    ///         ("b", Value::from("warm")), // not an integer
+    ///         ("a", Value::Integer(22)),  // the key again
+    ///     ])
+    ///     .await?;
+    /// assert!(matches!(outcomes[0], RowOutcome::Inserted));
+    /// assert_eq!(
+    ///     outcomes[1].rejection().unwrap().to_string(),
+    ///     r#"row does not fit the table: row 1: column "celsius" takes bigint, got text"#
+    /// );
+    /// assert!(matches!(outcomes[2], RowOutcome::Duplicate));
+    /// assert_eq!(sink.count().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
+        let table = &self.inner.table;
+        let mut outcomes: Vec<Option<RowOutcome>> = Vec::with_capacity(rows.len());
+        let mut good: Vec<(usize, Vec<Value>)> = Vec::with_capacity(rows.len());
+        for (index, item) in rows.iter().enumerate() {
+            let row = (self.inner.encode)(item);
+            match table.check_row(index, &row) {
+                Ok(()) => {
+                    good.push((index, row));
+                    outcomes.push(None);
+                }
+                Err(err) => outcomes.push(Some(RowOutcome::Rejected(SinkError::Table(err)))),
+            }
+        }
+        let inner = Arc::clone(&self.inner);
+        let written = blocking(move || {
+            let db = inner.database.as_str();
+            let mut conn = lock(&inner.conn);
+            // Rows whose failure rolled back the whole transaction.
+            let mut rolled_back: HashMap<usize, SinkError> = HashMap::new();
+            'attempt: loop {
+                let tx = conn.transaction().at(db)?;
+                let mut results = Vec::with_capacity(good.len());
+                {
+                    let mut insert = tx.prepare_cached(&inner.insert).at(db)?;
+                    for (index, row) in &good {
+                        if rolled_back.contains_key(index) {
+                            continue;
+                        }
+                        match insert
+                            .execute(params_from_iter(row.iter().map(to_sql)))
+                            .at(db)
+                        {
+                            Ok(1) => results.push((*index, RowOutcome::Inserted)),
+                            Ok(_) => results.push((*index, RowOutcome::Duplicate)),
+                            Err(err) if err.is_content() => {
+                                if tx.is_autocommit() {
+                                    tracing::debug!(row = index, error = %err, "sqlite rolled back the batch for one row: writing it again without");
+                                    rolled_back.insert(*index, err);
+                                    continue 'attempt;
+                                }
+                                results.push((*index, RowOutcome::Rejected(err)));
+                            }
+                            Err(err) => return Err(err),
+                        }
+                    }
+                }
+                tx.commit().at(db)?;
+                results.extend(
+                    rolled_back
+                        .into_iter()
+                        .map(|(index, err)| (index, RowOutcome::Rejected(err))),
+                );
+                return Ok(results);
+            }
+        })
+        .await?;
+        for (index, outcome) in written {
+            outcomes[index] = Some(outcome);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every row has an outcome"))
+            .collect())
     }
 
     /// The number of rows in the table.
@@ -153,9 +330,11 @@ impl<T: Send + 'static> SqliteSink<T> {
     pub async fn count(&self) -> Result<u64, SinkError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            let conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = lock(&inner.conn);
             let sql = format!("SELECT COUNT(*) FROM {}", inner.table.name());
-            let count: i64 = conn.query_row(&sql, [], |row| row.get(0))?;
+            let count: i64 = conn
+                .query_row(&sql, [], |row| row.get(0))
+                .at(&inner.database)?;
             Ok(u64::try_from(count).unwrap_or(0))
         })
         .await
@@ -172,10 +351,253 @@ impl<T: Send + 'static> SqliteSink<T> {
     }
 }
 
+/// How errors name a database: its file, or `:memory:`.
+pub(crate) fn label(path: Option<&Path>) -> String {
+    match path {
+        Some(path) => path.display().to_string(),
+        None => ":memory:".to_owned(),
+    }
+}
+
+/// Names the database in a rusqlite error.
+pub(crate) trait At<R> {
+    fn at(self, database: &str) -> Result<R, SinkError>;
+}
+
+impl<R> At<R> for rusqlite::Result<R> {
+    fn at(self, database: &str) -> Result<R, SinkError> {
+        self.map_err(|source| SinkError::Sqlite {
+            database: database.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Creates the table if it does not exist, or checks the existing one, in
+/// one `IMMEDIATE` transaction (so that two processes opening the file at
+/// once do not both decide to create it).
+fn prepare_table(conn: &Connection, table: &Table, database: &str) -> Result<(), SinkError> {
+    conn.execute_batch("BEGIN IMMEDIATE").at(database)?;
+    let result = (|| {
+        if existing_kind(conn, table.name()).at(database)?.is_none() {
+            conn.execute(&table.create_sql(ColumnType::sqlite_name), [])
+                .at(database)?;
+        }
+        check_table(conn, table, database)
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").at(database),
+        Err(err) => {
+            // Nothing to keep; the connection must not stay in a transaction.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err)
+        }
+    }
+}
+
+/// `table` or `view` if `name` exists in the main schema.
+fn existing_kind(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT type FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')",
+        [name],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// One column of an existing table, from `pragma_table_xinfo`.
+struct ExistingColumn {
+    name: String,
+    declared: String,
+    not_null: bool,
+    has_default: bool,
+    /// Position in the primary key, 0 if not part of it.
+    pk: i64,
+    /// 0 normal, 1 hidden (virtual tables), 2 and 3 generated.
+    hidden: i64,
+}
+
+/// SQLite's type affinity of a declared column type (section 3.1 of
+/// "Datatypes In SQLite").
+fn affinity(declared: &str) -> &'static str {
+    let upper = declared.to_ascii_uppercase();
+    if upper.contains("INT") {
+        "INTEGER"
+    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|t| upper.contains(t)) {
+        "TEXT"
+    } else if upper.contains("BLOB") || upper.trim().is_empty() {
+        "BLOB"
+    } else if ["REAL", "FLOA", "DOUB"].iter().any(|t| upper.contains(t)) {
+        "REAL"
+    } else {
+        "NUMERIC"
+    }
+}
+
+/// The affinities a column of type `ty` may have, and what the mapping
+/// writes, as messages say it.
+fn fitting(ty: ColumnType) -> (&'static [&'static str], &'static str) {
+    match ty {
+        ColumnType::Integer => (&["INTEGER", "NUMERIC"], "INTEGER"),
+        ColumnType::Boolean => (&["INTEGER", "NUMERIC"], "BOOLEAN (the integers 0 and 1)"),
+        ColumnType::Real => (&["REAL"], "REAL"),
+        ColumnType::Text => (&["TEXT"], "TEXT"),
+        ColumnType::Json => (&["TEXT"], "JSON as TEXT"),
+        ColumnType::Timestamp => (&["TEXT", "NUMERIC"], "RFC 3339 timestamps as TEXT"),
+        ColumnType::Blob => (&["BLOB"], "BLOB"),
+    }
+}
+
+/// Compares the existing table `table.name()` with `table`.
+fn check_table(conn: &Connection, table: &Table, database: &str) -> Result<(), SinkError> {
+    let mut mismatches = Vec::new();
+    let kind = existing_kind(conn, table.name()).at(database)?;
+    if kind.as_deref() == Some("view") {
+        mismatches.push(SchemaMismatch::NotATable {
+            kind: "a view".to_owned(),
+        });
+        return Err(schema_error(table, database, mismatches));
+    }
+    let existing: Vec<ExistingColumn> = {
+        let mut stmt = conn
+            .prepare(
+                r#"SELECT name, type, "notnull", dflt_value IS NOT NULL, pk, hidden
+                   FROM pragma_table_xinfo(?1)"#,
+            )
+            .at(database)?;
+        stmt.query_map([table.name()], |row| {
+            Ok(ExistingColumn {
+                name: row.get(0)?,
+                declared: row.get(1)?,
+                not_null: row.get(2)?,
+                has_default: row.get(3)?,
+                pk: row.get(4)?,
+                hidden: row.get(5)?,
+            })
+        })
+        .at(database)?
+        .collect::<rusqlite::Result<_>>()
+        .at(database)?
+    };
+    let find = |name: &str| existing.iter().find(|c| c.name.eq_ignore_ascii_case(name));
+
+    for column in table.columns() {
+        let Some(found) = find(&column.name) else {
+            mismatches.push(SchemaMismatch::MissingColumn {
+                column: column.name.clone(),
+            });
+            continue;
+        };
+        if found.hidden >= 2 {
+            mismatches.push(SchemaMismatch::NotWritable {
+                column: column.name.clone(),
+                what: "generated".to_owned(),
+            });
+            continue;
+        }
+        let affinity = affinity(&found.declared);
+        let (fits, expected) = fitting(column.ty);
+        if !fits.contains(&affinity) {
+            let found_type = if found.declared.trim().is_empty() {
+                "declared without a type (BLOB affinity)".to_owned()
+            } else {
+                format!("{} ({affinity} affinity)", found.declared)
+            };
+            let note = match (column.ty, affinity) {
+                (ColumnType::Text | ColumnType::Json, "NUMERIC" | "INTEGER" | "REAL") => {
+                    Some("that affinity would turn the text 007 into the number 7".to_owned())
+                }
+                (ColumnType::Real, "INTEGER" | "NUMERIC") => {
+                    Some("that affinity would store 2.0 as the integer 2".to_owned())
+                }
+                _ => None,
+            };
+            mismatches.push(SchemaMismatch::ColumnType {
+                column: column.name.clone(),
+                found: found_type,
+                expected: expected.to_owned(),
+                note,
+            });
+        }
+    }
+
+    // The primary key, and whether it is the rowid (an INTEGER PRIMARY KEY
+    // is filled in when left out).
+    let mut pk: Vec<&ExistingColumn> = existing.iter().filter(|c| c.pk > 0).collect();
+    pk.sort_by_key(|c| c.pk);
+    let rowid_alias = match pk.as_slice() {
+        [only] => only.declared.eq_ignore_ascii_case("INTEGER"),
+        _ => false,
+    };
+    for found in &existing {
+        let mapped = table
+            .columns()
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(&found.name));
+        let filled = found.has_default || found.hidden != 0 || (rowid_alias && found.pk > 0);
+        if !mapped && found.not_null && !filled {
+            mismatches.push(SchemaMismatch::UnmappedNotNull {
+                column: found.name.clone(),
+            });
+        }
+    }
+
+    let key: BTreeSet<String> = table.key().map(|c| c.name.to_ascii_lowercase()).collect();
+    let mut unique_sets: Vec<BTreeSet<String>> = Vec::new();
+    if !pk.is_empty() {
+        unique_sets.push(pk.iter().map(|c| c.name.to_ascii_lowercase()).collect());
+    }
+    {
+        let mut indexes = conn
+            .prepare(r#"SELECT name FROM pragma_index_list(?1) WHERE "unique" AND NOT partial"#)
+            .at(database)?;
+        let names: Vec<String> = indexes
+            .query_map([table.name()], |row| row.get(0))
+            .at(database)?
+            .collect::<rusqlite::Result<_>>()
+            .at(database)?;
+        let mut info = conn
+            .prepare("SELECT name FROM pragma_index_info(?1)")
+            .at(database)?;
+        for index in names {
+            let columns: Vec<Option<String>> = info
+                .query_map([&index], |row| row.get(0))
+                .at(database)?
+                .collect::<rusqlite::Result<_>>()
+                .at(database)?;
+            // An expression (or the rowid) has no name: such an index is no
+            // conflict target for plain columns.
+            if let Some(columns) = columns.into_iter().collect::<Option<Vec<String>>>() {
+                unique_sets.push(columns.iter().map(|c| c.to_ascii_lowercase()).collect());
+            }
+        }
+    }
+    if !unique_sets.contains(&key) {
+        mismatches.push(SchemaMismatch::KeyNotUnique {
+            key: table.key().map(|c| c.name.clone()).collect(),
+        });
+    }
+
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(schema_error(table, database, mismatches))
+    }
+}
+
+fn schema_error(table: &Table, database: &str, mismatches: Vec<SchemaMismatch>) -> SinkError {
+    SinkError::Schema(SchemaError {
+        table: table.name().to_owned(),
+        location: format!("SQLite database {database:?}"),
+        mismatches,
+    })
+}
+
 /// Opens the database at `path` (`None`: a private in-memory one) on the
 /// blocking pool, configured as every SQLite end of this crate uses it.
 pub(crate) async fn connect(path: Option<PathBuf>) -> Result<Connection, SinkError> {
-    blocking(move || {
+    let database = label(path.as_deref());
+    blocking_sqlite(move || {
         let conn = match path {
             Some(path) => Connection::open(path)?,
             None => Connection::open_in_memory()?,
@@ -183,16 +605,19 @@ pub(crate) async fn connect(path: Option<PathBuf>) -> Result<Connection, SinkErr
         configure(&conn)?;
         Ok(conn)
     })
-    .await
+    .await?
+    .at(&database)
 }
 
 /// WAL: readers do not block the writer and commits are cheap; NORMAL is
 /// durable against process crashes in WAL mode. The busy timeout lets several
 /// connections (a sink, a checkpoint store, an idempotency store) share a file.
-fn configure(conn: &Connection) -> Result<(), SinkError> {
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // First, so that switching to WAL waits for a connection opening the
+    // file at the same time.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
 
@@ -214,14 +639,24 @@ pub(crate) fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connec
     conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A value as SQLite stores it: booleans as 0 or 1, JSON as its text,
+/// timestamps as RFC 3339 UTC text (a timestamp out of the range rows accept,
+/// which only the stores can be given, as its integer microseconds).
 pub(crate) fn to_sql(value: &Value) -> rusqlite::types::ToSqlOutput<'_> {
     use rusqlite::types::{ToSqlOutput, ValueRef};
     ToSqlOutput::Borrowed(match value {
         Value::Null => ValueRef::Null,
         Value::Integer(v) => ValueRef::Integer(*v),
         Value::Real(v) => ValueRef::Real(*v),
-        Value::Text(v) => ValueRef::Text(v.as_bytes()),
+        Value::Text(v) | Value::Json(v) => ValueRef::Text(v.as_bytes()),
         Value::Blob(v) => ValueRef::Blob(v),
+        Value::Boolean(v) => ValueRef::Integer(i64::from(*v)),
+        Value::Timestamp(micros) => {
+            return match Value::format_timestamp(*micros) {
+                Some(text) => ToSqlOutput::Owned(rusqlite::types::Value::Text(text)),
+                None => ToSqlOutput::Borrowed(ValueRef::Integer(*micros)),
+            };
+        }
     })
 }
 
@@ -233,6 +668,16 @@ pub(crate) async fn blocking<R: Send + 'static>(
         Ok(result) => result,
         Err(err) => Err(SinkError::Task(err.to_string())),
     }
+}
+
+/// Runs `f` on tokio's blocking pool; the caller names the database in its
+/// error with [`At::at`].
+pub(crate) async fn blocking_sqlite<R: Send + 'static>(
+    f: impl FnOnce() -> rusqlite::Result<R> + Send + 'static,
+) -> Result<rusqlite::Result<R>, SinkError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| SinkError::Task(err.to_string()))
 }
 
 impl<T> Clone for SqliteSink<T> {
@@ -249,5 +694,34 @@ impl<T> fmt::Debug for SqliteSink<T> {
             .field("table", &self.inner.table.name())
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::affinity;
+
+    #[test]
+    fn affinity_follows_sqlites_rules() {
+        for (declared, expected) in [
+            ("INTEGER", "INTEGER"),
+            ("bigint", "INTEGER"),
+            ("UNSIGNED BIG INT", "INTEGER"),
+            ("POINT", "INTEGER"), // "INT" wins, as in SQLite
+            ("VARCHAR(20)", "TEXT"),
+            ("text", "TEXT"),
+            ("CLOB", "TEXT"),
+            ("BLOB", "BLOB"),
+            ("", "BLOB"),
+            ("REAL", "REAL"),
+            ("DOUBLE PRECISION", "REAL"),
+            ("FLOAT", "REAL"),
+            ("NUMERIC", "NUMERIC"),
+            ("BOOLEAN", "NUMERIC"),
+            ("DATETIME", "NUMERIC"),
+            ("JSON", "NUMERIC"),
+        ] {
+            assert_eq!(affinity(declared), expected, "{declared}");
+        }
     }
 }

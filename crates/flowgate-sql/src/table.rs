@@ -4,7 +4,21 @@ use std::fmt;
 
 use crate::error::{TableError, ValueTypeError};
 
-/// The type of a column, which decides how values are sent to the database.
+/// The type of a column, which decides how values are sent to the database
+/// and which column types of an existing table fit.
+///
+/// | type | [`Value`] | PostgreSQL | SQLite (declared type, what is stored) | key? |
+/// |---|---|---|---|---|
+/// | `Integer` | [`Value::Integer`] | `BIGINT` | `INTEGER` | yes |
+/// | `Real` | [`Value::Real`] | `DOUBLE PRECISION` | `REAL` | no: floats make unreliable keys |
+/// | `Text` | [`Value::Text`] | `TEXT` (or `VARCHAR`) | `TEXT` | yes |
+/// | `Blob` | [`Value::Blob`] | `BYTEA` | `BLOB` | yes |
+/// | `Boolean` | [`Value::Boolean`] | `BOOLEAN` | `BOOLEAN`, stored as the integer 0 or 1 | yes |
+/// | `Json` | [`Value::Json`] | `JSONB` (or `JSON`) | `TEXT` holding the JSON text | no: JSON has no single spelling to compare |
+/// | `Timestamp` | [`Value::Timestamp`] | `TIMESTAMPTZ` | `TEXT` holding RFC 3339 UTC with microseconds, `2026-12-01T22:01:15.123456Z` (sorts as text in time order) | yes |
+///
+/// Its [`Display`](fmt::Display) is the name used in messages: `bigint`,
+/// `double precision`, `text`, `bytea`, `boolean`, `json`, `timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnType {
     /// 64-bit signed integer (`BIGINT` / `INTEGER`).
@@ -15,9 +29,17 @@ pub enum ColumnType {
     Text,
     /// Bytes (`BYTEA` / `BLOB`).
     Blob,
+    /// `true` or `false` (`BOOLEAN` / the SQLite integers 1 and 0).
+    Boolean,
+    /// A JSON document (`JSONB` / SQLite `TEXT`). Not allowed in a key.
+    Json,
+    /// An instant, to the microsecond (`TIMESTAMPTZ` / SQLite `TEXT` in
+    /// RFC 3339 UTC).
+    Timestamp,
 }
 
 impl ColumnType {
+    /// The type `CREATE TABLE` gives the column in PostgreSQL.
     #[cfg(any(feature = "postgres", test))]
     pub(crate) fn postgres_name(self) -> &'static str {
         match self {
@@ -25,20 +47,64 @@ impl ColumnType {
             ColumnType::Real => "DOUBLE PRECISION",
             ColumnType::Text => "TEXT",
             ColumnType::Blob => "BYTEA",
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::Json => "JSONB",
+            ColumnType::Timestamp => "TIMESTAMPTZ",
         }
     }
 
+    /// The type `CREATE TABLE` declares the column with in SQLite. Its type
+    /// affinity keeps every value as written (JSON is `TEXT`, not `JSON`,
+    /// whose NUMERIC affinity would turn the document `1` into an integer).
+    #[cfg(any(feature = "sqlite", test))]
     pub(crate) fn sqlite_name(self) -> &'static str {
         match self {
             ColumnType::Integer => "INTEGER",
             ColumnType::Real => "REAL",
-            ColumnType::Text => "TEXT",
+            ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => "TEXT",
             ColumnType::Blob => "BLOB",
+            ColumnType::Boolean => "BOOLEAN",
+        }
+    }
+
+    /// Whether a column of this type may be part of a key: all but `Real`
+    /// and `Json`.
+    ///
+    /// ```
+    /// use flowgate_sql::ColumnType;
+    ///
+    /// assert!(ColumnType::Timestamp.can_be_key());
+    /// assert!(!ColumnType::Json.can_be_key());
+    /// ```
+    pub fn can_be_key(self) -> bool {
+        !matches!(self, ColumnType::Real | ColumnType::Json)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ColumnType::Integer => "bigint",
+            ColumnType::Real => "double precision",
+            ColumnType::Text => "text",
+            ColumnType::Blob => "bytea",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Json => "json",
+            ColumnType::Timestamp => "timestamp",
         }
     }
 }
 
-/// One value of a row. `Null` fits any column that is not part of the key.
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One value of a row. `Null` fits any column that is neither part of the
+/// key nor declared [`not_null`](TableBuilder::not_null).
+///
+/// To turn raw bytes (a broker message's field, say) into a value of a
+/// column's type, with a clear error when they do not fit, use
+/// [`Value::parse`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL `NULL`.
@@ -51,6 +117,24 @@ pub enum Value {
     Text(String),
     /// Bytes.
     Blob(Vec<u8>),
+    /// A boolean.
+    Boolean(bool),
+    /// The text of a JSON document, stored as written (PostgreSQL `JSONB`
+    /// normalises it; SQLite and a PostgreSQL `JSON` column keep it).
+    ///
+    /// The sinks do not validate it again: build it with [`Value::json`] or
+    /// [`Value::parse`], which do. (PostgreSQL refuses invalid JSON, as
+    /// content; SQLite would store it.)
+    Json(String),
+    /// An instant as microseconds since the Unix epoch (1970-01-01T00:00:00Z),
+    /// UTC. The integer is exact, cheap to compare and hash (so it can be a
+    /// key) and maps one to one onto PostgreSQL's `TIMESTAMPTZ` resolution.
+    ///
+    /// Rows accept instants from `0000-01-01T00:00:00Z` to
+    /// `9999-12-31T23:59:59.999999Z` ([`Value::TIMESTAMP_MIN`] ..=
+    /// [`Value::TIMESTAMP_MAX`]), the years RFC 3339 can write; others are
+    /// refused by the row check.
+    Timestamp(i64),
 }
 
 impl Value {
@@ -62,7 +146,16 @@ impl Value {
             Value::Real(_) => Some(ColumnType::Real),
             Value::Text(_) => Some(ColumnType::Text),
             Value::Blob(_) => Some(ColumnType::Blob),
+            Value::Boolean(_) => Some(ColumnType::Boolean),
+            Value::Json(_) => Some(ColumnType::Json),
+            Value::Timestamp(_) => Some(ColumnType::Timestamp),
         }
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Boolean(v)
     }
 }
 
@@ -130,28 +223,41 @@ try_from_value!(i64, Integer, Integer);
 try_from_value!(f64, Real, Real);
 try_from_value!(String, Text, Text);
 try_from_value!(Vec<u8>, Blob, Blob);
+try_from_value!(bool, Boolean, Boolean);
 
 /// A column of a [`Table`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Column {
     /// The column's name.
     pub name: String,
     /// The column's type.
     pub ty: ColumnType,
+    /// Whether the column refuses `Null` (`NOT NULL`): key columns always do,
+    /// others when declared with [`TableBuilder::not_null`].
+    pub not_null: bool,
 }
 
 /// The table a sink writes to: its name, columns and key.
 ///
 /// The key (one or more columns) is what makes writes idempotent: a row whose
 /// key is already stored is skipped (`ON CONFLICT DO NOTHING`). Sinks create
-/// the table, with the key as its primary key, if it does not exist.
+/// the table, with the key as its primary key, if it does not exist, and check
+/// an existing one against this description when they open (see
+/// [`SchemaError`](crate::SchemaError)).
 ///
 /// Built with [`Table::builder`], which checks every rule:
 ///
 /// - names are SQL identifiers: ASCII letters, digits and `_`, not starting
 ///   with a digit, at most 63 bytes (so no quoting problems and no injection);
+///   PostgreSQL folds them to lower case, as it does any unquoted name;
 /// - at least one column, no duplicate names;
-/// - at least one key column, each declared, none of type [`ColumnType::Real`].
+/// - at least one key column, each declared, none of type
+///   [`Real`](ColumnType::Real) or [`Json`](ColumnType::Json)
+///   ([`ColumnType::can_be_key`]);
+/// - [`not_null`](TableBuilder::not_null) names declared columns.
+///
+/// Key columns are always `NOT NULL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     name: String,
@@ -167,6 +273,7 @@ impl Table {
             name: name.into(),
             columns: Vec::new(),
             key: Vec::new(),
+            not_null: Vec::new(),
         }
     }
 
@@ -198,6 +305,7 @@ impl Table {
             .join(", ")
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn key_list(&self) -> String {
         self.key()
             .map(|c| c.name.as_str())
@@ -205,18 +313,14 @@ impl Table {
             .join(", ")
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     /// `CREATE TABLE IF NOT EXISTS` with the given type names.
     pub(crate) fn create_sql(&self, type_name: impl Fn(ColumnType) -> &'static str) -> String {
         let columns: Vec<String> = self
             .columns
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let not_null = if self.key.contains(&i) {
-                    " NOT NULL"
-                } else {
-                    ""
-                };
+            .map(|c| {
+                let not_null = if c.not_null { " NOT NULL" } else { "" };
                 format!("{} {}{}", c.name, type_name(c.ty), not_null)
             })
             .collect();
@@ -228,6 +332,7 @@ impl Table {
         )
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     /// Encodes every item with `encode` and checks each row against the
     /// columns; the first row that does not fit fails the whole batch.
     pub(crate) fn encode_rows<T>(
@@ -246,8 +351,31 @@ impl Table {
     }
 
     /// Checks that `row` fits the table: one value per column, each of the
-    /// column's type or `Null` (but never `Null` in a key column).
-    pub(crate) fn check_row(&self, index: usize, row: &[Value]) -> Result<(), TableError> {
+    /// column's type or `Null` (but never `Null` in a key or `NOT NULL`
+    /// column), timestamps within [`Value::TIMESTAMP_MIN`] ..=
+    /// [`Value::TIMESTAMP_MAX`]. `index` is the row's position in its batch,
+    /// reported in the error.
+    ///
+    /// The sinks run it on every row before writing; it is public so that a
+    /// caller can check a row when it makes it (and dead-letter it then).
+    ///
+    /// # Errors
+    ///
+    /// A [`TableError`] naming the row, the column and the problem (one for
+    /// which [`TableError::is_row_error`] holds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{Table, TableError, Value};
+    ///
+    /// let table = Table::builder("t").text("id").integer("n").not_null("n").key("id").build()?;
+    /// assert!(table.check_row(0, &["a".into(), 1i64.into()]).is_ok());
+    /// let err = table.check_row(7, &["a".into(), Value::Null]).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"row 7: column "n" is NOT NULL, got null"#);
+    /// # Ok::<(), TableError>(())
+    /// ```
+    pub fn check_row(&self, index: usize, row: &[Value]) -> Result<(), TableError> {
         if row.len() != self.columns.len() {
             return Err(TableError::RowLength {
                 row: index,
@@ -263,6 +391,12 @@ impl Table {
                         column: column.name.clone(),
                     });
                 }
+                None if column.not_null => {
+                    return Err(TableError::NullValue {
+                        row: index,
+                        column: column.name.clone(),
+                    });
+                }
                 Some(ty) if ty != column.ty => {
                     return Err(TableError::ValueType {
                         row: index,
@@ -272,6 +406,15 @@ impl Table {
                     });
                 }
                 _ => {}
+            }
+            if let Value::Timestamp(micros) = value
+                && !(Value::TIMESTAMP_MIN..=Value::TIMESTAMP_MAX).contains(micros)
+            {
+                return Err(TableError::TimestampOutOfRange {
+                    row: index,
+                    column: column.name.clone(),
+                    micros: *micros,
+                });
             }
         }
         Ok(())
@@ -290,14 +433,17 @@ pub struct TableBuilder {
     name: String,
     columns: Vec<Column>,
     key: Vec<String>,
+    not_null: Vec<String>,
 }
 
 impl TableBuilder {
-    /// Adds a column of type `ty`.
+    /// Adds a column of type `ty` (nullable unless it is part of the key or
+    /// declared [`not_null`](Self::not_null)).
     pub fn column(mut self, name: impl Into<String>, ty: ColumnType) -> Self {
         self.columns.push(Column {
             name: name.into(),
             ty,
+            not_null: false,
         });
         self
     }
@@ -322,9 +468,69 @@ impl TableBuilder {
         self.column(name, ColumnType::Blob)
     }
 
-    /// Makes the declared column `name` part of the key.
+    /// Adds a [`Boolean`](ColumnType::Boolean) column.
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("t").text("id").boolean("paid").key("id").build()?;
+    /// assert_eq!(table.columns()[1].ty, ColumnType::Boolean);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
+    pub fn boolean(self, name: impl Into<String>) -> Self {
+        self.column(name, ColumnType::Boolean)
+    }
+
+    /// Adds a [`Json`](ColumnType::Json) column (never a key).
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table, TableError};
+    ///
+    /// let table = Table::builder("t").text("id").json("doc").key("id").build()?;
+    /// assert_eq!(table.columns()[1].ty, ColumnType::Json);
+    /// assert_eq!(
+    ///     Table::builder("t").json("doc").key("doc").build(),
+    ///     Err(TableError::KeyType { column: "doc".into(), ty: ColumnType::Json })
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
+    pub fn json(self, name: impl Into<String>) -> Self {
+        self.column(name, ColumnType::Json)
+    }
+
+    /// Adds a [`Timestamp`](ColumnType::Timestamp) column.
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("t").text("id").timestamp("at").key("id").build()?;
+    /// assert_eq!(table.columns()[1].ty, ColumnType::Timestamp);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
+    pub fn timestamp(self, name: impl Into<String>) -> Self {
+        self.column(name, ColumnType::Timestamp)
+    }
+
+    /// Makes the declared column `name` part of the key (and so `NOT NULL`).
     pub fn key(mut self, name: impl Into<String>) -> Self {
         self.key.push(name.into());
+        self
+    }
+
+    /// Declares the column `name` (declared before or after this call)
+    /// `NOT NULL`: a row with `Null` there is refused by
+    /// [`Table::check_row`] (so by every write), and a created table declares
+    /// it `NOT NULL`.
+    ///
+    /// ```
+    /// use flowgate_sql::Table;
+    ///
+    /// let table = Table::builder("t").text("id").text("body").not_null("body").key("id").build()?;
+    /// assert!(table.columns().iter().all(|c| c.not_null), "keys are NOT NULL too");
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
+    pub fn not_null(mut self, name: impl Into<String>) -> Self {
+        self.not_null.push(name.into());
         self
     }
 
@@ -350,21 +556,36 @@ impl TableBuilder {
         if self.key.is_empty() {
             return Err(TableError::NoKey);
         }
+        let mut columns = self.columns;
         let mut key = Vec::with_capacity(self.key.len());
         for name in &self.key {
-            let Some(index) = self.columns.iter().position(|c| &c.name == name) else {
+            let Some(index) = columns.iter().position(|c| &c.name == name) else {
                 return Err(TableError::UnknownKeyColumn(name.clone()));
             };
-            if self.columns[index].ty == ColumnType::Real {
+            let ty = columns[index].ty;
+            if ty == ColumnType::Real {
                 return Err(TableError::RealKey(name.clone()));
+            }
+            if !ty.can_be_key() {
+                return Err(TableError::KeyType {
+                    column: name.clone(),
+                    ty,
+                });
             }
             if !key.contains(&index) {
                 key.push(index);
             }
+            columns[index].not_null = true;
+        }
+        for name in &self.not_null {
+            let Some(column) = columns.iter_mut().find(|c| &c.name == name) else {
+                return Err(TableError::UnknownColumn(name.clone()));
+            };
+            column.not_null = true;
         }
         Ok(Table {
             name: self.name,
-            columns: self.columns,
+            columns,
             key,
         })
     }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use flowgate::batch::{AckError, Batcher};
-use flowgate_sql::{SinkError, SqliteSink, Table, TableError, Value, Written};
+use flowgate_sql::{
+    ColumnType, RowOutcome, SinkError, SqliteSink, Table, TableError, Value, Written,
+};
 
 #[derive(Debug, Clone)]
 struct Event {
@@ -201,9 +203,394 @@ async fn an_existing_table_with_other_columns_is_an_error_at_open() {
     rusqlite_connection(&path)
         .execute_batch("CREATE TABLE events (other INTEGER PRIMARY KEY)")
         .unwrap();
+    let err = SqliteSink::open(&path, table(), encode).await.unwrap_err();
+    assert!(matches!(err, SinkError::Schema(_)), "{err}");
+    assert!(err.is_fatal());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "table \"events\" (SQLite database {:?}) does not fit the mapping: \
+             column \"id\" is missing; column \"seq\" is missing; column \"body\" is missing; \
+             the key (id) is not a primary key or unique constraint of the table, so rows cannot be deduplicated",
+            path.display().to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
+    let dir = tempdir();
+    let path = dir.join("orders.db");
+    rusqlite_connection(&path)
+        .execute_batch(
+            "CREATE TABLE orders (
+                 id TEXT,
+                 amount TEXT,
+                 doc JSON,
+                 paid REAL,
+                 at TIMESTAMP,
+                 total INTEGER GENERATED ALWAYS AS (1) VIRTUAL,
+                 note TEXT NOT NULL,
+                 memo TEXT NOT NULL DEFAULT ''
+             )",
+        )
+        .unwrap();
+    let table = Table::builder("orders")
+        .text("id")
+        .integer("seq")
+        .real("amount")
+        .json("doc")
+        .boolean("paid")
+        .timestamp("at")
+        .integer("total")
+        .key("id")
+        .build()
+        .unwrap();
+    let err = SqliteSink::open(&path, table, |_: &()| Vec::new())
+        .await
+        .unwrap_err();
+    let SinkError::Schema(schema) = &err else {
+        panic!("expected a schema error, got {err}")
+    };
+    assert_eq!(schema.table(), "orders");
+    assert_eq!(schema.mismatches().len(), 7, "{err}");
+    let text = err.to_string();
+    for part in [
+        &format!(
+            "table \"orders\" (SQLite database {:?}) does not fit the mapping: ",
+            path.display().to_string()
+        ),
+        "column \"seq\" is missing",
+        "column \"amount\" is TEXT (TEXT affinity), the mapping writes REAL",
+        "column \"doc\" is JSON (NUMERIC affinity), the mapping writes JSON as TEXT (that affinity would turn the text 007 into the number 7)",
+        "column \"paid\" is REAL (REAL affinity), the mapping writes BOOLEAN (the integers 0 and 1)",
+        "column \"total\" is generated, so it cannot be written",
+        "the key (id) is not a primary key or unique constraint of the table, so rows cannot be deduplicated",
+        "column \"note\" is NOT NULL without a default and not mapped",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert!(
+        !text.contains("\"at\""),
+        "TIMESTAMP (NUMERIC) keeps RFC 3339 text: {text}"
+    );
+    assert!(
+        !text.contains("memo"),
+        "a NOT NULL column with a default may be left out"
+    );
+    assert!(err.is_fatal());
+}
+
+#[tokio::test]
+async fn an_existing_table_that_fits_is_used() {
+    let dir = tempdir();
+    let path = dir.join("fits.db");
+    rusqlite_connection(&path)
+        .execute_batch(
+            "CREATE TABLE Readings (
+                 rowid_alias INTEGER PRIMARY KEY,
+                 ID varchar(40) NOT NULL,
+                 Seq BIGINT,
+                 at DATETIME,
+                 flag BOOLEAN,
+                 doc TEXT,
+                 raw,
+                 extra TEXT NOT NULL DEFAULT 'x',
+                 hidden_sum INTEGER GENERATED ALWAYS AS (seq + 1) STORED,
+                 UNIQUE (id)
+             )",
+        )
+        .unwrap();
+    let table = Table::builder("readings")
+        .text("id")
+        .integer("seq")
+        .timestamp("at")
+        .boolean("flag")
+        .json("doc")
+        .blob("raw")
+        .key("id")
+        .build()
+        .unwrap();
+    let sink = SqliteSink::open(&path, table, |i: &i64| {
+        vec![
+            Value::from(format!("r{i}")),
+            Value::Integer(*i),
+            Value::Timestamp(*i * 1_000_000),
+            Value::Boolean(i % 2 == 0),
+            Value::json(format!("{{\"i\": {i}}}")).unwrap(),
+            Value::Blob(vec![*i as u8]),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sink.write(vec![1, 2, 1]).await.unwrap(),
+        vec![Written::Inserted, Written::Inserted, Written::Duplicate]
+    );
+    let (alias, at, extra, sum): (i64, String, String, i64) = rusqlite_connection(&path)
+        .query_row(
+            "SELECT rowid_alias, at, extra, hidden_sum FROM readings WHERE id = 'r2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (alias, at.as_str(), extra.as_str(), sum),
+        (2, "1970-01-01T00:00:02.000000Z", "x", 3)
+    );
+}
+
+#[tokio::test]
+async fn every_column_type_is_stored_as_documented() {
+    let dir = tempdir();
+    let path = dir.join("types.db");
+    let table = Table::builder("typed")
+        .boolean("live")
+        .timestamp("at")
+        .text("name")
+        .integer("n")
+        .real("x")
+        .blob("raw")
+        .json("doc")
+        .not_null("name")
+        .key("live")
+        .key("at")
+        .build()
+        .unwrap();
+    let sink = SqliteSink::open(&path, table, |row: &Vec<Value>| row.clone())
+        .await
+        .unwrap();
+    let at = Value::parse(ColumnType::Timestamp, b"2026-12-01T22:01:15.123456Z").unwrap();
+    let row = |live: bool, at: &Value, name: Value| {
+        vec![
+            Value::Boolean(live),
+            at.clone(),
+            name,
+            Value::Integer(-7),
+            Value::Real(2.5),
+            Value::Blob(vec![0, 255]),
+            Value::json(r#"{"a": [1, 2]}"#).unwrap(),
+        ]
+    };
+    let outcomes = sink
+        .write_each(vec![
+            row(true, &at, "a".into()),
+            row(false, &at, "b".into()),
+            row(true, &at, "c".into()), // the same (live, at) key as the first
+            row(true, &Value::Timestamp(0), Value::Null), // NOT NULL
+            {
+                let mut all_null = row(false, &Value::Timestamp(1), "e".into());
+                all_null[3..].fill(Value::Null);
+                all_null
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], RowOutcome::Inserted));
+    assert!(matches!(outcomes[1], RowOutcome::Inserted));
+    assert!(matches!(outcomes[2], RowOutcome::Duplicate));
+    let reason = outcomes[3].rejection().unwrap();
+    assert!(reason.is_content());
+    assert_eq!(
+        reason.to_string(),
+        "row does not fit the table: row 3: column \"name\" is NOT NULL, got null"
+    );
+    assert!(matches!(outcomes[4], RowOutcome::Inserted));
+
+    let conn = rusqlite_connection(&path);
+    let stored: (i64, String, String, i64, f64, Vec<u8>, String, String, String) = conn
+        .query_row(
+            "SELECT live, at, name, n, x, raw, doc, typeof(live), typeof(at) FROM typed WHERE name = 'a'",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        stored,
+        (
+            1,
+            "2026-12-01T22:01:15.123456Z".to_owned(),
+            "a".to_owned(),
+            -7,
+            2.5,
+            vec![0, 255],
+            r#"{"a": [1, 2]}"#.to_owned(),
+            "integer".to_owned(),
+            "text".to_owned()
+        )
+    );
+    let nulls: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM typed WHERE name = 'e' AND n IS NULL AND x IS NULL AND raw IS NULL AND doc IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(nulls, 1);
+    let declared: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'typed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        declared,
+        "CREATE TABLE typed (live BOOLEAN NOT NULL, at TEXT NOT NULL, name TEXT NOT NULL, n INTEGER, \
+         x REAL, raw BLOB, doc TEXT, PRIMARY KEY (live, at))"
+    );
+}
+
+#[tokio::test]
+async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
+    let dir = tempdir();
+    let path = dir.join("each.db");
+    let sink = SqliteSink::open(&path, table(), |e: &Event| {
+        if e.seq == -1 {
+            vec![Value::Null, Value::from(e.seq), Value::Null] // a null key
+        } else {
+            encode(e)
+        }
+    })
+    .await
+    .unwrap();
+    // SQLite cannot add a CHECK to an existing table: refuse rows with
+    // triggers, one of which rolls back the whole transaction.
+    rusqlite_connection(&path)
+        .execute_batch(
+            "CREATE TRIGGER no_666 BEFORE INSERT ON events WHEN NEW.seq % 1000 = 666
+             BEGIN SELECT RAISE(ABORT, 'seq 666 is refused'); END;
+             CREATE TRIGGER no_777 BEFORE INSERT ON events WHEN NEW.seq = 777
+             BEGIN SELECT RAISE(ROLLBACK, 'seq 777 rolls back everything'); END;",
+        )
+        .unwrap();
+    let batch: Vec<Event> = (0..1000)
+        .map(|i| match i {
+            100 => event("bad-a", 666),
+            400 => event("bad-b", 1666),
+            900 => event("bad-c", 2666),
+            500 => event("rollback", 777),
+            600 => event("null-key", -1),
+            // Ends in 1: neither refused nor rolled back.
+            _ => event(&format!("e{i}"), i * 10 + 1),
+        })
+        .collect();
+    let outcomes = sink.write_each(batch).await.unwrap();
+    assert_eq!(outcomes.len(), 1000);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i {
+            100 | 400 | 900 => {
+                let reason = outcome.rejection().expect("rejected");
+                assert!(reason.is_content(), "{reason}");
+                assert!(
+                    reason.to_string().contains("seq 666 is refused"),
+                    "{reason}"
+                );
+                assert!(
+                    reason.to_string().contains("each.db"),
+                    "names the file: {reason}"
+                );
+            }
+            500 => {
+                let reason = outcome.rejection().expect("rejected");
+                assert!(
+                    reason.to_string().contains("seq 777 rolls back everything"),
+                    "{reason}"
+                );
+            }
+            600 => assert!(matches!(
+                outcome.rejection(),
+                Some(SinkError::Table(TableError::NullKey { row: 600, .. }))
+            )),
+            _ => assert!(
+                matches!(outcome, RowOutcome::Inserted),
+                "row {i}: {outcome:?}"
+            ),
+        }
+    }
+    assert_eq!(sink.count().await.unwrap(), 995);
+
+    // Again: the good rows are duplicates now, the bad ones still refused.
+    let again = sink
+        .write_each(vec![event("e1", 1), event("bad-a", 666), event("new", 2)])
+        .await
+        .unwrap();
+    assert!(matches!(again[0], RowOutcome::Duplicate));
+    assert!(again[1].rejection().is_some());
+    assert!(matches!(again[2], RowOutcome::Inserted));
+    assert_eq!(sink.count().await.unwrap(), 996);
+    // write refuses the same batch as a whole, as content.
+    let err = sink
+        .write(vec![event("x", 1), event("y", 666)])
+        .await
+        .unwrap_err();
+    assert!(err.is_content(), "{err}");
+    assert_eq!(sink.count().await.unwrap(), 996);
+}
+
+#[tokio::test]
+async fn sinks_opened_at_once_on_a_new_file_all_succeed() {
+    let dir = tempdir();
+    let path = dir.join("race.db");
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (path, barrier) = (path.clone(), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let sink = SqliteSink::open(&path, table(), encode).await?;
+            sink.write(vec![event(&format!("from{i}"), i)]).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), vec![Written::Inserted]);
+    }
     let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
+    assert_eq!(sink.count().await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn errors_name_the_database_file() {
+    let dir = tempdir();
+    // A directory is not a database file.
+    let err = SqliteSink::open(&dir, table(), encode).await.unwrap_err();
+    assert!(matches!(err, SinkError::Sqlite { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&dir.display().to_string()),
+        "{err}"
+    );
+    assert!(err.is_fatal(), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "rusqlite's error is the source"
+    );
+
+    let path = dir.join("dropped.db");
+    let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
+    rusqlite_connection(&path)
+        .execute_batch("DROP TABLE events")
+        .unwrap();
     let err = sink.write(vec![event("a", 1)]).await.unwrap_err();
-    assert!(matches!(err, SinkError::Sqlite(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("dropped.db") && text.contains("no such table: events"),
+        "{text}"
+    );
+    assert!(err.is_fatal(), "a dropped table is fatal: {err}");
+    let err = sink.write_each(vec![event("a", 1)]).await.unwrap_err();
+    assert!(err.is_fatal(), "write_each returns a fatal error: {err}");
 }
 
 fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {

@@ -62,7 +62,7 @@ async fn a_checkpoint_survives_reopening_and_names_are_separate() {
     assert!(!err.is_transient());
     let inner = err.into_inner();
     let wrong = inner.downcast_ref::<ValueTypeError>().unwrap();
-    assert_eq!(wrong.to_string(), "expected a Integer value, got Text");
+    assert_eq!(wrong.to_string(), "expected a bigint value, got text");
     assert!(orders.reset().await.unwrap());
     assert_eq!(orders.get().await.unwrap(), None);
     assert_eq!(orders.path(), Some(path.as_path()));
