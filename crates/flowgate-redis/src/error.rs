@@ -96,8 +96,8 @@ pub enum SourceError {
     Build(BuildError),
     /// The first connection to the server failed: it refused or did not
     /// answer within [`connect_timeout`](crate::SourceBuilder::connect_timeout),
-    /// or it rejected the credentials (the server's message, such as
-    /// `WRONGPASS …`, is kept in `source`).
+    /// or it rejected the credentials or wants some (the server's message,
+    /// such as `WRONGPASS …` or `NOAUTH …`, is kept in `source`).
     Connect {
         /// The server, as `host:port/db`.
         server: String,

@@ -287,6 +287,8 @@ impl SourceBuilder {
         match created {
             Ok(()) => {}
             Err(err) if err.code() == Some("BUSYGROUP") => {}
+            // The URL has no password, the server wants one.
+            Err(err) if err.code() == Some("NOAUTH") => return Err(connect_error(err)),
             Err(err) => return Err(target.error("XGROUP CREATE", err)),
         }
         drop(conn);
