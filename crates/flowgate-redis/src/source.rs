@@ -659,7 +659,11 @@ impl Reader {
             return Ok(());
         }
 
-        let mut handed = 0;
+        // Every deliverable entry is held (so its lease is renewed) before
+        // any is sent: sending waits for the caller, and what waits must
+        // not be taken over meanwhile.
+        let mut deliveries_out = Vec::with_capacity(entries.len());
+        let mut poison = Vec::new();
         for (entry, deliveries) in entries {
             let fields = match entry.content {
                 Content::Fields(fields) if deliveries <= self.settings.max_deliveries => fields,
@@ -669,18 +673,15 @@ impl Reader {
                         .map(|(name, value)| (name.into_bytes(), value))
                         .collect();
                     raw.sort();
-                    self.dead_letter(&entry.id, &raw, deliveries, Poison::TooManyDeliveries)
-                        .await;
+                    poison.push((entry.id, raw, deliveries, Poison::TooManyDeliveries));
                     continue;
                 }
                 Content::Unreadable { raw, reason } => {
-                    self.dead_letter(&entry.id, &raw, deliveries, Poison::Unreadable(reason))
-                        .await;
+                    poison.push((entry.id, raw, deliveries, Poison::Unreadable(reason)));
                     continue;
                 }
                 Content::Deleted => {
-                    self.dead_letter(&entry.id, &[], deliveries, Poison::Deleted)
-                        .await;
+                    poison.push((entry.id, Vec::new(), deliveries, Poison::Deleted));
                     continue;
                 }
             };
@@ -689,7 +690,7 @@ impl Reader {
                 continue;
             }
             let permit = room.split(1).expect("one permit per entry of the batch");
-            let delivery = Delivery::new(
+            deliveries_out.push(Delivery::new(
                 entry.id.clone(),
                 fields,
                 deliveries,
@@ -699,12 +700,18 @@ impl Reader {
                     _permit: permit,
                 },
                 self.acker.clone(),
-            );
-            handed += 1;
+            ));
+        }
+        for (id, raw, deliveries, why) in poison {
+            self.dead_letter(&id, &raw, deliveries, why).await;
+        }
+        let mut handed = 0;
+        for delivery in deliveries_out {
             if self.tx.send(Ok(delivery)).await.is_err() {
                 // The source was dropped: what was read stays pending.
                 return Ok(());
             }
+            handed += 1;
         }
         let mut stats = self.shared.stats();
         match origin {

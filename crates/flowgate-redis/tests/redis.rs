@@ -989,3 +989,45 @@ async fn a_key_that_is_not_a_stream_is_refused_naming_it() {
     assert!(shown.starts_with("XGROUP CREATE failed"), "{shown}");
     assert!(!err.is_transient());
 }
+
+#[tokio::test]
+async fn messages_read_ahead_for_a_slow_caller_are_leased_too() {
+    let Some(url) = redis_url() else { return };
+    let mut conn = connection(&url).await;
+    let stream = stream("read-ahead");
+    let ids = publish(&mut conn, &stream, 10).await;
+    let claim_idle = Duration::from_secs(2);
+    // Batches of 5: the first fills the hand-over buffer, the second waits
+    // in the reader for the caller, who does not poll for a while.
+    let mut slow = RedisStreamSource::builder(&url, &stream, "g", "slow")
+        .batch_size(5)
+        .max_in_flight(20)
+        .claim_idle(claim_idle)
+        .connect()
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if pending(&mut conn, &stream, "g").await == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pending(&mut conn, &stream, "g").await, 10, "all read ahead");
+    let mut rival = RedisStreamSource::builder(&url, &stream, "g", "rival")
+        .claim_idle(claim_idle)
+        .claim_interval(Duration::from_millis(50))
+        .connect()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(claim_idle * 4, rival.next()).await;
+    assert!(got.is_err(), "the rival received {got:?}");
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let delivery = next(&mut slow).await;
+        assert_eq!(delivery.deliveries(), 1);
+        seen.push(delivery.id().to_owned());
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(pending(&mut conn, &stream, "g").await, 0);
+}
