@@ -1,70 +1,186 @@
 //! A message read from the stream, and the [`Acker`] that acknowledges it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowgate::batch::{AckError, Batcher, BuildError as BatchBuildError};
+use flowgate::resilience::Retry;
 use redis::RedisError;
 use redis::aio::ConnectionManager;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Acknowledges messages to the consumer group: `XACK`, in batches.
+use crate::error::SourceError;
+use crate::shared::{self, Shared};
+
+/// Acknowledges messages to the consumer group: `XACK`, in batches, and
+/// moves rejected messages to the dead-letter stream.
 ///
 /// Acknowledgements go through a [`flowgate::batch::Batcher`]: many tasks ack
 /// one message each, one `XACK stream group id id …` is sent per batch, and
-/// each ack resolves once *its* `XACK` was answered. Cloning is cheap; the
-/// clones share the batcher.
+/// each ack resolves once *its* `XACK` was answered.
+///
+/// A batch whose `XACK` fails with a transient error (connection refused or
+/// dropped, a timeout, `LOADING` while a restarted server reads its
+/// append-only file) is retried with backoff — 50 ms doubling to 2 s — for up
+/// to [`ack_retry_budget`](crate::SourceBuilder::ack_retry_budget) (60 s by
+/// default), each retry logged (warn). So a Redis restart during a run does
+/// not leave written messages unacknowledged. Past the budget, or on a
+/// permanent error, the acks of the batch fail; their messages stay pending.
+///
+/// Cloning is cheap; the clones share the batcher.
 #[derive(Clone)]
 pub struct Acker {
-    batcher: Batcher<String, (), RedisError>,
+    batcher: Batcher<String, (), SourceError>,
+    shared: Arc<Shared>,
+    conn: ConnectionManager,
+    retry: Retry<RedisError>,
 }
 
 impl Acker {
     pub(crate) fn new(
         conn: ConnectionManager,
-        stream: String,
-        group: String,
+        shared: Arc<Shared>,
         max_items: usize,
         max_delay: Duration,
+        retry_budget: Duration,
     ) -> Result<Self, BatchBuildError> {
+        let ack_retry = shared::retry_policy(&shared.target, "XACK", retry_budget);
+        let flush_conn = conn.clone();
+        let flush_shared = Arc::clone(&shared);
         let batcher = Batcher::builder()
             .max_items(max_items)
             .max_delay(max_delay)
             .flush_concurrency(2)
             .build(move |ids: Vec<String>| {
-                let mut conn = conn.clone();
-                let cmd = redis::cmd("XACK")
-                    .arg(&stream)
-                    .arg(&group)
-                    .arg(&ids)
-                    .to_owned();
-                async move { cmd.query_async::<i64>(&mut conn).await.map(drop) }
+                let conn = flush_conn.clone();
+                let shared = Arc::clone(&flush_shared);
+                let retry = ack_retry.clone();
+                async move {
+                    let target = &shared.target;
+                    let cmd = redis::cmd("XACK")
+                        .arg(&target.stream)
+                        .arg(&target.group)
+                        .arg(&ids)
+                        .to_owned();
+                    let mut first = true;
+                    let result = retry
+                        .run(|| {
+                            let mut conn = conn.clone();
+                            let cmd = &cmd;
+                            if !std::mem::take(&mut first) {
+                                shared.stats().ack_retries += 1;
+                            }
+                            async move { cmd.query_async::<i64>(&mut conn).await }
+                        })
+                        .await;
+                    // Answered (or given up): a claim in progress must not
+                    // hand these out again.
+                    shared.acked(&ids);
+                    match result {
+                        Ok(_) => Ok(()),
+                        Err(err) => {
+                            let err = target.error("XACK", err.into_inner());
+                            tracing::error!(
+                                error = %err, messages = ids.len(),
+                                "XACK failed for good; the messages stay pending"
+                            );
+                            Err(err)
+                        }
+                    }
+                }
             })?;
-        Ok(Acker { batcher })
+        let retry = shared::retry_policy(&shared.target, "dead letter", retry_budget);
+        Ok(Acker {
+            batcher,
+            shared,
+            conn,
+            retry,
+        })
     }
 
     /// Acknowledges the message `id`; resolves once the `XACK` holding it was
-    /// answered.
+    /// answered (retrying transient errors within the retry budget).
     ///
     /// # Errors
     ///
-    /// [`AckError::Flush`] with the Redis error if the `XACK` failed (the
-    /// message then stays pending and will be delivered again), or
-    /// [`AckError::Closed`] if the acker was closed.
+    /// [`AckError::Flush`] with a [`SourceError::Redis`] if the `XACK`
+    /// failed for good (the message then stays pending and will be delivered
+    /// again), or [`AckError::Closed`] if the acker was closed.
     ///
     /// # Cancel safety
     ///
     /// Once the id is submitted (at the first poll, unless the acker is
     /// full), cancelling does not withdraw it: the message is acknowledged
     /// anyway.
-    pub async fn ack(&self, id: String) -> Result<(), AckError<RedisError>> {
+    pub async fn ack(&self, id: String) -> Result<(), AckError<SourceError>> {
         match self.batcher.submit(id).await {
             Ok(ack) => ack.await,
             Err(_) => Err(AckError::Closed),
         }
+    }
+
+    /// Moves `message` to the dead-letter stream because its content was
+    /// rejected: one `XADD` to the dead-letter stream (the message's fields,
+    /// by name order, then `flowgate-original-id`, `flowgate-deliveries` and
+    /// `flowgate-reason` = `reason`) and the `XACK` of the original, in one
+    /// atomic script; the `XACK` runs only if the `XADD` succeeded. Transient
+    /// errors are retried with backoff within the retry budget.
+    ///
+    /// If the message is no longer pending (another consumer took it over
+    /// and acked it), nothing is written and this returns `Ok`.
+    ///
+    /// Prefer [`AckToken::dead_letter`], which keeps the delivery's lease
+    /// until this is answered.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Redis`] if Redis failed for good (the message then
+    /// stays pending and will be delivered again).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future may leave the dead-letter entry
+    /// written or not; if written, the original was acked with it.
+    pub async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), SourceError> {
+        let mut fields: Vec<(&String, &Vec<u8>)> = message.fields.iter().collect();
+        fields.sort();
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = fields
+            .into_iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
+            .collect();
+        let target = &self.shared.target;
+        let letter = shared::DeadLetter {
+            id: &message.id,
+            fields: &fields,
+            deliveries: message.deliveries,
+            reason,
+            if_pending: true,
+        };
+        let result = shared::dead_letter(&self.conn, &self.retry, target, &letter).await;
+        // The XACK ran (or may have): a claim in progress must not hand the
+        // message out again.
+        self.shared.acked(std::slice::from_ref(&message.id));
+        match &result {
+            Ok(true) => {
+                self.shared.stats().rejected += 1;
+                tracing::warn!(
+                    id = %message.id, deliveries = message.deliveries, reason,
+                    dead_letter = %target.dead_letter, "message rejected: dead-lettered"
+                );
+            }
+            Ok(false) => tracing::info!(
+                id = %message.id,
+                "message to dead-letter was no longer pending (acked elsewhere); nothing written"
+            ),
+            Err(err) => tracing::error!(
+                error = %err, id = %message.id,
+                "dead-lettering failed; the message stays pending"
+            ),
+        }
+        result.map(drop)
     }
 
     /// Sends the acknowledgements submitted so far and stops accepting new
@@ -89,35 +205,41 @@ impl fmt::Debug for Acker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acker")
             .field("stats", &self.batcher.stats())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-/// Marks a message as being processed by this consumer until it is acked or
-/// dropped, and holds its place in the `max_in_flight` bound.
+/// Marks a message as held by this consumer until it is acked or dropped —
+/// its lease is renewed meanwhile — and holds its place in the
+/// `max_in_flight` bound.
 pub(crate) struct InFlight {
     pub(crate) id: String,
-    pub(crate) set: Arc<Mutex<HashSet<String>>>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+        self.shared.release(&self.id);
     }
 }
 
 /// A message read from the stream by this consumer.
 ///
-/// It stays pending in the consumer group until [`ack`](Self::ack)ed. Ack it
-/// only once its effect is durable (for example after the batch holding its
-/// row was flushed): if the process dies first, the message is delivered
-/// again, to this consumer after a restart or to another one after
-/// `claim_idle`. Dropping a delivery without acking it leaves it pending in the
-/// same way.
+/// It stays pending in the consumer group until [`ack`](Self::ack)ed (or
+/// [`dead_letter`](Self::dead_letter)ed). Ack it only once its effect is
+/// durable (for example after the batch holding its row was flushed).
+///
+/// **Lease.** While the delivery (or its [`AckToken`]) is alive, the source
+/// renews its claim on the message every
+/// [`lease_renewal`](crate::SourceBuilder::lease_renewal), so no other
+/// consumer takes it over however long it takes — retry a failed write as
+/// long as needed. If the process dies, hangs or cannot reach Redis for
+/// [`claim_idle`](crate::SourceBuilder::claim_idle), the lease runs out and
+/// another consumer (or this one after a restart) gets the message again.
+/// Dropping a delivery without acking it ends its lease: the message is
+/// delivered again after `claim_idle`, and that delivery counts toward
+/// [`max_deliveries`](crate::SourceBuilder::max_deliveries).
 pub struct Delivery {
     id: String,
     fields: HashMap<String, Vec<u8>>,
@@ -151,13 +273,18 @@ impl Delivery {
         self.fields.get(name).map(Vec::as_slice)
     }
 
-    /// Every field of the entry.
+    /// Every field of the entry. Field names are UTF-8 (an entry with a
+    /// field name that is not is dead-lettered by the source, never
+    /// delivered); values are any bytes. If a name repeats in the entry, its
+    /// last value is kept.
     pub fn fields(&self) -> &HashMap<String, Vec<u8>> {
         &self.fields
     }
 
     /// How many times the message was delivered, this time included: 1 the
-    /// first time, more after a restart or a reclaim.
+    /// first time, more after its consumer died, hung or dropped it (a
+    /// restart or a takeover). This consumer's own lease renewals and claims
+    /// never increase it.
     pub fn deliveries(&self) -> u64 {
         self.deliveries
     }
@@ -185,8 +312,23 @@ impl Delivery {
     /// # Cancel safety
     ///
     /// As [`AckToken::ack`].
-    pub async fn ack(self) -> Result<(), AckError<RedisError>> {
+    pub async fn ack(self) -> Result<(), AckError<SourceError>> {
         self.token.ack().await
+    }
+
+    /// Moves the message to the dead-letter stream with `reason`, and acks
+    /// it; see [`AckToken::dead_letter`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AckToken::dead_letter`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AckToken::dead_letter`].
+    pub async fn dead_letter(self, reason: &str) -> Result<(), SourceError> {
+        let (message, token) = self.into_parts();
+        token.dead_letter(&message, reason).await
     }
 }
 
@@ -213,7 +355,10 @@ pub struct Message {
 
 /// Acknowledges one [`Delivery`]; from [`Delivery::into_parts`].
 ///
-/// Dropping it without [`ack`](Self::ack) leaves the message pending.
+/// While the token is alive the message's lease is renewed (see
+/// [`Delivery`]). Dropping it without [`ack`](Self::ack) or
+/// [`dead_letter`](Self::dead_letter) leaves the message pending; it is
+/// delivered again after `claim_idle`.
 #[must_use = "a message is acknowledged only by AckToken::ack; dropping the token leaves it pending"]
 pub struct AckToken {
     in_flight: InFlight,
@@ -226,7 +371,8 @@ impl AckToken {
         &self.in_flight.id
     }
 
-    /// Acknowledges the message (batched `XACK`); resolves once Redis answered.
+    /// Acknowledges the message (batched `XACK`); resolves once Redis
+    /// answered. The lease is kept until then.
     ///
     /// # Errors
     ///
@@ -237,11 +383,48 @@ impl AckToken {
     ///
     /// As [`Acker::ack`]: once submitted, the acknowledgement is sent even if
     /// the future is dropped.
-    pub async fn ack(self) -> Result<(), AckError<RedisError>> {
+    pub async fn ack(self) -> Result<(), AckError<SourceError>> {
         let AckToken { in_flight, acker } = self;
         let result = acker.ack(in_flight.id.clone()).await;
-        // Still "in flight" until the XACK is answered, so that a reclaim in
-        // the meantime does not hand the message out again.
+        // Still held until the XACK is answered, so that a claim in the
+        // meantime does not hand the message out again.
+        drop(in_flight);
+        result
+    }
+
+    /// Moves the message to the dead-letter stream because its content was
+    /// rejected (it cannot be parsed or mapped, or the sink refuses it for
+    /// good), and acks it: one `XADD` to the dead-letter stream with the
+    /// message's fields plus `flowgate-original-id`, `flowgate-deliveries`
+    /// and `flowgate-reason` = `reason`, and the `XACK`, atomically (see
+    /// [`Acker::dead_letter`]). Transient Redis errors are retried with
+    /// backoff; the lease is kept until the dead letter is answered.
+    ///
+    /// `message` must be this token's message (from the same
+    /// [`Delivery::into_parts`]).
+    ///
+    /// Use it for bad *content* only: a sink that is down is no reason to
+    /// dead-letter, retry the write instead (the lease keeps the message).
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::WrongMessage`] if `message` is another message (nothing
+    /// is written); [`SourceError::Redis`] if Redis failed for good. Either
+    /// way the message stays pending and is delivered again later.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future may leave the dead-letter entry
+    /// written or not; if written, the original was acked with it.
+    pub async fn dead_letter(self, message: &Message, reason: &str) -> Result<(), SourceError> {
+        let AckToken { in_flight, acker } = self;
+        if message.id != in_flight.id {
+            return Err(SourceError::WrongMessage {
+                token: in_flight.id.clone(),
+                message: message.id.clone(),
+            });
+        }
+        let result = acker.dead_letter(message, reason).await;
         drop(in_flight);
         result
     }

@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::time::Duration;
 
 /// A setting of [`SourceBuilder`](crate::SourceBuilder) that cannot work,
 /// reported before anything connects.
@@ -26,6 +27,19 @@ pub enum BuildError {
     /// `claim_idle` is zero: consumers would steal each other's messages
     /// while they are being processed.
     ZeroClaimIdle,
+    /// `lease_renewal` is zero.
+    ZeroLeaseRenewal,
+    /// `lease_renewal` is not shorter than `claim_idle`: the leases would run
+    /// out before they are renewed, and other consumers would take over
+    /// messages that are being processed.
+    LeaseRenewalNotBelowClaimIdle {
+        /// The configured `lease_renewal`.
+        lease_renewal: Duration,
+        /// The configured `claim_idle`.
+        claim_idle: Duration,
+    },
+    /// `connect_timeout` is zero: no connection could ever be made.
+    ZeroConnectTimeout,
     /// The acknowledgement batcher's settings are invalid.
     Ack(flowgate::batch::BuildError),
 }
@@ -45,6 +59,15 @@ impl fmt::Display for BuildError {
             ),
             Self::ZeroMaxDeliveries => f.write_str("max_deliveries must be at least 1"),
             Self::ZeroClaimIdle => f.write_str("claim_idle must be greater than zero"),
+            Self::ZeroLeaseRenewal => f.write_str("lease_renewal must be greater than zero"),
+            Self::LeaseRenewalNotBelowClaimIdle {
+                lease_renewal,
+                claim_idle,
+            } => write!(
+                f,
+                "lease_renewal ({lease_renewal:?}) must be shorter than claim_idle ({claim_idle:?})"
+            ),
+            Self::ZeroConnectTimeout => f.write_str("connect_timeout must be greater than zero"),
             Self::Ack(err) => write!(f, "acknowledgement batcher: {err}"),
         }
     }
@@ -60,25 +83,86 @@ impl Error for BuildError {
     }
 }
 
-/// Why the source could not connect or stopped reading.
+/// Why the source could not connect, stopped reading, or could not
+/// acknowledge or dead-letter a message.
+///
+/// Every variant that involves the server names it as `host:port/db` (never
+/// with the password), and keeps the underlying [`redis::RedisError`] as its
+/// [`source`](Error::source).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SourceError {
     /// The configuration was invalid.
     Build(BuildError),
-    /// Redis failed. The source retries transient failures (a dropped
-    /// connection, a timeout) by itself with backoff; it reports an error as
-    /// a stream item and ends only when the failure is permanent (for example
-    /// the group was deleted, or the key holds something else than a stream).
-    Redis(redis::RedisError),
+    /// The first connection to the server failed: it refused or did not
+    /// answer within [`connect_timeout`](crate::SourceBuilder::connect_timeout),
+    /// or it rejected the credentials or wants some (the server's message,
+    /// such as `WRONGPASS …` or `NOAUTH …`, is kept in `source`).
+    Connect {
+        /// The server, as `host:port/db`.
+        server: String,
+        /// What the connection attempt returned.
+        source: redis::RedisError,
+    },
+    /// A Redis command failed. The source retries transient failures (a
+    /// dropped connection, a timeout, `LOADING`) by itself with backoff; the
+    /// stream reports an error as an item and ends only when the failure is
+    /// permanent (for example the group was destroyed, `NOGROUP`, or the key
+    /// holds something else than a stream, `WRONGTYPE`).
+    Redis {
+        /// The command, such as `XREADGROUP` or `XACK`.
+        command: &'static str,
+        /// The stream read.
+        stream: String,
+        /// The consumer group.
+        group: String,
+        /// The server, as `host:port/db`.
+        server: String,
+        /// The error, with the server's message.
+        source: redis::RedisError,
+    },
+    /// The server answered a command with a reply of an unexpected shape
+    /// (not an entry's content, which is dead-lettered instead, but the
+    /// reply's structure). Permanent.
+    UnexpectedReply {
+        /// The command.
+        command: &'static str,
+        /// The stream read.
+        stream: String,
+        /// The consumer group.
+        group: String,
+        /// The server, as `host:port/db`.
+        server: String,
+        /// What was wrong with the reply.
+        detail: String,
+    },
+    /// [`AckToken::dead_letter`](crate::AckToken::dead_letter) was given the
+    /// content of another message than the one the token acknowledges.
+    /// Nothing was written; the message stays pending.
+    WrongMessage {
+        /// The id of the token's message.
+        token: String,
+        /// The id of the message given.
+        message: String,
+    },
 }
 
 impl SourceError {
-    /// Whether retrying later may succeed.
+    /// Whether retrying later may succeed: the server was unreachable, timed
+    /// out, dropped the connection, or answered `LOADING`, `BUSY`,
+    /// `TRYAGAIN` or `MASTERDOWN`.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Build(_) => false,
-            Self::Redis(err) => is_transient(err),
+            Self::Build(_) | Self::UnexpectedReply { .. } | Self::WrongMessage { .. } => false,
+            Self::Connect { source, .. } | Self::Redis { source, .. } => is_transient(source),
+        }
+    }
+
+    /// The underlying Redis error, if there is one.
+    pub fn redis_error(&self) -> Option<&redis::RedisError> {
+        match self {
+            Self::Connect { source, .. } | Self::Redis { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
@@ -98,7 +182,33 @@ impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Build(err) => write!(f, "invalid source configuration: {err}"),
-            Self::Redis(err) => write!(f, "redis: {err}"),
+            Self::Connect { server, source } => {
+                write!(f, "cannot connect to Redis at {server}: {source}")
+            }
+            Self::Redis {
+                command,
+                stream,
+                group,
+                server,
+                source,
+            } => write!(
+                f,
+                "{command} failed on stream {stream:?}, group {group:?}, at Redis {server}: {source}"
+            ),
+            Self::UnexpectedReply {
+                command,
+                stream,
+                group,
+                server,
+                detail,
+            } => write!(
+                f,
+                "unexpected {command} reply on stream {stream:?}, group {group:?}, at Redis {server}: {detail}"
+            ),
+            Self::WrongMessage { token, message } => write!(
+                f,
+                "cannot dead-letter message {message:?} with the ack token of message {token:?}"
+            ),
         }
     }
 }
@@ -107,7 +217,8 @@ impl Error for SourceError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Build(err) => Some(err),
-            Self::Redis(err) => Some(err),
+            Self::Connect { source, .. } | Self::Redis { source, .. } => Some(source),
+            Self::UnexpectedReply { .. } | Self::WrongMessage { .. } => None,
         }
     }
 }
@@ -118,8 +229,49 @@ impl From<BuildError> for SourceError {
     }
 }
 
-impl From<redis::RedisError> for SourceError {
-    fn from(err: redis::RedisError) -> Self {
-        Self::Redis(err)
+/// Where the source works: what its errors and logs name.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) server: String,
+    pub(crate) stream: String,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) dead_letter: String,
+}
+
+impl Target {
+    /// `err` from `command`, with where it happened.
+    pub(crate) fn error(&self, command: &'static str, err: redis::RedisError) -> SourceError {
+        SourceError::Redis {
+            command,
+            stream: self.stream.clone(),
+            group: self.group.clone(),
+            server: self.server.clone(),
+            source: err,
+        }
+    }
+
+    /// A reply of `command` that could not be understood.
+    pub(crate) fn unexpected(&self, command: &'static str, detail: String) -> SourceError {
+        SourceError::UnexpectedReply {
+            command,
+            stream: self.stream.clone(),
+            group: self.group.clone(),
+            server: self.server.clone(),
+            detail,
+        }
+    }
+}
+
+/// The server of `info` as `host:port/db`, without credentials.
+pub(crate) fn server_name(info: &redis::ConnectionInfo) -> String {
+    let db = info.redis_settings().db();
+    match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}/{db}"),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}/{db} (TLS)"),
+        redis::ConnectionAddr::Unix(path) => format!("unix:{}/{db}", path.display()),
+        // ConnectionAddr is non-exhaustive.
+        #[allow(unreachable_patterns)]
+        other => format!("{other}/{db}"),
     }
 }

@@ -1,22 +1,25 @@
-//! [`RedisStreamSource`]: the consumer-group reader, and its builder.
+//! [`RedisStreamSource`]: the consumer-group reader, its lease renewer, and
+//! its builder.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use flowgate::resilience::Retry;
 use futures_core::Stream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
-use redis::{RedisError, Value};
+use redis::{AsyncConnectionConfig, RedisError, Value};
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::delivery::{Acker, Delivery, InFlight};
-use crate::error::{BuildError, SourceError, is_transient};
+use crate::error::{BuildError, SourceError, Target, server_name};
+use crate::reply::{self, Content, Entry};
+use crate::shared::{self, RENEW, SCRIPT_CHUNK, Shared, TAKE};
 
 /// Configures a [`RedisStreamSource`]; created by [`RedisStreamSource::builder`].
 ///
@@ -25,12 +28,15 @@ use crate::error::{BuildError, SourceError, is_transient};
 /// | [`batch_size`](Self::batch_size) | 256 | `COUNT` of each `XREADGROUP` / `XAUTOCLAIM` |
 /// | [`block`](Self::block) | 1 s | `BLOCK` of each `XREADGROUP`; also how long [`StopHandle::stop`] may take |
 /// | [`max_in_flight`](Self::max_in_flight) | 10 000 | deliveries handed out and not yet acked or dropped; reading pauses at the bound |
-/// | [`claim_idle`](Self::claim_idle) | 30 s | a message pending this long with another consumer is taken over (`XAUTOCLAIM`) |
-/// | [`claim_interval`](Self::claim_interval) | `claim_idle / 2` | how often to look for such messages |
+/// | [`claim_idle`](Self::claim_idle) | 30 s | a message whose lease was not renewed for this long is taken over (`XAUTOCLAIM`) |
+/// | [`lease_renewal`](Self::lease_renewal) | `claim_idle / 4` | how often the leases of held deliveries are renewed; must be shorter than `claim_idle` |
+/// | [`claim_interval`](Self::claim_interval) | `claim_idle / 2` | how often to look for messages to take over |
 /// | [`max_deliveries`](Self::max_deliveries) | 5 | a message delivered more often goes to the dead-letter stream instead |
-/// | [`dead_letter_stream`](Self::dead_letter_stream) | `<stream>:dead` | where poison messages go |
+/// | [`dead_letter_stream`](Self::dead_letter_stream) | `<stream>:dead` | where poison and rejected messages go |
 /// | [`start_id`](Self::start_id) | `0` | where a newly created group starts: `0` for the whole stream, `$` for new messages only |
 /// | [`ack_batch`](Self::ack_batch) | 512 ids / 20 ms | how `XACK`s are batched |
+/// | [`ack_retry_budget`](Self::ack_retry_budget) | 60 s | how long a failed `XACK` or dead letter is retried |
+/// | [`connect_timeout`](Self::connect_timeout) | 2 s | how long the first connection may take |
 #[derive(Debug, Clone)]
 pub struct SourceBuilder {
     url: String,
@@ -41,12 +47,15 @@ pub struct SourceBuilder {
     block: Duration,
     max_in_flight: usize,
     claim_idle: Duration,
+    lease_renewal: Option<Duration>,
     claim_interval: Option<Duration>,
     max_deliveries: u64,
     dead_letter: Option<String>,
     start_id: String,
     ack_max_items: usize,
     ack_max_delay: Duration,
+    ack_retry_budget: Duration,
+    connect_timeout: Duration,
 }
 
 impl SourceBuilder {
@@ -70,30 +79,59 @@ impl SourceBuilder {
         self
     }
 
-    /// Messages pending this long with another consumer (a crashed or stuck
-    /// one) are claimed by this consumer. Must exceed the longest time a
-    /// message may legitimately take from read to ack.
+    /// The lease time: a message pending this long without its lease being
+    /// renewed is taken over by another consumer of the group (or by this
+    /// one), with `XAUTOCLAIM`.
+    ///
+    /// A live consumer renews the leases of the deliveries it holds every
+    /// [`lease_renewal`](Self::lease_renewal), so it keeps them however long
+    /// their processing takes; only a consumer that died, hung (its process
+    /// stopped, its runtime blocked) or cannot reach Redis for `claim_idle`
+    /// loses them. Such a consumer's late `XACK` still removes the message
+    /// from the group, but the message may have been processed by the new
+    /// owner too: the effect may happen twice (at-least-once).
+    ///
+    /// It is also the delay before a dropped (failed, not acked) delivery is
+    /// delivered again.
     pub fn claim_idle(mut self, claim_idle: Duration) -> Self {
         self.claim_idle = claim_idle;
         self
     }
 
-    /// How often to look for messages to claim.
+    /// How often the source renews the leases of the deliveries it holds
+    /// (one Lua script call per renewal, in chunks of 500 ids, on the
+    /// commands connection; a failed renewal is logged and retried at the
+    /// next one). Default: `claim_idle / 4`. Must be shorter than
+    /// `claim_idle`; leave room for a slow or retried renewal.
+    pub fn lease_renewal(mut self, lease_renewal: Duration) -> Self {
+        self.lease_renewal = Some(lease_renewal);
+        self
+    }
+
+    /// How often to look for messages to take over.
     pub fn claim_interval(mut self, claim_interval: Duration) -> Self {
         self.claim_interval = Some(claim_interval);
         self
     }
 
-    /// A message delivered more than this many times (it keeps failing or
-    /// crashing consumers) is moved to the dead-letter stream and acked
-    /// instead of being delivered again.
+    /// A message delivered more than this many times is moved to the
+    /// dead-letter stream (and acked) instead of being delivered again.
+    ///
+    /// What counts as a delivery: the first read, and each time the message
+    /// is read again because the consumer that held it died, hung, lost its
+    /// connection for `claim_idle`, or dropped the delivery without acking
+    /// it. A live consumer keeps what it holds through its leases and
+    /// retries the work itself, so a sink outage never burns deliveries;
+    /// this consumer's own lease renewals and claims never count either.
+    /// The limit therefore catches messages that crash or hang their
+    /// consumers.
     pub fn max_deliveries(mut self, max_deliveries: u64) -> Self {
         self.max_deliveries = max_deliveries;
         self
     }
 
-    /// The stream poison messages are moved to, with their fields plus
-    /// `flowgate-original-id` and `flowgate-deliveries`.
+    /// The stream poison and rejected messages are moved to; see the
+    /// [crate docs](crate#dead-letters) for its fields.
     pub fn dead_letter_stream(mut self, stream: impl Into<String>) -> Self {
         self.dead_letter = Some(stream.into());
         self
@@ -113,61 +151,130 @@ impl SourceBuilder {
         self
     }
 
-    /// Checks the settings, connects, creates the group (and the stream) if
-    /// missing, and starts reading in a background task.
-    ///
-    /// # Errors
-    ///
-    /// [`SourceError::Build`] for an invalid setting (checked before
-    /// connecting); [`SourceError::Redis`] if Redis cannot be reached or the
-    /// group cannot be created.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: nothing is read before this returns.
-    pub async fn connect(self) -> Result<RedisStreamSource, SourceError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(BuildError::InvalidUrl)?;
+    /// How long an `XACK` batch, or a dead letter, is retried when Redis
+    /// fails transiently (connection refused or dropped, timeout,
+    /// `LOADING`): with backoff from 50 ms doubling to 2 s, each retry
+    /// logged. Past the budget the acks fail and the messages stay pending.
+    /// Zero: no retry.
+    pub fn ack_retry_budget(mut self, budget: Duration) -> Self {
+        self.ack_retry_budget = budget;
+        self
+    }
+
+    /// How long the first connection (TCP connect and handshake) may take
+    /// before [`connect`](Self::connect) fails. A refused connection fails
+    /// at once.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    fn check(&self) -> Result<(), BuildError> {
         for (what, name) in [
             ("stream", &self.stream),
             ("group", &self.group),
             ("consumer", &self.consumer),
         ] {
             if name.is_empty() {
-                return Err(BuildError::EmptyName(what).into());
+                return Err(BuildError::EmptyName(what));
             }
         }
         if self.dead_letter.as_deref() == Some("") {
-            return Err(BuildError::EmptyName("dead-letter stream").into());
+            return Err(BuildError::EmptyName("dead-letter stream"));
         }
         if self.batch_size == 0 {
-            return Err(BuildError::ZeroBatchSize.into());
+            return Err(BuildError::ZeroBatchSize);
         }
         if self.max_in_flight < self.batch_size {
             return Err(BuildError::InFlightBelowBatchSize {
                 max_in_flight: self.max_in_flight,
                 batch_size: self.batch_size,
-            }
-            .into());
+            });
         }
         if self.max_deliveries == 0 {
-            return Err(BuildError::ZeroMaxDeliveries.into());
+            return Err(BuildError::ZeroMaxDeliveries);
         }
         if self.claim_idle.is_zero() {
-            return Err(BuildError::ZeroClaimIdle.into());
+            return Err(BuildError::ZeroClaimIdle);
         }
+        let lease_renewal = self.effective_lease_renewal();
+        if lease_renewal.is_zero() {
+            return Err(BuildError::ZeroLeaseRenewal);
+        }
+        if lease_renewal >= self.claim_idle {
+            return Err(BuildError::LeaseRenewalNotBelowClaimIdle {
+                lease_renewal,
+                claim_idle: self.claim_idle,
+            });
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(BuildError::ZeroConnectTimeout);
+        }
+        Ok(())
+    }
 
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        let mut commands = client.get_connection_manager_with_config(config).await?;
-        // Blocking reads get a connection of their own, so that they do not
-        // hold up acks and claims, with a timeout beyond the block time.
-        let read_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.block + Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        let reads = client
-            .get_connection_manager_with_config(read_config)
-            .await?;
+    fn effective_lease_renewal(&self) -> Duration {
+        self.lease_renewal.unwrap_or(self.claim_idle / 4)
+    }
+
+    /// Checks the settings, connects, creates the group (and the stream) if
+    /// missing, and starts reading and renewing leases in background tasks.
+    ///
+    /// One connection attempt is made, bounded by
+    /// [`connect_timeout`](Self::connect_timeout): a server that refuses,
+    /// does not answer, or rejects the credentials fails the call at once
+    /// with [`SourceError::Connect`], naming the server (`host:port/db`,
+    /// never the password) and keeping the server's message. Once
+    /// connected, later connection losses are retried by the source.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Build`] for an invalid setting (checked before
+    /// connecting); [`SourceError::Connect`] if Redis cannot be reached;
+    /// [`SourceError::Redis`] if the group cannot be created (for example
+    /// `WRONGTYPE`: the key holds something else than a stream).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing is read before this returns.
+    pub async fn connect(self) -> Result<RedisStreamSource, SourceError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(BuildError::InvalidUrl)?;
+        self.check()?;
+        let server = server_name(client.get_connection_info());
+        let connect_error = |source: RedisError| SourceError::Connect {
+            server: server.clone(),
+            source,
+        };
+
+        // One plain attempt first: fails fast, where a connection manager
+        // would retry for seconds.
+        let mut conn = match tokio::time::timeout(
+            self.connect_timeout,
+            first_connection(client.get_connection_info(), self.connect_timeout),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return Err(connect_error(err)),
+            Err(_elapsed) => {
+                return Err(connect_error(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.connect_timeout),
+                ))));
+            }
+        };
+
+        let dead_letter = self
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!("{}:dead", self.stream));
+        let target = Target {
+            server: server.clone(),
+            stream: self.stream.clone(),
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            dead_letter,
+        };
 
         let created: Result<(), RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -175,85 +282,140 @@ impl SourceBuilder {
             .arg(&self.group)
             .arg(&self.start_id)
             .arg("MKSTREAM")
-            .query_async(&mut commands)
+            .query_async(&mut conn)
             .await;
         match created {
             Ok(()) => {}
             Err(err) if err.code() == Some("BUSYGROUP") => {}
-            Err(err) => return Err(err.into()),
+            // The URL has no password, the server wants one.
+            Err(err) if err.code() == Some("NOAUTH") => return Err(connect_error(err)),
+            Err(err) => return Err(target.error("XGROUP CREATE", err)),
         }
+        drop(conn);
 
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_connection_timeout(Some(self.connect_timeout));
+        let commands = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(connect_error)?;
+        // Blocking reads get a connection of their own, so that they do not
+        // hold up acks, claims and renewals, with a timeout beyond the block
+        // time.
+        let read_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.block + Duration::from_secs(10)))
+            .set_connection_timeout(Some(self.connect_timeout));
+        let reads = client
+            .get_connection_manager_with_config(read_config)
+            .await
+            .map_err(connect_error)?;
+
+        let shared = Arc::new(Shared::new(target.clone()));
         let acker = Acker::new(
             commands.clone(),
-            self.stream.clone(),
-            self.group.clone(),
+            Arc::clone(&shared),
             self.ack_max_items,
             self.ack_max_delay,
+            self.ack_retry_budget,
         )
         .map_err(BuildError::Ack)?;
         let stop = CancellationToken::new();
         let (tx, rx) = mpsc::channel(self.batch_size);
         let claim_interval = self.claim_interval.unwrap_or(self.claim_idle / 2);
-        let dead_letter = self
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| format!("{}:dead", self.stream));
+        let lease_renewal = self.effective_lease_renewal();
         let reader = Reader {
             reads,
-            commands,
+            commands: commands.clone(),
             settings: Settings {
-                stream: self.stream,
-                group: self.group,
-                consumer: self.consumer,
                 batch_size: self.batch_size,
                 block: self.block,
                 claim_idle: self.claim_idle,
                 claim_interval,
                 max_deliveries: self.max_deliveries,
-                dead_letter,
             },
+            dead_letter_retry: shared::retry_policy(&target, "dead letter", self.ack_retry_budget),
             tx,
             permits: Arc::new(Semaphore::new(self.max_in_flight)),
-            in_flight: Arc::default(),
+            shared: Arc::clone(&shared),
             acker: acker.clone(),
             stop: stop.clone(),
-            stats: Arc::default(),
             recovering: Some("0".to_owned()),
             claim_cursor: "0-0".to_owned(),
             next_claim: Instant::now(),
         };
-        let stats = Arc::clone(&reader.stats);
         tokio::spawn(reader.run());
+        tokio::spawn(renew_leases(
+            Arc::downgrade(&shared),
+            commands,
+            lease_renewal,
+        ));
         Ok(RedisStreamSource {
             rx,
             stop: stop.clone(),
             _stop_on_drop: stop.drop_guard(),
             acker,
-            stats,
+            shared,
         })
     }
+}
+
+/// The first connection to the server described by `info`. It
+/// authenticates by itself (`AUTH`, then `SELECT`), because the client
+/// library replaces the server's message of a failed `AUTH` (`WRONGPASS …`)
+/// with its own.
+async fn first_connection(
+    info: &redis::ConnectionInfo,
+    timeout: Duration,
+) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    let settings = info.redis_settings();
+    let bare = info.clone().set_redis_settings(
+        redis::RedisConnectionInfo::default().set_protocol(settings.protocol()),
+    );
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let mut conn = redis::Client::open(bare)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    if let Some(password) = settings.password() {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(username) = settings.username() {
+            auth.arg(username);
+        }
+        auth.arg(password).query_async::<()>(&mut conn).await?;
+    }
+    if settings.db() != 0 {
+        redis::cmd("SELECT")
+            .arg(settings.db())
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    Ok(conn)
 }
 
 /// Reads a Redis stream as a member of a consumer group, as a
 /// [`Stream`] of [`Delivery`]s; see the [crate docs](crate).
 ///
-/// The stream ends after [`StopHandle::stop`] (or when it fails for good);
-/// dropping the source stops its reader.
+/// The stream ends after [`StopHandle::stop`] (or when it fails for good,
+/// after an `Err` item); dropping the source stops its reader. The leases of
+/// the deliveries still held are renewed until they are acked or dropped.
 pub struct RedisStreamSource {
     rx: mpsc::Receiver<Result<Delivery, SourceError>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
     acker: Acker,
-    stats: Arc<Mutex<SourceStats>>,
+    shared: Arc<Shared>,
 }
 
 impl RedisStreamSource {
     /// Configures a source reading `stream` as `consumer` of `group`, on the
-    /// Redis server at `url` (`redis://[:password@]host:port[/db]`).
+    /// Redis server at `url` (`redis://[[user]:password@]host:port[/db]`).
     ///
     /// Run several consumers — in one process or on many machines — with
     /// different `consumer` names in the same `group`: Redis splits the
-    /// messages between them.
+    /// messages between them. Run at most one source per consumer name at a
+    /// time.
     pub fn builder(
         url: impl Into<String>,
         stream: impl Into<String>,
@@ -269,12 +431,15 @@ impl RedisStreamSource {
             block: Duration::from_secs(1),
             max_in_flight: 10_000,
             claim_idle: Duration::from_secs(30),
+            lease_renewal: None,
             claim_interval: None,
             max_deliveries: 5,
             dead_letter: None,
             start_id: "0".to_owned(),
             ack_max_items: 512,
             ack_max_delay: Duration::from_millis(20),
+            ack_retry_budget: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(2),
         }
     }
 
@@ -291,9 +456,21 @@ impl RedisStreamSource {
         &self.acker
     }
 
-    /// Counters of what the source read, claimed and dead-lettered.
+    /// Counters of what the source read, claimed, renewed and dead-lettered.
     pub fn stats(&self) -> SourceStats {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut stats = *self.shared.stats();
+        stats.held = self.shared.held() as u64;
+        stats
+    }
+
+    /// The server, as `host:port/db` (never with the password).
+    pub fn server(&self) -> &str {
+        &self.shared.target.server
+    }
+
+    /// The dead-letter stream.
+    pub fn dead_letter_stream(&self) -> &str {
+        &self.shared.target.dead_letter
     }
 }
 
@@ -308,6 +485,10 @@ impl Stream for RedisStreamSource {
 impl fmt::Debug for RedisStreamSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStreamSource")
+            .field("server", &self.shared.target.server)
+            .field("stream", &self.shared.target.stream)
+            .field("group", &self.shared.target.group)
+            .field("consumer", &self.shared.target.consumer)
             .field("stopped", &self.stop.is_cancelled())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -318,7 +499,8 @@ impl fmt::Debug for RedisStreamSource {
 /// finishes, within the block time), the messages already read are still
 /// delivered, then the stream ends. Messages read but never acked stay pending
 /// in the group: a graceful shutdown acks what was written and leaves the rest
-/// for a restart or another consumer.
+/// for a restart or another consumer. The leases of deliveries still held
+/// are renewed until they are acked or dropped.
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     stop: CancellationToken,
@@ -337,31 +519,58 @@ impl StopHandle {
 }
 
 /// Counters of a [`RedisStreamSource`].
+///
+/// Every entry the source moved to the dead-letter stream is in exactly one
+/// of `dead_lettered`, `unreadable`, `deleted` and `rejected`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SourceStats {
-    /// New messages read (`XREADGROUP >`).
+    /// New messages read and handed out (`XREADGROUP >`).
     pub read: u64,
-    /// This consumer's own pending messages read again after a restart.
+    /// This consumer's own pending messages read again after a restart and
+    /// handed out.
     pub recovered: u64,
-    /// Messages taken over from idle consumers (`XAUTOCLAIM`).
+    /// Messages taken over (`XAUTOCLAIM`) from consumers that died or hung,
+    /// or dropped by this one, and handed out.
     pub claimed: u64,
-    /// Messages moved to the dead-letter stream.
+    /// Entries of a claim reply that this consumer held or had just acked,
+    /// so were not handed out again.
+    pub skipped: u64,
+    /// Messages delivered more than `max_deliveries` times, moved to the
+    /// dead-letter stream instead of being handed out.
     pub dead_lettered: u64,
+    /// Entries that could not be read (a field name that is not UTF-8, a
+    /// field without a value), moved to the dead-letter stream.
+    pub unreadable: u64,
+    /// Pending entries found deleted from the stream (`XDEL`, `XTRIM`)
+    /// before they were acked; each is recorded in the dead-letter stream
+    /// (with no original fields).
+    pub deleted: u64,
+    /// Messages the caller dead-lettered ([`AckToken::dead_letter`](crate::AckToken::dead_letter)).
+    pub rejected: u64,
+    /// Lease renewals made (one per renewal tick with held deliveries).
+    pub lease_renewals: u64,
+    /// Lease renewals that failed (logged; retried at the next tick).
+    pub lease_renewal_failures: u64,
+    /// Held deliveries found owned by another consumer at a renewal: their
+    /// lease had run out (this consumer could not renew it for
+    /// `claim_idle`) and they were taken over. Their late ack still removes
+    /// them.
+    pub leases_lost: u64,
+    /// Deliveries held now (handed out, not yet acked or dropped).
+    pub held: u64,
     /// Transient Redis errors the reader retried.
     pub retries: u64,
+    /// `XACK` attempts retried after a transient error.
+    pub ack_retries: u64,
 }
 
 struct Settings {
-    stream: String,
-    group: String,
-    consumer: String,
     batch_size: usize,
     block: Duration,
     claim_idle: Duration,
     claim_interval: Duration,
     max_deliveries: u64,
-    dead_letter: String,
 }
 
 /// The background task that reads and hands out deliveries.
@@ -369,12 +578,12 @@ struct Reader {
     reads: ConnectionManager,
     commands: ConnectionManager,
     settings: Settings,
+    dead_letter_retry: Retry<RedisError>,
     tx: mpsc::Sender<Result<Delivery, SourceError>>,
     permits: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    shared: Arc<Shared>,
     acker: Acker,
     stop: CancellationToken,
-    stats: Arc<Mutex<SourceStats>>,
     /// While re-reading this consumer's own pending entries after a restart:
     /// the id to continue after.
     recovering: Option<String>,
@@ -383,11 +592,18 @@ struct Reader {
 }
 
 /// Where a batch of entries came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Origin {
     New,
     Recovered,
     Claimed,
+}
+
+/// Why the reader dead-letters an entry.
+enum Poison {
+    Unreadable(String),
+    Deleted,
+    TooManyDeliveries,
 }
 
 impl Reader {
@@ -396,9 +612,9 @@ impl Reader {
         while !self.stop.is_cancelled() && !self.tx.is_closed() {
             match self.step().await {
                 Ok(()) => backoff = Duration::from_millis(50),
-                Err(err) if is_transient(&err) => {
-                    tracing::warn!(error = %err, "redis stream read failed; retrying");
-                    self.stats().retries += 1;
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(error = %err, ?backoff, "redis stream read failed; retrying");
+                    self.shared.stats().retries += 1;
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = self.stop.cancelled() => {}
@@ -406,20 +622,16 @@ impl Reader {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, "redis stream read failed for good");
-                    let _ = self.tx.send(Err(err.into())).await;
+                    tracing::error!(error = %err, "redis stream read failed for good; the stream ends");
+                    let _ = self.tx.send(Err(err)).await;
                     return;
                 }
             }
         }
     }
 
-    fn stats(&self) -> std::sync::MutexGuard<'_, SourceStats> {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One read: claim, recover or read new entries, and hand them out.
-    async fn step(&mut self) -> Result<(), RedisError> {
+    /// One read: recover, claim or read new entries, and hand them out.
+    async fn step(&mut self) -> Result<(), SourceError> {
         let batch = self.settings.batch_size;
         // Room for a full batch first: this is the max_in_flight bound.
         let mut room = tokio::select! {
@@ -429,65 +641,79 @@ impl Reader {
             () = self.stop.cancelled() => return Ok(()),
         };
 
-        let (origin, entries) = if Instant::now() >= self.next_claim {
-            (Origin::Claimed, self.claim().await?)
-        } else if let Some(after) = self.recovering.clone() {
-            let entries = self.read(&after, false).await?;
-            match entries.last() {
-                Some(last) => self.recovering = Some(last.id.clone()),
-                None => self.recovering = None,
-            }
+        // Recovery first, alone: what it returns was never handed out in
+        // this run, and no claim bumps the delivery counters meanwhile.
+        let (origin, entries) = if let Some(after) = self.recovering.clone() {
+            let entries = self.recover(&after).await?;
             (Origin::Recovered, entries)
+        } else if Instant::now() >= self.next_claim {
+            (Origin::Claimed, self.claim().await?)
         } else {
-            (Origin::New, self.read(">", true).await?)
+            let entries = self.read(">", true).await?;
+            (
+                Origin::New,
+                entries.into_iter().map(|entry| (entry, 1)).collect(),
+            )
         };
         if entries.is_empty() {
             return Ok(());
         }
 
-        // Messages seen again (recovered or claimed) may be poison: look up
-        // how often each was delivered.
-        let counts = match origin {
-            Origin::New => HashMap::new(),
-            Origin::Recovered | Origin::Claimed => self.delivery_counts(&entries).await?,
-        };
-        let mut handed = 0;
-        for entry in entries {
-            let deliveries = counts.get(&entry.id).copied().unwrap_or(1);
-            if deliveries > self.settings.max_deliveries {
-                self.dead_letter(&entry, deliveries).await?;
-                continue;
-            }
-            {
-                let mut in_flight = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                // Claimed back while still being processed here (slower than
-                // claim_idle): it is already out, do not hand it out twice.
-                if !in_flight.insert(entry.id.clone()) {
+        // Every deliverable entry is held (so its lease is renewed) before
+        // any is sent: sending waits for the caller, and what waits must
+        // not be taken over meanwhile.
+        let mut deliveries_out = Vec::with_capacity(entries.len());
+        let mut poison = Vec::new();
+        for (entry, deliveries) in entries {
+            let fields = match entry.content {
+                Content::Fields(fields) if deliveries <= self.settings.max_deliveries => fields,
+                Content::Fields(fields) => {
+                    let mut raw: Vec<(Vec<u8>, Vec<u8>)> = fields
+                        .into_iter()
+                        .map(|(name, value)| (name.into_bytes(), value))
+                        .collect();
+                    raw.sort();
+                    poison.push((entry.id, raw, deliveries, Poison::TooManyDeliveries));
                     continue;
                 }
+                Content::Unreadable { raw, reason } => {
+                    poison.push((entry.id, raw, deliveries, Poison::Unreadable(reason)));
+                    continue;
+                }
+                Content::Deleted => {
+                    poison.push((entry.id, Vec::new(), deliveries, Poison::Deleted));
+                    continue;
+                }
+            };
+            // Never twice: claim and recovery replies were filtered already.
+            if !self.shared.hold(&entry.id) {
+                continue;
             }
             let permit = room.split(1).expect("one permit per entry of the batch");
-            let delivery = Delivery::new(
+            deliveries_out.push(Delivery::new(
                 entry.id.clone(),
-                fields(entry.map),
+                fields,
                 deliveries,
                 InFlight {
                     id: entry.id,
-                    set: Arc::clone(&self.in_flight),
+                    shared: Arc::clone(&self.shared),
                     _permit: permit,
                 },
                 self.acker.clone(),
-            );
-            handed += 1;
+            ));
+        }
+        for (id, raw, deliveries, why) in poison {
+            self.dead_letter(&id, &raw, deliveries, why).await;
+        }
+        let mut handed = 0;
+        for delivery in deliveries_out {
             if self.tx.send(Ok(delivery)).await.is_err() {
                 // The source was dropped: what was read stays pending.
                 return Ok(());
             }
+            handed += 1;
         }
-        let mut stats = self.stats();
+        let mut stats = self.shared.stats();
         match origin {
             Origin::New => stats.read += handed,
             Origin::Recovered => stats.recovered += handed,
@@ -497,109 +723,265 @@ impl Reader {
     }
 
     /// `XREADGROUP` from `id` (`>` for new messages, blocking).
-    async fn read(&mut self, id: &str, block: bool) -> Result<Vec<StreamId>, RedisError> {
-        let s = &self.settings;
+    async fn read(&mut self, id: &str, block: bool) -> Result<Vec<Entry>, SourceError> {
+        let target = &self.shared.target;
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
-            .arg(&s.group)
-            .arg(&s.consumer)
+            .arg(&target.group)
+            .arg(&target.consumer)
             .arg("COUNT")
-            .arg(s.batch_size);
+            .arg(self.settings.batch_size);
         if block {
-            cmd.arg("BLOCK").arg(s.block.as_millis() as u64);
+            cmd.arg("BLOCK").arg(self.settings.block.as_millis() as u64);
         }
-        cmd.arg("STREAMS").arg(&s.stream).arg(id);
-        let reply: Option<StreamReadReply> = cmd.query_async(&mut self.reads).await?;
-        Ok(reply
-            .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
-            .unwrap_or_default())
+        cmd.arg("STREAMS").arg(&target.stream).arg(id);
+        let reply: Value = cmd
+            .query_async(&mut self.reads)
+            .await
+            .map_err(|err| target.error("XREADGROUP", err))?;
+        reply::read_reply(&reply).map_err(|bad| target.unexpected("XREADGROUP", bad.0))
     }
 
-    /// `XAUTOCLAIM`: takes over entries idle for `claim_idle` with any
-    /// consumer, continuing the scan where the last call stopped.
-    async fn claim(&mut self) -> Result<Vec<StreamId>, RedisError> {
-        let s = &self.settings;
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&s.stream)
-            .arg(&s.group)
-            .arg(&s.consumer)
-            .arg(s.claim_idle.as_millis() as u64)
+    /// This consumer's own pending entries after `after`, with their
+    /// delivery counts; at the end of them, recovery is over.
+    async fn recover(&mut self, after: &str) -> Result<Vec<(Entry, u64)>, SourceError> {
+        let shared = Arc::clone(&self.shared);
+        let guard = shared.begin_claim();
+        let entries = self.read(after, false).await?;
+        self.recovering = entries.last().map(|entry| entry.id.clone());
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (entries, skipped) = guard.keep(entries, |entry| &entry.id);
+        self.skipped(skipped);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counts = self.delivery_counts(&entries).await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                let deliveries = counts.get(&entry.id).copied().unwrap_or(1);
+                (entry, deliveries)
+            })
+            .collect())
+    }
+
+    fn skipped(&self, skipped: usize) {
+        if skipped > 0 {
+            tracing::debug!(
+                skipped,
+                "claim reply carried messages this consumer holds or just acked; not handed out again"
+            );
+            self.shared.stats().skipped += skipped as u64;
+        }
+    }
+
+    /// Takes over entries idle for `claim_idle` (`XAUTOCLAIM … JUSTID`,
+    /// continuing the scan where the last call stopped), leaves out those
+    /// this consumer holds or has just acked, and fetches the others,
+    /// counting a delivery (the take script).
+    async fn claim(&mut self) -> Result<Vec<(Entry, u64)>, SourceError> {
+        let shared = Arc::clone(&self.shared);
+        let target = &shared.target;
+        let guard = shared.begin_claim();
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(&target.stream)
+            .arg(&target.group)
+            .arg(&target.consumer)
+            .arg(self.settings.claim_idle.as_millis() as u64)
             .arg(&self.claim_cursor)
             .arg("COUNT")
-            .arg(s.batch_size)
+            .arg(self.settings.batch_size)
+            .arg("JUSTID")
             .query_async(&mut self.commands)
-            .await?;
-        if reply.next_stream_id == "0-0" {
+            .await
+            .map_err(|err| target.error("XAUTOCLAIM", err))?;
+        let claim =
+            reply::autoclaim_reply(&reply).map_err(|bad| target.unexpected("XAUTOCLAIM", bad.0))?;
+        let (ids, skipped) = guard.keep(claim.claimed, |id| id);
+        self.skipped(skipped);
+        if claim.cursor == "0-0" {
             // The scan went round: rest until the next interval.
-            self.next_claim = Instant::now() + s.claim_interval;
+            self.next_claim = Instant::now() + self.settings.claim_interval;
         }
-        self.claim_cursor = reply.next_stream_id;
-        Ok(reply.claimed)
+        self.claim_cursor = claim.cursor;
+
+        // Already removed from the pending list by XAUTOCLAIM (Redis ≥ 7).
+        let mut out: Vec<(Entry, u64)> = claim
+            .deleted
+            .into_iter()
+            .map(|id| {
+                (
+                    Entry {
+                        id,
+                        content: Content::Deleted,
+                    },
+                    0,
+                )
+            })
+            .collect();
+        for chunk in ids.chunks(SCRIPT_CHUNK) {
+            let mut call = TAKE.key(&target.stream);
+            call.arg(&target.group).arg(&target.consumer).arg(chunk);
+            let reply: Value = call
+                .invoke_async(&mut self.commands)
+                .await
+                .map_err(|err| target.error("XCLAIM (take script)", err))?;
+            let taken = reply::taken(&reply)
+                .map_err(|bad| target.unexpected("XCLAIM (take script)", bad.0))?;
+            out.extend(taken);
+        }
+        if !out.is_empty() {
+            tracing::warn!(
+                messages = out.len(),
+                claim_idle = ?self.settings.claim_idle,
+                "took over messages whose lease ran out (their consumer died, hung or dropped them)"
+            );
+        }
+        Ok(out)
     }
 
     /// Delivery counts of `entries`, all pending with this consumer.
     async fn delivery_counts(
         &mut self,
-        entries: &[StreamId],
-    ) -> Result<HashMap<String, u64>, RedisError> {
-        let s = &self.settings;
+        entries: &[Entry],
+    ) -> Result<HashMap<String, u64>, SourceError> {
+        let target = &self.shared.target;
         let (first, last) = (&entries[0].id, &entries[entries.len() - 1].id);
-        let reply: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&s.stream)
-            .arg(&s.group)
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(&target.stream)
+            .arg(&target.group)
             .arg(first)
             .arg(last)
             .arg(entries.len())
-            .arg(&s.consumer)
+            .arg(&target.consumer)
             .query_async(&mut self.commands)
-            .await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|pending| (pending.id, pending.times_delivered as u64))
-            .collect())
+            .await
+            .map_err(|err| target.error("XPENDING", err))?;
+        reply::pending_counts(&reply).map_err(|bad| target.unexpected("XPENDING", bad.0))
     }
 
-    /// Moves a poison entry to the dead-letter stream and acks it, atomically.
-    async fn dead_letter(&mut self, entry: &StreamId, deliveries: u64) -> Result<(), RedisError> {
-        let s = &self.settings;
-        let mut add = redis::cmd("XADD");
-        add.arg(&s.dead_letter).arg("*");
-        for (field, value) in &entry.map {
-            add.arg(field).arg(value_bytes(value));
+    /// Moves an entry to the dead-letter stream and acks it, atomically,
+    /// retrying transient errors. If that fails for good the entry stays
+    /// pending (it is claimed again after `claim_idle`); the rest of the
+    /// batch goes on either way.
+    async fn dead_letter(
+        &mut self,
+        id: &str,
+        raw: &[(Vec<u8>, Vec<u8>)],
+        deliveries: u64,
+        poison: Poison,
+    ) {
+        let target = &self.shared.target;
+        let (reason, if_pending) = match &poison {
+            Poison::Unreadable(reason) => (format!("unreadable entry: {reason}"), true),
+            Poison::Deleted => (
+                "deleted from the stream (XDEL or XTRIM) while pending: its content is lost"
+                    .to_owned(),
+                false,
+            ),
+            Poison::TooManyDeliveries => (
+                format!(
+                    "delivered {deliveries} times, more than max_deliveries {}: its consumers died or hung while processing it",
+                    self.settings.max_deliveries
+                ),
+                true,
+            ),
+        };
+        let letter = shared::DeadLetter {
+            id,
+            fields: raw,
+            deliveries,
+            reason: &reason,
+            if_pending,
+        };
+        let written = tokio::select! {
+            written = shared::dead_letter(&self.commands, &self.dead_letter_retry, target, &letter) => written,
+            () = self.stop.cancelled() => {
+                tracing::warn!(id, reason, "stopped before the entry was dead-lettered; it stays pending");
+                return;
+            }
+        };
+        match written {
+            Ok(false) => tracing::info!(
+                id,
+                reason,
+                "entry to dead-letter was no longer pending (acked elsewhere); nothing written"
+            ),
+            Ok(true) => {
+                tracing::warn!(
+                    id, deliveries, reason, dead_letter = %target.dead_letter,
+                    "entry dead-lettered"
+                );
+                let mut stats = self.shared.stats();
+                match poison {
+                    Poison::Unreadable(_) => stats.unreadable += 1,
+                    Poison::Deleted => stats.deleted += 1,
+                    Poison::TooManyDeliveries => stats.dead_lettered += 1,
+                }
+            }
+            Err(err) => tracing::error!(
+                error = %err, id, reason,
+                "dead-lettering failed; the entry stays pending"
+            ),
         }
-        add.arg("flowgate-original-id")
-            .arg(&entry.id)
-            .arg("flowgate-deliveries")
-            .arg(deliveries);
-        redis::pipe()
-            .atomic()
-            .add_command(add)
-            .ignore()
-            .cmd("XACK")
-            .arg(&s.stream)
-            .arg(&s.group)
-            .arg(&entry.id)
-            .ignore()
-            .query_async::<()>(&mut self.commands)
-            .await?;
-        tracing::warn!(id = %entry.id, deliveries, dead_letter = %s.dead_letter, "poison message dead-lettered");
-        self.stats().dead_lettered += 1;
-        Ok(())
     }
 }
 
-fn fields(map: HashMap<String, Value>) -> HashMap<String, Vec<u8>> {
-    map.into_iter()
-        .map(|(field, value)| (field, value_bytes(&value)))
-        .collect()
-}
-
-fn value_bytes(value: &Value) -> Vec<u8> {
-    match value {
-        Value::BulkString(bytes) => bytes.clone(),
-        Value::SimpleString(s) => s.clone().into_bytes(),
-        Value::Int(i) => i.to_string().into_bytes(),
-        other => format!("{other:?}").into_bytes(),
+/// Renews the leases of the deliveries held, every `every`, for as long as
+/// the source or any of its deliveries or ackers is alive.
+async fn renew_leases(shared: Weak<Shared>, mut conn: ConnectionManager, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let ids = shared.leased();
+        if ids.is_empty() {
+            continue;
+        }
+        let target = &shared.target;
+        let mut lost = Vec::new();
+        let mut failure = None;
+        for chunk in ids.chunks(SCRIPT_CHUNK) {
+            let mut call = RENEW.key(&target.stream);
+            call.arg(&target.group).arg(&target.consumer).arg(chunk);
+            let result = match call.invoke_async::<Value>(&mut conn).await {
+                Ok(reply) => reply::ids(&reply)
+                    .map_err(|bad| target.unexpected("XCLAIM JUSTID (lease renewal)", bad.0)),
+                Err(err) => Err(target.error("XCLAIM JUSTID (lease renewal)", err)),
+            };
+            match result {
+                Ok(ids) => lost.extend(ids),
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        let lost_now = shared.lost(&lost);
+        let mut stats = shared.stats();
+        stats.leases_lost += lost_now;
+        match failure {
+            None => stats.lease_renewals += 1,
+            Some(err) => {
+                stats.lease_renewal_failures += 1;
+                drop(stats);
+                tracing::warn!(
+                    error = %err, held = ids.len(),
+                    "lease renewal failed; retrying at the next renewal"
+                );
+            }
+        }
+        if lost_now > 0 {
+            tracing::warn!(
+                lost = lost_now,
+                "leases lost: held messages were taken over by another consumer (this one could not renew them for claim_idle); their effect may happen twice"
+            );
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! `SourceError::is_transient` as the predicate of a flowgate `Retry`: a
-//! dropped connection is retried, a broken configuration is not. No server
+//! refused connection is retried, a broken configuration is not. No server
 //! needed.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,9 +18,13 @@ async fn transient_source_errors_are_retried_permanent_ones_are_not() {
     let out = retry
         .run(|| async {
             match calls.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err(SourceError::Redis(redis::RedisError::from(
-                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset"),
-                ))),
+                0 | 1 => Err(SourceError::Connect {
+                    server: "127.0.0.1:6379/0".to_owned(),
+                    source: redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "connection refused",
+                    )),
+                }),
                 _ => Ok("read"),
             }
         })

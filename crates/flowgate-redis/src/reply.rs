@@ -1,0 +1,428 @@
+//! Replies of `XREADGROUP`, `XAUTOCLAIM`, `XPENDING` and the source's scripts,
+//! parsed from raw [`redis::Value`]s entry by entry, so that one entry that
+//! cannot be read does not fail the whole reply.
+//!
+//! A reply whose *structure* is wrong (not what the command returns) is an
+//! error; an *entry* whose content cannot be read (a field name that is not
+//! UTF-8, an odd number of field items, a value that is not a string, or no
+//! content at all because it was deleted while pending) becomes
+//! [`Content::Unreadable`] or [`Content::Deleted`], for the dead-letter stream.
+
+use std::collections::HashMap;
+
+use redis::Value;
+
+/// One stream entry of a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) content: Content,
+}
+
+/// What an entry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Every field name is UTF-8 and every value a string. A repeated field
+    /// name keeps its last value.
+    Fields(HashMap<String, Vec<u8>>),
+    /// The entry cannot be handed out: `raw` holds its field items as bytes,
+    /// in pairs (an odd last item is paired with an empty value), for the
+    /// dead-letter stream.
+    Unreadable {
+        raw: Vec<(Vec<u8>, Vec<u8>)>,
+        reason: String,
+    },
+    /// The entry was deleted from the stream (`XDEL`, `XTRIM`) while it was
+    /// pending: only its id is left.
+    Deleted,
+}
+
+/// A reply that does not have the structure its command returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Malformed(pub(crate) String);
+
+fn malformed<T>(what: impl Into<String>) -> Result<T, Malformed> {
+    Err(Malformed(what.into()))
+}
+
+/// The bytes of a string-like value.
+fn bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.clone().into_bytes()),
+        Value::Okay => Some(b"OK".to_vec()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::Double(d) => Some(d.to_string().into_bytes()),
+        Value::Boolean(b) => Some(if *b { b"1".to_vec() } else { b"0".to_vec() }),
+        _ => None,
+    }
+}
+
+/// A value that must be a string (an id, a consumer name).
+fn text(value: &Value, what: &str) -> Result<String, Malformed> {
+    match bytes(value).map(String::from_utf8) {
+        Some(Ok(s)) => Ok(s),
+        _ => malformed(format!("{what} is not a string: {value:?}")),
+    }
+}
+
+fn int(value: &Value, what: &str) -> Result<u64, Malformed> {
+    match value {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        other => match bytes(other)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+        {
+            Some(n) => Ok(n),
+            None => malformed(format!("{what} is not a count: {value:?}")),
+        },
+    }
+}
+
+/// The elements of an array-like value (RESP3 sets too).
+fn items<'a>(value: &'a Value, what: &str) -> Result<&'a [Value], Malformed> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        _ => malformed(format!("{what} is not an array: {value:?}")),
+    }
+}
+
+/// The field items of an entry, as a flat list (RESP3 may send a map).
+fn field_items(value: &Value) -> Option<Vec<&Value>> {
+    match value {
+        Value::Array(items) => Some(items.iter().collect()),
+        Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k, v]).collect()),
+        _ => None,
+    }
+}
+
+/// The content of one entry's field list (`Nil`: deleted).
+pub(crate) fn content(fields: &Value) -> Content {
+    if matches!(fields, Value::Nil) {
+        return Content::Deleted;
+    }
+    let Some(items) = field_items(fields) else {
+        return Content::Unreadable {
+            raw: Vec::new(),
+            reason: format!("its field list is not an array: {fields:?}"),
+        };
+    };
+    let raw_item =
+        |value: &Value| bytes(value).unwrap_or_else(|| format!("{value:?}").into_bytes());
+    let raw = || {
+        items
+            .chunks(2)
+            .map(|pair| {
+                (
+                    raw_item(pair[0]),
+                    pair.get(1).map(|v| raw_item(v)).unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    if items.len() % 2 != 0 {
+        return Content::Unreadable {
+            raw: raw(),
+            reason: format!(
+                "it has an odd number of field items ({}): a field without a value",
+                items.len()
+            ),
+        };
+    }
+    let mut map = HashMap::with_capacity(items.len() / 2);
+    for (index, pair) in items.chunks(2).enumerate() {
+        let Some(name) = bytes(pair[0]) else {
+            return Content::Unreadable {
+                raw: raw(),
+                reason: format!("the name of field {index} is not a string"),
+            };
+        };
+        let name = match String::from_utf8(name) {
+            Ok(name) => name,
+            Err(err) => {
+                return Content::Unreadable {
+                    raw: raw(),
+                    reason: format!(
+                        "the name of field {index} is not UTF-8 ({:?})",
+                        String::from_utf8_lossy(err.as_bytes())
+                    ),
+                };
+            }
+        };
+        let Some(value) = bytes(pair[1]) else {
+            return Content::Unreadable {
+                raw: raw(),
+                reason: format!("the value of field {name:?} is not a string"),
+            };
+        };
+        map.insert(name, value);
+    }
+    Content::Fields(map)
+}
+
+/// One `[id, fields]` entry.
+fn entry(value: &Value) -> Result<Entry, Malformed> {
+    let parts = items(value, "an entry")?;
+    let [id, fields] = parts else {
+        return malformed(format!("an entry has {} parts, not 2", parts.len()));
+    };
+    Ok(Entry {
+        id: text(id, "an entry id")?,
+        content: content(fields),
+    })
+}
+
+fn entries(value: &Value) -> Result<Vec<Entry>, Malformed> {
+    items(value, "the entry list")?.iter().map(entry).collect()
+}
+
+/// An `XREADGROUP` reply for one stream: `Nil` (nothing), or
+/// `[[stream, [entry…]]]` (RESP2), or `{stream: [entry…]}` (RESP3).
+pub(crate) fn read_reply(value: &Value) -> Result<Vec<Entry>, Malformed> {
+    match value {
+        Value::Nil => Ok(Vec::new()),
+        Value::Array(streams) => {
+            let mut out = Vec::new();
+            for stream in streams {
+                let parts = items(stream, "a stream of the reply")?;
+                let [_name, list] = parts else {
+                    return malformed(format!("a stream of the reply has {} parts", parts.len()));
+                };
+                out.extend(entries(list)?);
+            }
+            Ok(out)
+        }
+        Value::Map(streams) => {
+            let mut out = Vec::new();
+            for (_name, list) in streams {
+                out.extend(entries(list)?);
+            }
+            Ok(out)
+        }
+        other => malformed(format!("not an array: {other:?}")),
+    }
+}
+
+/// An `XAUTOCLAIM … JUSTID` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AutoClaim {
+    /// Where the next scan starts (`0-0`: the scan went round).
+    pub(crate) cursor: String,
+    /// The ids claimed.
+    pub(crate) claimed: Vec<String>,
+    /// Ids that were pending but deleted from the stream; Redis removed them
+    /// from the pending list (Redis ≥ 7; empty before).
+    pub(crate) deleted: Vec<String>,
+}
+
+/// `[cursor, [id…], [deleted id…]]` (the third element from Redis 7 on).
+pub(crate) fn autoclaim_reply(value: &Value) -> Result<AutoClaim, Malformed> {
+    let parts = items(value, "the reply")?;
+    if parts.len() < 2 {
+        return malformed(format!("the reply has {} parts", parts.len()));
+    }
+    let ids = |value: &Value, what: &str| -> Result<Vec<String>, Malformed> {
+        items(value, what)?
+            .iter()
+            .map(|id| text(id, "a claimed id"))
+            .collect()
+    };
+    Ok(AutoClaim {
+        cursor: text(&parts[0], "the cursor")?,
+        claimed: ids(&parts[1], "the claimed ids")?,
+        deleted: match parts.get(2) {
+            Some(Value::Nil) | None => Vec::new(),
+            Some(list) => ids(list, "the deleted ids")?,
+        },
+    })
+}
+
+/// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
+/// as a map from id to deliveries.
+pub(crate) fn pending_counts(value: &Value) -> Result<HashMap<String, u64>, Malformed> {
+    let mut counts = HashMap::new();
+    for row in items(value, "the reply")? {
+        let parts = items(row, "a pending entry")?;
+        let [id, _consumer, _idle, deliveries] = parts else {
+            return malformed(format!("a pending entry has {} parts, not 4", parts.len()));
+        };
+        counts.insert(text(id, "a pending id")?, int(deliveries, "deliveries")?);
+    }
+    Ok(counts)
+}
+
+/// The take script's reply: `[[id, deliveries, fields or nil]…]`, nil
+/// fields for an entry deleted from the stream.
+pub(crate) fn taken(value: &Value) -> Result<Vec<(Entry, u64)>, Malformed> {
+    items(value, "the reply")?
+        .iter()
+        .map(|row| {
+            let parts = items(row, "a taken entry")?;
+            let [id, deliveries, fields] = parts else {
+                return malformed(format!("a taken entry has {} parts, not 3", parts.len()));
+            };
+            Ok((
+                Entry {
+                    id: text(id, "a taken id")?,
+                    content: content(fields),
+                },
+                int(deliveries, "deliveries")?,
+            ))
+        })
+        .collect()
+}
+
+/// A list of ids (the renewal script's lost leases).
+pub(crate) fn ids(value: &Value) -> Result<Vec<String>, Malformed> {
+    items(value, "the reply")?
+        .iter()
+        .map(|id| text(id, "an id"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    fn entry_value(id: &str, fields: &[&[u8]]) -> Value {
+        Value::Array(vec![
+            bulk(id.as_bytes()),
+            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+        ])
+    }
+
+    fn read(entries: Vec<Value>) -> Value {
+        Value::Array(vec![Value::Array(vec![bulk(b"s"), Value::Array(entries)])])
+    }
+
+    #[test]
+    fn good_entries_parse_into_fields() {
+        let reply = read(vec![entry_value("1-0", &[b"seq", b"5", b"body", b"\xff"])]);
+        let entries = read_reply(&reply).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].id, "1-0");
+        let Content::Fields(fields) = &entries[0].content else {
+            panic!("{:?}", entries[0].content)
+        };
+        assert_eq!(fields["seq"], b"5");
+        assert_eq!(fields["body"], b"\xff", "values may be any bytes");
+    }
+
+    #[test]
+    fn a_bad_entry_does_not_fail_its_neighbours() {
+        let reply = read(vec![
+            entry_value("1-0", &[b"a", b"1"]),
+            entry_value("2-0", &[b"\xff\xfe", b"x", b"seq", b"5"]),
+            entry_value("3-0", &[b"a", b"1", b"dangling"]),
+            Value::Array(vec![bulk(b"4-0"), Value::Nil]),
+            entry_value("5-0", &[b"a", b"2"]),
+        ]);
+        let entries = read_reply(&reply).unwrap();
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1-0", "2-0", "3-0", "4-0", "5-0"]);
+        assert!(matches!(entries[0].content, Content::Fields(_)));
+        match &entries[1].content {
+            Content::Unreadable { raw, reason } => {
+                assert!(reason.contains("not UTF-8"), "{reason}");
+                assert_eq!(
+                    raw,
+                    &[
+                        (b"\xff\xfe".to_vec(), b"x".to_vec()),
+                        (b"seq".to_vec(), b"5".to_vec())
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &entries[2].content {
+            Content::Unreadable { raw, reason } => {
+                assert!(reason.contains("odd number"), "{reason}");
+                assert_eq!(raw[1], (b"dangling".to_vec(), Vec::new()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(entries[3].content, Content::Deleted);
+        assert!(matches!(entries[4].content, Content::Fields(_)));
+    }
+
+    #[test]
+    fn resp3_maps_are_read_too() {
+        let reply = Value::Map(vec![(
+            bulk(b"s"),
+            Value::Array(vec![Value::Array(vec![
+                bulk(b"1-0"),
+                Value::Map(vec![(bulk(b"a"), bulk(b"1"))]),
+            ])]),
+        )]);
+        let entries = read_reply(&reply).unwrap();
+        let Content::Fields(fields) = &entries[0].content else {
+            panic!()
+        };
+        assert_eq!(fields["a"], b"1");
+    }
+
+    #[test]
+    fn nothing_read_is_nil() {
+        assert_eq!(read_reply(&Value::Nil).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_malformed_reply_is_an_error() {
+        assert!(read_reply(&Value::Int(3)).is_err());
+        assert!(read_reply(&read(vec![Value::Int(1)])).is_err());
+        assert!(read_reply(&read(vec![Value::Array(vec![Value::Nil, Value::Nil])])).is_err());
+    }
+
+    #[test]
+    fn autoclaim_replies_with_and_without_deleted_ids() {
+        let seven = Value::Array(vec![
+            bulk(b"0-0"),
+            Value::Array(vec![bulk(b"1-0"), bulk(b"2-0")]),
+            Value::Array(vec![bulk(b"3-0")]),
+        ]);
+        assert_eq!(
+            autoclaim_reply(&seven).unwrap(),
+            AutoClaim {
+                cursor: "0-0".into(),
+                claimed: vec!["1-0".into(), "2-0".into()],
+                deleted: vec!["3-0".into()],
+            }
+        );
+        let six = Value::Array(vec![bulk(b"5-0"), Value::Array(vec![])]);
+        assert_eq!(autoclaim_reply(&six).unwrap().deleted, Vec::<String>::new());
+        assert!(autoclaim_reply(&Value::Array(vec![bulk(b"0-0")])).is_err());
+    }
+
+    #[test]
+    fn pending_counts_by_id() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"1-0"),
+            bulk(b"c1"),
+            Value::Int(12),
+            Value::Int(3),
+        ])]);
+        assert_eq!(pending_counts(&reply).unwrap()["1-0"], 3);
+    }
+
+    #[test]
+    fn taken_entries_carry_their_deliveries() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk(b"1-0"),
+                Value::Int(2),
+                Value::Array(vec![bulk(b"a"), bulk(b"1")]),
+            ]),
+            Value::Array(vec![bulk(b"2-0"), Value::Int(4), Value::Nil]),
+        ]);
+        let taken = taken(&reply).unwrap();
+        assert_eq!(taken[0].1, 2);
+        assert!(matches!(taken[0].0.content, Content::Fields(_)));
+        assert_eq!(taken[1].0.content, Content::Deleted);
+        assert_eq!(taken[1].1, 4);
+    }
+}

@@ -1,0 +1,232 @@
+//! Tests that need a redis-server of their own, to restart it or to set a
+//! password: each starts `redis-server` on a free loopback port in a
+//! temporary directory. Without the binary they skip, except under
+//! `CI=true`, where they fail (`dev/test.sh` installs it).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use flowgate_redis::{RedisStreamSource, SourceError};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+
+/// A redis-server of this test's own, stopped (and its directory removed)
+/// on drop.
+struct PrivateRedis {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl PrivateRedis {
+    /// Starts one with `args`, or returns `None` (skip) when `redis-server`
+    /// is not installed and not under CI.
+    async fn start(args: &[&str]) -> Option<PrivateRedis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("redis-server is not installed; under CI=true this test must not skip");
+            }
+            eprintln!("skipped: redis-server is not installed (dev/test.sh installs it)");
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "flowgate-redis-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = PrivateRedis {
+            child: None,
+            dir,
+            port,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.run().await;
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server process and waits until it accepts connections.
+    async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--save")
+            .arg("")
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .args(&self.args)
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "redis-server did not start on port {}: {}",
+            self.port,
+            std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+        );
+    }
+
+    /// Kills the server (as a crash would) and waits until it is gone.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn connection(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 20 ms, for 30 s at most.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..1500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 30 s: {what}")
+}
+
+#[tokio::test]
+async fn acks_survive_a_redis_restart() {
+    let Some(mut server) =
+        PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await
+    else {
+        return;
+    };
+    let url = server.url();
+    let mut conn = connection(&url).await;
+    let n = 200;
+    for i in 0..n {
+        let _: String = conn.xadd("s", "*", &[("n", i.to_string())]).await.unwrap();
+    }
+    let mut source = RedisStreamSource::builder(&url, "s", "g", "c1")
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), source.next())
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap()
+            .unwrap();
+        held.push(delivery);
+    }
+
+    // The server goes down with everything read and nothing acked; the
+    // messages are "written" now, and acked while it is down.
+    server.kill();
+    let acks: Vec<_> = held
+        .into_iter()
+        .map(|delivery| tokio::spawn(delivery.ack()))
+        .collect();
+    eventually("the acker retries", || source.stats().ack_retries > 0).await;
+    server.run().await;
+    for ack in acks {
+        ack.await.unwrap().expect("acked after the restart");
+    }
+    assert_eq!(source.acker().acked(), n as u64);
+
+    let mut conn = connection(&url).await;
+    let len: usize = conn.xlen("s").await.unwrap();
+    assert_eq!(len, n, "the stream survived the restart");
+    let pending: redis::streams::StreamPendingReply = conn.xpending("s", "g").await.unwrap();
+    assert_eq!(pending.count(), 0, "nothing left pending");
+}
+
+#[tokio::test]
+async fn a_wrong_password_shows_the_servers_message() {
+    let Some(server) = PrivateRedis::start(&["--requirepass", "right-secret"]).await else {
+        return;
+    };
+    let url = format!("redis://:wrong-secret@127.0.0.1:{}/", server.port);
+    let start = std::time::Instant::now();
+    let err = RedisStreamSource::builder(&url, "s", "g", "c")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err, SourceError::Connect { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "cannot connect to Redis at 127.0.0.1:{}/0",
+            server.port
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("WRONGPASS"), "the server's message: {shown}");
+    assert!(!shown.contains("secret"), "no password shown: {shown}");
+    assert!(!err.is_transient());
+
+    // No password at all: the server's NOAUTH, also at connect.
+    let err = RedisStreamSource::builder(server.url(), "s", "g", "c")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Connect { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(shown.contains("NOAUTH"), "{shown}");
+    assert!(
+        shown.starts_with(&format!(
+            "cannot connect to Redis at 127.0.0.1:{}/0",
+            server.port
+        )),
+        "{shown}"
+    );
+
+    // The right one works.
+    let url = format!("redis://:right-secret@127.0.0.1:{}/", server.port);
+    let source = RedisStreamSource::builder(&url, "s", "g", "c")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(source.server(), format!("127.0.0.1:{}/0", server.port));
+}
