@@ -845,7 +845,7 @@ async fn write_batch(
         }
         Err(err) => {
             let err = err.into_inner();
-            let failure = Arc::new(FatalSink(err.to_string(), Chain(&err).to_string()));
+            let failure = Arc::new(FatalSink(Chain(&err).to_string()));
             run.fail(failure);
             Err(WriteFailure::Fatal(err))
         }
@@ -855,11 +855,11 @@ async fn write_batch(
 /// A fatal sink error, kept for the report (the error itself goes to the
 /// batch's acks).
 #[derive(Debug)]
-struct FatalSink(String, String);
+struct FatalSink(String);
 
 impl fmt::Display for FatalSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the sink failed for good: {}", self.1)
+        write!(f, "the sink failed for good: {}", self.0)
     }
 }
 
