@@ -134,7 +134,7 @@ fn the_embedded_default_needs_no_server() {
 async fn ctrl_c_drains_writes_and_acks_what_was_read_and_leaves_the_rest() {
     let Some(servers) = shared() else { return };
     let t = Target::new(&servers.redis, &servers.postgres, "sigint");
-    let total = 100_000;
+    let total = 60_000;
     t.publish(0, total).await;
     let mut ingest = t.spawn("c1", &[]);
     t.wait_rows(1, &mut [&mut ingest]).await;
