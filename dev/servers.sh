@@ -5,18 +5,61 @@
 #
 #   source dev/servers.sh   # then: start_redis; start_postgres
 #
-# Exports FLOWGATE_TEST_REDIS_URL and FLOWGATE_TEST_POSTGRES_URL.
+# Exports FLOWGATE_TEST_REDIS_URL and FLOWGATE_TEST_POSTGRES_URL (the shared
+# servers), and what tests need to run PRIVATE instances of their own, which
+# they may stop and restart without disturbing the tests running beside them:
+#
+#   FLOWGATE_TEST_REDIS_SERVER  the redis-server binary            (start_redis)
+#   FLOWGATE_TEST_PG_BIN        the directory of initdb, pg_ctl and postgres
+#                                                                (start_postgres)
+#   FLOWGATE_TEST_PG_RUN_AS     the user PostgreSQL's tools must run as (set
+#                               only when running as root: PostgreSQL refuses
+#                               root, so data directories belong to that user)
+#   FLOWGATE_TEST_TMPDIR        where private instances keep their data; on
+#                               exit any instance left there (a test binary that
+#                               was killed before its cleanup ran) is stopped
 
 log() { printf 'dev/servers.sh: %s\n' "$*" >&2; }
 
 tmp=$(mktemp -d -t flowgate-test.XXXXXX)
 chmod 755 "$tmp"
+mkdir -p "$tmp/private"
+chmod 755 "$tmp/private"
+export FLOWGATE_TEST_TMPDIR="$tmp/private"
 redis_pid=""
 pg_data=""
 pg_bin=""
 
+# Stops private instances that tests left behind in $tmp/private (the layout of
+# crates/flowgate-cli/tests/support: INSTANCE/data/postmaster.pid for
+# PostgreSQL, INSTANCE/redis.pid for redis-server).
+stop_private_leftovers() {
+  local pidfile pid dir
+  for pidfile in "$tmp"/private/*/data/postmaster.pid; do
+    [ -f "$pidfile" ] || continue
+    dir=$(dirname "$pidfile")
+    if [ -n "$pg_bin" ]; then
+      as_pg "$pg_bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1
+    fi
+    pid=$(head -n 1 "$pidfile" 2>/dev/null)
+    is_running "$pid" postgres && kill -9 "$pid" 2>/dev/null
+  done
+  for pidfile in "$tmp"/private/*/redis.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(head -n 1 "$pidfile" 2>/dev/null)
+    is_running "$pid" redis-server && kill -9 "$pid" 2>/dev/null
+  done
+}
+
+# Whether process $1 runs and its command line contains $2 (a pid file may be
+# stale and its pid reused).
+is_running() {
+  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q -- "$2"
+}
+
 cleanup() {
   set +e
+  stop_private_leftovers
   if [ -n "$redis_pid" ]; then
     kill "$redis_pid" 2>/dev/null
     wait "$redis_pid" 2>/dev/null
@@ -58,6 +101,8 @@ free_port() {
 
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
+  FLOWGATE_TEST_REDIS_SERVER=$(command -v redis-server)
+  export FLOWGATE_TEST_REDIS_SERVER
   local port
   port=$(free_port 16379)
   mkdir -p "$tmp/redis"
@@ -103,6 +148,10 @@ start_postgres() {
   fi
   if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     useradd --system --no-create-home postgres
+  fi
+  export FLOWGATE_TEST_PG_BIN="$pg_bin"
+  if [ "$(id -u)" -eq 0 ]; then
+    export FLOWGATE_TEST_PG_RUN_AS=postgres
   fi
   local port
   port=$(free_port 15432)

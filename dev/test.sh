@@ -6,10 +6,15 @@
 # and stops the servers again, whatever happened.
 #
 #   dev/test.sh [extra cargo test arguments]
+#   dev/test.sh -p flowgate-cli --test outages     (one crate, one test file)
 #
-# The tests find the servers through FLOWGATE_TEST_REDIS_URL and
-# FLOWGATE_TEST_POSTGRES_URL. Under CI=true a test that needs a server fails
-# (never skips) when its variable is missing.
+# With -p/--package only those packages are tested, otherwise the whole
+# workspace. The tests find the shared servers through FLOWGATE_TEST_REDIS_URL
+# and FLOWGATE_TEST_POSTGRES_URL, and run private instances (to stop and
+# restart them) with FLOWGATE_TEST_REDIS_SERVER, FLOWGATE_TEST_PG_BIN,
+# FLOWGATE_TEST_PG_RUN_AS and FLOWGATE_TEST_TMPDIR (see dev/servers.sh). Under
+# CI=true a test that needs a server fails (never skips) when its variable is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +24,14 @@ source dev/servers.sh
 start_redis
 start_postgres
 
-cargo test --workspace --all-features "$@"
+# `cargo test --workspace -p X` would test the whole workspace: --workspace only
+# when no package was named.
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
+
+cargo test "${scope[@]}" --all-features "$@"
