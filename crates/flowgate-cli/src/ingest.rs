@@ -222,6 +222,10 @@ pub struct Report {
     pub duplicates: u64,
     /// Messages moved to the dead-letter stream (bad content), acked there.
     pub dead_lettered: u64,
+    /// Of `dead_lettered`, those the source moved itself without handing
+    /// them out: entries it cannot read, entries deleted while pending, and
+    /// messages delivered more than `max_deliveries` times.
+    pub dead_lettered_by_source: u64,
     /// Messages not acked because their batch failed for good or the run
     /// was aborted; the source delivers them again.
     pub failed: u64,
@@ -279,6 +283,10 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dead = match &self.dead_letter_stream {
+            Some(stream) if self.dead_lettered_by_source > 0 => format!(
+                "(to {stream:?}: bad content, with the reason; {} by the source: unreadable or delivered too often)",
+                self.dead_lettered_by_source
+            ),
             Some(stream) => format!("(to {stream:?}: bad content, with the reason)"),
             None => "(bad content; the embedded source keeps no dead letters)".to_owned(),
         };
@@ -782,6 +790,30 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     }
     report.elapsed = last_outcome.duration_since(start);
     report.received = progress.received.load(Ordering::Relaxed);
+    if let Some(stats) = &opened.stats {
+        let stats = stats();
+        // Dead-lettered by the source itself, never handed out: unreadable
+        // entries, entries deleted while pending, and messages delivered too
+        // often to consumers that died holding them.
+        let by_source = stats.unreadable + stats.deleted + stats.dead_lettered;
+        report.received += by_source;
+        report.dead_lettered += by_source;
+        report.acked += by_source;
+        report.dead_lettered_by_source = by_source;
+        tracing::info!(
+            read = stats.read,
+            recovered = stats.recovered,
+            taken_over = stats.claimed,
+            unreadable = stats.unreadable,
+            deleted = stats.deleted,
+            too_many_deliveries = stats.dead_lettered,
+            leases_lost = stats.leases_lost,
+            lease_renewal_failures = stats.lease_renewal_failures,
+            read_retries = stats.retries,
+            ack_retries = stats.ack_retries,
+            "redis source totals"
+        );
+    }
     report.retries = health.retries.load(Ordering::Relaxed);
     report.ack_latency = percentiles(&mut latencies);
     report.failure = run
@@ -899,6 +931,8 @@ struct Opened {
     stop: Option<flowgate_redis::StopHandle>,
     acker: Option<flowgate_redis::Acker>,
     dead_letter_stream: Option<String>,
+    /// The Redis source's counters.
+    stats: Option<Box<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>>,
 }
 
 async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Opened, IngestError> {
@@ -939,6 +973,7 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                 stop: None,
                 acker: None,
                 dead_letter_stream: None,
+                stats: None,
             })
         }
         SourceConfig::Redis(redis) => {
@@ -960,7 +995,14 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
             .map_err(IngestError::Source)?;
             let stop = source.stop_handle();
             let acker = source.acker().clone();
-            let stream = source
+            let source = Arc::new(Mutex::new(source));
+            let stats = Arc::clone(&source);
+            let stream = stream::poll_fn(move |cx| {
+                source
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .poll_next_unpin(cx)
+            })
                 .map(|delivery| {
                     delivery.map(|delivery| {
                         let (message, token) = delivery.into_parts();
@@ -983,6 +1025,9 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                 stop: Some(stop),
                 acker: Some(acker),
                 dead_letter_stream: Some(dead_letter),
+                stats: Some(Box::new(move || {
+                    stats.lock().unwrap_or_else(PoisonError::into_inner).stats()
+                })),
             })
         }
     }
