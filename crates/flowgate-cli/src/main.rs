@@ -31,7 +31,7 @@ enum Command {
     /// `--postgres` writes to PostgreSQL. Every message is acknowledged only
     /// after its row was written; rows are keyed by message id, so a
     /// redelivered message is stored once.
-    Ingest(IngestArgs),
+    Ingest(Box<IngestArgs>),
     /// Append generated messages (fields `seq` and `body`) to a Redis stream.
     Publish(PublishArgs),
     /// The naive loop `ingest` is measured against: per message, INSERT into
@@ -55,27 +55,52 @@ const DAY_MS: u64 = 86_400_000;
 #[command(after_long_help = INGEST_HELP)]
 struct IngestArgs {
     /// Embedded source: how many messages to generate.
-    #[arg(long, value_name = "N", default_value_t = 200_000, conflicts_with = "redis",
-          help_heading = "Embedded source (the default)")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200_000,
+        conflicts_with = "redis",
+        help_heading = "Embedded source (the default)"
+    )]
     messages: u64,
     /// Embedded source: deliver every n-th message a second time, as a broker
     /// redelivers after a lost ack (0: never). The sink skips the duplicates.
-    #[arg(long, value_name = "N", default_value_t = 100, conflicts_with = "redis",
-          help_heading = "Embedded source (the default)")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        conflicts_with = "redis",
+        help_heading = "Embedded source (the default)"
+    )]
     redeliver_every: u64,
 
     /// Read from a Redis stream instead of generating, e.g. redis://127.0.0.1:6379/.
     #[arg(long, value_name = "URL", requires_all = ["stream", "group"], help_heading = "Redis source")]
     redis: Option<String>,
     /// Redis stream key.
-    #[arg(long, value_name = "KEY", requires = "redis", help_heading = "Redis source")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "redis",
+        help_heading = "Redis source"
+    )]
     stream: Option<String>,
     /// Redis consumer group (created, with the stream, if missing).
-    #[arg(long, value_name = "NAME", requires = "redis", help_heading = "Redis source")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "redis",
+        help_heading = "Redis source"
+    )]
     group: Option<String>,
     /// This consumer's name in the group (default: host name and process id).
     /// Restart with the same name to resume its pending messages first.
-    #[arg(long, value_name = "NAME", requires = "redis", help_heading = "Redis source")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "redis",
+        help_heading = "Redis source"
+    )]
     consumer: Option<String>,
     /// The lease: while running, this consumer renews its claim on the
     /// messages it holds; one that stops renewing for this long (it died or
@@ -89,7 +114,12 @@ struct IngestArgs {
           help_heading = "Redis source")]
     max_deliveries: Option<u64>,
     /// Where bad messages go, with the reason [default: <stream>:dead].
-    #[arg(long, value_name = "KEY", requires = "redis", help_heading = "Redis source")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "redis",
+        help_heading = "Redis source"
+    )]
     dead_letter_stream: Option<String>,
     /// Stop once no message arrived for this many milliseconds (default: run
     /// until Ctrl-C). The wait is not counted in the elapsed time.
@@ -102,7 +132,12 @@ struct IngestArgs {
     max_messages: Option<u64>,
 
     /// SQLite file to write to (the default sink) [default: flowgate-ingest.sqlite].
-    #[arg(long, value_name = "PATH", conflicts_with = "postgres", help_heading = "Sink")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "postgres",
+        help_heading = "Sink"
+    )]
     sqlite: Option<PathBuf>,
     /// Write to PostgreSQL instead, e.g. postgres://user@127.0.0.1:5432/db.
     #[arg(long, value_name = "URL", help_heading = "Sink")]
@@ -115,11 +150,21 @@ struct IngestArgs {
     /// double, boolean, bytea, jsonb or timestamptz; '?' makes it nullable (a
     /// missing field stores NULL); SOURCE is a field name (default: NAME) or
     /// @id, the stream entry id. Repeat for every column.
-    #[arg(long = "column", value_name = "SPEC", conflicts_with = "schema", help_heading = "Sink")]
+    #[arg(
+        long = "column",
+        value_name = "SPEC",
+        conflicts_with = "schema",
+        help_heading = "Sink"
+    )]
     columns: Vec<String>,
     /// A key column (repeatable): rows are deduplicated by it [default: the
     /// column taken from @id].
-    #[arg(long = "key", value_name = "NAME", requires = "columns", help_heading = "Sink")]
+    #[arg(
+        long = "key",
+        value_name = "NAME",
+        requires = "columns",
+        help_heading = "Sink"
+    )]
     keys: Vec<String>,
     /// The mapping from a TOML file (see `--help`).
     #[arg(long, value_name = "FILE", help_heading = "Sink")]
@@ -222,7 +267,7 @@ struct NaiveArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Ingest(args) => ingest_command(args).await,
+        Command::Ingest(args) => ingest_command(*args).await,
         Command::Publish(args) => {
             match naive::publish(&args.redis, &args.stream, args.messages).await {
                 Ok(took) => {
@@ -322,11 +367,14 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             &args.columns,
             &args.keys,
         )?,
-        (None, true) => Mapping::demo(args.table.as_deref().unwrap_or(DEFAULT_TABLE))
-            .map_err(|e| MappingError {
-                message: format!("--table: {}", e.message),
-                source: e.source,
-            })?,
+        (None, true) => {
+            Mapping::demo(args.table.as_deref().unwrap_or(DEFAULT_TABLE)).map_err(|e| {
+                MappingError {
+                    message: format!("--table: {}", e.message),
+                    source: e.source,
+                }
+            })?
+        }
     };
     let source = match args.redis {
         Some(url) => {
@@ -402,7 +450,9 @@ async fn handle_signals(control: Control) {
             );
             control.stop();
         } else {
-            eprintln!("flowgate ingest: interrupted again: stopping now; what is not acknowledged stays pending");
+            eprintln!(
+                "flowgate ingest: interrupted again: stopping now; what is not acknowledged stays pending"
+            );
             control.abort();
             return;
         }

@@ -256,7 +256,11 @@ impl Mapping {
                 column("id", ColumnType::Text, Source::EntryId),
                 column("seq", ColumnType::Integer, Source::Field("seq".into())),
                 column("body", ColumnType::Blob, Source::Field("body".into())),
-                column("checksum", ColumnType::Integer, Source::Fnv1a("body".into())),
+                column(
+                    "checksum",
+                    ColumnType::Integer,
+                    Source::Fnv1a("body".into()),
+                ),
             ],
             &["id".to_owned()],
         )
@@ -354,11 +358,7 @@ impl Mapping {
     }
 
     /// Checks the columns and keys and builds the table description.
-    fn new(
-        table: &str,
-        columns: Vec<ColumnMap>,
-        keys: &[String],
-    ) -> Result<Mapping, MappingError> {
+    fn new(table: &str, columns: Vec<ColumnMap>, keys: &[String]) -> Result<Mapping, MappingError> {
         if columns.is_empty() {
             return Err(MappingError::new("no columns"));
         }
@@ -487,12 +487,9 @@ impl fmt::Display for Mapping {
 
 /// FNV-1a, 64 bits, as a signed integer.
 pub fn fnv1a(bytes: &[u8]) -> i64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-        })
-        .cast_signed()
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    }) as i64
 }
 
 #[cfg(test)]
@@ -526,7 +523,11 @@ mod tests {
             Source::Field("n".into())
         );
         assert!(parse_column_spec("n").unwrap_err().contains("NAME:TYPE"));
-        assert!(parse_column_spec("n:int").unwrap_err().contains("unknown type \"int\""));
+        assert!(
+            parse_column_spec("n:int")
+                .unwrap_err()
+                .contains("unknown type \"int\"")
+        );
         assert!(parse_column_spec(":text").unwrap_err().contains("empty"));
         assert!(parse_column_spec("a:text=").unwrap_err().contains("empty"));
     }
@@ -547,17 +548,26 @@ mod tests {
             ]
         );
         let missing = mapping.row("1-0", &fields(&[("seq", b"7")])).unwrap_err();
-        assert!(missing.0.contains("\"body\"") && missing.0.contains("missing"), "{missing}");
+        assert!(
+            missing.0.contains("\"body\"") && missing.0.contains("missing"),
+            "{missing}"
+        );
         let bad = mapping
             .row("1-0", &fields(&[("seq", b"x7"), ("body", b"b")]))
             .unwrap_err();
-        assert!(bad.0.contains("\"seq\"") && bad.0.contains("bigint"), "{bad}");
+        assert!(
+            bad.0.contains("\"seq\"") && bad.0.contains("bigint"),
+            "{bad}"
+        );
     }
 
     #[test]
     fn keys_default_to_the_entry_id_column_and_are_checked() {
         let m = Mapping::from_flags("t", &["id:text=@id".into(), "n:bigint".into()], &[]).unwrap();
-        assert_eq!(m.table().key().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id"]);
+        assert_eq!(
+            m.table().key().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["id"]
+        );
         let err = Mapping::from_flags("t", &["n:bigint".into()], &[]).unwrap_err();
         assert!(err.message.contains("no key"), "{err}");
         let err = Mapping::from_flags("t", &["n:bigint".into()], &["m".into()]).unwrap_err();
@@ -594,15 +604,20 @@ mod tests {
             m.table().key().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             ["order_id"]
         );
-        let row = m
-            .row("5-0", &fields(&[("order_id", b"42")]))
-            .unwrap();
-        assert_eq!(row, vec![Value::from("5-0"), Value::Integer(42), Value::Null]);
+        let row = m.row("5-0", &fields(&[("order_id", b"42")])).unwrap();
+        assert_eq!(
+            row,
+            vec![Value::from("5-0"), Value::Integer(42), Value::Null]
+        );
 
-        let err = Mapping::from_toml("table = \"t\"\n[[column]]\nname = \"a\"\ntype = \"text\"\nkye = true\n", None)
-            .unwrap_err();
+        let err = Mapping::from_toml(
+            "table = \"t\"\n[[column]]\nname = \"a\"\ntype = \"text\"\nkye = true\n",
+            None,
+        )
+        .unwrap_err();
         assert!(err.source.unwrap().to_string().contains("kye"));
-        let err = Mapping::from_toml("[[column]]\nname = \"a\"\ntype = \"text\"\n", None).unwrap_err();
+        let err =
+            Mapping::from_toml("[[column]]\nname = \"a\"\ntype = \"text\"\n", None).unwrap_err();
         assert!(err.message.contains("no table"), "{err}");
         let err = Mapping::from_toml("table = \"a\"\n", Some("b")).unwrap_err();
         assert!(err.message.contains("--table"), "{err}");
