@@ -75,6 +75,9 @@ pub struct RedisConfig {
     /// The lease: a consumer that stops renewing its claim on a message for
     /// this long (it died or hangs) loses the message to another consumer.
     pub claim_idle: Duration,
+    /// A consumer still connected but renewing nothing loses its messages
+    /// after this long (`None`: 10 × `claim_idle`).
+    pub hung_after: Option<Duration>,
     /// A message delivered more often than this to consumers that died or
     /// hung while holding it goes to the dead-letter stream.
     pub max_deliveries: u64,
@@ -102,6 +105,7 @@ impl RedisConfig {
             group: group.into(),
             consumer: consumer.into(),
             claim_idle: Duration::from_secs(30),
+            hung_after: None,
             max_deliveries: 5,
             dead_letter_stream: None,
             exit_when_idle: None,
@@ -999,6 +1003,11 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
             .max_in_flight(max_in_flight)
             .batch_size(max_in_flight.min(256))
             .claim_idle(redis.claim_idle)
+            .hung_after(
+                redis
+                    .hung_after
+                    .unwrap_or(redis.claim_idle.saturating_mul(10)),
+            )
             .max_deliveries(redis.max_deliveries)
             .dead_letter_stream(dead_letter.clone())
             .block(Duration::from_millis(500))

@@ -23,14 +23,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run source -> par_map -> batcher -> sink -> ack and print a report.
+    /// Run source -> map -> batcher -> sink -> ack and print a report.
     ///
     /// By default everything is embedded: generated messages go into a SQLite
     /// file, no server needed. `--redis` reads a Redis stream as one consumer
     /// of a group (run several, on several machines, to scale out);
-    /// `--postgres` writes to PostgreSQL. Every message is acknowledged only
-    /// after its row was written; rows are keyed by message id, so a
-    /// redelivered message is stored once.
+    /// `--postgres` writes to PostgreSQL. `--column`/`--key` or `--schema`
+    /// map fields onto your own table. Every message is acknowledged only
+    /// after its row was written (or it was dead-lettered with the reason);
+    /// rows are keyed, so a redelivered message is stored once.
     Ingest(Box<IngestArgs>),
     /// Append generated messages (fields `seq` and `body`) to a Redis stream.
     Publish(PublishArgs),
@@ -108,6 +109,12 @@ struct IngestArgs {
     #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     claim_idle_ms: Option<u64>,
+    /// A consumer still connected to Redis but renewing no lease (hung,
+    /// starved, partitioned) loses its messages after this long
+    /// [default: 10 × --claim-idle-ms].
+    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+          help_heading = "Redis source")]
+    hung_after_ms: Option<u64>,
     /// Dead-letter a message delivered more often than this to consumers that
     /// died or hung while holding it [default: 5].
     #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u64>(u64::from(u32::MAX)),
@@ -387,6 +394,7 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             if let Some(ms) = args.claim_idle_ms {
                 redis.claim_idle = Duration::from_millis(ms);
             }
+            redis.hung_after = args.hung_after_ms.map(Duration::from_millis);
             if let Some(n) = args.max_deliveries {
                 redis.max_deliveries = n;
             }

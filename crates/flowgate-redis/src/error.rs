@@ -40,6 +40,14 @@ pub enum BuildError {
     },
     /// `connect_timeout` is zero: no connection could ever be made.
     ZeroConnectTimeout,
+    /// `hung_after` is below `claim_idle`: a connected consumer would lose
+    /// its messages sooner than a dead one.
+    HungAfterBelowClaimIdle {
+        /// The configured `hung_after`.
+        hung_after: std::time::Duration,
+        /// The configured `claim_idle`.
+        claim_idle: std::time::Duration,
+    },
     /// The acknowledgement batcher's settings are invalid.
     Ack(flowgate::batch::BuildError),
 }
@@ -68,6 +76,13 @@ impl fmt::Display for BuildError {
                 "lease_renewal ({lease_renewal:?}) must be shorter than claim_idle ({claim_idle:?})"
             ),
             Self::ZeroConnectTimeout => f.write_str("connect_timeout must be greater than zero"),
+            Self::HungAfterBelowClaimIdle {
+                hung_after,
+                claim_idle,
+            } => write!(
+                f,
+                "hung_after ({hung_after:?}) must be at least claim_idle ({claim_idle:?})"
+            ),
             Self::Ack(err) => write!(f, "acknowledgement batcher: {err}"),
         }
     }

@@ -17,7 +17,8 @@
 //!   `XACK` was answered. A failed `XACK` is retried with backoff (see
 //!   [`Acker`]), so a Redis restart does not leave written messages pending.
 //! - After a restart, re-reads this consumer's own pending messages first;
-//!   then takes over (`XAUTOCLAIM`) messages whose lease ran out.
+//!   then takes over messages whose lease ran out and whose consumer is gone
+//!   (see [Leases](#leases)).
 //! - Bounded: at most [`max_in_flight`](SourceBuilder::max_in_flight)
 //!   deliveries are out at once; reading pauses at the bound.
 //! - Graceful shutdown: [`StopHandle::stop`] ends the stream; ack what was
@@ -45,9 +46,22 @@
 //!
 //! - a live consumer keeps its messages however long their processing
 //!   takes (a sink outage, a slow batch): no other consumer is handed them;
-//! - only a consumer that died, hung (process stopped, runtime blocked) or
-//!   cannot reach Redis for [`claim_idle`](SourceBuilder::claim_idle) loses
-//!   its leases, and its messages are taken over by `XAUTOCLAIM`;
+//! - only a consumer that is gone loses its messages: one whose leases were
+//!   not renewed for [`claim_idle`](SourceBuilder::claim_idle) **and** whose
+//!   command connection is gone (it died: killed, crashed, its machine
+//!   lost). A running consumer names that connection (`CLIENT SETNAME
+//!   flowgate:<hex stream>:<hex group>:<hex consumer>`, renewed with every
+//!   lease renewal), and a takeover checks `CLIENT LIST` first. A consumer
+//!   that is still connected but renews nothing — starved of CPU on a busy
+//!   machine, paused, hung, or cut off by a partition Redis has not noticed
+//!   yet — keeps its messages until [`hung_after`](SourceBuilder::hung_after)
+//!   (default 10 × `claim_idle`). So no scheduling delay short of
+//!   `hung_after` makes two live consumers receive the same message, while a
+//!   killed consumer's messages move on after `claim_idle`. (Without the
+//!   `CLIENT` permission, leases fall back to time alone, with a warning.)
+//!   The takeover scans the pending list (`XPENDING … IDLE claim_idle`) and
+//!   moves the entries with a script that re-checks the idle time, so a
+//!   lease renewed in between holds;
 //! - a consumer that stalled past `claim_idle` never steals back what
 //!   another consumer took over (the owner check); it counts such leases as
 //!   lost ([`SourceStats::leases_lost`]). Its late `XACK` still removes the
@@ -62,9 +76,10 @@
 //! reply (or a recovery read) is filtered by the deliveries held *and* by
 //! every id acked or released while the claim was on its way, so an `XACK`
 //! that Redis ran just after the claim cannot make the message reappear.
-//! Claims use `XAUTOCLAIM … JUSTID`, so a message this consumer still holds
-//! (which a claim only finds if its renewal failed) is not counted as
-//! delivered again; the others are fetched with a counted `XCLAIM`.
+//! Takeovers move entries with `XCLAIM … JUSTID`, so a message this consumer
+//! still holds (which a takeover only finds if its renewal failed) is not
+//! counted as delivered again; the others are fetched with a counted
+//! `XCLAIM`.
 //!
 //! # Delivery counting
 //!
@@ -104,8 +119,7 @@
 //!   value);
 //! - **deleted while pending** (`deleted`): `XDEL` or `XTRIM` removed an
 //!   entry that was never acked; only its id is left, recorded without
-//!   original fields (`XAUTOCLAIM`'s list of deleted ids, Redis ≥ 7, is
-//!   recorded the same way);
+//!   original fields (also when a takeover finds the entry gone);
 //! - **rejected by the caller** (`rejected`): [`AckToken::dead_letter`],
 //!   [`Delivery::dead_letter`] or [`Acker::dead_letter`], for content the
 //!   application cannot use (it does not parse or map, the sink refuses it

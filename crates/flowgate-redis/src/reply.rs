@@ -1,4 +1,4 @@
-//! Replies of `XREADGROUP`, `XAUTOCLAIM`, `XPENDING` and the source's scripts,
+//! Replies of `XREADGROUP`, `XPENDING`, `CLIENT LIST` and the source's scripts,
 //! parsed from raw [`redis::Value`]s entry by entry, so that one entry that
 //! cannot be read does not fail the whole reply.
 //!
@@ -8,7 +8,7 @@
 //! content at all because it was deleted while pending) becomes
 //! [`Content::Unreadable`] or [`Content::Deleted`], for the dead-letter stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::Value;
 
@@ -204,40 +204,6 @@ pub(crate) fn read_reply(value: &Value) -> Result<Vec<Entry>, Malformed> {
     }
 }
 
-/// An `XAUTOCLAIM … JUSTID` reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AutoClaim {
-    /// Where the next scan starts (`0-0`: the scan went round).
-    pub(crate) cursor: String,
-    /// The ids claimed.
-    pub(crate) claimed: Vec<String>,
-    /// Ids that were pending but deleted from the stream; Redis removed them
-    /// from the pending list (Redis ≥ 7; empty before).
-    pub(crate) deleted: Vec<String>,
-}
-
-/// `[cursor, [id…], [deleted id…]]` (the third element from Redis 7 on).
-pub(crate) fn autoclaim_reply(value: &Value) -> Result<AutoClaim, Malformed> {
-    let parts = items(value, "the reply")?;
-    if parts.len() < 2 {
-        return malformed(format!("the reply has {} parts", parts.len()));
-    }
-    let ids = |value: &Value, what: &str| -> Result<Vec<String>, Malformed> {
-        items(value, what)?
-            .iter()
-            .map(|id| text(id, "a claimed id"))
-            .collect()
-    };
-    Ok(AutoClaim {
-        cursor: text(&parts[0], "the cursor")?,
-        claimed: ids(&parts[1], "the claimed ids")?,
-        deleted: match parts.get(2) {
-            Some(Value::Nil) | None => Vec::new(),
-            Some(list) => ids(list, "the deleted ids")?,
-        },
-    })
-}
-
 /// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
 /// as a map from id to deliveries.
 pub(crate) fn pending_counts(value: &Value) -> Result<HashMap<String, u64>, Malformed> {
@@ -250,6 +216,57 @@ pub(crate) fn pending_counts(value: &Value) -> Result<HashMap<String, u64>, Malf
         counts.insert(text(id, "a pending id")?, int(deliveries, "deliveries")?);
     }
     Ok(counts)
+}
+
+/// One row of an extended `XPENDING` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) id: String,
+    pub(crate) consumer: String,
+    pub(crate) idle_ms: u64,
+}
+
+/// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
+/// row by row.
+pub(crate) fn pending_rows(value: &Value) -> Result<Vec<Pending>, Malformed> {
+    items(value, "the reply")?
+        .iter()
+        .map(|row| {
+            let parts = items(row, "a pending entry")?;
+            let [id, consumer, idle, _deliveries] = parts else {
+                return malformed(format!("a pending entry has {} parts, not 4", parts.len()));
+            };
+            Ok(Pending {
+                id: text(id, "a pending id")?,
+                consumer: text(consumer, "a pending entry's consumer")?,
+                idle_ms: int(idle, "idle time")?,
+            })
+        })
+        .collect()
+}
+
+/// The takeover script's reply: `[[claimed id…], [deleted id…]]`.
+pub(crate) fn takeover(value: &Value) -> Result<(Vec<String>, Vec<String>), Malformed> {
+    let parts = items(value, "the reply")?;
+    let [claimed, deleted] = parts else {
+        return malformed(format!("the reply has {} parts, not 2", parts.len()));
+    };
+    Ok((ids(claimed)?, ids(deleted)?))
+}
+
+/// The client names in a `CLIENT LIST` reply (one client per line,
+/// `key=value` fields separated by spaces; names hold no spaces).
+pub(crate) fn client_names(value: &Value) -> Result<HashSet<String>, Malformed> {
+    let list = text(value, "the client list")?;
+    Ok(list
+        .lines()
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("name="))
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+        })
+        .collect())
 }
 
 /// The take script's reply: `[[id, deliveries, fields or nil]…]`, nil
@@ -284,6 +301,49 @@ pub(crate) fn ids(value: &Value) -> Result<Vec<String>, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_names_are_read_from_the_client_list() {
+        let list = Value::BulkString(
+            b"id=3 addr=127.0.0.1:5 laddr=x fd=8 name=flowgate:61:62:63 age=1 cmd=client|list\n\
+              id=4 addr=127.0.0.1:6 laddr=x fd=9 name= age=1 cmd=xreadgroup\n"
+                .to_vec(),
+        );
+        assert_eq!(
+            client_names(&list).unwrap(),
+            HashSet::from(["flowgate:61:62:63".to_owned()])
+        );
+    }
+
+    #[test]
+    fn pending_rows_and_takeover_replies_parse() {
+        let row = |id: &str, consumer: &str, idle: i64| {
+            Value::Array(vec![
+                bulk(id.as_bytes()),
+                bulk(consumer.as_bytes()),
+                Value::Int(idle),
+                Value::Int(1),
+            ])
+        };
+        let rows = pending_rows(&Value::Array(vec![row("1-0", "a", 700)])).unwrap();
+        assert_eq!(
+            rows,
+            vec![Pending {
+                id: "1-0".into(),
+                consumer: "a".into(),
+                idle_ms: 700
+            }]
+        );
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk(b"1-0")]),
+            Value::Array(vec![bulk(b"2-0")]),
+        ]);
+        assert_eq!(
+            takeover(&reply).unwrap(),
+            (vec!["1-0".to_owned()], vec!["2-0".to_owned()])
+        );
+        assert!(takeover(&Value::Array(vec![])).is_err());
+    }
 
     fn bulk(s: &[u8]) -> Value {
         Value::BulkString(s.to_vec())
@@ -376,26 +436,6 @@ mod tests {
         assert!(read_reply(&Value::Int(3)).is_err());
         assert!(read_reply(&read(vec![Value::Int(1)])).is_err());
         assert!(read_reply(&read(vec![Value::Array(vec![Value::Nil, Value::Nil])])).is_err());
-    }
-
-    #[test]
-    fn autoclaim_replies_with_and_without_deleted_ids() {
-        let seven = Value::Array(vec![
-            bulk(b"0-0"),
-            Value::Array(vec![bulk(b"1-0"), bulk(b"2-0")]),
-            Value::Array(vec![bulk(b"3-0")]),
-        ]);
-        assert_eq!(
-            autoclaim_reply(&seven).unwrap(),
-            AutoClaim {
-                cursor: "0-0".into(),
-                claimed: vec!["1-0".into(), "2-0".into()],
-                deleted: vec!["3-0".into()],
-            }
-        );
-        let six = Value::Array(vec![bulk(b"5-0"), Value::Array(vec![])]);
-        assert_eq!(autoclaim_reply(&six).unwrap().deleted, Vec::<String>::new());
-        assert!(autoclaim_reply(&Value::Array(vec![bulk(b"0-0")])).is_err());
     }
 
     #[test]

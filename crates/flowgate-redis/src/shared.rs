@@ -39,6 +39,46 @@ return lost
     )
 });
 
+/// Takes over the ids given that are still pending and idle for at least
+/// `ARGV[3]` ms (so a lease renewed since they were listed is respected):
+/// `XCLAIM … JUSTID` moves them to this consumer without counting a
+/// delivery (the take script counts it when it reads them). An id whose
+/// entry was deleted from the stream is removed from the pending list
+/// instead. Returns `[claimed ids, deleted ids]`.
+///
+/// `KEYS[1]` stream; `ARGV[1]` group, `ARGV[2]` consumer, `ARGV[3]` the
+/// minimum idle time in ms, `ARGV[4..]` ids.
+pub(crate) static TAKEOVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local claimed, deleted = {}, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], id, id, 1)[1]
+  if row then
+    if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      deleted[#deleted + 1] = id
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id, 'JUSTID')
+      claimed[#claimed + 1] = id
+    end
+  end
+end
+return {claimed, deleted}
+",
+    )
+});
+
+/// The client name a consumer gives its command connection while it runs
+/// (`CLIENT SETNAME`), so that other consumers can see that it is alive:
+/// `flowgate:` and the hex of the stream, group and consumer names (client
+/// names may not hold spaces).
+pub(crate) fn presence_name(stream: &str, group: &str, consumer: &str) -> String {
+    let hex = |name: &str| -> String { name.bytes().map(|b| format!("{b:02x}")).collect() };
+    format!("flowgate:{}:{}:{}", hex(stream), hex(group), hex(consumer))
+}
+
 /// Takes the content of the ids given that are pending with this consumer,
 /// counting a delivery (`XCLAIM` without `JUSTID`); returns
 /// `[id, deliveries, fields]` for each, with `fields` nil when the entry was
@@ -380,7 +420,7 @@ mod tests {
         assert!(!shared.hold("1-0"), "held once");
         shared.release("2-0"); // acked before the claim was sent: not remembered
         let claim = shared.begin_claim();
-        // While XAUTOCLAIM is on its way, the XACK of 4-0 is answered (it
+        // While the takeover is on its way, the XACK of 4-0 is answered (it
         // ran after the claim in Redis, so the reply may still carry 4-0).
         shared.release("4-0");
         shared.acked(&ids(&["5-0"])); // a raw Acker::ack answered meanwhile

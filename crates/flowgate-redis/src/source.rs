@@ -1,7 +1,7 @@
 //! [`RedisStreamSource`]: the consumer-group reader, its lease renewer, and
 //! its builder.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -19,17 +19,18 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::delivery::{Acker, Delivery, InFlight};
 use crate::error::{BuildError, SourceError, Target, server_name};
 use crate::reply::{self, Content, Entry};
-use crate::shared::{self, RENEW, SCRIPT_CHUNK, Shared, TAKE};
+use crate::shared::{self, RENEW, SCRIPT_CHUNK, Shared, TAKE, TAKEOVER};
 
 /// Configures a [`RedisStreamSource`]; created by [`RedisStreamSource::builder`].
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
-/// | [`batch_size`](Self::batch_size) | 256 | `COUNT` of each `XREADGROUP` / `XAUTOCLAIM` |
+/// | [`batch_size`](Self::batch_size) | 256 | `COUNT` of each `XREADGROUP` and takeover scan |
 /// | [`block`](Self::block) | 1 s | `BLOCK` of each `XREADGROUP`; also how long [`StopHandle::stop`] may take |
 /// | [`max_in_flight`](Self::max_in_flight) | 10 000 | deliveries handed out and not yet acked or dropped; reading pauses at the bound |
-/// | [`claim_idle`](Self::claim_idle) | 30 s | a message whose lease was not renewed for this long is taken over (`XAUTOCLAIM`) |
+/// | [`claim_idle`](Self::claim_idle) | 30 s | a message whose lease was not renewed for this long is taken over, once its consumer's connection is gone |
 /// | [`lease_renewal`](Self::lease_renewal) | `claim_idle / 4` | how often the leases of held deliveries are renewed; must be shorter than `claim_idle` |
+/// | [`hung_after`](Self::hung_after) | `10 × claim_idle` | a consumer still connected to Redis loses its messages only after this long without renewing them |
 /// | [`claim_interval`](Self::claim_interval) | `claim_idle / 2` | how often to look for messages to take over |
 /// | [`max_deliveries`](Self::max_deliveries) | 5 | a message delivered more often goes to the dead-letter stream instead |
 /// | [`dead_letter_stream`](Self::dead_letter_stream) | `<stream>:dead` | where poison and rejected messages go |
@@ -48,6 +49,7 @@ pub struct SourceBuilder {
     max_in_flight: usize,
     claim_idle: Duration,
     lease_renewal: Option<Duration>,
+    hung_after: Option<Duration>,
     claim_interval: Option<Duration>,
     max_deliveries: u64,
     dead_letter: Option<String>,
@@ -81,13 +83,14 @@ impl SourceBuilder {
 
     /// The lease time: a message pending this long without its lease being
     /// renewed is taken over by another consumer of the group (or by this
-    /// one), with `XAUTOCLAIM`.
+    /// one) — once its consumer's connection is gone, or after
+    /// [`hung_after`](Self::hung_after) if it is still connected.
     ///
     /// A live consumer renews the leases of the deliveries it holds every
     /// [`lease_renewal`](Self::lease_renewal), so it keeps them however long
-    /// their processing takes; only a consumer that died, hung (its process
-    /// stopped, its runtime blocked) or cannot reach Redis for `claim_idle`
-    /// loses them. Such a consumer's late `XACK` still removes the message
+    /// their processing takes; only a consumer that died (its connection is
+    /// gone) loses them after `claim_idle`, and one that is connected but
+    /// renews nothing (hung, starved, partitioned) after `hung_after`. Such a consumer's late `XACK` still removes the message
     /// from the group, but the message may have been processed by the new
     /// owner too: the effect may happen twice (at-least-once).
     ///
@@ -105,6 +108,25 @@ impl SourceBuilder {
     /// `claim_idle`; leave room for a slow or retried renewal.
     pub fn lease_renewal(mut self, lease_renewal: Duration) -> Self {
         self.lease_renewal = Some(lease_renewal);
+        self
+    }
+
+    /// How long a consumer that is still *connected* to Redis may go without
+    /// renewing its leases before its messages are taken over anyway
+    /// (default: 10 × `claim_idle`). Must be at least `claim_idle`.
+    ///
+    /// A running consumer names its command connection (`CLIENT SETNAME
+    /// flowgate:<hex of stream>:<hex of group>:<hex of consumer>`). A
+    /// consumer that died — killed, crashed, its machine gone — loses its
+    /// connection, and its messages are taken over once their lease
+    /// (`claim_idle`) ran out. A consumer whose connection is still there is
+    /// alive but slow (a starved CPU, a long pause): its messages are only
+    /// taken over after `hung_after`, so a busy machine never makes two live
+    /// consumers process the same message. A partitioned consumer's
+    /// connection lingers until Redis notices (TCP keepalive): `hung_after`
+    /// bounds that too.
+    pub fn hung_after(mut self, hung_after: Duration) -> Self {
+        self.hung_after = Some(hung_after);
         self
     }
 
@@ -210,7 +232,18 @@ impl SourceBuilder {
         if self.connect_timeout.is_zero() {
             return Err(BuildError::ZeroConnectTimeout);
         }
+        if self.effective_hung_after() < self.claim_idle {
+            return Err(BuildError::HungAfterBelowClaimIdle {
+                hung_after: self.effective_hung_after(),
+                claim_idle: self.claim_idle,
+            });
+        }
         Ok(())
+    }
+
+    fn effective_hung_after(&self) -> Duration {
+        self.hung_after
+            .unwrap_or(self.claim_idle.saturating_mul(10))
     }
 
     fn effective_lease_renewal(&self) -> Duration {
@@ -331,6 +364,7 @@ impl SourceBuilder {
                 batch_size: self.batch_size,
                 block: self.block,
                 claim_idle: self.claim_idle,
+                hung_after: self.effective_hung_after(),
                 claim_interval,
                 max_deliveries: self.max_deliveries,
             },
@@ -341,9 +375,16 @@ impl SourceBuilder {
             acker: acker.clone(),
             stop: stop.clone(),
             recovering: Some("0".to_owned()),
-            claim_cursor: "0-0".to_owned(),
+            claim_cursor: "-".to_owned(),
+            presence_unknown_logged: false,
             next_claim: Instant::now(),
         };
+        // Present from the start: other consumers see this one is alive.
+        let presence = shared::presence_name(&target.stream, &target.group, &target.consumer);
+        let mut conn = commands.clone();
+        set_presence(&mut conn, &presence)
+            .await
+            .map_err(|err| target.error("CLIENT SETNAME", err))?;
         tokio::spawn(reader.run());
         tokio::spawn(renew_leases(
             Arc::downgrade(&shared),
@@ -432,6 +473,7 @@ impl RedisStreamSource {
             max_in_flight: 10_000,
             claim_idle: Duration::from_secs(30),
             lease_renewal: None,
+            hung_after: None,
             claim_interval: None,
             max_deliveries: 5,
             dead_letter: None,
@@ -530,7 +572,7 @@ pub struct SourceStats {
     /// This consumer's own pending messages read again after a restart and
     /// handed out.
     pub recovered: u64,
-    /// Messages taken over (`XAUTOCLAIM`) from consumers that died or hung,
+    /// Messages taken over from consumers that died or hung,
     /// or dropped by this one, and handed out.
     pub claimed: u64,
     /// Entries of a claim reply that this consumer held or had just acked,
@@ -569,6 +611,7 @@ struct Settings {
     batch_size: usize,
     block: Duration,
     claim_idle: Duration,
+    hung_after: Duration,
     claim_interval: Duration,
     max_deliveries: u64,
 }
@@ -587,8 +630,11 @@ struct Reader {
     /// While re-reading this consumer's own pending entries after a restart:
     /// the id to continue after.
     recovering: Option<String>,
+    /// Where the next takeover scan starts: `-`, or `(<id>` after `<id>`.
     claim_cursor: String,
     next_claim: Instant,
+    /// Whether the failure to list clients (no permission) was logged.
+    presence_unknown_logged: bool,
 }
 
 /// Where a batch of entries came from.
@@ -777,39 +823,87 @@ impl Reader {
         }
     }
 
-    /// Takes over entries idle for `claim_idle` (`XAUTOCLAIM … JUSTID`,
-    /// continuing the scan where the last call stopped), leaves out those
-    /// this consumer holds or has just acked, and fetches the others,
+    /// Takes over entries whose lease ran out: pending and idle for
+    /// `claim_idle` with a consumer that is gone (no connection of that name,
+    /// see [`SourceBuilder::hung_after`]) or with this one (dropped
+    /// deliveries), or idle for `hung_after` with any consumer. Scans the
+    /// pending list with `XPENDING … IDLE`, continuing where the last call
+    /// stopped; moves the entries with the takeover script (which re-checks
+    /// the idle time, so a lease renewed meanwhile holds); leaves out those
+    /// this consumer holds or has just acked; and fetches the others,
     /// counting a delivery (the take script).
     async fn claim(&mut self) -> Result<Vec<(Entry, u64)>, SourceError> {
         let shared = Arc::clone(&self.shared);
         let target = &shared.target;
         let guard = shared.begin_claim();
-        let reply: Value = redis::cmd("XAUTOCLAIM")
+        let live = self.live_consumers().await?;
+        let claim_idle = self.settings.claim_idle.as_millis() as u64;
+        let hung_after = self.settings.hung_after.as_millis() as u64;
+        let reply: Value = redis::cmd("XPENDING")
             .arg(&target.stream)
             .arg(&target.group)
-            .arg(&target.consumer)
-            .arg(self.settings.claim_idle.as_millis() as u64)
+            .arg("IDLE")
+            .arg(claim_idle)
             .arg(&self.claim_cursor)
-            .arg("COUNT")
+            .arg("+")
             .arg(self.settings.batch_size)
-            .arg("JUSTID")
             .query_async(&mut self.commands)
             .await
-            .map_err(|err| target.error("XAUTOCLAIM", err))?;
-        let claim =
-            reply::autoclaim_reply(&reply).map_err(|bad| target.unexpected("XAUTOCLAIM", bad.0))?;
-        let (ids, skipped) = guard.keep(claim.claimed, |id| id);
-        self.skipped(skipped);
-        if claim.cursor == "0-0" {
-            // The scan went round: rest until the next interval.
-            self.next_claim = Instant::now() + self.settings.claim_interval;
+            .map_err(|err| target.error("XPENDING (takeover scan)", err))?;
+        let rows =
+            reply::pending_rows(&reply).map_err(|bad| target.unexpected("XPENDING", bad.0))?;
+        match rows.last() {
+            Some(last) if rows.len() >= self.settings.batch_size => {
+                self.claim_cursor = format!("({}", last.id);
+            }
+            _ => {
+                // The scan went round: rest until the next interval.
+                self.claim_cursor = "-".to_owned();
+                self.next_claim = Instant::now() + self.settings.claim_interval;
+            }
         }
-        self.claim_cursor = claim.cursor;
+        let mut from: Vec<String> = Vec::new();
+        let candidates: Vec<String> = rows
+            .into_iter()
+            .filter(|row| {
+                let gone = row.consumer == target.consumer
+                    || live.as_ref().is_none_or(|live| {
+                        !live.contains(&shared::presence_name(
+                            &target.stream,
+                            &target.group,
+                            &row.consumer,
+                        ))
+                    })
+                    || row.idle_ms >= hung_after;
+                if gone && row.consumer != target.consumer && !from.contains(&row.consumer) {
+                    from.push(row.consumer.clone());
+                }
+                gone
+            })
+            .map(|row| row.id)
+            .collect();
+        let mut claimed = Vec::new();
+        let mut deleted = Vec::new();
+        for chunk in candidates.chunks(SCRIPT_CHUNK) {
+            let mut call = TAKEOVER.key(&target.stream);
+            call.arg(&target.group)
+                .arg(&target.consumer)
+                .arg(claim_idle)
+                .arg(chunk);
+            let reply: Value = call
+                .invoke_async(&mut self.commands)
+                .await
+                .map_err(|err| target.error("XCLAIM (takeover script)", err))?;
+            let (c, d) = reply::takeover(&reply)
+                .map_err(|bad| target.unexpected("XCLAIM (takeover script)", bad.0))?;
+            claimed.extend(c);
+            deleted.extend(d);
+        }
+        let (ids, skipped) = guard.keep(claimed, |id| id);
+        self.skipped(skipped);
 
-        // Already removed from the pending list by XAUTOCLAIM (Redis ≥ 7).
-        let mut out: Vec<(Entry, u64)> = claim
-            .deleted
+        // Already removed from the pending list by the takeover script.
+        let mut out: Vec<(Entry, u64)> = deleted
             .into_iter()
             .map(|id| {
                 (
@@ -835,11 +929,42 @@ impl Reader {
         if !out.is_empty() {
             tracing::warn!(
                 messages = out.len(),
+                from = ?from,
                 claim_idle = ?self.settings.claim_idle,
-                "took over messages whose lease ran out (their consumer died, hung or dropped them)"
+                "took over messages whose lease ran out (their consumer is gone, hung, or dropped them)"
             );
         }
         Ok(out)
+    }
+
+    /// The presence names of the consumers connected now (`CLIENT LIST`), or
+    /// `None` when Redis does not let this client list them (an ACL without
+    /// `CLIENT`): then every consumer's lease is judged by time alone.
+    async fn live_consumers(&mut self) -> Result<Option<HashSet<String>>, SourceError> {
+        let target = &self.shared.target;
+        let reply: Result<Value, RedisError> = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("normal")
+            .query_async(&mut self.commands)
+            .await;
+        match reply {
+            Ok(reply) => reply::client_names(&reply)
+                .map(Some)
+                .map_err(|bad| target.unexpected("CLIENT LIST", bad.0)),
+            Err(err) if err.code() == Some("NOPERM") => {
+                if !self.presence_unknown_logged {
+                    self.presence_unknown_logged = true;
+                    tracing::warn!(
+                        error = %err,
+                        "cannot list Redis clients: leases are judged by time alone (claim_idle), \
+                         so a live but slow consumer may lose its messages"
+                    );
+                }
+                Ok(None)
+            }
+            Err(err) => Err(target.error("CLIENT LIST", err)),
+        }
     }
 
     /// Delivery counts of `entries`, all pending with this consumer.
@@ -931,15 +1056,31 @@ impl Reader {
 
 /// Renews the leases of the deliveries held, every `every`, for as long as
 /// the source or any of its deliveries or ackers is alive.
+///
+/// Each renewal also names the command connection again (`CLIENT SETNAME`,
+/// see [`SourceBuilder::hung_after`]), since a reconnect loses the name; the
+/// name is removed when renewing ends.
 async fn renew_leases(shared: Weak<Shared>, mut conn: ConnectionManager, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
+    let presence = match shared.upgrade() {
+        Some(shared) => shared::presence_name(
+            &shared.target.stream,
+            &shared.target.group,
+            &shared.target.consumer,
+        ),
+        None => return,
+    };
     loop {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else {
+            let _ = set_presence(&mut conn, "").await;
             return;
         };
+        if let Err(err) = set_presence(&mut conn, &presence).await {
+            tracing::warn!(error = %shared.target.error("CLIENT SETNAME", err), "cannot name the connection; retrying at the next renewal");
+        }
         let ids = shared.leased();
         if ids.is_empty() {
             continue;
@@ -984,4 +1125,13 @@ async fn renew_leases(shared: Weak<Shared>, mut conn: ConnectionManager, every: 
             );
         }
     }
+}
+
+/// Names the connection (`CLIENT SETNAME`; an empty name removes it).
+async fn set_presence(conn: &mut ConnectionManager, name: &str) -> Result<(), RedisError> {
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(name)
+        .query_async::<()>(conn)
+        .await
 }

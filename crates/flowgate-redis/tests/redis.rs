@@ -1031,3 +1031,150 @@ async fn messages_read_ahead_for_a_slow_caller_are_leased_too() {
     assert_eq!(seen, ids);
     assert_eq!(pending(&mut conn, &stream, "g").await, 0);
 }
+
+/// The name a running consumer gives its command connection (documented on
+/// `SourceBuilder::hung_after`).
+fn presence_name(stream: &str, group: &str, consumer: &str) -> String {
+    let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
+    format!("flowgate:{}:{}:{}", hex(stream), hex(group), hex(consumer))
+}
+
+#[tokio::test]
+async fn a_connected_consumer_that_renews_nothing_keeps_its_messages_until_hung_after_or_it_is_gone()
+ {
+    // "slow" stands for a consumer starved of CPU: it read messages and is
+    // still connected (its presence name is set), but renews no lease. A
+    // second consumer with a short claim_idle keeps scanning for takeovers.
+    let Some(url) = redis_url() else { return };
+    let mut conn = connection(&url).await;
+    let stream = stream("presence");
+    let ids = publish(&mut conn, &stream, 10).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut slow = connection(&url).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(presence_name(&stream, "g", "slow"))
+        .query_async(&mut slow)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("slow")
+        .arg("COUNT")
+        .arg(100)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut slow)
+        .await
+        .unwrap();
+
+    let mut heir = RedisStreamSource::builder(&url, &stream, "g", "heir")
+        .claim_idle(Duration::from_millis(200))
+        .claim_interval(Duration::from_millis(50))
+        .hung_after(Duration::from_secs(3600))
+        .connect()
+        .await
+        .unwrap();
+    // Well past claim_idle (every entry idle far longer than 200 ms, many
+    // takeover scans): nothing is taken from a connected consumer. A loaded
+    // machine only makes the heir scan less often, never take more.
+    let quiet = tokio::time::timeout(Duration::from_secs(2), heir.next()).await;
+    assert!(
+        quiet.is_err(),
+        "nothing taken over from a connected consumer"
+    );
+    let owners: HashSet<String> = pending_details(&mut conn, &stream, "g")
+        .await
+        .into_iter()
+        .map(|(_, owner, _, _)| owner)
+        .collect();
+    assert_eq!(owners, HashSet::from(["slow".to_owned()]));
+
+    // The slow consumer dies: its connection goes, and its messages move on.
+    drop(slow);
+    let mut taken = Vec::new();
+    for _ in 0..ids.len() {
+        let delivery = next(&mut heir).await;
+        assert_eq!(delivery.deliveries(), 2);
+        taken.push(delivery.id().to_owned());
+        delivery.ack().await.unwrap();
+    }
+    taken.sort();
+    assert_eq!(taken, ids);
+    assert_eq!(pending(&mut conn, &stream, "g").await, 0);
+}
+
+#[tokio::test]
+async fn a_connected_consumer_that_renews_nothing_for_hung_after_loses_its_messages() {
+    let Some(url) = redis_url() else { return };
+    let mut conn = connection(&url).await;
+    let stream = stream("hung");
+    let ids = publish(&mut conn, &stream, 5).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut hung = connection(&url).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(presence_name(&stream, "g", "hung"))
+        .query_async(&mut hung)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("hung")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut hung)
+        .await
+        .unwrap();
+    let mut heir = RedisStreamSource::builder(&url, &stream, "g", "heir")
+        .claim_idle(Duration::from_millis(200))
+        .claim_interval(Duration::from_millis(50))
+        .hung_after(Duration::from_millis(600))
+        .connect()
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    for _ in 0..ids.len() {
+        let delivery = next(&mut heir).await;
+        taken.push(delivery.id().to_owned());
+        delivery.ack().await.unwrap();
+    }
+    taken.sort();
+    assert_eq!(taken, ids, "taken over although still connected: it hung");
+    drop(hung);
+}
+
+#[tokio::test]
+async fn hung_after_below_claim_idle_is_refused() {
+    let err = RedisStreamSource::builder("redis://127.0.0.1:1/", "s", "g", "c")
+        .claim_idle(Duration::from_secs(2))
+        .hung_after(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SourceError::Build(BuildError::HungAfterBelowClaimIdle { .. })
+        ),
+        "{err}"
+    );
+}
