@@ -1039,6 +1039,43 @@ fn presence_name(stream: &str, group: &str, consumer: &str) -> String {
     format!("flowgate:{}:{}:{}", hex(stream), hex(group), hex(consumer))
 }
 
+/// Creates group `g` and reads every message of `stream` as `consumer` on a
+/// connection named as a running consumer names it, which then renews no
+/// lease: a consumer that is alive (connected) but silent. Dropping the
+/// connection is its death.
+async fn read_as_a_silent_consumer(
+    url: &str,
+    stream: &str,
+    consumer: &str,
+) -> MultiplexedConnection {
+    let mut conn = connection(url).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("g")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(presence_name(stream, "g", consumer))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg(consumer)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
 #[tokio::test]
 async fn a_connected_consumer_that_renews_nothing_keeps_its_messages_until_hung_after_or_it_is_gone()
  {
@@ -1049,33 +1086,7 @@ async fn a_connected_consumer_that_renews_nothing_keeps_its_messages_until_hung_
     let mut conn = connection(&url).await;
     let stream = stream("presence");
     let ids = publish(&mut conn, &stream, 10).await;
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("g")
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut slow = connection(&url).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(presence_name(&stream, "g", "slow"))
-        .query_async(&mut slow)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("g")
-        .arg("slow")
-        .arg("COUNT")
-        .arg(100)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query_async(&mut slow)
-        .await
-        .unwrap();
+    let slow = read_as_a_silent_consumer(&url, &stream, "slow").await;
 
     let mut heir = RedisStreamSource::builder(&url, &stream, "g", "heir")
         .claim_idle(Duration::from_millis(200))
@@ -1119,31 +1130,7 @@ async fn a_connected_consumer_that_renews_nothing_for_hung_after_loses_its_messa
     let mut conn = connection(&url).await;
     let stream = stream("hung");
     let ids = publish(&mut conn, &stream, 5).await;
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("g")
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut hung = connection(&url).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(presence_name(&stream, "g", "hung"))
-        .query_async(&mut hung)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("g")
-        .arg("hung")
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query_async(&mut hung)
-        .await
-        .unwrap();
+    let hung = read_as_a_silent_consumer(&url, &stream, "hung").await;
     let mut heir = RedisStreamSource::builder(&url, &stream, "g", "heir")
         .claim_idle(Duration::from_millis(200))
         .claim_interval(Duration::from_millis(50))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use tokio::sync::Mutex;
 use tokio_postgres::config::Host;
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::error::{SchemaError, SchemaMismatch, SinkError};
@@ -341,18 +341,7 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// ```
     pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
         let table = &self.inner.table;
-        let mut outcomes: Vec<Option<RowOutcome>> = Vec::with_capacity(rows.len());
-        let mut good: Vec<(usize, Vec<Value>)> = Vec::with_capacity(rows.len());
-        for (index, item) in rows.iter().enumerate() {
-            let row = (self.inner.encode)(item);
-            match table.check_row(index, &row) {
-                Ok(()) => {
-                    good.push((index, row));
-                    outcomes.push(None);
-                }
-                Err(err) => outcomes.push(Some(RowOutcome::Rejected(SinkError::Table(err)))),
-            }
-        }
+        let (mut outcomes, good) = table.sort_rows(&rows, &self.inner.encode);
         if !good.is_empty() {
             let conn = self.connection().await?;
             // Ranges of `good` to write, the next one last; written in order,
@@ -871,16 +860,7 @@ impl ToSql for JsonText<'_> {
         *ty == Type::JSON || *ty == Type::JSONB
     }
 
-    fn to_sql_checked(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        if !<Self as ToSql>::accepts(ty) {
-            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
-        }
-        self.to_sql(ty, out)
-    }
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01T00:00:00Z.
@@ -902,16 +882,7 @@ impl ToSql for Timestamptz {
         *ty == Type::TIMESTAMPTZ
     }
 
-    fn to_sql_checked(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        if !<Self as ToSql>::accepts(ty) {
-            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
-        }
-        self.to_sql(ty, out)
-    }
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl<'a> FromSql<'a> for Timestamptz {

@@ -254,18 +254,7 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// ```
     pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
         let table = &self.inner.table;
-        let mut outcomes: Vec<Option<RowOutcome>> = Vec::with_capacity(rows.len());
-        let mut good: Vec<(usize, Vec<Value>)> = Vec::with_capacity(rows.len());
-        for (index, item) in rows.iter().enumerate() {
-            let row = (self.inner.encode)(item);
-            match table.check_row(index, &row) {
-                Ok(()) => {
-                    good.push((index, row));
-                    outcomes.push(None);
-                }
-                Err(err) => outcomes.push(Some(RowOutcome::Rejected(SinkError::Table(err)))),
-            }
-        }
+        let (mut outcomes, good) = table.sort_rows(&rows, &self.inner.encode);
         let inner = Arc::clone(&self.inner);
         let written = blocking(move || {
             let db = inner.database.as_str();

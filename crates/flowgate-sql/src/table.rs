@@ -350,6 +350,33 @@ impl Table {
             .collect()
     }
 
+    /// Encodes every item with `encode` and sorts the rows: those that fit
+    /// the table, with their index, and an outcome slot per item — already
+    /// [`Rejected`](crate::RowOutcome::Rejected) for a row that does not fit,
+    /// `None` for the others (to be written).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn sort_rows<T>(
+        &self,
+        items: &[T],
+        encode: impl Fn(&T) -> Vec<Value>,
+    ) -> (Vec<Option<crate::RowOutcome>>, Vec<(usize, Vec<Value>)>) {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut good = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let row = encode(item);
+            match self.check_row(index, &row) {
+                Ok(()) => {
+                    good.push((index, row));
+                    outcomes.push(None);
+                }
+                Err(err) => outcomes.push(Some(crate::RowOutcome::Rejected(
+                    crate::SinkError::Table(err),
+                ))),
+            }
+        }
+        (outcomes, good)
+    }
+
     /// Checks that `row` fits the table: one value per column, each of the
     /// column's type or `Null` (but never `Null` in a key or `NOT NULL`
     /// column), timestamps within [`Value::TIMESTAMP_MIN`] ..=
