@@ -103,19 +103,31 @@ start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   FLOWGATE_TEST_REDIS_SERVER=$(command -v redis-server)
   export FLOWGATE_TEST_REDIS_SERVER
-  local port
-  port=$(free_port 16379)
+  local port=16379 attempt
   mkdir -p "$tmp/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/redis" \
-    --save '' --appendonly no --logfile "$tmp/redis/redis.log" &
-  redis_pid=$!
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      export FLOWGATE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
-      log "redis-server on port $port"
-      return
-    fi
-    sleep 0.1
+  # Another script may take the free port between the check and the bind:
+  # then this redis-server exits, and the next port is tried.
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port "$port")
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/redis" \
+      --save '' --appendonly no --logfile "$tmp/redis/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 1 100); do
+      if ! kill -0 "$redis_pid" 2>/dev/null; then
+        break
+      fi
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && kill -0 "$redis_pid" 2>/dev/null; then
+        export FLOWGATE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+        log "redis-server on port $port"
+        return
+      fi
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null
+    wait "$redis_pid" 2>/dev/null
+    redis_pid=""
+    log "redis-server did not start on port $port (attempt $attempt)"
+    port=$((port + 1))
   done
   cat "$tmp/redis/redis.log" >&2
   log "redis-server did not start"
@@ -153,8 +165,7 @@ start_postgres() {
   if [ "$(id -u)" -eq 0 ]; then
     export FLOWGATE_TEST_PG_RUN_AS=postgres
   fi
-  local port
-  port=$(free_port 15432)
+  local port=15432 attempt started=""
   pg_data="$tmp/pg"
   mkdir -p "$pg_data"
   [ "$(id -u)" -eq 0 ] && chown postgres "$pg_data"
@@ -162,16 +173,27 @@ start_postgres() {
     cat "$tmp/initdb.log" >&2
     exit 1
   }
-  local opts="-p $port -k $pg_data -c listen_addresses=127.0.0.1 -c max_connections=200"
-  # fsync off for tests: their data need not survive a power cut, and it is
-  # much faster. FLOWGATE_PG_DURABLE=1 (benchmarks) keeps PostgreSQL's defaults.
-  if [ "${FLOWGATE_PG_DURABLE:-0}" != 1 ]; then
-    opts="$opts -c fsync=off -c synchronous_commit=off"
-  fi
-  as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -o "$opts" start >/dev/null || {
+  # Another script may take the free port between the check and the bind:
+  # then the next port is tried.
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port "$port")
+    local opts="-p $port -k $pg_data -c listen_addresses=127.0.0.1 -c max_connections=200"
+    # fsync off for tests: their data need not survive a power cut, and it is
+    # much faster. FLOWGATE_PG_DURABLE=1 (benchmarks) keeps PostgreSQL's defaults.
+    if [ "${FLOWGATE_PG_DURABLE:-0}" != 1 ]; then
+      opts="$opts -c fsync=off -c synchronous_commit=off"
+    fi
+    if as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -o "$opts" start >/dev/null; then
+      started=1
+      break
+    fi
+    log "postgres did not start on port $port (attempt $attempt)"
+    port=$((port + 1))
+  done
+  if [ -z "$started" ]; then
     cat "$pg_data/server.log" >&2
     exit 1
-  }
+  fi
   export FLOWGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   log "postgres on port $port"
 }
