@@ -33,10 +33,14 @@
 #
 # Environment: FLOWGATE_BENCH_NAIVE_DIVISOR (default 50: the naive loop gets
 # N/50 messages); FLOWGATE_BENCH_COPY=1 adds the peer and the PostgreSQL
-# ceiling with COPY (binary, via a staging table) instead of UNNEST;
+# ceiling with COPY (binary) instead of UNNEST, both via a staging table
+# (-copy: COPY, then INSERT … SELECT … ON CONFLICT DO NOTHING) and straight
+# into the table (-copy-direct: a batch meeting a stored key falls back to
+# UNNEST);
 # FLOWGATE_BENCH_ONLY="name …" runs only those contenders (names as in the
 # table: flowgate, peer, naive, redis, postgres, sqlite-flowgate,
-# sqlite-peer, peer-copy, postgres-copy).
+# sqlite-peer, peer-copy, postgres-copy, peer-copy-direct,
+# postgres-copy-direct).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -204,6 +208,11 @@ if [ "${FLOWGATE_BENCH_COPY:-0}" = 1 ]; then
     --postgres "$pg" --stream @STREAM@ --group bench --table bench_peer_copy --messages "$n"
   run_sql postgres-copy bench_pg_copy -- $bin/e2e-postgres-alone --copy --postgres "$pg" \
     --table bench_pg_copy --messages "$n"
+  run_redis peer-copy-direct bench_peer_copyd -- $bin/e2e-batch-loop --copy-direct \
+    --redis "$redis" --postgres "$pg" --stream @STREAM@ --group bench --table bench_peer_copyd \
+    --messages "$n"
+  run_sql postgres-copy-direct bench_pg_copyd -- $bin/e2e-postgres-alone --copy-direct \
+    --postgres "$pg" --table bench_pg_copyd --messages "$n"
 fi
 run_sqlite sqlite-flowgate "$tmp/flowgate.sqlite" -- $fg ingest --no-progress \
   --messages "$n" --redeliver-every 0 --sqlite "$tmp/flowgate.sqlite"
@@ -248,4 +257,7 @@ awk -F'\t' -v clk="$clk" -v n="$n" -v naive_n="$naive_n" \
     pc = idx["peer-copy"]; gc = idx["postgres-copy"]
     if (pc && p) printf "batch loop COPY / UNNEST: msg/s %s, CPU per message: process %s, PostgreSQL %s\n", ratio(rate[pc], rate[p]), ratio(cpu[pc], cpu[p]), ratio(pcpu[pc], pcpu[p])
     if (gc && g) printf "PostgreSQL alone COPY / UNNEST: msg/s %s, CPU per message: process %s, PostgreSQL %s\n", ratio(rate[gc], rate[g]), ratio(cpu[gc], cpu[g]), ratio(pcpu[gc], pcpu[g])
+    pd = idx["peer-copy-direct"]; gd = idx["postgres-copy-direct"]
+    if (pd && p) printf "batch loop COPY direct / UNNEST: msg/s %s, CPU per message: process %s, PostgreSQL %s\n", ratio(rate[pd], rate[p]), ratio(cpu[pd], cpu[p]), ratio(pcpu[pd], pcpu[p])
+    if (gd && g) printf "PostgreSQL alone COPY direct / UNNEST: msg/s %s, CPU per message: process %s, PostgreSQL %s\n", ratio(rate[gd], rate[g]), ratio(cpu[gd], cpu[g]), ratio(pcpu[gd], pcpu[g])
   }' "$results"

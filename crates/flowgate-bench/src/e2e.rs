@@ -40,6 +40,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -238,6 +239,12 @@ pub enum PgMode {
     /// table SELECT * FROM stage ON CONFLICT (id) DO NOTHING` (`COPY`
     /// itself cannot skip duplicates).
     Copy,
+    /// `COPY` (binary) straight into the table, in its own transaction; a
+    /// batch that holds a stored key fails with `unique_violation` and is
+    /// then written again as an `UNNEST` insert (`ON CONFLICT (id) DO
+    /// NOTHING`). Idempotent, and as cheap as `COPY` while nothing is
+    /// redelivered.
+    CopyDirect,
 }
 
 /// The demo table's definition in PostgreSQL, as `flowgate ingest` creates
@@ -256,6 +263,8 @@ pub struct PgWriter {
     insert: Statement,
     mode: PgMode,
     copy: String,
+    /// [`PgMode::CopyDirect`]: batches that met a stored key.
+    fallbacks: u64,
 }
 
 impl PgWriter {
@@ -273,15 +282,14 @@ impl PgWriter {
             }
         });
         client.batch_execute(&postgres_table_sql(table)).await?;
-        let insert = match mode {
-            PgMode::Unnest => {
-                client
-                    .prepare(&format!(
-                        "INSERT INTO {table} (id, seq, body, checksum) \
-                         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[], $4::int8[]) \
-                         ON CONFLICT (id) DO NOTHING"
-                    ))
-                    .await?
+        let unnest = format!(
+            "INSERT INTO {table} (id, seq, body, checksum) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[], $4::int8[]) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        let (insert, copy) = match mode {
+            PgMode::Unnest | PgMode::CopyDirect => {
+                (client.prepare(&unnest).await?, table.to_owned())
             }
             PgMode::Copy => {
                 client
@@ -289,19 +297,21 @@ impl PgWriter {
                         "CREATE TEMP TABLE stage (LIKE {table}) ON COMMIT DELETE ROWS"
                     ))
                     .await?;
-                client
+                let insert = client
                     .prepare(&format!(
                         "INSERT INTO {table} (id, seq, body, checksum) \
                          SELECT id, seq, body, checksum FROM stage ON CONFLICT (id) DO NOTHING"
                     ))
-                    .await?
+                    .await?;
+                (insert, "stage".to_owned())
             }
         };
         Ok(PgWriter {
             client,
             insert,
             mode,
-            copy: "COPY stage (id, seq, body, checksum) FROM STDIN (FORMAT binary)".to_owned(),
+            copy: format!("COPY {copy} (id, seq, body, checksum) FROM STDIN (FORMAT binary)"),
+            fallbacks: 0,
         })
     }
 
@@ -314,39 +324,72 @@ impl PgWriter {
     /// If a statement fails (nothing of the batch is stored then).
     pub async fn write(&mut self, rows: &Rows) -> Result<u64, BoxError> {
         match self.mode {
-            PgMode::Unnest => Ok(self
-                .client
-                .execute(
-                    &self.insert,
-                    &[&rows.ids, &rows.seqs, &rows.bodies, &rows.checksums],
-                )
-                .await?),
+            PgMode::Unnest => self.unnest(rows).await,
             PgMode::Copy => {
                 let tx = self.client.transaction().await?;
-                let sink = tx.copy_in(&self.copy).await?;
-                let writer = BinaryCopyInWriter::new(
-                    sink,
-                    &[Type::TEXT, Type::INT8, Type::BYTEA, Type::INT8],
-                );
-                futures_util::pin_mut!(writer);
-                for i in 0..rows.len() {
-                    writer
-                        .as_mut()
-                        .write(&[
-                            &rows.ids[i],
-                            &rows.seqs[i],
-                            &rows.bodies[i],
-                            &rows.checksums[i],
-                        ])
-                        .await?;
-                }
-                writer.finish().await?;
+                copy_rows(&tx, &self.copy, rows).await?;
                 let inserted = tx.execute(&self.insert, &[]).await?;
                 tx.commit().await?;
                 Ok(inserted)
             }
+            PgMode::CopyDirect => {
+                let copied = async {
+                    let tx = self.client.transaction().await?;
+                    let copied = copy_rows(&tx, &self.copy, rows).await?;
+                    tx.commit().await?;
+                    Ok::<_, tokio_postgres::Error>(copied)
+                }
+                .await;
+                match copied {
+                    Ok(copied) => Ok(copied),
+                    Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                        self.fallbacks += 1;
+                        self.unnest(rows).await
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
         }
     }
+
+    /// Batches written again as `UNNEST` inserts because their `COPY` met a
+    /// stored key ([`PgMode::CopyDirect`]).
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks
+    }
+
+    async fn unnest(&self, rows: &Rows) -> Result<u64, BoxError> {
+        Ok(self
+            .client
+            .execute(
+                &self.insert,
+                &[&rows.ids, &rows.seqs, &rows.bodies, &rows.checksums],
+            )
+            .await?)
+    }
+}
+
+/// `COPY … FROM STDIN (FORMAT binary)` of `rows` within `tx`.
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    copy: &str,
+    rows: &Rows,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in(copy).await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8, Type::BYTEA, Type::INT8]);
+    futures_util::pin_mut!(writer);
+    for i in 0..rows.len() {
+        writer
+            .as_mut()
+            .write(&[
+                &rows.ids[i],
+                &rows.seqs[i],
+                &rows.bodies[i],
+                &rows.checksums[i],
+            ])
+            .await?;
+    }
+    writer.finish().await
 }
 
 /// What a peer's run did.

@@ -32,8 +32,12 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     writers: usize,
     /// COPY (binary) into a staging table + INSERT … SELECT, instead of UNNEST.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "copy_direct")]
     copy: bool,
+    /// COPY (binary) straight into the table; a batch that meets a stored
+    /// key is written again with UNNEST … ON CONFLICT DO NOTHING.
+    #[arg(long)]
+    copy_direct: bool,
 }
 
 #[tokio::main]
