@@ -22,7 +22,10 @@
 #
 #   dev/profile-ingest.sh [callgrind|perf|all]    (default all)
 #
-# The functions whose inclusive cost is listed: dev/profile-ingest.functions.
+# The functions whose inclusive cost is listed: dev/profile-ingest.functions
+# (none in a recursion cycle: callgrind overcounts those, e.g. the two nested
+# par_map_unordered stages, whose poll functions have one name). Also listed:
+# the callers of malloc, memcpy and SipHash, by number of calls per message.
 #
 # Output in target/profile/ingest-profile/ (FLOWGATE_PROFILE_OUT): the raw
 # profiles, callgrind_annotate / perf report listings, and summary.txt:
@@ -180,6 +183,26 @@ inclusive_of() {
   done
 }
 
+# The callers of a function, by number of calls, from a callgrind_annotate
+# --tree=caller listing: "calls  per message  caller". TARGET is the text of
+# the function's "* file:function [object]" line to look for; N the
+# messages; TOP how many callers to show. The first line is the total.
+callers_of() {
+  local listing=$1 target=$2 n=$3 top=$4
+  awk -v target="$target" '
+    /%\)  < / { buf[++nb] = $0; next }
+    /%\)  \*  / { if (index($0, target)) { for (i = 1; i <= nb; i++) print buf[i]; exit } nb = 0; next }
+    { nb = 0 }' "$listing" |
+    sed -E 's|/root/.cargo/registry/src/index.crates.io-[0-9a-f]+/||; s|/rustc/[0-9a-f]+/library/||; s|'"$PWD"'/||' |
+    awk -v n="$n" '
+      {
+        match($0, /\(([0-9,]+)x\)/); c = substr($0, RSTART + 1, RLENGTH - 3); gsub(",", "", c)
+        line = $0; sub(/^.*%\)  < /, "", line); sub(/ \[[^]]*\]$/, "", line); sub(/ \([0-9,]+x\)$/, "", line)
+        total += c; printf "%10d  %6.2f  %s\n", c, c / n, line
+      }
+      END { printf "%10d  %6.2f  TOTAL\n", total, total / n }' | sort -rn | head -n "$((top + 1))"
+}
+
 summary=$out/summary.txt
 : >"$summary"
 
@@ -192,6 +215,8 @@ if [ "$what" = all ] || [ "$what" = callgrind ]; then
       >"$out/callgrind.$c.stdout" 2>"$out/callgrind.$c.stderr"
     callgrind_annotate --auto=no --inclusive=no --threshold=100 "$out/callgrind.$c" >"$out/callgrind.$c.self.txt"
     callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$out/callgrind.$c" >"$out/callgrind.$c.inclusive.txt"
+    callgrind_annotate --auto=no --inclusive=yes --tree=caller --threshold=100 "$out/callgrind.$c" \
+      >"$out/callgrind.$c.callers.txt"
     total=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' "$out/callgrind.$c.self.txt")
     {
       printf '\n== callgrind: %s, %d messages: %d instructions, %.0f per message\n$ %s\n' \
@@ -201,6 +226,12 @@ if [ "$what" = all ] || [ "$what" = callgrind ]; then
         categorize "$total" callgrind
       echo "inclusive cost of:"
       inclusive_of "$out/callgrind.$c.inclusive.txt" "$total" <dev/profile-ingest.functions
+      echo "heap allocations (calls of __rust_alloc), per message, by caller:"
+      callers_of "$out/callgrind.$c.callers.txt" ":__rustc::__rust_alloc [" "$n" 20
+      echo "memcpy calls, per message, by caller:"
+      callers_of "$out/callgrind.$c.callers.txt" ":__memcpy_avx_unaligned_erms [" "$n" 12
+      echo "SipHash (BuildHasher::hash_one) calls, per message, by caller:"
+      callers_of "$out/callgrind.$c.callers.txt" ":core::hash::BuildHasher::hash_one [" "$n" 8
     } >>"$summary"
   done
 fi
