@@ -193,6 +193,10 @@ pub fn parse_read_reply(reply: RedisValue, rows: &mut Rows) -> Result<usize, Bad
 /// # Errors
 ///
 /// If the URL is invalid or Redis cannot be reached.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: nothing is sent before the connection is returned.
 pub async fn redis_connection(url: &str) -> Result<MultiplexedConnection, BoxError> {
     let config = redis::AsyncConnectionConfig::new()
         .set_response_timeout(Some(Duration::from_secs(30)))
@@ -208,6 +212,11 @@ pub async fn redis_connection(url: &str) -> Result<MultiplexedConnection, BoxErr
 /// # Errors
 ///
 /// If Redis fails otherwise.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: the command either ran or it did not; running it again is
+/// harmless.
 pub async fn create_group(
     conn: &mut MultiplexedConnection,
     stream: &str,
@@ -274,6 +283,10 @@ impl PgWriter {
     /// # Errors
     ///
     /// If PostgreSQL cannot be reached or a statement fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a table created by then stays, and is used next time.
     pub async fn connect(url: &str, table: &str, mode: PgMode) -> Result<PgWriter, BoxError> {
         let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
         tokio::spawn(async move {
@@ -322,6 +335,12 @@ impl PgWriter {
     /// # Errors
     ///
     /// If a statement fails (nothing of the batch is stored then).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: a statement already sent may commit the batch
+    /// without the caller seeing it (writing it again stores nothing twice),
+    /// and a cancelled `COPY` leaves the connection unusable.
     pub async fn write(&mut self, rows: &Rows) -> Result<u64, BoxError> {
         match self.mode {
             PgMode::Unnest => self.unnest(rows).await,
@@ -463,6 +482,11 @@ pub struct RedisLoop {
 ///
 /// If a server fails or a reply is unexpected: the peer has no retries and
 /// no dead letters; what was not acked stays pending.
+///
+/// # Cancel safety
+///
+/// Cancelling stops reading; the writer tasks finish what they hold. What
+/// was read and not acked stays pending (delivered again to the group).
 pub async fn redis_loop(config: RedisLoop) -> Result<Outcome, BoxError> {
     let mut reader = redis_connection(&config.redis).await?;
     create_group(&mut reader, &config.stream, &config.group).await?;
@@ -563,6 +587,10 @@ pub async fn redis_loop(config: RedisLoop) -> Result<Outcome, BoxError> {
 /// # Errors
 ///
 /// If PostgreSQL fails.
+///
+/// # Cancel safety
+///
+/// Cancelling stops generating; the writer tasks finish what they hold.
 pub async fn postgres_alone(
     url: &str,
     table: &str,
@@ -639,6 +667,11 @@ pub fn sqlite_table_sql(table: &str) -> String {
 /// # Errors
 ///
 /// If SQLite fails.
+///
+/// # Cancel safety
+///
+/// Cancelling stops generating; the blocking writer finishes the batches it
+/// was handed (each committed or not at all).
 pub async fn rusqlite_loop(
     path: std::path::PathBuf,
     table: String,
