@@ -205,6 +205,7 @@ mod rate_limit;
 mod route_errors;
 mod throttle;
 mod timeout;
+mod write_batches;
 
 use std::future::Future;
 use std::hash::Hash;
@@ -232,6 +233,7 @@ pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::route_errors::RouteErrors;
 pub use self::throttle::{Keep, Throttle};
 pub use self::timeout::{IdleTimeoutStream, Timeout};
+pub use self::write_batches::WriteBatches;
 pub use futures_util::future::Either;
 pub use tokio_util::sync::CancellationToken;
 
@@ -676,6 +678,70 @@ pub trait PipelineExt: Stream {
         Self: Sized,
     {
         Batch::new(self, max_items, max_delay)
+    }
+
+    /// The batch-shaped write stage: groups a stream of `(row, token)` pairs
+    /// into batches (by `max_items` or `max_delay`, as [`batch`](Self::batch)
+    /// does), calls `write(rows)` once per batch with at most `concurrency`
+    /// writes in flight, and yields each batch's write output **with the
+    /// tokens of its items**, in the order the writes complete.
+    ///
+    /// It is the shape of "write durably, then acknowledge": the tokens are
+    /// the items' acknowledgements (a broker's ack token, a receipt, a
+    /// channel); they are handed back only once `write` finished, so the
+    /// stage after it acks exactly what was written — the output tells how
+    /// (for example one outcome per row, in the rows' order). One future per
+    /// *batch* is alive, never one per item: per item it costs a move into
+    /// the batch and out of it, nothing else. Upstream is pulled only while
+    /// fewer than `concurrency` writes are in flight, so at most
+    /// `(concurrency + 1) × max_items` items are held.
+    ///
+    /// Compare [`Batcher`](crate::batch::Batcher), for when many *tasks*
+    /// submit items and each awaits its own acknowledgement; here one stream
+    /// carries everything and no per-item future exists.
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `concurrency` is zero (as [`batch`](Self::batch)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // (row, ack token) pairs, as a broker source would give them.
+    /// let items = stream::iter((0..7u32).map(|i| (format!("row {i}"), i)));
+    /// let mut acked: Vec<u32> = Vec::new();
+    /// let mut written = items.write_batches(3, Duration::from_millis(20), 2, |rows: Vec<String>| async move {
+    ///     // one INSERT of the whole batch, then:
+    ///     Ok::<usize, std::io::Error>(rows.len())
+    /// });
+    /// while let Some((result, tokens)) = written.next().await {
+    ///     assert_eq!(result.unwrap(), tokens.len());
+    ///     acked.extend(tokens); // acknowledge only what was written
+    /// }
+    /// acked.sort();
+    /// assert_eq!(acked, (0..7).collect::<Vec<_>>());
+    /// # }
+    /// ```
+    #[track_caller]
+    fn write_batches<R, T, F, Fut>(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+        concurrency: usize,
+        write: F,
+    ) -> WriteBatches<Self, F, Fut, R, T>
+    where
+        Self: Sized + Stream<Item = (R, T)>,
+        F: FnMut(Vec<R>) -> Fut,
+        Fut: Future,
+    {
+        WriteBatches::new(self, max_items, max_delay, concurrency, write)
     }
 
     /// Like [`batch`](Self::batch), but drops an item whose `key` is already

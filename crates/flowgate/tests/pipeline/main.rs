@@ -14,3 +14,4 @@ mod progress;
 mod rate_limit;
 mod throttle;
 mod timeout;
+mod write_batches;
