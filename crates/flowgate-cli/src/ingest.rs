@@ -3,7 +3,7 @@
 //! durably written.
 //!
 //! ```text
-//!  source ──> map (fields -> row) ──> Batcher ──> sink.write_each ──> ack
+//!  source ──> map (fields -> row) ──> write_batches ──> sink.write_each ──> ack
 //!    │ paused while        │ misfit            │ transient error:      │ rejected row
 //!    │ the sink is down    ▼                   ▼ retry with backoff    ▼
 //!    └──────────────── dead letter (reason) <───────────────────── dead letter
@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flowgate::batch::{AckError, Batcher};
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
 use flowgate_redis::{AckToken, Message, RedisStreamSource};
@@ -138,15 +137,15 @@ pub struct IngestConfig {
     pub sink: SinkConfig,
     /// How messages become rows, and the table they go to.
     pub mapping: Mapping,
-    /// Concurrent mappings (the map stage).
-    pub workers: usize,
     /// Rows per batch.
     pub batch_size: usize,
     /// Longest wait for a batch to fill.
     pub batch_delay: Duration,
     /// Batches written at once.
     pub flush_concurrency: usize,
-    /// Messages between receipt and ack at once: the pipeline's bound.
+    /// Redis: deliveries between receipt and ack at once (the source's
+    /// bound). The pipeline itself holds at most
+    /// `batch_size × (flush_concurrency + 1)` rows.
     pub max_in_flight: usize,
     /// Show a progress bar.
     pub progress: bool,
@@ -154,15 +153,14 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     /// The demo configuration (`flowgate ingest` without options) with the
-    /// given source and sink: the demo mapping into `flowgate_events`, 64
-    /// workers, batches of 1000 within 20 ms, 2 at once, 10 000 in flight,
-    /// no progress bar.
+    /// given source and sink: the demo mapping into `flowgate_events`,
+    /// batches of 1000 within 20 ms, 2 written at once, 10 000 in flight
+    /// (Redis), no progress bar.
     pub fn new(source: SourceConfig, sink: SinkConfig) -> Self {
         IngestConfig {
             source,
             sink,
             mapping: Mapping::demo("flowgate_events").expect("the demo table name is valid"),
-            workers: 64,
             batch_size: 1000,
             batch_delay: Duration::from_millis(20),
             flush_concurrency: 2,
@@ -460,6 +458,12 @@ impl Acknowledge {
         }
     }
 
+    /// Acknowledges many; returns how many acks failed (left pending).
+    async fn ack_all(acks: Vec<Acknowledge>) -> u64 {
+        let results = futures_util::future::join_all(acks.into_iter().map(Acknowledge::ack)).await;
+        results.into_iter().filter(|ok| !ok).count() as u64
+    }
+
     async fn dead_letter(self, message: &Message, reason: &str) -> bool {
         match self {
             Acknowledge::Embedded => {
@@ -491,20 +495,6 @@ impl Sink {
             Sink::Postgres(sink) => sink.write_each(rows).await,
         }
     }
-}
-
-enum Outcome {
-    Acked {
-        written: Written,
-        latency: Duration,
-    },
-    DeadLettered {
-        latency: Duration,
-    },
-    /// Written, but the ack to the source failed.
-    Unacked,
-    /// Not written (or not dead-lettered) and not acked.
-    Failed,
 }
 
 /// The sink's health, shared by the concurrent flushes: logs an outage once
@@ -540,11 +530,151 @@ impl Health {
     }
 }
 
-/// Messages received, and messages whose outcome is known.
+/// What happened to the messages so far: received, and each outcome.
 #[derive(Default)]
 struct Progress {
     received: AtomicU64,
-    done: AtomicU64,
+    written: AtomicU64,
+    duplicates: AtomicU64,
+    dead_lettered: AtomicU64,
+    failed: AtomicU64,
+    unacked: AtomicU64,
+    /// Receipt-to-ack times of the acked messages, in microseconds.
+    latencies: Mutex<Vec<u32>>,
+    last_outcome: Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    /// Messages whose outcome is known.
+    fn done(&self) -> u64 {
+        [
+            &self.written,
+            &self.duplicates,
+            &self.dead_lettered,
+            &self.failed,
+            &self.unacked,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+
+    fn outcome(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+        *self
+            .last_outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    fn acked(&self, received: impl IntoIterator<Item = Instant>) {
+        let now = Instant::now();
+        let mut latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        latencies.extend(
+            received
+                .into_iter()
+                .map(|at| u32::try_from(now.duration_since(at).as_micros()).unwrap_or(u32::MAX)),
+        );
+    }
+
+    /// A dead letter (`true`) or a failed attempt at one (`false`: left
+    /// pending).
+    fn dead_letter(&self, done: bool, received: Instant) {
+        if done {
+            self.acked([received]);
+            self.outcome(&self.dead_lettered, 1);
+        } else {
+            self.outcome(&self.failed, 1);
+        }
+    }
+
+    fn last_outcome(&self) -> Option<Instant> {
+        *self
+            .last_outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fill(&self, report: &mut Report) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        report.written = get(&self.written);
+        report.duplicates = get(&self.duplicates);
+        report.dead_lettered = get(&self.dead_lettered);
+        report.failed = get(&self.failed);
+        report.unacked = get(&self.unacked);
+        report.acked = report.written + report.duplicates + report.dead_lettered;
+        let mut latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        report.ack_latency = percentiles(&mut latencies);
+    }
+}
+
+/// Acknowledges (or dead-letters) one written batch's messages, and counts
+/// their outcomes.
+async fn finish_batch(
+    result: Result<Vec<RowOutcome>, WriteFailure>,
+    messages: Vec<Incoming>,
+    progress: Arc<Progress>,
+) {
+    let outcomes = match result {
+        Ok(outcomes) if outcomes.len() == messages.len() => outcomes,
+        Ok(outcomes) => {
+            tracing::error!(
+                rows = messages.len(),
+                outcomes = outcomes.len(),
+                "the sink reported a different number of outcomes than rows; the batch is not acked"
+            );
+            progress.outcome(&progress.failed, messages.len() as u64);
+            return;
+        }
+        Err(err) => {
+            tracing::debug!(messages = messages.len(), error = %Chain(&err), "batch not acked: left pending");
+            progress.outcome(&progress.failed, messages.len() as u64);
+            return;
+        }
+    };
+    let mut inserted = 0;
+    let mut duplicates = 0;
+    let mut acks = Vec::with_capacity(messages.len());
+    let mut received = Vec::with_capacity(messages.len());
+    for (outcome, incoming) in outcomes.into_iter().zip(messages) {
+        match outcome {
+            RowOutcome::Inserted | RowOutcome::Duplicate => {
+                if matches!(outcome, RowOutcome::Inserted) {
+                    inserted += 1;
+                } else {
+                    duplicates += 1;
+                }
+                received.push(incoming.received);
+                acks.push(incoming.ack);
+            }
+            RowOutcome::Rejected(rejected) => {
+                let reason = format!("rejected by the database: {}", Chain(&rejected));
+                let done = incoming.ack.dead_letter(&incoming.message, &reason).await;
+                progress.dead_letter(done, incoming.received);
+            }
+        }
+    }
+    let total = acks.len() as u64;
+    let unacked = Acknowledge::ack_all(acks).await;
+    if unacked == 0 {
+        progress.acked(received);
+        progress.outcome(&progress.written, inserted);
+        progress.outcome(&progress.duplicates, duplicates);
+    } else {
+        // Which of them failed is not known per message: count the batch's
+        // stored rows as unacked (they come back as duplicates).
+        progress.outcome(&progress.unacked, unacked);
+        let acked = total - unacked;
+        let written = inserted.min(acked);
+        progress.outcome(&progress.written, written);
+        progress.outcome(&progress.duplicates, acked - written);
+    }
 }
 
 /// Shared state of a run: the first fatal failure stops it.
@@ -574,13 +704,9 @@ impl Run {
 /// [`IngestError`] if the run could not start. Failures during the run are
 /// in [`Report::failure`].
 pub async fn run(config: IngestConfig, control: Control) -> Result<Report, IngestError> {
-    if config.workers == 0
-        || config.max_in_flight == 0
-        || config.batch_size == 0
-        || config.flush_concurrency == 0
-    {
+    if config.max_in_flight == 0 || config.batch_size == 0 || config.flush_concurrency == 0 {
         return Err(IngestError::Config(
-            "workers, max_in_flight, batch_size and flush_concurrency must be at least 1".into(),
+            "max_in_flight, batch_size and flush_concurrency must be at least 1".into(),
         ));
     }
     let mapping = Arc::new(config.mapping.clone());
@@ -629,27 +755,6 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         }),
     );
 
-    let writer = sink.clone();
-    let flush_run = Arc::clone(&run);
-    let flush_health = Arc::clone(&health);
-    let flush_pause = pause.clone();
-    let batcher = Batcher::builder()
-        .max_items(config.batch_size)
-        .max_delay(config.batch_delay)
-        .flush_concurrency(config.flush_concurrency)
-        .capacity(config.batch_size * (config.flush_concurrency + 1))
-        .build(move |rows: Vec<Row>| {
-            let (sink, run, health, pause, retry) = (
-                writer.clone(),
-                Arc::clone(&flush_run),
-                Arc::clone(&flush_health),
-                flush_pause.clone(),
-                Arc::clone(&retry),
-            );
-            async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
-        })
-        .map_err(|e| IngestError::Config(e.to_string()))?;
-
     let opened = open_source(&config.source, config.max_in_flight).await?;
     let route = format!("{} -> {sink_name}", opened.name);
 
@@ -695,109 +800,73 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             incoming
         });
 
-    let outcomes = incoming
-        // Map each message's fields onto a row, concurrently.
-        .par_map_unordered(config.workers, move |incoming: Incoming| {
-            let mapping = Arc::clone(&mapping);
-            async move {
-                let row = mapping.row(&incoming.message.id, &incoming.message.fields);
-                (incoming, row)
-            }
-        })
-        // Submit each row and wait, concurrently, for its batch to be
-        // written; only then acknowledge (or dead-letter) the message.
-        .par_map_unordered(config.max_in_flight, move |(incoming, row)| {
-            let batcher = batcher.clone();
-            async move {
-                let Incoming {
-                    message,
-                    ack,
-                    received,
-                } = incoming;
-                let values = match row {
-                    Ok(values) => values,
-                    Err(misfit) => {
-                        let reason = format!("does not fit the mapping: {misfit}");
-                        return if ack.dead_letter(&message, &reason).await {
-                            Outcome::DeadLettered {
-                                latency: received.elapsed(),
-                            }
-                        } else {
-                            Outcome::Failed
-                        };
-                    }
-                };
-                let result = match batcher.submit(Row(values)).await {
-                    Ok(flushed) => flushed.await,
-                    Err(_) => Err(AckError::Closed),
-                };
-                let written = match result {
-                    Ok(RowOutcome::Inserted) => Ok(Written::Inserted),
-                    Ok(RowOutcome::Duplicate) => Ok(Written::Duplicate),
-                    Ok(RowOutcome::Rejected(reason)) => Err(Ok(reason)),
-                    Err(err) => Err(Err(err)),
-                };
-                match written {
-                    Ok(written) => {
-                        if ack.ack().await {
-                            Outcome::Acked {
-                                written,
-                                latency: received.elapsed(),
-                            }
-                        } else {
-                            Outcome::Unacked
-                        }
-                    }
-                    Err(Ok(rejected)) => {
-                        let reason = format!("rejected by the database: {}", Chain(&rejected));
-                        if ack.dead_letter(&message, &reason).await {
-                            Outcome::DeadLettered {
-                                latency: received.elapsed(),
-                            }
-                        } else {
-                            Outcome::Failed
-                        }
-                    }
-                    Err(Err(err)) => {
-                        tracing::debug!(id = %message.id, error = %Chain(&err), "not acked: left pending");
-                        Outcome::Failed
-                    }
+    // Map each message onto a row as it arrives (synchronous, cheap: no
+    // future per message). A misfit is dead-lettered here, with its reason.
+    let mapped_totals = Arc::clone(&progress);
+    let mapped = incoming.filter_map(move |incoming: Incoming| {
+        let totals = Arc::clone(&mapped_totals);
+        let row = mapping.row(&incoming.message.id, &incoming.message.fields);
+        async move {
+            match row {
+                Ok(values) => Some((Row(values), incoming)),
+                Err(misfit) => {
+                    let reason = format!("does not fit the mapping: {misfit}");
+                    let Incoming {
+                        message,
+                        ack,
+                        received,
+                    } = incoming;
+                    let dead = ack.dead_letter(&message, &reason).await;
+                    totals.dead_letter(dead, received);
+                    None
                 }
             }
-        });
+        }
+    });
+
+    // Write in batches, `flush_concurrency` at once: one future per batch.
+    // Each batch comes back with its messages once written; only then are
+    // they acknowledged (or, for a row the database rejected, dead-lettered).
+    let (write_run, write_health, write_pause, write_retry) = (
+        Arc::clone(&run),
+        Arc::clone(&health),
+        pause.clone(),
+        Arc::clone(&retry),
+    );
+    let written = mapped.write_batches(
+        config.batch_size,
+        config.batch_delay,
+        config.flush_concurrency,
+        move |rows: Vec<Row>| {
+            let (sink, run, health, pause, retry) = (
+                sink.clone(),
+                Arc::clone(&write_run),
+                Arc::clone(&write_health),
+                write_pause.clone(),
+                Arc::clone(&write_retry),
+            );
+            async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
+        },
+    );
+    let ack_totals = Arc::clone(&progress);
+    let finished = written.par_map_unordered(
+        config.flush_concurrency.saturating_mul(2),
+        move |(result, messages)| finish_batch(result, messages, Arc::clone(&ack_totals)),
+    );
 
     let mut report = Report {
         route,
         dead_letter_stream: opened.dead_letter_stream,
         ..Report::default()
     };
-    let mut latencies: Vec<u32> = Vec::new();
-    let mut last_outcome = start;
-    futures_util::pin_mut!(outcomes);
-    while let Some(outcome) = outcomes.next().await {
-        last_outcome = Instant::now();
-        progress.done.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Outcome::Acked { written, latency } => {
-                match written {
-                    Written::Inserted => report.written += 1,
-                    Written::Duplicate => report.duplicates += 1,
-                }
-                report.acked += 1;
-                latencies.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
-            }
-            Outcome::DeadLettered { latency } => {
-                report.dead_lettered += 1;
-                report.acked += 1;
-                latencies.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
-            }
-            Outcome::Unacked => report.unacked += 1,
-            Outcome::Failed => report.failed += 1,
-        }
+    futures_util::pin_mut!(finished);
+    while let Some(()) = finished.next().await {
         if let Some(bar) = &bar {
-            bar.inc(1);
+            bar.set_position(progress.done());
         }
     }
+    progress.fill(&mut report);
+    let last_outcome = progress.last_outcome().unwrap_or(start);
     if let Some(acker) = opened.acker {
         acker.close().await;
     }
@@ -831,7 +900,6 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         );
     }
     report.retries = health.retries.load(Ordering::Relaxed);
-    report.ack_latency = percentiles(&mut latencies);
     report.failure = run
         .failure
         .lock()
@@ -1104,9 +1172,7 @@ fn spawn_stop_conditions(
                 run.control.stop();
                 return;
             }
-            let busy = received != seen
-                || progress.done.load(Ordering::Relaxed) != received
-                || pause.is_paused();
+            let busy = received != seen || progress.done() != received || pause.is_paused();
             seen = received;
             if busy {
                 idle_since = Instant::now();

@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run source -> map -> batcher -> sink -> ack and print a report.
+    /// Run source -> map -> batched writes -> ack and print a report.
     ///
     /// By default everything is embedded: generated messages go into a SQLite
     /// file, no server needed. `--redis` reads a Redis stream as one consumer
@@ -177,10 +177,6 @@ struct IngestArgs {
     #[arg(long, value_name = "FILE", help_heading = "Sink")]
     schema: Option<PathBuf>,
 
-    /// Concurrent mappings (the par_map stage).
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = positive::<usize>(100_000),
-          help_heading = "Pipeline")]
-    workers: usize,
     /// Rows per batch.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = positive::<usize>(1_000_000),
           help_heading = "Pipeline")]
@@ -193,9 +189,10 @@ struct IngestArgs {
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = positive::<usize>(64),
           help_heading = "Pipeline")]
     flush_concurrency: usize,
-    /// Messages between receipt and ack at once (the pipeline's bound).
+    /// Redis: messages between receipt and ack at once (the source's bound;
+    /// the pipeline itself holds at most batch-size × (flush-concurrency + 1)).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive::<usize>(10_000_000),
-          help_heading = "Pipeline")]
+          requires = "redis", help_heading = "Redis source")]
     max_in_flight: usize,
 
     /// No progress bar.
@@ -419,7 +416,6 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
         source,
         sink,
         mapping,
-        workers: args.workers,
         batch_size: args.batch_size,
         batch_delay: Duration::from_millis(args.batch_delay_ms),
         flush_concurrency: args.flush_concurrency,

@@ -130,8 +130,8 @@ fn batch_size_0_is_refused_naming_the_flag() {
 }
 
 #[test]
-fn workers_0_is_refused_naming_the_flag() {
-    usage_error(&["--messages", "10", "--workers", "0"]).assert_stderr_has("--workers");
+fn max_in_flight_without_redis_is_a_usage_error() {
+    usage_error(&["--messages", "10", "--max-in-flight", "100"]).assert_stderr_has("--redis");
 }
 
 #[test]
@@ -142,7 +142,17 @@ fn flush_concurrency_0_is_refused_naming_the_flag() {
 
 #[test]
 fn max_in_flight_0_is_refused_naming_the_flag() {
-    usage_error(&["--messages", "10", "--max-in-flight", "0"]).assert_stderr_has("--max-in-flight");
+    usage_error(&[
+        "--redis",
+        "redis://127.0.0.1:1/",
+        "--stream",
+        "s",
+        "--group",
+        "g",
+        "--max-in-flight",
+        "0",
+    ])
+    .assert_stderr_has("--max-in-flight");
 }
 
 #[test]

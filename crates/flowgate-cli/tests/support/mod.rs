@@ -1630,8 +1630,6 @@ impl Target {
             "500",
             "--batch-delay-ms",
             "20",
-            "--workers",
-            "8",
             "--max-in-flight",
             "3000",
         ]
