@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use flowgate::batch::{AckError, Batcher, BuildError as BatchBuildError};
@@ -13,7 +14,10 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::SourceError;
-use crate::shared::{self, Shared};
+use crate::shared::{self, Key, Shared};
+
+/// At most this many ids go into one `XACK` of [`Acker::ack_all`].
+const ACK_ALL_CHUNK: usize = 10_000;
 
 /// Acknowledges messages to the consumer group: `XACK`, in batches, and
 /// moves rejected messages to the dead-letter stream.
@@ -30,13 +34,24 @@ use crate::shared::{self, Shared};
 /// not leave written messages unacknowledged. Past the budget, or on a
 /// permanent error, the acks of the batch fail; their messages stay pending.
 ///
+/// A caller that holds a whole batch of tokens (for example the tokens of
+/// the rows one sink flush made durable) acks them with
+/// [`ack_all`](Self::ack_all) instead: one `XACK` for all, no batcher.
+///
 /// Cloning is cheap; the clones share the batcher.
 #[derive(Clone)]
 pub struct Acker {
+    // One reference count to bump per delivery, whatever the acker holds.
+    inner: Arc<AckerInner>,
+}
+
+struct AckerInner {
     batcher: Batcher<String, (), SourceError>,
     shared: Arc<Shared>,
     conn: ConnectionManager,
     retry: Retry<RedisError>,
+    ack_retry: Retry<RedisError>,
+    acked_all: AtomicU64,
 }
 
 impl Acker {
@@ -48,6 +63,7 @@ impl Acker {
         retry_budget: Duration,
     ) -> Result<Self, BatchBuildError> {
         let ack_retry = shared::retry_policy(&shared.target, "XACK", retry_budget);
+        let ack_all_retry = ack_retry.clone();
         let flush_conn = conn.clone();
         let flush_shared = Arc::clone(&shared);
         let batcher = Batcher::builder()
@@ -94,10 +110,14 @@ impl Acker {
             })?;
         let retry = shared::retry_policy(&shared.target, "dead letter", retry_budget);
         Ok(Acker {
-            batcher,
-            shared,
-            conn,
-            retry,
+            inner: Arc::new(AckerInner {
+                batcher,
+                shared,
+                conn,
+                retry,
+                ack_retry: ack_all_retry,
+                acked_all: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -116,10 +136,104 @@ impl Acker {
     /// full), cancelling does not withdraw it: the message is acknowledged
     /// anyway.
     pub async fn ack(&self, id: String) -> Result<(), AckError<SourceError>> {
-        match self.batcher.submit(id).await {
+        match self.inner.batcher.submit(id).await {
             Ok(ack) => ack.await,
             Err(_) => Err(AckError::Closed),
         }
+    }
+
+    /// Acknowledges every message of `tokens` with one `XACK stream group
+    /// id…` (several if there are more than 10,000), sent at once — not
+    /// through the batcher: no per-message future or id copy. Resolves once
+    /// Redis answered; transient errors (a dropped or refused connection, a
+    /// timeout, `LOADING`) are retried with backoff within the
+    /// [`ack_retry_budget`](crate::SourceBuilder::ack_retry_budget), like
+    /// the batched acks. The leases of all the messages are kept until
+    /// Redis answered, then released together (one critical section).
+    ///
+    /// An empty `tokens` sends nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`AckError::Flush`] with [`SourceError::ForeignToken`] if a token
+    ///   belongs to another source (another [`Acker`] that is not a clone of
+    ///   this one): nothing is sent, and every token is dropped, so the
+    ///   messages stay pending and are delivered again after `claim_idle`.
+    /// - [`AckError::Flush`] with [`SourceError::Redis`] if an `XACK` failed
+    ///   for good: the messages of that chunk and of the chunks after it
+    ///   stay pending and are delivered again later (the chunks before it
+    ///   were acknowledged).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future drops the tokens (their leases
+    /// end) while an `XACK` may be on its way, so the messages may or may
+    /// not be acknowledged; those that are not stay pending and are
+    /// delivered again after `claim_idle`. Nothing is lost either way.
+    pub async fn ack_all(&self, tokens: Vec<AckToken>) -> Result<(), AckError<SourceError>> {
+        if let Some(foreign) = tokens
+            .iter()
+            .find(|token| !Arc::ptr_eq(&token.in_flight.shared, &self.inner.shared))
+        {
+            let other = &foreign.in_flight.shared.target;
+            return Err(AckError::Flush(Arc::new(SourceError::ForeignToken {
+                id: foreign.id().to_owned(),
+                token_stream: other.stream.clone(),
+                token_group: other.group.clone(),
+                stream: self.inner.shared.target.stream.clone(),
+                group: self.inner.shared.target.group.clone(),
+            })));
+        }
+        let mut tokens = tokens;
+        let target = &self.inner.shared.target;
+        let mut result = Ok(());
+        for chunk in tokens.chunks(ACK_ALL_CHUNK) {
+            let mut cmd = redis::cmd("XACK");
+            cmd.arg(&target.stream).arg(&target.group);
+            for token in chunk {
+                cmd.arg(token.in_flight.key.as_str());
+            }
+            let mut first = true;
+            let answer = self
+                .inner
+                .ack_retry
+                .run(|| {
+                    let mut conn = self.inner.conn.clone();
+                    let cmd = &cmd;
+                    if !std::mem::take(&mut first) {
+                        self.inner.shared.stats().ack_retries += 1;
+                    }
+                    async move { cmd.query_async::<i64>(&mut conn).await }
+                })
+                .await;
+            match answer {
+                Ok(_) => {
+                    self.inner
+                        .acked_all
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    let err = target.error("XACK", err.into_inner());
+                    tracing::error!(
+                        error = %err, messages = chunk.len(),
+                        "XACK failed for good; the messages stay pending"
+                    );
+                    result = Err(AckError::Flush(Arc::new(err)));
+                    break;
+                }
+            }
+        }
+        // Answered (or given up, or never sent: released all the same): one
+        // critical section for all, and a claim in progress will not hand
+        // them out again.
+        self.inner
+            .shared
+            .release_all(tokens.iter().map(|token| &token.in_flight.key));
+        for token in &mut tokens {
+            token.in_flight.released = true;
+        }
+        drop(tokens);
+        result
     }
 
     /// Moves `message` to the dead-letter stream because its content was
@@ -151,7 +265,7 @@ impl Acker {
             .into_iter()
             .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
             .collect();
-        let target = &self.shared.target;
+        let target = &self.inner.shared.target;
         let letter = shared::DeadLetter {
             id: &message.id,
             fields: &fields,
@@ -159,13 +273,14 @@ impl Acker {
             reason,
             if_pending: true,
         };
-        let result = shared::dead_letter(&self.conn, &self.retry, target, &letter).await;
+        let result =
+            shared::dead_letter(&self.inner.conn, &self.inner.retry, target, &letter).await;
         // The XACK ran (or may have): a claim in progress must not hand the
         // message out again.
-        self.shared.acked(std::slice::from_ref(&message.id));
+        self.inner.shared.acked(std::slice::from_ref(&message.id));
         match &result {
             Ok(true) => {
-                self.shared.stats().rejected += 1;
+                self.inner.shared.stats().rejected += 1;
                 tracing::warn!(
                     id = %message.id, deliveries = message.deliveries, reason,
                     dead_letter = %target.dead_letter, "message rejected: dead-lettered"
@@ -192,19 +307,20 @@ impl Acker {
     /// Cancel-safe: closing starts at the call; dropping the future only
     /// stops the wait.
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.batcher.close()
+        self.inner.batcher.close()
     }
 
-    /// Messages acknowledged so far (their `XACK` succeeded).
+    /// Messages acknowledged so far (their `XACK` succeeded), by
+    /// [`ack`](Self::ack) and [`ack_all`](Self::ack_all).
     pub fn acked(&self) -> u64 {
-        self.batcher.stats().flushed
+        self.inner.batcher.stats().flushed + self.inner.acked_all.load(Ordering::Relaxed)
     }
 }
 
 impl fmt::Debug for Acker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acker")
-            .field("stats", &self.batcher.stats())
+            .field("stats", &self.inner.batcher.stats())
             .finish_non_exhaustive()
     }
 }
@@ -213,14 +329,18 @@ impl fmt::Debug for Acker {
 /// its lease is renewed meanwhile — and holds its place in the
 /// `max_in_flight` bound.
 pub(crate) struct InFlight {
-    pub(crate) id: String,
+    pub(crate) key: Key,
     pub(crate) shared: Arc<Shared>,
     pub(crate) _permit: OwnedSemaphorePermit,
+    /// Already released (by [`Acker::ack_all`], in bulk).
+    pub(crate) released: bool,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.shared.release(&self.id);
+        if !self.released {
+            self.shared.release(&self.key);
+        }
     }
 }
 
@@ -368,7 +488,7 @@ pub struct AckToken {
 impl AckToken {
     /// The id of the message this token acknowledges.
     pub fn id(&self) -> &str {
-        &self.in_flight.id
+        self.in_flight.key.as_str()
     }
 
     /// Acknowledges the message (batched `XACK`); resolves once Redis
@@ -385,7 +505,7 @@ impl AckToken {
     /// the future is dropped.
     pub async fn ack(self) -> Result<(), AckError<SourceError>> {
         let AckToken { in_flight, acker } = self;
-        let result = acker.ack(in_flight.id.clone()).await;
+        let result = acker.ack(in_flight.key.as_str().to_owned()).await;
         // Still held until the XACK is answered, so that a claim in the
         // meantime does not hand the message out again.
         drop(in_flight);
@@ -418,9 +538,9 @@ impl AckToken {
     /// written or not; if written, the original was acked with it.
     pub async fn dead_letter(self, message: &Message, reason: &str) -> Result<(), SourceError> {
         let AckToken { in_flight, acker } = self;
-        if message.id != in_flight.id {
+        if message.id != in_flight.key.as_str() {
             return Err(SourceError::WrongMessage {
-                token: in_flight.id.clone(),
+                token: in_flight.key.as_str().to_owned(),
                 message: message.id.clone(),
             });
         }
@@ -433,7 +553,7 @@ impl AckToken {
 impl fmt::Debug for AckToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckToken")
-            .field("id", &self.in_flight.id)
+            .field("id", &self.in_flight.key)
             .finish()
     }
 }

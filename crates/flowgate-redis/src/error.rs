@@ -160,6 +160,21 @@ pub enum SourceError {
         /// The id of the message given.
         message: String,
     },
+    /// [`Acker::ack_all`](crate::Acker::ack_all) was given the token of a
+    /// message read by another source (another stream, group or
+    /// connection). Nothing was sent; the messages stay pending.
+    ForeignToken {
+        /// The id of the token's message.
+        id: String,
+        /// The stream the token's source reads.
+        token_stream: String,
+        /// The group the token's source reads as.
+        token_group: String,
+        /// The stream of the acker.
+        stream: String,
+        /// The group of the acker.
+        group: String,
+    },
 }
 
 impl SourceError {
@@ -168,7 +183,10 @@ impl SourceError {
     /// `TRYAGAIN` or `MASTERDOWN`.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Build(_) | Self::UnexpectedReply { .. } | Self::WrongMessage { .. } => false,
+            Self::Build(_)
+            | Self::UnexpectedReply { .. }
+            | Self::WrongMessage { .. }
+            | Self::ForeignToken { .. } => false,
             Self::Connect { source, .. } | Self::Redis { source, .. } => is_transient(source),
         }
     }
@@ -224,6 +242,17 @@ impl fmt::Display for SourceError {
                 f,
                 "cannot dead-letter message {message:?} with the ack token of message {token:?}"
             ),
+            Self::ForeignToken {
+                id,
+                token_stream,
+                token_group,
+                stream,
+                group,
+            } => write!(
+                f,
+                "cannot ack message {id:?} of stream {token_stream:?}, group {token_group:?} \
+                 with the acker of another source (stream {stream:?}, group {group:?}); nothing sent"
+            ),
         }
     }
 }
@@ -233,7 +262,9 @@ impl Error for SourceError {
         match self {
             Self::Build(err) => Some(err),
             Self::Connect { source, .. } | Self::Redis { source, .. } => Some(source),
-            Self::UnexpectedReply { .. } | Self::WrongMessage { .. } => None,
+            Self::UnexpectedReply { .. }
+            | Self::WrongMessage { .. }
+            | Self::ForeignToken { .. } => None,
         }
     }
 }

@@ -14,8 +14,11 @@
 //! - Hands out each message as a [`Delivery`], which is acknowledged only by
 //!   [`Delivery::ack`] (or its [`AckToken`]). Acks are sent as one `XACK` per
 //!   batch through a [`flowgate::batch::Batcher`]; each ack resolves when its
-//!   `XACK` was answered. A failed `XACK` is retried with backoff (see
-//!   [`Acker`]), so a Redis restart does not leave written messages pending.
+//!   `XACK` was answered. A caller holding a whole batch of tokens (the
+//!   rows of one sink flush) acks them with [`Acker::ack_all`]: one `XACK`
+//!   for all, no per-message future. A failed `XACK` is retried with backoff
+//!   (see [`Acker`]), so a Redis restart does not leave written messages
+//!   pending.
 //! - After a restart, re-reads this consumer's own pending messages first;
 //!   then takes over messages whose lease ran out and whose consumer is gone
 //!   (see [Leases](#leases)).

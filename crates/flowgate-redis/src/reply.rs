@@ -45,7 +45,8 @@ fn malformed<T>(what: impl Into<String>) -> Result<T, Malformed> {
     Err(Malformed(what.into()))
 }
 
-/// The bytes of a string-like value.
+/// The bytes of a string-like value, copied (for the rare paths: an
+/// unreadable entry's raw items, a count sent as a string).
 fn bytes(value: &Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Some(bytes.clone()),
@@ -59,11 +60,41 @@ fn bytes(value: &Value) -> Option<Vec<u8>> {
     }
 }
 
-/// A value that must be a string (an id, a consumer name).
-fn text(value: &Value, what: &str) -> Result<String, Malformed> {
-    match bytes(value).map(String::from_utf8) {
-        Some(Ok(s)) => Ok(s),
-        _ => malformed(format!("{what} is not a string: {value:?}")),
+/// The bytes of a string-like value, moved out of it (no copy for strings);
+/// the value back if it is not string-like.
+fn into_bytes(value: Value) -> Result<Vec<u8>, Value> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(s) => Ok(s.into_bytes()),
+        Value::VerbatimString { text, .. } => Ok(text.into_bytes()),
+        other => bytes(&other).ok_or(other),
+    }
+}
+
+/// Whether [`into_bytes`] takes `value`.
+fn is_text(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::BulkString(_)
+            | Value::SimpleString(_)
+            | Value::VerbatimString { .. }
+            | Value::Okay
+            | Value::Int(_)
+            | Value::Double(_)
+            | Value::Boolean(_)
+    )
+}
+
+/// A value that must be a string (an id, a consumer name), moved out.
+fn text(value: Value, what: &str) -> Result<String, Malformed> {
+    match into_bytes(value) {
+        Ok(bytes) => String::from_utf8(bytes).or_else(|err| {
+            malformed(format!(
+                "{what} is not UTF-8: {:?}",
+                String::from_utf8_lossy(err.as_bytes())
+            ))
+        }),
+        Err(value) => malformed(format!("{what} is not a string: {value:?}")),
     }
 }
 
@@ -80,123 +111,149 @@ fn int(value: &Value, what: &str) -> Result<u64, Malformed> {
     }
 }
 
-/// The elements of an array-like value (RESP3 sets too).
-fn items<'a>(value: &'a Value, what: &str) -> Result<&'a [Value], Malformed> {
+/// The elements of an array-like value (RESP3 sets too), moved out.
+fn items(value: Value, what: &str) -> Result<Vec<Value>, Malformed> {
     match value {
         Value::Array(items) | Value::Set(items) => Ok(items),
-        _ => malformed(format!("{what} is not an array: {value:?}")),
+        other => malformed(format!("{what} is not an array: {other:?}")),
     }
 }
 
-/// The field items of an entry, as a flat list (RESP3 may send a map).
-fn field_items(value: &Value) -> Option<Vec<&Value>> {
+/// `N` elements of an array-like value, moved out.
+fn parts<const N: usize>(value: Value, what: &str) -> Result<[Value; N], Malformed> {
+    <[Value; N]>::try_from(items(value, what)?)
+        .or_else(|parts| malformed(format!("{what} has {} parts, not {N}", parts.len())))
+}
+
+/// The field items of an entry, as a flat list (RESP3 may send a map);
+/// the value back if it is neither.
+fn field_items(value: Value) -> Result<Vec<Value>, Value> {
     match value {
-        Value::Array(items) => Some(items.iter().collect()),
-        Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k, v]).collect()),
-        _ => None,
+        Value::Array(items) => Ok(items),
+        Value::Map(pairs) => Ok(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        other => Err(other),
     }
 }
 
-/// The content of one entry's field list (`Nil`: deleted).
-pub(crate) fn content(fields: &Value) -> Content {
+/// The raw items of an unreadable entry, copied in pairs.
+fn raw(items: &[Value]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let raw_item =
+        |value: &Value| bytes(value).unwrap_or_else(|| format!("{value:?}").into_bytes());
+    items
+        .chunks(2)
+        .map(|pair| {
+            (
+                raw_item(&pair[0]),
+                pair.get(1).map(raw_item).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Why the field items of an entry cannot be handed out, if they cannot.
+fn unreadable(items: &[Value]) -> Option<String> {
+    if items.len() % 2 != 0 {
+        return Some(format!(
+            "it has an odd number of field items ({}): a field without a value",
+            items.len()
+        ));
+    }
+    for (index, pair) in items.chunks(2).enumerate() {
+        let name = match &pair[0] {
+            Value::BulkString(name) => match std::str::from_utf8(name) {
+                Ok(name) => std::borrow::Cow::Borrowed(name),
+                Err(_) => {
+                    return Some(format!(
+                        "the name of field {index} is not UTF-8 ({:?})",
+                        String::from_utf8_lossy(name)
+                    ));
+                }
+            },
+            other if is_text(other) => {
+                // Strings, numbers, OK: always UTF-8.
+                String::from_utf8_lossy(&bytes(other).unwrap_or_default())
+                    .into_owned()
+                    .into()
+            }
+            _ => return Some(format!("the name of field {index} is not a string")),
+        };
+        if !is_text(&pair[1]) {
+            return Some(format!("the value of field {name:?} is not a string"));
+        }
+    }
+    None
+}
+
+/// The content of one entry's field list (`Nil`: deleted); the field names
+/// and values are moved out of the reply, not copied.
+pub(crate) fn content(fields: Value) -> Content {
     if matches!(fields, Value::Nil) {
         return Content::Deleted;
     }
-    let Some(items) = field_items(fields) else {
-        return Content::Unreadable {
-            raw: Vec::new(),
-            reason: format!("its field list is not an array: {fields:?}"),
-        };
+    let items = match field_items(fields) {
+        Ok(items) => items,
+        Err(fields) => {
+            return Content::Unreadable {
+                raw: Vec::new(),
+                reason: format!("its field list is not an array: {fields:?}"),
+            };
+        }
     };
-    let raw_item =
-        |value: &Value| bytes(value).unwrap_or_else(|| format!("{value:?}").into_bytes());
-    let raw = || {
-        items
-            .chunks(2)
-            .map(|pair| {
-                (
-                    raw_item(pair[0]),
-                    pair.get(1).map(|v| raw_item(v)).unwrap_or_default(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    if items.len() % 2 != 0 {
+    if let Some(reason) = unreadable(&items) {
         return Content::Unreadable {
-            raw: raw(),
-            reason: format!(
-                "it has an odd number of field items ({}): a field without a value",
-                items.len()
-            ),
+            raw: raw(&items),
+            reason,
         };
     }
     let mut map = HashMap::with_capacity(items.len() / 2);
-    for (index, pair) in items.chunks(2).enumerate() {
-        let Some(name) = bytes(pair[0]) else {
-            return Content::Unreadable {
-                raw: raw(),
-                reason: format!("the name of field {index} is not a string"),
-            };
-        };
-        let name = match String::from_utf8(name) {
-            Ok(name) => name,
-            Err(err) => {
-                return Content::Unreadable {
-                    raw: raw(),
-                    reason: format!(
-                        "the name of field {index} is not UTF-8 ({:?})",
-                        String::from_utf8_lossy(err.as_bytes())
-                    ),
-                };
-            }
-        };
-        let Some(value) = bytes(pair[1]) else {
-            return Content::Unreadable {
-                raw: raw(),
-                reason: format!("the value of field {name:?} is not a string"),
-            };
-        };
-        map.insert(name, value);
+    let mut items = items.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        // Checked above: both are strings, the name is UTF-8.
+        let name = into_bytes(name).unwrap_or_default();
+        let name = String::from_utf8(name)
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+        map.insert(name, into_bytes(value).unwrap_or_default());
     }
     Content::Fields(map)
 }
 
 /// One `[id, fields]` entry.
-fn entry(value: &Value) -> Result<Entry, Malformed> {
-    let parts = items(value, "an entry")?;
-    let [id, fields] = parts else {
-        return malformed(format!("an entry has {} parts, not 2", parts.len()));
-    };
+fn entry(value: Value) -> Result<Entry, Malformed> {
+    let [id, fields] = parts(value, "an entry")?;
     Ok(Entry {
         id: text(id, "an entry id")?,
         content: content(fields),
     })
 }
 
-fn entries(value: &Value) -> Result<Vec<Entry>, Malformed> {
-    items(value, "the entry list")?.iter().map(entry).collect()
+fn entries(value: Value, out: &mut Vec<Entry>) -> Result<(), Malformed> {
+    let list = items(value, "the entry list")?;
+    out.reserve(list.len());
+    for value in list {
+        out.push(entry(value)?);
+    }
+    Ok(())
 }
 
 /// An `XREADGROUP` reply for one stream: `Nil` (nothing), or
-/// `[[stream, [entry…]]]` (RESP2), or `{stream: [entry…]}` (RESP3).
-pub(crate) fn read_reply(value: &Value) -> Result<Vec<Entry>, Malformed> {
+/// `[[stream, [entry…]]]` (RESP2), or `{stream: [entry…]}` (RESP3). Takes
+/// the reply, so that the entries' ids, field names and values are moved
+/// out of it rather than copied.
+pub(crate) fn read_reply(value: Value) -> Result<Vec<Entry>, Malformed> {
     match value {
         Value::Nil => Ok(Vec::new()),
         Value::Array(streams) => {
             let mut out = Vec::new();
             for stream in streams {
-                let parts = items(stream, "a stream of the reply")?;
-                let [_name, list] = parts else {
-                    return malformed(format!("a stream of the reply has {} parts", parts.len()));
-                };
-                out.extend(entries(list)?);
+                let [_name, list] = parts(stream, "a stream of the reply")?;
+                entries(list, &mut out)?;
             }
             Ok(out)
         }
         Value::Map(streams) => {
             let mut out = Vec::new();
             for (_name, list) in streams {
-                out.extend(entries(list)?);
+                entries(list, &mut out)?;
             }
             Ok(out)
         }
@@ -206,14 +263,11 @@ pub(crate) fn read_reply(value: &Value) -> Result<Vec<Entry>, Malformed> {
 
 /// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
 /// as a map from id to deliveries.
-pub(crate) fn pending_counts(value: &Value) -> Result<HashMap<String, u64>, Malformed> {
+pub(crate) fn pending_counts(value: Value) -> Result<HashMap<String, u64>, Malformed> {
     let mut counts = HashMap::new();
     for row in items(value, "the reply")? {
-        let parts = items(row, "a pending entry")?;
-        let [id, _consumer, _idle, deliveries] = parts else {
-            return malformed(format!("a pending entry has {} parts, not 4", parts.len()));
-        };
-        counts.insert(text(id, "a pending id")?, int(deliveries, "deliveries")?);
+        let [id, _consumer, _idle, deliveries] = parts(row, "a pending entry")?;
+        counts.insert(text(id, "a pending id")?, int(&deliveries, "deliveries")?);
     }
     Ok(counts)
 }
@@ -228,35 +282,29 @@ pub(crate) struct Pending {
 
 /// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
 /// row by row.
-pub(crate) fn pending_rows(value: &Value) -> Result<Vec<Pending>, Malformed> {
+pub(crate) fn pending_rows(value: Value) -> Result<Vec<Pending>, Malformed> {
     items(value, "the reply")?
-        .iter()
+        .into_iter()
         .map(|row| {
-            let parts = items(row, "a pending entry")?;
-            let [id, consumer, idle, _deliveries] = parts else {
-                return malformed(format!("a pending entry has {} parts, not 4", parts.len()));
-            };
+            let [id, consumer, idle, _deliveries] = parts(row, "a pending entry")?;
             Ok(Pending {
                 id: text(id, "a pending id")?,
                 consumer: text(consumer, "a pending entry's consumer")?,
-                idle_ms: int(idle, "idle time")?,
+                idle_ms: int(&idle, "idle time")?,
             })
         })
         .collect()
 }
 
 /// The takeover script's reply: `[[claimed id…], [deleted id…]]`.
-pub(crate) fn takeover(value: &Value) -> Result<(Vec<String>, Vec<String>), Malformed> {
-    let parts = items(value, "the reply")?;
-    let [claimed, deleted] = parts else {
-        return malformed(format!("the reply has {} parts, not 2", parts.len()));
-    };
+pub(crate) fn takeover(value: Value) -> Result<(Vec<String>, Vec<String>), Malformed> {
+    let [claimed, deleted] = parts(value, "the reply")?;
     Ok((ids(claimed)?, ids(deleted)?))
 }
 
 /// The client names in a `CLIENT LIST` reply (one client per line,
 /// `key=value` fields separated by spaces; names hold no spaces).
-pub(crate) fn client_names(value: &Value) -> Result<HashSet<String>, Malformed> {
+pub(crate) fn client_names(value: Value) -> Result<HashSet<String>, Malformed> {
     let list = text(value, "the client list")?;
     Ok(list
         .lines()
@@ -271,29 +319,26 @@ pub(crate) fn client_names(value: &Value) -> Result<HashSet<String>, Malformed> 
 
 /// The take script's reply: `[[id, deliveries, fields or nil]…]`, nil
 /// fields for an entry deleted from the stream.
-pub(crate) fn taken(value: &Value) -> Result<Vec<(Entry, u64)>, Malformed> {
+pub(crate) fn taken(value: Value) -> Result<Vec<(Entry, u64)>, Malformed> {
     items(value, "the reply")?
-        .iter()
+        .into_iter()
         .map(|row| {
-            let parts = items(row, "a taken entry")?;
-            let [id, deliveries, fields] = parts else {
-                return malformed(format!("a taken entry has {} parts, not 3", parts.len()));
-            };
+            let [id, deliveries, fields] = parts(row, "a taken entry")?;
             Ok((
                 Entry {
                     id: text(id, "a taken id")?,
                     content: content(fields),
                 },
-                int(deliveries, "deliveries")?,
+                int(&deliveries, "deliveries")?,
             ))
         })
         .collect()
 }
 
 /// A list of ids (the renewal script's lost leases).
-pub(crate) fn ids(value: &Value) -> Result<Vec<String>, Malformed> {
+pub(crate) fn ids(value: Value) -> Result<Vec<String>, Malformed> {
     items(value, "the reply")?
-        .iter()
+        .into_iter()
         .map(|id| text(id, "an id"))
         .collect()
 }
@@ -310,7 +355,7 @@ mod tests {
                 .to_vec(),
         );
         assert_eq!(
-            client_names(&list).unwrap(),
+            client_names(list).unwrap(),
             HashSet::from(["flowgate:61:62:63".to_owned()])
         );
     }
@@ -325,7 +370,7 @@ mod tests {
                 Value::Int(1),
             ])
         };
-        let rows = pending_rows(&Value::Array(vec![row("1-0", "a", 700)])).unwrap();
+        let rows = pending_rows(Value::Array(vec![row("1-0", "a", 700)])).unwrap();
         assert_eq!(
             rows,
             vec![Pending {
@@ -339,10 +384,10 @@ mod tests {
             Value::Array(vec![bulk(b"2-0")]),
         ]);
         assert_eq!(
-            takeover(&reply).unwrap(),
+            takeover(reply).unwrap(),
             (vec!["1-0".to_owned()], vec!["2-0".to_owned()])
         );
-        assert!(takeover(&Value::Array(vec![])).is_err());
+        assert!(takeover(Value::Array(vec![])).is_err());
     }
 
     fn bulk(s: &[u8]) -> Value {
@@ -363,7 +408,7 @@ mod tests {
     #[test]
     fn good_entries_parse_into_fields() {
         let reply = read(vec![entry_value("1-0", &[b"seq", b"5", b"body", b"\xff"])]);
-        let entries = read_reply(&reply).unwrap();
+        let entries = read_reply(reply).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].id, "1-0");
         let Content::Fields(fields) = &entries[0].content else {
@@ -382,7 +427,7 @@ mod tests {
             Value::Array(vec![bulk(b"4-0"), Value::Nil]),
             entry_value("5-0", &[b"a", b"2"]),
         ]);
-        let entries = read_reply(&reply).unwrap();
+        let entries = read_reply(reply).unwrap();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["1-0", "2-0", "3-0", "4-0", "5-0"]);
         assert!(matches!(entries[0].content, Content::Fields(_)));
@@ -419,7 +464,7 @@ mod tests {
                 Value::Map(vec![(bulk(b"a"), bulk(b"1"))]),
             ])]),
         )]);
-        let entries = read_reply(&reply).unwrap();
+        let entries = read_reply(reply).unwrap();
         let Content::Fields(fields) = &entries[0].content else {
             panic!()
         };
@@ -428,14 +473,14 @@ mod tests {
 
     #[test]
     fn nothing_read_is_nil() {
-        assert_eq!(read_reply(&Value::Nil).unwrap(), Vec::new());
+        assert_eq!(read_reply(Value::Nil).unwrap(), Vec::new());
     }
 
     #[test]
     fn a_malformed_reply_is_an_error() {
-        assert!(read_reply(&Value::Int(3)).is_err());
-        assert!(read_reply(&read(vec![Value::Int(1)])).is_err());
-        assert!(read_reply(&read(vec![Value::Array(vec![Value::Nil, Value::Nil])])).is_err());
+        assert!(read_reply(Value::Int(3)).is_err());
+        assert!(read_reply(read(vec![Value::Int(1)])).is_err());
+        assert!(read_reply(read(vec![Value::Array(vec![Value::Nil, Value::Nil])])).is_err());
     }
 
     #[test]
@@ -446,7 +491,7 @@ mod tests {
             Value::Int(12),
             Value::Int(3),
         ])]);
-        assert_eq!(pending_counts(&reply).unwrap()["1-0"], 3);
+        assert_eq!(pending_counts(reply).unwrap()["1-0"], 3);
     }
 
     #[test]
@@ -459,7 +504,7 @@ mod tests {
             ]),
             Value::Array(vec![bulk(b"2-0"), Value::Int(4), Value::Nil]),
         ]);
-        let taken = taken(&reply).unwrap();
+        let taken = taken(reply).unwrap();
         assert_eq!(taken[0].1, 2);
         assert!(matches!(taken[0].0.content, Content::Fields(_)));
         assert_eq!(taken[1].0.content, Content::Deleted);

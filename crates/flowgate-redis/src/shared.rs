@@ -2,7 +2,6 @@
 //! acker: which deliveries are held, the claim guard, the counters, and the
 //! Lua scripts.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -139,16 +138,61 @@ pub(crate) const ORIGINAL_ID: &str = "flowgate-original-id";
 pub(crate) const DELIVERIES: &str = "flowgate-deliveries";
 pub(crate) const REASON: &str = "flowgate-reason";
 
+/// A stream entry id as a hash key, without a heap allocation: Redis ids
+/// are two `u64`s (`ms-seq`, at most 41 bytes), kept inline; anything longer
+/// (never sent by Redis) is boxed. Compared byte for byte.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Boxed(Box<str>),
+}
+
+const INLINE: usize = 46;
+
+impl Key {
+    pub(crate) fn new(id: &str) -> Self {
+        if id.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            Key::Inline {
+                len: id.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Boxed(id.into())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Always the bytes of a `&str`, cut at its end: valid UTF-8.
+            Key::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            Key::Boxed(id) => id,
+        }
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// The deliveries this consumer holds, and the claim guard.
 #[derive(Debug, Default)]
 struct Holds {
     /// Held ids → whether the lease is still ours (false once another
     /// consumer was seen owning it).
-    held: HashMap<String, bool>,
+    held: FastMap<Key, bool>,
     /// A claim (or recovery read) is in progress.
     claiming: bool,
     /// Ids released (acked, dead-lettered or dropped) while `claiming`.
-    released_during_claim: HashSet<String>,
+    released_during_claim: FastSet<Key>,
 }
 
 /// State shared by the reader, the renewer, the deliveries and the acker.
@@ -177,21 +221,57 @@ impl Shared {
     }
 
     /// Marks `id` as handed out; false if it already is.
+    #[cfg(test)]
     pub(crate) fn hold(&self, id: &str) -> bool {
+        self.hold_all(vec![id], |id| id)
+            .pop()
+            .is_some_and(|(_, key)| key.is_some())
+    }
+
+    /// Marks the ids of `items` as handed out, in one critical section;
+    /// returns each item with its key, `None` for an id that is held already
+    /// (or repeats in `items`).
+    pub(crate) fn hold_all<T>(
+        &self,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+    ) -> Vec<(T, Option<Key>)> {
         let mut holds = self.holds();
-        if holds.held.contains_key(id) {
-            return false;
-        }
-        holds.held.insert(id.to_owned(), true);
-        true
+        holds.held.reserve(items.len());
+        items
+            .into_iter()
+            .map(|item| {
+                let key = Key::new(id(&item));
+                let new = match holds.held.entry(key.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => None,
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(true);
+                        Some(key)
+                    }
+                };
+                (item, new)
+            })
+            .collect()
     }
 
     /// `id` is no longer handed out (acked, dead-lettered or dropped).
-    pub(crate) fn release(&self, id: &str) {
+    pub(crate) fn release(&self, id: &Key) {
         let mut holds = self.holds();
         holds.held.remove(id);
         if holds.claiming {
-            holds.released_during_claim.insert(id.to_owned());
+            holds.released_during_claim.insert(id.clone());
+        }
+    }
+
+    /// `ids` are no longer handed out, in one critical section.
+    pub(crate) fn release_all<'a>(&self, ids: impl Iterator<Item = &'a Key>) {
+        let mut holds = self.holds();
+        let claiming = holds.claiming;
+        for id in ids {
+            holds.held.remove(id);
+            if claiming {
+                holds.released_during_claim.insert(id.clone());
+            }
         }
     }
 
@@ -200,7 +280,9 @@ impl Shared {
     pub(crate) fn acked(&self, ids: &[String]) {
         let mut holds = self.holds();
         if holds.claiming {
-            holds.released_during_claim.extend(ids.iter().cloned());
+            holds
+                .released_during_claim
+                .extend(ids.iter().map(|id| Key::new(id)));
         }
     }
 
@@ -220,7 +302,7 @@ impl Shared {
             .held
             .iter()
             .filter(|(_, ours)| **ours)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str().to_owned())
             .collect()
     }
 
@@ -230,7 +312,7 @@ impl Shared {
         let mut holds = self.holds();
         let mut lost = 0;
         for id in ids {
-            if let Some(ours) = holds.held.get_mut(id)
+            if let Some(ours) = holds.held.get_mut(&Key::new(id))
                 && *ours
             {
                 *ours = false;
@@ -263,8 +345,8 @@ impl ClaimGuard<'_> {
         let kept: Vec<T> = items
             .into_iter()
             .filter(|item| {
-                let id = id(item);
-                !holds.held.contains_key(id) && !holds.released_during_claim.contains(id)
+                let id = Key::new(id(item));
+                !holds.held.contains_key(&id) && !holds.released_during_claim.contains(&id)
             })
             .collect();
         let skipped = before - kept.len();
@@ -418,17 +500,17 @@ mod tests {
         assert!(shared.hold("2-0"));
         assert!(shared.hold("4-0"));
         assert!(!shared.hold("1-0"), "held once");
-        shared.release("2-0"); // acked before the claim was sent: not remembered
+        shared.release(&Key::new("2-0")); // acked before the claim was sent: not remembered
         let claim = shared.begin_claim();
         // While the takeover is on its way, the XACK of 4-0 is answered (it
         // ran after the claim in Redis, so the reply may still carry 4-0).
-        shared.release("4-0");
+        shared.release(&Key::new("4-0"));
         shared.acked(&ids(&["5-0"])); // a raw Acker::ack answered meanwhile
         let (kept, skipped) = claim.keep(ids(&["1-0", "2-0", "3-0", "4-0", "5-0"]), |s| s);
         assert_eq!(kept, ids(&["2-0", "3-0"]));
         assert_eq!(skipped, 3);
         // After the claim, releases are forgotten again.
-        shared.release("1-0");
+        shared.release(&Key::new("1-0"));
         let claim = shared.begin_claim();
         let (kept, _) = claim.keep(ids(&["1-0", "4-0"]), |s| s);
         assert_eq!(kept, ids(&["1-0", "4-0"]));
@@ -442,8 +524,18 @@ mod tests {
         assert_eq!(shared.lost(&ids(&["1-0", "9-0"])), 1);
         assert_eq!(shared.lost(&ids(&["1-0"])), 0);
         assert_eq!(shared.leased(), ids(&["2-0"]));
+        let long = "9".repeat(60);
+        assert!(
+            shared.hold(&long),
+            "an id too long for inline keys is held too"
+        );
+        assert!(!shared.hold(&long));
+        assert_eq!(Key::new(&long).as_str(), long);
+        shared.release_all([Key::new(&long), Key::new("2-0")].iter());
+        assert_eq!(shared.held(), 1);
+        assert!(shared.hold("2-0"));
         assert_eq!(shared.held(), 2);
-        shared.release("1-0");
+        shared.release(&Key::new("1-0"));
         assert_eq!(shared.held(), 1);
     }
 }

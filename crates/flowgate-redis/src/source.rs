@@ -708,11 +708,13 @@ impl Reader {
         // Every deliverable entry is held (so its lease is renewed) before
         // any is sent: sending waits for the caller, and what waits must
         // not be taken over meanwhile.
-        let mut deliveries_out = Vec::with_capacity(entries.len());
+        let mut deliverable = Vec::with_capacity(entries.len());
         let mut poison = Vec::new();
         for (entry, deliveries) in entries {
-            let fields = match entry.content {
-                Content::Fields(fields) if deliveries <= self.settings.max_deliveries => fields,
+            match entry.content {
+                Content::Fields(fields) if deliveries <= self.settings.max_deliveries => {
+                    deliverable.push((entry.id, fields, deliveries));
+                }
                 Content::Fields(fields) => {
                     let mut raw: Vec<(Vec<u8>, Vec<u8>)> = fields
                         .into_iter()
@@ -720,30 +722,31 @@ impl Reader {
                         .collect();
                     raw.sort();
                     poison.push((entry.id, raw, deliveries, Poison::TooManyDeliveries));
-                    continue;
                 }
                 Content::Unreadable { raw, reason } => {
                     poison.push((entry.id, raw, deliveries, Poison::Unreadable(reason)));
-                    continue;
                 }
                 Content::Deleted => {
                     poison.push((entry.id, Vec::new(), deliveries, Poison::Deleted));
-                    continue;
                 }
-            };
-            // Never twice: claim and recovery replies were filtered already.
-            if !self.shared.hold(&entry.id) {
-                continue;
             }
+        }
+        // One critical section for the whole batch. Never twice: claim and
+        // recovery replies were filtered already.
+        let held = self.shared.hold_all(deliverable, |(id, _, _)| id);
+        let mut deliveries_out = Vec::with_capacity(held.len());
+        for ((id, fields, deliveries), key) in held {
+            let Some(key) = key else { continue };
             let permit = room.split(1).expect("one permit per entry of the batch");
             deliveries_out.push(Delivery::new(
-                entry.id.clone(),
+                id,
                 fields,
                 deliveries,
                 InFlight {
-                    id: entry.id,
+                    key,
                     shared: Arc::clone(&self.shared),
                     _permit: permit,
+                    released: false,
                 },
                 self.acker.clone(),
             ));
@@ -785,7 +788,7 @@ impl Reader {
             .query_async(&mut self.reads)
             .await
             .map_err(|err| target.error("XREADGROUP", err))?;
-        reply::read_reply(&reply).map_err(|bad| target.unexpected("XREADGROUP", bad.0))
+        reply::read_reply(reply).map_err(|bad| target.unexpected("XREADGROUP", bad.0))
     }
 
     /// This consumer's own pending entries after `after`, with their
@@ -851,7 +854,7 @@ impl Reader {
             .await
             .map_err(|err| target.error("XPENDING (takeover scan)", err))?;
         let rows =
-            reply::pending_rows(&reply).map_err(|bad| target.unexpected("XPENDING", bad.0))?;
+            reply::pending_rows(reply).map_err(|bad| target.unexpected("XPENDING", bad.0))?;
         match rows.last() {
             Some(last) if rows.len() >= self.settings.batch_size => {
                 self.claim_cursor = format!("({}", last.id);
@@ -894,7 +897,7 @@ impl Reader {
                 .invoke_async(&mut self.commands)
                 .await
                 .map_err(|err| target.error("XCLAIM (takeover script)", err))?;
-            let (c, d) = reply::takeover(&reply)
+            let (c, d) = reply::takeover(reply)
                 .map_err(|bad| target.unexpected("XCLAIM (takeover script)", bad.0))?;
             claimed.extend(c);
             deleted.extend(d);
@@ -922,7 +925,7 @@ impl Reader {
                 .invoke_async(&mut self.commands)
                 .await
                 .map_err(|err| target.error("XCLAIM (take script)", err))?;
-            let taken = reply::taken(&reply)
+            let taken = reply::taken(reply)
                 .map_err(|bad| target.unexpected("XCLAIM (take script)", bad.0))?;
             out.extend(taken);
         }
@@ -949,7 +952,7 @@ impl Reader {
             .query_async(&mut self.commands)
             .await;
         match reply {
-            Ok(reply) => reply::client_names(&reply)
+            Ok(reply) => reply::client_names(reply)
                 .map(Some)
                 .map_err(|bad| target.unexpected("CLIENT LIST", bad.0)),
             Err(err) if err.code() == Some("NOPERM") => {
@@ -984,7 +987,7 @@ impl Reader {
             .query_async(&mut self.commands)
             .await
             .map_err(|err| target.error("XPENDING", err))?;
-        reply::pending_counts(&reply).map_err(|bad| target.unexpected("XPENDING", bad.0))
+        reply::pending_counts(reply).map_err(|bad| target.unexpected("XPENDING", bad.0))
     }
 
     /// Moves an entry to the dead-letter stream and acks it, atomically,
@@ -1092,7 +1095,7 @@ async fn renew_leases(shared: Weak<Shared>, mut conn: ConnectionManager, every: 
             let mut call = RENEW.key(&target.stream);
             call.arg(&target.group).arg(&target.consumer).arg(chunk);
             let result = match call.invoke_async::<Value>(&mut conn).await {
-                Ok(reply) => reply::ids(&reply)
+                Ok(reply) => reply::ids(reply)
                     .map_err(|bad| target.unexpected("XCLAIM JUSTID (lease renewal)", bad.0)),
                 Err(err) => Err(target.error("XCLAIM JUSTID (lease renewal)", err)),
             };

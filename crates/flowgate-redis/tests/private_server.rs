@@ -230,3 +230,106 @@ async fn a_wrong_password_shows_the_servers_message() {
         .unwrap();
     assert_eq!(source.server(), format!("127.0.0.1:{}/0", server.port));
 }
+
+/// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 if never called).
+async fn command_calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn ack_all_acks_a_batch_with_one_xack_and_releases_the_leases() {
+    // A server of its own: nobody else's XACKs in its command counters.
+    let Some(server) = PrivateRedis::start(&[]).await else {
+        return;
+    };
+    let url = server.url();
+    let mut conn = connection(&url).await;
+    // More than the batched acks' 512 per XACK: they would need two.
+    let n = 600;
+    for i in 0..n {
+        let _: String = conn.xadd("s", "*", &[("n", i.to_string())]).await.unwrap();
+    }
+    let mut source = RedisStreamSource::builder(&url, "s", "g", "c1")
+        .batch_size(64)
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), source.next())
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap()
+            .unwrap();
+        tokens.push(delivery.into_parts().1);
+    }
+    assert_eq!(source.stats().held, n as u64);
+    let before = command_calls(&mut conn, "xack").await;
+    source.acker().ack_all(tokens).await.unwrap();
+    assert_eq!(
+        command_calls(&mut conn, "xack").await - before,
+        1,
+        "one XACK for the whole batch"
+    );
+    assert_eq!(source.stats().held, 0, "every lease released");
+    assert_eq!(source.acker().acked(), n as u64);
+    let pending: redis::streams::StreamPendingReply = conn.xpending("s", "g").await.unwrap();
+    assert_eq!(pending.count(), 0, "nothing left pending");
+
+    // Nothing to ack: nothing sent.
+    source.acker().ack_all(Vec::new()).await.unwrap();
+    assert_eq!(command_calls(&mut conn, "xack").await - before, 1);
+}
+
+#[tokio::test]
+async fn ack_all_survives_a_redis_restart() {
+    let Some(mut server) =
+        PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await
+    else {
+        return;
+    };
+    let url = server.url();
+    let mut conn = connection(&url).await;
+    let n = 200;
+    for i in 0..n {
+        let _: String = conn.xadd("s", "*", &[("n", i.to_string())]).await.unwrap();
+    }
+    let mut source = RedisStreamSource::builder(&url, "s", "g", "c1")
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), source.next())
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap()
+            .unwrap();
+        tokens.push(delivery.into_parts().1);
+    }
+
+    // Down with everything read and nothing acked; acked while it is down.
+    server.kill();
+    let acker = source.acker().clone();
+    let ack = tokio::spawn(async move { acker.ack_all(tokens).await });
+    eventually("ack_all retries", || source.stats().ack_retries > 0).await;
+    assert_eq!(source.stats().held, n as u64, "leases kept while retrying");
+    server.run().await;
+    ack.await.unwrap().expect("acked after the restart");
+    assert_eq!(source.acker().acked(), n as u64);
+    assert_eq!(source.stats().held, 0);
+
+    let mut conn = connection(&url).await;
+    let pending: redis::streams::StreamPendingReply = conn.xpending("s", "g").await.unwrap();
+    assert_eq!(pending.count(), 0, "nothing left pending");
+}

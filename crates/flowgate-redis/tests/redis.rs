@@ -1165,3 +1165,48 @@ async fn hung_after_below_claim_idle_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn ack_all_refuses_the_tokens_of_another_source_and_sends_nothing() {
+    let Some(url) = redis_url() else { return };
+    let mut conn = connection(&url).await;
+    let stream_a = stream("ack-all-a");
+    let stream_b = stream("ack-all-b");
+    publish(&mut conn, &stream_a, 3).await;
+    publish(&mut conn, &stream_b, 1).await;
+    let mut a = RedisStreamSource::builder(&url, &stream_a, "g", "c1")
+        .connect()
+        .await
+        .unwrap();
+    let mut b = RedisStreamSource::builder(&url, &stream_b, "g", "c1")
+        .connect()
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(next(&mut a).await.into_parts().1);
+    }
+    let foreign = next(&mut b).await.into_parts().1;
+    let foreign_id = foreign.id().to_owned();
+    tokens.insert(1, foreign);
+    let err = a.acker().ack_all(tokens).await.unwrap_err();
+    let flowgate::batch::AckError::Flush(err) = err else {
+        panic!("{err:?}")
+    };
+    match &*err {
+        SourceError::ForeignToken {
+            id, token_stream, ..
+        } => {
+            assert_eq!(id, &foreign_id);
+            assert_eq!(token_stream, &stream_b);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains(&stream_b), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(pending(&mut conn, &stream_a, "g").await, 3, "nothing acked");
+    assert_eq!(pending(&mut conn, &stream_b, "g").await, 1);
+    assert_eq!(a.acker().acked(), 0);
+    assert_eq!(a.stats().held, 0, "the tokens were dropped: leases ended");
+    assert_eq!(b.stats().held, 0);
+}
