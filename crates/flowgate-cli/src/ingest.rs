@@ -36,7 +36,7 @@ use std::time::Duration;
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
 use flowgate_redis::{AckToken, Message, RedisStreamSource};
-use flowgate_sql::{PostgresSink, RowOutcome, SinkError, SqliteSink, Value, Written};
+use flowgate_sql::{PostgresSink, RowOutcome, SinkError, SqliteSink, Value};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -458,10 +458,28 @@ impl Acknowledge {
         }
     }
 
-    /// Acknowledges many; returns how many acks failed (left pending).
-    async fn ack_all(acks: Vec<Acknowledge>) -> u64 {
-        let results = futures_util::future::join_all(acks.into_iter().map(Acknowledge::ack)).await;
-        results.into_iter().filter(|ok| !ok).count() as u64
+    /// Acknowledges a written batch's messages — for Redis with one `XACK`
+    /// ([`Acker::ack_all`](flowgate_redis::Acker::ack_all)); returns how many
+    /// were left unacknowledged (pending).
+    async fn ack_all(acks: Vec<Acknowledge>, acker: Option<&flowgate_redis::Acker>) -> u64 {
+        let total = acks.len() as u64;
+        let tokens: Vec<AckToken> = acks
+            .into_iter()
+            .filter_map(|ack| match ack {
+                Acknowledge::Embedded => None,
+                Acknowledge::Redis(token) => Some(token),
+            })
+            .collect();
+        let (Some(acker), false) = (acker, tokens.is_empty()) else {
+            return 0;
+        };
+        match acker.ack_all(tokens).await {
+            Ok(()) => 0,
+            Err(err) => {
+                tracing::warn!(messages = total, error = %Chain(&err), "XACK failed; the batch's messages stay pending");
+                total
+            }
+        }
     }
 
     async fn dead_letter(self, message: &Message, reason: &str) -> bool {
@@ -620,6 +638,7 @@ async fn finish_batch(
     result: Result<Vec<RowOutcome>, WriteFailure>,
     messages: Vec<Incoming>,
     progress: Arc<Progress>,
+    acker: Option<flowgate_redis::Acker>,
 ) {
     let outcomes = match result {
         Ok(outcomes) if outcomes.len() == messages.len() => outcomes,
@@ -661,7 +680,7 @@ async fn finish_batch(
         }
     }
     let total = acks.len() as u64;
-    let unacked = Acknowledge::ack_all(acks).await;
+    let unacked = Acknowledge::ack_all(acks, acker.as_ref()).await;
     if unacked == 0 {
         progress.acked(received);
         progress.outcome(&progress.written, inserted);
@@ -849,9 +868,12 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         },
     );
     let ack_totals = Arc::clone(&progress);
+    let batch_acker = opened.acker.clone();
     let finished = written.par_map_unordered(
         config.flush_concurrency.saturating_mul(2),
-        move |(result, messages)| finish_batch(result, messages, Arc::clone(&ack_totals)),
+        move |(result, messages)| {
+            finish_batch(result, messages, Arc::clone(&ack_totals), batch_acker.clone())
+        },
     );
 
     let mut report = Report {
