@@ -12,7 +12,7 @@
 //! | sink | how a batch is written | when a row is refused ([`write_each`](PostgresSink::write_each)) |
 //! |---|---|---|
 //! | [`SqliteSink`] (feature `sqlite`) | one transaction per batch, `INSERT … ON CONFLICT DO NOTHING` per row, WAL journal; runs on tokio's blocking pool | that row's statement fails alone; the transaction goes on |
-//! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING RETURNING key` per batch, binary typed arrays: one statement, one round trip, atomic | the batch is split in halves, recursively, until each refused row is alone |
+//! | [`PostgresSink`] (feature `postgres`) | one `INSERT … SELECT FROM UNNEST($1, $2, …) ON CONFLICT DO NOTHING` per batch, binary typed arrays: one statement, one round trip, atomic; the inserted keys come back only when some row was a duplicate; a pool of connections (2 by default) for concurrent writes | the batch is split in halves, recursively, until each refused row is alone |
 //!
 //! # Tables, types and values
 //!
@@ -115,7 +115,7 @@ pub use error::{SchemaError, SchemaMismatch, SinkError, TableError, ValueTypeErr
 pub use idempotency::SqliteIdempotencyStore;
 pub use parse::ParseValueError;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresSink;
+pub use postgres::{PostgresOptions, PostgresSink};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSink;
 pub use table::{Column, ColumnType, Table, TableBuilder, Value};

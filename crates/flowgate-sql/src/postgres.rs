@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use tokio::sync::Mutex;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
@@ -21,32 +21,42 @@ use crate::{Encoder, RowOutcome, Written};
 /// Each [`write`](Self::write) is a single statement —
 ///
 /// ```sql
-/// INSERT INTO events (id, body)
-/// SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[])
-/// ON CONFLICT (id) DO NOTHING
-/// RETURNING id
+/// WITH ins AS (
+///     INSERT INTO events (id, body)
+///     SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[])
+///     ON CONFLICT (id) DO NOTHING
+///     RETURNING id),
+///   n AS (SELECT count(*) AS n FROM ins)
+/// SELECT n.n, d.* FROM n,
+///   LATERAL (SELECT array_agg(id) FROM ins WHERE n.n < cardinality($1)) d
 /// ```
 ///
 /// — with one array parameter per column, sent in PostgreSQL's binary format
 /// (`BIGINT[]`, `DOUBLE PRECISION[]`, `TEXT[]`, `BYTEA[]`, `BOOLEAN[]`,
 /// `JSONB[]` or `JSON[]` as the column is, `TIMESTAMPTZ[]`): one round trip
 /// per batch whatever its size, atomic (stored entirely or not at all), and
-/// idempotent through the key. The returned keys tell which rows were
-/// inserted. [`write_each`](Self::write_each) sends the same statement and,
+/// idempotent through the key. It answers with one row: the number of rows
+/// inserted and, only when that is fewer than the batch (some were
+/// duplicates), the inserted keys, which tell which rows were inserted. In
+/// the common case — nothing was a duplicate — no key is sent back or looked
+/// up. [`write_each`](Self::write_each) sends the same statement and,
 /// only when the database refuses the batch for a row's content, splits it
 /// to find the bad rows.
 ///
 /// When it connects, the sink creates the table if it does not exist, or
 /// checks the existing one (see [`connect`](Self::connect)).
 ///
-/// One connection is shared by every clone of the sink; concurrent writes are
-/// pipelined on it (tokio-postgres sends them without waiting for earlier
-/// answers), which suits a [`Batcher`](https://docs.rs/flowgate/latest/flowgate/batch/struct.Batcher.html)
-/// with `flush_concurrency > 1`. If the connection breaks, the write fails with
-/// a [transient](SinkError::is_transient) error and the next write reconnects
-/// (it prepares the insert again, which fails, [fatally](SinkError::is_fatal),
-/// if the table was dropped or changed meanwhile; it does not create it
-/// again).
+/// Every clone of the sink shares a small pool of connections,
+/// [`PostgresOptions::connections`] of them (2 by default): each write takes
+/// a free connection for its whole duration, or waits for one, so up to that
+/// many writes run at once on their own server backends (one does not wait
+/// for another's commit), which suits a [`Batcher`](https://docs.rs/flowgate/latest/flowgate/batch/struct.Batcher.html)
+/// with `flush_concurrency` up to the number of connections. Connections are
+/// opened when first needed (one when connecting). If a connection breaks,
+/// the write on it fails with a [transient](SinkError::is_transient) error
+/// and the next write that takes it reconnects (it prepares the insert again,
+/// which fails, [fatally](SinkError::is_fatal), if the table was dropped or
+/// changed meanwhile; it does not create it again).
 ///
 /// TLS is not supported: connect over loopback, a Unix socket or a trusted
 /// network. It needs PostgreSQL 12 or later (the table check reads
@@ -55,10 +65,48 @@ pub struct PostgresSink<T> {
     inner: Arc<Inner<T>>,
 }
 
+/// How a [`PostgresSink`] connects, for
+/// [`connect_with`](PostgresSink::connect_with).
+///
+/// # Examples
+///
+/// ```
+/// use flowgate_sql::PostgresOptions;
+///
+/// let options = PostgresOptions::default().connections(4);
+/// assert_eq!(options.connections, 4);
+/// assert_eq!(PostgresOptions::default().connections, 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// How many connections the sink opens at most: the number of writes
+    /// (and counts) that run at once; a further one waits for a free
+    /// connection. Default 2. 0 is taken as 1.
+    pub connections: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { connections: 2 }
+    }
+}
+
+impl PostgresOptions {
+    /// Sets [`connections`](Self::connections) (0 is taken as 1).
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = connections;
+        self
+    }
+}
+
 struct Inner<T> {
     config: Config,
     endpoint: Endpoint,
-    conn: Mutex<Option<Arc<Conn>>>,
+    /// One permit per connection the pool may have.
+    permits: Semaphore,
+    /// Connections not in use (at most one per permit).
+    idle: std::sync::Mutex<Vec<Conn>>,
     table: Table,
     encode: Encoder<T>,
     insert: String,
@@ -69,6 +117,37 @@ struct Inner<T> {
 struct Conn {
     client: Client,
     insert: Statement,
+}
+
+/// A connection taken from the pool for one write; given back when dropped
+/// (unless it broke: the next write opens a new one in its place).
+struct Lease<'a> {
+    idle: &'a std::sync::Mutex<Vec<Conn>>,
+    conn: Option<Conn>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !conn.client.is_closed()
+        {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(conn);
+        }
+    }
 }
 
 /// Where the sink connects, for messages (never the password).
@@ -188,6 +267,27 @@ impl<T: Send + 'static> PostgresSink<T> {
         table: Table,
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
     ) -> Result<Self, SinkError> {
+        Self::connect_with(url, table, encode, PostgresOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with `options`: how many connections the
+    /// sink may use at once ([`PostgresOptions::connections`]). It opens one
+    /// of them now (to create or check the table); the others when writes
+    /// need them.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(
+        url: &str,
+        table: Table,
+        encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
+        options: PostgresOptions,
+    ) -> Result<Self, SinkError> {
         let config = Config::from_str(url).map_err(SinkError::InvalidUrl)?;
         let endpoint = Endpoint::of(&config);
         let mut client = open(&config, &endpoint).await?;
@@ -197,28 +297,40 @@ impl<T: Send + 'static> PostgresSink<T> {
             .enumerate()
             .map(|(i, w)| format!("${}::{}[]", i + 1, w.sql_name()))
             .collect();
+        let aggregates: Vec<String> = table
+            .key()
+            .map(|c| format!("array_agg({})", c.name))
+            .collect();
+        // One row back: the count, and the inserted keys only when some row
+        // was not inserted (the subquery's filter is a one-time filter: when
+        // false, `ins` is not read again).
         let insert = format!(
-            "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({unnest}) \
-             ON CONFLICT ({key}) DO NOTHING RETURNING {key}",
+            "WITH ins AS (INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({unnest}) \
+             ON CONFLICT ({key}) DO NOTHING RETURNING {key}), \
+             n AS (SELECT count(*) AS n FROM ins) \
+             SELECT n.n, d.* FROM n, \
+             LATERAL (SELECT {aggregates} FROM ins WHERE n.n < cardinality($1)) d",
             table = table.name(),
             columns = table.column_list(),
             unnest = unnest.join(", "),
             key = table.key_list(),
+            aggregates = aggregates.join(", "),
         );
         let types: Vec<Type> = wire.iter().map(|w| w.array_type()).collect();
         let statement = client
             .prepare_typed(&insert, &types)
             .await
             .map_err(|e| endpoint.error(e))?;
-        let conn = Arc::new(Conn {
+        let conn = Conn {
             client,
             insert: statement,
-        });
+        };
         Ok(PostgresSink {
             inner: Arc::new(Inner {
                 config,
                 endpoint,
-                conn: Mutex::new(Some(conn)),
+                permits: Semaphore::new(options.connections.max(1)),
+                idle: std::sync::Mutex::new(vec![conn]),
                 table,
                 encode: Box::new(encode),
                 insert,
@@ -228,22 +340,41 @@ impl<T: Send + 'static> PostgresSink<T> {
         })
     }
 
-    /// The shared connection, made anew if there is none or it broke.
-    async fn connection(&self) -> Result<Arc<Conn>, SinkError> {
-        let mut slot = self.inner.conn.lock().await;
-        if let Some(conn) = &*slot
-            && !conn.client.is_closed()
-        {
-            return Ok(Arc::clone(conn));
-        }
-        let client = open(&self.inner.config, &self.inner.endpoint).await?;
-        let insert = client
-            .prepare_typed(&self.inner.insert, &self.inner.types)
+    /// A free connection of the pool (waiting for one if all are in use),
+    /// made anew if there is none or it broke. Cancel-safe: a cancelled wait
+    /// or connect takes nothing from the pool.
+    async fn connection(&self) -> Result<Lease<'_>, SinkError> {
+        let inner = &*self.inner;
+        let permit = inner
+            .permits
+            .acquire()
             .await
-            .map_err(|e| self.inner.endpoint.error(e))?;
-        let conn = Arc::new(Conn { client, insert });
-        *slot = Some(Arc::clone(&conn));
-        Ok(conn)
+            .expect("the pool's semaphore is never closed");
+        let idle = {
+            let mut idle = inner
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A broken connection is dropped: its place is made anew.
+            idle.retain(|c| !c.client.is_closed());
+            idle.pop()
+        };
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let client = open(&inner.config, &inner.endpoint).await?;
+                let insert = client
+                    .prepare_typed(&inner.insert, &inner.types)
+                    .await
+                    .map_err(|e| inner.endpoint.error(e))?;
+                Conn { client, insert }
+            }
+        };
+        Ok(Lease {
+            idle: &inner.idle,
+            conn: Some(conn),
+            _permit: permit,
+        })
     }
 
     /// Writes `rows` in one statement and reports, per row, whether it was
@@ -268,9 +399,9 @@ impl<T: Send + 'static> PostgresSink<T> {
             return Ok(Vec::new());
         }
         let values = self.inner.table.encode_rows(rows, &self.inner.encode)?;
-        let rows: Vec<&[Value]> = values.iter().map(Vec::as_slice).collect();
         let conn = self.connection().await?;
-        self.insert(&conn, &rows).await
+        self.insert(&conn, values.iter().map(Vec::as_slice), values.len())
+            .await
     }
 
     /// Writes `rows` like [`write`](Self::write) — one statement, one round
@@ -340,24 +471,50 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// # }
     /// ```
     pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
-        let table = &self.inner.table;
-        let (mut outcomes, good) = table.sort_rows(&rows, &self.inner.encode);
+        let values: Vec<Vec<Value>> = rows.iter().map(&self.inner.encode).collect();
+        self.write_values(values.into()).await
+    }
+
+    /// [`write_each`](Self::write_each) for rows already encoded, in the
+    /// table's column order: each row is checked ([`Table::check_row`]; one
+    /// that does not fit is [`Rejected`](RowOutcome::Rejected) on its own),
+    /// the others are written in one statement, and a row refused for its
+    /// content is isolated by splitting the batch, with the outcomes, errors
+    /// and cancel safety of `write_each`. The sink's encoder is not used.
+    ///
+    /// No row is copied: the array parameters are made of references into
+    /// `rows`. Writing the same `Arc` again (a retry after a
+    /// [transient](SinkError::is_transient) error) costs no copy either.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_each`](Self::write_each).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write`](Self::write): a statement already sent may store its rows.
+    pub async fn write_values(
+        &self,
+        rows: Arc<[Vec<Value>]>,
+    ) -> Result<Vec<RowOutcome>, SinkError> {
+        let (mut outcomes, good) = self.inner.table.check_rows(&rows);
         if !good.is_empty() {
             let conn = self.connection().await?;
             // Ranges of `good` to write, the next one last; written in order,
             // so that of two rows with one key the earlier is the inserted one.
             let mut todo = vec![(0, good.len())];
             while let Some((start, end)) = todo.pop() {
-                let rows: Vec<&[Value]> = good[start..end].iter().map(|(_, r)| &r[..]).collect();
-                match self.insert(&conn, &rows).await {
+                let part = &good[start..end];
+                let part_rows = part.iter().map(|&i| rows[i].as_slice());
+                match self.insert(&conn, part_rows, part.len()).await {
                     Ok(written) => {
-                        for ((index, _), written) in good[start..end].iter().zip(written) {
-                            outcomes[*index] = Some(written.into());
+                        for (&index, written) in part.iter().zip(written) {
+                            outcomes[index] = Some(written.into());
                         }
                     }
                     Err(err) if err.is_content() => {
                         if end - start == 1 {
-                            outcomes[good[start].0] = Some(RowOutcome::Rejected(err));
+                            outcomes[good[start]] = Some(RowOutcome::Rejected(err));
                         } else {
                             if end - start == good.len() {
                                 tracing::debug!(rows = good.len(), error = %err, "batch refused for a row's content: isolating the refused rows");
@@ -377,48 +534,67 @@ impl<T: Send + 'static> PostgresSink<T> {
             .collect())
     }
 
-    /// One insert statement for `rows` (checked against the table).
-    async fn insert(&self, conn: &Conn, rows: &[&[Value]]) -> Result<Vec<Written>, SinkError> {
+    /// One insert statement for the `len` rows `rows` (checked against the
+    /// table).
+    async fn insert<'r>(
+        &self,
+        conn: &Conn,
+        rows: impl Iterator<Item = &'r [Value]> + Clone,
+        len: usize,
+    ) -> Result<Vec<Written>, SinkError> {
         let table = &self.inner.table;
+        let err = |e| self.inner.endpoint.error(e);
         let params: Vec<Box<dyn ToSql + Sync + Send + '_>> = self
             .inner
             .wire
             .iter()
             .enumerate()
-            .map(|(i, wire)| column_array(*wire, rows.iter().map(|row| &row[i])))
+            .map(|(i, wire)| column_array(*wire, rows.clone().map(move |row| &row[i])))
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
 
-        let returned = conn
+        let answer = conn
             .client
-            .query(&conn.insert, &params)
+            .query_one(&conn.insert, &params)
             .await
-            .map_err(|e| self.inner.endpoint.error(e))?;
+            .map_err(err)?;
+        let inserted: i64 = answer.try_get(0).map_err(err)?;
+        if usize::try_from(inserted).is_ok_and(|n| n == len) {
+            // The common case: every row was inserted.
+            return Ok(vec![Written::Inserted; len]);
+        }
 
         // Count the inserted keys, then hand them out to rows in order: the
         // first row with an inserted key was stored, any later one is a
         // duplicate within the batch.
-        let key_types: Vec<ColumnType> = table.key().map(|c| c.ty).collect();
-        let mut inserted: HashMap<Vec<KeyPart>, usize> = HashMap::with_capacity(returned.len());
-        for row in &returned {
-            let key = key_types
-                .iter()
-                .enumerate()
-                .map(|(i, ty)| KeyPart::from_row(row, i, *ty))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.inner.endpoint.error(e))?;
-            *inserted.entry(key).or_default() += 1;
+        let mut columns = Vec::with_capacity(table.key_indexes().len());
+        for (i, column) in table.key().enumerate() {
+            columns.push(
+                KeyPart::column(&answer, 1 + i, column.ty)
+                    .map_err(err)?
+                    .into_iter(),
+            );
+        }
+        let mut counts: HashMap<Vec<KeyPart>, usize> = HashMap::new();
+        'keys: loop {
+            let mut key = Vec::with_capacity(columns.len());
+            for column in &mut columns {
+                match column.next() {
+                    Some(part) => key.push(part),
+                    None => break 'keys,
+                }
+            }
+            *counts.entry(key).or_default() += 1;
         }
         Ok(rows
-            .iter()
             .map(|row| {
                 let key: Vec<KeyPart> = table
                     .key_indexes()
                     .iter()
                     .map(|&i| KeyPart::of(&row[i]))
                     .collect();
-                match inserted.get_mut(&key) {
+                match counts.get_mut(&key) {
                     Some(count) if *count > 0 => {
                         *count -= 1;
                         Written::Inserted
@@ -940,19 +1116,29 @@ impl KeyPart {
         }
     }
 
-    fn from_row(
+    /// The key column `index` of `row`, an array of keys of type `ty` (or
+    /// null: none).
+    fn column(
         row: &tokio_postgres::Row,
         index: usize,
         ty: ColumnType,
-    ) -> Result<Self, tokio_postgres::Error> {
-        Ok(match ty {
-            ColumnType::Integer => KeyPart::Integer(row.try_get(index)?),
-            ColumnType::Text => KeyPart::Text(row.try_get(index)?),
-            ColumnType::Blob => KeyPart::Blob(row.try_get(index)?),
-            ColumnType::Boolean => KeyPart::Boolean(row.try_get(index)?),
-            ColumnType::Timestamp => KeyPart::Timestamp(row.try_get::<_, Timestamptz>(index)?.0),
+    ) -> Result<Vec<Self>, tokio_postgres::Error> {
+        fn all<'a, V: FromSql<'a>>(
+            row: &'a tokio_postgres::Row,
+            index: usize,
+            part: impl Fn(V) -> KeyPart,
+        ) -> Result<Vec<KeyPart>, tokio_postgres::Error> {
+            let values: Option<Vec<V>> = row.try_get(index)?;
+            Ok(values.unwrap_or_default().into_iter().map(part).collect())
+        }
+        match ty {
+            ColumnType::Integer => all(row, index, KeyPart::Integer),
+            ColumnType::Text => all(row, index, KeyPart::Text),
+            ColumnType::Blob => all(row, index, KeyPart::Blob),
+            ColumnType::Boolean => all(row, index, KeyPart::Boolean),
+            ColumnType::Timestamp => all(row, index, |t: Timestamptz| KeyPart::Timestamp(t.0)),
             ColumnType::Real | ColumnType::Json => unreachable!("tables have no real or json keys"),
-        })
+        }
     }
 }
 

@@ -253,8 +253,62 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// # }
     /// ```
     pub async fn write_each(&self, rows: Vec<T>) -> Result<Vec<RowOutcome>, SinkError> {
-        let table = &self.inner.table;
-        let (mut outcomes, good) = table.sort_rows(&rows, &self.inner.encode);
+        let values: Vec<Vec<Value>> = rows.iter().map(&self.inner.encode).collect();
+        self.write_values(values.into()).await
+    }
+
+    /// [`write_each`](Self::write_each) for rows already encoded, in the
+    /// table's column order: each row is checked ([`Table::check_row`]; one
+    /// that does not fit is [`Rejected`](RowOutcome::Rejected) on its own),
+    /// then the rows are written in one transaction with the outcomes,
+    /// errors and cancel safety of `write_each`. The sink's encoder is not
+    /// used.
+    ///
+    /// No row is copied: the `Arc` moves into the blocking task, and the
+    /// statement binds the values by reference. Writing the same `Arc` again
+    /// (a retry after a [transient](SinkError::is_transient) error) costs no
+    /// copy either.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_each`](Self::write_each).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write`](Self::write): the transaction runs to its end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use flowgate_sql::{RowOutcome, SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("notes").text("id").text("note").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table, |_: &()| Vec::new()).await?;
+    /// let rows: Arc<[Vec<Value>]> = vec![
+    ///     vec![Value::from("a"), Value::from("first")],
+    ///     vec![Value::Null, Value::from("no key")],
+    ///     vec![Value::from("a"), Value::from("again")],
+    /// ]
+    /// .into();
+    /// let outcomes = sink.write_values(Arc::clone(&rows)).await?;
+    /// assert!(matches!(outcomes[0], RowOutcome::Inserted));
+    /// assert!(outcomes[1].rejection().is_some());
+    /// assert!(matches!(outcomes[2], RowOutcome::Duplicate));
+    /// // A retry with the same rows: nothing is copied, nothing stored twice.
+    /// let again = sink.write_values(rows).await?;
+    /// assert!(matches!(again[0], RowOutcome::Duplicate));
+    /// assert_eq!(sink.count().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_values(
+        &self,
+        rows: Arc<[Vec<Value>]>,
+    ) -> Result<Vec<RowOutcome>, SinkError> {
+        let (mut outcomes, good) = self.inner.table.check_rows(&rows);
         let inner = Arc::clone(&self.inner);
         let written = blocking(move || {
             let db = inner.database.as_str();
@@ -266,23 +320,23 @@ impl<T: Send + 'static> SqliteSink<T> {
                 let mut results = Vec::with_capacity(good.len());
                 {
                     let mut insert = tx.prepare_cached(&inner.insert).at(db)?;
-                    for (index, row) in &good {
-                        if rolled_back.contains_key(index) {
+                    for &index in &good {
+                        if rolled_back.contains_key(&index) {
                             continue;
                         }
                         match insert
-                            .execute(params_from_iter(row.iter().map(to_sql)))
+                            .execute(params_from_iter(rows[index].iter().map(to_sql)))
                             .at(db)
                         {
-                            Ok(1) => results.push((*index, RowOutcome::Inserted)),
-                            Ok(_) => results.push((*index, RowOutcome::Duplicate)),
+                            Ok(1) => results.push((index, RowOutcome::Inserted)),
+                            Ok(_) => results.push((index, RowOutcome::Duplicate)),
                             Err(err) if err.is_content() => {
                                 if tx.is_autocommit() {
                                     tracing::debug!(row = index, error = %err, "sqlite rolled back the batch for one row: writing it again without");
-                                    rolled_back.insert(*index, err);
+                                    rolled_back.insert(index, err);
                                     continue 'attempt;
                                 }
-                                results.push((*index, RowOutcome::Rejected(err)));
+                                results.push((index, RowOutcome::Rejected(err)));
                             }
                             Err(err) => return Err(err),
                         }

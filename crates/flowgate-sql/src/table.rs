@@ -350,23 +350,21 @@ impl Table {
             .collect()
     }
 
-    /// Encodes every item with `encode` and sorts the rows: those that fit
-    /// the table, with their index, and an outcome slot per item — already
-    /// [`Rejected`](crate::RowOutcome::Rejected) for a row that does not fit,
-    /// `None` for the others (to be written).
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn sort_rows<T>(
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    /// Checks every row of `rows` (already encoded): an outcome slot per
+    /// row — already [`Rejected`](crate::RowOutcome::Rejected) for a row that
+    /// does not fit, `None` for the others — and the indexes of the rows that
+    /// fit, to be written. Nothing is cloned.
+    pub(crate) fn check_rows(
         &self,
-        items: &[T],
-        encode: impl Fn(&T) -> Vec<Value>,
-    ) -> (Vec<Option<crate::RowOutcome>>, Vec<(usize, Vec<Value>)>) {
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut good = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            let row = encode(item);
-            match self.check_row(index, &row) {
+        rows: &[Vec<Value>],
+    ) -> (Vec<Option<crate::RowOutcome>>, Vec<usize>) {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut good = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            match self.check_row(index, row) {
                 Ok(()) => {
-                    good.push((index, row));
+                    good.push(index);
                     outcomes.push(None);
                 }
                 Err(err) => outcomes.push(Some(crate::RowOutcome::Rejected(

@@ -2,11 +2,13 @@
 //! sets `FLOWGATE_TEST_POSTGRES_URL`; without it these tests skip, except
 //! under `CI=true`, where they fail.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowgate::batch::{AckError, Batcher};
 use flowgate_sql::{
-    ColumnType, PostgresSink, RowOutcome, SinkError, Table, TableError, Value, Written,
+    ColumnType, PostgresOptions, PostgresSink, RowOutcome, SinkError, Table, TableError, Value,
+    Written,
 };
 
 fn postgres_url() -> Option<String> {
@@ -995,6 +997,305 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
         .batch_execute(&format!(
             "DROP TABLE {t}; DROP TABLE {t}_statements; DROP FUNCTION {t}_count()"
         ))
+        .await
+        .unwrap();
+}
+
+/// An outcome as a comparable word (the reason of a rejection by its SQLSTATE
+/// or table error).
+fn kind(outcome: &RowOutcome) -> String {
+    match outcome {
+        RowOutcome::Inserted => "inserted".to_owned(),
+        RowOutcome::Duplicate => "duplicate".to_owned(),
+        RowOutcome::Rejected(SinkError::Table(err)) => format!("rejected: {err}"),
+        RowOutcome::Rejected(err) => format!("rejected: {:?}", err.sqlstate()),
+    }
+}
+
+/// Every stored row of `table`, in key order.
+async fn stored(admin: &tokio_postgres::Client, table: &str) -> Vec<(String, i64)> {
+    admin
+        .query(&format!("SELECT id, seq FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn write_values_stores_and_reports_exactly_like_write_each() {
+    let Some(url) = postgres_url() else { return };
+    let admin = admin(&url).await;
+    let by_each = table("pg_values_each");
+    let by_values = table("pg_values_values");
+    for t in [&by_each, &by_values] {
+        admin
+            .batch_execute(&format!("DROP TABLE IF EXISTS {}", t.name()))
+            .await
+            .unwrap();
+    }
+    let null_key = |e: &Event| {
+        if e.seq == -1 {
+            vec![Value::Null, Value::from(e.seq), Value::Null, Value::Null]
+        } else {
+            encode(e)
+        }
+    };
+    let each = PostgresSink::connect(&url, by_each.clone(), null_key)
+        .await
+        .unwrap();
+    // The encoder of this sink is never used by write_values.
+    let values = PostgresSink::connect(&url, by_values.clone(), |_: &Event| -> Vec<Value> {
+        panic!("write_values does not encode")
+    })
+    .await
+    .unwrap();
+    for t in [&by_each, &by_values] {
+        let t = t.name();
+        admin
+            .batch_execute(&format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {t}_no_666 CHECK (seq <> 666)"
+            ))
+            .await
+            .unwrap();
+    }
+    let first = vec![event("a", 1), event("b", 2)];
+    let second = vec![
+        event("c", 3),
+        event("a", 4), // stored by the first batch
+        event("d", 5),
+        event("d", 6),   // repeated within the batch
+        event("x", -1),  // a null key: does not fit
+        event("e", 666), // refused by the CHECK
+        event("f", 7),
+    ];
+    for batch in [first, second] {
+        let rows: Arc<[Vec<Value>]> = batch.iter().map(null_key).collect::<Vec<_>>().into();
+        let from_each = each.write_each(batch.clone()).await.unwrap();
+        let from_values = values.write_values(Arc::clone(&rows)).await.unwrap();
+        let from_each: Vec<String> = from_each.iter().map(kind).collect();
+        let from_values: Vec<String> = from_values.iter().map(kind).collect();
+        assert_eq!(from_values, from_each);
+        // A retry with the same Arc: every stored row is now a duplicate.
+        let again: Vec<String> = values
+            .write_values(Arc::clone(&rows))
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        let expected: Vec<String> = from_each
+            .iter()
+            .map(|k| match k.as_str() {
+                "inserted" => "duplicate".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect();
+        assert_eq!(again, expected, "a retry stores nothing twice");
+        assert_eq!(Arc::strong_count(&rows), 1, "the sink keeps no reference");
+    }
+    let second_kinds: Vec<String> = each
+        .write_each(vec![event("zz", 9)])
+        .await
+        .unwrap()
+        .iter()
+        .map(kind)
+        .collect();
+    assert_eq!(second_kinds, ["inserted"]);
+    let mut expected = stored(&admin, by_each.name()).await;
+    expected.retain(|(id, _)| id != "zz");
+    assert_eq!(stored(&admin, by_values.name()).await, expected);
+    assert_eq!(
+        expected,
+        [
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 2),
+            ("c".to_owned(), 3),
+            ("d".to_owned(), 5),
+            ("f".to_owned(), 7)
+        ]
+    );
+    for t in [&by_each, &by_values] {
+        admin
+            .batch_execute(&format!("DROP TABLE {}", t.name()))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn duplicates_are_reported_exactly_without_returning_every_key() {
+    let Some(url) = postgres_url() else { return };
+    let admin = admin(&url).await;
+    // A key of two columns: the inserted keys come back as two arrays.
+    let name = unique_name("pg_two_keys");
+    admin
+        .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    let table = Table::builder(&name)
+        .text("tenant")
+        .integer("n")
+        .text("note")
+        .key("tenant")
+        .key("n")
+        .build()
+        .unwrap();
+    let sink = PostgresSink::connect(&url, table, |_: &()| Vec::new())
+        .await
+        .unwrap();
+    let row = |tenant: &str, n: i64, note: &str| {
+        vec![Value::from(tenant), Value::from(n), Value::from(note)]
+    };
+    let write = |rows: Vec<Vec<Value>>| {
+        let sink = sink.clone();
+        async move {
+            sink.write_values(rows.into())
+                .await
+                .unwrap()
+                .iter()
+                .map(kind)
+                .collect::<Vec<_>>()
+        }
+    };
+    // All new: the fast path.
+    assert_eq!(
+        write(vec![
+            row("t1", 1, "a"),
+            row("t1", 2, "b"),
+            row("t2", 1, "c")
+        ])
+        .await,
+        ["inserted", "inserted", "inserted"]
+    );
+    // Stored keys, a key repeated within the batch (the first is inserted),
+    // and keys that share one column with a stored key.
+    assert_eq!(
+        write(vec![
+            row("t1", 2, "again"),
+            row("t2", 2, "new"),
+            row("t3", 1, "first"),
+            row("t3", 1, "second"),
+            row("t1", 1, "again"),
+            row("t1", 3, "new"),
+        ])
+        .await,
+        [
+            "duplicate",
+            "inserted",
+            "inserted",
+            "duplicate",
+            "duplicate",
+            "inserted"
+        ]
+    );
+    // Nothing new at all.
+    assert_eq!(
+        write(vec![row("t3", 1, "x"), row("t2", 1, "y")]).await,
+        ["duplicate", "duplicate"]
+    );
+    let notes: Vec<(String, i64, String)> = admin
+        .query(
+            &format!("SELECT tenant, n, note FROM {name} ORDER BY 1, 2"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = [
+        ("t1", 1, "a"),
+        ("t1", 2, "b"),
+        ("t1", 3, "new"),
+        ("t2", 1, "c"),
+        ("t2", 2, "new"),
+        ("t3", 1, "first"),
+    ];
+    assert_eq!(
+        notes,
+        expected
+            .iter()
+            .map(|(t, n, s)| (t.to_string(), *n, s.to_string()))
+            .collect::<Vec<_>>()
+    );
+    admin
+        .batch_execute(&format!("DROP TABLE {name}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn two_writes_run_at_once_on_a_two_connection_sink() {
+    let Some(url) = postgres_url() else { return };
+    let table = table("pg_two_conns");
+    let mut admin = admin(&url).await;
+    admin
+        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.name()))
+        .await
+        .unwrap();
+    let sink = PostgresSink::connect_with(
+        &url,
+        table.clone(),
+        encode,
+        PostgresOptions::default().connections(2),
+    )
+    .await
+    .unwrap();
+    // Another transaction inserts "held" and does not commit yet: a write of
+    // that key waits for it (ON CONFLICT must know whether it commits).
+    let tx = admin.transaction().await.unwrap();
+    tx.execute(
+        &format!("INSERT INTO {} (id, seq) VALUES ('held', 0)", table.name()),
+        &[],
+    )
+    .await
+    .unwrap();
+    let blocked = tokio::spawn({
+        let sink = sink.clone();
+        async move { sink.write_each(vec![event("held", 1), event("a", 2)]).await }
+    });
+    // Until the server shows that write waiting for the lock.
+    let observer = self::admin(&url).await;
+    let wait_sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND query LIKE '%INSERT INTO {}%'",
+        table.name()
+    );
+    loop {
+        let waiting: i64 = observer.query_one(&wait_sql, &[]).await.unwrap().get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            !blocked.is_finished(),
+            "the write did not wait: {:?}",
+            blocked.await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The second write does not need that lock: it completes on the other
+    // connection while the first still waits.
+    // (A generous bound: with one connection it would wait forever.)
+    let free = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        sink.write_each(vec![event("b", 3), event("c", 4)]),
+    )
+    .await
+    .expect("the second write waited for the first one's connection")
+    .unwrap();
+    assert!(free.iter().all(|o| matches!(o, RowOutcome::Inserted)));
+    assert!(!blocked.is_finished(), "the first write still waits");
+    tx.rollback().await.unwrap();
+    let outcomes = blocked.await.unwrap().unwrap();
+    assert!(
+        outcomes.iter().all(|o| matches!(o, RowOutcome::Inserted)),
+        "{outcomes:?}"
+    );
+    assert_eq!(sink.count().await.unwrap(), 4);
+    admin
+        .batch_execute(&format!("DROP TABLE {}", table.name()))
         .await
         .unwrap();
 }

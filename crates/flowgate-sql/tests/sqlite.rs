@@ -609,3 +609,74 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// An outcome as a comparable word.
+fn kind(outcome: &RowOutcome) -> String {
+    match outcome {
+        RowOutcome::Inserted => "inserted".to_owned(),
+        RowOutcome::Duplicate => "duplicate".to_owned(),
+        RowOutcome::Rejected(err) => format!("rejected: {err}"),
+    }
+}
+
+#[tokio::test]
+async fn write_values_stores_and_reports_exactly_like_write_each() {
+    let null_key = |e: &Event| {
+        if e.seq < 0 {
+            vec![Value::Null, Value::from(e.seq), Value::Null]
+        } else {
+            encode(e)
+        }
+    };
+    let each = SqliteSink::open_in_memory(table(), null_key).await.unwrap();
+    let values = SqliteSink::open_in_memory(table(), |_: &Event| -> Vec<Value> {
+        panic!("write_values does not encode")
+    })
+    .await
+    .unwrap();
+    let first = vec![event("a", 1), event("b", 2)];
+    let second = vec![
+        event("c", 3),
+        event("a", 4), // stored by the first batch
+        event("d", 5),
+        event("d", 6),  // repeated within the batch
+        event("x", -1), // a null key: does not fit
+        event("f", 7),
+    ];
+    for batch in [first, second] {
+        let rows: Arc<[Vec<Value>]> = batch.iter().map(null_key).collect::<Vec<_>>().into();
+        let from_each: Vec<String> = each
+            .write_each(batch.clone())
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        let from_values: Vec<String> = values
+            .write_values(Arc::clone(&rows))
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        assert_eq!(from_values, from_each);
+        let again: Vec<String> = values
+            .write_values(Arc::clone(&rows))
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        let expected: Vec<String> = from_each
+            .iter()
+            .map(|k| match k.as_str() {
+                "inserted" => "duplicate".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect();
+        assert_eq!(again, expected, "a retry stores nothing twice");
+        assert_eq!(Arc::strong_count(&rows), 1, "the sink keeps no reference");
+    }
+    assert_eq!(values.count().await.unwrap(), 5);
+    assert_eq!(each.count().await.unwrap(), 5);
+}
