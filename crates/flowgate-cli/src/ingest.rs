@@ -36,7 +36,7 @@ use std::time::Duration;
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
 use flowgate_redis::{AckToken, Message, RedisStreamSource};
-use flowgate_sql::{PostgresSink, RowOutcome, SinkError, SqliteSink, Value};
+use flowgate_sql::{PostgresOptions, PostgresSink, RowOutcome, SinkError, SqliteSink, Value};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -408,7 +408,7 @@ impl Error for WriteFailure {
 
 /// The source failed for good (a permanent Redis error).
 #[derive(Debug)]
-struct SourceFailed(flowgate_redis::SourceError);
+struct SourceFailed(Box<flowgate_redis::SourceError>);
 
 impl fmt::Display for SourceFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -418,7 +418,7 @@ impl fmt::Display for SourceFailed {
 
 impl Error for SourceFailed {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.0)
     }
 }
 
@@ -445,19 +445,6 @@ enum Acknowledge {
 }
 
 impl Acknowledge {
-    async fn ack(self) -> bool {
-        match self {
-            Acknowledge::Embedded => true,
-            Acknowledge::Redis(token) => match token.ack().await {
-                Ok(()) => true,
-                Err(err) => {
-                    tracing::warn!(error = %Chain(&err), "XACK failed; the message stays pending");
-                    false
-                }
-            },
-        }
-    }
-
     /// Acknowledges a written batch's messages — for Redis with one `XACK`
     /// ([`Acker::ack_all`](flowgate_redis::Acker::ack_all)); returns how many
     /// were left unacknowledged (pending).
@@ -507,10 +494,10 @@ enum Sink {
 }
 
 impl Sink {
-    async fn write_each(&self, rows: Vec<Row>) -> Result<Vec<RowOutcome>, SinkError> {
+    async fn write_values(&self, rows: Arc<[Vec<Value>]>) -> Result<Vec<RowOutcome>, SinkError> {
         match self {
-            Sink::Sqlite(sink) => sink.write_each(rows).await,
-            Sink::Postgres(sink) => sink.write_each(rows).await,
+            Sink::Sqlite(sink) => sink.write_values(rows).await,
+            Sink::Postgres(sink) => sink.write_values(rows).await,
         }
     }
 }
@@ -744,7 +731,10 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         }
         SinkConfig::Postgres(url) => {
             let name = format!("PostgreSQL table {}", table.name());
-            let sink = PostgresSink::connect(url, table, encode)
+            // One connection per concurrent batch write: a second write does
+            // not wait for the first one's commit.
+            let options = PostgresOptions::default().connections(config.flush_concurrency);
+            let sink = PostgresSink::connect_with(url, table, encode, options)
                 .await
                 .map_err(|source| IngestError::Sink {
                     sink: name.clone(),
@@ -774,7 +764,8 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         }),
     );
 
-    let opened = open_source(&config.source, config.max_in_flight).await?;
+    // Read as many entries at once as a batch holds.
+    let opened = open_source(&config.source, config.max_in_flight, config.batch_size).await?;
     let route = format!("{} -> {sink_name}", opened.name);
 
     let bar = progress_bar(config.progress, opened.expected);
@@ -872,7 +863,12 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     let finished = written.par_map_unordered(
         config.flush_concurrency.saturating_mul(2),
         move |(result, messages)| {
-            finish_batch(result, messages, Arc::clone(&ack_totals), batch_acker.clone())
+            finish_batch(
+                result,
+                messages,
+                Arc::clone(&ack_totals),
+                batch_acker.clone(),
+            )
         },
     );
 
@@ -957,11 +953,13 @@ async fn write_batch(
     // Held from the first failure until the write succeeds: the source reads
     // nothing new while the sink is down.
     let hold = Mutex::new(None);
+    // Encoded once; every attempt shares the same rows (no copy per retry).
+    let rows: Arc<[Vec<Value>]> = rows.into_iter().map(|row| row.0).collect();
     let attempt = retry.run(|| {
-        let rows = rows.clone();
+        let rows = Arc::clone(&rows);
         let hold = &hold;
         async move {
-            let result = sink.write_each(rows).await;
+            let result = sink.write_values(rows).await;
             if let Err(err) = &result
                 && err.is_transient()
             {
@@ -1031,7 +1029,7 @@ impl fmt::Debug for Chain<'_> {
 }
 
 struct Opened {
-    stream: BoxStream<'static, Result<Incoming, flowgate_redis::SourceError>>,
+    stream: BoxStream<'static, Result<Incoming, Box<flowgate_redis::SourceError>>>,
     expected: Option<u64>,
     name: String,
     stop: Option<flowgate_redis::StopHandle>,
@@ -1041,7 +1039,11 @@ struct Opened {
     stats: Option<Box<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>>,
 }
 
-async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Opened, IngestError> {
+async fn open_source(
+    source: &SourceConfig,
+    max_in_flight: usize,
+    read_count: usize,
+) -> Result<Opened, IngestError> {
     match source {
         SourceConfig::Embedded {
             messages,
@@ -1091,7 +1093,7 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                 &redis.consumer,
             )
             .max_in_flight(max_in_flight)
-            .batch_size(max_in_flight.min(256))
+            .batch_size(max_in_flight.min(read_count))
             .claim_idle(redis.claim_idle)
             .hung_after(
                 redis
@@ -1115,7 +1117,7 @@ async fn open_source(source: &SourceConfig, max_in_flight: usize) -> Result<Open
                     .poll_next_unpin(cx)
             })
             .map(|delivery| {
-                delivery.map(|delivery| {
+                delivery.map_err(Box::new).map(|delivery| {
                     let (message, token) = delivery.into_parts();
                     Incoming {
                         message,
