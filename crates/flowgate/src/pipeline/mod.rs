@@ -716,10 +716,10 @@ pub trait PipelineExt: Stream {
     /// // (row, ack token) pairs, as a broker source would give them.
     /// let items = stream::iter((0..7u32).map(|i| (format!("row {i}"), i)));
     /// let mut acked: Vec<u32> = Vec::new();
-    /// let mut written = items.write_batches(3, Duration::from_millis(20), 2, |rows: Vec<String>| async move {
+    /// let mut written = Box::pin(items.write_batches(3, Duration::from_millis(20), 2, |rows: Vec<String>| async move {
     ///     // one INSERT of the whole batch, then:
     ///     Ok::<usize, std::io::Error>(rows.len())
-    /// });
+    /// }));
     /// while let Some((result, tokens)) = written.next().await {
     ///     assert_eq!(result.unwrap(), tokens.len());
     ///     acked.extend(tokens); // acknowledge only what was written
