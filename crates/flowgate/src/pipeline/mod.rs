@@ -37,6 +37,7 @@
 //! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
 //! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
+//! | [`write_batches`](PipelineExt::write_batches) | `(row, token)` pairs written in batches, `n` writes at once, one future per batch; each batch's tokens handed back once its write finished (write durably, then ack) | `(O, Vec<T>)` |
 //! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
 //! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
 //! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
