@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
-use flowgate_redis::{AckToken, Message, RedisStreamSource};
+use flowgate_redis::{AckToken, Fields, Message, RedisStreamSource};
 use flowgate_sql::{PostgresOptions, PostgresSink, RowOutcome, SinkError, SqliteSink, Value};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
@@ -1156,12 +1156,7 @@ pub fn generate(i: u64) -> Message {
     );
     Message {
         id: format!("msg-{i:010}"),
-        fields: [
-            ("seq".to_owned(), i.to_string().into_bytes()),
-            ("body".to_owned(), body.into_bytes()),
-        ]
-        .into_iter()
-        .collect(),
+        fields: Fields::from([("seq", i.to_string()), ("body", body)]),
         deliveries: 1,
     }
 }

@@ -47,10 +47,10 @@
 //! nullable = true           # a missing field stores NULL
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use flowgate_redis::Fields;
 use flowgate_sql::{ColumnType, Table, Value};
 use serde::Deserialize;
 
@@ -425,13 +425,13 @@ impl Mapping {
     /// # Errors
     ///
     /// A [`Misfit`] naming the column, its source and what is wrong.
-    pub fn row(&self, id: &str, fields: &HashMap<String, Vec<u8>>) -> Result<Vec<Value>, Misfit> {
+    pub fn row(&self, id: &str, fields: &Fields) -> Result<Vec<Value>, Misfit> {
         self.columns
             .iter()
             .map(|column| {
                 let raw: Option<&[u8]> = match &column.source {
                     Source::EntryId => Some(id.as_bytes()),
-                    Source::Field(name) => fields.get(name).map(Vec::as_slice),
+                    Source::Field(name) => fields.get(name),
                     Source::Fnv1a(name) => {
                         return match fields.get(name) {
                             Some(bytes) => Ok(Value::Integer(fnv1a(bytes))),
@@ -496,11 +496,8 @@ pub fn fnv1a(bytes: &[u8]) -> i64 {
 mod tests {
     use super::*;
 
-    fn fields(pairs: &[(&str, &[u8])]) -> HashMap<String, Vec<u8>> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-            .collect()
+    fn fields(pairs: &[(&str, &[u8])]) -> Fields {
+        pairs.iter().copied().collect()
     }
 
     #[test]

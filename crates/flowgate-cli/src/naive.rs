@@ -31,9 +31,9 @@ pub async fn publish(url: &str, stream: &str, messages: u64) -> redis::RedisResu
                 .arg(stream)
                 .arg("*")
                 .arg("seq")
-                .arg(&message.fields["seq"])
+                .arg(message.fields.get("seq").unwrap_or_default())
                 .arg("body")
-                .arg(&message.fields["body"])
+                .arg(message.fields.get("body").unwrap_or_default())
                 .ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;

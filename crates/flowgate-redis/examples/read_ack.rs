@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while done < n {
         let delivery = source.next().await.ok_or("the stream ended")??;
         let (message, token) = delivery.into_parts();
-        bytes += message.fields.get("body").map_or(0, Vec::len);
+        bytes += message.fields.get("body").map_or(0, <[u8]>::len);
         tokens.push(token);
         done += 1;
         if tokens.len() == 1000 || done == n {

@@ -1,6 +1,5 @@
 //! A message read from the stream, and the [`Acker`] that acknowledges it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::SourceError;
+use crate::fields::Fields;
 use crate::shared::{self, Key, Shared};
 
 /// At most this many ids go into one `XACK` of [`Acker::ack_all`].
@@ -259,11 +259,11 @@ impl Acker {
     /// Not cancel-safe: dropping the future may leave the dead-letter entry
     /// written or not; if written, the original was acked with it.
     pub async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), SourceError> {
-        let mut fields: Vec<(&String, &Vec<u8>)> = message.fields.iter().collect();
+        let mut fields: Vec<(&str, &[u8])> = message.fields.iter().collect();
         fields.sort();
         let fields: Vec<(Vec<u8>, Vec<u8>)> = fields
             .into_iter()
-            .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.to_vec()))
             .collect();
         let target = &self.inner.shared.target;
         let letter = shared::DeadLetter {
@@ -362,7 +362,7 @@ impl Drop for InFlight {
 /// [`max_deliveries`](crate::SourceBuilder::max_deliveries).
 pub struct Delivery {
     id: String,
-    fields: HashMap<String, Vec<u8>>,
+    fields: Fields,
     deliveries: u64,
     token: AckToken,
 }
@@ -370,7 +370,7 @@ pub struct Delivery {
 impl Delivery {
     pub(crate) fn new(
         id: String,
-        fields: HashMap<String, Vec<u8>>,
+        fields: Fields,
         deliveries: u64,
         in_flight: InFlight,
         acker: Acker,
@@ -390,14 +390,14 @@ impl Delivery {
 
     /// The value of field `name`, if the entry has it.
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields.get(name).map(Vec::as_slice)
+        self.fields.get(name)
     }
 
     /// Every field of the entry. Field names are UTF-8 (an entry with a
     /// field name that is not is dead-lettered by the source, never
-    /// delivered); values are any bytes. If a name repeats in the entry, its
-    /// last value is kept.
-    pub fn fields(&self) -> &HashMap<String, Vec<u8>> {
+    /// delivered); values are any bytes. If a name repeats in the entry,
+    /// [`Fields::get`] returns its last value.
+    pub fn fields(&self) -> &Fields {
         &self.fields
     }
 
@@ -456,7 +456,10 @@ impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
             .field("id", &self.id)
-            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field(
+                "fields",
+                &self.fields.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field("deliveries", &self.deliveries)
             .finish()
     }
@@ -467,8 +470,8 @@ impl fmt::Debug for Delivery {
 pub struct Message {
     /// The stream entry id.
     pub id: String,
-    /// The entry's fields.
-    pub fields: HashMap<String, Vec<u8>>,
+    /// The entry's fields (see [`Fields`] on the buffer they share).
+    pub fields: Fields,
     /// How many times the message was delivered, this time included.
     pub deliveries: u64,
 }

@@ -158,12 +158,15 @@
 
 mod delivery;
 mod error;
+mod fields;
 mod reply;
+mod resp;
 mod shared;
 mod source;
 
 pub use delivery::{AckToken, Acker, Delivery, Message};
 pub use error::{BuildError, SourceError};
+pub use fields::Fields;
 pub use source::{RedisStreamSource, SourceBuilder, SourceStats, StopHandle};
 
 // The public types can move between tasks and threads.

@@ -1,6 +1,7 @@
-//! Replies of `XREADGROUP`, `XPENDING`, `CLIENT LIST` and the source's scripts,
-//! parsed from raw [`redis::Value`]s entry by entry, so that one entry that
-//! cannot be read does not fail the whole reply.
+//! Replies of `XPENDING`, `CLIENT LIST` and the source's scripts, parsed
+//! from raw [`redis::Value`]s entry by entry, so that one entry that cannot
+//! be read does not fail the whole reply. (`XREADGROUP` replies are read
+//! without the `redis` crate: [`crate::resp`].)
 //!
 //! A reply whose *structure* is wrong (not what the command returns) is an
 //! error; an *entry* whose content cannot be read (a field name that is not
@@ -12,6 +13,8 @@ use std::collections::{HashMap, HashSet};
 
 use redis::Value;
 
+use crate::fields::Fields;
+
 /// One stream entry of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -22,9 +25,8 @@ pub(crate) struct Entry {
 /// What an entry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Content {
-    /// Every field name is UTF-8 and every value a string. A repeated field
-    /// name keeps its last value.
-    Fields(HashMap<String, Vec<u8>>),
+    /// Every field name is UTF-8 and every value a string.
+    Fields(Fields),
     /// The entry cannot be handed out: `raw` holds its field items as bytes,
     /// in pairs (an odd last item is paired with an empty value), for the
     /// dead-letter stream.
@@ -205,60 +207,18 @@ pub(crate) fn content(fields: Value) -> Content {
             reason,
         };
     }
-    let mut map = HashMap::with_capacity(items.len() / 2);
-    let mut items = items.into_iter();
-    while let (Some(name), Some(value)) = (items.next(), items.next()) {
-        // Checked above: both are strings, the name is UTF-8.
-        let name = into_bytes(name).unwrap_or_default();
-        let name = String::from_utf8(name)
-            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
-        map.insert(name, into_bytes(value).unwrap_or_default());
-    }
-    Content::Fields(map)
-}
-
-/// One `[id, fields]` entry.
-fn entry(value: Value) -> Result<Entry, Malformed> {
-    let [id, fields] = parts(value, "an entry")?;
-    Ok(Entry {
-        id: text(id, "an entry id")?,
-        content: content(fields),
-    })
-}
-
-fn entries(value: Value, out: &mut Vec<Entry>) -> Result<(), Malformed> {
-    let list = items(value, "the entry list")?;
-    out.reserve(list.len());
-    for value in list {
-        out.push(entry(value)?);
-    }
-    Ok(())
-}
-
-/// An `XREADGROUP` reply for one stream: `Nil` (nothing), or
-/// `[[stream, [entry…]]]` (RESP2), or `{stream: [entry…]}` (RESP3). Takes
-/// the reply, so that the entries' ids, field names and values are moved
-/// out of it rather than copied.
-pub(crate) fn read_reply(value: Value) -> Result<Vec<Entry>, Malformed> {
-    match value {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(streams) => {
-            let mut out = Vec::new();
-            for stream in streams {
-                let [_name, list] = parts(stream, "a stream of the reply")?;
-                entries(list, &mut out)?;
-            }
-            Ok(out)
-        }
-        Value::Map(streams) => {
-            let mut out = Vec::new();
-            for (_name, list) in streams {
-                entries(list, &mut out)?;
-            }
-            Ok(out)
-        }
-        other => malformed(format!("not an array: {other:?}")),
-    }
+    // Checked above: every item is a string, every name UTF-8. A rare path
+    // (claims, takeovers): copied into fields of their own.
+    let items: Vec<Vec<u8>> = items
+        .into_iter()
+        .map(|item| into_bytes(item).unwrap_or_default())
+        .collect();
+    Content::Fields(
+        items
+            .chunks(2)
+            .map(|pair| (String::from_utf8_lossy(&pair[0]), &pair[1]))
+            .collect(),
+    )
 }
 
 /// An extended `XPENDING` reply: `[[id, consumer, idle ms, deliveries]…]`,
@@ -392,95 +352,6 @@ mod tests {
 
     fn bulk(s: &[u8]) -> Value {
         Value::BulkString(s.to_vec())
-    }
-
-    fn entry_value(id: &str, fields: &[&[u8]]) -> Value {
-        Value::Array(vec![
-            bulk(id.as_bytes()),
-            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
-        ])
-    }
-
-    fn read(entries: Vec<Value>) -> Value {
-        Value::Array(vec![Value::Array(vec![bulk(b"s"), Value::Array(entries)])])
-    }
-
-    #[test]
-    fn good_entries_parse_into_fields() {
-        let reply = read(vec![entry_value("1-0", &[b"seq", b"5", b"body", b"\xff"])]);
-        let entries = read_reply(reply).unwrap();
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].id, "1-0");
-        let Content::Fields(fields) = &entries[0].content else {
-            panic!("{:?}", entries[0].content)
-        };
-        assert_eq!(fields["seq"], b"5");
-        assert_eq!(fields["body"], b"\xff", "values may be any bytes");
-    }
-
-    #[test]
-    fn a_bad_entry_does_not_fail_its_neighbours() {
-        let reply = read(vec![
-            entry_value("1-0", &[b"a", b"1"]),
-            entry_value("2-0", &[b"\xff\xfe", b"x", b"seq", b"5"]),
-            entry_value("3-0", &[b"a", b"1", b"dangling"]),
-            Value::Array(vec![bulk(b"4-0"), Value::Nil]),
-            entry_value("5-0", &[b"a", b"2"]),
-        ]);
-        let entries = read_reply(reply).unwrap();
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, ["1-0", "2-0", "3-0", "4-0", "5-0"]);
-        assert!(matches!(entries[0].content, Content::Fields(_)));
-        match &entries[1].content {
-            Content::Unreadable { raw, reason } => {
-                assert!(reason.contains("not UTF-8"), "{reason}");
-                assert_eq!(
-                    raw,
-                    &[
-                        (b"\xff\xfe".to_vec(), b"x".to_vec()),
-                        (b"seq".to_vec(), b"5".to_vec())
-                    ]
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        match &entries[2].content {
-            Content::Unreadable { raw, reason } => {
-                assert!(reason.contains("odd number"), "{reason}");
-                assert_eq!(raw[1], (b"dangling".to_vec(), Vec::new()));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(entries[3].content, Content::Deleted);
-        assert!(matches!(entries[4].content, Content::Fields(_)));
-    }
-
-    #[test]
-    fn resp3_maps_are_read_too() {
-        let reply = Value::Map(vec![(
-            bulk(b"s"),
-            Value::Array(vec![Value::Array(vec![
-                bulk(b"1-0"),
-                Value::Map(vec![(bulk(b"a"), bulk(b"1"))]),
-            ])]),
-        )]);
-        let entries = read_reply(reply).unwrap();
-        let Content::Fields(fields) = &entries[0].content else {
-            panic!()
-        };
-        assert_eq!(fields["a"], b"1");
-    }
-
-    #[test]
-    fn nothing_read_is_nil() {
-        assert_eq!(read_reply(Value::Nil).unwrap(), Vec::new());
-    }
-
-    #[test]
-    fn a_malformed_reply_is_an_error() {
-        assert!(read_reply(Value::Int(3)).is_err());
-        assert!(read_reply(read(vec![Value::Int(1)])).is_err());
-        assert!(read_reply(read(vec![Value::Array(vec![Value::Nil, Value::Nil])])).is_err());
     }
 
     #[test]

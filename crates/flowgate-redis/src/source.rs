@@ -19,6 +19,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::delivery::{Acker, Delivery, InFlight};
 use crate::error::{BuildError, SourceError, Target, server_name};
 use crate::reply::{self, Content, Entry};
+use crate::resp::{ReadReply, RespConnection};
 use crate::shared::{self, RENEW, SCRIPT_CHUNK, Shared, TAKE, TAKEOVER};
 
 /// Configures a [`RedisStreamSource`]; created by [`RedisStreamSource::builder`].
@@ -334,15 +335,19 @@ impl SourceBuilder {
             .await
             .map_err(connect_error)?;
         // Blocking reads get a connection of their own, so that they do not
-        // hold up acks, claims and renewals, with a timeout beyond the block
-        // time.
-        let read_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.block + Duration::from_secs(10)))
-            .set_connection_timeout(Some(self.connect_timeout));
-        let reads = client
-            .get_connection_manager_with_config(read_config)
-            .await
-            .map_err(connect_error)?;
+        // hold up acks, claims and renewals: a plain RESP2 connection whose
+        // replies are parsed in place (see `resp`), reconnected by the
+        // reader after a failure.
+        let reads = Reads {
+            info: client.get_connection_info().clone(),
+            conn: Some(
+                RespConnection::connect(client.get_connection_info(), self.connect_timeout)
+                    .await
+                    .map_err(connect_error)?,
+            ),
+            connect_timeout: self.connect_timeout,
+            reply_timeout: self.block + Duration::from_secs(10),
+        };
 
         let shared = Arc::new(Shared::new(target.clone()));
         let acker = Acker::new(
@@ -618,7 +623,7 @@ struct Settings {
 
 /// The background task that reads and hands out deliveries.
 struct Reader {
-    reads: ConnectionManager,
+    reads: Reads,
     commands: ConnectionManager,
     settings: Settings,
     dead_letter_retry: Retry<RedisError>,
@@ -635,6 +640,41 @@ struct Reader {
     next_claim: Instant,
     /// Whether the failure to list clients (no permission) was logged.
     presence_unknown_logged: bool,
+}
+
+/// The reader's connection for `XREADGROUP`, made again after a failure.
+struct Reads {
+    info: redis::ConnectionInfo,
+    /// `None` after a failure: the next request connects.
+    conn: Option<RespConnection>,
+    connect_timeout: Duration,
+    /// How long a reply may take: the block time and a margin.
+    reply_timeout: Duration,
+}
+
+impl Reads {
+    /// Sends one packed command and returns its reply. After an I/O error or
+    /// a timeout the connection is dropped (it may be out of step with its
+    /// replies); the next request makes a new one.
+    async fn request(&mut self, packed: &[u8]) -> Result<bytes::Bytes, RedisError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self
+                .conn
+                .insert(RespConnection::connect(&self.info, self.connect_timeout).await?),
+        };
+        let result = match tokio::time::timeout(self.reply_timeout, conn.request(packed)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no reply within {:?}", self.reply_timeout),
+            ))),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
 }
 
 /// Where a batch of entries came from.
@@ -717,8 +757,8 @@ impl Reader {
                 }
                 Content::Fields(fields) => {
                     let mut raw: Vec<(Vec<u8>, Vec<u8>)> = fields
-                        .into_iter()
-                        .map(|(name, value)| (name.into_bytes(), value))
+                        .iter()
+                        .map(|(name, value)| (name.as_bytes().to_vec(), value.to_vec()))
                         .collect();
                     raw.sort();
                     poison.push((entry.id, raw, deliveries, Poison::TooManyDeliveries));
@@ -784,11 +824,16 @@ impl Reader {
             cmd.arg("BLOCK").arg(self.settings.block.as_millis() as u64);
         }
         cmd.arg("STREAMS").arg(&target.stream).arg(id);
-        let reply: Value = cmd
-            .query_async(&mut self.reads)
+        let reply = self
+            .reads
+            .request(&cmd.get_packed_command())
             .await
             .map_err(|err| target.error("XREADGROUP", err))?;
-        reply::read_reply(reply).map_err(|bad| target.unexpected("XREADGROUP", bad.0))
+        match crate::resp::read_reply(&reply) {
+            Ok(ReadReply::Entries(entries)) => Ok(entries),
+            Ok(ReadReply::Error(err)) => Err(target.error("XREADGROUP", err)),
+            Err(bad) => Err(target.unexpected("XREADGROUP", bad.0)),
+        }
     }
 
     /// This consumer's own pending entries after `after`, with their
