@@ -37,6 +37,8 @@
 # (-copy: COPY, then INSERT … SELECT … ON CONFLICT DO NOTHING) and straight
 # into the table (-copy-direct: a batch meeting a stored key falls back to
 # UNNEST);
+# FLOWGATE_BENCH_FLOWGATE_ARGS / FLOWGATE_BENCH_SQLITE_ARGS add flags to the
+# Redis / SQLite `flowgate ingest` runs (e.g. "--flush-concurrency 4");
 # FLOWGATE_BENCH_ONLY="name …" runs only those contenders (names as in the
 # table: flowgate, peer, naive, redis, postgres, sqlite-flowgate,
 # sqlite-peer, peer-copy, postgres-copy, peer-copy-direct,
@@ -200,7 +202,7 @@ run_redis peer bench_peer -- $bin/e2e-batch-loop --redis "$redis" --postgres "$p
   --stream @STREAM@ --group bench --table bench_peer --messages "$n"
 run_redis flowgate bench_flowgate -- $fg ingest --no-progress --redis "$redis" --postgres "$pg" \
   --stream @STREAM@ --group bench --consumer c1 --table bench_flowgate \
-  --exit-when-idle-ms 1000 --max-messages "$n"
+  --exit-when-idle-ms 1000 --max-messages "$n" ${FLOWGATE_BENCH_FLOWGATE_ARGS:-}
 run_redis naive bench_naive -- $fg naive --redis "$redis" --postgres "$pg" --stream @STREAM@ \
   --group bench --table bench_naive --messages "$naive_n" --exit-when-idle-ms 1000
 if [ "${FLOWGATE_BENCH_COPY:-0}" = 1 ]; then
@@ -215,7 +217,7 @@ if [ "${FLOWGATE_BENCH_COPY:-0}" = 1 ]; then
     --postgres "$pg" --table bench_pg_copyd --messages "$n"
 fi
 run_sqlite sqlite-flowgate "$tmp/flowgate.sqlite" -- $fg ingest --no-progress \
-  --messages "$n" --redeliver-every 0 --sqlite "$tmp/flowgate.sqlite"
+  --messages "$n" --redeliver-every 0 --sqlite "$tmp/flowgate.sqlite" ${FLOWGATE_BENCH_SQLITE_ARGS:-}
 run_sqlite sqlite-peer "$tmp/peer.sqlite" -- $bin/e2e-rusqlite-loop \
   --sqlite "$tmp/peer.sqlite" --messages "$n"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -680,3 +680,60 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
     assert_eq!(values.count().await.unwrap(), 5);
     assert_eq!(each.count().await.unwrap(), 5);
 }
+
+/// Rows go in chunks of up to 32 per statement; a chunk in which a row is a
+/// duplicate (of a stored key, or of an earlier row of the batch, in the
+/// same chunk or another) is written again row by row. Against a model, for
+/// batch sizes around the chunk sizes and keys that repeat often.
+#[tokio::test]
+async fn chunked_inserts_report_each_duplicate_like_a_row_by_row_insert() {
+    let each = SqliteSink::open_in_memory(table(), encode).await.unwrap();
+    let strict = SqliteSink::open_in_memory(table(), encode).await.unwrap();
+    let mut stored = std::collections::HashSet::new();
+    let mut state = 0x2545_f491_u64;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let sizes = [0, 1, 2, 3, 31, 32, 33, 63, 64, 65, 100, 1000];
+    for (round, &size) in sizes.iter().chain(sizes.iter()).enumerate() {
+        // Fresh keys mostly, some stored ones, some repeated in the batch.
+        let batch: Vec<Event> = (0..size)
+            .map(|i| match next(10) {
+                0 => event(&format!("k{}", next(50)), i as i64),
+                _ => event(&format!("r{round}-{i}"), i as i64),
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for e in &batch {
+            expected.push(if stored.insert(e.id.clone()) {
+                "inserted"
+            } else {
+                "duplicate"
+            });
+        }
+        let outcomes: Vec<String> = each
+            .write_each(batch.clone())
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        assert_eq!(outcomes, expected, "batch of {size} (round {round})");
+        let written: Vec<&str> = strict
+            .write(batch)
+            .await
+            .unwrap()
+            .iter()
+            .map(|w| match w {
+                Written::Inserted => "inserted",
+                Written::Duplicate => "duplicate",
+            })
+            .collect();
+        assert_eq!(written, expected, "write: batch of {size} (round {round})");
+    }
+    assert_eq!(each.count().await.unwrap(), stored.len() as u64);
+    assert_eq!(strict.count().await.unwrap(), stored.len() as u64);
+}
