@@ -88,7 +88,7 @@ contender() {
       ;;
   esac
 }
-contenders=(flowgate-redis-pg peer-redis-pg flowgate-sqlite peer-sqlite)
+contenders=(${FLOWGATE_PROFILE_ONLY:-flowgate-redis-pg peer-redis-pg flowgate-sqlite peer-sqlite})
 
 # Categories of self cost. A callgrind line is "COST (PCT) file:function
 # [object]", the file being that of the (possibly inlined) source line, so

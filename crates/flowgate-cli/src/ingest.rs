@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
-use flowgate_redis::{AckToken, Fields, Message, RedisStreamSource};
+use flowgate_redis::{AckToken, FieldsBuilder, Message, RedisStreamSource};
 use flowgate_sql::{PostgresOptions, PostgresSink, RowOutcome, SinkError, SqliteSink, Value};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
@@ -619,48 +619,69 @@ impl Progress {
     }
 }
 
+/// A message in a batch: what it came as, and why it does not fit the
+/// mapping (then it has no row, and is dead-lettered).
+struct Entry {
+    incoming: Incoming,
+    misfit: Option<String>,
+}
+
+impl Entry {
+    fn new(incoming: Incoming, misfit: Option<String>) -> Self {
+        Entry { incoming, misfit }
+    }
+}
+
 /// Acknowledges (or dead-letters) one written batch's messages, and counts
-/// their outcomes.
+/// their outcomes: `result` has one outcome per entry, `None` for a misfit.
 async fn finish_batch(
-    result: Result<Vec<RowOutcome>, WriteFailure>,
-    messages: Vec<Incoming>,
+    result: Result<Vec<Option<RowOutcome>>, WriteFailure>,
+    entries: Vec<Entry>,
     progress: Arc<Progress>,
     acker: Option<flowgate_redis::Acker>,
 ) {
     let outcomes = match result {
-        Ok(outcomes) if outcomes.len() == messages.len() => outcomes,
+        Ok(outcomes) if outcomes.len() == entries.len() => outcomes,
         Ok(outcomes) => {
             tracing::error!(
-                rows = messages.len(),
+                rows = entries.len(),
                 outcomes = outcomes.len(),
                 "the sink reported a different number of outcomes than rows; the batch is not acked"
             );
-            progress.outcome(&progress.failed, messages.len() as u64);
+            progress.outcome(&progress.failed, entries.len() as u64);
             return;
         }
         Err(err) => {
-            tracing::debug!(messages = messages.len(), error = %Chain(&err), "batch not acked: left pending");
-            progress.outcome(&progress.failed, messages.len() as u64);
+            tracing::debug!(messages = entries.len(), error = %Chain(&err), "batch not acked: left pending");
+            progress.outcome(&progress.failed, entries.len() as u64);
             return;
         }
     };
     let mut inserted = 0;
     let mut duplicates = 0;
-    let mut acks = Vec::with_capacity(messages.len());
-    let mut received = Vec::with_capacity(messages.len());
-    for (outcome, incoming) in outcomes.into_iter().zip(messages) {
-        match outcome {
-            RowOutcome::Inserted | RowOutcome::Duplicate => {
-                if matches!(outcome, RowOutcome::Inserted) {
-                    inserted += 1;
-                } else {
-                    duplicates += 1;
-                }
+    let mut acks = Vec::with_capacity(entries.len());
+    let mut received = Vec::with_capacity(entries.len());
+    for (outcome, Entry { incoming, misfit }) in outcomes.into_iter().zip(entries) {
+        let reason = match (outcome, misfit) {
+            (Some(RowOutcome::Inserted), _) => {
+                inserted += 1;
+                None
+            }
+            (Some(RowOutcome::Duplicate), _) => {
+                duplicates += 1;
+                None
+            }
+            (Some(RowOutcome::Rejected(rejected)), _) => {
+                Some(format!("rejected by the database: {}", Chain(&rejected)))
+            }
+            (None, misfit) => Some(misfit.unwrap_or_else(|| "no row was written".to_owned())),
+        };
+        match reason {
+            None => {
                 received.push(incoming.received);
                 acks.push(incoming.ack);
             }
-            RowOutcome::Rejected(rejected) => {
-                let reason = format!("rejected by the database: {}", Chain(&rejected));
+            Some(reason) => {
                 let done = incoming.ack.dead_letter(&incoming.message, &reason).await;
                 progress.dead_letter(done, incoming.received);
             }
@@ -783,52 +804,37 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             stopper.stop();
         }
     });
-    let incoming = opened
-        .stream
-        // The embedded generator stops at once; a Redis source stops by its
-        // stop handle, delivering what it has read.
-        .take_until_cancelled(if opened.stop.is_some() {
-            control.abort.clone()
-        } else {
-            control.stop.clone()
-        })
-        .pausable(&pause)
-        .filter_map(move |item| {
-            let run = Arc::clone(&source_run);
-            async move {
-                match item {
-                    Ok(incoming) => Some(incoming),
-                    Err(err) => {
-                        run.fail(Arc::new(SourceFailed(err)));
-                        None
-                    }
-                }
-            }
-        })
-        .map(move |incoming| {
-            counted.received.fetch_add(1, Ordering::Relaxed);
-            incoming
-        });
-
-    // Map each message onto a row as it arrives (synchronous, cheap: no
-    // future per message). A misfit is dead-lettered here, with its reason.
-    let mapped_totals = Arc::clone(&progress);
-    let mapped = incoming.filter_map(move |incoming: Incoming| {
-        let totals = Arc::clone(&mapped_totals);
-        let row = mapping.row(&incoming.message.id, &incoming.message.fields);
-        async move {
-            match row {
-                Ok(values) => Some((Row(values), incoming)),
-                Err(misfit) => {
-                    let reason = format!("does not fit the mapping: {misfit}");
-                    let Incoming {
-                        message,
-                        ack,
-                        received,
-                    } = incoming;
-                    let dead = ack.dead_letter(&message, &reason).await;
-                    totals.dead_letter(dead, received);
-                    None
+    // One synchronous stage per message (no future per message): count it,
+    // and map it onto a row. A misfit goes on with its reason instead of a
+    // row; it is dead-lettered when its batch is finished, in order.
+    let mut source = Box::pin(
+        opened
+            .stream
+            // The embedded generator stops at once; a Redis source stops by
+            // its stop handle, delivering what it has read.
+            .take_until_cancelled(if opened.stop.is_some() {
+                control.abort.clone()
+            } else {
+                control.stop.clone()
+            })
+            .pausable(&pause),
+    );
+    let mapped = stream::poll_fn(move |cx| {
+        loop {
+            match std::task::ready!(source.poll_next_unpin(cx)) {
+                None => return std::task::Poll::Ready(None),
+                Some(Err(err)) => source_run.fail(Arc::new(SourceFailed(err))),
+                Some(Ok(incoming)) => {
+                    counted.received.fetch_add(1, Ordering::Relaxed);
+                    let message = &incoming.message;
+                    let item = match mapping.row(&message.id, &message.fields) {
+                        Ok(values) => (Some(values), Entry::new(incoming, None)),
+                        Err(misfit) => {
+                            let reason = format!("does not fit the mapping: {misfit}");
+                            (None, Entry::new(incoming, Some(reason)))
+                        }
+                    };
+                    return std::task::Poll::Ready(Some(item));
                 }
             }
         }
@@ -847,7 +853,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         config.batch_size,
         config.batch_delay,
         config.flush_concurrency,
-        move |rows: Vec<Row>| {
+        move |rows: Vec<Option<Vec<Value>>>| {
             let (sink, run, health, pause, retry) = (
                 sink.clone(),
                 Arc::clone(&write_run),
@@ -862,10 +868,10 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     let batch_acker = opened.acker.clone();
     let finished = written.par_map_unordered(
         config.flush_concurrency.saturating_mul(2),
-        move |(result, messages)| {
+        move |(result, entries)| {
             finish_batch(
                 result,
-                messages,
+                entries,
                 Arc::clone(&ack_totals),
                 batch_acker.clone(),
             )
@@ -944,17 +950,22 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
 /// failure stops the run.
 async fn write_batch(
     sink: &Sink,
-    rows: Vec<Row>,
+    rows: Vec<Option<Vec<Value>>>,
     run: &Run,
     health: &Health,
     pause: &PauseHandle,
     retry: &Retry<SinkError>,
-) -> Result<Vec<RowOutcome>, WriteFailure> {
+) -> Result<Vec<Option<RowOutcome>>, WriteFailure> {
     // Held from the first failure until the write succeeds: the source reads
     // nothing new while the sink is down.
     let hold = Mutex::new(None);
+    // Misfits have no row: the outcomes are put back in their places.
+    let places: Vec<bool> = rows.iter().map(Option::is_some).collect();
     // Encoded once; every attempt shares the same rows (no copy per retry).
-    let rows: Arc<[Vec<Value>]> = rows.into_iter().map(|row| row.0).collect();
+    let rows: Arc<[Vec<Value>]> = rows.into_iter().flatten().collect();
+    if rows.is_empty() {
+        return Ok(places.iter().map(|_| None).collect());
+    }
     let attempt = retry.run(|| {
         let rows = Arc::clone(&rows);
         let hold = &hold;
@@ -977,7 +988,11 @@ async fn write_batch(
     match result {
         Ok(outcomes) => {
             health.succeeded();
-            Ok(outcomes)
+            let mut outcomes = outcomes.into_iter();
+            Ok(places
+                .iter()
+                .map(|&row| if row { outcomes.next() } else { None })
+                .collect())
         }
         Err(err) => {
             let err = err.into_inner();
@@ -1051,22 +1066,51 @@ async fn open_source(
         } => {
             let redeliver_every = *redeliver_every;
             let total = messages + messages.checked_div(redeliver_every).unwrap_or(0);
-            let generated = stream::iter(0..*messages).flat_map(move |i| {
-                let message = generate(i);
-                // A broker redelivers a message whose ack it did not see.
-                let again = (redeliver_every > 0 && i % redeliver_every == redeliver_every - 1)
-                    .then(|| message.clone());
-                stream::iter(std::iter::once(message).chain(again))
+            // A producer task of its own, as a broker client has: it
+            // generates the messages a batch at a time, on another thread
+            // than the pipeline, and stops when the pipeline drops the
+            // stream.
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Incoming>>(2);
+            let (messages, chunk) = (*messages, read_count.max(1) as u64);
+            tokio::spawn(async move {
+                let mut next = 0;
+                while next < messages {
+                    let end = messages.min(next.saturating_add(chunk));
+                    let mut batch = Vec::with_capacity((end - next) as usize + 16);
+                    for i in next..end {
+                        let message = generate(i);
+                        // A broker redelivers a message whose ack it did not see.
+                        let again = (redeliver_every > 0
+                            && i % redeliver_every == redeliver_every - 1)
+                            .then(|| message.clone());
+                        let received = Instant::now();
+                        for message in std::iter::once(message).chain(again) {
+                            batch.push(Incoming {
+                                message,
+                                ack: Acknowledge::Embedded,
+                                received,
+                            });
+                        }
+                    }
+                    if tx.send(batch).await.is_err() {
+                        return;
+                    }
+                    next = end;
+                }
             });
-            let stream = generated
-                .map(move |message| {
-                    Ok(Incoming {
-                        message,
-                        ack: Acknowledge::Embedded,
-                        received: Instant::now(),
-                    })
-                })
-                .boxed();
+            let (mut rx, mut batch) = (rx, Vec::new().into_iter());
+            let stream = stream::poll_fn(move |cx| {
+                loop {
+                    if let Some(incoming) = batch.next() {
+                        return std::task::Poll::Ready(Some(Ok(incoming)));
+                    }
+                    match std::task::ready!(rx.poll_recv(cx)) {
+                        Some(next) => batch = next.into_iter(),
+                        None => return std::task::Poll::Ready(None),
+                    }
+                }
+            })
+            .boxed();
             let name = if redeliver_every > 0 {
                 format!(
                     "embedded generator ({messages} messages, every {redeliver_every}th delivered twice)"
@@ -1149,14 +1193,18 @@ async fn open_source(
 /// The embedded generator's `i`-th message: fields `seq` and `body` (about
 /// 100 bytes of JSON), id `msg-<i>`.
 pub fn generate(i: u64) -> Message {
-    let body = format!(
-        r#"{{"seq":{i},"kind":"order","customer":"c-{:05}","amount_cents":{},"currency":"EUR"}}"#,
-        i % 10_000,
-        (i * 7919) % 100_000
+    let mut fields = FieldsBuilder::with_capacity(128, 2);
+    fields.field_fmt("seq", format_args!("{i}")).field_fmt(
+        "body",
+        format_args!(
+            r#"{{"seq":{i},"kind":"order","customer":"c-{:05}","amount_cents":{},"currency":"EUR"}}"#,
+            i % 10_000,
+            (i * 7919) % 100_000
+        ),
     );
     Message {
         id: format!("msg-{i:010}"),
-        fields: Fields::from([("seq", i.to_string()), ("body", body)]),
+        fields: fields.build(),
         deliveries: 1,
     }
 }

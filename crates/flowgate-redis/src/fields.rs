@@ -4,7 +4,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use smallvec::SmallVec;
 
 /// The fields of one stream entry: names (UTF-8) and values (any bytes), in
 /// the order the entry holds them.
@@ -31,15 +32,63 @@ use bytes::{Bytes, BytesMut};
 /// ```
 #[derive(Clone, Default)]
 pub struct Fields {
-    buf: Bytes,
-    spans: Vec<Span>,
+    buf: Storage,
+    spans: SpanList,
 }
 
-/// Where one field's name and value are in the buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The positions of an entry's fields; up to four inline.
+pub(crate) type SpanList = SmallVec<[Span; 4]>;
+
+/// The bytes the spans point into: a share of a reply, or a buffer of the
+/// fields' own (made by [`FieldsBuilder`]: no second allocation to share
+/// it).
+#[derive(Clone)]
+enum Storage {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage::Owned(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Storage {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Shared(bytes) => bytes,
+            Storage::Owned(vec) => vec,
+        }
+    }
+}
+
+/// Where one field's name and value are in the buffer (start, end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
-    pub(crate) name: Range<usize>,
-    pub(crate) value: Range<usize>,
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Span {
+    /// A span, if both ranges fit in 32 bits.
+    pub(crate) fn new(name: Range<usize>, value: Range<usize>) -> Option<Span> {
+        let at = |n: usize| u32::try_from(n).ok();
+        Some(Span {
+            name: (at(name.start)?, at(name.end)?),
+            value: (at(value.start)?, at(value.end)?),
+        })
+    }
+
+    fn name(&self) -> Range<usize> {
+        self.name.0 as usize..self.name.1 as usize
+    }
+
+    fn value(&self) -> Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
 }
 
 impl Fields {
@@ -50,34 +99,40 @@ impl Fields {
 
     /// Fields over `buf`, at `spans`. Every name span must hold UTF-8 (the
     /// caller checked it); [`iter`](Self::iter) re-checks rather than trusts.
-    pub(crate) fn from_parts(buf: Bytes, spans: Vec<Span>) -> Self {
-        debug_assert!(spans.iter().all(|span| {
-            span.name.end <= buf.len()
-                && span.value.end <= buf.len()
-                && std::str::from_utf8(&buf[span.name.clone()]).is_ok()
+    pub(crate) fn from_parts(buf: Bytes, spans: SpanList) -> Self {
+        let fields = Fields {
+            buf: Storage::Shared(buf),
+            spans,
+        };
+        debug_assert!(fields.spans.iter().all(|span| {
+            span.name().end <= fields.buf.len()
+                && span.value().end <= fields.buf.len()
+                && std::str::from_utf8(&fields.buf[span.name()]).is_ok()
         }));
-        Fields { buf, spans }
+        fields
     }
 
     /// The value of field `name` (its last value if the name repeats).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.position(name)
-            .map(|span| &self.buf[span.value.clone()])
+        self.position(name).map(|span| &self.buf[span.value()])
     }
 
-    /// The value of field `name` as a [`Bytes`] sharing the message's
-    /// buffer: no copy, for moving a value on (into a sink, another
-    /// message).
+    /// The value of field `name` as a [`Bytes`]: for fields read from Redis
+    /// it shares the reply's buffer (no copy), for fields made with a
+    /// [`FieldsBuilder`] it is a copy.
     pub fn get_bytes(&self, name: &str) -> Option<Bytes> {
-        self.position(name)
-            .map(|span| self.buf.slice(span.value.clone()))
+        let span = self.position(name)?;
+        Some(match &self.buf {
+            Storage::Shared(bytes) => bytes.slice(span.value()),
+            Storage::Owned(vec) => Bytes::copy_from_slice(&vec[span.value()]),
+        })
     }
 
     fn position(&self, name: &str) -> Option<&Span> {
         self.spans
             .iter()
             .rev()
-            .find(|span| &self.buf[span.name.clone()] == name.as_bytes())
+            .find(|span| &self.buf[span.name()] == name.as_bytes())
     }
 
     /// Whether the entry has a field `name`.
@@ -99,8 +154,8 @@ impl Fields {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
         self.spans.iter().map(|span| {
             // Names were checked to be UTF-8 when the fields were made.
-            let name = std::str::from_utf8(&self.buf[span.name.clone()]).unwrap_or_default();
-            (name, &self.buf[span.value.clone()])
+            let name = std::str::from_utf8(&self.buf[span.name()]).unwrap_or_default();
+            (name, &self.buf[span.value()])
         })
     }
 }
@@ -108,21 +163,84 @@ impl Fields {
 impl<N: AsRef<str>, V: AsRef<[u8]>> FromIterator<(N, V)> for Fields {
     /// Fields copied into one buffer of their own.
     fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
-        let mut buf = BytesMut::new();
-        let mut spans = Vec::new();
+        let mut builder = FieldsBuilder::with_capacity(0, 0);
         for (name, value) in pairs {
-            let (name, value) = (name.as_ref().as_bytes(), value.as_ref());
-            let at = buf.len();
-            buf.extend_from_slice(name);
-            buf.extend_from_slice(value);
-            spans.push(Span {
-                name: at..at + name.len(),
-                value: at + name.len()..at + name.len() + value.len(),
-            });
+            builder.field(name.as_ref(), value.as_ref());
         }
+        builder.build()
+    }
+}
+
+/// Writes [`Fields`] into one buffer: for making messages (a generator, a
+/// test) with one allocation, whatever the number of fields (up to four
+/// fields' positions are kept inline).
+///
+/// ```
+/// use flowgate_redis::FieldsBuilder;
+///
+/// let mut fields = FieldsBuilder::with_capacity(64, 2);
+/// fields
+///     .field("kind", b"order")
+///     .field_fmt("seq", format_args!("{}", 42));
+/// let fields = fields.build();
+/// assert_eq!(fields.get("seq"), Some(&b"42"[..]));
+/// assert_eq!(fields.get("kind"), Some(&b"order"[..]));
+/// ```
+#[derive(Debug, Default)]
+pub struct FieldsBuilder {
+    buf: Vec<u8>,
+    spans: SmallVec<[Span; 4]>,
+}
+
+impl FieldsBuilder {
+    /// A builder with room for `bytes` bytes of names and values and for
+    /// `fields` fields.
+    pub fn with_capacity(bytes: usize, fields: usize) -> Self {
+        FieldsBuilder {
+            buf: Vec::with_capacity(bytes),
+            spans: SmallVec::with_capacity(fields),
+        }
+    }
+
+    /// Appends the field `name` with `value`.
+    ///
+    /// # Panics
+    ///
+    /// If the fields grow beyond 4 GiB.
+    pub fn field(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(value);
+        self.push(at, name.len());
+        self
+    }
+
+    /// Appends the field `name` with `value` formatted in place (no
+    /// intermediate `String`): `field_fmt("seq", format_args!("{n}"))`.
+    ///
+    /// # Panics
+    ///
+    /// If the fields grow beyond 4 GiB.
+    pub fn field_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(name.as_bytes());
+        // Writing into a `Vec` cannot fail.
+        let _ = std::io::Write::write_fmt(&mut self.buf, value);
+        self.push(at, name.len());
+        self
+    }
+
+    fn push(&mut self, at: usize, name_len: usize) {
+        let span = Span::new(at..at + name_len, at + name_len..self.buf.len())
+            .expect("fields of at most 4 GiB");
+        self.spans.push(span);
+    }
+
+    /// The fields written.
+    pub fn build(self) -> Fields {
         Fields {
-            buf: buf.freeze(),
-            spans,
+            buf: Storage::Owned(self.buf),
+            spans: self.spans,
         }
     }
 }
@@ -195,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_writes_names_and_formatted_values_in_order() {
+        let mut builder = FieldsBuilder::with_capacity(4, 1);
+        builder
+            .field("a", b"1")
+            .field_fmt("n", format_args!("{}-{:03}", 7, 5))
+            .field_fmt("empty", format_args!(""));
+        let fields = builder.build();
+        let pairs: Vec<(&str, &[u8])> = fields.iter().collect();
+        assert_eq!(pairs, [("a", &b"1"[..]), ("n", b"7-005"), ("empty", b"")]);
+    }
+
+    #[test]
     fn equality_is_by_pairs_in_order() {
         let a = Fields::from([("a", "1"), ("b", "2")]);
         assert_eq!(a, Fields::from_iter(a.iter()));
@@ -206,17 +336,12 @@ mod tests {
         let buf = Bytes::from_static(b"xxseq7bodyhi");
         let fields = Fields::from_parts(
             buf,
-            vec![
-                Span {
-                    name: 2..5,
-                    value: 5..6,
-                },
-                Span {
-                    name: 6..10,
-                    value: 10..12,
-                },
-            ],
+            SpanList::from_slice(&[
+                Span::new(2..5, 5..6).unwrap(),
+                Span::new(6..10, 10..12).unwrap(),
+            ]),
         );
+        assert_eq!(fields.get_bytes("body").as_deref(), Some(&b"hi"[..]));
         assert_eq!(fields, Fields::from([("seq", "7"), ("body", "hi")]));
     }
 }

@@ -166,7 +166,7 @@ mod source;
 
 pub use delivery::{AckToken, Acker, Delivery, Message};
 pub use error::{BuildError, SourceError};
-pub use fields::Fields;
+pub use fields::{Fields, FieldsBuilder};
 pub use source::{RedisStreamSource, SourceBuilder, SourceStats, StopHandle};
 
 // The public types can move between tasks and threads.

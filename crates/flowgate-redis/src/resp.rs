@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use redis::{ConnectionAddr, ConnectionInfo, RedisError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::fields::{Fields, Span};
+use crate::fields::{Fields, Span, SpanList};
 use crate::reply::{Content, Entry, Malformed};
 
 /// A byte stream to Redis: TCP or a Unix socket.
@@ -434,7 +434,9 @@ fn entry(cursor: &mut Cursor<'_>, reply: &Bytes) -> Result<Entry, Malformed> {
         }
     };
     let start = cursor.pos;
-    let mut ranges: Vec<Option<Range<usize>>> = Vec::with_capacity(items);
+    // Up to four fields without an allocation.
+    let mut ranges: smallvec::SmallVec<[Option<Range<usize>>; 8]> =
+        smallvec::SmallVec::with_capacity(items);
     for _ in 0..items {
         let item = cursor.next()?;
         match item {
@@ -475,7 +477,7 @@ fn fields(reply: &Bytes, entry: Range<usize>, ranges: &[Option<Range<usize>>]) -
             ranges.len()
         ));
     }
-    let mut spans = Vec::with_capacity(ranges.len() / 2);
+    let mut spans = SpanList::with_capacity(ranges.len() / 2);
     for (index, pair) in ranges.chunks(2).enumerate() {
         let (Some(name), value) = (&pair[0], &pair[1]) else {
             return unreadable(format!("the name of field {index} is not a string"));
@@ -490,10 +492,13 @@ fn fields(reply: &Bytes, entry: Range<usize>, ranges: &[Option<Range<usize>>]) -
             return unreadable(format!("the value of field {text:?} is not a string"));
         };
         let at = entry.start;
-        spans.push(Span {
-            name: name.start - at..name.end - at,
-            value: value.start - at..value.end - at,
-        });
+        let Some(span) = Span::new(
+            name.start - at..name.end - at,
+            value.start - at..value.end - at,
+        ) else {
+            return unreadable("the entry is larger than 4 GiB".to_owned());
+        };
+        spans.push(span);
     }
     Content::Fields(Fields::from_parts(reply.slice(entry), spans))
 }

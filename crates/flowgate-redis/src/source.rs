@@ -359,7 +359,8 @@ impl SourceBuilder {
         )
         .map_err(BuildError::Ack)?;
         let stop = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(self.batch_size);
+        // Whole batches: one send per read, not one per message.
+        let (tx, rx) = mpsc::channel(1);
         let claim_interval = self.claim_interval.unwrap_or(self.claim_idle / 2);
         let lease_renewal = self.effective_lease_renewal();
         let reader = Reader {
@@ -398,6 +399,7 @@ impl SourceBuilder {
         ));
         Ok(RedisStreamSource {
             rx,
+            batch: Vec::new().into_iter(),
             stop: stop.clone(),
             _stop_on_drop: stop.drop_guard(),
             acker,
@@ -447,7 +449,9 @@ async fn first_connection(
 /// after an `Err` item); dropping the source stops its reader. The leases of
 /// the deliveries still held are renewed until they are acked or dropped.
 pub struct RedisStreamSource {
-    rx: mpsc::Receiver<Result<Delivery, SourceError>>,
+    rx: mpsc::Receiver<Result<Vec<Delivery>, SourceError>>,
+    /// The rest of the batch being handed out.
+    batch: std::vec::IntoIter<Delivery>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
     acker: Acker,
@@ -525,7 +529,16 @@ impl Stream for RedisStreamSource {
     type Item = Result<Delivery, SourceError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(delivery) = self.batch.next() {
+                return Poll::Ready(Some(Ok(delivery)));
+            }
+            match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(Ok(batch)) => self.batch = batch.into_iter(),
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => return Poll::Ready(None),
+            }
+        }
     }
 }
 
@@ -627,7 +640,7 @@ struct Reader {
     commands: ConnectionManager,
     settings: Settings,
     dead_letter_retry: Retry<RedisError>,
-    tx: mpsc::Sender<Result<Delivery, SourceError>>,
+    tx: mpsc::Sender<Result<Vec<Delivery>, SourceError>>,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
     acker: Acker,
@@ -794,13 +807,10 @@ impl Reader {
         for (id, raw, deliveries, why) in poison {
             self.dead_letter(&id, &raw, deliveries, why).await;
         }
-        let mut handed = 0;
-        for delivery in deliveries_out {
-            if self.tx.send(Ok(delivery)).await.is_err() {
-                // The source was dropped: what was read stays pending.
-                return Ok(());
-            }
-            handed += 1;
+        let handed = deliveries_out.len() as u64;
+        if handed > 0 && self.tx.send(Ok(deliveries_out)).await.is_err() {
+            // The source was dropped: what was read stays pending.
+            return Ok(());
         }
         let mut stats = self.shared.stats();
         match origin {

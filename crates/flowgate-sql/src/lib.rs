@@ -107,6 +107,8 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod table;
+#[cfg(feature = "sqlite")]
+mod wal;
 
 #[cfg(feature = "sqlite")]
 pub use checkpoint::SqliteCheckpointStore;

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{SchemaError, SchemaMismatch, SinkError};
 use crate::table::{ColumnType, Table, Value};
+use crate::wal::Checkpointer;
 use crate::{Encoder, RowOutcome, Written};
 
 /// Writes batches of `T` into a SQLite table, idempotently.
@@ -48,6 +49,8 @@ struct Inner<T> {
     inserts: Inserts,
     path: Option<PathBuf>,
     database: String,
+    /// Checkpoints a database file off the writer's thread (see `wal`).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl<T: Send + 'static> SqliteSink<T> {
@@ -124,12 +127,29 @@ impl<T: Send + 'static> SqliteSink<T> {
         encode: Encoder<T>,
     ) -> Result<Self, SinkError> {
         let database = label(path.as_deref());
-        let (conn, table) = {
+        let (conn, table, checkpointer) = {
             let database = database.clone();
+            let path = path.clone();
             blocking(move || {
                 configure(&conn).at(&database)?;
                 prepare_table(&conn, &table, &database)?;
-                Ok((conn, table))
+                // A file's checkpoints run on a thread of their own; if that
+                // cannot start, the writer keeps checkpointing itself.
+                let checkpointer = match &path {
+                    Some(path) => match Checkpointer::start(path, database.clone()) {
+                        Ok(checkpointer) => {
+                            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                                .at(&database)?;
+                            Some(checkpointer)
+                        }
+                        Err(err) => {
+                            tracing::warn!(database, error = %err, "no checkpoint thread; the writer checkpoints");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                Ok((conn, table, checkpointer))
             })
             .await?
         };
@@ -142,6 +162,7 @@ impl<T: Send + 'static> SqliteSink<T> {
                 inserts,
                 path,
                 database,
+                checkpointer,
             }),
         })
     }
@@ -177,6 +198,7 @@ impl<T: Send + 'static> SqliteSink<T> {
                 unreachable!("a strict insert fails instead of rolling back for a row")
             };
             tx.commit().at(db)?;
+            inner.committed();
             Ok(outcomes
                 .into_iter()
                 .map(|(_, outcome)| match outcome {
@@ -321,6 +343,7 @@ impl<T: Send + 'static> SqliteSink<T> {
                 match inner.inserts.insert(&tx, db, &rows, &todo, mode)? {
                     Inserted::Done(mut results) => {
                         tx.commit().at(db)?;
+            inner.committed();
                         results.extend(
                             rolled_back
                                 .into_iter()
@@ -875,6 +898,15 @@ pub(crate) async fn blocking_sqlite<R: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|err| SinkError::Task(err.to_string()))
+}
+
+impl<T> Inner<T> {
+    /// A transaction was committed.
+    fn committed(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.committed();
+        }
+    }
 }
 
 impl<T> Clone for SqliteSink<T> {

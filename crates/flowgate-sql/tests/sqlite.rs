@@ -737,3 +737,34 @@ async fn chunked_inserts_report_each_duplicate_like_a_row_by_row_insert() {
     assert_eq!(each.count().await.unwrap(), stored.len() as u64);
     assert_eq!(strict.count().await.unwrap(), stored.len() as u64);
 }
+
+/// The writer does not checkpoint (it would stand still for the copies and
+/// `fsync`s); the sink's checkpoint thread copies the log into the database
+/// file behind it.
+#[tokio::test]
+async fn a_file_sink_checkpoints_its_log_into_the_database_file() {
+    let dir = tempdir();
+    let path = dir.join("wal.db");
+    let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
+    let initial = std::fs::metadata(&path).unwrap().len();
+    for batch in 0..20 {
+        let rows: Vec<Event> = (0..1000)
+            .map(|i| event(&format!("b{batch}-{i}"), i))
+            .collect();
+        sink.write(rows).await.unwrap();
+    }
+    // The copies happen on another thread: wait for them, for as long as a
+    // busy machine may need.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&path).unwrap().len() < initial + 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file never grew: nothing was checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.count().await.unwrap(), 20_000);
+    drop(sink);
+    let reopened = SqliteSink::open(&path, table(), encode).await.unwrap();
+    assert_eq!(reopened.count().await.unwrap(), 20_000);
+}
