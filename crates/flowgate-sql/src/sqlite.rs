@@ -325,9 +325,11 @@ impl<T: Send + 'static> SqliteSink<T> {
         &self,
         rows: Arc<[Vec<Value>]>,
     ) -> Result<Vec<RowOutcome>, SinkError> {
-        let (mut outcomes, good) = self.inner.table.check_rows(&rows);
         let inner = Arc::clone(&self.inner);
-        let written = blocking(move || {
+        // Checked on the blocking thread too: the caller's thread is free
+        // for the next batch.
+        let (mut outcomes, written) = blocking(move || {
+            let (outcomes, good) = inner.table.check_rows(&rows);
             let db = inner.database.as_str();
             let mut conn = lock(&inner.conn);
             // Rows whose failure rolled back the whole transaction.
@@ -343,13 +345,13 @@ impl<T: Send + 'static> SqliteSink<T> {
                 match inner.inserts.insert(&tx, db, &rows, &todo, mode)? {
                     Inserted::Done(mut results) => {
                         tx.commit().at(db)?;
-            inner.committed();
+                        inner.committed();
                         results.extend(
                             rolled_back
                                 .into_iter()
                                 .map(|(index, err)| (index, RowOutcome::Rejected(err))),
                         );
-                        return Ok(results);
+                        return Ok((outcomes, results));
                     }
                     Inserted::RolledBack(Some((index, err))) => {
                         tracing::debug!(row = index, error = %err, "sqlite rolled back the batch for one row: writing it again without");
