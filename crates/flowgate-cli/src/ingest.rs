@@ -141,7 +141,8 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// Longest wait for a batch to fill.
     pub batch_delay: Duration,
-    /// Batches written at once.
+    /// Batches written at once (default 3; PostgreSQL: one connection
+    /// each).
     pub flush_concurrency: usize,
     /// Redis: deliveries between receipt and ack at once (the source's
     /// bound). The pipeline itself holds at most
@@ -163,7 +164,7 @@ impl IngestConfig {
             mapping: Mapping::demo("flowgate_events").expect("the demo table name is valid"),
             batch_size: 1000,
             batch_delay: Duration::from_millis(20),
-            flush_concurrency: 2,
+            flush_concurrency: 3,
             max_in_flight: 10_000,
             progress: false,
         }

@@ -185,8 +185,9 @@ struct IngestArgs {
     #[arg(long, value_name = "MS", default_value_t = 20, value_parser = positive::<u64>(DAY_MS),
           help_heading = "Pipeline")]
     batch_delay_ms: u64,
-    /// Batches written at once.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = positive::<usize>(64),
+    /// Batches written at once (PostgreSQL: one connection each; three
+    /// keep the database busy while a commit waits for its fsync).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive::<usize>(64),
           help_heading = "Pipeline")]
     flush_concurrency: usize,
     /// Redis: messages between receipt and ack at once (the source's bound;
