@@ -229,6 +229,32 @@ async fn a_wrong_password_shows_the_servers_message() {
         .await
         .unwrap();
     assert_eq!(source.server(), format!("127.0.0.1:{}/0", server.port));
+
+    // Reads (on a connection of their own: AUTH, then SELECT of the URL's
+    // database) and acks work with a password and another database.
+    let url = format!("redis://:right-secret@127.0.0.1:{}/3", server.port);
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("s3")
+        .arg("*")
+        .arg("body")
+        .arg("in db 3")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mut source = RedisStreamSource::builder(&url, "s3", "g", "c")
+        .connect()
+        .await
+        .unwrap();
+    let delivery = source.next().await.unwrap().unwrap();
+    assert_eq!(delivery.field("body"), Some(&b"in db 3"[..]));
+    delivery.ack().await.unwrap();
+    let pending: redis::streams::StreamPendingReply = admin.xpending("s3", "g").await.unwrap();
+    assert_eq!(pending.count(), 0, "acked in database 3");
 }
 
 /// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 if never called).
