@@ -260,6 +260,18 @@ fn line(buf: &[u8], from: usize) -> Result<Option<(&[u8], usize)>, Malformed> {
 }
 
 fn int(line: &[u8]) -> Result<i64, Malformed> {
+    // The fast path: a length or count of up to 18 digits (every one Redis
+    // sends), without UTF-8 checks.
+    let (negative, digits) = match line.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, line),
+    };
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0_i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        return Ok(if negative { -n } else { n });
+    }
     std::str::from_utf8(line)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -571,6 +583,19 @@ mod tests {
         }
         // What follows a reply is not part of it.
         assert_eq!(frame_all(b"+OK\r\n+OK\r\n").unwrap(), Some(5));
+    }
+
+    #[test]
+    fn lengths_parse_fast_or_slow_and_garbage_is_refused() {
+        assert_eq!(int(b"0").unwrap(), 0);
+        assert_eq!(int(b"-1").unwrap(), -1);
+        assert_eq!(int(b"123456789012345678").unwrap(), 123_456_789_012_345_678);
+        // 19 digits: the slow path.
+        assert_eq!(int(b"1234567890123456789").unwrap(), 1_234_567_890_123_456_789);
+        assert_eq!(int(b"+5").unwrap(), 5);
+        for bad in [&b""[..], b"-", b"1x", b" 1", b"99999999999999999999"] {
+            assert!(int(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
