@@ -266,11 +266,17 @@ fn int(line: &[u8]) -> Result<i64, Malformed> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, line),
     };
-    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0_i64, |n, &d| n * 10 + i64::from(d - b'0'));
-        return Ok(if negative { -n } else { n });
+    if !digits.is_empty() && digits.len() <= 18 {
+        let mut n = 0_i64;
+        let mut all_digits = true;
+        for &d in digits {
+            let digit = d.wrapping_sub(b'0');
+            all_digits &= digit < 10;
+            n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
+        }
+        if all_digits {
+            return Ok(if negative { -n } else { n });
+        }
     }
     std::str::from_utf8(line)
         .ok()
@@ -591,9 +597,19 @@ mod tests {
         assert_eq!(int(b"-1").unwrap(), -1);
         assert_eq!(int(b"123456789012345678").unwrap(), 123_456_789_012_345_678);
         // 19 digits: the slow path.
-        assert_eq!(int(b"1234567890123456789").unwrap(), 1_234_567_890_123_456_789);
+        assert_eq!(
+            int(b"1234567890123456789").unwrap(),
+            1_234_567_890_123_456_789
+        );
         assert_eq!(int(b"+5").unwrap(), 5);
-        for bad in [&b""[..], b"-", b"1x", b" 1", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"1x",
+            b" 1",
+            b"99999999999999999999",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
             assert!(int(bad).is_err(), "{bad:?}");
         }
     }
