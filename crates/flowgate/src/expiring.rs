@@ -85,7 +85,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
             key.clone(),
             Entry {
                 value,
-                expires: now + self.ttl,
+                expires: crate::time::deadline(now, self.ttl),
                 generation,
             },
         );

@@ -47,6 +47,10 @@
 //!   panicked: it resolves with a typed error.
 //! - Configuration is validated when it is built, with an error naming the
 //!   broken rule.
+//! - A duration that is a timer (a timeout, a delay, a window, a TTL, a
+//!   cooldown) too long for an `Instant` — up to `Duration::MAX` — means
+//!   "never", as `tokio::time::sleep(Duration::MAX)` does; it never
+//!   overflows into a panic or a timer that fires at once.
 //! - Every async method documents whether it is cancel-safe and what a
 //!   cancelled call loses.
 #![deny(unsafe_code)]
@@ -69,6 +73,7 @@ mod expiring;
 mod loom;
 mod store;
 mod sync;
+mod time;
 
 pub use batch::Batcher;
 pub use broadcast::{Publisher, Subscriber};

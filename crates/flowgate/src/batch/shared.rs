@@ -206,10 +206,8 @@ impl<T, O, E> State<T, O, E> {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let now = Instant::now();
-                let deadline = now
-                    .checked_add(limits.max_delay)
-                    // A delay too long to represent never expires in practice.
-                    .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30));
+                // A delay too long to represent never expires in practice.
+                let deadline = crate::time::deadline(now, limits.max_delay);
                 self.open.insert(Batch {
                     items: Vec::with_capacity(limits.max_items.min(4096)),
                     waiters: WaitTable::new(),

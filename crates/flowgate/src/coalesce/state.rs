@@ -326,10 +326,10 @@ impl<K, A> State<K, A> {
         if self.len >= config.depth {
             return Err((Refused::DepthFull, key, item));
         }
-        let deadline = config.window.zip(now).map(|(window, now)| {
-            now.checked_add(window)
-                .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
-        });
+        let deadline = config
+            .window
+            .zip(now)
+            .map(|(window, now)| crate::time::deadline(now, window));
         let idx = Self::alloc(&mut self.slots, &mut self.free, hash, deadline);
         let keyed = Keyed {
             key,

@@ -182,10 +182,8 @@ where
     /// is unchanged.
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), BuildError> {
         let now = Instant::now();
-        let at = now
-            .checked_add(timeout)
-            // A timeout too long to represent never expires in practice.
-            .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30));
+        // A timeout too long to represent never expires in practice.
+        let at = crate::time::deadline(now, timeout);
         self.set_deadline(at)
     }
 

@@ -67,7 +67,7 @@ impl<S: Stream> Stream for Debounce<S> {
                     if this.held.replace(item).is_some() {
                         *this.dropped += 1;
                     }
-                    let deadline = Instant::now() + *this.quiet;
+                    let deadline = crate::time::deadline(Instant::now(), *this.quiet);
                     match this.sleep.as_mut().as_pin_mut() {
                         Some(sleep) => sleep.reset(deadline),
                         None => this.sleep.set(Some(sleep_until(deadline))),

@@ -47,7 +47,7 @@ impl<K: Hash + Eq + Clone> Window<K> {
                 // Expire keys whose window has closed, oldest first. An entry
                 // is stale if its key passed again later.
                 while let Some((at, _)) = order.front() {
-                    if *at + *window > now {
+                    if !crate::time::passed(*at, *window, now) {
                         break;
                     }
                     let (at, key) = order.pop_front().expect("front exists");

@@ -75,7 +75,7 @@ impl<S: Stream> Stream for Heartbeat<S> {
                 // The silence runs from the first poll, the last item or the
                 // last tick.
                 if this.sleep.is_none() {
-                    let deadline = Instant::now() + *this.interval;
+                    let deadline = crate::time::deadline(Instant::now(), *this.interval);
                     this.sleep.set(Some(sleep_until(deadline)));
                 }
                 match this.sleep.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
@@ -84,7 +84,7 @@ impl<S: Stream> Stream for Heartbeat<S> {
                 }
             }
         };
-        let deadline = Instant::now() + *this.interval;
+        let deadline = crate::time::deadline(Instant::now(), *this.interval);
         match this.sleep.as_mut().as_pin_mut() {
             Some(sleep) => sleep.reset(deadline),
             None => this.sleep.set(Some(sleep_until(deadline))),

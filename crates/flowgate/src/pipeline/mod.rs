@@ -419,7 +419,9 @@ pub trait PipelineExt: Stream {
     ///
     /// Throttling is lossy by design; [`Throttle::dropped`] counts the
     /// casualties. To delay items instead of dropping them, use
-    /// [`rate_limit`](Self::rate_limit).
+    /// [`rate_limit`](Self::rate_limit). A `period` of `Duration::MAX` is
+    /// a window that never closes: `Keep::First` yields the first item only,
+    /// `Keep::Last` nothing until the stream ends.
     ///
     /// # Panics
     ///
@@ -457,7 +459,9 @@ pub trait PipelineExt: Stream {
     }
 
     /// Yields an item only once `quiet` has passed without a newer one; each
-    /// new item restarts the wait and replaces the one held.
+    /// new item restarts the wait and replaces the one held. A `quiet` too
+    /// long for an `Instant` (`Duration::MAX`) never passes: the last item
+    /// comes out when the stream ends.
     ///
     /// Use it to act on the settled value of something that changes in
     /// bursts (a config file being saved, a user typing). When upstream ends,
@@ -500,6 +504,8 @@ pub trait PipelineExt: Stream {
 
     /// Yields `Ok(item)` for every item and `Err(`[`Elapsed`]`)` whenever no
     /// item arrived within `duration`; the stream goes on after a timeout.
+    /// `Duration::MAX` (any duration too long for an `Instant`) never times
+    /// out.
     ///
     /// The wait is measured from the first poll, then from the last item or
     /// timeout, so a stalled upstream yields one `Err` per `duration`. An item
@@ -542,7 +548,8 @@ pub trait PipelineExt: Stream {
     }
 
     /// Yields `Ok(item)` for every item, and ends with one
-    /// `Err(`[`IdleTimeout`]`)` if upstream stays idle for `duration`.
+    /// `Err(`[`IdleTimeout`]`)` if upstream stays idle for `duration`
+    /// (`Duration::MAX`: never).
     ///
     /// The idle time is measured from the first poll, then from the last
     /// item. After the timeout, upstream is not polled again; drop the stream
@@ -581,7 +588,8 @@ pub trait PipelineExt: Stream {
 
     /// Yields [`Beat::Item`] for every item and a [`Beat::Tick`] whenever
     /// nothing passed for `interval`, so that a quiet stream still shows it
-    /// is alive (to keep a connection open, or to flush on a timer).
+    /// is alive (to keep a connection open, or to flush on a timer). An
+    /// `interval` of `Duration::MAX` never ticks.
     ///
     /// The silence is measured from the first poll, then from the last item
     /// or tick. The stream ends with upstream.
@@ -830,7 +838,8 @@ pub trait PipelineExt: Stream {
     }
 
     /// Drops an item if an item with the same `key` passed within the last
-    /// `window`.
+    /// `window` (`Duration::MAX`: a key is never forgotten while it is
+    /// remembered at all).
     ///
     /// The window runs from the time the earlier item *passed*; dropped
     /// duplicates do not extend it, so a key that keeps coming passes once

@@ -87,7 +87,7 @@ impl<S: Stream> Stream for Throttle<S> {
                     match *this.window_end {
                         Some(end) if now < end => *this.dropped += 1,
                         _ => {
-                            *this.window_end = Some(now + *this.period);
+                            *this.window_end = Some(crate::time::deadline(now, *this.period));
                             return Poll::Ready(Some(item));
                         }
                     }
@@ -109,7 +109,7 @@ impl<S: Stream> Stream for Throttle<S> {
                             if this.held.replace(item).is_some() {
                                 *this.dropped += 1;
                             } else {
-                                let end = Instant::now() + *this.period;
+                                let end = crate::time::deadline(Instant::now(), *this.period);
                                 this.sleep.set(Some(sleep_until(end)));
                             }
                         }

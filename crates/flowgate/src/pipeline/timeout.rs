@@ -16,7 +16,7 @@ use super::error::{Elapsed, IdleTimeout};
 
 /// Restarts `sleep` to fire `duration` from now.
 fn restart(mut sleep: Pin<&mut Option<Sleep>>, duration: Duration) {
-    let deadline = Instant::now() + duration;
+    let deadline = crate::time::deadline(Instant::now(), duration);
     match sleep.as_mut().as_pin_mut() {
         Some(sleep) => sleep.reset(deadline),
         None => sleep.set(Some(sleep_until(deadline))),

@@ -309,7 +309,7 @@ impl Controller {
         let window = self
             .baseline
             .map_or(self.last_rtt, |b| Duration::from_nanos(b.mean as u64));
-        self.next_update = now + window;
+        self.next_update = crate::time::deadline(now, window);
         self.window_sum = 0;
         self.window_samples = 0;
         self.reached_limit = self.in_flight >= self.limit;

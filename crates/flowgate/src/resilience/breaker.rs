@@ -818,7 +818,7 @@ impl Shared {
             // Admitted in an earlier state: says nothing about this one.
             return None;
         }
-        let cooldown_ends = now.checked_add(self.config.cooldown).unwrap_or(now);
+        let cooldown_ends = crate::time::deadline(now, self.config.cooldown);
         match (inner.phase, failed) {
             (Phase::Closed, Some(failed)) => {
                 inner.outcomes.record(now, failed);
