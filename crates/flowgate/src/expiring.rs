@@ -144,7 +144,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

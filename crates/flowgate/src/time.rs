@@ -23,7 +23,7 @@ pub(crate) fn passed(at: Instant, after: Duration, now: Instant) -> bool {
     at.checked_add(after).is_some_and(|end| end <= now)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
