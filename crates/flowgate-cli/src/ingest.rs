@@ -1245,12 +1245,12 @@ fn spawn_stop_conditions(
             if busy {
                 idle_since = Instant::now();
             }
-            if let Some(idle) = exit_when_idle {
-                if idle_since.elapsed() >= idle {
-                    tracing::info!(idle = ?idle, "stopping: no message arrived for --exit-when-idle-ms");
-                    run.control.stop();
-                    return;
-                }
+            if let Some(idle) = exit_when_idle
+                && idle_since.elapsed() >= idle
+            {
+                tracing::info!(idle = ?idle, "stopping: no message arrived for --exit-when-idle-ms");
+                run.control.stop();
+                return;
             }
         }
     }))

@@ -70,7 +70,11 @@ fn blob(n: u64) -> Vec<u8> {
 /// `note`), order 2 a second time, and order 6 with invalid JSON in `meta`.
 async fn publish_orders(t: &Target) -> Orders {
     let order = async |n: u64, meta: &str| {
-        let (order, amount, paid) = (n.to_string(), format!("{}", n as f64 * 1.5), n % 2 == 0);
+        let (order, amount, paid) = (
+            n.to_string(),
+            format!("{}", n as f64 * 1.5),
+            n.is_multiple_of(2),
+        );
         let (at, blob, note) = (at(n), blob(n), format!("note {n}"));
         let mut fields: Vec<(&[u8], &[u8])> = vec![
             (b"order", order.as_bytes()),

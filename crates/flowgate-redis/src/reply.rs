@@ -154,7 +154,7 @@ fn raw(items: &[Value]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// Why the field items of an entry cannot be handed out, if they cannot.
 fn unreadable(items: &[Value]) -> Option<String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Some(format!(
             "it has an odd number of field items ({}): a field without a value",
             items.len()

@@ -489,7 +489,7 @@ fn fields(reply: &Bytes, entry: Range<usize>, ranges: &[Option<Range<usize>>]) -
             .collect(),
         reason,
     };
-    if ranges.len() % 2 != 0 {
+    if !ranges.len().is_multiple_of(2) {
         return unreadable(format!(
             "it has an odd number of field items ({}): a field without a value",
             ranges.len()

@@ -199,12 +199,10 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                 }
                 Poll::Pending => {
                     // 3. The open batch's delay passed: yield it partial.
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        if sleep.poll(cx).is_ready() {
-                            return Poll::Ready(Some(take_batch(
-                                this.items, this.dedup, this.sleep,
-                            )));
-                        }
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut()
+                        && sleep.poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
                     }
                     return Poll::Pending;
                 }

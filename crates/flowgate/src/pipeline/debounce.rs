@@ -83,11 +83,11 @@ impl<S: Stream> Stream for Debounce<S> {
                 Poll::Pending => {}
             }
             // 2. Quiet for long enough: yield the held item.
-            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                if sleep.poll(cx).is_ready() {
-                    this.sleep.set(None);
-                    return Poll::Ready(this.held.take());
-                }
+            if let Some(sleep) = this.sleep.as_mut().as_pin_mut()
+                && sleep.poll(cx).is_ready()
+            {
+                this.sleep.set(None);
+                return Poll::Ready(this.held.take());
             }
             return Poll::Pending;
         }

@@ -186,10 +186,10 @@ fn bar_inc(_bar: &Bar) {}
 
 #[cfg(feature = "progress-bar")]
 fn bar_finish(bar: &Bar) {
-    if let Some(bar) = bar {
-        if !bar.is_finished() {
-            bar.finish();
-        }
+    if let Some(bar) = bar
+        && !bar.is_finished()
+    {
+        bar.finish();
     }
 }
 

@@ -96,11 +96,11 @@ impl<S: Stream> Stream for Throttle<S> {
             Keep::Last => {
                 for _ in 0..BUDGET {
                     // 1. A window that has closed yields its latest item.
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        if sleep.poll(cx).is_ready() {
-                            this.sleep.set(None);
-                            return Poll::Ready(this.held.take());
-                        }
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut()
+                        && sleep.poll(cx).is_ready()
+                    {
+                        this.sleep.set(None);
+                        return Poll::Ready(this.held.take());
                     }
                     // 2. Take the next item: it opens a window or supersedes
                     //    the held one.

@@ -214,10 +214,10 @@ impl CircuitBreakerBuilder {
     ///
     /// A [`BuildError`] naming the first broken rule (see the table above).
     pub fn build(self) -> Result<CircuitBreaker, BuildError> {
-        if let Some(ratio) = self.failure_ratio {
-            if !(ratio > 0.0 && ratio <= 1.0) {
-                return Err(BuildError::FailureRatio(ratio));
-            }
+        if let Some(ratio) = self.failure_ratio
+            && !(ratio > 0.0 && ratio <= 1.0)
+        {
+            return Err(BuildError::FailureRatio(ratio));
         }
         match self.window.0 {
             WindowKind::Calls(0) => return Err(BuildError::ZeroWindowCalls),

@@ -346,21 +346,21 @@ where
                 progress = true;
             }
         }
-        if let Some(committing) = &mut self.committing {
-            if let Poll::Ready(result) = committing.future.as_mut().poll(cx) {
-                let Committing { cursor, pages, .. } = self.committing.take().expect("polled");
-                match result {
-                    Ok(()) => self.committed(cursor, pages, true),
-                    Err(err) => {
-                        self.store_failed = true;
-                        if !self.fetch_done {
-                            self.report(SourceError::Checkpoint(err));
-                            self.finish_fetching();
-                        }
+        if let Some(committing) = &mut self.committing
+            && let Poll::Ready(result) = committing.future.as_mut().poll(cx)
+        {
+            let Committing { cursor, pages, .. } = self.committing.take().expect("polled");
+            match result {
+                Ok(()) => self.committed(cursor, pages, true),
+                Err(err) => {
+                    self.store_failed = true;
+                    if !self.fetch_done {
+                        self.report(SourceError::Checkpoint(err));
+                        self.finish_fetching();
                     }
                 }
-                progress = true;
             }
+            progress = true;
         }
         progress
     }
