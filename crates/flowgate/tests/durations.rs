@@ -22,7 +22,7 @@ fn then_silence(items: Vec<u32>) -> impl futures_core::Stream<Item = u32> + Unpi
 
 #[tokio::test(start_paused = true)]
 async fn a_max_timeout_never_fires() {
-    let mut timed = std::pin::pin!(then_silence(vec![1, 2]).timeout(Duration::MAX));
+    let mut timed = std::pin::pin!(then_silence(vec![1, 2]).item_timeout(Duration::MAX));
     assert_eq!(timed.next().await.map(|r| r.ok()), Some(Some(1)));
     assert_eq!(timed.next().await.map(|r| r.ok()), Some(Some(2)));
     let next = tokio::time::timeout(YEAR, timed.next()).await;
@@ -59,16 +59,17 @@ async fn a_max_debounce_holds_the_item_and_yields_it_at_the_end() {
 #[tokio::test(start_paused = true)]
 async fn a_max_throttle_window_never_closes() {
     let first: Vec<u32> = stream::iter(1..=5)
-        .throttle(Duration::MAX, Keep::First)
+        .throttle_keep(Duration::MAX, Keep::First)
         .collect()
         .await;
     assert_eq!(first, [1], "the window opened by 1 never closes");
     let at_end: Vec<u32> = stream::iter(1..=3)
-        .throttle(Duration::MAX, Keep::Last)
+        .throttle_keep(Duration::MAX, Keep::Last)
         .collect()
         .await;
     assert_eq!(at_end, [3], "the stream's end yields the latest item");
-    let mut last = std::pin::pin!(then_silence(vec![1, 2]).throttle(Duration::MAX, Keep::Last));
+    let mut last =
+        std::pin::pin!(then_silence(vec![1, 2]).throttle_keep(Duration::MAX, Keep::Last));
     assert!(
         tokio::time::timeout(YEAR, last.next()).await.is_err(),
         "the window never closes, so nothing is yielded"

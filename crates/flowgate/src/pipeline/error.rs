@@ -66,7 +66,7 @@ impl fmt::Display for NotReady {
 
 impl Error for NotReady {}
 
-/// An item of a [`timeout`](super::PipelineExt::timeout) stream: no item
+/// An item of a [`item_timeout`](super::PipelineExt::item_timeout) stream: no item
 /// arrived within the timeout. Transient: the stream goes on, and the next
 /// item (or the next timeout) may follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! [`merge`](super::PipelineExt::merge): two streams into one.
+//! [`merge_with`](super::PipelineExt::merge_with): two streams into one.
 
 use std::fmt;
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// Stream for [`merge`](super::PipelineExt::merge).
+    /// Stream for [`merge_with`](super::PipelineExt::merge_with).
     #[must_use = "streams do nothing unless polled"]
     pub struct Merge<A, B> {
         #[pin]

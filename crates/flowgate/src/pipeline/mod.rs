@@ -30,9 +30,9 @@
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
 //! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
 //! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
-//! | [`throttle`](PipelineExt::throttle) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
+//! | [`throttle_keep`](PipelineExt::throttle_keep) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
 //! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
-//! | [`timeout`](PipelineExt::timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
+//! | [`item_timeout`](PipelineExt::item_timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
 //! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleTimeout`] error when upstream is idle too long | `Result<T, IdleTimeout>` |
 //! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
@@ -41,13 +41,19 @@
 //! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
 //! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
 //! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
-//! | [`merge`](PipelineExt::merge) | two streams into one, fairly | `T` |
+//! | [`merge_with`](PipelineExt::merge_with) | two streams into one, fairly | `T` |
 //! | [`take_until_cancelled`](PipelineExt::take_until_cancelled), [`cancellable`](PipelineExt::cancellable) | stop on a [`CancellationToken`], draining or dropping the work in flight ([`CancelMode`]) | `T` |
 //! | [`observe`](PipelineExt::observe) | counts items and rates per stage in a shared [`Progress`]; an `indicatif` bar with the `progress-bar` feature | `T` |
 //! | [`par_map_retry`](PipelineExt::par_map_retry) | `par_map_unordered` that retries each item's call with backoff ([`Retry`]) and hands back the items that fail for good | `Result<O, DeadLetter<T, E>>` |
 //! | [`par_map_adaptive`](PipelineExt::par_map_adaptive), [`par_map_adaptive_with`](PipelineExt::par_map_adaptive_with) | `par_map_unordered` whose limit adapts to the service ([`AdaptiveLimit`]) | `O` |
 //! | [`route_errors`](PipelineExt::route_errors) | yields the `Ok` values, sends the errors to a [dead-letter stream](crate::resilience::dead_letters) | `T` |
 //! | [`pausable`](PipelineExt::pausable) | pulls nothing from upstream while a [`PauseHandle`] is paused | `T` |
+//!
+//! No operator shares a name with `futures::StreamExt` or
+//! `tokio_stream::StreamExt`, so all three traits can be in scope at once:
+//! flowgate's are `item_timeout`, `throttle_keep` and `merge_with` where
+//! tokio-stream has `timeout`, `throttle` (which delays instead of
+//! dropping) and `merge`.
 //!
 //! # Fan-out and fan-in
 //!
@@ -96,7 +102,7 @@
 //! | at most `n` calls of *this stage* at once | [`par_map(n, ..)`](PipelineExt::par_map) | all processed |
 //! | at most `n` calls at once across stages, pipelines and plain tasks | [`InFlightLimit`] ([`run`](InFlightLimit::run), [`limit_in_flight`](PipelineExt::limit_in_flight)) | all processed |
 //! | at most `n` per period, smooth or bursty | [`rate_limit`](PipelineExt::rate_limit) / [`RateLimiter`] | all processed, delayed |
-//! | at most one per period, the rest are stale | [`throttle`](PipelineExt::throttle) | dropped |
+//! | at most one per period, the rest are stale | [`throttle_keep`](PipelineExt::throttle_keep) | dropped |
 //! | only the settled value after a burst | [`debounce`](PipelineExt::debounce) | dropped |
 //! | many small items as few big writes | [`batch`](PipelineExt::batch), or [`Batcher`](crate::batch::Batcher) with per-item acks | all processed, grouped |
 //!
@@ -135,7 +141,7 @@
 //! let (ok, failed) = results.split_results(64);
 //! let retried = failed.par_map(2, |id| async move { fetch(id + 1).await.unwrap_or(0) });
 //! let batches: Vec<Vec<u32>> = ok
-//!     .merge(retried)
+//!     .merge_with(retried)
 //!     .batch(16, Duration::from_millis(50))
 //!     .collect()
 //!     .await;
@@ -166,8 +172,8 @@
 //!
 //! # Pinning
 //!
-//! Operators that own a timer (`rate_limit`, `throttle`, `debounce`,
-//! `timeout`, `idle_timeout`, `heartbeat`, `batch`, the cancellation
+//! Operators that own a timer (`rate_limit`, `throttle_keep`, `debounce`,
+//! `item_timeout`, `idle_timeout`, `heartbeat`, `batch`, the cancellation
 //! stages) are not `Unpin`. Combinators that take `self` (`collect`,
 //! `for_each`, `count`) do not care; to call `next()` in a loop, pin the
 //! stream first with [`std::pin::pin!`] or `Box::pin`.
@@ -444,14 +450,14 @@ pub trait PipelineExt: Stream {
     ///         i
     ///     })
     /// };
-    /// let first: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::First).collect().await;
+    /// let first: Vec<i32> = ticks().throttle_keep(Duration::from_millis(100), Keep::First).collect().await;
     /// assert_eq!(first, vec![0, 4, 8]);
-    /// let last: Vec<i32> = ticks().throttle(Duration::from_millis(100), Keep::Last).collect().await;
+    /// let last: Vec<i32> = ticks().throttle_keep(Duration::from_millis(100), Keep::Last).collect().await;
     /// assert_eq!(last, vec![3, 7, 9]);
     /// # }
     /// ```
     #[track_caller]
-    fn throttle(self, period: Duration, keep: Keep) -> Throttle<Self>
+    fn throttle_keep(self, period: Duration, keep: Keep) -> Throttle<Self>
     where
         Self: Sized,
     {
@@ -531,7 +537,7 @@ pub trait PipelineExt: Stream {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await;
     ///         ms
     ///     })
-    ///     .timeout(Duration::from_millis(100))
+    ///     .item_timeout(Duration::from_millis(100))
     ///     .map(|r| r.is_ok())
     ///     .collect()
     ///     .await;
@@ -540,7 +546,7 @@ pub trait PipelineExt: Stream {
     /// # }
     /// ```
     #[track_caller]
-    fn timeout(self, duration: Duration) -> Timeout<Self>
+    fn item_timeout(self, duration: Duration) -> Timeout<Self>
     where
         Self: Sized,
     {
@@ -1051,12 +1057,12 @@ pub trait PipelineExt: Stream {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let mut all: Vec<u32> = stream::iter([1, 3, 5]).merge(stream::iter([2, 4])).collect().await;
+    /// let mut all: Vec<u32> = stream::iter([1, 3, 5]).merge_with(stream::iter([2, 4])).collect().await;
     /// all.sort_unstable();
     /// assert_eq!(all, vec![1, 2, 3, 4, 5]);
     /// # }
     /// ```
-    fn merge<O>(self, other: O) -> Merge<Self, O>
+    fn merge_with<O>(self, other: O) -> Merge<Self, O>
     where
         Self: Sized,
         O: Stream<Item = Self::Item>,

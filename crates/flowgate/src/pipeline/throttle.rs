@@ -1,4 +1,4 @@
-//! [`throttle`](super::PipelineExt::throttle): at most one item per period.
+//! [`throttle_keep`](super::PipelineExt::throttle_keep): at most one item per period.
 
 use std::fmt;
 use std::future::Future;
@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
 
-/// Which item of a period a [`throttle`](super::PipelineExt::throttle) keeps.
+/// Which item of a period a [`throttle_keep`](super::PipelineExt::throttle_keep) keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Keep {
     /// Yield an item at once and drop whatever arrives in the `period` after
@@ -27,7 +27,7 @@ pub enum Keep {
 }
 
 pin_project! {
-    /// Stream for [`throttle`](super::PipelineExt::throttle).
+    /// Stream for [`throttle_keep`](super::PipelineExt::throttle_keep).
     #[must_use = "streams do nothing unless polled"]
     pub struct Throttle<S>
     where

@@ -1,4 +1,4 @@
-//! [`timeout`](super::PipelineExt::timeout) and
+//! [`item_timeout`](super::PipelineExt::item_timeout) and
 //! [`idle_timeout`](super::PipelineExt::idle_timeout).
 
 use std::fmt;
@@ -39,7 +39,7 @@ fn poll_deadline(
 }
 
 pin_project! {
-    /// Stream for [`timeout`](super::PipelineExt::timeout).
+    /// Stream for [`item_timeout`](super::PipelineExt::item_timeout).
     #[must_use = "streams do nothing unless polled"]
     pub struct Timeout<S> {
         #[pin]

@@ -39,7 +39,7 @@ async fn split_results_and_merge_back() {
     let (ok, err) = results.split_results(4);
     // "error: retry, success: print": retry errors, merge back.
     let retried = err.map(|x| x + 100);
-    let mut all: Vec<u32> = ok.merge(retried).collect().await;
+    let mut all: Vec<u32> = ok.merge_with(retried).collect().await;
     all.sort_unstable();
     let mut expected: Vec<u32> = (0..20)
         .map(|x| if x % 3 == 0 { x + 100 } else { x })
@@ -113,9 +113,9 @@ async fn both_sides_woken_by_a_pending_upstream() {
 async fn merge_is_fair_and_ends_after_both() {
     let a = stream::iter(std::iter::repeat_n('a', 4));
     let b = stream::iter(std::iter::repeat_n('b', 2));
-    let out: String = a.merge(b).collect().await;
+    let out: String = a.merge_with(b).collect().await;
     assert_eq!(out, "ababaa");
-    let s = stream::iter(0..3).merge(stream::iter(0..4));
+    let s = stream::iter(0..3).merge_with(stream::iter(0..4));
     assert_eq!(s.size_hint(), (7, Some(7)));
 }
 

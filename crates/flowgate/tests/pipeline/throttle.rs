@@ -34,7 +34,7 @@ fn events() -> Vec<(u64, u32)> {
 
 #[tokio::test(start_paused = true)]
 async fn keep_first_yields_at_once_and_drops_inside_window() {
-    let s = pin!(timed(events()).throttle(P, Keep::First));
+    let s = pin!(timed(events()).throttle_keep(P, Keep::First));
     let out = collect_timed(s).await;
     // 1..3 fall in [0, 100); 6 arrives exactly at 400 + 100 and passes.
     assert_eq!(out, vec![(0, 0), (250, 4), (400, 5), (500, 6), (600, 7)]);
@@ -42,7 +42,7 @@ async fn keep_first_yields_at_once_and_drops_inside_window() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_last_yields_latest_when_window_closes() {
-    let s = pin!(timed(events()).throttle(P, Keep::Last));
+    let s = pin!(timed(events()).throttle_keep(P, Keep::Last));
     let out = collect_timed(s).await;
     // Window [0, 100) keeps 3; 4 opens [250, 350); 5 opens [400, 500); 6
     // opens [500, 600); 7 opens [600, 700) and is yielded after upstream ends.
@@ -53,7 +53,7 @@ async fn keep_last_yields_latest_when_window_closes() {
 async fn yields_are_a_period_apart() {
     for keep in [Keep::First, Keep::Last] {
         let events: Vec<(u64, u64)> = (0..200).map(|i| (i * 7, i)).collect();
-        let s = pin!(timed(events).throttle(P, keep));
+        let s = pin!(timed(events).throttle_keep(P, keep));
         let out = collect_timed(s).await;
         assert!(out.len() >= 13, "{keep:?}: {}", out.len());
         for pair in out.windows(2) {
@@ -64,7 +64,7 @@ async fn yields_are_a_period_apart() {
 
 #[tokio::test(start_paused = true)]
 async fn counts_dropped_and_fuses() {
-    let mut s = task::spawn(Box::pin(stream::iter(0..100).throttle(P, Keep::First)));
+    let mut s = task::spawn(Box::pin(stream::iter(0..100).throttle_keep(P, Keep::First)));
     assert_ready_eq!(s.poll_next(), Some(0));
     // 99 ready items, all inside the window: dropped in budgeted rounds.
     assert_pending!(s.poll_next());
@@ -76,7 +76,9 @@ async fn counts_dropped_and_fuses() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_last_polled_by_hand() {
-    let mut s = task::spawn(Box::pin(stream::iter([1, 2, 3]).throttle(P, Keep::Last)));
+    let mut s = task::spawn(Box::pin(
+        stream::iter([1, 2, 3]).throttle_keep(P, Keep::Last),
+    ));
     assert_pending!(s.poll_next());
     assert_eq!(s.dropped(), 2);
     assert!(!s.is_terminated());
@@ -92,5 +94,5 @@ async fn keep_last_polled_by_hand() {
 #[test]
 #[should_panic(expected = "greater than zero")]
 fn zero_period_panics() {
-    let _ = stream::iter([1]).throttle(Duration::ZERO, Keep::First);
+    let _ = stream::iter([1]).throttle_keep(Duration::ZERO, Keep::First);
 }

@@ -26,7 +26,7 @@ async fn timeout_reports_each_gap_and_goes_on() {
     let events = vec![(50, 'a'), (120, 'b'), (370, 'c')];
     let s = pin!(
         timed(events)
-            .timeout(D)
+            .item_timeout(D)
             .map(|r| r.map_err(|e| e.to_string()))
     );
     let out = collect_timed(s).await;
@@ -48,7 +48,7 @@ async fn timeout_reports_each_gap_and_goes_on() {
 async fn timeout_counts_from_first_poll_and_wins_ties_for_items() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
     let mut s = task::spawn(Box::pin(
-        stream::poll_fn(move |cx| rx.poll_recv(cx)).timeout(D),
+        stream::poll_fn(move |cx| rx.poll_recv(cx)).item_timeout(D),
     ));
     advance(Duration::from_secs(1)).await; // not polled yet: no deadline
     assert_pending!(s.poll_next());
@@ -99,5 +99,5 @@ async fn idle_timeout_not_hit_ends_normally() {
 #[test]
 #[should_panic(expected = "greater than zero")]
 fn zero_timeout_panics() {
-    let _ = stream::iter([1]).timeout(Duration::ZERO);
+    let _ = stream::iter([1]).item_timeout(Duration::ZERO);
 }
