@@ -20,7 +20,10 @@ use support::*;
 /// within milliseconds.)
 async fn kill_mid_batch(t: &Target, ingest: &mut Flowgate, published: &mut u64) {
     let before = t.state().await.rows;
-    for _ in 0..10_000 {
+    // Bounded by time, not by rounds: on a busy machine the consumer may take
+    // long to start.
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while std::time::Instant::now() < deadline {
         let rows = t.state().await.rows;
         if rows >= *published {
             t.publish(*published, 2000).await;
