@@ -1,0 +1,1 @@
+//! Edges of `flowgate::dataloader`.
