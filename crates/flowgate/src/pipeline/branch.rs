@@ -214,7 +214,7 @@ impl<T> Branch<T> {
         L: Send + 'static,
         R: Send + 'static,
     {
-        assert!(capacity > 0, "branch capacity must be at least 1");
+        assert!(capacity > 0, "branch: capacity must be at least 1");
         let state = Arc::new(Mutex::new(State {
             stream: Box::pin(stream.fuse()),
             route,

@@ -50,6 +50,30 @@ impl<S: Stream> Cancellable<S> {
     }
 
     /// Whether the stream ended because of its token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::CancellationToken;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let mut s = Box::pin(stream::iter(0..).take_until_cancelled(token.clone()));
+    /// assert_eq!(s.next().await, Some(0));
+    /// assert!(!s.is_cancelled());
+    /// token.cancel();
+    /// assert_eq!(s.next().await, None);
+    /// assert!(s.is_cancelled());
+    ///
+    /// // A stream that simply ended was not cancelled.
+    /// let mut done = Box::pin(stream::iter([1]).take_until_cancelled(CancellationToken::new()));
+    /// while done.next().await.is_some() {}
+    /// assert!(!done.is_cancelled());
+    /// # }
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.done && self.cut
     }

@@ -36,7 +36,7 @@ impl<S: Stream> Debounce<S> {
     pub(super) fn new(stream: S, quiet: Duration) -> Self {
         assert!(
             !quiet.is_zero(),
-            "debounce period must be greater than zero"
+            "debounce: quiet period must be greater than zero"
         );
         Debounce {
             stream: stream.fuse(),
@@ -48,6 +48,21 @@ impl<S: Stream> Debounce<S> {
     }
 
     /// How many items were superseded by a newer one so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut quiet = Box::pin(stream::iter([1, 2, 3]).debounce(Duration::from_millis(50)));
+    /// assert_eq!(quiet.next().await, Some(3));
+    /// assert_eq!(quiet.dropped(), 2, "1 and 2 were superseded");
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

@@ -107,7 +107,10 @@ where
 {
     #[track_caller]
     pub(super) fn within(stream: S, window: Duration, key: F) -> Self {
-        assert!(!window.is_zero(), "dedup window must be greater than zero");
+        assert!(
+            !window.is_zero(),
+            "dedup_within: window must be greater than zero"
+        );
         Dedup {
             stream: stream.fuse(),
             key,
@@ -122,7 +125,7 @@ where
 
     #[track_caller]
     pub(super) fn last(stream: S, capacity: usize, key: F) -> Self {
-        assert!(capacity > 0, "dedup capacity must be at least 1");
+        assert!(capacity > 0, "dedup_last: capacity must be at least 1");
         Dedup {
             stream: stream.fuse(),
             key,
@@ -138,6 +141,22 @@ where
 
 impl<S, F, K> Dedup<S, F, K> {
     /// How many items were dropped as duplicates so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut unique = Box::pin(stream::iter([1, 1, 2, 1]).dedup_last(10, |x: &u32| *x));
+    /// assert_eq!(unique.next().await, Some(1));
+    /// assert_eq!(unique.next().await, Some(2));
+    /// assert_eq!(unique.next().await, None);
+    /// assert_eq!(unique.dropped(), 2);
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

@@ -84,12 +84,12 @@ impl Error for Elapsed {}
 /// stream: upstream was idle for the whole timeout, so the stream ended.
 /// Permanent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdleTimeout(pub(super) ());
+pub struct IdleElapsed(pub(super) ());
 
-impl fmt::Display for IdleTimeout {
+impl fmt::Display for IdleElapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("stream idle for longer than the timeout")
     }
 }
 
-impl Error for IdleTimeout {}
+impl Error for IdleElapsed {}

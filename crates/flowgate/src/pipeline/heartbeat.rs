@@ -23,6 +23,15 @@ pub enum Beat<T> {
 
 impl<T> Beat<T> {
     /// The item, or `None` for a tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::Beat;
+    ///
+    /// assert_eq!(Beat::Item(7).into_item(), Some(7));
+    /// assert_eq!(Beat::<u32>::Tick.into_item(), None);
+    /// ```
     pub fn into_item(self) -> Option<T> {
         match self {
             Beat::Item(item) => Some(item),
@@ -31,6 +40,24 @@ impl<T> Beat<T> {
     }
 
     /// Whether this is a tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Beat;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let silent = stream::iter([7]).chain(stream::pending());
+    /// let mut beats = Box::pin(silent.heartbeat(Duration::from_secs(1)));
+    /// assert!(!beats.next().await.unwrap().is_tick());
+    /// assert!(beats.next().await.unwrap().is_tick(), "a second of silence");
+    /// assert!(Beat::<()>::Tick.is_tick());
+    /// # }
+    /// ```
     pub fn is_tick(&self) -> bool {
         matches!(self, Beat::Tick)
     }
@@ -53,7 +80,7 @@ impl<S: Stream> Heartbeat<S> {
     pub(super) fn new(stream: S, interval: Duration) -> Self {
         assert!(
             !interval.is_zero(),
-            "heartbeat interval must be greater than zero"
+            "heartbeat: interval must be greater than zero"
         );
         Heartbeat {
             stream: stream.fuse(),

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 pin_project! {
     /// Stream for [`merge_with`](super::PipelineExt::merge_with).
     #[must_use = "streams do nothing unless polled"]
-    pub struct Merge<A, B> {
+    pub struct MergeWith<A, B> {
         #[pin]
         a: Fuse<A>,
         #[pin]
@@ -21,9 +21,9 @@ pin_project! {
     }
 }
 
-impl<A: Stream, B: Stream<Item = A::Item>> Merge<A, B> {
+impl<A: Stream, B: Stream<Item = A::Item>> MergeWith<A, B> {
     pub(super) fn new(a: A, b: B) -> Self {
-        Merge {
+        MergeWith {
             a: a.fuse(),
             b: b.fuse(),
             b_first: false,
@@ -31,7 +31,7 @@ impl<A: Stream, B: Stream<Item = A::Item>> Merge<A, B> {
     }
 }
 
-impl<A: Stream, B: Stream<Item = A::Item>> Stream for Merge<A, B> {
+impl<A: Stream, B: Stream<Item = A::Item>> Stream for MergeWith<A, B> {
     type Item = A::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<A::Item>> {
@@ -79,14 +79,14 @@ where
     }
 }
 
-impl<A: Stream, B: Stream<Item = A::Item>> FusedStream for Merge<A, B> {
+impl<A: Stream, B: Stream<Item = A::Item>> FusedStream for MergeWith<A, B> {
     fn is_terminated(&self) -> bool {
         self.a.is_done() && self.b.is_done()
     }
 }
 
-impl<A, B> fmt::Debug for Merge<A, B> {
+impl<A, B> fmt::Debug for MergeWith<A, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Merge").finish_non_exhaustive()
+        f.debug_struct("MergeWith").finish_non_exhaustive()
     }
 }

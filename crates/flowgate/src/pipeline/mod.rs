@@ -33,7 +33,7 @@
 //! | [`throttle_keep`](PipelineExt::throttle_keep) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
 //! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
 //! | [`item_timeout`](PipelineExt::item_timeout) | an [`Elapsed`] error whenever no item came within a timeout; goes on | `Result<T, Elapsed>` |
-//! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleTimeout`] error when upstream is idle too long | `Result<T, IdleTimeout>` |
+//! | [`idle_timeout`](PipelineExt::idle_timeout) | ends with an [`IdleElapsed`] error when upstream is idle too long | `Result<T, IdleElapsed>` |
 //! | [`heartbeat`](PipelineExt::heartbeat) | a [`Beat::Tick`] whenever nothing passed for an interval | [`Beat<T>`] |
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
 //! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
@@ -227,10 +227,10 @@ pub use self::branch::Branch;
 pub use self::cancel::{CancelMode, Cancellable};
 pub use self::debounce::Debounce;
 pub use self::dedup::Dedup;
-pub use self::error::{Elapsed, IdleTimeout, NotReady, RateError};
+pub use self::error::{Elapsed, IdleElapsed, NotReady, RateError};
 pub use self::heartbeat::{Beat, Heartbeat};
 pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
-pub use self::merge::Merge;
+pub use self::merge::MergeWith;
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::par_map_adaptive::ParMapAdaptive;
 pub use self::par_map_retry::ParMapRetry;
@@ -238,8 +238,8 @@ pub use self::pausable::Pausable;
 pub use self::progress::{Observe, Progress, StageSnapshot};
 pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
 pub use self::route_errors::RouteErrors;
-pub use self::throttle::{Keep, Throttle};
-pub use self::timeout::{IdleTimeoutStream, Timeout};
+pub use self::throttle::{Keep, ThrottleKeep};
+pub use self::timeout::{IdleTimeout, ItemTimeout};
 pub use self::write_batches::WriteBatches;
 pub use futures_util::future::Either;
 pub use tokio_util::sync::CancellationToken;
@@ -423,7 +423,7 @@ pub trait PipelineExt: Stream {
     ///   while a window is open, its item is still yielded when the window
     ///   closes, so yields always stay at least `period` apart.
     ///
-    /// Throttling is lossy by design; [`Throttle::dropped`] counts the
+    /// Throttling is lossy by design; [`ThrottleKeep::dropped`] counts the
     /// casualties. To delay items instead of dropping them, use
     /// [`rate_limit`](Self::rate_limit). A `period` of `Duration::MAX` is
     /// a window that never closes: `Keep::First` yields the first item only,
@@ -457,11 +457,11 @@ pub trait PipelineExt: Stream {
     /// # }
     /// ```
     #[track_caller]
-    fn throttle_keep(self, period: Duration, keep: Keep) -> Throttle<Self>
+    fn throttle_keep(self, period: Duration, keep: Keep) -> ThrottleKeep<Self>
     where
         Self: Sized,
     {
-        Throttle::new(self, period, keep)
+        ThrottleKeep::new(self, period, keep)
     }
 
     /// Yields an item only once `quiet` has passed without a newer one; each
@@ -546,20 +546,20 @@ pub trait PipelineExt: Stream {
     /// # }
     /// ```
     #[track_caller]
-    fn item_timeout(self, duration: Duration) -> Timeout<Self>
+    fn item_timeout(self, duration: Duration) -> ItemTimeout<Self>
     where
         Self: Sized,
     {
-        Timeout::new(self, duration)
+        ItemTimeout::new(self, duration)
     }
 
     /// Yields `Ok(item)` for every item, and ends with one
-    /// `Err(`[`IdleTimeout`]`)` if upstream stays idle for `duration`
+    /// `Err(`[`IdleElapsed`]`)` if upstream stays idle for `duration`
     /// (`Duration::MAX`: never).
     ///
     /// The idle time is measured from the first poll, then from the last
     /// item. After the timeout, upstream is not polled again; drop the stream
-    /// to release it. [`IdleTimeoutStream::timed_out`] tells the two endings
+    /// to release it. [`IdleTimeout::timed_out`] tells the two endings
     /// apart after the fact.
     ///
     /// # Panics
@@ -585,11 +585,11 @@ pub trait PipelineExt: Stream {
     /// # }
     /// ```
     #[track_caller]
-    fn idle_timeout(self, duration: Duration) -> IdleTimeoutStream<Self>
+    fn idle_timeout(self, duration: Duration) -> IdleTimeout<Self>
     where
         Self: Sized,
     {
-        IdleTimeoutStream::new(self, duration)
+        IdleTimeout::new(self, duration)
     }
 
     /// Yields [`Beat::Item`] for every item and a [`Beat::Tick`] whenever
@@ -1062,12 +1062,12 @@ pub trait PipelineExt: Stream {
     /// assert_eq!(all, vec![1, 2, 3, 4, 5]);
     /// # }
     /// ```
-    fn merge_with<O>(self, other: O) -> Merge<Self, O>
+    fn merge_with<O>(self, other: O) -> MergeWith<Self, O>
     where
         Self: Sized,
         O: Stream<Item = Self::Item>,
     {
-        Merge::new(self, other)
+        MergeWith::new(self, other)
     }
 
     /// Ends the stream as soon as `token` is cancelled; items not yet

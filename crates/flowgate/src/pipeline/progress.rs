@@ -70,12 +70,46 @@ pub struct Progress {
 
 impl Progress {
     /// A progress handle with no stages yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::Progress;
+    ///
+    /// let progress = Progress::new();
+    /// assert!(progress.snapshot().is_empty(), "no stage observed yet");
+    /// ```
     pub fn new() -> Progress {
         Progress::default()
     }
 
     /// The counters of every stage observed so far, in the order the stages
     /// were created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(progress.snapshot().len(), 1);
+    /// assert_eq!((stage.name(), stage.items()), ("slow", 4));
+    /// # }
+    /// ```
     pub fn snapshot(&self) -> Vec<StageSnapshot> {
         let now = Instant::now();
         lock(&self.stages)
@@ -131,23 +165,119 @@ pub struct StageSnapshot {
 
 impl StageSnapshot {
     /// The stage's name, as given to [`observe`](super::PipelineExt::observe).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.name(), "slow");
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Items that passed the stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.items(), 4);
+    /// # }
+    /// ```
     pub fn items(&self) -> u64 {
         self.items
     }
 
     /// Time from the stage's first poll to now, or to its end once it has
     /// ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.elapsed(), Duration::from_secs(2));
+    /// # }
+    /// ```
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
 
     /// Items per second over [`elapsed`](Self::elapsed); zero before any
     /// time has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert_eq!(stage.rate(), 2.0, "4 items in 2 s");
+    /// # }
+    /// ```
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -158,11 +288,54 @@ impl StageSnapshot {
     }
 
     /// Whether the stage's upstream has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// stream::iter(0..4u32)
+    ///     .then(|x| async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         x
+    ///     })
+    ///     .observe(&progress, "slow")
+    ///     .for_each(|_| async {})
+    ///     .await;
+    /// let stage = &progress.snapshot()[0];
+    /// assert!(stage.is_finished());
+    /// # }
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// Whether the stage's stream was dropped (before or after it ended).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::pipeline::Progress;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let progress = Progress::new();
+    /// let mut stage = Box::pin(stream::iter(0..10u32).observe(&progress, "cut short"));
+    /// assert_eq!(stage.next().await, Some(0));
+    /// assert!(!progress.snapshot()[0].is_dropped());
+    /// drop(stage);
+    /// let snapshot = &progress.snapshot()[0];
+    /// assert!(snapshot.is_dropped() && !snapshot.is_finished());
+    /// # }
+    /// ```
     pub fn is_dropped(&self) -> bool {
         self.dropped
     }

@@ -29,7 +29,7 @@ pub enum Keep {
 pin_project! {
     /// Stream for [`throttle_keep`](super::PipelineExt::throttle_keep).
     #[must_use = "streams do nothing unless polled"]
-    pub struct Throttle<S>
+    pub struct ThrottleKeep<S>
     where
         S: Stream,
     {
@@ -48,14 +48,14 @@ pin_project! {
     }
 }
 
-impl<S: Stream> Throttle<S> {
+impl<S: Stream> ThrottleKeep<S> {
     #[track_caller]
     pub(super) fn new(stream: S, period: Duration, keep: Keep) -> Self {
         assert!(
             !period.is_zero(),
-            "throttle period must be greater than zero"
+            "throttle_keep: period must be greater than zero"
         );
-        Throttle {
+        ThrottleKeep {
             stream: stream.fuse(),
             period,
             keep,
@@ -67,12 +67,29 @@ impl<S: Stream> Throttle<S> {
     }
 
     /// How many items were dropped (superseded or inside a window) so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Keep;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut first = Box::pin(stream::iter(1..=5).throttle_keep(Duration::from_secs(1), Keep::First));
+    /// assert_eq!(first.next().await, Some(1));
+    /// assert_eq!(first.next().await, None, "2..=5 fell in 1's window");
+    /// assert_eq!(first.dropped(), 4);
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 }
 
-impl<S: Stream> Stream for Throttle<S> {
+impl<S: Stream> Stream for ThrottleKeep<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
@@ -131,15 +148,15 @@ impl<S: Stream> Stream for Throttle<S> {
     }
 }
 
-impl<S: Stream> FusedStream for Throttle<S> {
+impl<S: Stream> FusedStream for ThrottleKeep<S> {
     fn is_terminated(&self) -> bool {
         self.held.is_none() && self.stream.is_done()
     }
 }
 
-impl<S: Stream> fmt::Debug for Throttle<S> {
+impl<S: Stream> fmt::Debug for ThrottleKeep<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Throttle")
+        f.debug_struct("ThrottleKeep")
             .field("period", &self.period)
             .field("keep", &self.keep)
             .field("dropped", &self.dropped)

@@ -12,7 +12,7 @@ use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use super::error::{Elapsed, IdleTimeout};
+use super::error::{Elapsed, IdleElapsed};
 
 /// Restarts `sleep` to fire `duration` from now.
 fn restart(mut sleep: Pin<&mut Option<Sleep>>, duration: Duration) {
@@ -41,7 +41,7 @@ fn poll_deadline(
 pin_project! {
     /// Stream for [`item_timeout`](super::PipelineExt::item_timeout).
     #[must_use = "streams do nothing unless polled"]
-    pub struct Timeout<S> {
+    pub struct ItemTimeout<S> {
         #[pin]
         stream: Fuse<S>,
         duration: Duration,
@@ -50,11 +50,14 @@ pin_project! {
     }
 }
 
-impl<S: Stream> Timeout<S> {
+impl<S: Stream> ItemTimeout<S> {
     #[track_caller]
     pub(super) fn new(stream: S, duration: Duration) -> Self {
-        assert!(!duration.is_zero(), "timeout must be greater than zero");
-        Timeout {
+        assert!(
+            !duration.is_zero(),
+            "item_timeout: duration must be greater than zero"
+        );
+        ItemTimeout {
             stream: stream.fuse(),
             duration,
             sleep: None,
@@ -62,7 +65,7 @@ impl<S: Stream> Timeout<S> {
     }
 }
 
-impl<S: Stream> Stream for Timeout<S> {
+impl<S: Stream> Stream for ItemTimeout<S> {
     type Item = Result<S::Item, Elapsed>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -91,15 +94,15 @@ impl<S: Stream> Stream for Timeout<S> {
     }
 }
 
-impl<S: Stream> FusedStream for Timeout<S> {
+impl<S: Stream> FusedStream for ItemTimeout<S> {
     fn is_terminated(&self) -> bool {
         self.stream.is_done()
     }
 }
 
-impl<S> fmt::Debug for Timeout<S> {
+impl<S> fmt::Debug for ItemTimeout<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timeout")
+        f.debug_struct("ItemTimeout")
             .field("duration", &self.duration)
             .finish_non_exhaustive()
     }
@@ -108,7 +111,7 @@ impl<S> fmt::Debug for Timeout<S> {
 pin_project! {
     /// Stream for [`idle_timeout`](super::PipelineExt::idle_timeout).
     #[must_use = "streams do nothing unless polled"]
-    pub struct IdleTimeoutStream<S> {
+    pub struct IdleTimeout<S> {
         #[pin]
         stream: Fuse<S>,
         duration: Duration,
@@ -118,14 +121,14 @@ pin_project! {
     }
 }
 
-impl<S: Stream> IdleTimeoutStream<S> {
+impl<S: Stream> IdleTimeout<S> {
     #[track_caller]
     pub(super) fn new(stream: S, duration: Duration) -> Self {
         assert!(
             !duration.is_zero(),
-            "idle timeout must be greater than zero"
+            "idle_timeout: duration must be greater than zero"
         );
-        IdleTimeoutStream {
+        IdleTimeout {
             stream: stream.fuse(),
             duration,
             sleep: None,
@@ -134,13 +137,31 @@ impl<S: Stream> IdleTimeoutStream<S> {
     }
 
     /// Whether the stream ended because upstream was idle too long.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let silent = stream::iter([1]).chain(stream::pending());
+    /// let mut idle = Box::pin(silent.idle_timeout(Duration::from_secs(5)));
+    /// assert_eq!(idle.next().await.map(|r| r.is_ok()), Some(true));
+    /// assert!(matches!(idle.next().await, Some(Err(_))));
+    /// assert_eq!(idle.next().await.map(|r| r.is_ok()), None);
+    /// assert!(idle.timed_out(), "ended by the timeout, not by upstream");
+    /// # }
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.timed_out
     }
 }
 
-impl<S: Stream> Stream for IdleTimeoutStream<S> {
-    type Item = Result<S::Item, IdleTimeout>;
+impl<S: Stream> Stream for IdleTimeout<S> {
+    type Item = Result<S::Item, IdleElapsed>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
@@ -160,7 +181,7 @@ impl<S: Stream> Stream for IdleTimeoutStream<S> {
             // again (drop the stream to release it).
             *this.timed_out = true;
             this.sleep.set(None);
-            return Poll::Ready(Some(Err(IdleTimeout(()))));
+            return Poll::Ready(Some(Err(IdleElapsed(()))));
         }
         Poll::Pending
     }
@@ -175,15 +196,15 @@ impl<S: Stream> Stream for IdleTimeoutStream<S> {
     }
 }
 
-impl<S: Stream> FusedStream for IdleTimeoutStream<S> {
+impl<S: Stream> FusedStream for IdleTimeout<S> {
     fn is_terminated(&self) -> bool {
         self.timed_out || self.stream.is_done()
     }
 }
 
-impl<S> fmt::Debug for IdleTimeoutStream<S> {
+impl<S> fmt::Debug for IdleTimeout<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdleTimeoutStream")
+        f.debug_struct("IdleTimeout")
             .field("duration", &self.duration)
             .field("timed_out", &self.timed_out)
             .finish_non_exhaustive()

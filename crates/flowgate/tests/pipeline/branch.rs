@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use flowgate::pipeline::{Branch, Either, Merge};
+use flowgate::pipeline::{Branch, Either, MergeWith};
 use flowgate::prelude::*;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio_test::{assert_pending, assert_ready_eq, task};
@@ -18,7 +18,7 @@ fn auto_traits() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Branch<u8>>();
     assert_send_sync::<
-        Merge<stream::Iter<std::vec::IntoIter<u8>>, stream::Iter<std::vec::IntoIter<u8>>>,
+        MergeWith<stream::Iter<std::vec::IntoIter<u8>>, stream::Iter<std::vec::IntoIter<u8>>>,
     >();
 }
 

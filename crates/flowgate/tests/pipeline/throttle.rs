@@ -1,7 +1,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use flowgate::pipeline::{Keep, Throttle};
+use flowgate::pipeline::{Keep, ThrottleKeep};
 use flowgate::prelude::*;
 use futures_util::stream::{self, FusedStream};
 use tokio::time::advance;
@@ -14,7 +14,7 @@ const P: Duration = Duration::from_millis(100);
 #[test]
 fn auto_traits() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Throttle<stream::Iter<std::vec::IntoIter<u8>>>>();
+    assert_send_sync::<ThrottleKeep<stream::Iter<std::vec::IntoIter<u8>>>>();
     assert_send_sync::<Keep>();
 }
 

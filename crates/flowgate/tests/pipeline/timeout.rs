@@ -1,7 +1,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use flowgate::pipeline::{Elapsed, IdleTimeout, IdleTimeoutStream, Timeout};
+use flowgate::pipeline::{Elapsed, IdleElapsed, IdleTimeout, ItemTimeout};
 use flowgate::prelude::*;
 use futures_util::stream::{self, FusedStream, StreamExt};
 use tokio::time::advance;
@@ -15,10 +15,10 @@ const D: Duration = Duration::from_millis(100);
 fn auto_traits() {
     fn assert_send_sync<T: Send + Sync>() {}
     type Iter = stream::Iter<std::vec::IntoIter<u8>>;
-    assert_send_sync::<Timeout<Iter>>();
-    assert_send_sync::<IdleTimeoutStream<Iter>>();
+    assert_send_sync::<ItemTimeout<Iter>>();
+    assert_send_sync::<IdleTimeout<Iter>>();
     assert_send_sync::<Elapsed>();
-    assert_send_sync::<IdleTimeout>();
+    assert_send_sync::<IdleElapsed>();
 }
 
 #[tokio::test(start_paused = true)]
