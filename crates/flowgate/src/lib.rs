@@ -45,14 +45,63 @@
 //! - Every queue is bounded, or says loudly why not.
 //! - No future you await hangs because the other side was dropped, closed or
 //!   panicked: it resolves with a typed error.
-//! - Configuration is validated when it is built, with an error naming the
-//!   broken rule.
+//! - Bad configuration is refused before anything runs, by one policy (see
+//!   [Validation](#validation)).
 //! - A duration that is a timer (a timeout, a delay, a window, a TTL, a
 //!   cooldown) too long for an `Instant` — up to `Duration::MAX` — means
 //!   "never", as `tokio::time::sleep(Duration::MAX)` does; it never
 //!   overflows into a panic or a timer that fires at once.
 //! - Every async method documents whether it is cancel-safe and what a
 //!   cancelled call loses.
+//!
+//! # Validation
+//!
+//! One policy, everywhere:
+//!
+//! - **Plain arguments** of a function, constructor or stream operator —
+//!   `par_map(0, f)`, `batch(0, d)`, `Rate::per_second(0)`,
+//!   `InFlightLimit::new(0)`, `dead_letters(0)`, a zero period — are checked
+//!   at the call and a broken rule **panics** there, like
+//!   `tokio::sync::mpsc::channel(0)`: the panic points at your call
+//!   (`#[track_caller]`), its message names the function, the argument and
+//!   the rule (`"item_timeout: duration must be greater than zero"`), and
+//!   the function's `# Panics` section lists every rule. Such a value is a
+//!   constant in your code, so a panic is a bug found on the first run.
+//! - **Builders** (`Batcher::builder()`, `OpQueue::builder()`,
+//!   `CircuitBreaker::builder()`, …) never panic in their setters;
+//!   `build()` returns a typed `BuildError` whose variant and message name
+//!   the broken rule, and the builder's docs list every rule. Use them for
+//!   configuration read at run time.
+//! - A value usually read from input also has a **fallible constructor**
+//!   (`Rate::new(count, per)` returns a `RateError`).
+//! - No `NonZero*` types in the API: zero is refused by the rules above.
+//! - **Durations** that are timers (a timeout, a delay, a window, a TTL, a
+//!   cooldown) mean "never" when too long for an `Instant`, up to
+//!   `Duration::MAX`; zero is refused where it makes no sense. tokio's timers
+//!   tick in milliseconds, so a timer shorter than 1 ms ends at the next
+//!   tick.
+//! - **Sizes** up to `usize::MAX` never overflow and never allocate up front:
+//!   they mean "unbounded in practice" unless the docs say they are refused.
+//!
+//! `tests/edges` walks every public constructor and operator with zero, one
+//! and the maximum value and checks each against this policy.
+//!
+//! # Names
+//!
+//! One vocabulary, after tokio's:
+//!
+//! | name | means |
+//! |---|---|
+//! | `new`, `builder` | a value from plain arguments; a builder for many knobs, ending in a fallible `build()` |
+//! | `try_*` | never waits: succeeds now or returns an error holding your value (`try_enqueue`, `try_dequeue`, `try_acquire`) |
+//! | the plain verb | waits, as an `async fn` or a named future (`enqueue`, `dequeue`, `acquire`, `until_ready`) |
+//! | `run` | runs your async call inside a wrapper (`Retry::run`, `CircuitBreaker::run`, `Guard::run`) |
+//! | ack | the consumer saying an item is done: a token you call or drop (`source::Ack`, `flowgate_redis::Delivery`) |
+//! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] |
+//! | a stream type | named after its operator: `item_timeout` → `ItemTimeout`, `throttle_keep` → `ThrottleKeep` |
+//! | `<Op>Error` | the error of one operation, giving your value back where it can (`TryEnqueueError::Full(item)`); `BuildError` for builders |
+//! | `is_transient()` | on every error: whether trying again later may succeed |
+//! | `*Stats`, `stats()` | counters read at any time, cheap and never blocking |
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
