@@ -15,9 +15,229 @@
 //! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`idempotency`] | [`Idempotency`]: runs an item's effect only if its key was not processed successfully before, recording the key after success in an [`IdempotencyStore`] (bounded TTL memory store here, SQLite in `flowgate-sql`) |
+//! | [`limit`] | [`RateLimiter`] (GCRA: a [`Rate`] with a burst, exact under paused time) and [`InFlightLimit`] (a concurrency bound with RAII permits), shared by tasks, streams and [`Guard`] |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
 //! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`SourceControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
+//!
+//! # Each primitive in a few lines
+//!
+//! Each module's documentation has the whole story; here is the shortest
+//! useful run of each.
+//!
+//! **[`batch`]**: many tasks submit, one function writes batches, each task
+//! learns when *its* item is written.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::Batcher;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let batcher = Batcher::builder()
+//!     .max_items(100)
+//!     .max_delay(Duration::from_millis(10))
+//!     .build(|rows: Vec<u32>| async move { Ok::<_, std::io::Error>(()) })
+//!     .unwrap();
+//! let tasks: Vec<_> = (0..250)
+//!     .map(|i| {
+//!         let batcher = batcher.clone();
+//!         tokio::spawn(async move { batcher.submit_and_wait(i).await })
+//!     })
+//!     .collect();
+//! for task in tasks {
+//!     task.await.unwrap().expect("written"); // now ack the broker message
+//! }
+//! assert_eq!(batcher.stats().flushed, 250);
+//! # }
+//! ```
+//!
+//! **[`broadcast`]**: every subscriber sees every event, in order, nothing
+//! lost.
+//!
+//! ```
+//! use flowgate::Publisher;
+//! use futures_util::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut publisher = Publisher::new();
+//! let (a, b) = (publisher.subscribe(), publisher.subscribe());
+//! publisher.publish("deploy started");
+//! publisher.publish("deploy done");
+//! publisher.close();
+//! assert_eq!(a.collect::<Vec<_>>().await, ["deploy started", "deploy done"]);
+//! assert_eq!(b.collect::<Vec<_>>().await, ["deploy started", "deploy done"]);
+//! # }
+//! ```
+//!
+//! **[`coalesce`]**: requests for a key already queued join it, and one
+//! dequeue serves them all.
+//!
+//! ```
+//! use flowgate::OpQueue;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (queue, consumer) = OpQueue::<u64, &str>::new(100, 10).unwrap();
+//! queue.try_enqueue(424, "reload").unwrap();
+//! queue.try_enqueue(424, "reload again").unwrap(); // joins 424's entry
+//! drop(queue);
+//! assert_eq!(consumer.dequeue().await, Some((424, vec!["reload", "reload again"])));
+//! assert_eq!(consumer.dequeue().await, None);
+//! # }
+//! ```
+//!
+//! **[`dataloader`]**: `load(key)` from many tasks becomes one fetch of the
+//! distinct keys.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use flowgate::DataLoader;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let users = DataLoader::builder()
+//!     .build(|ids: Vec<u64>| async move {
+//!         Ok::<_, std::io::Error>(ids.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>())
+//!     })
+//!     .unwrap();
+//! let (a, b, c) = tokio::join!(users.load(1), users.load(2), users.load(1));
+//! assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), ("user 1".into(), "user 2".into(), "user 1".into()));
+//! assert_eq!(users.stats().keys_fetched, 2);
+//! # }
+//! ```
+//!
+//! **[`group`]**: scatter work by id, gather every outcome once the last is
+//! done.
+//!
+//! ```
+//! use flowgate::CallGroup;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut group = CallGroup::new();
+//! for id in 0..3u32 {
+//!     let op = group.add(id, id * 10).unwrap();
+//!     tokio::spawn(async move {
+//!         let doubled = *op.msg() * 2;
+//!         op.finish(Ok::<_, std::io::Error>(doubled));
+//!     });
+//! }
+//! let results = group.wait().await;
+//! let total: u32 = results.into_iter().filter_map(|(_, outcome)| outcome.ok()).sum();
+//! assert_eq!(total, 60);
+//! # }
+//! ```
+//!
+//! **[`idempotency`]**: a redelivered message does not repeat its effect.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore, Processed};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let once = Idempotency::new(MemoryIdempotencyStore::new(1000, Duration::from_secs(3600)).unwrap());
+//! let charge = || async { Ok::<_, std::io::Error>("charged") };
+//! assert_eq!(once.run("order-7", charge).await.unwrap(), Processed::Done("charged"));
+//! assert_eq!(once.run("order-7", charge).await.unwrap(), Processed::Skipped);
+//! # }
+//! ```
+//!
+//! **[`limit`]**: a rate and a concurrency bound, outside any stream.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::{InFlightLimit, Rate, RateLimiter};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let limiter = RateLimiter::new(Rate::per_second(10));
+//! let in_flight = InFlightLimit::new(2);
+//! let start = tokio::time::Instant::now();
+//! for _ in 0..5 {
+//!     limiter.until_ready().await;
+//!     let permit = in_flight.acquire().await; // at most 2 calls at once
+//!     drop(permit);
+//! }
+//! assert_eq!(start.elapsed(), Duration::from_millis(400), "10 per second");
+//! # }
+//! ```
+//!
+//! **[`pipeline`]**: stream operators; `par_map` is fan-out and fan-in.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowgate::prelude::*;
+//! use futures_util::{stream, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let out: Vec<Vec<u32>> = stream::iter(0..10u32)
+//!     .par_map(4, |i| async move { i * 10 }) // 4 calls at once, input order
+//!     .batch(4, Duration::from_millis(5))
+//!     .collect()
+//!     .await;
+//! assert_eq!(out, [vec![0, 10, 20, 30], vec![40, 50, 60, 70], vec![80, 90]]);
+//! # }
+//! ```
+//!
+//! **[`resilience`]**: retry with backoff, and the rest of the tool belt.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//! use flowgate::{Backoff, Retry};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let calls = AtomicU32::new(0);
+//! let retry = Retry::new(Backoff::exponential(Duration::from_millis(100))).max_attempts(5);
+//! let answer = retry
+//!     .run(|| async {
+//!         match calls.fetch_add(1, Ordering::SeqCst) {
+//!             0 | 1 => Err("busy"),
+//!             _ => Ok(42),
+//!         }
+//!     })
+//!     .await;
+//! assert_eq!(answer.unwrap(), 42);
+//! assert_eq!(calls.load(Ordering::SeqCst), 3);
+//! # }
+//! ```
+//!
+//! **[`source`]**: page a table as fast as downstream acknowledges, and
+//! resume from a checkpoint.
+//!
+//! ```
+//! use flowgate::prelude::*;
+//! use flowgate::source::{CursorSource, MemoryCheckpointStore, Page};
+//! use futures_util::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = MemoryCheckpointStore::new();
+//! let source = CursorSource::builder(0u64)
+//!     .checkpoint(store.clone())
+//!     .build(|after: u64| async move {
+//!         let rows: Vec<u64> = (after + 1..=30).take(10).collect();
+//!         Ok::<_, std::io::Error>(Page::keyset(rows, |row| *row))
+//!     })
+//!     .unwrap();
+//! let control = source.control();
+//! let rows = source
+//!     .map(|item| {
+//!         let (row, ack) = item.unwrap();
+//!         ack.ack(); // processed: the checkpoint may pass it
+//!         row
+//!     })
+//!     .count()
+//!     .await;
+//! control.finished().await;
+//! assert_eq!((rows, store.get()), (30, Some(30)));
+//! # }
+//! ```
 //!
 //! # Features
 //!
