@@ -13,39 +13,43 @@
 //! rows after the checkpoint that run 1 had already processed, whose effects
 //! the idempotency store skipped.
 
+mod harness;
+
 use std::collections::BTreeSet;
-use std::convert::Infallible;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowgate::idempotency::{Idempotency, Processed};
-use flowgate::prelude::*;
-use flowgate::source::{CheckpointStore, CursorSource, Page};
-use flowgate_sql::{SqliteCheckpointStore, SqliteIdempotencyStore};
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use rusqlite::Connection;
+use flowgate::source::CheckpointStore;
+use flowgate_sql::SqliteCheckpointStore;
+
+use self::harness::{Error, Scenario, create_tables, effects, run};
 
 const ROWS: i64 = 1_000;
 const PAGE: i64 = 50;
 const PAGES_IN_FLIGHT: usize = 3;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+const SCENARIO: Scenario = Scenario {
+    rows: ROWS,
+    page: PAGE,
+    pages_in_flight: PAGES_IN_FLIGHT,
+    concurrency: 8,
+    // Some work, of uneven length: rows finish out of order.
+    work: |id| Duration::from_micros((id as u64 * 7919) % 700),
+    settle: Duration::from_millis(100),
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("flowgate-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("app.db");
-    create_tables(&path)?;
+    create_tables(&path, &SCENARIO)?;
     println!(
         "{ROWS} rows in {}, read {PAGE} at a time, at most {PAGES_IN_FLIGHT} pages in flight",
         path.display()
     );
 
     // ----- run 1: interrupted -----
-    let first = run(&path, Some(420)).await?;
+    let first = run(&path, &SCENARIO, Some(420), None).await?;
     let checkpoint = SqliteCheckpointStore::open(&path, "events").await?;
     let committed: i64 = CheckpointStore::<i64>::load(&checkpoint)
         .await?
@@ -67,8 +71,11 @@ async fn main() -> Result<(), Error> {
     );
 
     // ----- run 2: resumed -----
-    let second = run(&path, None).await?;
-    println!("run 2: resumed from id {}", second.started_from);
+    let second = run(&path, &SCENARIO, None, Some(100)).await?;
+    println!(
+        "run 2: resumed from id {}",
+        second.started_from.unwrap_or(0)
+    );
     let redone: Vec<i64> = second
         .processed
         .iter()
@@ -101,12 +108,7 @@ async fn main() -> Result<(), Error> {
 
     // ----- the promises -----
     let all: BTreeSet<i64> = first.processed.union(&second.processed).copied().collect();
-    let conn = Connection::open(&path)?;
-    let (effects, distinct): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COUNT(DISTINCT id) FROM effects",
-        [],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
+    let (effects, distinct) = effects(&path)?;
     let done: i64 = CheckpointStore::<i64>::load(&checkpoint)
         .await?
         .unwrap_or(0);
@@ -121,151 +123,6 @@ async fn main() -> Result<(), Error> {
         "bounded redo"
     );
     std::fs::remove_dir_all(&dir)?;
-    Ok(())
-}
-
-/// What one run did.
-struct Run {
-    started_from: i64,
-    processed: BTreeSet<i64>,
-    /// Rows whose effect the idempotency store skipped.
-    skipped: BTreeSet<i64>,
-    pages_at_pause: u64,
-    pages_after_pause: u64,
-}
-
-/// Processes rows until `crash_after` rows are done (then crashes), or to
-/// the end.
-async fn run(path: &Path, crash_after: Option<usize>) -> Result<Run, Error> {
-    let checkpoint = SqliteCheckpointStore::open(path, "events").await?;
-    let once = Idempotency::new(SqliteIdempotencyStore::open(path, "effects").await?);
-    let effects = Arc::new(Mutex::new(Connection::open(path)?));
-    effects
-        .lock()
-        .unwrap()
-        .busy_timeout(Duration::from_secs(5))?;
-    let processed = Arc::new(Mutex::new(BTreeSet::new()));
-
-    let (source, driver) = CursorSource::builder(0i64)
-        .checkpoint(checkpoint)
-        .max_pages_in_flight(PAGES_IN_FLIGHT)
-        .build_pair(fetch_page(path.to_path_buf())?)?;
-    let control = source.control();
-    let driver = tokio::spawn(driver);
-
-    let outcomes = source.par_map_unordered(8, |item| {
-        let (once, effects, processed) =
-            (once.clone(), Arc::clone(&effects), Arc::clone(&processed));
-        async move {
-            let (id, ack) = item.expect("reading events");
-            // Some work, of uneven length: rows finish out of order.
-            tokio::time::sleep(Duration::from_micros((id as u64 * 7919) % 700)).await;
-            let outcome = once
-                .run(id, || async {
-                    // The effect: here a row in `effects`.
-                    effects
-                        .lock()
-                        .unwrap()
-                        .execute("INSERT INTO effects (id) VALUES (?1)", [id])
-                        .expect("insert");
-                    Ok::<_, Infallible>(())
-                })
-                .await
-                .expect("idempotency store");
-            processed.lock().unwrap().insert(id);
-            ack.ack(); // the checkpoint may pass this row now
-            (id, outcome)
-        }
-    });
-
-    let mut skipped = BTreeSet::new();
-    let (mut pages_at_pause, mut pages_after_pause) = (0, 0);
-    match crash_after {
-        Some(n) => {
-            outcomes.take(n).for_each(|_| async {}).await;
-            // Crash: the pipeline is dropped mid-flight, the driver aborted.
-            driver.abort();
-            let _ = driver.await;
-            // Let the key records already on the blocking pool land (a real
-            // crash could lose one; see the idempotency module's docs).
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None => {
-            let mut outcomes = std::pin::pin!(outcomes);
-            let mut seen = 0;
-            while let Some((id, outcome)) = outcomes.next().await {
-                if outcome == Processed::Skipped {
-                    skipped.insert(id);
-                }
-                seen += 1;
-                if seen == 100 {
-                    control.pause();
-                    pages_at_pause = control.stats().pages_fetched;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    pages_after_pause = control.stats().pages_fetched;
-                    control.resume();
-                }
-            }
-            control.finished().await;
-            driver.await?;
-        }
-    }
-    let processed = std::mem::take(&mut *processed.lock().unwrap());
-    Ok(Run {
-        started_from: control.started_from().unwrap_or(0),
-        processed,
-        skipped,
-        pages_at_pause,
-        pages_after_pause,
-    })
-}
-
-/// `SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?`, on the blocking
-/// pool: keyset pagination, so a page costs the same wherever it starts.
-#[allow(clippy::type_complexity)]
-fn fetch_page(
-    path: PathBuf,
-) -> Result<
-    impl FnMut(i64) -> BoxFuture<'static, Result<Page<i64, i64>, Error>> + Send + 'static,
-    Error,
-> {
-    let conn = Arc::new(Mutex::new(Connection::open(path)?));
-    Ok(
-        move |after: i64| -> BoxFuture<'static, Result<Page<i64, i64>, Error>> {
-            let conn = Arc::clone(&conn);
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || -> Result<Page<i64, i64>, Error> {
-                    let conn = conn.lock().unwrap();
-                    let mut select = conn.prepare_cached(
-                        "SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-                    )?;
-                    let ids = select
-                        .query_map([after, PAGE], |row| row.get(0))?
-                        .collect::<Result<Vec<i64>, _>>()?;
-                    Ok(Page::keyset(ids, |id| *id))
-                })
-                .await?
-            })
-        },
-    )
-}
-
-fn create_tables(path: &Path) -> Result<(), Error> {
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    let tx = conn.transaction()?;
-    tx.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        [],
-    )?;
-    tx.execute("CREATE TABLE effects (id INTEGER NOT NULL)", [])?;
-    for id in 1..=ROWS {
-        tx.execute(
-            "INSERT INTO events (id, body) VALUES (?1, ?2)",
-            rusqlite::params![id, format!("event {id}")],
-        )?;
-    }
-    tx.commit()?;
     Ok(())
 }
 
