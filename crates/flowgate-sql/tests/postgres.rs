@@ -706,7 +706,7 @@ async fn require_password_for(admin: &tokio_postgres::Client, role: &str) -> boo
         .unwrap_or(&before)
         .split('\n')
         .collect();
-    exec(&admin, format!(
+    exec(admin, format!(
             "CREATE TEMP TABLE hba_lines AS
                SELECT n, line FROM unnest(ARRAY['{rule}'] || string_to_array(rtrim(pg_read_file('{hba}'), E'\\n'), E'\\n'))
                WITH ORDINALITY AS l(line, n);
@@ -722,7 +722,7 @@ async fn require_password_for(admin: &tokio_postgres::Client, role: &str) -> boo
     if after != expected {
         // Put the old file back rather than lock every test out.
         let old = before.replace('\'', "''");
-        exec(&admin, format!(
+        exec(admin, format!(
                 "COPY (SELECT string_agg(line, E'\\n' ORDER BY n) FROM unnest(string_to_array(rtrim('{old}', E'\\n'), E'\\n')) WITH ORDINALITY AS l(line, n)) TO '{hba}'"
             )).await;
         panic!("rewriting {hba} went wrong:\n{after}\nexpected:\n{expected}");
