@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use flowgate_redis::{RedisStreamSource, SourceError};
+use flowgate_redis::{Delivery, RedisStreamSource, SourceError};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -132,16 +132,22 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("not within 30 s: {what}")
 }
 
-#[tokio::test]
-async fn acks_survive_a_redis_restart() {
-    let Some(mut server) =
-        PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await
-    else {
-        return;
-    };
+/// A private server that keeps an append-only file (fsync on every write),
+/// `n` messages in the stream `s`, and a source of group `g` that has read
+/// them all and acked none: the server, its URL, a plain connection, the
+/// source and its deliveries.
+async fn read_all(
+    n: usize,
+) -> Option<(
+    PrivateRedis,
+    String,
+    MultiplexedConnection,
+    RedisStreamSource,
+    Vec<Delivery>,
+)> {
+    let server = PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await?;
     let url = server.url();
     let mut conn = connection(&url).await;
-    let n = 200;
     for i in 0..n {
         let _: String = conn.xadd("s", "*", &[("n", i.to_string())]).await.unwrap();
     }
@@ -159,6 +165,15 @@ async fn acks_survive_a_redis_restart() {
             .unwrap();
         held.push(delivery);
     }
+    Some((server, url, conn, source, held))
+}
+
+#[tokio::test]
+async fn acks_survive_a_redis_restart() {
+    let n = 200;
+    let Some((mut server, url, _conn, source, held)) = read_all(n).await else {
+        return;
+    };
 
     // The server goes down with everything read and nothing acked; the
     // messages are "written" now, and acked while it is down.
@@ -318,31 +333,11 @@ async fn ack_all_acks_a_batch_with_one_xack_and_releases_the_leases() {
 
 #[tokio::test]
 async fn ack_all_survives_a_redis_restart() {
-    let Some(mut server) =
-        PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await
-    else {
+    let n = 200;
+    let Some((mut server, url, _conn, source, held)) = read_all(n).await else {
         return;
     };
-    let url = server.url();
-    let mut conn = connection(&url).await;
-    let n = 200;
-    for i in 0..n {
-        let _: String = conn.xadd("s", "*", &[("n", i.to_string())]).await.unwrap();
-    }
-    let mut source = RedisStreamSource::builder(&url, "s", "g", "c1")
-        .block(Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
-    let mut tokens = Vec::new();
-    for _ in 0..n {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), source.next())
-            .await
-            .expect("a delivery within 10 s")
-            .unwrap()
-            .unwrap();
-        tokens.push(delivery.into_parts().1);
-    }
+    let tokens: Vec<_> = held.into_iter().map(|d| d.into_parts().1).collect();
 
     // Down with everything read and nothing acked; acked while it is down.
     server.kill();

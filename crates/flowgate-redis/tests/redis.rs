@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use flowgate_redis::{BuildError, Delivery, RedisStreamSource, SourceError};
+use flowgate_redis::{BuildError, Delivery, RedisStreamSource, SourceBuilder, SourceError};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -323,80 +323,49 @@ async fn stop_ends_the_stream_and_leaves_unacked_messages_pending() {
 
 #[tokio::test]
 async fn invalid_settings_are_refused_before_connecting() {
-    let refused = |r: Result<RedisStreamSource, SourceError>| match r {
-        Err(SourceError::Build(err)) => err,
-        other => panic!("expected a build error, got {other:?}"),
-    };
+    async fn refused(builder: SourceBuilder) -> BuildError {
+        match builder.connect().await {
+            Err(SourceError::Build(err)) => err,
+            other => panic!("expected a build error, got {other:?}"),
+        }
+    }
     let url = "redis://127.0.0.1:1/";
+    let valid = || RedisStreamSource::builder(url, "s", "g", "c");
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder("http://nope", "s", "g", "c")
-                .connect()
-                .await
-        ),
+        refused(RedisStreamSource::builder("http://nope", "s", "g", "c")).await,
         BuildError::InvalidUrl(_)
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "", "g", "c")
-                .connect()
-                .await
-        ),
+        refused(RedisStreamSource::builder(url, "", "g", "c")).await,
         BuildError::EmptyName("stream")
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .batch_size(0)
-                .connect()
-                .await
-        ),
+        refused(valid().batch_size(0)).await,
         BuildError::ZeroBatchSize
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .batch_size(10)
-                .max_in_flight(5)
-                .connect()
-                .await
-        ),
+        refused(valid().batch_size(10).max_in_flight(5)).await,
         BuildError::InFlightBelowBatchSize { .. }
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .max_deliveries(0)
-                .connect()
-                .await
-        ),
+        refused(valid().max_deliveries(0)).await,
         BuildError::ZeroMaxDeliveries
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .claim_idle(Duration::ZERO)
-                .connect()
-                .await
-        ),
+        refused(valid().claim_idle(Duration::ZERO)).await,
         BuildError::ZeroClaimIdle
     ));
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .lease_renewal(Duration::ZERO)
-                .connect()
-                .await
-        ),
+        refused(valid().lease_renewal(Duration::ZERO)).await,
         BuildError::ZeroLeaseRenewal
     ));
     match refused(
-        RedisStreamSource::builder(url, "s", "g", "c")
+        valid()
             .claim_idle(Duration::from_secs(1))
-            .lease_renewal(Duration::from_secs(1))
-            .connect()
-            .await,
-    ) {
+            .lease_renewal(Duration::from_secs(1)),
+    )
+    .await
+    {
         err @ BuildError::LeaseRenewalNotBelowClaimIdle { .. } => {
             assert_eq!(
                 err.to_string(),
@@ -406,19 +375,11 @@ async fn invalid_settings_are_refused_before_connecting() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        refused(
-            RedisStreamSource::builder(url, "s", "g", "c")
-                .connect_timeout(Duration::ZERO)
-                .connect()
-                .await
-        ),
+        refused(valid().connect_timeout(Duration::ZERO)).await,
         BuildError::ZeroConnectTimeout
     ));
     // Valid settings, nothing listening: a (transient) connect error.
-    let err = RedisStreamSource::builder(url, "s", "g", "c")
-        .connect()
-        .await
-        .unwrap_err();
+    let err = valid().connect().await.unwrap_err();
     assert!(matches!(err, SourceError::Connect { .. }), "{err}");
     assert!(err.is_transient());
 }

@@ -2,16 +2,17 @@
 
 use std::error::Error;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use flowgate::StoreError;
 use flowgate::source::CheckpointStore;
 use futures_core::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::error::SinkError;
-use crate::sqlite::{At, blocking_sqlite, connect, from_sql, label, lock, to_sql};
+use crate::sqlite::{from_sql, to_sql};
+use crate::store::Store;
 use crate::table::Value;
 
 /// The table every checkpoint store of a database shares: one row per source
@@ -60,14 +61,7 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS flowgate_checkpoints (
 /// ```
 #[derive(Clone)]
 pub struct SqliteCheckpointStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    conn: Mutex<Connection>,
-    name: String,
-    path: Option<PathBuf>,
-    database: String,
+    inner: Arc<Store>,
 }
 
 impl SqliteCheckpointStore {
@@ -84,8 +78,7 @@ impl SqliteCheckpointStore {
     /// Cancel-safe: a cancelled open leaves at most the file and the checkpoint table
     /// created, which a later open reuses.
     pub async fn open(path: impl AsRef<Path>, name: impl Into<String>) -> Result<Self, SinkError> {
-        let path = path.as_ref().to_path_buf();
-        Self::with_connection(connect(Some(path.clone())).await?, Some(path), name.into()).await
+        Self::with(Some(path.as_ref()), name.into()).await
     }
 
     /// Like [`open`](Self::open), on a private in-memory database: it lives as
@@ -99,39 +92,22 @@ impl SqliteCheckpointStore {
     ///
     /// Cancel-safe: nothing outlives a cancelled call.
     pub async fn open_in_memory(name: impl Into<String>) -> Result<Self, SinkError> {
-        Self::with_connection(connect(None).await?, None, name.into()).await
+        Self::with(None, name.into()).await
     }
 
-    async fn with_connection(
-        conn: Connection,
-        path: Option<PathBuf>,
-        name: String,
-    ) -> Result<Self, SinkError> {
-        let database = label(path.as_deref());
-        let conn = blocking_sqlite(move || {
-            conn.execute(CREATE, [])?;
-            Ok(conn)
-        })
-        .await?
-        .at(&database)?;
-        Ok(SqliteCheckpointStore {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                name,
-                path,
-                database,
-            }),
-        })
+    async fn with(path: Option<&Path>, name: String) -> Result<Self, SinkError> {
+        let inner = Arc::new(Store::open(path, name, CREATE).await?);
+        Ok(SqliteCheckpointStore { inner })
     }
 
     /// The source name this store keeps the checkpoint of.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.key()
     }
 
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
+        self.inner.path()
     }
 
     /// The stored cursor as a raw [`Value`], or `None`.
@@ -144,20 +120,18 @@ impl SqliteCheckpointStore {
     ///
     /// Cancel-safe: it only reads.
     pub async fn get(&self) -> Result<Option<Value>, SinkError> {
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let cursor = conn
-                .query_row(
-                    "SELECT cursor FROM flowgate_checkpoints WHERE name = ?1",
-                    params![inner.name],
-                    |row| row.get::<_, rusqlite::types::Value>(0),
-                )
-                .optional()?;
-            Ok(cursor.map(from_sql))
-        })
-        .await?
-        .at(&self.inner.database)
+        self.inner
+            .run(move |conn, name| {
+                let cursor = conn
+                    .query_row(
+                        "SELECT cursor FROM flowgate_checkpoints WHERE name = ?1",
+                        params![name],
+                        |row| row.get::<_, rusqlite::types::Value>(0),
+                    )
+                    .optional()?;
+                Ok(cursor.map(from_sql))
+            })
+            .await
     }
 
     /// Stores `cursor` as a raw [`Value`].
@@ -178,20 +152,18 @@ impl SqliteCheckpointStore {
                 column: "cursor".to_owned(),
             }));
         }
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let mut upsert = conn.prepare_cached(
-                "INSERT INTO flowgate_checkpoints (name, cursor, committed_at)
+        self.inner
+            .run(move |conn, name| {
+                let mut upsert = conn.prepare_cached(
+                    "INSERT INTO flowgate_checkpoints (name, cursor, committed_at)
                  VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))
                  ON CONFLICT (name) DO UPDATE
                  SET cursor = excluded.cursor, committed_at = excluded.committed_at",
-            )?;
-            upsert.execute(params![inner.name, to_sql(&cursor)])?;
-            Ok(())
-        })
-        .await?
-        .at(&self.inner.database)
+                )?;
+                upsert.execute(params![name, to_sql(&cursor)])?;
+                Ok(())
+            })
+            .await
     }
 
     /// Forgets the checkpoint: the next source starts from its initial
@@ -205,17 +177,15 @@ impl SqliteCheckpointStore {
     ///
     /// As [`set`](Self::set).
     pub async fn reset(&self) -> Result<bool, SinkError> {
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let deleted = conn.execute(
-                "DELETE FROM flowgate_checkpoints WHERE name = ?1",
-                params![inner.name],
-            )?;
-            Ok(deleted > 0)
-        })
-        .await?
-        .at(&self.inner.database)
+        self.inner
+            .run(move |conn, name| {
+                let deleted = conn.execute(
+                    "DELETE FROM flowgate_checkpoints WHERE name = ?1",
+                    params![name],
+                )?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 }
 
@@ -242,8 +212,8 @@ where
 impl fmt::Debug for SqliteCheckpointStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteCheckpointStore")
-            .field("name", &self.inner.name)
-            .field("path", &self.inner.path)
+            .field("name", &self.name())
+            .field("path", &self.inner.path())
             .finish_non_exhaustive()
     }
 }

@@ -1,17 +1,18 @@
 //! [`SqliteIdempotencyStore`]: processed keys in a SQLite table.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowgate::StoreError;
 use flowgate::idempotency::IdempotencyStore;
 use futures_core::future::BoxFuture;
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use crate::error::SinkError;
-use crate::sqlite::{At, blocking_sqlite, connect, label, lock, to_sql};
+use crate::sqlite::to_sql;
+use crate::store::Store;
 use crate::table::Value;
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS flowgate_idempotency (
@@ -54,14 +55,7 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS flowgate_idempotency (
 /// ```
 #[derive(Clone)]
 pub struct SqliteIdempotencyStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    conn: Mutex<Connection>,
-    scope: String,
-    path: Option<PathBuf>,
-    database: String,
+    inner: Arc<Store>,
 }
 
 impl SqliteIdempotencyStore {
@@ -78,8 +72,7 @@ impl SqliteIdempotencyStore {
     /// Cancel-safe: a cancelled open leaves at most the file and the keys table
     /// created, which a later open reuses.
     pub async fn open(path: impl AsRef<Path>, scope: impl Into<String>) -> Result<Self, SinkError> {
-        let path = path.as_ref().to_path_buf();
-        Self::with_connection(connect(Some(path.clone())).await?, Some(path), scope.into()).await
+        Self::with(Some(path.as_ref()), scope.into()).await
     }
 
     /// Like [`open`](Self::open), on a private in-memory database: it lives as
@@ -93,39 +86,22 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancel-safe: nothing outlives a cancelled call.
     pub async fn open_in_memory(scope: impl Into<String>) -> Result<Self, SinkError> {
-        Self::with_connection(connect(None).await?, None, scope.into()).await
+        Self::with(None, scope.into()).await
     }
 
-    async fn with_connection(
-        conn: Connection,
-        path: Option<PathBuf>,
-        scope: String,
-    ) -> Result<Self, SinkError> {
-        let database = label(path.as_deref());
-        let conn = blocking_sqlite(move || {
-            conn.execute(CREATE, [])?;
-            Ok(conn)
-        })
-        .await?
-        .at(&database)?;
-        Ok(SqliteIdempotencyStore {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                scope,
-                path,
-                database,
-            }),
-        })
+    async fn with(path: Option<&Path>, scope: String) -> Result<Self, SinkError> {
+        let inner = Arc::new(Store::open(path, scope, CREATE).await?);
+        Ok(SqliteIdempotencyStore { inner })
     }
 
     /// The scope of this store's keys.
     pub fn scope(&self) -> &str {
-        &self.inner.scope
+        self.inner.key()
     }
 
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
+        self.inner.path()
     }
 
     /// Whether `key` is recorded in this scope.
@@ -138,18 +114,16 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancel-safe: it only reads.
     pub async fn contains_value(&self, key: Value) -> Result<bool, SinkError> {
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let mut select = conn.prepare_cached(
+        self.inner
+            .run(move |conn, scope| {
+                let mut select = conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM flowgate_idempotency WHERE scope = ?1 AND key = ?2)",
             )?;
-            let found: bool =
-                select.query_row(params![inner.scope, to_sql(&key)], |row| row.get(0))?;
-            Ok(found)
-        })
-        .await?
-        .at(&self.inner.database)
+                let found: bool =
+                    select.query_row(params![scope, to_sql(&key)], |row| row.get(0))?;
+                Ok(found)
+            })
+            .await
     }
 
     /// Records `key` in this scope; recording it again changes nothing.
@@ -170,19 +144,17 @@ impl SqliteIdempotencyStore {
                 column: "key".to_owned(),
             }));
         }
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let mut insert = conn.prepare_cached(
-                "INSERT INTO flowgate_idempotency (scope, key, recorded_at)
+        self.inner
+            .run(move |conn, scope| {
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO flowgate_idempotency (scope, key, recorded_at)
                  VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))
                  ON CONFLICT (scope, key) DO NOTHING",
-            )?;
-            insert.execute(params![inner.scope, to_sql(&key)])?;
-            Ok(())
-        })
-        .await?
-        .at(&self.inner.database)
+                )?;
+                insert.execute(params![scope, to_sql(&key)])?;
+                Ok(())
+            })
+            .await
     }
 
     /// The number of keys recorded in this scope.
@@ -195,22 +167,22 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancel-safe: it only reads.
     pub async fn count(&self) -> Result<u64, SinkError> {
-        let inner = Arc::clone(&self.inner);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let count: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM flowgate_idempotency WHERE scope = ?1",
-                params![inner.scope],
-                |row| row.get(0),
-            )?;
-            Ok(u64::try_from(count).unwrap_or(0))
-        })
-        .await?
-        .at(&self.inner.database)
+        self.inner
+            .run(move |conn, scope| {
+                let count: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM flowgate_idempotency WHERE scope = ?1",
+                    params![scope],
+                    |row| row.get(0),
+                )?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            })
+            .await
     }
 
     /// Removes the keys of this scope recorded more than `age` ago (by the
     /// database's wall clock, in whole seconds); returns how many.
+    /// `Duration::ZERO` removes every key recorded before the current second;
+    /// `Duration::MAX` (any age beyond `i64::MAX` seconds) removes none.
     ///
     /// # Errors
     ///
@@ -220,19 +192,17 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancelling does not cancel the delete.
     pub async fn purge_older_than(&self, age: Duration) -> Result<u64, SinkError> {
-        let inner = Arc::clone(&self.inner);
         let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        blocking_sqlite(move || {
-            let conn = lock(&inner.conn);
-            let deleted = conn.execute(
-                "DELETE FROM flowgate_idempotency
+        self.inner
+            .run(move |conn, scope| {
+                let deleted = conn.execute(
+                    "DELETE FROM flowgate_idempotency
                  WHERE scope = ?1 AND recorded_at < CAST(strftime('%s', 'now') AS INTEGER) - ?2",
-                params![inner.scope, age],
-            )?;
-            Ok(deleted as u64)
-        })
-        .await?
-        .at(&self.inner.database)
+                    params![scope, age],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
     }
 }
 
@@ -254,8 +224,8 @@ where
 impl fmt::Debug for SqliteIdempotencyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteIdempotencyStore")
-            .field("scope", &self.inner.scope)
-            .field("path", &self.inner.path)
+            .field("scope", &self.scope())
+            .field("path", &self.inner.path())
             .finish_non_exhaustive()
     }
 }

@@ -106,6 +106,8 @@ mod parse;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod store;
 mod table;
 #[cfg(feature = "sqlite")]
 mod wal;

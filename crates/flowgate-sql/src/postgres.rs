@@ -82,7 +82,10 @@ pub struct PostgresSink<T> {
 pub struct PostgresOptions {
     /// How many connections the sink opens at most: the number of writes
     /// (and counts) that run at once; a further one waits for a free
-    /// connection. Default 2. 0 is taken as 1.
+    /// connection. Default 2; at least 1
+    /// ([`connect_with`](PostgresSink::connect_with) panics on 0). More than
+    /// tokio's [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`) is taken as
+    /// that many: unbounded in practice.
     pub connections: usize,
 }
 
@@ -93,8 +96,28 @@ impl Default for PostgresOptions {
 }
 
 impl PostgresOptions {
-    /// Sets [`connections`](Self::connections) (0 is taken as 1).
+    /// Sets [`connections`](Self::connections): at least 1; `usize::MAX`
+    /// means unbounded in practice.
+    ///
+    /// # Panics
+    ///
+    /// If `connections` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::PostgresOptions;
+    ///
+    /// assert_eq!(PostgresOptions::default().connections(8).connections, 8);
+    /// let refused = std::panic::catch_unwind(|| PostgresOptions::default().connections(0));
+    /// assert!(refused.is_err());
+    /// ```
+    #[track_caller]
     pub fn connections(mut self, connections: usize) -> Self {
+        assert!(
+            connections > 0,
+            "PostgresOptions::connections: connections must be at least 1"
+        );
         self.connections = connections;
         self
     }
@@ -279,6 +302,11 @@ impl<T: Send + 'static> PostgresSink<T> {
     ///
     /// As [`connect`](Self::connect).
     ///
+    /// # Panics
+    ///
+    /// If `options.connections` is 0 (set on the field:
+    /// [`PostgresOptions::connections`] refuses it already).
+    ///
     /// # Cancel safety
     ///
     /// As [`connect`](Self::connect).
@@ -288,6 +316,10 @@ impl<T: Send + 'static> PostgresSink<T> {
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
         options: PostgresOptions,
     ) -> Result<Self, SinkError> {
+        assert!(
+            options.connections > 0,
+            "PostgresSink::connect_with: options.connections must be at least 1"
+        );
         let config = Config::from_str(url).map_err(SinkError::InvalidUrl)?;
         let endpoint = Endpoint::of(&config);
         let mut client = open(&config, &endpoint).await?;
@@ -329,7 +361,7 @@ impl<T: Send + 'static> PostgresSink<T> {
             inner: Arc::new(Inner {
                 config,
                 endpoint,
-                permits: Semaphore::new(options.connections.max(1)),
+                permits: Semaphore::new(options.connections.min(Semaphore::MAX_PERMITS)),
                 idle: std::sync::Mutex::new(vec![conn]),
                 table,
                 encode: Box::new(encode),

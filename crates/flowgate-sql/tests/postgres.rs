@@ -2,9 +2,11 @@
 //! sets `FLOWGATE_TEST_POSTGRES_URL`; without it these tests skip, except
 //! under `CI=true`, where they fail.
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::{batcher_into, kind_by, write_values_is_write_each};
 use flowgate::batch::{AckError, Batcher};
 use flowgate_sql::{
     ColumnType, PostgresOptions, PostgresSink, RowOutcome, SinkError, Table, TableError, Value,
@@ -100,22 +102,16 @@ async fn a_failing_batch_stores_nothing_and_fails_its_acks_only() {
         .await
         .unwrap();
     tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
+    exec(
+        &client,
+        format!(
             "ALTER TABLE {} ADD CONSTRAINT no_666 CHECK (seq <> 666)",
             table.name()
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
 
-    let writer = sink.clone();
-    let batcher = Batcher::builder()
-        .max_items(3)
-        .build(move |rows: Vec<Event>| {
-            let sink = writer.clone();
-            async move { sink.write(rows).await }
-        })
-        .unwrap();
+    let batcher = batcher_into(&sink, Batcher::builder().max_items(3));
     let mut bad = Vec::new();
     for e in [event("x", 1), event("y", 666), event("z", 2)] {
         bad.push(batcher.submit(e).await.unwrap());
@@ -146,16 +142,13 @@ async fn concurrent_pipelined_batches_store_each_row_once() {
     let sink = PostgresSink::connect(&url, table("pg_conc"), encode)
         .await
         .unwrap();
-    let writer = sink.clone();
-    let batcher = Batcher::builder()
-        .max_items(8)
-        .max_delay(std::time::Duration::from_millis(5))
-        .flush_concurrency(4)
-        .build(move |rows: Vec<Event>| {
-            let sink = writer.clone();
-            async move { sink.write(rows).await }
-        })
-        .unwrap();
+    let batcher = batcher_into(
+        &sink,
+        Batcher::builder()
+            .max_items(8)
+            .max_delay(std::time::Duration::from_millis(5))
+            .flush_concurrency(4),
+    );
     let inserted = std::sync::Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..8 {
@@ -254,6 +247,11 @@ async fn an_invalid_url_is_an_error_before_connecting() {
     assert!(!text.contains("hunter2"), "{text}");
 }
 
+/// Runs `sql` (statements separated by `;`) with a plain client.
+async fn exec(admin: &tokio_postgres::Client, sql: String) {
+    admin.batch_execute(&sql).await.unwrap();
+}
+
 /// A plain client, for setting up what a test needs.
 async fn admin(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -312,19 +310,25 @@ fn with(
     out
 }
 
+/// The server's URL, a table name of the test's own (`prefix` and the
+/// process id), no table of that name, and a plain client; `None` to skip.
+async fn fresh(prefix: &str) -> Option<(String, String, tokio_postgres::Client)> {
+    let url = postgres_url()?;
+    let name = unique_name(prefix);
+    let admin = admin(&url).await;
+    exec(&admin, format!("DROP TABLE IF EXISTS {name}")).await;
+    Some((url, name, admin))
+}
+
 fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", std::process::id())
 }
 
 #[tokio::test]
 async fn every_column_type_is_stored_and_read_back() {
-    let Some(url) = postgres_url() else { return };
-    let name = unique_name("pg_types");
-    let admin = admin(&url).await;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    let Some((url, name, admin)) = fresh("pg_types").await else {
+        return;
+    };
     let table = Table::builder(&name)
         .boolean("live")
         .timestamp("at")
@@ -431,19 +435,17 @@ async fn every_column_type_is_stored_and_read_back() {
         "9999-12-31 23:59:59.999999 AD"
     );
     assert_eq!(extremes.get::<_, i64>(2), 1);
-    admin
-        .batch_execute(&format!("DROP TABLE {name}"))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {name}")).await;
 }
 
 #[tokio::test]
 async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
-    let Some(url) = postgres_url() else { return };
-    let name = unique_name("pg_orders");
-    let admin = admin(&url).await;
-    admin
-        .batch_execute(&format!(
+    let Some((url, name, admin)) = fresh("pg_orders").await else {
+        return;
+    };
+    exec(
+        &admin,
+        format!(
             "DROP TABLE IF EXISTS {name};
              CREATE TABLE {name} (
                  id text,
@@ -456,9 +458,9 @@ async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
                  memo text NOT NULL DEFAULT '',
                  serial bigint GENERATED ALWAYS AS IDENTITY
              )"
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let table = Table::builder(&name)
         .text("id")
         .integer("seq")
@@ -494,21 +496,19 @@ async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
     assert_eq!(schema.mismatches().len(), 8, "{text}");
     assert!(!text.contains("memo") && !text.contains("serial"), "{text}");
     assert!(err.is_fatal());
-    admin
-        .batch_execute(&format!("DROP TABLE {name}"))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {name}")).await;
 }
 
 #[tokio::test]
 async fn an_existing_table_that_fits_is_used_as_it_is() {
-    let Some(url) = postgres_url() else { return };
-    let name = unique_name("pg_fits");
-    let admin = admin(&url).await;
+    let Some((url, name, admin)) = fresh("pg_fits").await else {
+        return;
+    };
     // A unique constraint (not the primary key) on the key, a varchar, a
     // json (not jsonb) column, a domain, and columns the mapping leaves out.
-    admin
-        .batch_execute(&format!(
+    exec(
+        &admin,
+        format!(
             "DROP TABLE IF EXISTS {name};
              DROP DOMAIN IF EXISTS {name}_amount;
              CREATE DOMAIN {name}_amount AS double precision CHECK (VALUE >= 0);
@@ -523,9 +523,9 @@ async fn an_existing_table_that_fits_is_used_as_it_is() {
                  UNIQUE (region, id)
              );
              CREATE UNIQUE INDEX {name}_partial ON {name} (id) WHERE region = 'eu'"
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let table = Table::builder(&name)
         .text("id")
         .text("region")
@@ -575,21 +575,18 @@ async fn an_existing_table_that_fits_is_used_as_it_is() {
     );
     assert!(matches!(outcomes[1], RowOutcome::Inserted));
     assert_eq!(sink.count().await.unwrap(), 3);
-    admin
-        .batch_execute(&format!("DROP TABLE {name}; DROP DOMAIN {name}_amount"))
-        .await
-        .unwrap();
+    exec(
+        &admin,
+        format!("DROP TABLE {name}; DROP DOMAIN {name}_amount"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sinks_started_at_once_on_a_missing_table_all_succeed() {
-    let Some(url) = postgres_url() else { return };
-    let name = unique_name("pg_race");
-    let admin = admin(&url).await;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    let Some((url, name, admin)) = fresh("pg_race").await else {
+        return;
+    };
     let table = Table::builder(&name)
         .text("id")
         .integer("seq")
@@ -621,10 +618,7 @@ async fn sinks_started_at_once_on_a_missing_table_all_succeed() {
         .unwrap()
         .get(0);
     assert_eq!(count, 8);
-    admin
-        .batch_execute(&format!("DROP TABLE {name}"))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {name}")).await;
 }
 
 #[tokio::test]
@@ -712,16 +706,13 @@ async fn require_password_for(admin: &tokio_postgres::Client, role: &str) -> boo
         .unwrap_or(&before)
         .split('\n')
         .collect();
-    admin
-        .batch_execute(&format!(
+    exec(admin, format!(
             "CREATE TEMP TABLE hba_lines AS
                SELECT n, line FROM unnest(ARRAY['{rule}'] || string_to_array(rtrim(pg_read_file('{hba}'), E'\\n'), E'\\n'))
                WITH ORDINALITY AS l(line, n);
              COPY (SELECT line FROM hba_lines ORDER BY n) TO '{hba}';
              DROP TABLE hba_lines;"
-        ))
-        .await
-        .unwrap();
+        )).await;
     let after: String = admin
         .query_one("SELECT pg_read_file($1)", &[&hba])
         .await
@@ -731,12 +722,9 @@ async fn require_password_for(admin: &tokio_postgres::Client, role: &str) -> boo
     if after != expected {
         // Put the old file back rather than lock every test out.
         let old = before.replace('\'', "''");
-        admin
-            .batch_execute(&format!(
+        exec(admin, format!(
                 "COPY (SELECT string_agg(line, E'\\n' ORDER BY n) FROM unnest(string_to_array(rtrim('{old}', E'\\n'), E'\\n')) WITH ORDINALITY AS l(line, n)) TO '{hba}'"
-            ))
-            .await
-            .unwrap();
+            )).await;
         panic!("rewriting {hba} went wrong:\n{after}\nexpected:\n{expected}");
     }
     admin
@@ -751,12 +739,11 @@ async fn a_wrong_password_names_the_server_and_the_servers_reason() {
     let Some(url) = postgres_url() else { return };
     let admin = admin(&url).await;
     let role = unique_name("flowgate_pw");
-    admin
-        .batch_execute(&format!(
-            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'right-secret'"
-        ))
-        .await
-        .unwrap();
+    exec(
+        &admin,
+        format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'right-secret'"),
+    )
+    .await;
     if !require_password_for(&admin, &role).await {
         eprintln!("skipped: the server trusts every connection, so no password can be wrong");
         return;
@@ -815,23 +802,21 @@ async fn statement_errors_carry_the_servers_message_and_are_classified() {
     let Some(url) = postgres_url() else { return };
     let table = table("pg_stmt");
     let admin = admin(&url).await;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.name()))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE IF EXISTS {}", table.name())).await;
     let sink = PostgresSink::connect(&url, table.clone(), encode)
         .await
         .unwrap();
     sink.write(vec![event("a", 1)]).await.unwrap();
 
     // A NOT NULL the mapping does not know: content.
-    admin
-        .batch_execute(&format!(
+    exec(
+        &admin,
+        format!(
             "ALTER TABLE {} ALTER COLUMN body SET NOT NULL",
             table.name()
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let err = PostgresSink::connect(&url, table.clone(), |e: &Event| {
         let mut row = encode(e);
         row[2] = Value::Null;
@@ -855,10 +840,11 @@ async fn statement_errors_carry_the_servers_message_and_are_classified() {
     assert_eq!(err.sqlstate(), Some("23502"));
 
     // A column dropped under the sink: fatal, with the server's words.
-    admin
-        .batch_execute(&format!("ALTER TABLE {} DROP COLUMN seq", table.name()))
-        .await
-        .unwrap();
+    exec(
+        &admin,
+        format!("ALTER TABLE {} DROP COLUMN seq", table.name()),
+    )
+    .await;
     let err = sink.write(vec![event("c", 3)]).await.unwrap_err();
     let text = chain(&err);
     assert_eq!(
@@ -875,10 +861,7 @@ async fn statement_errors_carry_the_servers_message_and_are_classified() {
     assert!(err.is_fatal(), "{}", chain(&err));
 
     // The table dropped: fatal (42P01), and connecting again says why.
-    admin
-        .batch_execute(&format!("DROP TABLE {}", table.name()))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {}", table.name())).await;
     let err = sink.write(vec![event("d", 4)]).await.unwrap_err();
     assert_eq!(err.sqlstate(), Some("42P01"), "{}", chain(&err));
     assert!(err.is_fatal());
@@ -889,10 +872,7 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
     let Some(url) = postgres_url() else { return };
     let table = table("pg_each");
     let admin = admin(&url).await;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.name()))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE IF EXISTS {}", table.name())).await;
     let sink = PostgresSink::connect(&url, table.clone(), |e: &Event| {
         if e.seq == -1 {
             vec![Value::Null, Value::from(e.seq), Value::Null, Value::Null] // a null key
@@ -904,8 +884,9 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
     .unwrap();
     // A CHECK, and a counter of the insert statements that succeed.
     let t = table.name();
-    admin
-        .batch_execute(&format!(
+    exec(
+        &admin,
+        format!(
             "ALTER TABLE {t} ADD CONSTRAINT {t}_no_666 CHECK (seq % 1000 <> 666);
              CREATE TABLE {t}_statements (n bigint NOT NULL);
              INSERT INTO {t}_statements VALUES (0);
@@ -913,9 +894,9 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
                $$ BEGIN UPDATE {t}_statements SET n = n + 1; RETURN NULL; END $$;
              CREATE TRIGGER {t}_count AFTER INSERT ON {t}
                FOR EACH STATEMENT EXECUTE FUNCTION {t}_count();"
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let statements = || async {
         admin
             .query_one(&format!("SELECT n FROM {t}_statements"), &[])
@@ -993,23 +974,20 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
     let used = statements().await - 1;
     eprintln!("isolating 5 bad rows among 993 good ones took {used} successful statements");
     assert!((5..=5 * 2 * 10).contains(&used), "{used} statements");
-    admin
-        .batch_execute(&format!(
-            "DROP TABLE {t}; DROP TABLE {t}_statements; DROP FUNCTION {t}_count()"
-        ))
-        .await
-        .unwrap();
+    exec(
+        &admin,
+        format!("DROP TABLE {t}; DROP TABLE {t}_statements; DROP FUNCTION {t}_count()"),
+    )
+    .await;
 }
 
 /// An outcome as a comparable word (the reason of a rejection by its SQLSTATE
 /// or table error).
 fn kind(outcome: &RowOutcome) -> String {
-    match outcome {
-        RowOutcome::Inserted => "inserted".to_owned(),
-        RowOutcome::Duplicate => "duplicate".to_owned(),
-        RowOutcome::Rejected(SinkError::Table(err)) => format!("rejected: {err}"),
-        RowOutcome::Rejected(err) => format!("rejected: {:?}", err.sqlstate()),
-    }
+    kind_by(outcome, |err| match err {
+        SinkError::Table(err) => err.to_string(),
+        err => format!("{:?}", err.sqlstate()),
+    })
 }
 
 /// Every stored row of `table`, in key order.
@@ -1030,10 +1008,7 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
     let by_each = table("pg_values_each");
     let by_values = table("pg_values_values");
     for t in [&by_each, &by_values] {
-        admin
-            .batch_execute(&format!("DROP TABLE IF EXISTS {}", t.name()))
-            .await
-            .unwrap();
+        exec(&admin, format!("DROP TABLE IF EXISTS {}", t.name())).await;
     }
     let null_key = |e: &Event| {
         if e.seq == -1 {
@@ -1053,12 +1028,11 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
     .unwrap();
     for t in [&by_each, &by_values] {
         let t = t.name();
-        admin
-            .batch_execute(&format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {t}_no_666 CHECK (seq <> 666)"
-            ))
-            .await
-            .unwrap();
+        exec(
+            &admin,
+            format!("ALTER TABLE {t} ADD CONSTRAINT {t}_no_666 CHECK (seq <> 666)"),
+        )
+        .await;
     }
     let first = vec![event("a", 1), event("b", 2)];
     let second = vec![
@@ -1070,31 +1044,7 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
         event("e", 666), // refused by the CHECK
         event("f", 7),
     ];
-    for batch in [first, second] {
-        let rows: Arc<[Vec<Value>]> = batch.iter().map(null_key).collect::<Vec<_>>().into();
-        let from_each = each.write_each(batch.clone()).await.unwrap();
-        let from_values = values.write_values(Arc::clone(&rows)).await.unwrap();
-        let from_each: Vec<String> = from_each.iter().map(kind).collect();
-        let from_values: Vec<String> = from_values.iter().map(kind).collect();
-        assert_eq!(from_values, from_each);
-        // A retry with the same Arc: every stored row is now a duplicate.
-        let again: Vec<String> = values
-            .write_values(Arc::clone(&rows))
-            .await
-            .unwrap()
-            .iter()
-            .map(kind)
-            .collect();
-        let expected: Vec<String> = from_each
-            .iter()
-            .map(|k| match k.as_str() {
-                "inserted" => "duplicate".to_owned(),
-                other => other.to_owned(),
-            })
-            .collect();
-        assert_eq!(again, expected, "a retry stores nothing twice");
-        assert_eq!(Arc::strong_count(&rows), 1, "the sink keeps no reference");
-    }
+    write_values_is_write_each(&each, &values, vec![first, second], null_key, kind).await;
     let second_kinds: Vec<String> = each
         .write_each(vec![event("zz", 9)])
         .await
@@ -1117,10 +1067,7 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
         ]
     );
     for t in [&by_each, &by_values] {
-        admin
-            .batch_execute(&format!("DROP TABLE {}", t.name()))
-            .await
-            .unwrap();
+        exec(&admin, format!("DROP TABLE {}", t.name())).await;
     }
 }
 
@@ -1130,10 +1077,7 @@ async fn duplicates_are_reported_exactly_without_returning_every_key() {
     let admin = admin(&url).await;
     // A key of two columns: the inserted keys come back as two arrays.
     let name = unique_name("pg_two_keys");
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE IF EXISTS {name}")).await;
     let table = Table::builder(&name)
         .text("tenant")
         .integer("n")
@@ -1220,10 +1164,7 @@ async fn duplicates_are_reported_exactly_without_returning_every_key() {
             .map(|(t, n, s)| (t.to_string(), *n, s.to_string()))
             .collect::<Vec<_>>()
     );
-    admin
-        .batch_execute(&format!("DROP TABLE {name}"))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {name}")).await;
 }
 
 #[tokio::test]
@@ -1231,10 +1172,7 @@ async fn two_writes_run_at_once_on_a_two_connection_sink() {
     let Some(url) = postgres_url() else { return };
     let table = table("pg_two_conns");
     let mut admin = admin(&url).await;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.name()))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE IF EXISTS {}", table.name())).await;
     let sink = PostgresSink::connect_with(
         &url,
         table.clone(),
@@ -1294,8 +1232,49 @@ async fn two_writes_run_at_once_on_a_two_connection_sink() {
         "{outcomes:?}"
     );
     assert_eq!(sink.count().await.unwrap(), 4);
-    admin
-        .batch_execute(&format!("DROP TABLE {}", table.name()))
-        .await
-        .unwrap();
+    exec(&admin, format!("DROP TABLE {}", table.name())).await;
+}
+
+#[test]
+#[should_panic(expected = "PostgresOptions::connections: connections must be at least 1")]
+fn zero_connections_are_refused_by_the_setter() {
+    let _ = PostgresOptions::default().connections(0);
+}
+
+#[tokio::test]
+#[should_panic(expected = "PostgresSink::connect_with: options.connections must be at least 1")]
+async fn zero_connections_set_on_the_field_are_refused_by_connect_with() {
+    let mut options = PostgresOptions::default();
+    options.connections = 0;
+    // Refused before the URL is even parsed: no server needed.
+    let _ = PostgresSink::connect_with(
+        "postgres://127.0.0.1:1/db",
+        table("pg_zero"),
+        encode,
+        options,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn usize_max_connections_mean_unbounded() {
+    let Some(url) = postgres_url() else { return };
+    let admin = admin(&url).await;
+    let table = table("pg_max_conns");
+    exec(&admin, format!("DROP TABLE IF EXISTS {}", table.name())).await;
+    let sink = PostgresSink::connect_with(
+        &url,
+        table.clone(),
+        encode,
+        PostgresOptions::default().connections(usize::MAX),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sink.write(vec![event("a", 1), event("b", 2)])
+            .await
+            .unwrap(),
+        [Written::Inserted, Written::Inserted]
+    );
+    exec(&admin, format!("DROP TABLE {}", table.name())).await;
 }

@@ -1,7 +1,10 @@
 //! The SQLite sink against a real SQLite database (compiled in: no server).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{batcher_into, kind_by, temp_dir, write_values_is_write_each};
 use flowgate::batch::{AckError, Batcher};
 use flowgate_sql::{
     ColumnType, RowOutcome, SinkError, SqliteSink, Table, TableError, Value, Written,
@@ -89,7 +92,7 @@ async fn a_row_that_does_not_fit_fails_the_whole_batch() {
 
 #[tokio::test]
 async fn a_failed_transaction_stores_nothing_and_fails_every_ack() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("events.db");
     let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
     sink.write(vec![event("kept", 0)]).await.unwrap();
@@ -104,14 +107,7 @@ async fn a_failed_transaction_stores_nothing_and_fails_every_ack() {
     .unwrap();
     drop(conn);
 
-    let writer = sink.clone();
-    let batcher = Batcher::builder()
-        .max_items(3)
-        .build(move |rows: Vec<Event>| {
-            let sink = writer.clone();
-            async move { sink.write(rows).await }
-        })
-        .unwrap();
+    let batcher = batcher_into(&sink, Batcher::builder().max_items(3));
     let mut acks = Vec::new();
     for e in [event("x", 1), event("y", 666), event("z", 2)] {
         acks.push(batcher.submit(e).await.unwrap());
@@ -134,7 +130,7 @@ async fn a_failed_transaction_stores_nothing_and_fails_every_ack() {
 
 #[tokio::test]
 async fn batches_survive_reopening_the_file() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("events.db");
     {
         let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
@@ -163,16 +159,13 @@ async fn batches_survive_reopening_the_file() {
 #[tokio::test]
 async fn concurrent_batches_through_a_batcher_store_each_row_once() {
     let sink = SqliteSink::open_in_memory(table(), encode).await.unwrap();
-    let writer = sink.clone();
-    let batcher = Batcher::builder()
-        .max_items(8)
-        .max_delay(std::time::Duration::from_millis(5))
-        .flush_concurrency(4)
-        .build(move |rows: Vec<Event>| {
-            let sink = writer.clone();
-            async move { sink.write(rows).await }
-        })
-        .unwrap();
+    let batcher = batcher_into(
+        &sink,
+        Batcher::builder()
+            .max_items(8)
+            .max_delay(std::time::Duration::from_millis(5))
+            .flush_concurrency(4),
+    );
     let inserted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..8 {
@@ -198,7 +191,7 @@ async fn concurrent_batches_through_a_batcher_store_each_row_once() {
 
 #[tokio::test]
 async fn an_existing_table_with_other_columns_is_an_error_at_open() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("events.db");
     rusqlite_connection(&path)
         .execute_batch("CREATE TABLE events (other INTEGER PRIMARY KEY)")
@@ -219,7 +212,7 @@ async fn an_existing_table_with_other_columns_is_an_error_at_open() {
 
 #[tokio::test]
 async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("orders.db");
     rusqlite_connection(&path)
         .execute_batch(
@@ -283,7 +276,7 @@ async fn an_existing_table_that_does_not_fit_names_every_mismatch() {
 
 #[tokio::test]
 async fn an_existing_table_that_fits_is_used() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("fits.db");
     rusqlite_connection(&path)
         .execute_batch(
@@ -342,7 +335,7 @@ async fn an_existing_table_that_fits_is_used() {
 
 #[tokio::test]
 async fn every_column_type_is_stored_as_documented() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("types.db");
     let table = Table::builder("typed")
         .boolean("live")
@@ -455,7 +448,7 @@ async fn every_column_type_is_stored_as_documented() {
 
 #[tokio::test]
 async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("each.db");
     let sink = SqliteSink::open(&path, table(), |e: &Event| {
         if e.seq == -1 {
@@ -542,7 +535,7 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
 
 #[tokio::test]
 async fn sinks_opened_at_once_on_a_new_file_all_succeed() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("race.db");
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let mut tasks = Vec::new();
@@ -563,7 +556,7 @@ async fn sinks_opened_at_once_on_a_new_file_all_succeed() {
 
 #[tokio::test]
 async fn errors_name_the_database_file() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     // A directory is not a database file.
     let err = SqliteSink::open(&dir, table(), encode).await.unwrap_err();
     assert!(matches!(err, SinkError::Sqlite { .. }), "{err}");
@@ -597,26 +590,9 @@ fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
 
-/// A fresh directory under the target dir, removed at the next run.
-fn tempdir() -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "flowgate-sql-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An outcome as a comparable word.
 fn kind(outcome: &RowOutcome) -> String {
-    match outcome {
-        RowOutcome::Inserted => "inserted".to_owned(),
-        RowOutcome::Duplicate => "duplicate".to_owned(),
-        RowOutcome::Rejected(err) => format!("rejected: {err}"),
-    }
+    kind_by(outcome, SinkError::to_string)
 }
 
 #[tokio::test]
@@ -643,40 +619,7 @@ async fn write_values_stores_and_reports_exactly_like_write_each() {
         event("x", -1), // a null key: does not fit
         event("f", 7),
     ];
-    for batch in [first, second] {
-        let rows: Arc<[Vec<Value>]> = batch.iter().map(null_key).collect::<Vec<_>>().into();
-        let from_each: Vec<String> = each
-            .write_each(batch.clone())
-            .await
-            .unwrap()
-            .iter()
-            .map(kind)
-            .collect();
-        let from_values: Vec<String> = values
-            .write_values(Arc::clone(&rows))
-            .await
-            .unwrap()
-            .iter()
-            .map(kind)
-            .collect();
-        assert_eq!(from_values, from_each);
-        let again: Vec<String> = values
-            .write_values(Arc::clone(&rows))
-            .await
-            .unwrap()
-            .iter()
-            .map(kind)
-            .collect();
-        let expected: Vec<String> = from_each
-            .iter()
-            .map(|k| match k.as_str() {
-                "inserted" => "duplicate".to_owned(),
-                other => other.to_owned(),
-            })
-            .collect();
-        assert_eq!(again, expected, "a retry stores nothing twice");
-        assert_eq!(Arc::strong_count(&rows), 1, "the sink keeps no reference");
-    }
+    write_values_is_write_each(&each, &values, vec![first, second], null_key, kind).await;
     assert_eq!(values.count().await.unwrap(), 5);
     assert_eq!(each.count().await.unwrap(), 5);
 }
@@ -744,7 +687,7 @@ async fn chunked_inserts_report_each_duplicate_like_a_row_by_row_insert() {
 /// the database file alone: every row ends up there.
 #[tokio::test]
 async fn a_file_sink_checkpoints_its_log_into_the_database_file() {
-    let dir = tempdir();
+    let dir = temp_dir("sqlite");
     let path = dir.join("wal.db");
     let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
     for batch in 0..20 {

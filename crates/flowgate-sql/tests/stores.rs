@@ -1,26 +1,17 @@
 //! The SQLite checkpoint and idempotency stores against a real SQLite file,
 //! and a crash/restart of a cursor source paging through a SQLite table.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::temp_dir;
 use flowgate::idempotency::{Idempotency, IdempotencyStore, Processed};
-use flowgate::prelude::*;
-use flowgate::source::{CheckpointStore, CursorSource, Page};
+use flowgate::source::CheckpointStore;
 use flowgate_sql::{SqliteCheckpointStore, SqliteIdempotencyStore, Value, ValueTypeError};
-use futures_util::StreamExt;
-use rusqlite::Connection;
-
-/// A fresh directory for one test's database files.
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowgate-sql-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn stores_are_send_sync_and_object_safe() {
@@ -95,6 +86,9 @@ async fn keys_are_recorded_per_scope_and_can_be_purged() {
         0
     );
     assert_eq!(store.count().await.unwrap(), 2);
+    // The longest age (past i64::MAX seconds): nothing is that old.
+    assert_eq!(store.purge_older_than(Duration::MAX).await.unwrap(), 0);
+    assert_eq!(store.count().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -113,132 +107,22 @@ async fn scopes_share_a_file_without_sharing_keys() {
 
 // ===== crash and restart against SQLite =====
 
+// The harness of flowgate's `resume` example: the scenario is written once.
+#[path = "../../flowgate/examples/resume/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
 const ROWS: i64 = 300;
 const PAGE: i64 = 20;
 
-fn create_events(path: &Path) {
-    let mut conn = Connection::open(path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    let tx = conn.transaction().unwrap();
-    tx.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        [],
-    )
-    .unwrap();
-    tx.execute("CREATE TABLE effects (id INTEGER NOT NULL)", [])
-        .unwrap();
-    for id in 1..=ROWS {
-        tx.execute(
-            "INSERT INTO events (id, body) VALUES (?1, ?2)",
-            rusqlite::params![id, format!("event {id}")],
-        )
-        .unwrap();
-    }
-    tx.commit().unwrap();
-}
-
-/// Pages through `events` by id, on the blocking pool.
-fn fetcher(
-    path: &Path,
-) -> impl FnMut(i64) -> futures_core::future::BoxFuture<'static, Result<Page<i64, i64>, String>>
-+ Send
-+ 'static {
-    let conn = Arc::new(Mutex::new(Connection::open(path).unwrap()));
-    move |after| {
-        let conn = Arc::clone(&conn);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap();
-                let mut select = conn
-                    .prepare_cached("SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")
-                    .map_err(|e| e.to_string())?;
-                let ids = select
-                    .query_map(rusqlite::params![after, PAGE], |row| row.get(0))
-                    .map_err(|e| e.to_string())?
-                    .collect::<Result<Vec<i64>, _>>()
-                    .map_err(|e| e.to_string())?;
-                Ok(Page::keyset(ids, |id| *id))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        })
-    }
-}
-
-/// One run of the consumer: up to `stop_after` items (then a crash: the
-/// pipeline is dropped mid-flight and the driver aborted), or to the end.
-async fn run(
-    path: &Path,
-    acked: &Arc<Mutex<BTreeSet<i64>>>,
-    stop_after: Option<usize>,
-) -> Option<i64> {
-    let checkpoint = SqliteCheckpointStore::open(path, "events").await.unwrap();
-    let once = Idempotency::new(SqliteIdempotencyStore::open(path, "effects").await.unwrap());
-    let effects = Arc::new(Mutex::new(Connection::open(path).unwrap()));
-    effects
-        .lock()
-        .unwrap()
-        .busy_timeout(Duration::from_secs(5))
-        .unwrap();
-    let (source, driver) = CursorSource::builder(0i64)
-        .checkpoint(checkpoint.clone())
-        .max_pages_in_flight(3)
-        .build_pair(fetcher(path))
-        .unwrap();
-    let control = source.control();
-    let driver = tokio::spawn(driver);
-    let started_from = {
-        let outputs = source.par_map_unordered(8, |item| {
-            let (once, effects, acked) = (once.clone(), Arc::clone(&effects), Arc::clone(acked));
-            async move {
-                let (id, ack) = item.expect("fetch");
-                tokio::time::sleep(Duration::from_micros((id as u64 * 37) % 500)).await;
-                let outcome = once
-                    .run(id, || async {
-                        // The effect runs synchronously: a crash lands before
-                        // it or after it (and its record is then on its way).
-                        effects
-                            .lock()
-                            .unwrap()
-                            .execute("INSERT INTO effects (id) VALUES (?1)", [id])
-                            .unwrap();
-                        Ok::<_, Infallible>(())
-                    })
-                    .await
-                    .unwrap();
-                acked.lock().unwrap().insert(id);
-                ack.ack();
-                outcome
-            }
-        });
-        match stop_after {
-            Some(n) => {
-                let done = outputs.take(n).count().await;
-                assert_eq!(done, n);
-                driver.abort();
-                let _ = driver.await;
-            }
-            None => {
-                let skipped = outputs
-                    .filter(|o| std::future::ready(o.is_skipped()))
-                    .count()
-                    .await;
-                assert!(
-                    skipped as i64 <= 3 * PAGE,
-                    "redo is bounded by the pages in flight"
-                );
-                control.finished().await;
-                driver.await.unwrap();
-            }
-        }
-        control.started_from()
-    };
-    // Let records already handed to the blocking pool land before the
-    // "restart" (a real crash could lose one: see the idempotency docs).
-    // Under paused time this waits for the blocking pool to be idle.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    started_from
-}
+const SCENARIO: harness::Scenario = harness::Scenario {
+    rows: ROWS,
+    page: PAGE,
+    pages_in_flight: 3,
+    concurrency: 8,
+    work: |id| Duration::from_micros((id as u64 * 37) % 500),
+    settle: Duration::from_millis(200),
+};
 
 // Paused time: the sleeps that shuffle the acks are virtual, and tokio does
 // not auto-advance time while blocking tasks (the SQLite calls) run, so the
@@ -248,46 +132,44 @@ async fn run(
 async fn a_crashed_consumer_resumes_from_its_sqlite_checkpoint_with_effects_once() {
     let dir = temp_dir("crash");
     let path = dir.join("app.db");
-    create_events(&path);
-    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    harness::create_tables(&path, &SCENARIO).unwrap();
 
-    assert_eq!(run(&path, &acked, Some(130)).await, Some(0));
+    let first = harness::run(&path, &SCENARIO, Some(130), None)
+        .await
+        .unwrap();
+    assert_eq!(first.started_from, Some(0));
     let checkpoint = SqliteCheckpointStore::open(&path, "events").await.unwrap();
     let committed: i64 = CheckpointStore::<i64>::load(&checkpoint)
         .await
         .unwrap()
         .unwrap();
-    {
-        let acked = acked.lock().unwrap();
-        assert!(committed > 0, "something was committed before the crash");
-        assert!(
-            (1..=committed).all(|id| acked.contains(&id)),
-            "no unacked row before {committed}"
-        );
-    }
+    assert!(committed > 0, "something was committed before the crash");
+    assert!(
+        (1..=committed).all(|id| first.processed.contains(&id)),
+        "no unacked row before {committed}"
+    );
 
+    let second = harness::run(&path, &SCENARIO, Some(70), None)
+        .await
+        .unwrap();
     assert_eq!(
-        run(&path, &acked, Some(70)).await,
+        second.started_from,
         Some(committed),
         "resumed from the checkpoint"
     );
-    run(&path, &acked, None).await;
-
-    assert_eq!(
-        *acked.lock().unwrap(),
-        (1..=ROWS).collect::<BTreeSet<_>>(),
-        "none skipped"
+    let last = harness::run(&path, &SCENARIO, None, None).await.unwrap();
+    assert!(
+        last.skipped.len() as i64 <= 3 * PAGE,
+        "redo is bounded by the pages in flight"
     );
-    let conn = Connection::open(&path).unwrap();
-    let (effects, distinct): (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT id) FROM effects",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+
+    let acked: BTreeSet<i64> = [first.processed, second.processed, last.processed]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(acked, (1..=ROWS).collect::<BTreeSet<_>>(), "none skipped");
     assert_eq!(
-        (effects, distinct),
+        harness::effects(&path).unwrap(),
         (ROWS, ROWS),
         "each effect exactly once"
     );
