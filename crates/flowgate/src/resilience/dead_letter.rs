@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use tokio::sync::mpsc;
 
-use super::error::{RetryError, StopReason};
+use super::retry::{RetryError, StopReason};
 
 /// An item that failed for good: the item itself, handed back, and the
 /// [`RetryError`] saying what went wrong, after how many attempts and why

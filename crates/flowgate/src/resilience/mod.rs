@@ -172,14 +172,13 @@
 //! | [`PauseHandle::paused`] | yes | nothing |
 //! | `next()` on the stages | yes | nothing; dropping a stage drops its items in progress |
 
-mod adaptive;
-mod backoff;
-mod breaker;
-mod dead_letter;
-mod error;
-mod guard;
-pub(crate) mod pause;
-pub(crate) mod retry;
+pub mod adaptive;
+pub mod backoff;
+pub mod breaker;
+pub mod dead_letter;
+pub mod guard;
+pub mod pause;
+pub mod retry;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -188,14 +187,13 @@ pub use self::adaptive::{
 };
 pub use self::backoff::{Backoff, Jitter, Schedule};
 pub use self::breaker::{
-    BreakerPermit, BreakerState, BreakerStats, CircuitBreaker, CircuitBreakerBuilder, StateChange,
-    Window,
+    BreakerError, BreakerPermit, BreakerState, BreakerStats, CircuitBreaker, CircuitBreakerBuilder,
+    Rejected, StateChange, Window,
 };
 pub use self::dead_letter::{DeadLetter, DeadLetterSender, DeadLetters, dead_letters};
-pub use self::error::{BreakerError, BuildError, CallError, Rejected, RetryError, StopReason};
-pub use self::guard::Guard;
+pub use self::guard::{CallError, Guard};
 pub use self::pause::{PauseGuard, PauseHandle};
-pub use self::retry::Retry;
+pub use self::retry::{Retry, RetryError, StopReason};
 #[cfg(feature = "tower")]
 pub use self::tower::{
     AdaptiveFuture, AdaptiveLimitLayer, AdaptiveLimitService, BreakerFuture, CircuitBreakerLayer,

@@ -41,8 +41,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::adaptive::{AdaptiveLimit, AdaptivePermit, Outcome};
-use super::breaker::{BreakerPermit, CircuitBreaker};
-use super::error::{BreakerError, Rejected};
+use super::breaker::{BreakerError, BreakerPermit, CircuitBreaker, Rejected};
 use super::pause::PauseGuard;
 use super::retry::{Attempts, Retry};
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use flowgate::pipeline::ParMapAdaptive;
 use flowgate::prelude::*;
-use flowgate::resilience::{AdaptiveLimit, AdaptivePermit, BuildError, Outcome};
+use flowgate::resilience::adaptive::BuildError;
+use flowgate::resilience::{AdaptiveLimit, AdaptivePermit, Outcome};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::time::{advance, sleep};
 use tokio_test::{assert_pending, assert_ready, task};

@@ -1,9 +1,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flowgate::resilience::breaker::BuildError;
 use flowgate::resilience::{
-    BreakerError, BreakerPermit, BreakerState, BuildError, CircuitBreaker, CircuitBreakerBuilder,
-    Rejected, StateChange, Window,
+    BreakerError, BreakerPermit, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Rejected,
+    StateChange, Window,
 };
 use tokio::time::{Instant, advance};
 
@@ -452,7 +453,7 @@ fn configuration_is_validated() {
     assert_eq!(err(b().half_open_probes(0)), BuildError::ZeroProbes);
     assert_eq!(
         BuildError::NoTripRule.to_string(),
-        "a breaker needs a failure ratio or consecutive failures to open"
+        "a breaker needs a failure_ratio or consecutive_failures to open"
     );
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
-use super::error::BuildError;
+mod error;
+
+pub use self::error::BuildError;
 use crate::sync::lock;
 
 /// What a finished call tells an [`AdaptiveLimit`].

@@ -10,8 +10,11 @@ use tokio::time::{sleep, timeout};
 
 use super::adaptive::{AdaptiveLimit, Outcome};
 use super::breaker::CircuitBreaker;
-use super::error::{CallError, RetryError, StopReason};
-use super::retry::Retry;
+use super::retry::{Retry, RetryError, StopReason};
+
+mod error;
+
+pub use self::error::CallError;
 use crate::pipeline::{InFlightLimit, RateLimiter};
 
 type Hook<E> = Arc<dyn Fn(&CallError<E>, u32, Duration) + Send + Sync>;

@@ -10,8 +10,11 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 use super::backoff::{Backoff, Schedule};
-use super::error::{RetryError, StopReason};
 use super::pause::{PauseGuard, PauseHandle};
+
+mod error;
+
+pub use self::error::{RetryError, StopReason};
 
 type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 type Hint<E> = Arc<dyn Fn(&E) -> Option<Duration> + Send + Sync>;
