@@ -15,6 +15,7 @@
 //! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`idempotency`] | [`Idempotency`]: runs an item's effect only if its key was not processed successfully before, recording the key after success in an [`IdempotencyStore`] (bounded TTL memory store here, SQLite in `flowgate-sql`) |
+//! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA) and [`InFlightLimit`] (calls at once): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
 //! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`SourceControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
@@ -64,6 +65,7 @@ pub mod coalesce;
 pub mod dataloader;
 pub mod group;
 pub mod idempotency;
+pub mod limit;
 pub mod pipeline;
 pub mod prelude;
 pub mod resilience;
@@ -81,7 +83,8 @@ pub use coalesce::OpQueue;
 pub use dataloader::DataLoader;
 pub use group::CallGroup;
 pub use idempotency::{Idempotency, IdempotencyStore};
-pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};
+pub use limit::{InFlightLimit, Rate, RateLimiter};
+pub use pipeline::PipelineExt;
 pub use resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, PauseHandle, Retry};
 pub use source::{CheckpointStore, CursorSource, SourceControl};
 pub use store::StoreError;

@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use flowgate::pipeline::{Rate, RateLimiter};
+//! use flowgate::limit::{Rate, RateLimiter};
 //! use flowgate::resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, Jitter, Retry, Window};
 //!
 //! #[derive(Debug)]
@@ -85,8 +85,8 @@
 //!
 //! Each part also works alone: [`Retry::run`], [`CircuitBreaker::call`],
 //! [`AdaptiveLimit::run`], and the pipeline's
-//! [`RateLimiter::until_ready`](crate::pipeline::RateLimiter::until_ready)
-//! and [`InFlightLimit::run`](crate::pipeline::InFlightLimit::run).
+//! [`RateLimiter::acquire`](crate::limit::RateLimiter::acquire)
+//! and [`InFlightLimit::run`](crate::limit::InFlightLimit::run).
 //!
 //! # In a pipeline
 //!
@@ -133,7 +133,7 @@
 //! | try again after a transient error | [`Retry`] (around a call), [`par_map_retry`](crate::pipeline::PipelineExt::par_map_retry) (per item) |
 //! | stop hammering a service that is down, and notice when it is back | [`CircuitBreaker`] |
 //! | as many calls in flight as the service handles well, not a fixed guess | [`AdaptiveLimit`], [`par_map_adaptive`](crate::pipeline::PipelineExt::par_map_adaptive) |
-//! | a fixed number in flight | [`InFlightLimit`](crate::pipeline::InFlightLimit), [`par_map`](crate::pipeline::PipelineExt::par_map) |
+//! | a fixed number in flight | [`InFlightLimit`](crate::limit::InFlightLimit), [`par_map`](crate::pipeline::PipelineExt::par_map) |
 //! | failures set aside for later, while the rest goes on | [`route_errors`](crate::pipeline::PipelineExt::route_errors) into [`dead_letters`] |
 //! | the source to wait while the pipeline recovers | [`PauseHandle`] + [`pausable`](crate::pipeline::PipelineExt::pausable) |
 //! | all of the above around one call | [`Guard`] |

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowgate::pipeline::{InFlightLimit, Rate, RateLimiter};
+use flowgate::limit::{InFlightLimit, Rate, RateLimiter};
 use flowgate::resilience::{
     AdaptiveLimit, Backoff, BreakerState, CallError, CircuitBreaker, Guard, PauseHandle, Retry,
     StopReason,
@@ -128,7 +128,7 @@ async fn an_open_breaker_rejects_without_calling_and_the_retry_waits_out_the_coo
     assert_eq!(breaker.stats().rejected, 1);
     // The rejected attempt took no rate-limit cell: 3 taken of a burst of 100.
     for _ in 0..97 {
-        limiter.check().expect("cell free");
+        limiter.try_acquire().expect("cell free");
     }
 }
 

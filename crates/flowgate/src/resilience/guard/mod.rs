@@ -15,7 +15,7 @@ use super::retry::{Retry, RetryError, StopReason};
 mod error;
 
 pub use self::error::CallError;
-use crate::pipeline::{InFlightLimit, RateLimiter};
+use crate::limit::{InFlightLimit, RateLimiter};
 
 type Hook<E> = Arc<dyn Fn(&CallError<E>, u32, Duration) + Send + Sync>;
 
@@ -57,7 +57,7 @@ enum Concurrency {
 ///
 /// ```
 /// use std::time::Duration;
-/// use flowgate::pipeline::Rate;
+/// use flowgate::limit::Rate;
 /// use flowgate::resilience::{Backoff, CallError, CircuitBreaker, Guard, Retry};
 ///
 /// #[derive(Debug)]
@@ -122,7 +122,7 @@ impl<E> Guard<E> {
     }
 
     /// Waits for `limiter` before each attempt: pass a
-    /// [`Rate`](crate::pipeline::Rate) for a limiter of the guard's own, or
+    /// [`Rate`](crate::limit::Rate) for a limiter of the guard's own, or
     /// a clone of a [`RateLimiter`] to share one.
     pub fn rate_limit(mut self, limiter: impl Into<RateLimiter>) -> Self {
         self.rate = Some(limiter.into());
@@ -242,7 +242,7 @@ impl<E> Guard<E> {
             None => None,
         };
         if let Some(rate) = &self.rate {
-            rate.until_ready().await;
+            rate.acquire().await;
         }
         let (adaptive, _fixed) = match &self.concurrency {
             Some(Concurrency::Adaptive(limit)) => (Some(limit.acquire().await), None),
