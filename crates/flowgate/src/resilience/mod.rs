@@ -83,7 +83,7 @@
 //! # }
 //! ```
 //!
-//! Each part also works alone: [`Retry::run`], [`CircuitBreaker::call`],
+//! Each part also works alone: [`Retry::run`], [`CircuitBreaker::run`],
 //! [`AdaptiveLimit::run`], and the pipeline's
 //! [`RateLimiter::acquire`](crate::limit::RateLimiter::acquire)
 //! and [`InFlightLimit::run`](crate::limit::InFlightLimit::run).
@@ -165,7 +165,7 @@
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`Retry::run`] | yes | the attempt in flight (what the call loses when dropped); any pause it held is released |
-//! | [`CircuitBreaker::call`], [`call_with`](CircuitBreaker::call_with) | yes | the call; no outcome is recorded, a probe slot is freed |
+//! | [`CircuitBreaker::run`], [`run_with`](CircuitBreaker::run_with) | yes | the call; no outcome is recorded, a probe slot is freed |
 //! | [`AdaptiveLimit::acquire`] | yes | its place among the waiters |
 //! | [`AdaptiveLimit::run`], [`run_with`](AdaptiveLimit::run_with) | yes | the call; its room is given back, no outcome recorded |
 //! | [`Guard::run`] | yes | the attempt in flight; room and probe slots are given back, a rate cell taken stays spent |

@@ -48,7 +48,7 @@ pub use self::window::Window;
 /// another cooldown.
 ///
 /// A call takes a [`BreakerPermit`] and reports its outcome on it; the
-/// [`call`](Self::call) and [`call_with`](Self::call_with) wrappers do both.
+/// [`run`](Self::run) and [`run_with`](Self::run_with) wrappers do both.
 /// A permit dropped without an outcome (a cancelled call) counts as nothing,
 /// and gives its probe slot back. An outcome reported after the breaker
 /// changed state counts for nothing either (the generation that admitted it
@@ -90,19 +90,19 @@ pub use self::window::Window;
 ///     .unwrap();
 ///
 /// for _ in 0..4 {
-///     let _ = breaker.call(async { Err::<(), _>("boom") }).await;
+///     let _ = breaker.run(async { Err::<(), _>("boom") }).await;
 /// }
 /// assert_eq!(breaker.state(), BreakerState::Open);
 ///
 /// // Rejected fast, without running the call.
-/// match breaker.call(async { Ok::<_, &str>(1) }).await {
+/// match breaker.run(async { Ok::<_, &str>(1) }).await {
 ///     Err(BreakerError::Open { retry_after }) => assert_eq!(retry_after, Duration::from_secs(5)),
 ///     other => panic!("{other:?}"),
 /// }
 ///
 /// tokio::time::sleep(Duration::from_secs(5)).await;
 /// assert_eq!(breaker.state(), BreakerState::HalfOpen);
-/// assert_eq!(breaker.call(async { Ok::<_, &str>(1) }).await.unwrap(), 1); // the probe
+/// assert_eq!(breaker.run(async { Ok::<_, &str>(1) }).await.unwrap(), 1); // the probe
 /// assert_eq!(breaker.state(), BreakerState::Closed);
 /// # }
 /// ```
@@ -197,24 +197,24 @@ impl CircuitBreaker {
     ///
     /// Dropping the future drops `fut` (whatever that loses) and reports no
     /// outcome: a cancelled probe gives its slot back.
-    pub async fn call<Fut, T, E>(&self, fut: Fut) -> Result<T, BreakerError<E>>
+    pub async fn run<Fut, T, E>(&self, fut: Fut) -> Result<T, BreakerError<E>>
     where
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(|_| true, fut).await
+        self.run_with(|_| true, fut).await
     }
 
-    /// Like [`call`](Self::call), counting an error as a failure only when
+    /// Like [`run`](Self::run), counting an error as a failure only when
     /// `is_failure` says so; other errors count as successes (the service
     /// answered: a bad request, a missing key).
     ///
     /// # Errors
     ///
-    /// As [`call`](Self::call).
+    /// As [`run`](Self::run).
     ///
     /// # Cancel safety
     ///
-    /// As [`call`](Self::call).
+    /// As [`run`](Self::run).
     ///
     /// # Examples
     ///
@@ -230,12 +230,12 @@ impl CircuitBreaker {
     ///     .unwrap();
     /// let not_found = |status: &u16| *status >= 500;
     /// for _ in 0..5 {
-    ///     let _ = breaker.call_with(not_found, async { Err::<(), u16>(404) }).await;
+    ///     let _ = breaker.run_with(not_found, async { Err::<(), u16>(404) }).await;
     /// }
     /// assert_eq!(breaker.state(), BreakerState::Closed);
     /// # }
     /// ```
-    pub async fn call_with<P, Fut, T, E>(
+    pub async fn run_with<P, Fut, T, E>(
         &self,
         is_failure: P,
         fut: Fut,
