@@ -17,13 +17,22 @@
 //! windows; jitter takes a seed ([`Retry::jitter_seed`],
 //! [`Backoff::schedule_seeded`]) so runs are reproducible.
 //!
+//! # Modules
+//!
+//! Each concept is one public module with its type, its configuration, its
+//! futures and its errors: [`backoff`], [`retry`], [`breaker`],
+//! [`adaptive`], [`dead_letter`], [`pause`], [`guard`]. The main types are
+//! re-exported here; the builders' errors are not, as each module has its own
+//! `BuildError` ([`breaker::BuildError`], [`adaptive::BuildError`]).
+//!
 //! # Transient or permanent
 //!
 //! Retrying and breaking need to know which errors may go away. Every error
 //! here says so: [`RetryError::is_transient`] (gave up on attempts or time,
-//! versus an error not worth retrying), [`Rejected`] and the rejections of
-//! [`BreakerError`] and [`CallError`] (transient: the breaker will let calls
-//! through later). For your own errors, give the predicate to
+//! versus an error not worth retrying), [`GuardError::is_transient`]
+//! (timeouts and rejections, or a call error the policy would retry),
+//! [`Rejected`] and the rejections of [`BreakerError`] (transient: the
+//! breaker will let calls through later). For your own errors, give the predicate to
 //! [`Retry::when`]; flowgate's ends come with theirs:
 //! `Retry::new(backoff).when(SinkError::is_transient)` (flowgate-sql),
 //! `.when(SourceError::is_transient)` (flowgate-redis).
@@ -191,7 +200,7 @@ pub use self::breaker::{
     Rejected, StateChange, Window,
 };
 pub use self::dead_letter::{DeadLetter, DeadLetterSender, DeadLetters, dead_letters};
-pub use self::guard::{CallError, Guard};
+pub use self::guard::{Guard, GuardError};
 pub use self::pause::{PauseGuard, PauseHandle};
 pub use self::retry::{Retry, RetryError, StopReason};
 #[cfg(feature = "tower")]

@@ -10,14 +10,15 @@ use tokio::time::{sleep, timeout};
 
 use super::adaptive::{AdaptiveLimit, Outcome};
 use super::breaker::CircuitBreaker;
-use super::retry::{Retry, RetryError, StopReason};
+use super::retry::Retry;
 
 mod error;
 
-pub use self::error::CallError;
+use self::error::Failure;
+pub use self::error::GuardError;
 use crate::limit::{InFlightLimit, RateLimiter};
 
-type Hook<E> = Arc<dyn Fn(&CallError<E>, u32, Duration) + Send + Sync>;
+type Hook<E> = Arc<dyn Fn(&GuardError<E>, u32, Duration) + Send + Sync>;
 
 #[derive(Clone)]
 enum Concurrency {
@@ -34,10 +35,10 @@ enum Concurrency {
 /// Each attempt:
 ///
 /// 1. asks the [`CircuitBreaker`] first, so a rejected attempt costs no rate
-///    cell and no room ([`CallError::Open`], [`CallError::HalfOpen`]);
+///    cell and no room ([`GuardError::is_rejected`]);
 /// 2. waits for the [`RateLimiter`];
 /// 3. waits for room under the [`InFlightLimit`] or [`AdaptiveLimit`];
-/// 4. runs the call under the timeout ([`CallError::Timeout`]).
+/// 4. runs the call under the timeout ([`GuardError::is_timeout`]).
 ///
 /// Then the outcome is reported: a success to the breaker and the adaptive
 /// limit; a timeout, or an error the [`Retry`] policy deems retryable
@@ -47,6 +48,22 @@ enum Concurrency {
 /// [`when`](Retry::when) predicate says; after a rejection by an open
 /// breaker it waits at least the rest of the cooldown. Every part is
 /// optional: set the ones you need.
+///
+/// # Errors
+///
+/// One error type, [`GuardError<E>`], whatever parts the guard holds: an
+/// opaque struct that says what failed in the last attempt
+/// ([`inner`](GuardError::inner) for the call's own error,
+/// [`is_timeout`](GuardError::is_timeout),
+/// [`is_rejected`](GuardError::is_rejected) by the breaker), how many
+/// [`attempts`](GuardError::attempts) were made, and, only when a retry
+/// policy is set, why it gave up ([`stop_reason`](GuardError::stop_reason)).
+/// We chose one flat type over a type that depends on the configuration
+/// (`RetryError<CallError<E>>` with a retry, `CallError<E>` without): the
+/// type of `run` does not change when a part is added, and a guard without
+/// retry does not claim to have "exhausted" attempts it never planned. The
+/// rate limit and the concurrency limit wait rather than fail, so they add
+/// no failure.
 ///
 /// `Guard` is cheap to clone (its parts are shared handles), so one guard
 /// can serve many tasks, and its breaker and limits are shared with
@@ -58,7 +75,7 @@ enum Concurrency {
 /// ```
 /// use std::time::Duration;
 /// use flowgate::limit::Rate;
-/// use flowgate::resilience::{Backoff, CallError, CircuitBreaker, Guard, Retry};
+/// use flowgate::resilience::{Backoff, CircuitBreaker, Guard, Retry};
 ///
 /// #[derive(Debug)]
 /// struct Unavailable;
@@ -88,7 +105,6 @@ enum Concurrency {
 ///     .await;
 /// assert_eq!(body.unwrap(), "body");
 /// assert_eq!(breaker.stats().failures, 2);
-/// # let _: Option<CallError<Unavailable>> = None;
 /// # }
 /// ```
 pub struct Guard<E> {
@@ -114,7 +130,7 @@ impl<E> Guard<E> {
         }
     }
 
-    /// Bounds each attempt to `timeout` ([`CallError::Timeout`], a transient
+    /// Bounds each attempt to `timeout` ([`GuardError::is_timeout`], a transient
     /// error that is retried and counted as back-pressure).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -163,7 +179,7 @@ impl<E> Guard<E> {
     /// only the call's own errors).
     pub fn on_retry<H>(mut self, hook: H) -> Self
     where
-        H: Fn(&CallError<E>, u32, Duration) + Send + Sync + 'static,
+        H: Fn(&GuardError<E>, u32, Duration) + Send + Sync + 'static,
     {
         self.on_retry = Some(Arc::new(hook));
         self
@@ -174,9 +190,10 @@ impl<E> Guard<E> {
     ///
     /// # Errors
     ///
-    /// A [`RetryError`] with the last attempt's [`CallError`], the number of
-    /// attempts and why the loop stopped. Without a retry policy the reason
-    /// is [`StopReason::AttemptsExhausted`] after the single attempt.
+    /// A [`GuardError`]: what failed in the last attempt (the call's own
+    /// error, a timeout or a rejection), the number of attempts, and why the
+    /// retry policy gave up ([`stop_reason`](GuardError::stop_reason),
+    /// `None` without a policy).
     ///
     /// # Cancel safety
     ///
@@ -185,60 +202,64 @@ impl<E> Guard<E> {
     /// or the adaptive limit (a half-open breaker's probe slot is freed),
     /// and releases any pause held while backing off. A rate-limit cell
     /// already taken stays spent.
-    pub async fn run<F, Fut, T>(&self, mut f: F) -> Result<T, RetryError<CallError<E>>>
+    pub async fn run<F, Fut, T>(&self, mut f: F) -> Result<T, GuardError<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut attempts = self.retry.as_ref().map(Retry::start);
-        let mut made = 0u32;
+        let Some(retry) = &self.retry else {
+            // No policy: one attempt, and no reason to report.
+            return self
+                .attempt(&mut f)
+                .await
+                .map_err(|failure| GuardError::new(failure, 1, None));
+        };
+        let mut attempts = retry.start();
         loop {
-            made = made.saturating_add(1);
-            if let Some(attempts) = &mut attempts {
-                attempts.start_attempt();
-            }
-            let err = match self.attempt(&mut f).await {
+            attempts.start_attempt();
+            let made = attempts.made();
+            let failure = match self.attempt(&mut f).await {
                 Ok(output) => return Ok(output),
-                Err(err) => err,
-            };
-            let (Some(retry), Some(attempts)) = (&self.retry, &mut attempts) else {
-                return Err(RetryError::new(err, made, StopReason::AttemptsExhausted));
+                Err(failure) => failure,
             };
             let decision = retry.next_delay_with(
-                attempts,
-                &err,
-                |err| err.inner().is_none_or(|inner| retry.is_retryable(inner)),
-                |err| match err {
-                    CallError::Inner(inner) => retry.hint(inner),
-                    CallError::Open { retry_after } => Some(*retry_after),
-                    _ => None,
+                &mut attempts,
+                &failure,
+                |failure| match failure {
+                    Failure::Inner(inner) => retry.is_retryable(inner),
+                    // Timeouts and rejections are transient.
+                    _ => true,
+                },
+                |failure| match failure {
+                    Failure::Inner(inner) => retry.hint(inner),
+                    Failure::Rejected(rejected) => rejected.retry_after(),
+                    Failure::Timeout(_) => None,
                 },
             );
             match decision {
                 Ok(delay) => {
-                    if let CallError::Inner(inner) = &err {
+                    if let Failure::Inner(inner) = &failure {
                         retry.notify(inner, made, delay);
                     }
                     if let Some(hook) = &self.on_retry {
-                        hook(&err, made, delay);
+                        hook(&GuardError::new(failure, made, None), made, delay);
                     }
-                    drop(err);
                     let _pause = retry.hold_pause();
                     sleep(delay).await;
                 }
-                Err(reason) => return Err(RetryError::new(err, made, reason)),
+                Err(reason) => return Err(GuardError::new(failure, made, Some(reason))),
             }
         }
     }
 
     /// One attempt through the breaker, the limits and the timeout.
-    async fn attempt<F, Fut, T>(&self, f: &mut F) -> Result<T, CallError<E>>
+    async fn attempt<F, Fut, T>(&self, f: &mut F) -> Result<T, Failure<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let breaker = match &self.breaker {
-            Some(breaker) => Some(breaker.try_acquire()?),
+            Some(breaker) => Some(breaker.try_acquire().map_err(Failure::Rejected)?),
             None => None,
         };
         if let Some(rate) = &self.rate {
@@ -251,16 +272,16 @@ impl<E> Guard<E> {
         };
         let result = match self.timeout {
             Some(limit) => match timeout(limit, f()).await {
-                Ok(result) => result.map_err(CallError::Inner),
-                Err(_) => Err(CallError::Timeout(limit)),
+                Ok(result) => result.map_err(Failure::Inner),
+                Err(_) => Err(Failure::Timeout(limit)),
             },
-            None => f().await.map_err(CallError::Inner),
+            None => f().await.map_err(Failure::Inner),
         };
         // Success, back-pressure (timeouts and transient errors), or an
         // answer that says nothing about the service's health.
         let outcome = match &result {
             Ok(_) => Outcome::Success,
-            Err(CallError::Inner(err)) => {
+            Err(Failure::Inner(err)) => {
                 if self.retry.as_ref().is_none_or(|r| r.is_retryable(err)) {
                     Outcome::Overload
                 } else {
