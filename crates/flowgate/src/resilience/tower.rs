@@ -45,6 +45,28 @@ use super::breaker::{BreakerError, BreakerPermit, CircuitBreaker, Rejected};
 use super::pause::PauseGuard;
 use super::retry::{Attempts, Retry};
 
+/// `get_ref`, `get_mut` and `into_inner` of a service wrapping `inner: S`.
+macro_rules! wrapper_accessors {
+    ($service:ident) => {
+        impl<S> $service<S> {
+            /// The wrapped service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The wrapped service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Returns the wrapped service.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}
+
 // ===== circuit breaker =====
 
 /// A tower [`Layer`] putting a shared [`CircuitBreaker`] in front of a
@@ -92,22 +114,7 @@ pub struct CircuitBreakerService<S> {
     breaker: CircuitBreaker,
 }
 
-impl<S> CircuitBreakerService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Returns the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+wrapper_accessors!(CircuitBreakerService);
 
 impl<S, Req> Service<Req> for CircuitBreakerService<S>
 where
@@ -273,22 +280,9 @@ impl<S> AdaptiveLimitService<S> {
             room: None,
         }
     }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Returns the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
+
+wrapper_accessors!(AdaptiveLimitService);
 
 impl<S: Clone> Clone for AdaptiveLimitService<S> {
     fn clone(&self) -> Self {
