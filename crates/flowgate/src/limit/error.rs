@@ -20,6 +20,8 @@ pub enum RateError {
     /// `period / count` is below one nanosecond, the resolution of the
     /// limiter.
     IntervalTooShort,
+    /// `period / count` does not fit in 2^64 nanoseconds (about 584 years).
+    IntervalTooLong,
     /// `period / count × burst` does not fit in 2^64 nanoseconds (about 584
     /// years).
     BurstTooLong,
@@ -28,11 +30,14 @@ pub enum RateError {
 impl fmt::Display for RateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::ZeroCount => "rate count must be at least 1",
-            Self::ZeroPeriod => "rate period must be greater than zero",
-            Self::ZeroBurst => "rate burst must be at least 1",
-            Self::IntervalTooShort => "rate period / count must be at least one nanosecond",
-            Self::BurstTooLong => "rate period / count * burst must fit in 2^64 nanoseconds",
+            Self::ZeroCount => "count must be at least 1",
+            Self::ZeroPeriod => "period must be greater than zero",
+            Self::ZeroBurst => "burst must be at least 1",
+            Self::IntervalTooShort => "period / count must be at least 1 ns",
+            Self::IntervalTooLong => "period / count must be at most 2^64 ns (about 584 years)",
+            Self::BurstTooLong => {
+                "period / count * burst must be at most 2^64 ns (about 584 years)"
+            }
         })
     }
 }

@@ -64,10 +64,10 @@ impl InFlightLimit {
     /// If `max` is zero (nothing could ever run) or above [`Self::MAX`].
     #[track_caller]
     pub fn new(max: usize) -> Self {
-        assert!(max > 0, "in-flight limit must be at least 1");
+        assert!(max > 0, "InFlightLimit::new: max must be at least 1");
         assert!(
             max <= Self::MAX,
-            "in-flight limit must be at most {}",
+            "InFlightLimit::new: max must be at most InFlightLimit::MAX ({})",
             Self::MAX
         );
         InFlightLimit {

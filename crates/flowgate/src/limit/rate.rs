@@ -74,9 +74,23 @@ impl Rate {
     /// - `period` must be greater than zero ([`RateError::ZeroPeriod`]);
     /// - `burst` must be at least 1 ([`RateError::ZeroBurst`]);
     /// - `period / count` must be at least 1 ns
-    ///   ([`RateError::IntervalTooShort`]);
-    /// - `period / count × burst` must fit in 2^64 ns
+    ///   ([`RateError::IntervalTooShort`]) and at most 2^64 ns, about 584
+    ///   years ([`RateError::IntervalTooLong`]);
+    /// - `period / count × burst` must be at most 2^64 ns
     ///   ([`RateError::BurstTooLong`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateError};
+    ///
+    /// let rate = Rate::new(100, Duration::from_secs(1), 10).unwrap();
+    /// assert_eq!(rate.interval(), Duration::from_millis(10));
+    /// assert_eq!(Rate::new(1, Duration::ZERO, 1), Err(RateError::ZeroPeriod));
+    /// assert_eq!(Rate::new(u32::MAX, Duration::from_nanos(1), 1), Err(RateError::IntervalTooShort));
+    /// assert_eq!(Rate::new(1, Duration::MAX, 1), Err(RateError::IntervalTooLong));
+    /// ```
     pub fn new(count: u32, period: Duration, burst: u32) -> Result<Rate, RateError> {
         let count = NonZeroU32::new(count).ok_or(RateError::ZeroCount)?;
         let burst = NonZeroU32::new(burst).ok_or(RateError::ZeroBurst)?;
@@ -87,10 +101,8 @@ impl Rate {
         if interval.is_zero() {
             return Err(RateError::IntervalTooShort);
         }
-        let fits = u64::try_from(interval.as_nanos())
-            .ok()
-            .and_then(|nanos| nanos.checked_mul(u64::from(burst.get())));
-        if fits.is_none() {
+        let nanos = u64::try_from(interval.as_nanos()).map_err(|_| RateError::IntervalTooLong)?;
+        if nanos.checked_mul(u64::from(burst.get())).is_none() {
             return Err(RateError::BurstTooLong);
         }
         Ok(Rate {
@@ -104,67 +116,169 @@ impl Rate {
     ///
     /// # Panics
     ///
-    /// If [`Rate::new`] would fail; use it for values from configuration.
+    /// With the rule of [`Rate::new`] that is broken (use it for values from
+    /// configuration): if `count` is zero, `period` is zero, or
+    /// `period / count` is below 1 ns or above 2^64 ns (about 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_period(3, Duration::from_secs(30));
+    /// assert_eq!(rate.interval(), Duration::from_secs(10));
+    /// ```
     #[track_caller]
     pub fn per_period(count: u32, period: Duration) -> Rate {
-        match Rate::new(count, period, 1) {
-            Ok(rate) => rate,
-            Err(err) => panic!("invalid rate: {err}"),
-        }
+        or_panic("Rate::per_period", Rate::new(count, period, 1))
     }
 
-    /// `count` calls per second, spaced evenly (a burst of 1).
+    /// `count` calls per second, spaced evenly (a burst of 1). Up to
+    /// `u32::MAX` per second (an interval of 0.23 ns rounds down to 0; the
+    /// largest rate is 10^9 per second).
     ///
     /// # Panics
     ///
-    /// If `count` is zero.
+    /// If `count` is zero, or above 10^9 (an interval below 1 ns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(200).interval(), Duration::from_millis(5));
+    /// assert_eq!(Rate::per_second(1_000_000_000).interval(), Duration::from_nanos(1));
+    /// ```
+    ///
+    /// ```should_panic
+    /// flowgate::limit::Rate::per_second(0); // "Rate::per_second: count must be at least 1"
+    /// ```
     #[track_caller]
     pub fn per_second(count: u32) -> Rate {
-        Rate::per_period(count, Duration::from_secs(1))
+        or_panic(
+            "Rate::per_second",
+            Rate::new(count, Duration::from_secs(1), 1),
+        )
     }
 
     /// `count` calls per minute, spaced evenly (a burst of 1).
     ///
     /// # Panics
     ///
-    /// If `count` is zero.
+    /// If `count` is zero (every other `u32` works: `u32::MAX` per minute is
+    /// an interval of 13 ns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_minute(6).interval(), Duration::from_secs(10));
+    /// ```
     #[track_caller]
     pub fn per_minute(count: u32) -> Rate {
-        Rate::per_period(count, Duration::from_secs(60))
+        or_panic(
+            "Rate::per_minute",
+            Rate::new(count, Duration::from_secs(60), 1),
+        )
     }
 
     /// The same rate, letting up to `burst` calls pass back to back.
     ///
     /// # Panics
     ///
-    /// If [`Rate::new`] would fail with this burst.
+    /// If `burst` is zero, or `interval × burst` is above 2^64 ns (about
+    /// 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_second(100).with_burst(10);
+    /// assert_eq!((rate.count(), rate.burst()), (100, 10));
+    /// ```
+    ///
+    /// ```should_panic
+    /// flowgate::limit::Rate::per_second(1).with_burst(0); // "Rate::with_burst: burst must be at least 1"
+    /// ```
     #[track_caller]
     pub fn with_burst(self, burst: u32) -> Rate {
-        match Rate::new(self.count.get(), self.period, burst) {
-            Ok(rate) => rate,
-            Err(err) => panic!("invalid rate: {err}"),
-        }
+        or_panic(
+            "Rate::with_burst",
+            Rate::new(self.count.get(), self.period, burst),
+        )
     }
 
     /// Calls per [`period`](Self::period).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_minute(30);
+    /// assert_eq!((rate.count(), rate.period()), (30, Duration::from_secs(60)));
+    /// ```
     pub fn count(&self) -> u32 {
         self.count.get()
     }
 
     /// The period `count` calls are spread over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_minute(30);
+    /// assert_eq!((rate.count(), rate.period()), (30, Duration::from_secs(60)));
+    /// ```
     pub fn period(&self) -> Duration {
         self.period
     }
 
     /// How many calls may pass back to back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(5).burst(), 1);
+    /// assert_eq!(Rate::per_second(5).with_burst(5).burst(), 5);
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst.get()
     }
 
     /// The average time between calls: `period / count`, rounded down to the
     /// nanosecond.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(3).interval(), Duration::from_nanos(333_333_333));
+    /// ```
     pub fn interval(&self) -> Duration {
         self.period / self.count.get()
+    }
+}
+
+/// The rate, or a panic naming the operation and the broken rule.
+#[track_caller]
+fn or_panic(op: &str, rate: Result<Rate, RateError>) -> Rate {
+    match rate {
+        Ok(rate) => rate,
+        Err(err) => panic!("{op}: {err}"),
     }
 }
 

@@ -18,10 +18,7 @@ use crate::resilience::{DeadLetter, PauseGuard, Retry, RetryError};
 
 #[track_caller]
 fn check_limit(limit: usize) {
-    assert!(
-        limit > 0,
-        "par_map_retry concurrency limit must be at least 1"
-    );
+    assert!(limit > 0, "par_map_retry: limit must be at least 1");
 }
 
 /// An item on its way through the retries.

@@ -145,7 +145,7 @@ impl Backoff {
     pub fn factor(mut self, factor: f64) -> Backoff {
         assert!(
             factor.is_finite() && factor >= 1.0,
-            "backoff factor must be finite and at least 1, got {factor}"
+            "Backoff::factor: factor must be finite and at least 1, got {factor}"
         );
         if let Growth::Exponential { factor: f, .. } = &mut self.growth {
             *f = factor;

@@ -97,9 +97,13 @@ impl<T, E: Error + 'static> Error for DeadLetter<T, E> {
 /// [`DeadLetters`] ends when every sender, and every stage holding one, is
 /// gone.
 ///
+/// A `capacity` above tokio's limit (`usize::MAX >> 3`, up to `usize::MAX`)
+/// is taken as that limit: unbounded in practice, and nothing is allocated
+/// ahead of use.
+///
 /// # Panics
 ///
-/// If `capacity` is zero.
+/// If `capacity` is zero: `"dead_letters: capacity must be at least 1"`.
 ///
 /// # Examples
 ///
@@ -122,8 +126,10 @@ impl<T, E: Error + 'static> Error for DeadLetter<T, E> {
 /// ```
 #[track_caller]
 pub fn dead_letters<X>(capacity: usize) -> (DeadLetterSender<X>, DeadLetters<X>) {
-    assert!(capacity > 0, "dead-letter capacity must be at least 1");
-    let (tx, rx) = mpsc::channel(capacity);
+    assert!(capacity > 0, "dead_letters: capacity must be at least 1");
+    // tokio's channel refuses more than its semaphore's maximum; that many
+    // queued errors is unbounded in practice (nothing is allocated ahead).
+    let (tx, rx) = mpsc::channel(capacity.min(tokio::sync::Semaphore::MAX_PERMITS));
     let dropped = Arc::new(AtomicU64::new(0));
     (
         DeadLetterSender {

@@ -187,6 +187,10 @@ fn rate_validation() {
     );
     assert_eq!(
         Rate::new(1, Duration::from_secs(u64::MAX / 4), 10),
+        Err(RateError::IntervalTooLong)
+    );
+    assert_eq!(
+        Rate::new(1, Duration::from_secs(10_000_000_000), 10),
         Err(RateError::BurstTooLong)
     );
     let rate = Rate::new(10, sec, 5).unwrap();
@@ -195,14 +199,11 @@ fn rate_validation() {
         (10, sec, 5, Duration::from_millis(100))
     );
     assert_eq!(Rate::per_minute(60).interval(), sec);
-    assert_eq!(
-        RateError::ZeroCount.to_string(),
-        "rate count must be at least 1"
-    );
+    assert_eq!(RateError::ZeroCount.to_string(), "count must be at least 1");
 }
 
 #[test]
-#[should_panic(expected = "invalid rate: rate count must be at least 1")]
+#[should_panic(expected = "Rate::per_second: count must be at least 1")]
 fn per_second_zero_panics() {
     let _ = Rate::per_second(0);
 }

@@ -233,7 +233,7 @@ fn configuration_is_validated() {
 }
 
 #[test]
-#[should_panic(expected = "invalid adaptive limit")]
+#[should_panic(expected = "AdaptiveLimit::new: range must start at 1 or more")]
 fn new_panics_on_an_empty_range() {
     let _ = AdaptiveLimit::new(0..=0);
 }

@@ -426,7 +426,7 @@ impl AdaptiveLimit {
     pub fn new(range: RangeInclusive<usize>) -> AdaptiveLimit {
         match AdaptiveLimit::builder(range).build() {
             Ok(limit) => limit,
-            Err(err) => panic!("invalid adaptive limit: {err}"),
+            Err(err) => panic!("AdaptiveLimit::new: {err}"),
         }
     }
 

@@ -22,7 +22,7 @@ pub(super) type Listener = Arc<dyn Fn(StateChange) + Send + Sync>;
 /// | [`window`](Self::window) | [`Window::last_calls(20)`](Window::last_calls) | at least 1 call, or a non-zero span with at least 1 bucket |
 /// | [`min_calls`](Self::min_calls) | 10 | at least 1; at most a count window's size |
 /// | [`consecutive_failures`](Self::consecutive_failures) | off | at least 1 |
-/// | [`cooldown`](Self::cooldown) | 30 s | greater than zero |
+/// | [`cooldown`](Self::cooldown) | 30 s | greater than zero; up to `Duration::MAX`, which never ends (the breaker stays open) |
 /// | [`half_open_probes`](Self::half_open_probes) | 1 | at least 1 |
 ///
 /// At least one of the two trip rules (ratio, consecutive failures) must be

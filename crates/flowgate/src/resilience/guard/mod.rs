@@ -131,8 +131,19 @@ impl<E> Guard<E> {
     }
 
     /// Bounds each attempt to `timeout` ([`GuardError::is_timeout`], a transient
-    /// error that is retried and counted as back-pressure).
+    /// error that is retried and counted as back-pressure). A timeout too
+    /// long for an `Instant`, up to `Duration::MAX`, never fires.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero (every attempt would time out):
+    /// `"Guard::timeout: timeout must be greater than zero"`.
+    #[track_caller]
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "Guard::timeout: timeout must be greater than zero"
+        );
         self.timeout = Some(timeout);
         self
     }

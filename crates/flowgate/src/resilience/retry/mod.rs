@@ -148,7 +148,10 @@ impl<E> Retry<E> {
     /// If `attempts` is zero: the call would never be made.
     #[track_caller]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        assert!(attempts > 0, "max_attempts must be at least 1");
+        assert!(
+            attempts > 0,
+            "Retry::max_attempts: attempts must be at least 1"
+        );
         self.max_attempts = attempts;
         self
     }
@@ -158,6 +161,9 @@ impl<E> Retry<E> {
     /// next delay would end beyond it, the call fails at once with
     /// [`StopReason::BudgetExhausted`]. An attempt already running is not
     /// cut short: bound attempts with a [`Guard`](super::Guard) timeout.
+    ///
+    /// A zero budget allows only retries without delay; a budget too long
+    /// for an `Instant`, up to `Duration::MAX`, is no budget.
     pub fn budget(mut self, budget: Duration) -> Self {
         self.budget = Some(budget);
         self
