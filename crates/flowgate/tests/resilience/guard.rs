@@ -251,7 +251,7 @@ async fn hooks_see_every_retry_and_the_pause_is_held() {
 async fn guard_error_display() {
     let timed_out = Guard::new()
         .timeout(ms(250))
-        .run(|| std::future::pending::<Result<(), &str>>())
+        .run(std::future::pending::<Result<(), &str>>)
         .await
         .unwrap_err();
     assert_eq!(timed_out.to_string(), "call timed out after 250ms");

@@ -127,7 +127,7 @@ impl<E> GuardError<E> {
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
     /// let guard = Guard::new().timeout(Duration::from_millis(5));
-    /// let err = guard.run(|| std::future::pending::<Result<(), ()>>()).await.unwrap_err();
+    /// let err = guard.run(std::future::pending::<Result<(), ()>>).await.unwrap_err();
     /// assert!(err.is_timeout());
     /// assert_eq!(err.timeout(), Some(Duration::from_millis(5)));
     /// # }
@@ -147,7 +147,7 @@ impl<E> GuardError<E> {
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
     /// let guard = Guard::new().timeout(Duration::from_millis(5));
-    /// let err = guard.run(|| std::future::pending::<Result<(), ()>>()).await.unwrap_err();
+    /// let err = guard.run(std::future::pending::<Result<(), ()>>).await.unwrap_err();
     /// assert_eq!(err.timeout(), Some(Duration::from_millis(5)));
     /// # }
     /// ```
