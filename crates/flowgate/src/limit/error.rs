@@ -44,7 +44,7 @@ impl fmt::Display for RateError {
 
 impl Error for RateError {}
 
-/// Returned by [`RateLimiter::check`](super::RateLimiter::check): no cell is
+/// Returned by [`RateLimiter::try_acquire`](super::RateLimiter::try_acquire): no cell is
 /// free now. Transient: one is free at [`ready_at`](Self::ready_at).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotReady {

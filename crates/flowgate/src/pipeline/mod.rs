@@ -338,7 +338,7 @@ pub trait PipelineExt: Stream {
         ParMapUnordered::new(self, limit, f)
     }
 
-    /// Pairs every item with an [`InFlightPermit`] from `limit`, waiting for
+    /// Pairs every item with an [`InFlightPermit`](crate::limit::InFlightPermit) from `limit`, waiting for
     /// room before yielding it; the room is given back when the permit is
     /// dropped.
     ///
@@ -378,9 +378,9 @@ pub trait PipelineExt: Stream {
     }
 
     /// Yields items no faster than `limiter` allows: `n` per period, with or
-    /// without burst (see [`Rate`]).
+    /// without burst (see [`Rate`](crate::limit::Rate)).
     ///
-    /// Pass a [`Rate`] for a limiter of this stage's own, or a clone of a
+    /// Pass a [`Rate`](crate::limit::Rate) for a limiter of this stage's own, or a clone of a
     /// [`RateLimiter`] to share one limit among stages, pipelines and plain
     /// calls. The stage takes an item from upstream first and then waits for
     /// a cell, so it holds at most one item and no cell is spent while

@@ -1,4 +1,4 @@
-//! The state machine of a [`CircuitBreaker`](super::CircuitBreaker): its
+//! The state machine of a [`CircuitBreaker`](super::CircuitBreaker)(super::CircuitBreaker): its
 //! states, their transitions, and the counters.
 
 use std::fmt;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::window::Outcomes;
 use crate::sync::lock;
 
-/// The state of a [`CircuitBreaker`].
+/// The state of a [`CircuitBreaker`](super::CircuitBreaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BreakerState {
     /// Calls pass; outcomes are counted.
@@ -34,8 +34,8 @@ impl fmt::Display for BreakerState {
     }
 }
 
-/// A transition of a [`CircuitBreaker`], passed to
-/// [`on_state_change`](CircuitBreakerBuilder::on_state_change).
+/// A transition of a [`CircuitBreaker`](super::CircuitBreaker), passed to
+/// [`on_state_change`](super::CircuitBreakerBuilder::on_state_change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StateChange {
@@ -47,7 +47,7 @@ pub struct StateChange {
     pub at: Instant,
 }
 
-/// Counters of a [`CircuitBreaker`], from [`CircuitBreaker::stats`].
+/// Counters of a [`CircuitBreaker`](super::CircuitBreaker), from [`CircuitBreaker::stats`](super::CircuitBreaker::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BreakerStats {

@@ -30,7 +30,7 @@ impl fmt::Display for StopReason {
 
 /// A retried call failed for good: the last error, how many attempts were
 /// made, and why the loop stopped. From [`Retry::run`](super::Retry::run)
-/// and [`Guard::run`](super::Guard::run).
+/// and the [`par_map_retry`](crate::pipeline::PipelineExt::par_map_retry) stage (in a [`DeadLetter`](crate::resilience::DeadLetter)).
 ///
 /// Transient when the loop gave up on attempts or time (trying again later
 /// may work), permanent when the error itself was not retryable.
