@@ -53,11 +53,40 @@ pub struct NotReady {
 
 impl NotReady {
     /// The earliest instant at which a call may pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(1));
+    /// limiter.try_acquire().unwrap();
+    /// let not_ready = limiter.try_acquire().unwrap_err();
+    /// assert_eq!(not_ready.ready_at(), Instant::now() + Duration::from_secs(1));
+    /// # }
+    /// ```
     pub fn ready_at(&self) -> Instant {
         self.ready_at
     }
 
     /// How long from now until a call may pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(4));
+    /// limiter.try_acquire().unwrap();
+    /// assert_eq!(limiter.try_acquire().unwrap_err().wait_time(), Duration::from_millis(250));
+    /// # }
+    /// ```
     pub fn wait_time(&self) -> Duration {
         self.ready_at.saturating_duration_since(Instant::now())
     }

@@ -62,6 +62,15 @@ impl InFlightLimit {
     /// # Panics
     ///
     /// If `max` is zero (nothing could ever run) or above [`Self::MAX`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// let limit = InFlightLimit::new(8);
+    /// assert_eq!(limit.max(), 8);
+    /// ```
     #[track_caller]
     pub fn new(max: usize) -> Self {
         assert!(max > 0, "InFlightLimit::new: max must be at least 1");
@@ -106,6 +115,21 @@ impl InFlightLimit {
     }
 
     /// Takes one unit of room if there is one now, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(1);
+    /// let permit = limit.try_acquire().unwrap();
+    /// assert!(limit.try_acquire().is_none()); // full: never waits
+    /// drop(permit);
+    /// assert!(limit.try_acquire().is_some());
+    /// # }
+    /// ```
     pub fn try_acquire(&self) -> Option<InFlightPermit> {
         match Arc::clone(&self.semaphore).try_acquire_owned() {
             Ok(permit) => Some(InFlightPermit { permit }),
@@ -139,16 +163,50 @@ impl InFlightLimit {
     }
 
     /// The limit this was created with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// assert_eq!(InFlightLimit::new(3).max(), 3);
+    /// ```
     pub fn max(&self) -> usize {
         self.max
     }
 
     /// Units of work in flight now (permits held).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(3);
+    /// let permit = limit.acquire().await;
+    /// assert_eq!((limit.in_flight(), limit.available()), (1, 2));
+    /// # }
+    /// ```
     pub fn in_flight(&self) -> usize {
         self.max - self.semaphore.available_permits()
     }
 
     /// Room left now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(3);
+    /// let permit = limit.acquire().await;
+    /// assert_eq!((limit.in_flight(), limit.available()), (1, 2));
+    /// # }
+    /// ```
     pub fn available(&self) -> usize {
         self.semaphore.available_permits()
     }

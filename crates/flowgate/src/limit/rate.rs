@@ -401,6 +401,18 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter letting `rate` calls through.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(10));
+    /// assert!(limiter.try_acquire().is_ok());
+    /// # }
+    /// ```
     pub fn new(rate: Rate) -> RateLimiter {
         RateLimiter {
             gcra: Arc::new(Gcra::new(rate)),
@@ -409,6 +421,18 @@ impl RateLimiter {
     }
 
     /// The rate this limiter enforces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(10));
+    /// assert_eq!(limiter.rate(), Rate::per_second(10));
+    /// # }
+    /// ```
     pub fn rate(&self) -> Rate {
         self.rate
     }
@@ -447,6 +471,23 @@ impl RateLimiter {
     ///
     /// Cancel-safe: a cell is taken only in the poll that completes the
     /// future, so a cancelled call takes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(2));
+    /// let start = Instant::now();
+    /// limiter.acquire().await;
+    /// limiter.acquire().await;
+    /// assert_eq!(start.elapsed(), Duration::from_millis(500));
+    /// # }
+    /// ```
     pub async fn acquire(&self) {
         let mut promised = None;
         loop {

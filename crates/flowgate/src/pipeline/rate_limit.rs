@@ -46,6 +46,21 @@ impl<S: Stream> RateLimit<S> {
     }
 
     /// The limiter this stage draws from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use flowgate::prelude::*;
+    /// use futures_util::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(5));
+    /// let stage = stream::iter(0..3).rate_limit(limiter.clone());
+    /// assert_eq!(stage.limiter().rate(), limiter.rate());
+    /// # }
+    /// ```
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
     }
