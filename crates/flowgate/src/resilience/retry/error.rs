@@ -68,27 +68,106 @@ impl<E> RetryError<E> {
     }
 
     /// The error of the last attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(*err.last(), "down");
+    /// assert_eq!(err.reason(), StopReason::AttemptsExhausted);
+    /// # }
+    /// ```
     pub fn last(&self) -> &E {
         &self.last
     }
 
     /// Returns the error of the last attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::AttemptsExhausted);
+    /// assert_eq!(err.into_inner(), "down");
+    /// # }
+    /// ```
     pub fn into_inner(self) -> E {
         self.last
     }
 
     /// How many attempts were made (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 2);
+    /// assert_eq!(err.reason(), StopReason::AttemptsExhausted);
+    /// # }
+    /// ```
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// Why the loop stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::AttemptsExhausted);
+    /// # }
+    /// ```
     pub fn reason(&self) -> StopReason {
         self.reason
     }
 
     /// Whether trying again later may succeed: the loop ran out of attempts
     /// or time, rather than meeting an error that is not retryable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::AttemptsExhausted);
+    /// assert!(err.is_transient());
+    /// # }
+    /// ```
     pub fn is_transient(&self) -> bool {
         self.reason != StopReason::NotRetryable
     }
