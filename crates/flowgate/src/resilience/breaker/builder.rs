@@ -55,6 +55,22 @@ impl Default for CircuitBreakerBuilder {
 impl CircuitBreakerBuilder {
     /// Opens when at least this share of the calls in the window failed
     /// (once the window holds [`min_calls`](Self::min_calls) calls).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    /// use flowgate::resilience::Window;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().failure_ratio(0.5).window(Window::last_calls(4)).min_calls(4).build().unwrap();
+    /// for ok in [true, false, true, false] {
+    ///     let _ = breaker.run(async move { if ok { Ok(()) } else { Err(()) } }).await;
+    /// }
+    /// assert_eq!(breaker.state(), BreakerState::Open); // 2 of 4 failed
+    /// # }
+    /// ```
     pub fn failure_ratio(mut self, ratio: f64) -> Self {
         self.failure_ratio = Some(ratio);
         self
@@ -62,6 +78,19 @@ impl CircuitBreakerBuilder {
 
     /// Turns the failure-ratio rule off, to open on
     /// [`consecutive_failures`](Self::consecutive_failures) only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// assert_eq!(breaker.state(), BreakerState::Open);
+    /// # }
+    /// ```
     pub fn without_failure_ratio(mut self) -> Self {
         self.failure_ratio = None;
         self
@@ -70,6 +99,21 @@ impl CircuitBreakerBuilder {
     /// The calls the failure ratio is computed over: the last `n` calls or
     /// the calls of the last span of time. The window is cleared whenever
     /// the breaker closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    /// use flowgate::resilience::Window;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().window(Window::last(Duration::from_secs(10))).min_calls(1).failure_ratio(1.0).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// assert_eq!(breaker.state(), BreakerState::Open);
+    /// # }
+    /// ```
     pub fn window(mut self, window: Window) -> Self {
         self.window = window;
         self
@@ -77,18 +121,63 @@ impl CircuitBreakerBuilder {
 
     /// The fewest calls in the window before the ratio is judged, so that
     /// one failure out of one call does not open the breaker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().min_calls(3).failure_ratio(1.0).build().unwrap();
+    /// for _ in 0..2 {
+    ///     let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// }
+    /// assert_eq!(breaker.state(), BreakerState::Closed); // 2 calls say too little
+    /// # }
+    /// ```
     pub fn min_calls(mut self, min_calls: usize) -> Self {
         self.min_calls = min_calls;
         self
     }
 
     /// Also opens after `n` failures in a row, whatever the window says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(2).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// assert_eq!(breaker.state(), BreakerState::Open);
+    /// # }
+    /// ```
     pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.consecutive_failures = Some(n);
         self
     }
 
     /// How long the breaker stays open before admitting probes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).cooldown(Duration::from_secs(2)).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// tokio::time::sleep(Duration::from_secs(2)).await;
+    /// assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    /// # }
+    /// ```
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
         self
@@ -96,6 +185,25 @@ impl CircuitBreakerBuilder {
 
     /// How many probe calls a half-open breaker admits. It closes when all
     /// of them succeed, and opens again at the first failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).cooldown(Duration::from_secs(1)).half_open_probes(2).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// let (a, b) = (breaker.try_acquire().unwrap(), breaker.try_acquire().unwrap());
+    /// assert!(breaker.try_acquire().is_err()); // both probes in flight
+    /// a.success();
+    /// b.success();
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// # }
+    /// ```
     pub fn half_open_probes(mut self, probes: u32) -> Self {
         self.probes = probes;
         self
@@ -112,6 +220,29 @@ impl CircuitBreakerBuilder {
     /// The open → half-open change happens when the first call (or
     /// [`state`](CircuitBreaker::state)) after the cooldown sees it, not on
     /// a timer, so it is reported then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let breaker = CircuitBreaker::builder()
+    ///     .without_failure_ratio()
+    ///     .consecutive_failures(1)
+    ///     .on_state_change(move |change| log.lock().unwrap().push(change.to))
+    ///     .build()
+    ///     .unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// assert_eq!(*seen.lock().unwrap(), [BreakerState::Open]);
+    /// # let _ = Duration::ZERO;
+    /// # }
+    /// ```
     pub fn on_state_change<F>(mut self, listener: F) -> Self
     where
         F: Fn(StateChange) + Send + Sync + 'static,
@@ -125,6 +256,17 @@ impl CircuitBreakerBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] naming the first broken rule (see the table above).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    /// use flowgate::resilience::breaker::BuildError;
+    ///
+    /// assert!(CircuitBreaker::builder().build().is_ok());
+    /// let err = CircuitBreaker::builder().min_calls(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroMinCalls);
+    /// ```
     pub fn build(self) -> Result<CircuitBreaker, BuildError> {
         if let Some(ratio) = self.failure_ratio
             && !(ratio > 0.0 && ratio <= 1.0)

@@ -25,6 +25,22 @@ pub enum Rejected {
 impl Rejected {
     /// How long until the breaker may admit a call: the rest of the cooldown
     /// when open, `None` when half-open (it depends on the probes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{CircuitBreaker, Rejected};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// breaker.try_acquire().unwrap().failure();
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+    /// assert_eq!(Rejected::HalfOpen.retry_after(), None);
+    /// # }
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Open { retry_after } => Some(*retry_after),
@@ -65,12 +81,40 @@ pub enum BreakerError<E> {
 
 impl<E> BreakerError<E> {
     /// Whether the breaker refused the call (it did not run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// assert!(!breaker.run(async { Err::<(), _>("down") }).await.unwrap_err().is_rejected());
+    /// assert!(breaker.run(async { Err::<(), _>("down") }).await.unwrap_err().is_rejected());
+    /// # }
+    /// ```
     pub fn is_rejected(&self) -> bool {
         !matches!(self, Self::Inner(_))
     }
 
     /// How long until the breaker may admit a call, when it refused this one
     /// while open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// let err = breaker.run(async { Ok::<_, &str>(()) }).await.unwrap_err();
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    /// # }
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Open { retry_after } => Some(*retry_after),
@@ -79,6 +123,19 @@ impl<E> BreakerError<E> {
     }
 
     /// The call's own error, if it ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// assert_eq!(breaker.run(async { Err::<(), _>("down") }).await.unwrap_err().into_inner(), Some("down"));
+    /// assert_eq!(breaker.run(async { Err::<(), _>("down") }).await.unwrap_err().into_inner(), None);
+    /// # }
+    /// ```
     pub fn into_inner(self) -> Option<E> {
         match self {
             Self::Inner(err) => Some(err),

@@ -114,6 +114,15 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// Starts configuring a breaker; see [`CircuitBreakerBuilder`] for the
     /// settings, their defaults and their rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder().build().unwrap();
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// ```
     pub fn builder() -> CircuitBreakerBuilder {
         CircuitBreakerBuilder::default()
     }
@@ -197,6 +206,19 @@ impl CircuitBreaker {
     ///
     /// Dropping the future drops `fut` (whatever that loses) and reports no
     /// outcome: a cancelled probe gives its slot back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerError, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// assert_eq!(breaker.run(async { Err::<(), _>("down") }).await, Err(BreakerError::Inner("down")));
+    /// assert!(breaker.run(async { Ok::<_, &str>(1) }).await.unwrap_err().is_rejected());
+    /// # }
+    /// ```
     pub async fn run<Fut, T, E>(&self, fut: Fut) -> Result<T, BreakerError<E>>
     where
         Fut: Future<Output = Result<T, E>>,
@@ -259,6 +281,20 @@ impl CircuitBreaker {
 
     /// The state now. An open breaker whose cooldown has passed turns
     /// half-open here (and reports it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// breaker.try_acquire().unwrap().failure();
+    /// assert_eq!(breaker.state(), BreakerState::Open);
+    /// # }
+    /// ```
     pub fn state(&self) -> BreakerState {
         let now = Instant::now();
         let (state, change) = {
@@ -271,6 +307,21 @@ impl CircuitBreaker {
     }
 
     /// Counters and the state now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// breaker.try_acquire().unwrap().failure();
+    /// let _ = breaker.try_acquire();
+    /// let stats = breaker.stats();
+    /// assert_eq!((stats.admitted, stats.rejected, stats.failures, stats.trips), (1, 1, 1, 1));
+    /// # }
+    /// ```
     pub fn stats(&self) -> BreakerStats {
         let now = Instant::now();
         let (stats, change) = {
@@ -328,16 +379,56 @@ pub struct BreakerPermit {
 
 impl BreakerPermit {
     /// The call succeeded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// breaker.try_acquire().unwrap().success();
+    /// assert_eq!(breaker.stats().successes, 1);
+    /// # }
+    /// ```
     pub fn success(self) {
         self.record(false);
     }
 
     /// The call failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// breaker.try_acquire().unwrap().failure();
+    /// assert_eq!(breaker.stats().failures, 1);
+    /// # }
+    /// ```
     pub fn failure(self) {
         self.record(true);
     }
 
     /// The call failed if `failed`, succeeded otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// let status = 503;
+    /// breaker.try_acquire().unwrap().record(status >= 500);
+    /// assert_eq!(breaker.stats().failures, 1);
+    /// # }
+    /// ```
     pub fn record(mut self, failed: bool) {
         self.reported = true;
         let change = self.shared.record(self.generation, Some(failed));

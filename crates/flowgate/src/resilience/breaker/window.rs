@@ -18,6 +18,17 @@ pub(super) enum WindowKind {
 
 impl Window {
     /// The last `n` calls (a count-based sliding window).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{CircuitBreaker, Window};
+    ///
+    /// let breaker = CircuitBreaker::builder().window(Window::last_calls(50)).min_calls(10).build();
+    /// assert!(breaker.is_ok());
+    /// # let _ = Duration::ZERO;
+    /// ```
     pub const fn last_calls(n: usize) -> Window {
         Window(WindowKind::Calls(n))
     }
@@ -25,6 +36,16 @@ impl Window {
     /// The calls of the last `span` (a time-based sliding window), counted in
     /// 10 buckets of `span / 10`: a call leaves the window between
     /// `span - span / 10` and `span` after it was recorded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{CircuitBreaker, Window};
+    ///
+    /// let breaker = CircuitBreaker::builder().window(Window::last(Duration::from_secs(30))).build();
+    /// assert!(breaker.is_ok());
+    /// ```
     pub const fn last(span: Duration) -> Window {
         Window::last_bucketed(span, 10)
     }
@@ -32,6 +53,17 @@ impl Window {
     /// The calls of the last `span`, counted in `buckets` buckets: more
     /// buckets track time more closely, at the cost of memory (one small
     /// counter pair each).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{CircuitBreaker, Window};
+    ///
+    /// let window = Window::last_bucketed(Duration::from_secs(60), 60); // 1 s buckets
+    /// assert!(CircuitBreaker::builder().window(window).build().is_ok());
+    /// assert!(CircuitBreaker::builder().window(Window::last_bucketed(Duration::from_secs(1), 0)).build().is_err());
+    /// ```
     pub const fn last_bucketed(span: Duration, buckets: u32) -> Window {
         Window(WindowKind::Time { span, buckets })
     }
