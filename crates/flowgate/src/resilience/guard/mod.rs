@@ -119,6 +119,18 @@ pub struct Guard<E> {
 impl<E> Guard<E> {
     /// A guard with no parts: one attempt, no limits. Add the parts with
     /// the other methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::Guard;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::<()>::new();
+    /// assert_eq!(guard.run(|| async { Ok(1) }).await, Ok(1));
+    /// # }
+    /// ```
     pub fn new() -> Guard<E> {
         Guard {
             timeout: None,
@@ -138,6 +150,23 @@ impl<E> Guard<E> {
     ///
     /// If `timeout` is zero (every attempt would time out):
     /// `"Guard::timeout: timeout must be greater than zero"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::new().timeout(Duration::from_millis(100));
+    /// let err = guard.run(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>(())
+    /// }).await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # }
+    /// ```
     #[track_caller]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         assert!(
@@ -151,6 +180,25 @@ impl<E> Guard<E> {
     /// Waits for `limiter` before each attempt: pass a
     /// [`Rate`](crate::limit::Rate) for a limiter of the guard's own, or
     /// a clone of a [`RateLimiter`] to share one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    /// use flowgate::limit::Rate;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::new().rate_limit(Rate::per_second(10));
+    /// let start = Instant::now();
+    /// for _ in 0..3 {
+    ///     guard.run(|| async { Ok::<_, ()>(()) }).await.unwrap();
+    /// }
+    /// assert_eq!(start.elapsed(), Duration::from_millis(200));
+    /// # }
+    /// ```
     pub fn rate_limit(mut self, limiter: impl Into<RateLimiter>) -> Self {
         self.rate = Some(limiter.into());
         self
@@ -158,6 +206,21 @@ impl<E> Guard<E> {
 
     /// Runs each attempt under `limit` (shared with its other users).
     /// Replaces an adaptive limit set before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    /// use flowgate::resilience::Guard;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::new(2);
+    /// let guard = Guard::new().in_flight(&limit);
+    /// let seen = guard.run(|| async { Ok::<_, ()>(limit.in_flight()) }).await;
+    /// assert_eq!(seen, Ok(1));
+    /// # }
+    /// ```
     pub fn in_flight(mut self, limit: &InFlightLimit) -> Self {
         self.concurrency = Some(Concurrency::Fixed(limit.clone()));
         self
@@ -165,12 +228,40 @@ impl<E> Guard<E> {
 
     /// Runs each attempt under the adaptive `limit`, reporting successes
     /// and back-pressure to it. Replaces a fixed limit set before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{AdaptiveLimit, Guard};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(1..=8);
+    /// let guard = Guard::new().adaptive(&limit);
+    /// guard.run(|| async { Ok::<_, ()>(()) }).await.unwrap();
+    /// assert_eq!(limit.in_flight(), 0);
+    /// # }
+    /// ```
     pub fn adaptive(mut self, limit: &AdaptiveLimit) -> Self {
         self.concurrency = Some(Concurrency::Adaptive(limit.clone()));
         self
     }
 
     /// Asks `breaker` before each attempt and reports the outcome to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{CircuitBreaker, Guard};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().without_failure_ratio().consecutive_failures(1).build().unwrap();
+    /// let guard = Guard::new().breaker(&breaker);
+    /// let _ = guard.run(|| async { Err::<(), _>("down") }).await;
+    /// assert!(guard.run(|| async { Ok::<_, &str>(()) }).await.unwrap_err().is_rejected());
+    /// # }
+    /// ```
     pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
         self.breaker = Some(breaker.clone());
         self
@@ -180,6 +271,21 @@ impl<E> Guard<E> {
     /// see the call's own errors; timeouts and breaker rejections are always
     /// retried (within its attempts and budget). Without a retry policy the
     /// guard makes one attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::new().retry(Retry::new(Backoff::constant(Duration::from_millis(10))).max_attempts(2));
+    /// let err = guard.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 2);
+    /// # }
+    /// ```
     pub fn retry(mut self, retry: Retry<E>) -> Self {
         self.retry = Some(retry);
         self
@@ -188,6 +294,28 @@ impl<E> Guard<E> {
     /// Calls `hook(error, attempt, delay)` before every retry, including
     /// those after a timeout or a rejection (the [`Retry`]'s own hook sees
     /// only the call's own errors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let timeouts = Arc::new(AtomicU32::new(0));
+    /// let seen = Arc::clone(&timeouts);
+    /// let guard = Guard::new()
+    ///     .timeout(Duration::from_millis(10))
+    ///     .retry(Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(3))
+    ///     .on_retry(move |err, _attempt, _delay| if err.is_timeout() { seen.fetch_add(1, Ordering::SeqCst); });
+    /// let _ = guard.run(std::future::pending::<Result<(), ()>>).await;
+    /// assert_eq!(timeouts.load(Ordering::SeqCst), 2);
+    /// # }
+    /// ```
     pub fn on_retry<H>(mut self, hook: H) -> Self
     where
         H: Fn(&GuardError<E>, u32, Duration) + Send + Sync + 'static,
@@ -213,6 +341,24 @@ impl<E> Guard<E> {
     /// or the adaptive limit (a half-open breaker's probe slot is freed),
     /// and releases any pause held while backing off. A rate-limit cell
     /// already taken stays spent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::new()
+    ///     .timeout(Duration::from_secs(1))
+    ///     .retry(Retry::new(Backoff::constant(Duration::from_millis(10))).max_attempts(3));
+    /// let mut calls = 0;
+    /// let out = guard.run(|| { calls += 1; let n = calls; async move { if n < 3 { Err("busy") } else { Ok(n) } } }).await;
+    /// assert_eq!(out.unwrap(), 3);
+    /// # }
+    /// ```
     pub async fn run<F, Fut, T>(&self, mut f: F) -> Result<T, GuardError<E>>
     where
         F: FnMut() -> Fut,
