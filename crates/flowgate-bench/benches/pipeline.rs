@@ -17,7 +17,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use flowgate::pipeline::{Rate, RateLimiter};
+use flowgate::limit::{Rate, RateLimiter};
 use flowgate::prelude::*;
 use futures_util::{StreamExt, stream};
 use governor::Quota;
@@ -90,7 +90,7 @@ fn rate_limiter(c: &mut Criterion) {
             || RateLimiter::new(Rate::new(PER_SECOND, Duration::from_secs(1), BURST).unwrap()),
             |limiter| {
                 for _ in 0..N {
-                    black_box(limiter.check()).unwrap();
+                    black_box(limiter.try_acquire()).unwrap();
                 }
             },
             BatchSize::LargeInput,

@@ -25,7 +25,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use flowgate::pipeline::Rate;
+use flowgate::limit::Rate;
 use flowgate::prelude::*;
 use futures_util::{StreamExt, stream};
 use tokio::time::Instant;

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use flowgate::prelude::*;
 use flowgate::resilience::{
-    AdaptiveLimit, Backoff, CallError, CircuitBreaker, Guard, Jitter, Outcome, Retry, RetryError,
-    StateChange, Window, dead_letters,
+    AdaptiveLimit, Backoff, CircuitBreaker, Guard, GuardError, Jitter, Outcome, Retry, StateChange,
+    Window, dead_letters,
 };
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -141,7 +141,7 @@ async fn main() {
                 .max_attempts(4)
                 .jitter_seed(7),
             )
-            .on_retry(move |err: &CallError<FetchError>, _attempt, _delay| {
+            .on_retry(move |err: &GuardError<FetchError>, _attempt, _delay| {
                 retries.fetch_add(1, Ordering::Relaxed);
                 if err.is_timeout() {
                     timeouts.fetch_add(1, Ordering::Relaxed);
@@ -157,7 +157,7 @@ async fn main() {
     // nothing (its time includes backoff); a request that gave up is
     // back-pressure.
     let limit = AdaptiveLimit::new(1..=64);
-    let (dead_tx, dead) = dead_letters::<(u32, RetryError<CallError<FetchError>>)>(256);
+    let (dead_tx, dead) = dead_letters::<(u32, GuardError<FetchError>)>(256);
     let svc = service.clone();
     let successes = stream::iter(0..REQUESTS)
         .par_map_adaptive_with(

@@ -15,7 +15,7 @@
 //! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`idempotency`] | [`Idempotency`]: runs an item's effect only if its key was not processed successfully before, recording the key after success in an [`IdempotencyStore`] (bounded TTL memory store here, SQLite in `flowgate-sql`) |
-//! | [`limit`] | [`RateLimiter`] (GCRA: a [`Rate`] with a burst, exact under paused time) and [`InFlightLimit`] (a concurrency bound with RAII permits), shared by tasks, streams and [`Guard`] |
+//! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA) and [`InFlightLimit`] (calls at once): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
 //! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`SourceControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
@@ -157,7 +157,7 @@
 //! let in_flight = InFlightLimit::new(2);
 //! let start = tokio::time::Instant::now();
 //! for _ in 0..5 {
-//!     limiter.until_ready().await;
+//!     limiter.acquire().await;
 //!     let permit = in_flight.acquire().await; // at most 2 calls at once
 //!     drop(permit);
 //! }
@@ -314,7 +314,7 @@
 //! |---|---|
 //! | `new`, `builder` | a value from plain arguments; a builder for many knobs, ending in a fallible `build()` |
 //! | `try_*` | never waits: succeeds now or returns an error holding your value (`try_enqueue`, `try_dequeue`, `try_acquire`) |
-//! | the plain verb | waits, as an `async fn` or a named future (`enqueue`, `dequeue`, `acquire`, `until_ready`) |
+//! | the plain verb | waits, as an `async fn` or a named future (`enqueue`, `dequeue`, `acquire`) |
 //! | `run` | runs your async call inside a wrapper (`Retry::run`, `CircuitBreaker::run`, `Guard::run`) |
 //! | ack | the consumer saying an item is done: a token you call or drop (`source::Ack`, `flowgate_redis::Delivery`) |
 //! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] |
@@ -333,6 +333,7 @@ pub mod coalesce;
 pub mod dataloader;
 pub mod group;
 pub mod idempotency;
+pub mod limit;
 pub mod pipeline;
 pub mod prelude;
 pub mod resilience;
@@ -350,7 +351,8 @@ pub use coalesce::OpQueue;
 pub use dataloader::DataLoader;
 pub use group::CallGroup;
 pub use idempotency::{Idempotency, IdempotencyStore};
-pub use pipeline::{InFlightLimit, PipelineExt, Rate, RateLimiter};
+pub use limit::{InFlightLimit, Rate, RateLimiter};
+pub use pipeline::PipelineExt;
 pub use resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, PauseHandle, Retry};
 pub use source::{CheckpointStore, CursorSource, SourceControl};
 pub use store::StoreError;

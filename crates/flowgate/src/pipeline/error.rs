@@ -2,69 +2,6 @@
 
 use std::error::Error;
 use std::fmt;
-use std::time::Duration;
-
-use tokio::time::Instant;
-
-/// A [`Rate`](super::Rate) that cannot work, reported by
-/// [`Rate::new`](super::Rate::new) before anything runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RateError {
-    /// The count was zero: nothing could ever pass.
-    ZeroCount,
-    /// The period was zero.
-    ZeroPeriod,
-    /// The burst was zero: nothing could ever pass.
-    ZeroBurst,
-    /// `period / count` is below one nanosecond, the resolution of the
-    /// limiter.
-    IntervalTooShort,
-    /// `period / count × burst` does not fit in 2^64 nanoseconds (about 584
-    /// years).
-    BurstTooLong,
-}
-
-impl fmt::Display for RateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ZeroCount => "rate count must be at least 1",
-            Self::ZeroPeriod => "rate period must be greater than zero",
-            Self::ZeroBurst => "rate burst must be at least 1",
-            Self::IntervalTooShort => "rate period / count must be at least one nanosecond",
-            Self::BurstTooLong => "rate period / count * burst must fit in 2^64 nanoseconds",
-        })
-    }
-}
-
-impl Error for RateError {}
-
-/// Returned by [`RateLimiter::check`](super::RateLimiter::check): no cell is
-/// free now. Transient: one is free at [`ready_at`](Self::ready_at).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotReady {
-    pub(super) ready_at: Instant,
-}
-
-impl NotReady {
-    /// The earliest instant at which a call may pass.
-    pub fn ready_at(&self) -> Instant {
-        self.ready_at
-    }
-
-    /// How long from now until a call may pass.
-    pub fn wait_time(&self) -> Duration {
-        self.ready_at.saturating_duration_since(Instant::now())
-    }
-}
-
-impl fmt::Display for NotReady {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limit reached, ready in {:?}", self.wait_time())
-    }
-}
-
-impl Error for NotReady {}
 
 /// An item of a [`item_timeout`](super::PipelineExt::item_timeout) stream: no item
 /// arrived within the timeout. Transient: the stream goes on, and the next

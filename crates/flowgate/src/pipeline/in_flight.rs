@@ -1,187 +1,16 @@
-//! [`InFlightLimit`]: a cloneable limit on work in flight, shared by any
-//! number of stages and pipelines, and its stream stage
-//! [`limit_in_flight`](super::PipelineExt::limit_in_flight).
+//! [`limit_in_flight`](super::PipelineExt::limit_in_flight): a stream stage
+//! that pairs every item with a permit of a shared [`InFlightLimit`].
 
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::PollSemaphore;
 
-/// A limit on how much work is in flight at once, shared by every clone.
-///
-/// Where [`par_map(n, ..)`](super::PipelineExt::par_map) bounds the calls of
-/// *one* stage, an `InFlightLimit` is a budget that any number of stages,
-/// pipelines or plain tasks draw from: clone it into each of them. Each unit
-/// of work holds an [`InFlightPermit`] and gives it back when the permit is
-/// dropped. It is backed by a tokio [`Semaphore`], so waiters are served in
-/// the order they started waiting.
-///
-/// Use it around any async call with [`run`](Self::run), hold a permit
-/// explicitly with [`acquire`](Self::acquire), or attach permits to the items
-/// of a stream with [`limit_in_flight`](super::PipelineExt::limit_in_flight).
-///
-/// # Examples
-///
-/// Two pipelines that together never have more than 8 calls in flight:
-///
-/// ```
-/// use flowgate::pipeline::InFlightLimit;
-/// use flowgate::prelude::*;
-/// use futures_util::{stream, StreamExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let limit = InFlightLimit::new(8);
-/// let pipeline = |limit: InFlightLimit| {
-///     stream::iter(0..100u32).par_map_unordered(16, move |x| {
-///         let limit = limit.clone();
-///         async move { limit.run(async move { x * 2 }).await }
-///     })
-/// };
-/// let (a, b) = tokio::join!(
-///     pipeline(limit.clone()).collect::<Vec<_>>(),
-///     pipeline(limit.clone()).collect::<Vec<_>>(),
-/// );
-/// assert_eq!(a.len() + b.len(), 200);
-/// assert_eq!(limit.in_flight(), 0);
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct InFlightLimit {
-    semaphore: Arc<Semaphore>,
-    max: usize,
-}
-
-impl InFlightLimit {
-    /// The largest limit: [`Semaphore::MAX_PERMITS`].
-    pub const MAX: usize = Semaphore::MAX_PERMITS;
-
-    /// A limit of `max` units of work in flight at once.
-    ///
-    /// # Panics
-    ///
-    /// If `max` is zero (nothing could ever run) or above [`Self::MAX`].
-    #[track_caller]
-    pub fn new(max: usize) -> Self {
-        assert!(max > 0, "in-flight limit must be at least 1");
-        assert!(
-            max <= Self::MAX,
-            "in-flight limit must be at most {}",
-            Self::MAX
-        );
-        InFlightLimit {
-            semaphore: Arc::new(Semaphore::new(max)),
-            max,
-        }
-    }
-
-    /// Waits for room and takes one unit of it, until the permit is dropped.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: a cancelled `acquire` holds nothing and loses only its
-    /// place among the waiters.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use flowgate::pipeline::InFlightLimit;
-    ///
-    /// let limit = InFlightLimit::new(1);
-    /// let permit = limit.acquire().await;
-    /// assert!(limit.try_acquire().is_none());
-    /// drop(permit);
-    /// assert!(limit.try_acquire().is_some());
-    /// # }
-    /// ```
-    pub async fn acquire(&self) -> InFlightPermit {
-        match Arc::clone(&self.semaphore).acquire_owned().await {
-            Ok(permit) => InFlightPermit { permit },
-            // The semaphore is private and never closed.
-            Err(_) => unreachable!("the in-flight semaphore is never closed"),
-        }
-    }
-
-    /// Takes one unit of room if there is one now, without waiting.
-    pub fn try_acquire(&self) -> Option<InFlightPermit> {
-        match Arc::clone(&self.semaphore).try_acquire_owned() {
-            Ok(permit) => Some(InFlightPermit { permit }),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => None,
-        }
-    }
-
-    /// Runs `fut` while holding one unit of room: waits for room, then awaits
-    /// `fut`, then gives the room back.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe as far as the limit goes: cancelling gives back any room
-    /// taken. Whatever `fut` loses when dropped half-way is lost.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use flowgate::pipeline::InFlightLimit;
-    ///
-    /// let limit = InFlightLimit::new(2);
-    /// let out = limit.run(async { 40 + 2 }).await;
-    /// assert_eq!(out, 42);
-    /// # }
-    /// ```
-    pub async fn run<F: Future>(&self, fut: F) -> F::Output {
-        let _permit = self.acquire().await;
-        fut.await
-    }
-
-    /// The limit this was created with.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    /// Units of work in flight now (permits held).
-    pub fn in_flight(&self) -> usize {
-        self.max - self.semaphore.available_permits()
-    }
-
-    /// Room left now.
-    pub fn available(&self) -> usize {
-        self.semaphore.available_permits()
-    }
-}
-
-impl fmt::Debug for InFlightLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InFlightLimit")
-            .field("max", &self.max)
-            .field("in_flight", &self.in_flight())
-            .finish()
-    }
-}
-
-/// One unit of room in an [`InFlightLimit`], given back when dropped.
-#[must_use = "the room is given back as soon as the permit is dropped"]
-pub struct InFlightPermit {
-    permit: OwnedSemaphorePermit,
-}
-
-impl fmt::Debug for InFlightPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InFlightPermit")
-            .field("units", &self.permit.num_permits())
-            .finish()
-    }
-}
+use crate::limit::{InFlightLimit, InFlightPermit};
 
 pin_project! {
     /// Stream for [`limit_in_flight`](super::PipelineExt::limit_in_flight):
@@ -202,7 +31,7 @@ impl<S: Stream> LimitInFlight<S> {
     pub(super) fn new(stream: S, limit: &InFlightLimit) -> Self {
         LimitInFlight {
             stream: stream.fuse(),
-            semaphore: PollSemaphore::new(Arc::clone(&limit.semaphore)),
+            semaphore: PollSemaphore::new(limit.semaphore()),
             pending: None,
         }
     }
@@ -227,7 +56,7 @@ impl<S: Stream> Stream for LimitInFlight<S> {
         match this.semaphore.poll_acquire(cx) {
             Poll::Ready(Some(permit)) => {
                 let item = this.pending.take().expect("an item is pending");
-                Poll::Ready(Some((item, InFlightPermit { permit })))
+                Poll::Ready(Some((item, InFlightPermit::new(permit))))
             }
             Poll::Ready(None) => unreachable!("the in-flight semaphore is never closed"),
             Poll::Pending => Poll::Pending,

@@ -28,7 +28,7 @@
 //! |---|---|---|
 //! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
-//! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, InFlightPermit)` |
+//! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, `[`InFlightPermit`](crate::limit::InFlightPermit)`)` |
 //! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
 //! | [`throttle_keep`](PipelineExt::throttle_keep) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
 //! | [`debounce`](PipelineExt::debounce) | an item once a quiet period passed without a newer one | `T` |
@@ -116,7 +116,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use flowgate::pipeline::{CancelMode, CancellationToken, Progress, Rate, RateLimiter};
+//! use flowgate::limit::{Rate, RateLimiter};
+//! use flowgate::pipeline::{CancelMode, CancellationToken, Progress};
 //! use flowgate::prelude::*;
 //! use futures_util::{stream, StreamExt};
 //!
@@ -190,7 +191,7 @@
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | `next()` on any operator | yes | nothing |
-//! | [`RateLimiter::until_ready`] | yes | nothing; no cell is taken until it completes |
+//! | [`RateLimiter::acquire`] | yes | nothing; no cell is taken until it completes |
 //! | [`InFlightLimit::acquire`] | yes | its place among the waiters |
 //! | [`InFlightLimit::run`] | yes for the limit (the room is given back) | whatever the wrapped future loses when dropped |
 
@@ -220,6 +221,7 @@ use std::time::Duration;
 
 use futures_core::stream::Stream;
 
+use crate::limit::{InFlightLimit, RateLimiter};
 use crate::resilience::{AdaptiveLimit, DeadLetterSender, Outcome, PauseHandle, Retry};
 
 pub use self::batch::{Batch, BatchDedup, BatchFlush};
@@ -227,16 +229,16 @@ pub use self::branch::Branch;
 pub use self::cancel::{CancelMode, Cancellable};
 pub use self::debounce::Debounce;
 pub use self::dedup::Dedup;
-pub use self::error::{Elapsed, IdleElapsed, NotReady, RateError};
+pub use self::error::{Elapsed, IdleElapsed};
 pub use self::heartbeat::{Beat, Heartbeat};
-pub use self::in_flight::{InFlightLimit, InFlightPermit, LimitInFlight};
+pub use self::in_flight::LimitInFlight;
 pub use self::merge::MergeWith;
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::par_map_adaptive::ParMapAdaptive;
 pub use self::par_map_retry::ParMapRetry;
 pub use self::pausable::Pausable;
 pub use self::progress::{Observe, Progress, StageSnapshot};
-pub use self::rate_limit::{Rate, RateLimit, RateLimiter};
+pub use self::rate_limit::RateLimit;
 pub use self::route_errors::RouteErrors;
 pub use self::throttle::{Keep, ThrottleKeep};
 pub use self::timeout::{IdleTimeout, ItemTimeout};
@@ -336,7 +338,7 @@ pub trait PipelineExt: Stream {
         ParMapUnordered::new(self, limit, f)
     }
 
-    /// Pairs every item with an [`InFlightPermit`] from `limit`, waiting for
+    /// Pairs every item with an [`InFlightPermit`](crate::limit::InFlightPermit) from `limit`, waiting for
     /// room before yielding it; the room is given back when the permit is
     /// dropped.
     ///
@@ -349,7 +351,7 @@ pub trait PipelineExt: Stream {
     /// # Examples
     ///
     /// ```
-    /// use flowgate::pipeline::InFlightLimit;
+    /// use flowgate::limit::InFlightLimit;
     /// use flowgate::prelude::*;
     /// use futures_util::{stream, StreamExt};
     ///
@@ -376,9 +378,9 @@ pub trait PipelineExt: Stream {
     }
 
     /// Yields items no faster than `limiter` allows: `n` per period, with or
-    /// without burst (see [`Rate`]).
+    /// without burst (see [`Rate`](crate::limit::Rate)).
     ///
-    /// Pass a [`Rate`] for a limiter of this stage's own, or a clone of a
+    /// Pass a [`Rate`](crate::limit::Rate) for a limiter of this stage's own, or a clone of a
     /// [`RateLimiter`] to share one limit among stages, pipelines and plain
     /// calls. The stage takes an item from upstream first and then waits for
     /// a cell, so it holds at most one item and no cell is spent while
@@ -389,7 +391,7 @@ pub trait PipelineExt: Stream {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use flowgate::pipeline::Rate;
+    /// use flowgate::limit::Rate;
     /// use flowgate::prelude::*;
     /// use futures_util::{stream, StreamExt};
     /// use tokio::time::Instant;

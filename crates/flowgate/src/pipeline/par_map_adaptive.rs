@@ -78,6 +78,19 @@ where
 
     /// The limit this stage runs under: read its current value with
     /// [`AdaptiveLimit::limit`] (clone it before consuming the stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let stage = stream::iter([1u32]).par_map_adaptive(1..=8, |x| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(stage.limit().range(), 1..=8);
+    /// # }
+    /// ```
     pub fn limit(&self) -> &AdaptiveLimit {
         &self.limit
     }

@@ -18,10 +18,7 @@ use crate::resilience::{DeadLetter, PauseGuard, Retry, RetryError};
 
 #[track_caller]
 fn check_limit(limit: usize) {
-    assert!(
-        limit > 0,
-        "par_map_retry concurrency limit must be at least 1"
-    );
+    assert!(limit > 0, "par_map_retry: limit must be at least 1");
 }
 
 /// An item on its way through the retries.
@@ -105,6 +102,25 @@ where
     }
 
     /// The retry policy of this stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(10))).max_attempts(4);
+    /// let stage = stream::iter([1u32]).par_map_retry(2, retry, |x: &u32| {
+    ///     let x = *x;
+    ///     async move { Ok::<_, ()>(x) }
+    /// });
+    /// assert_eq!(stage.retry().attempts_limit(), 4);
+    /// # }
+    /// ```
     pub fn retry(&self) -> &Retry<E> {
         &self.retry
     }

@@ -43,6 +43,22 @@ impl<S: Stream> Pausable<S> {
     }
 
     /// Whether the stage is paused now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::PauseHandle;
+    /// use futures_util::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pause = PauseHandle::new();
+    /// let source = stream::iter(0..3).pausable(&pause);
+    /// pause.pause();
+    /// assert!(source.is_paused());
+    /// # }
+    /// ```
     pub fn is_paused(&self) -> bool {
         self.shared.is_paused()
     }

@@ -1,367 +1,17 @@
-//! [`Rate`], [`RateLimiter`] and the stream stage
-//! [`rate_limit`](super::PipelineExt::rate_limit).
-//!
-//! The limiter is a GCRA (generic cell rate algorithm, the "virtual
-//! scheduling" form of ITU-T I.371): one atomic *theoretical arrival time*
-//! (TAT), in nanoseconds since the limiter was made, advanced by one
-//! compare-and-swap per call, on tokio's clock so paused time drives it.
-//!
-//! Why not governor's GCRA, which is the same algorithm: governor charges a
-//! call at the time it *checks*. A waiter is woken by tokio's timer, which
-//! has millisecond resolution and rounds deadlines up, so it checks a little
-//! after its slot; with a burst of 1 governor then schedules the next slot
-//! from that late time, and the lateness adds up (3 per second over 300
-//! calls ran 200 ms slow under paused time, and real timers are later
-//! still). Here a waiter that wakes less than one interval late takes the
-//! slot it waited for, so the schedule holds and the rate does not drift.
-//! Fresh callers are charged at the time they arrive, so an idle limiter
-//! still saves up no more than `burst`.
+//! [`rate_limit`](super::PipelineExt::rate_limit): a stream stage that
+//! yields items no faster than a [`RateLimiter`] allows.
 
 use std::fmt;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Sleep, sleep_until};
 
-use super::error::{NotReady, RateError};
-
-/// How many calls may pass per period, and how many of them at once.
-///
-/// A rate of `count` per `period` lets one call through every
-/// `period / count` (the *interval*) on average. The *burst* is how many may
-/// pass back to back after a quiet spell: with a burst of 1 (the default)
-/// calls are spaced by the interval exactly, and an idle limiter does *not*
-/// save up a burst; with a burst of `b`, up to `b` pass at once and the
-/// allowance then refills at one per interval.
-///
-/// Intervals below one millisecond: tokio's timer has a resolution of 1 ms,
-/// so a waiter passes at most about once per millisecond. Give such rates a
-/// burst of at least their cells per millisecond (`Rate::per_second(100_000)
-/// .with_burst(100)`) and the limiter keeps the rate on average.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use flowgate::pipeline::{Rate, RateError};
-///
-/// let smooth = Rate::per_second(200); // one every 5 ms
-/// assert_eq!(smooth.interval(), Duration::from_millis(5));
-/// let bursty = Rate::per_second(200).with_burst(50); // 50 at once, then one every 5 ms
-/// assert_eq!(bursty.burst(), 50);
-///
-/// // From configuration: checked, never a panic.
-/// assert_eq!(Rate::new(0, Duration::from_secs(1), 1), Err(RateError::ZeroCount));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rate {
-    count: NonZeroU32,
-    period: Duration,
-    burst: NonZeroU32,
-}
-
-impl Rate {
-    /// `count` calls per `period`, up to `burst` of them back to back.
-    ///
-    /// # Errors
-    ///
-    /// A [`RateError`] naming the broken rule:
-    ///
-    /// - `count` must be at least 1 ([`RateError::ZeroCount`]);
-    /// - `period` must be greater than zero ([`RateError::ZeroPeriod`]);
-    /// - `burst` must be at least 1 ([`RateError::ZeroBurst`]);
-    /// - `period / count` must be at least 1 ns
-    ///   ([`RateError::IntervalTooShort`]);
-    /// - `period / count × burst` must fit in 2^64 ns
-    ///   ([`RateError::BurstTooLong`]).
-    pub fn new(count: u32, period: Duration, burst: u32) -> Result<Rate, RateError> {
-        let count = NonZeroU32::new(count).ok_or(RateError::ZeroCount)?;
-        let burst = NonZeroU32::new(burst).ok_or(RateError::ZeroBurst)?;
-        if period.is_zero() {
-            return Err(RateError::ZeroPeriod);
-        }
-        let interval = period / count.get();
-        if interval.is_zero() {
-            return Err(RateError::IntervalTooShort);
-        }
-        let fits = u64::try_from(interval.as_nanos())
-            .ok()
-            .and_then(|nanos| nanos.checked_mul(u64::from(burst.get())));
-        if fits.is_none() {
-            return Err(RateError::BurstTooLong);
-        }
-        Ok(Rate {
-            count,
-            period,
-            burst,
-        })
-    }
-
-    /// `count` calls per `period`, spaced evenly (a burst of 1).
-    ///
-    /// # Panics
-    ///
-    /// If [`Rate::new`] would fail; use it for values from configuration.
-    #[track_caller]
-    pub fn per_period(count: u32, period: Duration) -> Rate {
-        match Rate::new(count, period, 1) {
-            Ok(rate) => rate,
-            Err(err) => panic!("invalid rate: {err}"),
-        }
-    }
-
-    /// `count` calls per second, spaced evenly (a burst of 1).
-    ///
-    /// # Panics
-    ///
-    /// If `count` is zero.
-    #[track_caller]
-    pub fn per_second(count: u32) -> Rate {
-        Rate::per_period(count, Duration::from_secs(1))
-    }
-
-    /// `count` calls per minute, spaced evenly (a burst of 1).
-    ///
-    /// # Panics
-    ///
-    /// If `count` is zero.
-    #[track_caller]
-    pub fn per_minute(count: u32) -> Rate {
-        Rate::per_period(count, Duration::from_secs(60))
-    }
-
-    /// The same rate, letting up to `burst` calls pass back to back.
-    ///
-    /// # Panics
-    ///
-    /// If [`Rate::new`] would fail with this burst.
-    #[track_caller]
-    pub fn with_burst(self, burst: u32) -> Rate {
-        match Rate::new(self.count.get(), self.period, burst) {
-            Ok(rate) => rate,
-            Err(err) => panic!("invalid rate: {err}"),
-        }
-    }
-
-    /// Calls per [`period`](Self::period).
-    pub fn count(&self) -> u32 {
-        self.count.get()
-    }
-
-    /// The period `count` calls are spread over.
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
-    /// How many calls may pass back to back.
-    pub fn burst(&self) -> u32 {
-        self.burst.get()
-    }
-
-    /// The average time between calls: `period / count`, rounded down to the
-    /// nanosecond.
-    pub fn interval(&self) -> Duration {
-        self.period / self.count.get()
-    }
-}
-
-// ===== impl Gcra =====
-
-/// The GCRA state: nanosecond offsets from `start`.
-struct Gcra {
-    start: Instant,
-    /// `T`: nanoseconds between cells.
-    interval: u64,
-    /// `τ`: how far ahead of the schedule a call may be, `(burst - 1) × T`.
-    tolerance: u64,
-    /// The theoretical arrival time of the next cell.
-    tat: AtomicU64,
-}
-
-impl Gcra {
-    fn new(rate: Rate) -> Gcra {
-        let interval = duration_nanos(rate.interval());
-        Gcra {
-            start: Instant::now(),
-            interval,
-            // Checked by `Rate::new` to fit.
-            tolerance: interval * u64::from(rate.burst() - 1),
-            tat: AtomicU64::new(0),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        duration_nanos(Instant::now().saturating_duration_since(self.start))
-    }
-
-    fn instant(&self, nanos: u64) -> Instant {
-        self.start + Duration::from_nanos(nanos)
-    }
-
-    /// Takes a cell at `now`, or returns when the next one is free.
-    ///
-    /// `promised` is the slot a waiter was told to come back at. If that slot
-    /// is still free and the waiter is less than one interval late, it is
-    /// charged at the slot rather than at `now`, so timer lateness does not
-    /// push the schedule back.
-    fn take(&self, now: u64, promised: Option<u64>) -> Result<(), u64> {
-        // Relaxed: the TAT is the only shared state and protects no other
-        // data; the compare-and-swap alone makes every update count once.
-        let mut tat = self.tat.load(Ordering::Relaxed);
-        loop {
-            let earliest = tat.saturating_sub(self.tolerance);
-            let arrival = match promised {
-                // Only a waiter that slept until its slot (never before it)
-                // and whose slot nobody took since.
-                Some(slot) if slot >= earliest && now >= slot && now - slot < self.interval => slot,
-                _ => now,
-            };
-            if arrival < earliest {
-                return Err(earliest);
-            }
-            let next = tat.max(arrival).saturating_add(self.interval);
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => tat = actual,
-            }
-        }
-    }
-}
-
-fn duration_nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-// ===== impl RateLimiter =====
-
-/// A rate limiter shared by every clone: at most [`Rate`] calls pass, across
-/// all of them.
-///
-/// Use it around any async call with [`until_ready`](Self::until_ready), poll
-/// it without waiting with [`check`](Self::check), or put it in a stream with
-/// [`rate_limit`](super::PipelineExt::rate_limit). It runs on tokio's clock,
-/// so tests with paused time see exact timing.
-///
-/// Timing is exact and does not drift: the limiter keeps the *theoretical*
-/// time of the next free cell (GCRA), a waiter that wakes late still gets
-/// the slot it waited for, and a quiet spell saves up at most `burst` calls —
-/// unlike a ticker, which drifts and lets a burst through after idle. The
-/// price of keeping the schedule: the gap after a late wake-up is shorter by
-/// that lateness (less than one interval), never shorter than zero, and over
-/// any stretch of time the count stays within the rate.
-///
-/// Waiters are not queued: when several wait on one limiter, whichever checks
-/// first after a cell frees up passes.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use flowgate::pipeline::{Rate, RateLimiter};
-/// use tokio::time::Instant;
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let limiter = RateLimiter::new(Rate::per_second(10));
-/// let start = Instant::now();
-/// for _ in 0..5 {
-///     limiter.until_ready().await; // then call the API
-/// }
-/// assert_eq!(start.elapsed(), Duration::from_millis(400));
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct RateLimiter {
-    gcra: Arc<Gcra>,
-    rate: Rate,
-}
-
-impl RateLimiter {
-    /// A limiter letting `rate` calls through.
-    pub fn new(rate: Rate) -> RateLimiter {
-        RateLimiter {
-            gcra: Arc::new(Gcra::new(rate)),
-            rate,
-        }
-    }
-
-    /// The rate this limiter enforces.
-    pub fn rate(&self) -> Rate {
-        self.rate
-    }
-
-    /// Takes one cell if one is free now, without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`NotReady`], saying when a cell frees up, if none is free now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// use std::time::Duration;
-    /// use flowgate::pipeline::{Rate, RateLimiter};
-    ///
-    /// let limiter = RateLimiter::new(Rate::per_second(2));
-    /// assert!(limiter.check().is_ok());
-    /// let not_ready = limiter.check().unwrap_err();
-    /// assert_eq!(not_ready.wait_time(), Duration::from_millis(500));
-    /// # }
-    /// ```
-    pub fn check(&self) -> Result<(), NotReady> {
-        self.gcra
-            .take(self.gcra.now(), None)
-            .map_err(|slot| NotReady {
-                ready_at: self.gcra.instant(slot),
-            })
-    }
-
-    /// Waits until a cell is free and takes it.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: a cell is taken only in the poll that completes the
-    /// future, so a cancelled call takes nothing.
-    pub async fn until_ready(&self) {
-        let mut promised = None;
-        loop {
-            match self.gcra.take(self.gcra.now(), promised) {
-                Ok(()) => return,
-                Err(slot) => {
-                    promised = Some(slot);
-                    sleep_until(self.gcra.instant(slot)).await;
-                }
-            }
-        }
-    }
-}
-
-impl From<Rate> for RateLimiter {
-    fn from(rate: Rate) -> RateLimiter {
-        RateLimiter::new(rate)
-    }
-}
-
-impl fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("rate", &self.rate)
-            .finish_non_exhaustive()
-    }
-}
+use crate::limit::RateLimiter;
 
 // ===== impl RateLimit =====
 
@@ -396,6 +46,21 @@ impl<S: Stream> RateLimit<S> {
     }
 
     /// The limiter this stage draws from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use flowgate::prelude::*;
+    /// use futures_util::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(5));
+    /// let stage = stream::iter(0..3).rate_limit(limiter.clone());
+    /// assert_eq!(stage.limiter().rate(), limiter.rate());
+    /// # }
+    /// ```
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
     }
@@ -425,12 +90,12 @@ impl<S: Stream> Stream for RateLimit<S> {
             }
             // 3. Take a cell, or sleep until one frees up. Another user of a
             //    shared limiter may take it first; then we sleep again.
-            let gcra = &this.limiter.gcra;
-            match gcra.take(gcra.now(), this.promised.take()) {
+            match this.limiter.take(this.promised.take()) {
                 Ok(()) => return Poll::Ready(this.pending.take()),
                 Err(slot) => {
                     *this.promised = Some(slot);
-                    this.sleep.set(Some(sleep_until(gcra.instant(slot))));
+                    this.sleep
+                        .set(Some(sleep_until(this.limiter.slot_instant(slot))));
                 }
             }
         }
@@ -455,7 +120,7 @@ impl<S: Stream> FusedStream for RateLimit<S> {
 impl<S: Stream> fmt::Debug for RateLimit<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
-            .field("rate", &self.limiter.rate)
+            .field("rate", &self.limiter.rate())
             .field("holding_item", &self.pending.is_some())
             .finish_non_exhaustive()
     }

@@ -48,6 +48,23 @@ where
     }
 
     /// Errors discarded because the dead-letter receiver was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::dead_letters;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, dead) = dead_letters::<&str>(4);
+    /// drop(dead); // nobody reads the dead letters
+    /// let mut stage = stream::iter([Err("a"), Ok(1)]).route_errors(tx);
+    /// assert_eq!(stage.next().await, Some(1));
+    /// assert_eq!(stage.dropped(), 1);
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

@@ -94,12 +94,34 @@ pub struct Backoff {
 
 impl Backoff {
     /// The same delay before every retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::constant(ms(50)).schedule().take(3).collect();
+    /// assert_eq!(d, [ms(50), ms(50), ms(50)]);
+    /// ```
     pub const fn constant(delay: Duration) -> Backoff {
         Backoff::from_growth(Growth::Constant(delay))
     }
 
     /// `initial` before the first retry, then `step` more before each
     /// further one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::linear(ms(100), ms(50)).schedule().take(3).collect();
+    /// assert_eq!(d, [ms(100), ms(150), ms(200)]);
+    /// ```
     pub const fn linear(initial: Duration, step: Duration) -> Backoff {
         Backoff::from_growth(Growth::Linear { initial, step })
     }
@@ -108,6 +130,17 @@ impl Backoff {
     /// further one (change the factor with [`factor`](Self::factor)). Set a
     /// [`max_delay`](Self::max_delay): without one the delays double without
     /// bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::exponential(ms(100)).schedule().take(3).collect();
+    /// assert_eq!(d, [ms(100), ms(200), ms(400)]);
+    /// ```
     pub const fn exponential(initial: Duration) -> Backoff {
         Backoff::from_growth(Growth::Exponential {
             initial,
@@ -120,6 +153,17 @@ impl Backoff {
     /// capped. It grows about like an exponential backoff with factor 2 on
     /// average, while spreading clients more than full jitter does. It is
     /// random by nature; a [`Jitter`] set on it is ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::decorrelated(ms(100)).max_delay(ms(1000)).schedule_seeded(3).take(5).collect();
+    /// assert!(d.iter().all(|d| (ms(100)..=ms(1000)).contains(d)));
+    /// ```
     pub const fn decorrelated(base: Duration) -> Backoff {
         Backoff::from_growth(Growth::Decorrelated { base })
     }
@@ -141,11 +185,22 @@ impl Backoff {
     ///
     /// If `factor` is below 1 or not finite: the delays would shrink, or be
     /// meaningless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::exponential(ms(100)).factor(3.0).schedule().take(3).collect();
+    /// assert_eq!(d, [ms(100), ms(300), ms(900)]);
+    /// ```
     #[track_caller]
     pub fn factor(mut self, factor: f64) -> Backoff {
         assert!(
             factor.is_finite() && factor >= 1.0,
-            "backoff factor must be finite and at least 1, got {factor}"
+            "Backoff::factor: factor must be finite and at least 1, got {factor}"
         );
         if let Growth::Exponential { factor: f, .. } = &mut self.growth {
             *f = factor;
@@ -155,29 +210,85 @@ impl Backoff {
 
     /// Caps every delay at `max`, before jitter (so a jittered delay never
     /// exceeds it either).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::exponential(ms(400)).max_delay(ms(500)).schedule().take(3).collect();
+    /// assert_eq!(d, [ms(400), ms(500), ms(500)]);
+    /// ```
     pub const fn max_delay(mut self, max: Duration) -> Backoff {
         self.max_delay = Some(max);
         self
     }
 
     /// Randomises each delay; see [`Jitter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Jitter};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d: Vec<_> = Backoff::constant(ms(100)).jitter(Jitter::Equal).schedule().take(10).collect();
+    /// assert!(d.iter().all(|d| (ms(50)..=ms(100)).contains(d)));
+    /// ```
     pub const fn jitter(mut self, jitter: Jitter) -> Backoff {
         self.jitter = jitter;
         self
     }
 
     /// The cap on every delay, if one was set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(Backoff::constant(ms(1)).cap(), None);
+    /// assert_eq!(Backoff::exponential(ms(1)).max_delay(ms(8)).cap(), Some(ms(8)));
+    /// ```
     pub const fn cap(&self) -> Option<Duration> {
         self.max_delay
     }
 
     /// The delays, with jitter drawn from a random seed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mut delays = Backoff::linear(ms(10), ms(10)).schedule();
+    /// assert_eq!(delays.next(), Some(ms(10)));
+    /// assert_eq!(delays.next(), Some(ms(20)));
+    /// ```
     pub fn schedule(&self) -> Schedule {
         self.schedule_with(fastrand::Rng::new())
     }
 
     /// The delays, with jitter drawn from `seed`: the same seed gives the
     /// same delays, for tests and reproducible runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Jitter};
+    ///
+    /// let b = Backoff::exponential(Duration::from_millis(10)).jitter(Jitter::Full);
+    /// let a: Vec<_> = b.schedule_seeded(42).take(4).collect();
+    /// assert_eq!(a, b.schedule_seeded(42).take(4).collect::<Vec<_>>());
+    /// ```
     pub fn schedule_seeded(&self, seed: u64) -> Schedule {
         self.schedule_with(fastrand::Rng::with_seed(seed))
     }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use tokio::sync::mpsc;
 
-use super::error::{RetryError, StopReason};
+use super::retry::{RetryError, StopReason};
 
 /// An item that failed for good: the item itself, handed back, and the
 /// [`RetryError`] saying what went wrong, after how many attempts and why
@@ -52,16 +52,69 @@ pub struct DeadLetter<T, E> {
 
 impl<T, E> DeadLetter<T, E> {
     /// How many attempts were made on the item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let out: Vec<_> = stream::iter([7u32]).par_map_retry(1, retry, |_: &u32| async { Err::<(), _>("down") }).collect().await;
+    /// let dead = out.into_iter().next().unwrap().unwrap_err();
+    /// assert_eq!(dead.attempts(), 2);
+    /// # }
+    /// ```
     pub fn attempts(&self) -> u32 {
         self.error.attempts()
     }
 
     /// Why retrying stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::{stream, StreamExt};
+    /// use flowgate::resilience::StopReason;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let out: Vec<_> = stream::iter([7u32]).par_map_retry(1, retry, |_: &u32| async { Err::<(), _>("down") }).collect().await;
+    /// let dead = out.into_iter().next().unwrap().unwrap_err();
+    /// assert_eq!(dead.reason(), StopReason::AttemptsExhausted);
+    /// # }
+    /// ```
     pub fn reason(&self) -> StopReason {
         self.error.reason()
     }
 
     /// The item and the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).max_attempts(2);
+    /// let out: Vec<_> = stream::iter([7u32]).par_map_retry(1, retry, |_: &u32| async { Err::<(), _>("down") }).collect().await;
+    /// let dead = out.into_iter().next().unwrap().unwrap_err();
+    /// let (item, error) = dead.into_parts();
+    /// assert_eq!((item, error.into_inner()), (7, "down"));
+    /// # }
+    /// ```
     pub fn into_parts(self) -> (T, RetryError<E>) {
         (self.item, self.error)
     }
@@ -97,9 +150,13 @@ impl<T, E: Error + 'static> Error for DeadLetter<T, E> {
 /// [`DeadLetters`] ends when every sender, and every stage holding one, is
 /// gone.
 ///
+/// A `capacity` above tokio's limit (`usize::MAX >> 3`, up to `usize::MAX`)
+/// is taken as that limit: unbounded in practice, and nothing is allocated
+/// ahead of use.
+///
 /// # Panics
 ///
-/// If `capacity` is zero.
+/// If `capacity` is zero: `"dead_letters: capacity must be at least 1"`.
 ///
 /// # Examples
 ///
@@ -122,8 +179,10 @@ impl<T, E: Error + 'static> Error for DeadLetter<T, E> {
 /// ```
 #[track_caller]
 pub fn dead_letters<X>(capacity: usize) -> (DeadLetterSender<X>, DeadLetters<X>) {
-    assert!(capacity > 0, "dead-letter capacity must be at least 1");
-    let (tx, rx) = mpsc::channel(capacity);
+    assert!(capacity > 0, "dead_letters: capacity must be at least 1");
+    // tokio's channel refuses more than its semaphore's maximum; that many
+    // queued errors is unbounded in practice (nothing is allocated ahead).
+    let (tx, rx) = mpsc::channel(capacity.min(tokio::sync::Semaphore::MAX_PERMITS));
     let dropped = Arc::new(AtomicU64::new(0));
     (
         DeadLetterSender {
@@ -143,11 +202,39 @@ pub struct DeadLetterSender<X> {
 
 impl<X> DeadLetterSender<X> {
     /// Errors discarded because the [`DeadLetters`] receiver was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::dead_letters;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, dead) = dead_letters::<&str>(4);
+    /// let probe = tx.clone();
+    /// drop(dead);
+    /// let ok: Vec<u32> = stream::iter([Err("a"), Ok(1)]).route_errors(tx).collect().await;
+    /// assert_eq!((ok, probe.dropped()), (vec![1], 1));
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the [`DeadLetters`] receiver was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::dead_letters;
+    ///
+    /// let (tx, dead) = dead_letters::<String>(4);
+    /// assert!(!tx.is_closed());
+    /// drop(dead);
+    /// assert!(tx.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
@@ -186,11 +273,36 @@ pub struct DeadLetters<X> {
 
 impl<X> DeadLetters<X> {
     /// Errors waiting to be received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::dead_letters;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, dead) = dead_letters::<&str>(4);
+    /// let ok: Vec<u32> = stream::iter([Err("a"), Ok(1), Err("b")]).route_errors(tx).collect().await;
+    /// assert_eq!((dead.len(), dead.is_empty()), (2, false));
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.rx.len()
     }
 
     /// Whether no error is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::dead_letters;
+    ///
+    /// let (tx, dead) = dead_letters::<String>(4);
+    /// assert!(dead.is_empty());
+    /// assert_eq!(dead.len(), 0);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
     }

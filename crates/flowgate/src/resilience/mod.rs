@@ -17,13 +17,22 @@
 //! windows; jitter takes a seed ([`Retry::jitter_seed`],
 //! [`Backoff::schedule_seeded`]) so runs are reproducible.
 //!
+//! # Modules
+//!
+//! Each concept is one public module with its type, its configuration, its
+//! futures and its errors: [`backoff`], [`retry`], [`breaker`],
+//! [`adaptive`], [`dead_letter`], [`pause`], [`guard`]. The main types are
+//! re-exported here; the builders' errors are not, as each module has its own
+//! `BuildError` ([`breaker::BuildError`], [`adaptive::BuildError`]).
+//!
 //! # Transient or permanent
 //!
 //! Retrying and breaking need to know which errors may go away. Every error
 //! here says so: [`RetryError::is_transient`] (gave up on attempts or time,
-//! versus an error not worth retrying), [`Rejected`] and the rejections of
-//! [`BreakerError`] and [`CallError`] (transient: the breaker will let calls
-//! through later). For your own errors, give the predicate to
+//! versus an error not worth retrying), [`GuardError::is_transient`]
+//! (timeouts and rejections, or a call error the policy would retry),
+//! [`Rejected`] and the rejections of [`BreakerError`] (transient: the
+//! breaker will let calls through later). For your own errors, give the predicate to
 //! [`Retry::when`]; flowgate's ends come with theirs:
 //! `Retry::new(backoff).when(SinkError::is_transient)` (flowgate-sql),
 //! `.when(SourceError::is_transient)` (flowgate-redis).
@@ -32,7 +41,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use flowgate::pipeline::{Rate, RateLimiter};
+//! use flowgate::limit::{Rate, RateLimiter};
 //! use flowgate::resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, Jitter, Retry, Window};
 //!
 //! #[derive(Debug)]
@@ -83,10 +92,10 @@
 //! # }
 //! ```
 //!
-//! Each part also works alone: [`Retry::run`], [`CircuitBreaker::call`],
+//! Each part also works alone: [`Retry::run`], [`CircuitBreaker::run`],
 //! [`AdaptiveLimit::run`], and the pipeline's
-//! [`RateLimiter::until_ready`](crate::pipeline::RateLimiter::until_ready)
-//! and [`InFlightLimit::run`](crate::pipeline::InFlightLimit::run).
+//! [`RateLimiter::acquire`](crate::limit::RateLimiter::acquire)
+//! and [`InFlightLimit::run`](crate::limit::InFlightLimit::run).
 //!
 //! # In a pipeline
 //!
@@ -133,7 +142,7 @@
 //! | try again after a transient error | [`Retry`] (around a call), [`par_map_retry`](crate::pipeline::PipelineExt::par_map_retry) (per item) |
 //! | stop hammering a service that is down, and notice when it is back | [`CircuitBreaker`] |
 //! | as many calls in flight as the service handles well, not a fixed guess | [`AdaptiveLimit`], [`par_map_adaptive`](crate::pipeline::PipelineExt::par_map_adaptive) |
-//! | a fixed number in flight | [`InFlightLimit`](crate::pipeline::InFlightLimit), [`par_map`](crate::pipeline::PipelineExt::par_map) |
+//! | a fixed number in flight | [`InFlightLimit`](crate::limit::InFlightLimit), [`par_map`](crate::pipeline::PipelineExt::par_map) |
 //! | failures set aside for later, while the rest goes on | [`route_errors`](crate::pipeline::PipelineExt::route_errors) into [`dead_letters`] |
 //! | the source to wait while the pipeline recovers | [`PauseHandle`] + [`pausable`](crate::pipeline::PipelineExt::pausable) |
 //! | all of the above around one call | [`Guard`] |
@@ -165,21 +174,20 @@
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`Retry::run`] | yes | the attempt in flight (what the call loses when dropped); any pause it held is released |
-//! | [`CircuitBreaker::call`], [`call_with`](CircuitBreaker::call_with) | yes | the call; no outcome is recorded, a probe slot is freed |
+//! | [`CircuitBreaker::run`], [`run_with`](CircuitBreaker::run_with) | yes | the call; no outcome is recorded, a probe slot is freed |
 //! | [`AdaptiveLimit::acquire`] | yes | its place among the waiters |
 //! | [`AdaptiveLimit::run`], [`run_with`](AdaptiveLimit::run_with) | yes | the call; its room is given back, no outcome recorded |
 //! | [`Guard::run`] | yes | the attempt in flight; room and probe slots are given back, a rate cell taken stays spent |
 //! | [`PauseHandle::paused`] | yes | nothing |
 //! | `next()` on the stages | yes | nothing; dropping a stage drops its items in progress |
 
-mod adaptive;
-mod backoff;
-mod breaker;
-mod dead_letter;
-mod error;
-mod guard;
-pub(crate) mod pause;
-pub(crate) mod retry;
+pub mod adaptive;
+pub mod backoff;
+pub mod breaker;
+pub mod dead_letter;
+pub mod guard;
+pub mod pause;
+pub mod retry;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -188,14 +196,13 @@ pub use self::adaptive::{
 };
 pub use self::backoff::{Backoff, Jitter, Schedule};
 pub use self::breaker::{
-    BreakerPermit, BreakerState, BreakerStats, CircuitBreaker, CircuitBreakerBuilder, StateChange,
-    Window,
+    BreakerError, BreakerPermit, BreakerState, BreakerStats, CircuitBreaker, CircuitBreakerBuilder,
+    Rejected, StateChange, Window,
 };
 pub use self::dead_letter::{DeadLetter, DeadLetterSender, DeadLetters, dead_letters};
-pub use self::error::{BreakerError, BuildError, CallError, Rejected, RetryError, StopReason};
-pub use self::guard::Guard;
+pub use self::guard::{Guard, GuardError};
 pub use self::pause::{PauseGuard, PauseHandle};
-pub use self::retry::Retry;
+pub use self::retry::{Retry, RetryError, StopReason};
 #[cfg(feature = "tower")]
 pub use self::tower::{
     AdaptiveFuture, AdaptiveLimitLayer, AdaptiveLimitService, BreakerFuture, CircuitBreakerLayer,

@@ -98,6 +98,15 @@ pub struct PauseHandle {
 
 impl PauseHandle {
     /// A handle that is not paused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new();
+    /// assert!(!pause.is_paused());
+    /// ```
     pub fn new() -> PauseHandle {
         PauseHandle {
             shared: Arc::new(PauseShared {
@@ -111,12 +120,39 @@ impl PauseHandle {
 
     /// Pauses until [`resume`](Self::resume) is called (on any clone).
     /// Pausing a paused handle does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new();
+    /// pause.pause();
+    /// pause.pause();
+    /// assert!(pause.is_paused());
+    /// pause.resume();
+    /// assert!(!pause.is_paused());
+    /// ```
     pub fn pause(&self) {
         self.shared.manual.store(true, Ordering::SeqCst);
     }
 
     /// Lifts a pause made by [`pause`](Self::pause). The handle stays paused
     /// while any [`PauseGuard`] is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new();
+    /// pause.pause();
+    /// let guard = pause.hold();
+    /// pause.resume();
+    /// assert!(pause.is_paused()); // the guard still holds
+    /// drop(guard);
+    /// assert!(!pause.is_paused());
+    /// ```
     pub fn resume(&self) {
         self.shared.manual.store(false, Ordering::SeqCst);
         self.shared.lift();
@@ -127,11 +163,35 @@ impl PauseHandle {
     /// [`resume`](Self::resume) says. Use it to pause for the length of a
     /// scope (a backoff, a reconnect) without racing other users of the
     /// switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new();
+    /// let (a, b) = (pause.hold(), pause.hold());
+    /// drop(a);
+    /// assert!(pause.is_paused());
+    /// drop(b);
+    /// assert!(!pause.is_paused());
+    /// ```
     pub fn hold(&self) -> PauseGuard {
         PauseGuard::new(&self.shared)
     }
 
     /// Whether sources are paused now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new();
+    /// assert!(!pause.is_paused());
+    /// let guard = pause.hold();
+    /// assert!(pause.is_paused());
+    /// ```
     pub fn is_paused(&self) -> bool {
         self.shared.is_paused()
     }

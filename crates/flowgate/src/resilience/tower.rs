@@ -41,10 +41,43 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::adaptive::{AdaptiveLimit, AdaptivePermit, Outcome};
-use super::breaker::{BreakerPermit, CircuitBreaker};
-use super::error::{BreakerError, Rejected};
+use super::breaker::{BreakerError, BreakerPermit, CircuitBreaker, Rejected};
 use super::pause::PauseGuard;
 use super::retry::{Attempts, Retry};
+
+/// `get_ref`, `get_mut` and `into_inner` of a service wrapping `inner: S`.
+macro_rules! wrapper_accessors {
+    ($service:ident, $layer:literal, $arg:literal) => {
+        impl<S> $service<S> {
+            /// The wrapped service.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse flowgate::resilience::*;\nuse tower::Layer;\nlet service = ", $layer, "::new(&", $arg, ").layer(7u32);\nassert_eq!(*service.get_ref(), 7);\n```")]
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The wrapped service, mutably.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse flowgate::resilience::*;\nuse tower::Layer;\nlet mut service = ", $layer, "::new(&", $arg, ").layer(7u32);\n*service.get_mut() += 1;\nassert_eq!(*service.get_ref(), 8);\n```")]
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Returns the wrapped service.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse flowgate::resilience::*;\nuse tower::Layer;\nlet service = ", $layer, "::new(&", $arg, ").layer(7u32);\nassert_eq!(service.into_inner(), 7);\n```")]
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}
 
 // ===== circuit breaker =====
 
@@ -60,6 +93,22 @@ pub struct CircuitBreakerLayer {
 
 impl CircuitBreakerLayer {
     /// A layer drawing on `breaker` (shared with its other users).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{CircuitBreaker, CircuitBreakerLayer};
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder().build().unwrap();
+    /// let mut svc = ServiceBuilder::new()
+    ///     .layer(CircuitBreakerLayer::new(&breaker))
+    ///     .service(tower::service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) }));
+    /// assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 2);
+    /// # }
+    /// ```
     pub fn new(breaker: &CircuitBreaker) -> Self {
         CircuitBreakerLayer {
             breaker: breaker.clone(),
@@ -93,22 +142,11 @@ pub struct CircuitBreakerService<S> {
     breaker: CircuitBreaker,
 }
 
-impl<S> CircuitBreakerService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Returns the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+wrapper_accessors!(
+    CircuitBreakerService,
+    "CircuitBreakerLayer",
+    "CircuitBreaker::builder().build().unwrap()"
+);
 
 impl<S, Req> Service<Req> for CircuitBreakerService<S>
 where
@@ -233,6 +271,23 @@ pub struct AdaptiveLimitLayer {
 
 impl AdaptiveLimitLayer {
     /// A layer drawing on `limit` (shared with its other users).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{AdaptiveLimit, AdaptiveLimitLayer};
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(1..=8);
+    /// let mut svc = ServiceBuilder::new()
+    ///     .layer(AdaptiveLimitLayer::new(&limit))
+    ///     .service(tower::service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) }));
+    /// assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 2);
+    /// assert_eq!(limit.in_flight(), 0);
+    /// # }
+    /// ```
     pub fn new(limit: &AdaptiveLimit) -> Self {
         AdaptiveLimitLayer {
             limit: limit.clone(),
@@ -274,22 +329,13 @@ impl<S> AdaptiveLimitService<S> {
             room: None,
         }
     }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Returns the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
+
+wrapper_accessors!(
+    AdaptiveLimitService,
+    "AdaptiveLimitLayer",
+    "AdaptiveLimit::new(1..=4)"
+);
 
 impl<S: Clone> Clone for AdaptiveLimitService<S> {
     fn clone(&self) -> Self {
@@ -395,6 +441,23 @@ pub struct RetryPolicy<E> {
 
 impl<E> RetryPolicy<E> {
     /// A tower policy following `retry`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry, RetryPolicy};
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let policy = RetryPolicy::new(Retry::new(Backoff::constant(Duration::from_millis(1))));
+    /// let mut svc = ServiceBuilder::new()
+    ///     .retry(policy)
+    ///     .service(tower::service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// assert_eq!(svc.ready().await.unwrap().call(5).await.unwrap(), 5);
+    /// # }
+    /// ```
     pub fn new(retry: Retry<E>) -> Self {
         RetryPolicy {
             retry,
@@ -404,6 +467,16 @@ impl<E> RetryPolicy<E> {
     }
 
     /// The retry policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::<()>::new(Retry::new(Backoff::constant(Duration::ZERO)).max_attempts(4));
+    /// assert_eq!(policy.get_ref().attempts_limit(), 4);
+    /// ```
     pub fn get_ref(&self) -> &Retry<E> {
         &self.retry
     }

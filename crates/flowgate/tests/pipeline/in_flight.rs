@@ -2,7 +2,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use flowgate::pipeline::{InFlightLimit, InFlightPermit, LimitInFlight};
+use flowgate::limit::{InFlightLimit, InFlightPermit};
+use flowgate::pipeline::LimitInFlight;
 use flowgate::prelude::*;
 use futures_util::stream::{self, FusedStream, Stream, StreamExt};
 use tokio::time::sleep;

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use flowgate::pipeline::{Rate, RateError, RateLimit, RateLimiter};
+use flowgate::limit::{Rate, RateError, RateLimiter};
+use flowgate::pipeline::RateLimit;
 use flowgate::prelude::*;
 use futures_util::stream::{self, FusedStream, StreamExt};
 use proptest::prelude::*;
@@ -16,7 +17,7 @@ fn auto_traits() {
     assert_send_sync::<RateLimiter>();
     assert_send_sync::<RateLimit<stream::Iter<std::vec::IntoIter<u8>>>>();
     let limiter = RateLimiter::new(Rate::per_second(1));
-    assert_send(&limiter.until_ready());
+    assert_send(&limiter.acquire());
 }
 
 /// Offsets from `start` at which each item of `n` was yielded.
@@ -58,7 +59,7 @@ async fn no_burst_after_idle() {
     // The seed's ticker keeps ticking while idle and then lets a burst
     // through; GCRA with burst 1 does not.
     let limiter = RateLimiter::new(Rate::per_second(10));
-    limiter.until_ready().await;
+    limiter.acquire().await;
     sleep(Duration::from_secs(10)).await;
     let times = emission_times(5, limiter.clone()).await;
     assert_eq!(
@@ -135,25 +136,25 @@ async fn shared_limiter_spans_streams() {
 #[tokio::test(start_paused = true)]
 async fn check_reports_wait_time() {
     let limiter = RateLimiter::new(Rate::per_period(4, Duration::from_secs(2)));
-    assert!(limiter.check().is_ok());
-    let err = limiter.check().unwrap_err();
+    assert!(limiter.try_acquire().is_ok());
+    let err = limiter.try_acquire().unwrap_err();
     assert_eq!(err.wait_time(), Duration::from_millis(500));
     assert_eq!(err.ready_at(), Instant::now() + Duration::from_millis(500));
     assert_eq!(err.to_string(), "rate limit reached, ready in 500ms");
     advance(Duration::from_millis(500)).await;
-    assert!(limiter.check().is_ok());
+    assert!(limiter.try_acquire().is_ok());
 }
 
 #[tokio::test(start_paused = true)]
-async fn cancelled_until_ready_takes_no_cell() {
+async fn cancelled_acquire_takes_no_cell() {
     let limiter = RateLimiter::new(Rate::per_second(10));
-    limiter.until_ready().await;
-    let mut waiting = task::spawn(limiter.until_ready());
+    limiter.acquire().await;
+    let mut waiting = task::spawn(limiter.acquire());
     assert_pending!(waiting.poll());
     drop(waiting);
     advance(Duration::from_millis(100)).await;
     // The cell freed at 100 ms is still there.
-    assert!(limiter.check().is_ok());
+    assert!(limiter.try_acquire().is_ok());
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,6 +187,10 @@ fn rate_validation() {
     );
     assert_eq!(
         Rate::new(1, Duration::from_secs(u64::MAX / 4), 10),
+        Err(RateError::IntervalTooLong)
+    );
+    assert_eq!(
+        Rate::new(1, Duration::from_secs(10_000_000_000), 10),
         Err(RateError::BurstTooLong)
     );
     let rate = Rate::new(10, sec, 5).unwrap();
@@ -194,14 +199,11 @@ fn rate_validation() {
         (10, sec, 5, Duration::from_millis(100))
     );
     assert_eq!(Rate::per_minute(60).interval(), sec);
-    assert_eq!(
-        RateError::ZeroCount.to_string(),
-        "rate count must be at least 1"
-    );
+    assert_eq!(RateError::ZeroCount.to_string(), "count must be at least 1");
 }
 
 #[test]
-#[should_panic(expected = "invalid rate: rate count must be at least 1")]
+#[should_panic(expected = "Rate::per_second: count must be at least 1")]
 fn per_second_zero_panics() {
     let _ = Rate::per_second(0);
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use flowgate::pipeline::ParMapAdaptive;
 use flowgate::prelude::*;
-use flowgate::resilience::{AdaptiveLimit, AdaptivePermit, BuildError, Outcome};
+use flowgate::resilience::adaptive::BuildError;
+use flowgate::resilience::{AdaptiveLimit, AdaptivePermit, Outcome};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::time::{advance, sleep};
 use tokio_test::{assert_pending, assert_ready, task};
@@ -232,7 +233,7 @@ fn configuration_is_validated() {
 }
 
 #[test]
-#[should_panic(expected = "invalid adaptive limit")]
+#[should_panic(expected = "AdaptiveLimit::new: range must start at 1 or more")]
 fn new_panics_on_an_empty_range() {
     let _ = AdaptiveLimit::new(0..=0);
 }

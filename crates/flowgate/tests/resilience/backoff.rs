@@ -81,7 +81,7 @@ fn cap_does_not_slow_growth_after_it() {
 }
 
 #[test]
-#[should_panic(expected = "backoff factor must be finite and at least 1")]
+#[should_panic(expected = "Backoff::factor: factor must be finite and at least 1")]
 fn factor_below_one_panics() {
     let _ = Backoff::exponential(ms(1)).factor(0.5);
 }

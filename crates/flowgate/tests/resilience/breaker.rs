@@ -1,9 +1,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flowgate::resilience::breaker::BuildError;
 use flowgate::resilience::{
-    BreakerError, BreakerPermit, BreakerState, BuildError, CircuitBreaker, CircuitBreakerBuilder,
-    Rejected, StateChange, Window,
+    BreakerError, BreakerPermit, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Rejected,
+    StateChange, Window,
 };
 use tokio::time::{Instant, advance};
 
@@ -22,7 +23,7 @@ fn auto_traits() {
     assert_send_sync::<BreakerError<std::io::Error>>();
     assert_send_sync::<Rejected>();
     let breaker = CircuitBreaker::builder().build().unwrap();
-    assert_send(&breaker.call(async { Ok::<(), std::io::Error>(()) }));
+    assert_send(&breaker.run(async { Ok::<(), std::io::Error>(()) }));
 }
 
 type Changes = Arc<Mutex<Vec<(BreakerState, BreakerState)>>>;
@@ -137,7 +138,7 @@ async fn open_rejects_fast_with_the_rest_of_the_cooldown() {
     // The call is not run when rejected.
     let mut ran = false;
     let out = breaker
-        .call(async {
+        .run(async {
             ran = true;
             Ok::<_, ()>(())
         })
@@ -175,7 +176,7 @@ async fn half_open_admits_the_set_number_of_probes() {
     let b = breaker.try_acquire().expect("probe 2");
     assert_eq!(breaker.try_acquire().unwrap_err(), Rejected::HalfOpen);
     assert_eq!(
-        breaker.call(async { Ok::<_, ()>(()) }).await,
+        breaker.run(async { Ok::<_, ()>(()) }).await,
         Err(BreakerError::HalfOpen)
     );
     // One success is not enough with two probes.
@@ -327,7 +328,7 @@ async fn time_window_judges_the_last_span_only() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn call_with_counts_only_real_failures() {
+async fn run_with_counts_only_real_failures() {
     let breaker = CircuitBreaker::builder()
         .without_failure_ratio()
         .consecutive_failures(2)
@@ -336,7 +337,7 @@ async fn call_with_counts_only_real_failures() {
     let server_error = |status: &u16| *status >= 500;
     for _ in 0..10 {
         let out = breaker
-            .call_with(server_error, async { Err::<(), u16>(404) })
+            .run_with(server_error, async { Err::<(), u16>(404) })
             .await;
         assert_eq!(out, Err(BreakerError::Inner(404)));
     }
@@ -344,7 +345,7 @@ async fn call_with_counts_only_real_failures() {
     assert_eq!(breaker.stats().successes, 10);
     for _ in 0..2 {
         let _ = breaker
-            .call_with(server_error, async { Err::<(), u16>(503) })
+            .run_with(server_error, async { Err::<(), u16>(503) })
             .await;
     }
     assert_eq!(breaker.state(), Open);
@@ -366,7 +367,7 @@ async fn shared_by_many_tasks() {
             let mut rejected = 0;
             for i in 0..50u32 {
                 let out = breaker
-                    .call(async move {
+                    .run(async move {
                         tokio::time::sleep(ms(u64::from(t + 1))).await;
                         if (i + t) % 4 == 0 { Ok(()) } else { Err(()) } // 75 % failures
                     })
@@ -452,7 +453,7 @@ fn configuration_is_validated() {
     assert_eq!(err(b().half_open_probes(0)), BuildError::ZeroProbes);
     assert_eq!(
         BuildError::NoTripRule.to_string(),
-        "a breaker needs a failure ratio or consecutive failures to open"
+        "a breaker needs a failure_ratio or consecutive_failures to open"
     );
 }
 

@@ -2,10 +2,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowgate::pipeline::{InFlightLimit, Rate, RateLimiter};
+use flowgate::limit::{InFlightLimit, Rate, RateLimiter};
 use flowgate::resilience::{
-    AdaptiveLimit, Backoff, BreakerState, CallError, CircuitBreaker, Guard, PauseHandle, Retry,
-    StopReason,
+    AdaptiveLimit, Backoff, BreakerState, CircuitBreaker, Guard, GuardError, PauseHandle, Rejected,
+    Retry, StopReason,
 };
 use tokio::time::{Instant, sleep};
 
@@ -33,7 +33,7 @@ fn auto_traits() {
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>(_: &T) {}
     assert_send_sync::<Guard<Error>>();
-    assert_send_sync::<CallError<Error>>();
+    assert_send_sync::<GuardError<Error>>();
     let guard = Guard::<Error>::new().timeout(ms(1));
     assert_send(&guard.run(|| async { Ok::<_, Error>(()) }));
 }
@@ -47,8 +47,10 @@ async fn no_parts_means_one_attempt() {
         .await
         .unwrap_err();
     assert_eq!(err.attempts(), 1);
-    assert_eq!(err.reason(), StopReason::AttemptsExhausted);
-    assert_eq!(err.into_inner(), CallError::Inner(Error::Transient));
+    // No retry policy: no stop reason to claim.
+    assert_eq!(err.stop_reason(), None);
+    assert!(err.is_transient());
+    assert_eq!(err.into_inner(), Some(Error::Transient));
 }
 
 #[tokio::test(start_paused = true)]
@@ -91,7 +93,7 @@ async fn permanent_errors_stop_at_once_and_do_not_trip_the_breaker() {
             .await
             .unwrap_err();
         assert_eq!(err.attempts(), 1);
-        assert_eq!(err.reason(), StopReason::NotRetryable);
+        assert_eq!(err.stop_reason(), Some(StopReason::NotRetryable));
         assert!(!err.is_transient());
     }
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -128,7 +130,7 @@ async fn an_open_breaker_rejects_without_calling_and_the_retry_waits_out_the_coo
     assert_eq!(breaker.stats().rejected, 1);
     // The rejected attempt took no rate-limit cell: 3 taken of a burst of 100.
     for _ in 0..97 {
-        limiter.check().expect("cell free");
+        limiter.try_acquire().expect("cell free");
     }
 }
 
@@ -148,18 +150,18 @@ async fn rejections_are_typed_when_retries_run_out() {
         .unwrap_err();
     assert_eq!(first.attempts(), 2);
     assert_eq!(
-        *first.last(),
-        CallError::Open {
+        first.rejected(),
+        Some(Rejected::Open {
             retry_after: ms(990)
-        }
+        })
     );
     let err = guard
         .run(|| async { Ok::<_, Error>(()) })
         .await
         .unwrap_err();
     assert_eq!(err.attempts(), 1);
-    assert_eq!(err.reason(), StopReason::BudgetExhausted);
-    assert!(err.last().is_rejected());
+    assert_eq!(err.stop_reason(), Some(StopReason::BudgetExhausted));
+    assert!(err.is_rejected());
     assert!(err.is_transient());
 }
 
@@ -211,7 +213,7 @@ async fn hooks_see_every_retry_and_the_pause_is_held() {
                     inner.fetch_add(1, Ordering::SeqCst);
                 }),
         )
-        .on_retry(move |err: &CallError<Error>, attempt, delay| {
+        .on_retry(move |err: &GuardError<Error>, attempt, delay| {
             log.lock().unwrap().push((err.is_timeout(), attempt, delay));
         });
     let observer = pause.clone();
@@ -245,15 +247,26 @@ async fn hooks_see_every_retry_and_the_pause_is_held() {
     assert!(!pause.is_paused());
 }
 
-#[test]
-fn call_error_display() {
+#[tokio::test(start_paused = true)]
+async fn guard_error_display() {
+    let timed_out = Guard::new()
+        .timeout(ms(250))
+        .run(std::future::pending::<Result<(), &str>>)
+        .await
+        .unwrap_err();
+    assert_eq!(timed_out.to_string(), "call timed out after 250ms");
+    let once = Guard::new()
+        .run(|| async { Err::<(), _>("boom") })
+        .await
+        .unwrap_err();
+    assert_eq!(once.to_string(), "boom");
+    let retried = Guard::new()
+        .retry(Retry::new(Backoff::constant(ms(1))).max_attempts(2))
+        .run(|| async { Err::<(), _>("boom") })
+        .await
+        .unwrap_err();
     assert_eq!(
-        CallError::<&str>::Timeout(ms(250)).to_string(),
-        "call timed out after 250ms"
-    );
-    assert_eq!(CallError::Inner("boom").to_string(), "boom");
-    assert_eq!(
-        CallError::<&str>::Open { retry_after: ms(5) }.to_string(),
-        "circuit breaker is open, retry after 5ms"
+        retried.to_string(),
+        "gave up after 2 attempts (attempts exhausted): boom"
     );
 }

@@ -216,7 +216,7 @@ async fn one_attempt_policy_never_sleeps() {
 }
 
 #[test]
-#[should_panic(expected = "max_attempts must be at least 1")]
+#[should_panic(expected = "Retry::max_attempts: attempts must be at least 1")]
 fn zero_attempts_panics() {
     let _ = Retry::<Error>::new(Backoff::constant(ms(1))).max_attempts(0);
 }

@@ -299,7 +299,7 @@ async fn retry_stage_size_hint_and_termination() {
 }
 
 #[test]
-#[should_panic(expected = "par_map_retry concurrency limit must be at least 1")]
+#[should_panic(expected = "par_map_retry: limit must be at least 1")]
 fn zero_limit_panics() {
     let retry = Retry::new(Backoff::constant(ms(1)));
     let _ = stream::iter(0..1u32).par_map_retry(0, retry, |_: &u32| async { Ok::<u32, ()>(1) });

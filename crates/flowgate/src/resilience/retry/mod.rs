@@ -10,8 +10,11 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 use super::backoff::{Backoff, Schedule};
-use super::error::{RetryError, StopReason};
 use super::pause::{PauseGuard, PauseHandle};
+
+mod error;
+
+pub use self::error::{RetryError, StopReason};
 
 type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 type Hint<E> = Arc<dyn Fn(&E) -> Option<Duration> + Send + Sync>;
@@ -123,6 +126,20 @@ impl Attempts {
 impl<E> Retry<E> {
     /// A policy waiting `backoff` between attempts, with the defaults: 3
     /// attempts in all, no time budget, every error retryable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(10)));
+    /// assert_eq!(retry.attempts_limit(), 3);
+    /// assert_eq!(retry.run(|| async { Ok::<_, ()>(1) }).await, Ok(1));
+    /// # }
+    /// ```
     pub fn new(backoff: Backoff) -> Retry<E> {
         Retry {
             backoff,
@@ -143,9 +160,26 @@ impl<E> Retry<E> {
     /// # Panics
     ///
     /// If `attempts` is zero: the call would never be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(10))).max_attempts(5);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 5);
+    /// # }
+    /// ```
     #[track_caller]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        assert!(attempts > 0, "max_attempts must be at least 1");
+        assert!(
+            attempts > 0,
+            "Retry::max_attempts: attempts must be at least 1"
+        );
         self.max_attempts = attempts;
         self
     }
@@ -155,6 +189,23 @@ impl<E> Retry<E> {
     /// next delay would end beyond it, the call fails at once with
     /// [`StopReason::BudgetExhausted`]. An attempt already running is not
     /// cut short: bound attempts with a [`Guard`](super::Guard) timeout.
+    ///
+    /// A zero budget allows only retries without delay; a budget too long
+    /// for an `Instant`, up to `Duration::MAX`, is no budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_secs(1))).max_attempts(100).budget(Duration::from_secs(3));
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 4); // retries at 1 s, 2 s and 3 s
+    /// # }
+    /// ```
     pub fn budget(mut self, budget: Duration) -> Self {
         self.budget = Some(budget);
         self
@@ -165,6 +216,21 @@ impl<E> Retry<E> {
     /// transient/permanent predicates such as
     /// `SinkError::is_transient` (flowgate-sql) or `SourceError::is_transient`
     /// (flowgate-redis): `.when(SinkError::is_transient)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1))).when(|e: &u16| *e >= 500);
+    /// let err = retry.run(|| async { Err::<(), _>(404u16) }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 1); // 404 is not retried
+    /// assert!(!err.is_transient());
+    /// # }
+    /// ```
     pub fn when<P>(mut self, predicate: P) -> Self
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
@@ -177,6 +243,24 @@ impl<E> Retry<E> {
     /// `Some`: a server's `Retry-After`, or a circuit breaker's
     /// [`retry_after`](super::BreakerError::retry_after). The delay is the
     /// larger of the hint and the backoff's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1)))
+    ///     .max_attempts(2)
+    ///     .retry_after(|_: &&str| Some(Duration::from_secs(2)));
+    /// let start = Instant::now();
+    /// let _ = retry.run(|| async { Err::<(), _>("slow down") }).await;
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # }
+    /// ```
     pub fn retry_after<H>(mut self, hint: H) -> Self
     where
         H: Fn(&E) -> Option<Duration> + Send + Sync + 'static,
@@ -189,6 +273,25 @@ impl<E> Retry<E> {
     /// attempt number `attempt` (from 1), and the delay before the next one.
     /// Use it to log or count retries. It runs on the retrying task; keep it
     /// short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let seen = Arc::new(AtomicU32::new(0));
+    /// let counter = Arc::clone(&seen);
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(1)))
+    ///     .on_retry(move |_: &&str, _attempt, _delay| { counter.fetch_add(1, Ordering::SeqCst); });
+    /// let _ = retry.run(|| async { Err::<(), _>("down") }).await;
+    /// assert_eq!(seen.load(Ordering::SeqCst), 2); // 3 attempts, 2 retries
+    /// # }
+    /// ```
     pub fn on_retry<H>(mut self, hook: H) -> Self
     where
         H: Fn(&E, u32, Duration) + Send + Sync + 'static,
@@ -202,6 +305,28 @@ impl<E> Retry<E> {
     /// new item until the retry is made (the seed's "pause the job on error,
     /// and retry after sleep"). With several calls backing off at once, the
     /// source stays paused until the last of them wakes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, PauseHandle, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pause = PauseHandle::new();
+    /// let retry = Retry::new(Backoff::constant(Duration::from_secs(1))).max_attempts(2).pause_while_backing_off(&pause);
+    /// let watcher = pause.clone();
+    /// let run = retry.run(|| async { Err::<(), _>("down") });
+    /// let check = async {
+    ///     tokio::time::sleep(Duration::from_millis(500)).await;
+    ///     assert!(watcher.is_paused()); // while backing off
+    /// };
+    /// let (out, ()) = tokio::join!(run, check);
+    /// assert!(out.is_err());
+    /// assert!(!pause.is_paused());
+    /// # }
+    /// ```
     pub fn pause_while_backing_off(mut self, pause: &PauseHandle) -> Self {
         self.pause = Some(pause.clone());
         self
@@ -210,22 +335,67 @@ impl<E> Retry<E> {
     /// Draws the jitter of successive calls from seeds derived from `seed`,
     /// so a run is reproducible (for tests). Without it, every call draws a
     /// random seed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Jitter, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::exponential(Duration::from_millis(10)).jitter(Jitter::Full)).jitter_seed(7);
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// # }
+    /// ```
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seeds = Some(Arc::new(AtomicU64::new(seed)));
         self
     }
 
     /// The backoff between attempts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// let backoff = Backoff::constant(Duration::from_millis(10));
+    /// assert_eq!(Retry::<()>::new(backoff).backoff(), backoff);
+    /// ```
     pub fn backoff(&self) -> Backoff {
         self.backoff
     }
 
     /// The most attempts made per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// let retry = Retry::<()>::new(Backoff::constant(Duration::ZERO)).max_attempts(7);
+    /// assert_eq!(retry.attempts_limit(), 7);
+    /// ```
     pub fn attempts_limit(&self) -> u32 {
         self.max_attempts
     }
 
     /// The time budget per call, if one was set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// let retry = Retry::<()>::new(Backoff::constant(Duration::ZERO));
+    /// assert_eq!(retry.time_budget(), None);
+    /// assert_eq!(retry.budget(Duration::from_secs(9)).time_budget(), Some(Duration::from_secs(9)));
+    /// ```
     pub fn time_budget(&self) -> Option<Duration> {
         self.budget
     }

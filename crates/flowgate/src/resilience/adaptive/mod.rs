@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
-use super::error::BuildError;
+mod error;
+
+pub use self::error::BuildError;
 use crate::sync::lock;
 
 /// What a finished call tells an [`AdaptiveLimit`].
@@ -33,6 +35,15 @@ impl Outcome {
     /// [`Overload`](Self::Overload): the default classification of
     /// [`AdaptiveLimit::run`] and
     /// [`par_map_adaptive`](crate::pipeline::PipelineExt::par_map_adaptive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::Outcome;
+    ///
+    /// assert_eq!(Outcome::of_result(&Ok::<_, ()>(1)), Outcome::Success);
+    /// assert_eq!(Outcome::of_result(&Err::<(), _>("busy")), Outcome::Overload);
+    /// ```
     pub fn of_result<T, E>(result: &Result<T, E>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
@@ -81,6 +92,15 @@ pub struct AdaptiveLimitBuilder {
 
 impl AdaptiveLimitBuilder {
     /// The limit to start from (default: the minimum).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::builder(1..=64).initial(16).build().unwrap();
+    /// assert_eq!(limit.limit(), 16);
+    /// ```
     pub fn initial(mut self, initial: usize) -> Self {
         self.initial = Some(initial);
         self
@@ -88,6 +108,15 @@ impl AdaptiveLimitBuilder {
 
     /// The factor a decrease multiplies the limit by (default 0.9). Lower
     /// backs off harder and recovers slower.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// assert!(AdaptiveLimit::builder(1..=64).decrease_ratio(0.5).build().is_ok());
+    /// assert!(AdaptiveLimit::builder(1..=64).decrease_ratio(1.0).build().is_err());
+    /// ```
     pub fn decrease_ratio(mut self, ratio: f64) -> Self {
         self.decrease_ratio = ratio;
         self
@@ -95,6 +124,15 @@ impl AdaptiveLimitBuilder {
 
     /// The weight of a new window's mean RTT in the baseline (default 0.4).
     /// Higher follows the service faster, and forgets its fast past sooner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// assert!(AdaptiveLimit::builder(1..=64).ewma_alpha(0.2).build().is_ok());
+    /// assert!(AdaptiveLimit::builder(1..=64).ewma_alpha(0.0).build().is_err());
+    /// ```
     pub fn ewma_alpha(mut self, alpha: f64) -> Self {
         self.ewma_alpha = alpha;
         self
@@ -102,6 +140,15 @@ impl AdaptiveLimitBuilder {
 
     /// How many standard deviations above the baseline the mean RTT must
     /// rise to count as back-pressure (default 2.5).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// assert!(AdaptiveLimit::builder(1..=64).rtt_deviation_scale(3.0).build().is_ok());
+    /// assert!(AdaptiveLimit::builder(1..=64).rtt_deviation_scale(f64::NAN).build().is_err());
+    /// ```
     pub fn rtt_deviation_scale(mut self, scale: f64) -> Self {
         self.deviation_scale = scale;
         self
@@ -112,6 +159,16 @@ impl AdaptiveLimitBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] naming the first broken rule (see the table above).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    /// use flowgate::resilience::adaptive::BuildError;
+    ///
+    /// assert!(AdaptiveLimit::builder(1..=8).build().is_ok());
+    /// assert_eq!(AdaptiveLimit::builder(1..=8).initial(9).build().unwrap_err(), BuildError::InitialOutOfRange(9));
+    /// ```
     pub fn build(self) -> Result<AdaptiveLimit, BuildError> {
         let (min, max) = (self.min, self.max);
         if min == 0 {
@@ -420,15 +477,33 @@ impl AdaptiveLimit {
     ///
     /// If the range is empty, starts at 0, or ends above [`Self::MAX`]; use
     /// [`builder`](Self::builder) for values from configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::new(2..=32);
+    /// assert_eq!((limit.limit(), limit.range()), (2, 2..=32));
+    /// ```
     #[track_caller]
     pub fn new(range: RangeInclusive<usize>) -> AdaptiveLimit {
         match AdaptiveLimit::builder(range).build() {
             Ok(limit) => limit,
-            Err(err) => panic!("invalid adaptive limit: {err}"),
+            Err(err) => panic!("AdaptiveLimit::new: {err}"),
         }
     }
 
     /// Starts configuring a limit adapting within `range`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::builder(1..=32).initial(4).build().unwrap();
+    /// assert_eq!(limit.limit(), 4);
+    /// ```
     pub fn builder(range: RangeInclusive<usize>) -> AdaptiveLimitBuilder {
         AdaptiveLimitBuilder {
             min: *range.start(),
@@ -471,6 +546,16 @@ impl AdaptiveLimit {
     }
 
     /// Takes room under the current limit if there is some now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::new(1..=4);
+    /// let permit = limit.try_acquire().unwrap();
+    /// assert!(limit.try_acquire().is_none()); // starts at 1; never waits
+    /// ```
     pub fn try_acquire(&self) -> Option<AdaptivePermit> {
         match Arc::clone(&self.shared.semaphore).try_acquire_owned() {
             Ok(permit) => Some(self.admit(permit)),
@@ -485,6 +570,19 @@ impl AdaptiveLimit {
     ///
     /// Cancel-safe for the limit: a cancelled call gives its room back and
     /// records nothing. Whatever `fut` loses when dropped is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(1..=4);
+    /// assert_eq!(limit.run(async { Err::<(), _>("busy") }).await, Err("busy"));
+    /// assert_eq!(limit.stats().overloads, 1);
+    /// # }
+    /// ```
     pub async fn run<Fut, T, E>(&self, fut: Fut) -> Result<T, E>
     where
         Fut: Future<Output = Result<T, E>>,
@@ -529,21 +627,56 @@ impl AdaptiveLimit {
     }
 
     /// The limit now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// assert_eq!(AdaptiveLimit::new(3..=9).limit(), 3);
+    /// ```
     pub fn limit(&self) -> usize {
         lock(&self.shared.inner).limit
     }
 
     /// Calls admitted and not yet finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::new(1..=4);
+    /// let permit = limit.try_acquire().unwrap();
+    /// assert_eq!(limit.in_flight(), 1);
+    /// ```
     pub fn in_flight(&self) -> usize {
         lock(&self.shared.inner).in_flight
     }
 
     /// The range the limit adapts within.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// assert_eq!(AdaptiveLimit::new(3..=9).range(), 3..=9);
+    /// ```
     pub fn range(&self) -> RangeInclusive<usize> {
         self.shared.config.min..=self.shared.config.max
     }
 
     /// The limit, the calls in flight, the baseline RTT and counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let stats = AdaptiveLimit::new(1..=4).stats();
+    /// assert_eq!((stats.limit, stats.in_flight, stats.baseline_rtt), (1, 0, None));
+    /// ```
     pub fn stats(&self) -> AdaptiveStats {
         let inner = lock(&self.shared.inner);
         AdaptiveStats {
@@ -604,6 +737,19 @@ pub struct AdaptivePermit {
 impl AdaptivePermit {
     /// Reports the call's outcome, its RTT running from the permit's
     /// admission until now, and gives the room back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{AdaptiveLimit, Outcome};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(1..=4);
+    /// limit.acquire().await.record(Outcome::Overload);
+    /// assert_eq!((limit.in_flight(), limit.stats().overloads), (0, 1));
+    /// # }
+    /// ```
     pub fn record(self, outcome: Outcome) {
         self.record_at(outcome, Instant::now());
     }
@@ -614,6 +760,20 @@ impl AdaptivePermit {
     }
 
     /// When the permit was admitted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limit = AdaptiveLimit::new(1..=4);
+    /// let permit = limit.acquire().await;
+    /// assert_eq!(permit.started(), Instant::now());
+    /// # }
+    /// ```
     pub fn started(&self) -> Instant {
         self.started
     }

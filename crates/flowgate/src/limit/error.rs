@@ -1,0 +1,101 @@
+//! Errors of the [`limit`](super) module.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A [`Rate`](super::Rate) that cannot work, reported by
+/// [`Rate::new`](super::Rate::new) before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateError {
+    /// The count was zero: nothing could ever pass.
+    ZeroCount,
+    /// The period was zero.
+    ZeroPeriod,
+    /// The burst was zero: nothing could ever pass.
+    ZeroBurst,
+    /// `period / count` is below one nanosecond, the resolution of the
+    /// limiter.
+    IntervalTooShort,
+    /// `period / count` does not fit in 2^64 nanoseconds (about 584 years).
+    IntervalTooLong,
+    /// `period / count × burst` does not fit in 2^64 nanoseconds (about 584
+    /// years).
+    BurstTooLong,
+}
+
+impl fmt::Display for RateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ZeroCount => "count must be at least 1",
+            Self::ZeroPeriod => "period must be greater than zero",
+            Self::ZeroBurst => "burst must be at least 1",
+            Self::IntervalTooShort => "period / count must be at least 1 ns",
+            Self::IntervalTooLong => "period / count must be at most 2^64 ns (about 584 years)",
+            Self::BurstTooLong => {
+                "period / count * burst must be at most 2^64 ns (about 584 years)"
+            }
+        })
+    }
+}
+
+impl Error for RateError {}
+
+/// Returned by [`RateLimiter::try_acquire`](super::RateLimiter::try_acquire): no cell is
+/// free now. Transient: one is free at [`ready_at`](Self::ready_at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotReady {
+    pub(super) ready_at: Instant,
+}
+
+impl NotReady {
+    /// The earliest instant at which a call may pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(1));
+    /// limiter.try_acquire().unwrap();
+    /// let not_ready = limiter.try_acquire().unwrap_err();
+    /// assert_eq!(not_ready.ready_at(), Instant::now() + Duration::from_secs(1));
+    /// # }
+    /// ```
+    pub fn ready_at(&self) -> Instant {
+        self.ready_at
+    }
+
+    /// How long from now until a call may pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(4));
+    /// limiter.try_acquire().unwrap();
+    /// assert_eq!(limiter.try_acquire().unwrap_err().wait_time(), Duration::from_millis(250));
+    /// # }
+    /// ```
+    pub fn wait_time(&self) -> Duration {
+        self.ready_at.saturating_duration_since(Instant::now())
+    }
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate limit reached, ready in {:?}", self.wait_time())
+    }
+}
+
+impl Error for NotReady {}

@@ -1,0 +1,530 @@
+//! [`Rate`] and [`RateLimiter`]: at most `count` calls per period, with or
+//! without burst. The stream stage is
+//! [`rate_limit`](crate::pipeline::PipelineExt::rate_limit).
+//!
+//! The limiter is a GCRA (generic cell rate algorithm, the "virtual
+//! scheduling" form of ITU-T I.371): one atomic *theoretical arrival time*
+//! (TAT), in nanoseconds since the limiter was made, advanced by one
+//! compare-and-swap per call, on tokio's clock so paused time drives it.
+//!
+//! Why not governor's GCRA, which is the same algorithm: governor charges a
+//! call at the time it *checks*. A waiter is woken by tokio's timer, which
+//! has millisecond resolution and rounds deadlines up, so it checks a little
+//! after its slot; with a burst of 1 governor then schedules the next slot
+//! from that late time, and the lateness adds up (3 per second over 300
+//! calls ran 200 ms slow under paused time, and real timers are later
+//! still). Here a waiter that wakes less than one interval late takes the
+//! slot it waited for, so the schedule holds and the rate does not drift.
+//! Fresh callers are charged at the time they arrive, so an idle limiter
+//! still saves up no more than `burst`.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep_until};
+
+use super::error::{NotReady, RateError};
+
+/// How many calls may pass per period, and how many of them at once.
+///
+/// A rate of `count` per `period` lets one call through every
+/// `period / count` (the *interval*) on average. The *burst* is how many may
+/// pass back to back after a quiet spell: with a burst of 1 (the default)
+/// calls are spaced by the interval exactly, and an idle limiter does *not*
+/// save up a burst; with a burst of `b`, up to `b` pass at once and the
+/// allowance then refills at one per interval.
+///
+/// Intervals below one millisecond: tokio's timer has a resolution of 1 ms,
+/// so a waiter passes at most about once per millisecond. Give such rates a
+/// burst of at least their cells per millisecond (`Rate::per_second(100_000)
+/// .with_burst(100)`) and the limiter keeps the rate on average.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flowgate::limit::{Rate, RateError};
+///
+/// let smooth = Rate::per_second(200); // one every 5 ms
+/// assert_eq!(smooth.interval(), Duration::from_millis(5));
+/// let bursty = Rate::per_second(200).with_burst(50); // 50 at once, then one every 5 ms
+/// assert_eq!(bursty.burst(), 50);
+///
+/// // From configuration: checked, never a panic.
+/// assert_eq!(Rate::new(0, Duration::from_secs(1), 1), Err(RateError::ZeroCount));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    count: NonZeroU32,
+    period: Duration,
+    burst: NonZeroU32,
+}
+
+impl Rate {
+    /// `count` calls per `period`, up to `burst` of them back to back.
+    ///
+    /// # Errors
+    ///
+    /// A [`RateError`] naming the broken rule:
+    ///
+    /// - `count` must be at least 1 ([`RateError::ZeroCount`]);
+    /// - `period` must be greater than zero ([`RateError::ZeroPeriod`]);
+    /// - `burst` must be at least 1 ([`RateError::ZeroBurst`]);
+    /// - `period / count` must be at least 1 ns
+    ///   ([`RateError::IntervalTooShort`]) and at most 2^64 ns, about 584
+    ///   years ([`RateError::IntervalTooLong`]);
+    /// - `period / count × burst` must be at most 2^64 ns
+    ///   ([`RateError::BurstTooLong`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateError};
+    ///
+    /// let rate = Rate::new(100, Duration::from_secs(1), 10).unwrap();
+    /// assert_eq!(rate.interval(), Duration::from_millis(10));
+    /// assert_eq!(Rate::new(1, Duration::ZERO, 1), Err(RateError::ZeroPeriod));
+    /// assert_eq!(Rate::new(u32::MAX, Duration::from_nanos(1), 1), Err(RateError::IntervalTooShort));
+    /// assert_eq!(Rate::new(1, Duration::MAX, 1), Err(RateError::IntervalTooLong));
+    /// ```
+    pub fn new(count: u32, period: Duration, burst: u32) -> Result<Rate, RateError> {
+        let count = NonZeroU32::new(count).ok_or(RateError::ZeroCount)?;
+        let burst = NonZeroU32::new(burst).ok_or(RateError::ZeroBurst)?;
+        if period.is_zero() {
+            return Err(RateError::ZeroPeriod);
+        }
+        let interval = period / count.get();
+        if interval.is_zero() {
+            return Err(RateError::IntervalTooShort);
+        }
+        let nanos = u64::try_from(interval.as_nanos()).map_err(|_| RateError::IntervalTooLong)?;
+        if nanos.checked_mul(u64::from(burst.get())).is_none() {
+            return Err(RateError::BurstTooLong);
+        }
+        Ok(Rate {
+            count,
+            period,
+            burst,
+        })
+    }
+
+    /// `count` calls per `period`, spaced evenly (a burst of 1).
+    ///
+    /// # Panics
+    ///
+    /// With the rule of [`Rate::new`] that is broken (use it for values from
+    /// configuration): if `count` is zero, `period` is zero, or
+    /// `period / count` is below 1 ns or above 2^64 ns (about 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_period(3, Duration::from_secs(30));
+    /// assert_eq!(rate.interval(), Duration::from_secs(10));
+    /// ```
+    #[track_caller]
+    pub fn per_period(count: u32, period: Duration) -> Rate {
+        or_panic("Rate::per_period", Rate::new(count, period, 1))
+    }
+
+    /// `count` calls per second, spaced evenly (a burst of 1). Up to
+    /// `u32::MAX` per second (an interval of 0.23 ns rounds down to 0; the
+    /// largest rate is 10^9 per second).
+    ///
+    /// # Panics
+    ///
+    /// If `count` is zero, or above 10^9 (an interval below 1 ns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(200).interval(), Duration::from_millis(5));
+    /// assert_eq!(Rate::per_second(1_000_000_000).interval(), Duration::from_nanos(1));
+    /// ```
+    ///
+    /// ```should_panic
+    /// flowgate::limit::Rate::per_second(0); // "Rate::per_second: count must be at least 1"
+    /// ```
+    #[track_caller]
+    pub fn per_second(count: u32) -> Rate {
+        or_panic(
+            "Rate::per_second",
+            Rate::new(count, Duration::from_secs(1), 1),
+        )
+    }
+
+    /// `count` calls per minute, spaced evenly (a burst of 1).
+    ///
+    /// # Panics
+    ///
+    /// If `count` is zero (every other `u32` works: `u32::MAX` per minute is
+    /// an interval of 13 ns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_minute(6).interval(), Duration::from_secs(10));
+    /// ```
+    #[track_caller]
+    pub fn per_minute(count: u32) -> Rate {
+        or_panic(
+            "Rate::per_minute",
+            Rate::new(count, Duration::from_secs(60), 1),
+        )
+    }
+
+    /// The same rate, letting up to `burst` calls pass back to back.
+    ///
+    /// # Panics
+    ///
+    /// If `burst` is zero, or `interval × burst` is above 2^64 ns (about
+    /// 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_second(100).with_burst(10);
+    /// assert_eq!((rate.count(), rate.burst()), (100, 10));
+    /// ```
+    ///
+    /// ```should_panic
+    /// flowgate::limit::Rate::per_second(1).with_burst(0); // "Rate::with_burst: burst must be at least 1"
+    /// ```
+    #[track_caller]
+    pub fn with_burst(self, burst: u32) -> Rate {
+        or_panic(
+            "Rate::with_burst",
+            Rate::new(self.count.get(), self.period, burst),
+        )
+    }
+
+    /// Calls per [`period`](Self::period).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_minute(30);
+    /// assert_eq!((rate.count(), rate.period()), (30, Duration::from_secs(60)));
+    /// ```
+    pub fn count(&self) -> u32 {
+        self.count.get()
+    }
+
+    /// The period `count` calls are spread over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// let rate = Rate::per_minute(30);
+    /// assert_eq!((rate.count(), rate.period()), (30, Duration::from_secs(60)));
+    /// ```
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// How many calls may pass back to back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(5).burst(), 1);
+    /// assert_eq!(Rate::per_second(5).with_burst(5).burst(), 5);
+    /// ```
+    pub fn burst(&self) -> u32 {
+        self.burst.get()
+    }
+
+    /// The average time between calls: `period / count`, rounded down to the
+    /// nanosecond.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::Rate;
+    ///
+    /// assert_eq!(Rate::per_second(3).interval(), Duration::from_nanos(333_333_333));
+    /// ```
+    pub fn interval(&self) -> Duration {
+        self.period / self.count.get()
+    }
+}
+
+/// The rate, or a panic naming the operation and the broken rule.
+#[track_caller]
+fn or_panic(op: &str, rate: Result<Rate, RateError>) -> Rate {
+    match rate {
+        Ok(rate) => rate,
+        Err(err) => panic!("{op}: {err}"),
+    }
+}
+
+// ===== impl Gcra =====
+
+/// The GCRA state: nanosecond offsets from `start`.
+struct Gcra {
+    start: Instant,
+    /// `T`: nanoseconds between cells.
+    interval: u64,
+    /// `τ`: how far ahead of the schedule a call may be, `(burst - 1) × T`.
+    tolerance: u64,
+    /// The theoretical arrival time of the next cell.
+    tat: AtomicU64,
+}
+
+impl Gcra {
+    fn new(rate: Rate) -> Gcra {
+        let interval = duration_nanos(rate.interval());
+        Gcra {
+            start: Instant::now(),
+            interval,
+            // Checked by `Rate::new` to fit.
+            tolerance: interval * u64::from(rate.burst() - 1),
+            tat: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        duration_nanos(Instant::now().saturating_duration_since(self.start))
+    }
+
+    /// The instant `nanos` after the start; "never" (far in the future)
+    /// when that is beyond what an `Instant` holds, as a slot of a rate of
+    /// one per century may be.
+    fn instant(&self, nanos: u64) -> Instant {
+        crate::time::deadline(self.start, Duration::from_nanos(nanos))
+    }
+
+    /// Takes a cell at `now`, or returns when the next one is free.
+    ///
+    /// `promised` is the slot a waiter was told to come back at. If that slot
+    /// is still free and the waiter is less than one interval late, it is
+    /// charged at the slot rather than at `now`, so timer lateness does not
+    /// push the schedule back.
+    fn take(&self, now: u64, promised: Option<u64>) -> Result<(), u64> {
+        // Relaxed: the TAT is the only shared state and protects no other
+        // data; the compare-and-swap alone makes every update count once.
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let earliest = tat.saturating_sub(self.tolerance);
+            let arrival = match promised {
+                // Only a waiter that slept until its slot (never before it)
+                // and whose slot nobody took since.
+                Some(slot) if slot >= earliest && now >= slot && now - slot < self.interval => slot,
+                _ => now,
+            };
+            if arrival < earliest {
+                return Err(earliest);
+            }
+            let next = tat.max(arrival).saturating_add(self.interval);
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+}
+
+fn duration_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+// ===== impl RateLimiter =====
+
+/// A rate limiter shared by every clone: at most [`Rate`] calls pass, across
+/// all of them.
+///
+/// Use it around any async call with [`acquire`](Self::acquire), poll
+/// it without waiting with [`try_acquire`](Self::try_acquire), or put it in a stream with
+/// [`rate_limit`](crate::pipeline::PipelineExt::rate_limit). It runs on tokio's clock,
+/// so tests with paused time see exact timing.
+///
+/// Timing is exact and does not drift: the limiter keeps the *theoretical*
+/// time of the next free cell (GCRA), a waiter that wakes late still gets
+/// the slot it waited for, and a quiet spell saves up at most `burst` calls —
+/// unlike a ticker, which drifts and lets a burst through after idle. The
+/// price of keeping the schedule: the gap after a late wake-up is shorter by
+/// that lateness (less than one interval), never shorter than zero, and over
+/// any stretch of time the count stays within the rate.
+///
+/// Waiters are not queued: when several wait on one limiter, whichever checks
+/// first after a cell frees up passes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flowgate::limit::{Rate, RateLimiter};
+/// use tokio::time::Instant;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let limiter = RateLimiter::new(Rate::per_second(10));
+/// let start = Instant::now();
+/// for _ in 0..5 {
+///     limiter.acquire().await; // then call the API
+/// }
+/// assert_eq!(start.elapsed(), Duration::from_millis(400));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RateLimiter {
+    gcra: Arc<Gcra>,
+    rate: Rate,
+}
+
+impl RateLimiter {
+    /// A limiter letting `rate` calls through.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(10));
+    /// assert!(limiter.try_acquire().is_ok());
+    /// # }
+    /// ```
+    pub fn new(rate: Rate) -> RateLimiter {
+        RateLimiter {
+            gcra: Arc::new(Gcra::new(rate)),
+            rate,
+        }
+    }
+
+    /// The rate this limiter enforces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(10));
+    /// assert_eq!(limiter.rate(), Rate::per_second(10));
+    /// # }
+    /// ```
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Takes one cell if one is free now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`NotReady`], saying when a cell frees up, if none is free now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(Rate::per_second(2));
+    /// assert!(limiter.try_acquire().is_ok());
+    /// let not_ready = limiter.try_acquire().unwrap_err();
+    /// assert_eq!(not_ready.wait_time(), Duration::from_millis(500));
+    /// # }
+    /// ```
+    pub fn try_acquire(&self) -> Result<(), NotReady> {
+        self.gcra
+            .take(self.gcra.now(), None)
+            .map_err(|slot| NotReady {
+                ready_at: self.gcra.instant(slot),
+            })
+    }
+
+    /// Waits until a cell is free and takes it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a cell is taken only in the poll that completes the
+    /// future, so a cancelled call takes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::limit::{Rate, RateLimiter};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(2));
+    /// let start = Instant::now();
+    /// limiter.acquire().await;
+    /// limiter.acquire().await;
+    /// assert_eq!(start.elapsed(), Duration::from_millis(500));
+    /// # }
+    /// ```
+    pub async fn acquire(&self) {
+        let mut promised = None;
+        loop {
+            match self.gcra.take(self.gcra.now(), promised) {
+                Ok(()) => return,
+                Err(slot) => {
+                    promised = Some(slot);
+                    sleep_until(self.gcra.instant(slot)).await;
+                }
+            }
+        }
+    }
+}
+
+impl RateLimiter {
+    /// Takes a cell now, or returns the slot (nanoseconds since the start)
+    /// at which one frees up; `promised` is the slot a waiter slept until.
+    pub(crate) fn take(&self, promised: Option<u64>) -> Result<(), u64> {
+        self.gcra.take(self.gcra.now(), promised)
+    }
+
+    /// The instant of a slot returned by [`take`](Self::take).
+    pub(crate) fn slot_instant(&self, slot: u64) -> Instant {
+        self.gcra.instant(slot)
+    }
+}
+
+impl From<Rate> for RateLimiter {
+    fn from(rate: Rate) -> RateLimiter {
+        RateLimiter::new(rate)
+    }
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
