@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::num::NonZeroUsize;
 
 use super::error::TryPublishError;
 use super::handle::SubscribeHandle;
@@ -152,10 +151,9 @@ impl<T> fmt::Debug for Publisher<T> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use std::num::NonZeroUsize;
 /// use flowgate::broadcast::{BoundedPublisher, TryPublishError};
 ///
-/// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(2).unwrap());
+/// let mut publisher = BoundedPublisher::new(2);
 /// let mut sub = publisher.subscribe();
 /// publisher.publish(1).await;
 /// publisher.publish(2).await;
@@ -174,10 +172,35 @@ impl<T> BoundedPublisher<T> {
     /// `bound` unread events, and returns its publisher.
     ///
     /// A bound of 1 makes every subscriber read each event before the next
-    /// is published.
-    pub fn new(bound: NonZeroUsize) -> Self {
+    /// is published. A bound of `usize::MAX` never makes the publisher wait
+    /// in practice (nothing is allocated for it up front: memory follows the
+    /// slowest subscriber's lag, as in an unbounded stream).
+    ///
+    /// # Panics
+    ///
+    /// `"BoundedPublisher::new: bound must be at least 1"` if `bound` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let publisher = BoundedPublisher::<u32>::new(64);
+    /// assert_eq!(publisher.bound(), 64);
+    /// ```
+    ///
+    /// A zero bound is refused:
+    ///
+    /// ```should_panic
+    /// # use flowgate::broadcast::BoundedPublisher;
+    /// let _ = BoundedPublisher::<u32>::new(0); // panics: bound must be at least 1
+    /// ```
+    #[track_caller]
+    pub fn new(bound: usize) -> Self {
+        assert!(bound > 0, "BoundedPublisher::new: bound must be at least 1");
         BoundedPublisher {
-            writer: Writer::new(Some(bound.get() as u64)),
+            // A usize always fits in a u64 on the platforms tokio supports.
+            writer: Writer::new(Some(u64::try_from(bound).unwrap_or(u64::MAX))),
         }
     }
 
@@ -201,10 +224,9 @@ impl<T> BoundedPublisher<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(16).unwrap());
+    /// let mut publisher = BoundedPublisher::new(16);
     /// let mut sub = publisher.subscribe();
     /// let reader = tokio::spawn(async move {
     ///     let mut total = 0;
@@ -239,10 +261,9 @@ impl<T> BoundedPublisher<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let mut publisher = BoundedPublisher::new(1);
     /// let mut sub = publisher.subscribe();
     /// publisher.reserve().await.publish("first");
     /// // Full until `sub` reads: waiting can be raced against a timeout
@@ -274,10 +295,9 @@ impl<T> BoundedPublisher<T> {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let mut publisher = BoundedPublisher::new(1);
     /// let sub = publisher.subscribe();
     /// assert!(publisher.try_publish(1).is_ok());
     /// assert_eq!(publisher.try_publish(2).unwrap_err().into_inner(), 2);

@@ -30,7 +30,7 @@ use super::{Consumer, OpQueue};
 ///
 /// They are called while the queue is locked, so that an item is folded into
 /// its key's entry atomically with respect to `dequeue`. Keep them cheap and
-/// non-blocking. If one panics, the panic propagates to the `enqueue` caller,
+/// non-blocking. If one panics, the panic propagates to the `try_enqueue` or `enqueue` caller,
 /// the item is dropped, and the key's value is left as the function left it;
 /// the queue itself stays consistent.
 pub struct OpQueueBuilder<K, T, A = Vec<T>> {
@@ -66,7 +66,7 @@ where
 {
     /// How many distinct keys may be queued at once (in windowed mode: how
     /// many batches, open or released). An item for a key that is not queued
-    /// is refused with [`EnqueueError::DepthFull`](super::EnqueueError::DepthFull)
+    /// is refused with [`TryEnqueueError::DepthFull`](super::TryEnqueueError::DepthFull)
     /// beyond it.
     pub fn depth(mut self, depth: usize) -> Self {
         self.depth = depth;
@@ -75,7 +75,7 @@ where
 
     /// How many items one key's entry may hold. A queued key that holds
     /// `width` items refuses more with
-    /// [`EnqueueError::WidthFull`](super::EnqueueError::WidthFull) until it is
+    /// [`TryEnqueueError::WidthFull`](super::TryEnqueueError::WidthFull) until it is
     /// dequeued; in windowed mode a batch that reaches `width` is released at
     /// once instead, and the key's next item starts a new batch.
     ///
@@ -107,7 +107,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// for version in 1..=5 {
-    ///     queue.enqueue("doc-1", version).unwrap();
+    ///     queue.try_enqueue("doc-1", version).unwrap();
     ///     tokio::time::sleep(Duration::from_millis(10)).await;
     /// }
     /// // Five edits in 50 ms: one re-index, of the latest version, when the
@@ -139,8 +139,8 @@ where
     ///     .merge(|latest, item| *latest = item)
     ///     .build()
     ///     .unwrap();
-    /// queue.enqueue("temp", 20).unwrap();
-    /// queue.enqueue("temp", 21).unwrap();
+    /// queue.try_enqueue("temp", 20).unwrap();
+    /// queue.try_enqueue("temp", 21).unwrap();
     /// assert_eq!(consumer.dequeue().await, Some(("temp", 21)));
     /// # }
     /// ```
@@ -178,7 +178,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// for field in ["name", "email", "name"] {
-    ///     queue.enqueue(7, field).unwrap();
+    ///     queue.try_enqueue(7, field).unwrap();
     /// }
     /// let (user, fields) = consumer.dequeue().await.unwrap();
     /// assert_eq!((user, fields.len()), (7, 2));

@@ -3,10 +3,10 @@
 use std::error::Error;
 use std::fmt;
 
-/// Returned by [`OpQueue::enqueue`](super::OpQueue::enqueue): the key and the
+/// Returned by [`OpQueue::try_enqueue`](super::OpQueue::try_enqueue): the key and the
 /// item are handed back, with the reason they were refused.
 #[derive(Clone, PartialEq, Eq)]
-pub enum EnqueueError<K, T> {
+pub enum TryEnqueueError<K, T> {
     /// The key is not queued and `depth` distinct keys (windowed: batches)
     /// already are. Transient: room is made as entries are dequeued.
     DepthFull(K, T),
@@ -19,7 +19,7 @@ pub enum EnqueueError<K, T> {
     Closed(K, T),
 }
 
-impl<K, T> EnqueueError<K, T> {
+impl<K, T> TryEnqueueError<K, T> {
     /// Returns the key and the item that were refused.
     pub fn into_inner(self) -> (K, T) {
         match self {
@@ -57,7 +57,7 @@ impl<K, T> EnqueueError<K, T> {
     }
 }
 
-impl<K, T> fmt::Debug for EnqueueError<K, T> {
+impl<K, T> fmt::Debug for TryEnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DepthFull(..) => f.write_str("DepthFull(..)"),
@@ -67,7 +67,7 @@ impl<K, T> fmt::Debug for EnqueueError<K, T> {
     }
 }
 
-impl<K, T> fmt::Display for EnqueueError<K, T> {
+impl<K, T> fmt::Display for TryEnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DepthFull(..) => f.write_str("queue is full (depth): too many distinct keys"),
@@ -79,34 +79,34 @@ impl<K, T> fmt::Display for EnqueueError<K, T> {
     }
 }
 
-impl<K, T> Error for EnqueueError<K, T> {}
+impl<K, T> Error for TryEnqueueError<K, T> {}
 
-/// Returned by [`OpQueue::enqueue_wait`](super::OpQueue::enqueue_wait) when
+/// Returned by [`OpQueue::enqueue`](super::OpQueue::enqueue) when
 /// the queue is closed, before or while waiting for room; the key and the item
 /// are handed back.
 #[derive(Clone, PartialEq, Eq)]
-pub struct EnqueueWaitError<K, T>(pub K, pub T);
+pub struct EnqueueError<K, T>(pub K, pub T);
 
-impl<K, T> EnqueueWaitError<K, T> {
+impl<K, T> EnqueueError<K, T> {
     /// Returns the key and the item that were refused.
     pub fn into_inner(self) -> (K, T) {
         (self.0, self.1)
     }
 }
 
-impl<K, T> fmt::Debug for EnqueueWaitError<K, T> {
+impl<K, T> fmt::Debug for EnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("EnqueueWaitError").finish_non_exhaustive()
+        f.debug_tuple("EnqueueError").finish_non_exhaustive()
     }
 }
 
-impl<K, T> fmt::Display for EnqueueWaitError<K, T> {
+impl<K, T> fmt::Display for EnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("queue is closed")
     }
 }
 
-impl<K, T> Error for EnqueueWaitError<K, T> {}
+impl<K, T> Error for EnqueueError<K, T> {}
 
 /// Returned by [`Consumer::try_dequeue`](super::Consumer::try_dequeue) when
 /// there is nothing to take right now.

@@ -9,7 +9,7 @@
 //! every consumer is busy, which is how a fast producer and a busy consumer
 //! avoid a wake-up per item); a consumer that takes an entry while more remain
 //! and other consumers are parked wakes the next one, so work never sits
-//! unseen. Producers parked in `enqueue_wait` are all woken when room is made:
+//! unseen. Producers parked in `enqueue` are all woken when room is made:
 //! they wait on different conditions (depth, or width of one key) and each
 //! re-checks its own.
 
@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
-use super::error::EnqueueError;
+use super::error::TryEnqueueError;
 use super::state::{Config, Refused, State};
 use crate::sync::lock;
 
@@ -49,7 +49,7 @@ pub(crate) struct ConsumerWait {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-/// What a poll of `enqueue_wait` came to.
+/// What a poll of `enqueue` came to.
 pub(crate) enum Enqueued<K, T> {
     Done,
     Closed(K, T),
@@ -72,7 +72,7 @@ where
     }
 
     #[inline]
-    pub(crate) fn try_enqueue(&self, key: K, item: T) -> Result<(), EnqueueError<K, T>> {
+    pub(crate) fn try_enqueue(&self, key: K, item: T) -> Result<(), TryEnqueueError<K, T>> {
         // Hash before taking the lock: it is the costliest part for most keys.
         let hash = self.hash(&key);
         let mut state = lock(&self.state);
@@ -91,9 +91,9 @@ where
                 Ok(())
             }
             Err((refused, key, item)) => Err(match refused {
-                Refused::DepthFull => EnqueueError::DepthFull(key, item),
-                Refused::WidthFull => EnqueueError::WidthFull(key, item),
-                Refused::Closed => EnqueueError::Closed(key, item),
+                Refused::DepthFull => TryEnqueueError::DepthFull(key, item),
+                Refused::WidthFull => TryEnqueueError::WidthFull(key, item),
+                Refused::Closed => TryEnqueueError::Closed(key, item),
             }),
         }
     }
@@ -139,7 +139,7 @@ where
 }
 
 impl<K, T, A> Shared<K, T, A> {
-    /// Unparks a producer whose `enqueue_wait` was dropped. Producers are
+    /// Unparks a producer whose `enqueue` was dropped. Producers are
     /// woken all at once, so a consumed wake-up needs no passing on.
     pub(crate) fn cancel_producer(&self, waiter: Option<u64>) {
         if let Some(id) = waiter {

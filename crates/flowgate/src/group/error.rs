@@ -102,17 +102,18 @@ impl<E: Error + 'static> Error for OpError<E> {
     }
 }
 
-/// A [`CallGroup`](super::CallGroup) configuration that cannot work, reported
-/// when the group is created.
+/// Returned by [`CallGroup::set_deadline`](super::CallGroup::set_deadline)
+/// and [`CallGroup::set_timeout`](super::CallGroup::set_timeout) when the
+/// deadline cannot be enforced; the group is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum SetDeadlineError {
     /// A deadline was asked for outside a tokio runtime, so there is no timer
     /// to enforce it.
     NoRuntime,
 }
 
-impl fmt::Display for BuildError {
+impl fmt::Display for SetDeadlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoRuntime => f.write_str("a call group deadline needs a tokio runtime"),
@@ -120,4 +121,4 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl Error for BuildError {}
+impl Error for SetDeadlineError {}

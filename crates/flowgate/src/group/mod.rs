@@ -109,7 +109,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use self::error::{AddError, BuildError, OpError};
+pub use self::error::{AddError, OpError, SetDeadlineError};
 pub use self::op::Op;
 pub use self::results::{IntoIter, Iter, Outcome, Results};
 pub use self::wait::Wait;
@@ -178,9 +178,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// [`SetDeadlineError::NoRuntime`] if called outside a tokio runtime; the group
     /// is unchanged.
-    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), BuildError> {
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), SetDeadlineError> {
         let now = Instant::now();
         // A timeout too long to represent never expires in practice.
         let at = crate::time::deadline(now, timeout);
@@ -196,7 +196,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// [`SetDeadlineError::NoRuntime`] if called outside a tokio runtime; the group
     /// is unchanged.
     ///
     /// # Examples
@@ -217,8 +217,9 @@ where
     /// assert!(slow.is_closed());
     /// # }
     /// ```
-    pub fn set_deadline(&mut self, deadline: Instant) -> Result<(), BuildError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+    pub fn set_deadline(&mut self, deadline: Instant) -> Result<(), SetDeadlineError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| SetDeadlineError::NoRuntime)?;
         self.deadline = Some(Deadline {
             at: deadline,
             runtime,

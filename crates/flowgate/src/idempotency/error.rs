@@ -80,25 +80,3 @@ impl<O, E: Error + 'static> Error for RunError<O, E> {
         }
     }
 }
-
-/// A [`MemoryIdempotencyStore`](super::MemoryIdempotencyStore) setting that
-/// cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// `capacity` was zero: no key could be kept.
-    ZeroCapacity,
-    /// `ttl` was zero: every key would be forgotten at once.
-    ZeroTtl,
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ZeroCapacity => f.write_str("capacity must be at least 1"),
-            Self::ZeroTtl => f.write_str("ttl must be greater than zero"),
-        }
-    }
-}
-
-impl Error for BuildError {}

@@ -24,7 +24,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store = MemoryIdempotencyStore::new(100_000, Duration::from_secs(3600)).unwrap();
+//! let store = MemoryIdempotencyStore::new(100_000, Duration::from_secs(3600));
 //! let once = Idempotency::new(store);
 //!
 //! let charge = |order: u64| async move { Ok::<_, std::io::Error>(order * 100) };
@@ -85,7 +85,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-pub use self::error::{BuildError, RunError};
+pub use self::error::RunError;
 pub use self::store::{IdempotencyStore, MemoryIdempotencyStore};
 pub use crate::store::StoreError;
 
@@ -166,7 +166,7 @@ where
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let once = Idempotency::new(MemoryIdempotencyStore::new(100, Duration::from_secs(60)).unwrap());
+    /// let once = Idempotency::new(MemoryIdempotencyStore::new(100, Duration::from_secs(60)));
     /// // A failed effect is not recorded...
     /// let failed = once.run("a", || async { Err::<(), _>("db down") }).await;
     /// assert!(matches!(failed, Err(RunError::Failed("db down"))));

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures_core::future::BoxFuture;
 
-use super::error::BuildError;
 use crate::expiring::ExpiringMap;
 use crate::store::StoreError;
 use crate::sync::lock;
@@ -83,13 +82,11 @@ impl<K, S: IdempotencyStore<K> + ?Sized> IdempotencyStore<K> for Arc<S> {
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// let store = MemoryIdempotencyStore::new(10_000, Duration::from_secs(600)).unwrap();
+/// let store = MemoryIdempotencyStore::new(10_000, Duration::from_secs(600));
 /// store.record(&"order-1").await.unwrap();
 /// assert!(store.contains(&"order-1").await.unwrap());
 /// tokio::time::advance(Duration::from_secs(600)).await;
 /// assert!(!store.contains(&"order-1").await.unwrap()); // expired
-///
-/// assert!(MemoryIdempotencyStore::<u64>::new(0, Duration::from_secs(1)).is_err());
 /// # }
 /// ```
 pub struct MemoryIdempotencyStore<K> {
@@ -99,19 +96,48 @@ pub struct MemoryIdempotencyStore<K> {
 impl<K: Hash + Eq + Clone> MemoryIdempotencyStore<K> {
     /// A store of at most `capacity` keys, each kept for `ttl`.
     ///
-    /// # Errors
+    /// A `capacity` of `usize::MAX` means "unbounded in practice" (nothing is
+    /// allocated up front; the store grows with the keys it holds), and a
+    /// `ttl` too long for an `Instant`, up to `Duration::MAX`, means keys never
+    /// expire (they are forgotten only at capacity).
     ///
-    /// [`BuildError::ZeroCapacity`] or [`BuildError::ZeroTtl`].
-    pub fn new(capacity: usize, ttl: Duration) -> Result<Self, BuildError> {
-        if capacity == 0 {
-            return Err(BuildError::ZeroCapacity);
-        }
-        if ttl.is_zero() {
-            return Err(BuildError::ZeroTtl);
-        }
-        Ok(MemoryIdempotencyStore {
+    /// # Panics
+    ///
+    /// - `"MemoryIdempotencyStore::new: capacity must be at least 1"` if
+    ///   `capacity` is 0;
+    /// - `"MemoryIdempotencyStore::new: ttl must be greater than zero"` if
+    ///   `ttl` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::MemoryIdempotencyStore;
+    ///
+    /// let store = MemoryIdempotencyStore::<u64>::new(10_000, Duration::from_secs(600));
+    /// assert!(store.is_empty());
+    /// ```
+    ///
+    /// A zero capacity (or TTL) is refused:
+    ///
+    /// ```should_panic
+    /// # use std::time::Duration;
+    /// # use flowgate::idempotency::MemoryIdempotencyStore;
+    /// let _ = MemoryIdempotencyStore::<u64>::new(0, Duration::from_secs(1)); // panics
+    /// ```
+    #[track_caller]
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        assert!(
+            capacity > 0,
+            "MemoryIdempotencyStore::new: capacity must be at least 1"
+        );
+        assert!(
+            !ttl.is_zero(),
+            "MemoryIdempotencyStore::new: ttl must be greater than zero"
+        );
+        MemoryIdempotencyStore {
             keys: Arc::new(Mutex::new(ExpiringMap::new(capacity, ttl))),
-        })
+        }
     }
 
     /// Keys held, including expired ones not evicted yet.

@@ -1,4 +1,4 @@
-//! [`SourceAck`]: the token that comes with every item of a
+//! [`CursorAck`]: the token that comes with every item of a
 //! [`CursorSource`](super::CursorSource), and the per-page counters the
 //! driver reads to move the checkpoint watermark.
 
@@ -72,21 +72,21 @@ impl PageTrack {
 ///
 /// Dropping the token without calling `ack` means "not done": the checkpoint
 /// can never move past this item's page. The source then stops fetching (as
-/// with [`SourceControl::stop`](super::SourceControl::stop)) and yields
-/// [`SourceError::Unacked`](super::SourceError::Unacked); restart it (a new
+/// with [`CursorControl::stop`](super::CursorControl::stop)) and yields
+/// [`CursorError::Unacked`](super::CursorError::Unacked); restart it (a new
 /// source from the same store) to redo everything from the last checkpoint,
 /// this item included.
 ///
 /// The token is `Send + Sync + 'static`: carry it through `par_map`, into a
 /// [`Batcher`](crate::batch::Batcher) callback, or to another task.
-#[must_use = "dropping a SourceAck without calling ack() holds the checkpoint back and stops the source"]
-pub struct SourceAck {
+#[must_use = "dropping a CursorAck without calling ack() holds the checkpoint back and stops the source"]
+pub struct CursorAck {
     page: Option<Arc<PageTrack>>,
 }
 
-impl SourceAck {
+impl CursorAck {
     pub(crate) fn new(page: Arc<PageTrack>) -> Self {
-        SourceAck { page: Some(page) }
+        CursorAck { page: Some(page) }
     }
 
     /// Acknowledges the item: it will not be redone after a restart once the
@@ -98,7 +98,7 @@ impl SourceAck {
     }
 }
 
-impl Drop for SourceAck {
+impl Drop for CursorAck {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
             page.resolve_one(false);
@@ -106,8 +106,8 @@ impl Drop for SourceAck {
     }
 }
 
-impl fmt::Debug for SourceAck {
+impl fmt::Debug for CursorAck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceAck").finish_non_exhaustive()
+        f.debug_struct("CursorAck").finish_non_exhaustive()
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::OnFetchError;
 use super::ack::Signal;
 use super::checkpoint::CheckpointStore;
-use super::control::{ControlInner, SourceControl};
-use super::driver::{Machine, SourceDriver};
+use super::control::{ControlInner, CursorControl};
+use super::driver::{CursorDriver, Machine};
 use super::error::BuildError;
 use super::page::Page;
 use super::stream::{CursorSource, Outbox};
@@ -18,7 +18,7 @@ use super::stream::{CursorSource, Outbox};
 ///
 /// | setting | default | rule |
 /// |---|---|---|
-/// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`SourceControl::committed`]) but stored nowhere | — |
+/// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`CursorControl::committed`]) but stored nowhere | — |
 /// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1 |
 /// | [`on_fetch_error`](Self::on_fetch_error) | [`OnFetchError::Stop`] | — |
 pub struct CursorSourceBuilder<C> {
@@ -70,14 +70,14 @@ where
         self
     }
 
-    /// Builds the source and spawns its [`SourceDriver`] on the current tokio
+    /// Builds the source and spawns its [`CursorDriver`] on the current tokio
     /// runtime.
     ///
     /// `fetch(cursor)` returns the page at `cursor`: a [`Page`], or a
     /// `(Vec<T>, Option<C>)` pair of its items and the next cursor (`None`:
     /// the last page). It is called once at a time, only when fewer than
     /// `max_pages_in_flight` pages are unacknowledged, and may be dropped
-    /// mid-call by [`stop`](SourceControl::stop): it should only read.
+    /// mid-call by [`stop`](CursorControl::stop): it should only read.
     ///
     /// # Errors
     ///
@@ -97,7 +97,7 @@ where
         Ok(source)
     }
 
-    /// Builds the source and returns its [`SourceDriver`] for you to spawn or
+    /// Builds the source and returns its [`CursorDriver`] for you to spawn or
     /// await, as [`build`](Self::build) would have spawned it. Nothing is
     /// fetched until the driver is polled.
     ///
@@ -107,7 +107,7 @@ where
     pub fn build_pair<T, E, F, Fut, R>(
         self,
         fetch: F,
-    ) -> Result<(CursorSource<T, C, E>, SourceDriver), BuildError>
+    ) -> Result<(CursorSource<T, C, E>, CursorDriver), BuildError>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -136,10 +136,10 @@ where
             self.max_pages_in_flight,
             self.on_fetch_error,
         );
-        let driver = SourceDriver::new(machine);
+        let driver = CursorDriver::new(machine);
         let source = CursorSource {
             outbox,
-            control: SourceControl { inner: control },
+            control: CursorControl { inner: control },
             terminated: false,
         };
         Ok((source, driver))

@@ -70,7 +70,7 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`] if the store cannot be read; the source then yields
-    /// [`SourceError::Checkpoint`](super::SourceError::Checkpoint) and ends.
+    /// [`CursorError::Checkpoint`](super::CursorError::Checkpoint) and ends.
     ///
     /// # Cancel safety
     ///
@@ -83,7 +83,7 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`] if the cursor could not be stored; the source then
-    /// yields [`SourceError::Checkpoint`](super::SourceError::Checkpoint) and
+    /// yields [`CursorError::Checkpoint`](super::CursorError::Checkpoint) and
     /// stops (a restart resumes from the last cursor that was committed).
     ///
     /// # Cancel safety

@@ -1,4 +1,4 @@
-//! [`SourceControl`]: pause, resume and stop a cursor source from anywhere,
+//! [`CursorControl`]: pause, resume and stop a cursor source from anywhere,
 //! and watch its checkpoint.
 
 use std::fmt;
@@ -41,7 +41,7 @@ pub(crate) struct Status<C> {
     pub(crate) started_from: Option<C>,
     pub(crate) committed: Option<C>,
     pub(crate) finished: bool,
-    pub(crate) stats: SourceStats,
+    pub(crate) stats: CursorStats,
 }
 
 impl<C> ControlInner<C> {
@@ -54,7 +54,7 @@ impl<C> ControlInner<C> {
                 started_from: None,
                 committed: None,
                 finished: false,
-                stats: SourceStats::default(),
+                stats: CursorStats::default(),
             }),
         }
     }
@@ -70,10 +70,10 @@ impl<C> ControlInner<C> {
 }
 
 /// Counters of a [`CursorSource`](super::CursorSource), from
-/// [`SourceControl::stats`].
+/// [`CursorControl::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct SourceStats {
+pub struct CursorStats {
     /// Pages fetched (empty ones included).
     pub pages_fetched: u64,
     /// Items fetched.
@@ -104,11 +104,11 @@ pub struct SourceStats {
 /// Stopping never loses an acknowledged item and never commits past an
 /// unacknowledged one; items yielded before the stop can still be
 /// acknowledged, and the driver commits their pages before it finishes.
-pub struct SourceControl<C> {
+pub struct CursorControl<C> {
     pub(crate) inner: Arc<ControlInner<C>>,
 }
 
-impl<C> SourceControl<C> {
+impl<C> CursorControl<C> {
     /// Stops fetching new pages until [`resume`](Self::resume). A fetch in
     /// progress completes and its items are yielded; items already fetched
     /// keep flowing. Pausing twice is the same as pausing once.
@@ -154,7 +154,7 @@ impl<C> SourceControl<C> {
     }
 
     /// A snapshot of the source's counters.
-    pub fn stats(&self) -> SourceStats {
+    pub fn stats(&self) -> CursorStats {
         let mut stats = self.inner.status.borrow().stats;
         stats.items_acked = self.inner.signal.acked.load(Ordering::Relaxed);
         stats
@@ -186,7 +186,7 @@ impl<C> SourceControl<C> {
     }
 }
 
-impl<C: Clone> SourceControl<C> {
+impl<C: Clone> CursorControl<C> {
     /// The last cursor committed to the checkpoint store (without a store,
     /// the last cursor the watermark passed): every item before it was
     /// acknowledged. `None` until the first commit.
@@ -202,19 +202,19 @@ impl<C: Clone> SourceControl<C> {
     }
 }
 
-impl<C> Clone for SourceControl<C> {
+impl<C> Clone for CursorControl<C> {
     fn clone(&self) -> Self {
-        SourceControl {
+        CursorControl {
             inner: Arc::clone(&self.inner),
         }
     }
 }
 
-impl<C: fmt::Debug> fmt::Debug for SourceControl<C> {
+impl<C: fmt::Debug> fmt::Debug for CursorControl<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flags = self.inner.flags();
         let status = self.inner.status.borrow();
-        f.debug_struct("SourceControl")
+        f.debug_struct("CursorControl")
             .field("paused", &flags.paused)
             .field("stopped", &flags.stop.is_some())
             .field("committed", &status.committed)

@@ -12,25 +12,25 @@ use crate::store::StoreError;
 /// cursor whose items were all acknowledged, so a restart redoes whatever the
 /// error interrupted.
 #[non_exhaustive]
-pub enum SourceError<E> {
+pub enum CursorError<E> {
     /// The fetch function failed. With [`OnFetchError::Stop`](super::OnFetchError::Stop)
     /// (the default) the stream ends after the items already fetched; with
     /// [`OnFetchError::Pause`](super::OnFetchError::Pause) the source pauses,
-    /// and [`resume`](super::SourceControl::resume) fetches the same cursor
+    /// and [`resume`](super::CursorControl::resume) fetches the same cursor
     /// again.
     Fetch(E),
     /// Loading or committing the checkpoint failed. The source stops: the
     /// stream ends after the items already fetched, and nothing more is
     /// committed.
     Checkpoint(StoreError),
-    /// An item's [`SourceAck`](super::SourceAck) was dropped without being
+    /// An item's [`CursorAck`](super::CursorAck) was dropped without being
     /// acknowledged, so the checkpoint cannot move past its page. The source
-    /// stops as with [`stop`](super::SourceControl::stop); restart it to redo
+    /// stops as with [`stop`](super::CursorControl::stop); restart it to redo
     /// everything from the last checkpoint, that item included.
     Unacked,
 }
 
-impl<E> SourceError<E> {
+impl<E> CursorError<E> {
     /// The fetch function's error, if that is what this is.
     pub fn fetch_error(&self) -> Option<&E> {
         match self {
@@ -50,7 +50,7 @@ impl<E> SourceError<E> {
     }
 }
 
-impl<E: fmt::Debug> fmt::Debug for SourceError<E> {
+impl<E: fmt::Debug> fmt::Debug for CursorError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Fetch(err) => f.debug_tuple("Fetch").field(err).finish(),
@@ -60,7 +60,7 @@ impl<E: fmt::Debug> fmt::Debug for SourceError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for SourceError<E> {
+impl<E: fmt::Display> fmt::Display for CursorError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Fetch(err) => write!(f, "fetching a page failed: {err}"),
@@ -72,7 +72,7 @@ impl<E: fmt::Display> fmt::Display for SourceError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for SourceError<E> {
+impl<E: Error + 'static> Error for CursorError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Fetch(err) => Some(err),
