@@ -18,9 +18,9 @@ use super::{Consumer, OpQueue};
 ///
 /// | setting | default | rule |
 /// |---|---|---|
-/// | [`depth`](Self::depth) | 1024 | at least 1 |
-/// | [`width`](Self::width) | 1024 | at least 1 |
-/// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime |
+/// | [`depth`](Self::depth) | 1024 | at least 1; up to `usize::MAX` (unbounded in practice, nothing pre-allocated) |
+/// | [`width`](Self::width) | 1024 | at least 1; up to `usize::MAX` (unbounded in practice) |
+/// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime; a window too long for an `Instant`, up to `Duration::MAX`, never ends by time (a batch is released when it reaches `width` or the queue closes) |
 /// | [`merge`](Self::merge) / [`fold`](Self::fold) | items collected in a `Vec` | — |
 ///
 /// Every rule is checked by [`build`](Self::build), which returns a
@@ -90,7 +90,11 @@ where
     /// first item form one micro-batch, which is released to consumers when
     /// the window ends or it reaches [`width`](Self::width) — a keyed debounce.
     ///
-    /// Windows run on tokio's clock, in the runtime `build` is called in.
+    /// Windows run on tokio's clock, in the runtime `build` is called in. A
+    /// zero window is refused by [`build`](Self::build)
+    /// ([`BuildError::ZeroWindow`]); a window too long for an `Instant`, up
+    /// to `Duration::MAX`, never ends by time: a batch is then released only
+    /// when it reaches `width` or the queue closes.
     ///
     /// # Examples
     ///

@@ -165,6 +165,10 @@ where
 
     /// Creates an empty group with room for `capacity` operations before it
     /// reallocates.
+    ///
+    /// `capacity` is a hint: room that cannot be allocated (as for
+    /// `usize::MAX`) is not taken, and the group grows as operations are
+    /// added. It never bounds the number of operations.
     pub fn with_capacity(capacity: usize) -> Self {
         CallGroup {
             ids: IdIndex::with_capacity(capacity),
@@ -176,15 +180,26 @@ where
     /// Sets the group's deadline `timeout` from now; see
     /// [`set_deadline`](Self::set_deadline).
     ///
+    /// `Duration::ZERO` is a deadline that has already passed: the group
+    /// completes at its first poll, with every unfinished operation
+    /// [`Outcome::TimedOut`]. A timeout too long for an `Instant`, up to
+    /// `Duration::MAX`, never passes: the group then has no deadline (one set
+    /// before is cleared).
+    ///
     /// # Errors
     ///
     /// [`SetDeadlineError::NoRuntime`] if called outside a tokio runtime; the group
     /// is unchanged.
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), SetDeadlineError> {
-        let now = Instant::now();
-        // A timeout too long to represent never expires in practice.
-        let at = crate::time::deadline(now, timeout);
-        self.set_deadline(at)
+        match Instant::now().checked_add(timeout) {
+            Some(at) => self.set_deadline(at),
+            // Too long for an `Instant`: never, so no deadline at all.
+            None => {
+                tokio::runtime::Handle::try_current().map_err(|_| SetDeadlineError::NoRuntime)?;
+                self.deadline = None;
+                Ok(())
+            }
+        }
     }
 
     /// Sets (or moves) the group's deadline: once it passes, the group

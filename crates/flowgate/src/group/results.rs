@@ -109,9 +109,16 @@ pub(crate) struct IdIndex<Id> {
 
 impl<Id: Hash + Eq> IdIndex<Id> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        // A hint, as in `Core::new`: room that cannot be had is not taken.
+        let mut ids = Vec::new();
+        let mut table = HashTable::new();
+        if ids.try_reserve(capacity).is_ok() {
+            // Empty: the rehash function is never called.
+            let _ = table.try_reserve(capacity, |_: &usize| 0);
+        }
         IdIndex {
-            ids: Vec::with_capacity(capacity),
-            table: HashTable::with_capacity(capacity),
+            ids,
+            table,
             hasher: RandomState::default(),
         }
     }

@@ -19,7 +19,7 @@ use super::stream::{CursorSource, Outbox};
 /// | setting | default | rule |
 /// |---|---|---|
 /// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`CursorControl::committed`]) but stored nowhere | — |
-/// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1 |
+/// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1; up to `usize::MAX` (no bound in practice, nothing pre-allocated) |
 /// | [`on_fetch_error`](Self::on_fetch_error) | [`OnFetchError::Stop`] | — |
 pub struct CursorSourceBuilder<C> {
     start: C,
@@ -57,7 +57,10 @@ where
     /// covering it is committed. With 1, the next page is fetched only once
     /// every item of the previous one was acknowledged and committed; with 2
     /// (the default), one page is fetched while the previous one is
-    /// processed.
+    /// processed. Zero is refused by [`build`](Self::build)
+    /// ([`BuildError::ZeroPagesInFlight`]); `usize::MAX` puts no bound on
+    /// pages in practice (nothing is allocated up front for it). The size of a
+    /// page is whatever `fetch` returns; an empty page is fine.
     pub fn max_pages_in_flight(mut self, pages: usize) -> Self {
         self.max_pages_in_flight = pages;
         self
