@@ -128,7 +128,7 @@ mod waiters;
 use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -182,7 +182,8 @@ where
     /// use flowgate::coalesce::OpQueue;
     ///
     /// let (queue, consumer) = OpQueue::<u64, String>::new(1000, 16);
-    /// assert_eq!((queue.depth(), consumer.width()), (1000, 16));
+    /// assert_eq!((queue.depth(), queue.width()), (1000, 16));
+    /// assert!(consumer.is_empty());
     /// ```
     ///
     /// A zero bound is refused:
@@ -287,12 +288,24 @@ where
 
     /// How many items are held under `key` in the entry that accepts its
     /// items (windowed: its open batch); `0` if none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<String, u32>::new(10, 10);
+    /// queue.try_enqueue("user:1".to_owned(), 1).unwrap();
+    /// queue.try_enqueue("user:1".to_owned(), 2).unwrap();
+    /// assert_eq!(queue.count_for("user:1"), 2);
+    /// assert_eq!(queue.count_for("user:2"), 0);
+    /// ```
     pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count_for(&self.shared, key)
+        self.shared.count_for(key)
     }
 }
 
@@ -300,54 +313,140 @@ impl<K, T, A> OpQueue<K, T, A> {
     /// Closes the queue: new items are refused, waiting `enqueue` calls
     /// fail, open windows are released, and consumers drain what is left.
     /// Calling it again is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{OpQueue, TryEnqueueError};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.close();
+    /// assert_eq!(queue.try_enqueue(2, 2), Err(TryEnqueueError::Closed(2, 2)));
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1]))); // still drained
+    /// ```
     pub fn close(&self) {
         self.shared.close();
     }
 
-    /// Whether the queue no longer accepts items.
+    /// Whether the queue no longer accepts items: it was closed, or every
+    /// [`Consumer`] was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert!(!queue.is_closed());
+    /// drop(consumer);
+    /// assert!(queue.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.state).closed
+        self.shared.is_closed()
     }
 
     /// How many keys are queued (windowed: batches held, open or released):
     /// the part of `depth` in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap(); // joins key 1
+    /// queue.try_enqueue(2, 3).unwrap();
+    /// assert_eq!(queue.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).len()
+        self.shared.len()
     }
 
     /// Whether nothing is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert!(queue.is_empty());
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(!queue.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many items are held in all.
+    /// How many items are held in all, under every key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap();
+    /// queue.try_enqueue(2, 3).unwrap();
+    /// assert_eq!(queue.item_count(), 3);
+    /// ```
     pub fn item_count(&self) -> usize {
-        lock(&self.shared.state).items()
+        self.shared.item_count()
     }
 
     /// The queue's `depth`: most distinct keys (windowed: batches) held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(100, 8);
+    /// assert_eq!(queue.depth(), 100);
+    /// ```
     pub fn depth(&self) -> usize {
         self.shared.config.depth
     }
 
     /// The queue's `width`: most items held under one key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(100, 8);
+    /// assert_eq!(queue.width(), 8);
+    /// ```
     pub fn width(&self) -> usize {
         self.shared.config.width
     }
 
-    /// The window of a windowed queue.
+    /// The window of a windowed queue; `None` if it releases keys at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert_eq!(queue.window(), None);
+    /// let (windowed, _consumer) = OpQueue::<u8, u8>::builder()
+    ///     .window(Duration::from_millis(50))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(windowed.window(), Some(Duration::from_millis(50)));
+    /// # }
+    /// ```
     pub fn window(&self) -> Option<Duration> {
         self.shared.config.window
     }
-}
-
-fn count_for<K, T, A, Q>(shared: &Shared<K, T, A>, key: &Q) -> usize
-where
-    K: Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-{
-    let hash = shared.hasher.hash_one(key);
-    lock(&shared.state).count(hash, key)
 }
 
 impl<K, T, A> Clone for OpQueue<K, T, A> {
@@ -570,39 +669,121 @@ impl<K, T, A> Consumer<K, T, A> {
         }
     }
 
-    /// Closes the queue; see [`OpQueue::close`]. What is queued can still be
-    /// dequeued.
+    /// Closes the queue from the consuming side, as
+    /// [`OpQueue::close`] does: producers are refused from now on, and what
+    /// is queued can still be dequeued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// consumer.close();
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_closed());
+    /// assert_eq!(consumer.dequeue().await, Some((1, vec![1])));
+    /// assert_eq!(consumer.dequeue().await, None);
+    /// # }
+    /// ```
     pub fn close(&self) {
         self.shared.close();
     }
 
-    /// Whether the queue no longer accepts items.
+    /// Whether producers are refused: the queue was closed, or every
+    /// [`OpQueue`] handle was dropped. Entries may still be left to take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// drop(queue); // the last producer
+    /// assert!(consumer.is_closed());
+    /// assert_eq!(consumer.len(), 1);
+    /// ```
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.state).closed
+        self.shared.is_closed()
     }
 
-    /// How many keys are queued (windowed: batches held, open or released).
+    /// How many entries are left to take (windowed: batches held, open or
+    /// released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(2, 2).unwrap();
+    /// consumer.try_dequeue().unwrap();
+    /// assert_eq!(consumer.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).len()
+        self.shared.len()
     }
 
-    /// Whether nothing is queued.
+    /// Whether no entry is left to take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(!consumer.is_empty());
+    /// consumer.try_dequeue().unwrap();
+    /// assert!(consumer.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many items are held in all.
+    /// How many items are left to take, under every key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// for item in 0..4 {
+    ///     queue.try_enqueue(item % 2, item).unwrap();
+    /// }
+    /// assert_eq!(consumer.item_count(), 4);
+    /// consumer.try_dequeue().unwrap(); // key 0 with two items
+    /// assert_eq!(consumer.item_count(), 2);
+    /// ```
     pub fn item_count(&self) -> usize {
-        lock(&self.shared.state).items()
+        self.shared.item_count()
     }
 
-    /// How many items are held under `key`; see [`OpQueue::count_for`].
+    /// How many items are held under `key` in the entry that accepts its
+    /// items; see [`OpQueue::count_for`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<&str, u8>::new(10, 10);
+    /// queue.try_enqueue("a", 1).unwrap();
+    /// assert_eq!(consumer.count_for("a"), 1);
+    /// consumer.try_dequeue().unwrap();
+    /// assert_eq!(consumer.count_for("a"), 0);
+    /// ```
     pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count_for(&self.shared, key)
+        self.shared.count_for(key)
     }
 }
 

@@ -14,17 +14,18 @@
 //! re-checks its own.
 
 use foldhash::fast::RandomState;
+use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
 use super::error::TryEnqueueError;
-use super::state::{Config, Refused, State};
+use super::state::{Added, Config, Refused, State};
 use crate::sync::lock;
 
 pub(crate) struct Shared<K, T, A> {
@@ -67,6 +68,22 @@ impl<K, T, A> Shared<K, T, A>
 where
     K: Hash + Eq,
 {
+    /// After an item was added: releases the lock, then wakes one parked
+    /// consumer if the addition made something ready, and drops the spare
+    /// key (the caller's) outside the lock.
+    fn wake_for(mut state: MutexGuard<'_, State<K, A>>, added: Added<K>) {
+        let consumer = if added.wake {
+            state.consumers.pop()
+        } else {
+            None
+        };
+        drop(state);
+        drop(added.spare_key);
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+
     pub(crate) fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -78,16 +95,7 @@ where
         let mut state = lock(&self.state);
         match state.enqueue(&self.config, hash, key, item) {
             Ok(added) => {
-                let consumer = if added.wake {
-                    state.consumers.pop()
-                } else {
-                    None
-                };
-                drop(state);
-                drop(added.spare_key);
-                if let Some(consumer) = consumer {
-                    consumer.wake();
-                }
+                Self::wake_for(state, added);
                 Ok(())
             }
             Err((refused, key, item)) => Err(match refused {
@@ -112,16 +120,7 @@ where
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
                 }
-                let consumer = if added.wake {
-                    state.consumers.pop()
-                } else {
-                    None
-                };
-                drop(state);
-                drop(added.spare_key);
-                if let Some(consumer) = consumer {
-                    consumer.wake();
-                }
+                Self::wake_for(state, added);
                 Enqueued::Done
             }
             Err((Refused::Closed, key, item)) => {
@@ -139,6 +138,29 @@ where
 }
 
 impl<K, T, A> Shared<K, T, A> {
+    // ===== accessors of both handles =====
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.state).len()
+    }
+
+    pub(crate) fn item_count(&self) -> usize {
+        lock(&self.state).items()
+    }
+
+    pub(crate) fn count_for<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        lock(&self.state).count(hash, key)
+    }
+
     /// Unparks a producer whose `enqueue` was dropped. Producers are
     /// woken all at once, so a consumed wake-up needs no passing on.
     pub(crate) fn cancel_producer(&self, waiter: Option<u64>) {
