@@ -68,6 +68,18 @@ where
     /// many batches, open or released). An item for a key that is not queued
     /// is refused with [`TryEnqueueError::DepthFull`](super::TryEnqueueError::DepthFull)
     /// beyond it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::builder().depth(1).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_depth_full());
+    /// let err = OpQueue::<u8, u8>::builder().depth(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroDepth);
+    /// ```
     pub fn depth(mut self, depth: usize) -> Self {
         self.depth = depth;
         self
@@ -81,6 +93,19 @@ where
     ///
     /// With [`merge`](Self::merge) the value does not grow, and `usize::MAX`
     /// is a sensible width.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::builder().width(2).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap();
+    /// assert!(queue.try_enqueue(1, 3).unwrap_err().is_width_full());
+    /// let err = OpQueue::<u8, u8>::builder().width(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroWidth);
+    /// ```
     pub fn width(mut self, width: usize) -> Self {
         self.width = width;
         self
@@ -211,6 +236,23 @@ where
     /// A [`BuildError`] if a setting breaks its rule (see the table above),
     /// or [`BuildError::NoRuntime`] for a windowed queue built outside a tokio
     /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::builder().depth(8).width(8).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
+    /// // A window needs a tokio runtime for its timer; there is none here.
+    /// let err = OpQueue::<u8, u8>::builder()
+    ///     .window(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, BuildError::NoRuntime);
+    /// ```
     #[allow(clippy::type_complexity)] // the (producer, consumer) pair
     pub fn build(self) -> Result<(OpQueue<K, T, A>, Consumer<K, T, A>), BuildError> {
         if self.depth == 0 {

@@ -205,6 +205,21 @@ where
 
     /// Starts configuring a queue; see [`OpQueueBuilder`] for the settings
     /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<&str, u32>::builder()
+    ///     .depth(100)
+    ///     .merge(|total, n| *total += n)
+    ///     .build()
+    ///     .unwrap();
+    /// queue.try_enqueue("clicks", 2).unwrap();
+    /// queue.try_enqueue("clicks", 3).unwrap();
+    /// assert_eq!(consumer.try_dequeue(), Ok(("clicks", 5)));
+    /// ```
     pub fn builder() -> OpQueueBuilder<K, T> {
         OpQueueBuilder::default()
     }
@@ -646,6 +661,19 @@ impl<K, T, A> Consumer<K, T, A> {
     ///
     /// [`TryDequeueError::Empty`] if nothing is ready;
     /// [`TryDequeueError::Closed`] if the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{OpQueue, TryDequeueError};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// drop(queue);
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
+    /// assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Closed));
+    /// ```
     pub fn try_dequeue(&self) -> Result<(K, A), TryDequeueError> {
         let mut state = lock(&self.shared.state);
         if self.shared.config.window.is_some() {
