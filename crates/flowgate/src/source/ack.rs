@@ -91,6 +91,26 @@ impl CursorAck {
 
     /// Acknowledges the item: it will not be redone after a restart once the
     /// checkpoint passes its page.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// while let Some(next) = source.next().await {
+    ///     let (_row, ack) = next.unwrap();
+    ///     ack.ack(); // done with this row
+    /// }
+    /// # }
+    /// ```
     pub fn ack(mut self) {
         if let Some(page) = self.page.take() {
             page.resolve_one(true);

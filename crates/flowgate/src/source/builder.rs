@@ -44,6 +44,33 @@ where
     /// Loads the cursor to start from out of `store` (falling back to the
     /// initial cursor if it holds none) and commits the watermark to it as
     /// pages are acknowledged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::new();
+    /// let mut source = CursorSource::builder(0u64)
+    ///     .checkpoint(store.clone())
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// let control = source.control();
+    /// while let Some(next) = source.next().await {
+    ///     next.unwrap().1.ack();
+    /// }
+    /// control.finished().await;
+    /// assert_eq!(store.get(), Some(10)); // a restart would start after row 10
+    /// # }
+    /// ```
     pub fn checkpoint(mut self, store: impl CheckpointStore<C> + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -61,6 +88,25 @@ where
     /// ([`BuildError::ZeroPagesInFlight`]); `usize::MAX` puts no bound on
     /// pages in practice (nothing is allocated up front for it). The size of a
     /// page is whatever `fetch` returns; an empty page is fine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    /// use flowgate::source::BuildError;
+    ///
+    /// let source = CursorSource::builder(0u64).max_pages_in_flight(1).build(fetch);
+    /// assert!(source.is_ok());
+    /// let err = CursorSource::builder(0u64).max_pages_in_flight(0).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroPagesInFlight);
+    /// # }
+    /// ```
     pub fn max_pages_in_flight(mut self, pages: usize) -> Self {
         self.max_pages_in_flight = pages;
         self
@@ -68,6 +114,23 @@ where
 
     /// What the source does when the fetch function fails; see
     /// [`OnFetchError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, OnFetchError, Page};
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut source = CursorSource::builder(0u64)
+    ///     .on_fetch_error(OnFetchError::Pause)
+    ///     .build(|_| async { Err::<Page<u64, u64>, _>("timeout") })
+    ///     .unwrap();
+    /// assert!(source.next().await.unwrap().is_err());
+    /// assert!(source.control().is_paused()); // resume() retries the same cursor
+    /// # }
+    /// ```
     pub fn on_fetch_error(mut self, policy: OnFetchError) -> Self {
         self.on_fetch_error = policy;
         self
@@ -86,6 +149,35 @@ where
     ///
     /// [`BuildError::ZeroPagesInFlight`], or [`BuildError::NoRuntime`] when
     /// called outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let (row, ack) = source.next().await.unwrap().unwrap();
+    /// assert_eq!(row, 1);
+    /// ack.ack();
+    /// # }
+    /// ```
+    ///
+    /// Outside a tokio runtime there is nothing to spawn the driver on:
+    ///
+    /// ```
+    /// use flowgate::source::{BuildError, CursorSource, Page};
+    ///
+    /// let fetch = |_: u64| async { Ok::<_, ()>(Page::<u64, u64>::new(vec![], None)) };
+    /// let err = CursorSource::builder(0u64).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::NoRuntime);
+    /// ```
     pub fn build<T, E, F, Fut, R>(self, fetch: F) -> Result<CursorSource<T, C, E>, BuildError>
     where
         T: Send + 'static,
@@ -107,6 +199,26 @@ where
     /// # Errors
     ///
     /// [`BuildError::ZeroPagesInFlight`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let (mut source, driver) = CursorSource::builder(0u64).build_pair(fetch).unwrap();
+    /// tokio::spawn(driver); // or poll it in a select! of your own
+    /// let (row, ack) = source.next().await.unwrap().unwrap();
+    /// assert_eq!(row, 1);
+    /// ack.ack();
+    /// # }
+    /// ```
     pub fn build_pair<T, E, F, Fut, R>(
         self,
         fetch: F,

@@ -135,6 +135,15 @@ struct Memory<C> {
 
 impl<C> MemoryCheckpointStore<C> {
     /// An empty store: a source starts from its initial cursor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// assert_eq!((store.get(), store.commits()), (None, 0));
+    /// ```
     pub fn new() -> Self {
         MemoryCheckpointStore {
             inner: Arc::new(Mutex::new(Memory {
@@ -145,6 +154,16 @@ impl<C> MemoryCheckpointStore<C> {
     }
 
     /// A store holding `cursor`, as if it had been committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::with_cursor(42u64);
+    /// assert_eq!(store.get(), Some(42));
+    /// assert_eq!(store.commits(), 0);
+    /// ```
     pub fn with_cursor(cursor: C) -> Self {
         let store = Self::new();
         lock(&store.inner).cursor = Some(cursor);
@@ -152,6 +171,20 @@ impl<C> MemoryCheckpointStore<C> {
     }
 
     /// The number of commits so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// store.commit(7).await.unwrap();
+    /// store.commit(9).await.unwrap();
+    /// assert_eq!(store.commits(), 2);
+    /// # }
+    /// ```
     pub fn commits(&self) -> u64 {
         lock(&self.inner).commits
     }
@@ -159,6 +192,20 @@ impl<C> MemoryCheckpointStore<C> {
 
 impl<C: Clone> MemoryCheckpointStore<C> {
     /// The stored cursor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// assert_eq!(store.get(), None);
+    /// store.commit(7).await.unwrap();
+    /// assert_eq!(store.get(), Some(7));
+    /// # }
+    /// ```
     pub fn get(&self) -> Option<C> {
         lock(&self.inner).cursor.clone()
     }

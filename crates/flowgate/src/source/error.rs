@@ -32,6 +32,22 @@ pub enum CursorError<E> {
 
 impl<E> CursorError<E> {
     /// The fetch function's error, if that is what this is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut source = CursorSource::builder(0u64)
+    ///     .build(|_| async { Err::<Page<u64, u64>, _>("db down") })
+    ///     .unwrap();
+    /// let err = source.next().await.unwrap().unwrap_err();
+    /// assert_eq!(err.fetch_error(), Some(&"db down"));
+    /// # }
+    /// ```
     pub fn fetch_error(&self) -> Option<&E> {
         match self {
             Self::Fetch(err) => Some(err),
@@ -40,11 +56,48 @@ impl<E> CursorError<E> {
     }
 
     /// Whether this is a checkpoint store error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::CursorError;
+    /// use flowgate::StoreError;
+    ///
+    /// let err = CursorError::<()>::Checkpoint(StoreError::new("disk full"));
+    /// assert!(err.is_checkpoint() && !err.is_unacked());
+    /// ```
     pub fn is_checkpoint(&self) -> bool {
         matches!(self, Self::Checkpoint(_))
     }
 
     /// Whether an item was dropped without being acknowledged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    /// use flowgate::source::CursorError;
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let (_row, ack) = source.next().await.unwrap().unwrap();
+    /// drop(ack); // never acknowledged: the checkpoint cannot pass it
+    /// let mut error = None;
+    /// while let Some(next) = source.next().await {
+    ///     match next {
+    ///         Ok((_, ack)) => ack.ack(),
+    ///         Err(err) => error = Some(err),
+    ///     }
+    /// }
+    /// assert!(error.is_some_and(|err: CursorError<_>| err.is_unacked()));
+    /// # }
+    /// ```
     pub fn is_unacked(&self) -> bool {
         matches!(self, Self::Unacked)
     }

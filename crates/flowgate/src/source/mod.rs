@@ -216,6 +216,29 @@ where
     /// Starts configuring a source that begins at `start` when its checkpoint
     /// store holds no cursor (or when it has no store); see
     /// [`CursorSourceBuilder`] for the settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let mut rows = Vec::new();
+    /// while let Some(next) = source.next().await {
+    ///     let (row, ack) = next.unwrap();
+    ///     rows.push(row);
+    ///     ack.ack();
+    /// }
+    /// assert_eq!(rows, (1..=10).collect::<Vec<_>>());
+    /// # }
+    /// ```
     pub fn builder(start: C) -> CursorSourceBuilder<C> {
         CursorSourceBuilder::new(start)
     }

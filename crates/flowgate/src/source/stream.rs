@@ -106,6 +106,25 @@ pub struct CursorSource<T, C, E> {
 impl<T, C, E> CursorSource<T, C, E> {
     /// A handle to pause, resume and stop this source and to read its
     /// checkpoint; it stays usable after the stream is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let control = source.control(); // cloneable, usable from other tasks
+    /// let other = control.clone();
+    /// other.stop();
+    /// assert!(control.is_stopped());
+    /// # }
+    /// ```
     pub fn control(&self) -> CursorControl<C> {
         self.control.clone()
     }
