@@ -36,6 +36,21 @@ pub trait IdempotencyStore<K>: Send + Sync {
     /// # Cancel safety
     ///
     /// Must be cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
+    /// assert!(!store.contains(&"order-1").await.unwrap());
+    /// store.record(&"order-1").await.unwrap();
+    /// assert!(store.contains(&"order-1").await.unwrap());
+    /// # }
+    /// ```
     fn contains<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Records `key` as processed. Recording a key twice is not an error.
@@ -47,6 +62,21 @@ pub trait IdempotencyStore<K>: Send + Sync {
     /// # Cancel safety
     ///
     /// A cancelled call may or may not have recorded the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
+    /// store.record(&7u64).await.unwrap();
+    /// store.record(&7u64).await.unwrap(); // twice is fine
+    /// assert_eq!(store.len(), 1);
+    /// # }
+    /// ```
     fn record<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
@@ -141,16 +171,63 @@ impl<K: Hash + Eq + Clone> MemoryIdempotencyStore<K> {
     }
 
     /// Keys held, including expired ones not evicted yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(2, Duration::from_secs(60));
+    /// for key in 1..=3u64 {
+    ///     store.record(&key).await.unwrap();
+    /// }
+    /// assert_eq!(store.len(), 2); // the oldest key went at capacity
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         lock(&self.keys).len()
     }
 
     /// Whether no key is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(10, Duration::from_secs(60));
+    /// assert!(store.is_empty());
+    /// store.record(&1u64).await.unwrap();
+    /// assert!(!store.is_empty());
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Forgets `key`; whether it was held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(10, Duration::from_secs(60));
+    /// store.record(&1u64).await.unwrap();
+    /// assert!(store.remove(&1));
+    /// assert!(!store.remove(&1)); // already gone
+    /// assert!(!store.contains(&1).await.unwrap());
+    /// # }
+    /// ```
     pub fn remove(&self, key: &K) -> bool {
         lock(&self.keys).remove(key)
     }

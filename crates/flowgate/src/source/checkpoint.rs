@@ -75,6 +75,19 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// # Cancel safety
     ///
     /// Must be cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// assert_eq!(MemoryCheckpointStore::<u64>::new().load().await.unwrap(), None);
+    /// let store = MemoryCheckpointStore::with_cursor(3u64);
+    /// assert_eq!(store.load().await.unwrap(), Some(3));
+    /// # }
+    /// ```
     fn load(&self) -> BoxFuture<'_, Result<Option<C>, StoreError>>;
 
     /// Stores `cursor` as the point to resume from, replacing the previous
@@ -91,6 +104,20 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// The source never cancels a commit except when it is dropped itself; a
     /// cancelled commit must leave the old cursor or the new one, never a
     /// mix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// store.commit(10).await.unwrap();
+    /// store.commit(20).await.unwrap(); // replaces 10
+    /// assert_eq!(store.load().await.unwrap(), Some(20));
+    /// # }
+    /// ```
     fn commit(&self, cursor: C) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
