@@ -15,7 +15,6 @@
 //! events (each asserts the count and the sum, so nothing may be lost).
 
 use std::hint::black_box;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -69,7 +68,7 @@ async fn flowgate_unbounded(subscribers: usize) {
 }
 
 async fn flowgate_bounded(subscribers: usize) {
-    let mut publisher = BoundedPublisher::new(NonZeroUsize::new(BOUNDED_CAPACITY).unwrap());
+    let mut publisher = BoundedPublisher::new(BOUNDED_CAPACITY);
     let mut tasks: Vec<_> = (0..subscribers)
         .map(|_| {
             let mut sub = publisher.subscribe();

@@ -98,10 +98,10 @@ fn one_producer_one_consumer(c: &mut Criterion) {
 
     group.bench_function("flowgate_opqueue", |b| {
         b.to_async(&runtime).iter(|| async {
-            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH).unwrap();
+            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH);
             let producer = tokio::spawn(async move {
                 for i in 0..ITEMS {
-                    queue.enqueue(i % KEYS, i).unwrap();
+                    queue.try_enqueue(i % KEYS, i).unwrap();
                 }
             });
             let mut seen = 0;
@@ -119,10 +119,10 @@ fn one_producer_one_consumer(c: &mut Criterion) {
 
     group.bench_function("flowgate_opqueue_dequeue_many", |b| {
         b.to_async(&runtime).iter(|| async {
-            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH).unwrap();
+            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH);
             let producer = tokio::spawn(async move {
                 for i in 0..ITEMS {
-                    queue.enqueue(i % KEYS, i).unwrap();
+                    queue.try_enqueue(i % KEYS, i).unwrap();
                 }
             });
             let mut seen = 0;
@@ -183,9 +183,9 @@ fn fill_then_drain(c: &mut Criterion) {
 
     group.bench_function("flowgate_opqueue", |b| {
         b.to_async(&runtime).iter(|| async {
-            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH).unwrap();
+            let (queue, consumer) = OpQueue::<u64, u64>::new(DEPTH, WIDTH);
             for i in 0..ITEMS {
-                queue.enqueue(i % KEYS, i).unwrap();
+                queue.try_enqueue(i % KEYS, i).unwrap();
             }
             let mut seen = 0;
             while let Ok((_, items)) = consumer.try_dequeue() {
@@ -199,9 +199,11 @@ fn fill_then_drain(c: &mut Criterion) {
     group.bench_function("flowgate_opqueue_string_keys", |b| {
         let keys: Vec<String> = (0..KEYS).map(|k| format!("user:{k:08}")).collect();
         b.to_async(&runtime).iter(|| async {
-            let (queue, consumer) = OpQueue::<String, u64>::new(DEPTH, WIDTH).unwrap();
+            let (queue, consumer) = OpQueue::<String, u64>::new(DEPTH, WIDTH);
             for i in 0..ITEMS {
-                queue.enqueue(keys[(i % KEYS) as usize].clone(), i).unwrap();
+                queue
+                    .try_enqueue(keys[(i % KEYS) as usize].clone(), i)
+                    .unwrap();
             }
             while let Ok(entry) = consumer.try_dequeue() {
                 black_box(entry);
@@ -270,9 +272,9 @@ fn distinct_keys(c: &mut Criterion) {
 
     group.bench_function("flowgate_opqueue", |b| {
         b.to_async(&runtime).iter(|| async {
-            let (queue, consumer) = OpQueue::<String, u64>::new(DISTINCT, 16).unwrap();
+            let (queue, consumer) = OpQueue::<String, u64>::new(DISTINCT, 16);
             for (i, key) in keys.iter().enumerate() {
-                queue.enqueue(key.clone(), i as u64).unwrap();
+                queue.try_enqueue(key.clone(), i as u64).unwrap();
             }
             while let Ok(entry) = consumer.try_dequeue() {
                 black_box(entry);

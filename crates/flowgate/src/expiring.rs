@@ -35,8 +35,15 @@ pub(crate) struct ExpiringMap<K, V> {
 #[derive(Debug)]
 struct Entry<V> {
     value: V,
-    expires: Instant,
+    /// `None`: never (a `ttl` too long for an `Instant`).
+    expires: Option<Instant>,
     generation: u64,
+}
+
+impl<V> Entry<V> {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|expires| expires > now)
+    }
 }
 
 impl<K, V> ExpiringMap<K, V> {
@@ -48,7 +55,9 @@ impl<K, V> ExpiringMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
     /// A map of at most `capacity` entries, each living `ttl`. Both must be
-    /// non-zero (checked by the callers' builders).
+    /// non-zero (checked by the callers). A `capacity` up to `usize::MAX`
+    /// allocates nothing up front; a `ttl` too long for an `Instant` (up to
+    /// `Duration::MAX`) means entries never expire.
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         debug_assert!(capacity > 0 && !ttl.is_zero());
         ExpiringMap {
@@ -66,7 +75,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
         self.evict(now);
         self.entries
             .get(key)
-            .filter(|entry| entry.expires > now)
+            .filter(|entry| entry.is_live(now))
             .map(|entry| &entry.value)
     }
 
@@ -85,7 +94,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
             key.clone(),
             Entry {
                 value,
-                expires: crate::time::deadline(now, self.ttl),
+                expires: now.checked_add(self.ttl),
                 generation,
             },
         );
@@ -104,7 +113,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
         // Its element in `order` becomes stale and is skipped later.
         self.entries
             .remove(key)
-            .is_some_and(|entry| entry.expires > now)
+            .is_some_and(|entry| entry.is_live(now))
     }
 
     /// Removes every entry.
@@ -118,7 +127,7 @@ impl<K: Hash + Eq + Clone, V> ExpiringMap<K, V> {
         while let Some((key, generation)) = self.order.front() {
             match self.entries.get(key) {
                 Some(entry) if entry.generation == *generation => {
-                    if entry.expires <= now || self.entries.len() > self.capacity {
+                    if !entry.is_live(now) || self.entries.len() > self.capacity {
                         self.entries.remove(key);
                     } else {
                         // The front is live and the map is within capacity:

@@ -18,7 +18,7 @@
 //! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA) and [`InFlightLimit`] (calls at once): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
-//! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`SourceControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
+//! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`CursorControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
 //!
 //! # Each primitive in a few lines
 //!
@@ -354,5 +354,5 @@ pub use idempotency::{Idempotency, IdempotencyStore};
 pub use limit::{InFlightLimit, Rate, RateLimiter};
 pub use pipeline::PipelineExt;
 pub use resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, PauseHandle, Retry};
-pub use source::{CheckpointStore, CursorSource, SourceControl};
+pub use source::{CheckpointStore, CursorControl, CursorSource};
 pub use store::StoreError;

@@ -20,6 +20,16 @@ pub struct StoreError {
 impl StoreError {
     /// Wraps a permanent error of a store: retrying the same call is not
     /// expected to succeed (a corrupt value, a missing table).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::StoreError;
+    ///
+    /// let err = StoreError::new("no such table: cursors");
+    /// assert!(!err.is_transient());
+    /// assert_eq!(err.to_string(), "store failed: no such table: cursors");
+    /// ```
     pub fn new(err: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
         StoreError {
             inner: err.into(),
@@ -29,6 +39,15 @@ impl StoreError {
 
     /// Wraps a transient error of a store: retrying later may succeed (a busy
     /// database, a dropped connection).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::StoreError;
+    ///
+    /// let err = StoreError::transient(std::io::Error::from(std::io::ErrorKind::TimedOut));
+    /// assert!(err.is_transient());
+    /// ```
     pub fn transient(err: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
         StoreError {
             inner: err.into(),
@@ -37,16 +56,45 @@ impl StoreError {
     }
 
     /// Whether retrying later may succeed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::StoreError;
+    ///
+    /// assert!(StoreError::transient("busy").is_transient());
+    /// assert!(!StoreError::new("corrupt").is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         self.transient
     }
 
     /// The store's own error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::StoreError;
+    ///
+    /// let err = StoreError::new(std::io::Error::from(std::io::ErrorKind::NotFound));
+    /// let io = err.get_ref().downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    /// ```
     pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
         &*self.inner
     }
 
     /// Returns the store's own error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::StoreError;
+    ///
+    /// let err = StoreError::new(std::io::Error::from(std::io::ErrorKind::NotFound));
+    /// let io: Box<std::io::Error> = err.into_inner().downcast().unwrap();
+    /// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    /// ```
     pub fn into_inner(self) -> Box<dyn Error + Send + Sync + 'static> {
         self.inner
     }

@@ -5,7 +5,6 @@
 //! counts allocations process-wide; the loom models are in
 //! `loom_broadcast.rs`.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,10 +25,6 @@ fn scaled(n: u64) -> u64 {
 /// Events per block of the stream (see "Memory" in the module docs): the
 /// block-boundary tests below are written around it.
 const BLOCK: u32 = 128;
-
-fn nz(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n).unwrap()
-}
 
 /// Drains every event that is ready now.
 fn drain<T: Clone>(sub: &mut Subscriber<T>) -> Vec<T> {
@@ -407,7 +402,7 @@ async fn subscribers_join_fork_and_leave_while_the_publisher_runs() {
 
 #[test]
 fn bounded_publish_waits_for_the_slowest_subscriber() {
-    let mut publisher = BoundedPublisher::new(nz(2));
+    let mut publisher = BoundedPublisher::new(2);
     assert_eq!(publisher.bound(), 2);
     let mut fast = publisher.subscribe();
     let mut slow = publisher.subscribe();
@@ -430,7 +425,7 @@ fn bounded_publish_waits_for_the_slowest_subscriber() {
 
 #[test]
 fn bound_of_one_is_lock_step() {
-    let mut publisher = BoundedPublisher::new(nz(1));
+    let mut publisher = BoundedPublisher::new(1);
     let mut sub = publisher.subscribe();
     for i in 0..200 {
         assert!(publisher.try_publish(i).is_ok());
@@ -444,7 +439,7 @@ fn bound_of_one_is_lock_step() {
 
 #[test]
 fn a_dropped_subscriber_stops_holding_the_bounded_publisher() {
-    let mut publisher = BoundedPublisher::new(nz(3));
+    let mut publisher = BoundedPublisher::new(3);
     let mut active = publisher.subscribe();
     let idle = publisher.subscribe();
     for i in 0..3 {
@@ -462,7 +457,7 @@ fn a_dropped_subscriber_stops_holding_the_bounded_publisher() {
 
 #[test]
 fn a_fork_of_a_slow_subscriber_counts_too() {
-    let mut publisher = BoundedPublisher::new(nz(4));
+    let mut publisher = BoundedPublisher::new(4);
     let mut sub = publisher.subscribe();
     for i in 0..4 {
         publisher.try_publish(i).unwrap();
@@ -479,7 +474,7 @@ fn a_fork_of_a_slow_subscriber_counts_too() {
 
 #[test]
 fn a_new_subscriber_never_makes_the_bounded_publisher_wait() {
-    let mut publisher = BoundedPublisher::new(nz(2));
+    let mut publisher = BoundedPublisher::new(2);
     let mut a = publisher.subscribe();
     publisher.try_publish(0).unwrap();
     publisher.try_publish(1).unwrap();
@@ -493,7 +488,7 @@ fn a_new_subscriber_never_makes_the_bounded_publisher_wait() {
 
 #[test]
 fn reserve_is_cancel_safe() {
-    let mut publisher = BoundedPublisher::new(nz(1));
+    let mut publisher = BoundedPublisher::new(1);
     let mut sub = publisher.subscribe();
     publisher.try_publish("a").unwrap();
     {
@@ -510,7 +505,7 @@ fn reserve_is_cancel_safe() {
 
 #[test]
 fn without_subscribers_a_bounded_publisher_never_waits() {
-    let mut publisher = BoundedPublisher::new(nz(1));
+    let mut publisher = BoundedPublisher::new(1);
     for i in 0..1000 {
         publisher.try_publish(i).unwrap();
     }
@@ -520,7 +515,7 @@ fn without_subscribers_a_bounded_publisher_never_waits() {
 async fn bounded_stream_under_load_loses_nothing_and_respects_the_bound() {
     let events = scaled(50_000);
     const BOUND: usize = 16;
-    let mut publisher = BoundedPublisher::new(nz(BOUND));
+    let mut publisher = BoundedPublisher::new(BOUND);
     let readers: Vec<_> = (0..3u64)
         .map(|r| {
             let mut sub = publisher.subscribe();
@@ -590,7 +585,7 @@ mod model {
         ) {
             let mut publisher = match bound {
                 None => Either::Unbounded(Publisher::new()),
-                Some(b) => Either::Bounded(BoundedPublisher::new(nz(b))),
+                Some(b) => Either::Bounded(BoundedPublisher::new(b)),
             };
             let subscribe = |p: &Either| match p {
                 Either::Unbounded(p) => p.subscribe(),
@@ -705,7 +700,7 @@ fn closing_a_shared_publisher_closes_every_clone() {
 
 #[test]
 fn shared_bounded_publishers_wait_and_are_released_by_close() {
-    let publisher = BoundedPublisher::new(nz(1)).into_shared();
+    let publisher = BoundedPublisher::new(1).into_shared();
     let mut sub = publisher.subscribe();
     publisher.try_publish(0).unwrap();
     assert!(publisher.try_publish(1).unwrap_err().is_full());
@@ -758,7 +753,7 @@ fn public_types_and_futures_are_send_sync_and_unpin() {
     send_sync(&sub.recv());
     publisher.publish(String::new());
 
-    let mut bounded = BoundedPublisher::<String>::new(nz(4));
+    let mut bounded = BoundedPublisher::<String>::new(4);
     send_sync(&bounded);
     send(&bounded.publish(String::new()));
     send(&bounded.reserve());

@@ -9,7 +9,6 @@
 //! under parallel test threads.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -97,7 +96,7 @@ fn ten_million_events_through_a_bounded_stream_with_a_concurrent_subscriber() {
         .unwrap();
     let baseline = reset_peak();
     let received = rt.block_on(async {
-        let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1024).unwrap());
+        let mut publisher = BoundedPublisher::new(1024);
         let mut sub = publisher.subscribe();
         let reader = tokio::spawn(async move {
             let mut expected = 0;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowgate::coalesce::{
-    BuildError, Consumer, Dequeue, DequeueMany, EnqueueError, EnqueueWait, EnqueueWaitError,
-    OpQueue, OpQueueBuilder, TryDequeueError,
+    BuildError, Consumer, Dequeue, DequeueMany, Enqueue, EnqueueError, OpQueue, OpQueueBuilder,
+    TryDequeueError, TryEnqueueError,
 };
 use futures_util::StreamExt;
 use futures_util::stream::FusedStream;
@@ -18,15 +18,15 @@ const MS: Duration = Duration::from_millis(1);
 /// The seed's diagram: 923 queued alone, 424 with a set of three, 99 alone.
 #[tokio::test]
 async fn width_and_depth_of_the_seed_diagram() {
-    let (queue, consumer) = OpQueue::<u64, &str>::new(3, 3).unwrap();
-    queue.enqueue(923, "a").unwrap();
-    queue.enqueue(424, "b").unwrap();
-    queue.enqueue(424, "c").unwrap();
-    queue.enqueue(424, "d").unwrap();
-    queue.enqueue(99, "e").unwrap();
+    let (queue, consumer) = OpQueue::<u64, &str>::new(3, 3);
+    queue.try_enqueue(923, "a").unwrap();
+    queue.try_enqueue(424, "b").unwrap();
+    queue.try_enqueue(424, "c").unwrap();
+    queue.try_enqueue(424, "d").unwrap();
+    queue.try_enqueue(99, "e").unwrap();
 
     // Width: 424 holds three items already.
-    let err = queue.enqueue(424, "f").unwrap_err();
+    let err = queue.try_enqueue(424, "f").unwrap_err();
     assert!(err.is_width_full() && err.is_full() && !err.is_depth_full());
     assert_eq!(
         err.to_string(),
@@ -34,7 +34,7 @@ async fn width_and_depth_of_the_seed_diagram() {
     );
     assert_eq!(err.into_inner(), (424, "f"));
     // Depth: three distinct keys are queued.
-    let err = queue.enqueue(7, "g").unwrap_err();
+    let err = queue.try_enqueue(7, "g").unwrap_err();
     assert!(err.is_depth_full() && err.is_full() && !err.is_width_full());
     assert_eq!(err.key(), &7);
     assert_eq!(
@@ -42,7 +42,7 @@ async fn width_and_depth_of_the_seed_diagram() {
         "queue is full (depth): too many distinct keys"
     );
     // A queued key with room still joins.
-    queue.enqueue(923, "h").unwrap();
+    queue.try_enqueue(923, "h").unwrap();
 
     assert_eq!(queue.len(), 3);
     assert_eq!(queue.item_count(), 6);
@@ -59,10 +59,10 @@ async fn width_and_depth_of_the_seed_diagram() {
 
     assert_eq!(consumer.dequeue().await, Some((923, vec!["a", "h"])));
     // Dequeuing made depth room for a new key.
-    queue.enqueue(7, "g").unwrap();
+    queue.try_enqueue(7, "g").unwrap();
     assert_eq!(consumer.dequeue().await, Some((424, vec!["b", "c", "d"])));
     // 424 is new again: it goes to the back.
-    queue.enqueue(424, "f").unwrap();
+    queue.try_enqueue(424, "f").unwrap();
     assert_eq!(consumer.dequeue().await, Some((99, vec!["e"])));
     assert_eq!(consumer.dequeue().await, Some((7, vec!["g"])));
     assert_eq!(consumer.dequeue().await, Some((424, vec!["f"])));
@@ -72,9 +72,9 @@ async fn width_and_depth_of_the_seed_diagram() {
 
 #[tokio::test]
 async fn keys_come_out_oldest_first_and_joining_does_not_move_them() {
-    let (queue, consumer) = OpQueue::<char, u32>::new(100, 100).unwrap();
+    let (queue, consumer) = OpQueue::<char, u32>::new(100, 100);
     for (i, key) in "abcabcdd".chars().enumerate() {
-        queue.enqueue(key, i as u32).unwrap();
+        queue.try_enqueue(key, i as u32).unwrap();
     }
     queue.close();
     let out: Vec<(char, Vec<u32>)> = consumer.collect().await;
@@ -91,26 +91,26 @@ async fn keys_come_out_oldest_first_and_joining_does_not_move_them() {
 
 #[tokio::test]
 async fn dequeue_waits_while_empty() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     assert!(dequeue.is_woken());
     assert_eq!(assert_ready!(dequeue.poll()), Some((1, vec![1])));
 }
 
 #[tokio::test]
 async fn joining_a_queued_key_wakes_no_one() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut first = task::spawn(consumer.dequeue());
     let mut second = task::spawn(consumer.dequeue());
     assert_pending!(first.poll());
     assert_pending!(second.poll());
-    queue.enqueue(2, 1).unwrap();
+    queue.try_enqueue(2, 1).unwrap();
     assert!(first.is_woken());
     assert!(!second.is_woken());
     // Joins 2, which the first waiter will take: no one else to wake.
-    queue.enqueue(2, 2).unwrap();
+    queue.try_enqueue(2, 2).unwrap();
     assert!(!second.is_woken());
     assert_eq!(assert_ready!(first.poll()), Some((2, vec![1, 2])));
     assert_pending!(second.poll());
@@ -118,22 +118,22 @@ async fn joining_a_queued_key_wakes_no_one() {
 
 #[tokio::test]
 async fn cancelled_dequeue_loses_nothing() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
     drop(dequeue);
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
 }
 
 #[tokio::test]
 async fn a_woken_then_cancelled_dequeue_passes_the_wakeup_on() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut first = task::spawn(consumer.dequeue());
     let mut second = task::spawn(consumer.dequeue());
     assert_pending!(first.poll());
     assert_pending!(second.poll());
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     assert!(first.is_woken());
     assert!(!second.is_woken());
     drop(first); // cancelled after being chosen
@@ -146,13 +146,13 @@ async fn a_woken_then_cancelled_dequeue_passes_the_wakeup_on() {
 
 #[tokio::test]
 async fn a_consumer_that_leaves_work_behind_wakes_the_next() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut first = task::spawn(consumer.dequeue());
     let mut second = task::spawn(consumer.dequeue());
     assert_pending!(first.poll());
     assert_pending!(second.poll());
-    queue.enqueue(1, 1).unwrap(); // wakes first
-    queue.enqueue(2, 2).unwrap(); // wakes second
+    queue.try_enqueue(1, 1).unwrap(); // wakes first
+    queue.try_enqueue(2, 2).unwrap(); // wakes second
     assert!(first.is_woken() && second.is_woken());
     assert_eq!(assert_ready!(first.poll()), Some((1, vec![1])));
     assert_eq!(assert_ready!(second.poll()), Some((2, vec![2])));
@@ -160,9 +160,9 @@ async fn a_consumer_that_leaves_work_behind_wakes_the_next() {
 
 #[tokio::test]
 async fn enqueue_wait_waits_for_depth_room() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 4).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    let mut enqueue = task::spawn(queue.enqueue_wait(2, 2));
+    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 4);
+    queue.try_enqueue(1, 1).unwrap();
+    let mut enqueue = task::spawn(queue.enqueue(2, 2));
     assert_pending!(enqueue.poll());
     assert_eq!(consumer.dequeue().await, Some((1, vec![1])));
     assert!(enqueue.is_woken());
@@ -172,12 +172,12 @@ async fn enqueue_wait_waits_for_depth_room() {
 
 #[tokio::test]
 async fn enqueue_wait_waits_for_width_room() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 1).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    let mut enqueue = task::spawn(queue.enqueue_wait(1, 2));
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 1);
+    queue.try_enqueue(1, 1).unwrap();
+    let mut enqueue = task::spawn(queue.enqueue(1, 2));
     assert_pending!(enqueue.poll());
     // Room made for another key does not help, but re-checking is harmless.
-    queue.enqueue(2, 0).unwrap();
+    queue.try_enqueue(2, 0).unwrap();
     assert_pending!(enqueue.poll());
     assert_eq!(consumer.dequeue().await, Some((1, vec![1])));
     assert!(enqueue.is_woken());
@@ -188,41 +188,38 @@ async fn enqueue_wait_waits_for_width_room() {
 
 #[tokio::test]
 async fn enqueue_wait_fails_when_closed_while_waiting() {
-    let (queue, _consumer) = OpQueue::<u8, String>::new(1, 1).unwrap();
-    queue.enqueue(1, "a".into()).unwrap();
-    let mut enqueue = task::spawn(queue.enqueue_wait(2, "b".into()));
+    let (queue, _consumer) = OpQueue::<u8, String>::new(1, 1);
+    queue.try_enqueue(1, "a".into()).unwrap();
+    let mut enqueue = task::spawn(queue.enqueue(2, "b".into()));
     assert_pending!(enqueue.poll());
     queue.close();
     assert!(enqueue.is_woken());
-    let err: EnqueueWaitError<u8, String> = assert_ready!(enqueue.poll()).unwrap_err();
+    let err: EnqueueError<u8, String> = assert_ready!(enqueue.poll()).unwrap_err();
     assert_eq!(err.to_string(), "queue is closed");
     assert_eq!(err.into_inner(), (2, "b".to_owned()));
 }
 
 #[tokio::test]
 async fn cancelled_enqueue_wait_unparks() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    let mut enqueue = task::spawn(queue.enqueue_wait(2, 2));
+    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1);
+    queue.try_enqueue(1, 1).unwrap();
+    let mut enqueue = task::spawn(queue.enqueue(2, 2));
     assert_pending!(enqueue.poll());
     drop(enqueue);
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
-    assert!(
-        consumer.is_empty(),
-        "a cancelled enqueue_wait must not enqueue"
-    );
+    assert!(consumer.is_empty(), "a cancelled enqueue must not enqueue");
 }
 
 #[tokio::test]
 async fn close_refuses_items_and_drains() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    queue.enqueue(2, 2).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
+    queue.try_enqueue(1, 1).unwrap();
+    queue.try_enqueue(2, 2).unwrap();
     consumer.close();
     assert!(queue.is_closed() && consumer.is_closed());
-    assert_eq!(queue.enqueue(3, 3), Err(EnqueueError::Closed(3, 3)));
-    assert_eq!(queue.enqueue(1, 9), Err(EnqueueError::Closed(1, 9)));
-    assert!(queue.enqueue(1, 9).unwrap_err().is_closed());
+    assert_eq!(queue.try_enqueue(3, 3), Err(TryEnqueueError::Closed(3, 3)));
+    assert_eq!(queue.try_enqueue(1, 9), Err(TryEnqueueError::Closed(1, 9)));
+    assert!(queue.try_enqueue(1, 9).unwrap_err().is_closed());
     assert_eq!(consumer.dequeue().await, Some((1, vec![1])));
     assert_eq!(consumer.dequeue().await, Some((2, vec![2])));
     assert_eq!(consumer.dequeue().await, None);
@@ -232,7 +229,7 @@ async fn close_refuses_items_and_drains() {
 
 #[tokio::test]
 async fn close_wakes_a_waiting_dequeue() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
     queue.close();
@@ -242,9 +239,9 @@ async fn close_wakes_a_waiting_dequeue() {
 
 #[tokio::test]
 async fn dropping_every_producer_closes_the_queue() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     let other = queue.clone();
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_eq!(assert_ready!(dequeue.poll()), Some((1, vec![1])));
     drop(dequeue);
@@ -259,24 +256,24 @@ async fn dropping_every_producer_closes_the_queue() {
 
 #[tokio::test]
 async fn dropping_every_consumer_closes_and_empties_the_queue() {
-    let (queue, consumer) = OpQueue::<u8, Arc<()>>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, Arc<()>>::new(4, 4);
     let item = Arc::new(());
-    queue.enqueue(1, Arc::clone(&item)).unwrap();
+    queue.try_enqueue(1, Arc::clone(&item)).unwrap();
     let other = consumer.clone();
     drop(consumer);
     assert!(!queue.is_closed());
     drop(other);
     assert!(queue.is_closed());
     assert_eq!(Arc::strong_count(&item), 1, "queued items were not dropped");
-    assert!(queue.enqueue(2, item).unwrap_err().is_closed());
+    assert!(queue.try_enqueue(2, item).unwrap_err().is_closed());
     assert!(queue.is_empty());
 }
 
 #[tokio::test]
 async fn dropping_every_consumer_fails_waiting_producers() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    let mut enqueue = task::spawn(queue.enqueue_wait(2, 2));
+    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1);
+    queue.try_enqueue(1, 1).unwrap();
+    let mut enqueue = task::spawn(queue.enqueue(2, 2));
     assert_pending!(enqueue.poll());
     drop(consumer);
     assert!(enqueue.is_woken());
@@ -288,14 +285,14 @@ async fn dropping_every_consumer_fails_waiting_producers() {
 
 #[tokio::test]
 async fn consumer_is_a_fused_stream() {
-    let (queue, mut consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
-    queue.enqueue(1, 1).unwrap();
-    queue.enqueue(1, 2).unwrap();
+    let (queue, mut consumer) = OpQueue::<u8, u8>::new(4, 4);
+    queue.try_enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 2).unwrap();
     assert_eq!(consumer.next().await, Some((1, vec![1, 2])));
     {
         let mut next = task::spawn(consumer.next());
         assert_pending!(next.poll());
-        queue.enqueue(2, 3).unwrap();
+        queue.try_enqueue(2, 3).unwrap();
         assert!(next.is_woken());
         assert_eq!(assert_ready!(next.poll()), Some((2, vec![3])));
     }
@@ -308,13 +305,13 @@ async fn consumer_is_a_fused_stream() {
 
 #[tokio::test]
 async fn dequeue_many_takes_up_to_the_limit() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
     let mut buffer = Vec::new();
     {
         let mut many = task::spawn(consumer.dequeue_many(&mut buffer, 3));
         assert_pending!(many.poll());
         for key in 0..5 {
-            queue.enqueue(key, key).unwrap();
+            queue.try_enqueue(key, key).unwrap();
         }
         assert!(many.is_woken());
         assert_eq!(assert_ready!(many.poll()), 3);
@@ -330,9 +327,9 @@ async fn dequeue_many_takes_up_to_the_limit() {
 
 #[tokio::test]
 async fn try_dequeue_reports_empty_and_closed() {
-    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(4, 4);
     assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     queue.close();
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
     assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Closed));
@@ -350,7 +347,7 @@ async fn merge_keeps_one_value_per_key() {
         .build()
         .unwrap();
     for (key, n) in [("a", 1), ("b", 10), ("a", 2), ("a", 3)] {
-        queue.enqueue(key, n).unwrap();
+        queue.try_enqueue(key, n).unwrap();
     }
     assert_eq!(queue.count_for("a"), 3, "count is items merged, not values");
     assert_eq!(consumer.dequeue().await, Some(("a", 6)));
@@ -364,9 +361,12 @@ async fn merge_respects_width() {
         .merge(|latest, item| *latest = item)
         .build()
         .unwrap();
-    queue.enqueue("a", 1).unwrap();
-    queue.enqueue("a", 2).unwrap();
-    assert_eq!(queue.enqueue("a", 3), Err(EnqueueError::WidthFull("a", 3)));
+    queue.try_enqueue("a", 1).unwrap();
+    queue.try_enqueue("a", 2).unwrap();
+    assert_eq!(
+        queue.try_enqueue("a", 3),
+        Err(TryEnqueueError::WidthFull("a", 3))
+    );
     assert_eq!(consumer.dequeue().await, Some(("a", 2)));
 }
 
@@ -382,7 +382,7 @@ async fn fold_into_another_type() {
         .build()
         .unwrap();
     for item in [1, 2, 1, 3, 2] {
-        queue.enqueue(0, item).unwrap();
+        queue.try_enqueue(0, item).unwrap();
     }
     let (_, set) = consumer.dequeue().await.unwrap();
     assert_eq!(set, HashSet::from([1, 2, 3]));
@@ -390,9 +390,9 @@ async fn fold_into_another_type() {
 
 #[tokio::test]
 async fn count_with_borrowed_keys() {
-    let (queue, consumer) = OpQueue::<String, u8>::new(4, 4).unwrap();
-    queue.enqueue("user:1".to_owned(), 1).unwrap();
-    queue.enqueue("user:1".to_owned(), 2).unwrap();
+    let (queue, consumer) = OpQueue::<String, u8>::new(4, 4);
+    queue.try_enqueue("user:1".to_owned(), 1).unwrap();
+    queue.try_enqueue("user:1".to_owned(), 2).unwrap();
     assert_eq!(queue.count_for("user:1"), 2);
     assert_eq!(consumer.count_for("user:1"), 2);
     assert_eq!(consumer.len(), 1);
@@ -401,11 +401,11 @@ async fn count_with_borrowed_keys() {
 #[test]
 fn build_errors() {
     assert_eq!(
-        OpQueue::<u8, u8>::new(0, 1).unwrap_err(),
+        OpQueue::<u8, u8>::builder().depth(0).build().unwrap_err(),
         BuildError::ZeroDepth
     );
     assert_eq!(
-        OpQueue::<u8, u8>::new(1, 0).unwrap_err(),
+        OpQueue::<u8, u8>::builder().width(0).build().unwrap_err(),
         BuildError::ZeroWidth
     );
     assert_eq!(
@@ -420,8 +420,8 @@ fn build_errors() {
     assert_eq!(err, BuildError::NoRuntime);
     assert_eq!(err.to_string(), "a windowed queue needs a tokio runtime");
     // Without a window, no runtime is needed.
-    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1).unwrap();
-    queue.enqueue(1, 1).unwrap();
+    let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1);
+    queue.try_enqueue(1, 1).unwrap();
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
 }
 
@@ -439,10 +439,10 @@ fn windowed(depth: usize, width: usize, window: Duration) -> (OpQueue<u8, u32>, 
 #[tokio::test(start_paused = true)]
 async fn window_forms_one_batch_per_key() {
     let (queue, consumer) = windowed(10, 10, 10 * MS);
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     tokio::time::advance(4 * MS).await;
-    queue.enqueue(1, 2).unwrap();
-    queue.enqueue(2, 3).unwrap();
+    queue.try_enqueue(1, 2).unwrap();
+    queue.try_enqueue(2, 3).unwrap();
     assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
 
     let mut dequeue = task::spawn(consumer.dequeue());
@@ -456,7 +456,7 @@ async fn window_forms_one_batch_per_key() {
 
     // The window is measured from the batch's first item, not slid.
     assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
-    queue.enqueue(1, 4).unwrap(); // a new batch for key 1, window until 20 ms
+    queue.try_enqueue(1, 4).unwrap(); // a new batch for key 1, window until 20 ms
     tokio::time::advance(4 * MS).await; // t = 14 ms: key 2's window ends
     assert_eq!(consumer.try_dequeue(), Ok((2, vec![3])));
     tokio::time::advance(6 * MS).await;
@@ -468,15 +468,15 @@ async fn a_full_batch_is_released_before_its_window_ends() {
     let (queue, consumer) = windowed(10, 3, Duration::from_secs(60));
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
-    queue.enqueue(9, 0).unwrap(); // an older, open batch
-    queue.enqueue(1, 1).unwrap();
-    queue.enqueue(1, 2).unwrap();
+    queue.try_enqueue(9, 0).unwrap(); // an older, open batch
+    queue.try_enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 2).unwrap();
     assert_pending!(dequeue.poll());
-    queue.enqueue(1, 3).unwrap(); // full: released now
+    queue.try_enqueue(1, 3).unwrap(); // full: released now
     assert!(dequeue.is_woken());
     assert_eq!(assert_ready!(dequeue.poll()), Some((1, vec![1, 2, 3])));
     // The key's next item starts a new batch: no WidthFull in windowed mode.
-    queue.enqueue(1, 4).unwrap();
+    queue.try_enqueue(1, 4).unwrap();
     assert_eq!(queue.count_for(&1), 1);
     assert_eq!(queue.len(), 2);
     assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
@@ -485,20 +485,23 @@ async fn a_full_batch_is_released_before_its_window_ends() {
 #[tokio::test(start_paused = true)]
 async fn windowed_depth_counts_batches() {
     let (queue, consumer) = windowed(2, 2, 10 * MS);
-    queue.enqueue(1, 1).unwrap();
-    queue.enqueue(1, 2).unwrap(); // released: full
-    queue.enqueue(1, 3).unwrap(); // a second batch of key 1
+    queue.try_enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 2).unwrap(); // released: full
+    queue.try_enqueue(1, 3).unwrap(); // a second batch of key 1
     assert_eq!(queue.len(), 2);
-    assert_eq!(queue.enqueue(2, 4), Err(EnqueueError::DepthFull(2, 4)));
+    assert_eq!(
+        queue.try_enqueue(2, 4),
+        Err(TryEnqueueError::DepthFull(2, 4))
+    );
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1, 2])));
-    queue.enqueue(2, 4).unwrap();
+    queue.try_enqueue(2, 4).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn width_one_window_releases_at_once() {
     let (queue, consumer) = windowed(4, 1, Duration::from_secs(60));
-    queue.enqueue(1, 1).unwrap();
-    queue.enqueue(1, 2).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 2).unwrap();
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![2])));
 }
@@ -506,7 +509,7 @@ async fn width_one_window_releases_at_once() {
 #[tokio::test(start_paused = true)]
 async fn closing_releases_open_windows() {
     let (queue, consumer) = windowed(4, 4, Duration::from_secs(60));
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
     queue.close();
@@ -520,7 +523,7 @@ async fn a_parked_consumer_arms_a_timer_for_a_new_window() {
     let (queue, consumer) = windowed(4, 4, 10 * MS);
     let mut dequeue = task::spawn(consumer.dequeue());
     assert_pending!(dequeue.poll());
-    queue.enqueue(1, 1).unwrap();
+    queue.try_enqueue(1, 1).unwrap();
     // Woken to arm the timer of the new window.
     assert!(dequeue.is_woken());
     assert_pending!(dequeue.poll());
@@ -539,10 +542,10 @@ async fn the_next_window_is_never_unwatched() {
     let mut second = task::spawn(consumer.dequeue());
     assert_pending!(first.poll());
     assert_pending!(second.poll());
-    queue.enqueue(1, 1).unwrap(); // wakes `first` to arm a timer
+    queue.try_enqueue(1, 1).unwrap(); // wakes `first` to arm a timer
     assert_pending!(first.poll());
     tokio::time::advance(5 * MS).await;
-    queue.enqueue(2, 2).unwrap(); // a later window: no one woken
+    queue.try_enqueue(2, 2).unwrap(); // a later window: no one woken
     tokio::time::advance(5 * MS).await;
     assert_eq!(assert_ready!(first.poll()), Some((1, vec![1])));
     assert!(second.is_woken(), "no one watches key 2's window");
@@ -557,7 +560,7 @@ async fn windowed_consumer_stream_across_time() {
     let (queue, consumer) = windowed(16, 16, 10 * MS);
     let producer = tokio::spawn(async move {
         for i in 0..30u32 {
-            queue.enqueue((i % 3) as u8, i).unwrap();
+            queue.try_enqueue((i % 3) as u8, i).unwrap();
             tokio::time::sleep(MS).await;
         }
     });
@@ -582,14 +585,14 @@ async fn windowed_consumer_stream_across_time() {
 async fn concurrent_producers_and_consumers() {
     const PRODUCERS: u32 = 4;
     const ITEMS: u32 = 2_000;
-    let (queue, consumer) = OpQueue::<u32, (u32, u32)>::new(16, 4).unwrap();
+    let (queue, consumer) = OpQueue::<u32, (u32, u32)>::new(16, 4);
 
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
         let queue = queue.clone();
         producers.push(tokio::spawn(async move {
             for i in 0..ITEMS {
-                queue.enqueue_wait(i % 50, (p, i)).await.unwrap();
+                queue.enqueue(i % 50, (p, i)).await.unwrap();
             }
         }));
     }
@@ -650,16 +653,16 @@ fn auto_traits() {
     send_sync::<Q>();
     send_sync::<C>();
     send_sync::<OpQueueBuilder<String, Vec<u8>>>();
-    send_sync::<EnqueueWait<'static, String, Vec<u8>, Vec<Vec<u8>>>>();
+    send_sync::<Enqueue<'static, String, Vec<u8>, Vec<Vec<u8>>>>();
     send_sync::<Dequeue<'static, String, Vec<u8>, Vec<Vec<u8>>>>();
     send_sync::<DequeueMany<'static, String, Vec<u8>, Vec<Vec<u8>>>>();
+    send_sync::<TryEnqueueError<String, Vec<u8>>>();
     send_sync::<EnqueueError<String, Vec<u8>>>();
-    send_sync::<EnqueueWaitError<String, Vec<u8>>>();
     send_sync::<BuildError>();
     send_sync::<TryDequeueError>();
     unpin::<C>();
     unpin::<Dequeue<'static, std::marker::PhantomPinned, u8, u8>>();
-    unpin::<EnqueueWait<'static, std::marker::PhantomPinned, u8, u8>>();
+    unpin::<Enqueue<'static, std::marker::PhantomPinned, u8, u8>>();
 }
 
 // ===== models =====
@@ -690,12 +693,12 @@ fn steps(keys: u8) -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
-/// What the model says `enqueue` returns: `Ok` or the name of the error.
-fn kind<K, T>(result: Result<(), EnqueueError<K, T>>) -> Result<(), &'static str> {
+/// What the model says `try_enqueue` returns: `Ok` or the name of the error.
+fn kind<K, T>(result: Result<(), TryEnqueueError<K, T>>) -> Result<(), &'static str> {
     result.map_err(|err| match err {
-        EnqueueError::DepthFull(..) => "depth",
-        EnqueueError::WidthFull(..) => "width",
-        EnqueueError::Closed(..) => "closed",
+        TryEnqueueError::DepthFull(..) => "depth",
+        TryEnqueueError::WidthFull(..) => "width",
+        TryEnqueueError::Closed(..) => "closed",
     })
 }
 
@@ -707,7 +710,7 @@ proptest! {
         width in 1usize..5,
         steps in steps(6),
     ) {
-        let (queue, consumer) = OpQueue::<u8, u32>::new(depth, width).unwrap();
+        let (queue, consumer) = OpQueue::<u8, u32>::new(depth, width);
         let mut model = Model { depth, width, order: VecDeque::new(), sets: HashMap::new() };
         for step in steps {
             match step {
@@ -722,7 +725,7 @@ proptest! {
                             Ok(())
                         }
                     };
-                    prop_assert_eq!(kind(queue.enqueue(key, item)), expected);
+                    prop_assert_eq!(kind(queue.try_enqueue(key, item)), expected);
                 }
                 Step::Dequeue => {
                     let expected = model.order.pop_front().map(|key| {
@@ -789,7 +792,7 @@ proptest! {
                             open.push((key, vec![item], now + window));
                             Ok(())
                         };
-                        prop_assert_eq!(kind(queue.enqueue(key, item)), expected);
+                        prop_assert_eq!(kind(queue.try_enqueue(key, item)), expected);
                     }
                     Step::Dequeue => {
                         release_expired(&mut open, &mut ready, now);

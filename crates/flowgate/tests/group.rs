@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use flowgate::group::{AddError, BuildError, CallGroup, Op, OpError, Outcome, Results, Wait};
+use flowgate::group::{AddError, CallGroup, Op, OpError, Outcome, Results, SetDeadlineError, Wait};
 use proptest::prelude::*;
 use tokio::sync::oneshot;
 use tokio_test::{assert_pending, assert_ready, task};
@@ -275,7 +275,7 @@ fn deadline_needs_a_runtime() {
     // The group is unchanged and still usable.
     assert!(!op.is_closed());
     assert_eq!(group.len(), 1);
-    assert_eq!(err, BuildError::NoRuntime);
+    assert_eq!(err, SetDeadlineError::NoRuntime);
     assert_eq!(
         err.to_string(),
         "a call group deadline needs a tokio runtime"
@@ -442,7 +442,7 @@ fn auto_traits() {
     send_sync::<Results<u64, String, std::io::Error>>();
     send_sync::<AddError<u64, String>>();
     send_sync::<OpError<std::io::Error>>();
-    send_sync::<BuildError>();
+    send_sync::<SetDeadlineError>();
     send::<Op<std::cell::Cell<u8>, u64, ()>>();
     // Unpin, so `&mut wait` works in `select!` without pinning.
     unpin::<Wait<std::marker::PhantomPinned, u8, ()>>();

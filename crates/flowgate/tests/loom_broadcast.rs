@@ -14,8 +14,6 @@
 //! longer, deeper search.
 #![cfg(loom)]
 
-use std::num::NonZeroUsize;
-
 use flowgate::broadcast::{BoundedPublisher, Publisher, Subscriber};
 use loom::future::block_on;
 use loom::thread;
@@ -148,7 +146,7 @@ fn a_forked_subscriber_sees_the_rest() {
 #[test]
 fn bounded_publisher_waits_for_its_subscriber() {
     model(|| {
-        let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+        let mut publisher = BoundedPublisher::new(1);
         let sub = publisher.subscribe();
         let reader = thread::spawn(move || read_all(sub));
         block_on(async {
@@ -164,7 +162,7 @@ fn bounded_publisher_waits_for_its_subscriber() {
 #[test]
 fn bounded_publisher_is_released_when_its_slow_subscriber_leaves() {
     model(|| {
-        let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+        let mut publisher = BoundedPublisher::new(1);
         let mut sub = publisher.subscribe();
         let leaver = thread::spawn(move || {
             let _ = sub.try_recv();

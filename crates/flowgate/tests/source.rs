@@ -13,8 +13,8 @@ use std::time::Duration;
 use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore};
 use flowgate::prelude::*;
 use flowgate::source::{
-    BuildError, CheckpointStore, CursorSource, MemoryCheckpointStore, OnFetchError, Page,
-    SourceAck, SourceControl, SourceDriver, SourceError, StoreError,
+    BuildError, CheckpointStore, CursorAck, CursorControl, CursorDriver, CursorError, CursorSource,
+    MemoryCheckpointStore, OnFetchError, Page, StoreError,
 };
 use futures_core::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
@@ -72,7 +72,7 @@ fn build(table: &Table, store: &MemoryCheckpointStore<u64>, pages: usize) -> Src
         .unwrap()
 }
 
-async fn take(source: &mut Src, n: usize) -> Vec<(u64, SourceAck)> {
+async fn take(source: &mut Src, n: usize) -> Vec<(u64, CursorAck)> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(source.next().await.unwrap().unwrap());
@@ -85,14 +85,14 @@ fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>(_: &T) {}
     assert_send_sync::<Src>();
-    assert_send_sync::<SourceAck>();
-    assert_send_sync::<SourceControl<u64>>();
+    assert_send_sync::<CursorAck>();
+    assert_send_sync::<CursorControl<u64>>();
     assert_send_sync::<MemoryCheckpointStore<u64>>();
-    assert_send_sync::<SourceError<std::io::Error>>();
+    assert_send_sync::<CursorError<std::io::Error>>();
     assert_send_sync::<StoreError>();
     fn assert_send_only<T: Send>() {}
-    assert_send_only::<SourceDriver>();
-    let control: SourceControl<u64> = {
+    assert_send_only::<CursorDriver>();
+    let control: CursorControl<u64> = {
         let (source, _driver) = CursorSource::builder(0u64)
             .build_pair(Table::new(1, 1).fetcher())
             .unwrap();
@@ -175,7 +175,7 @@ async fn the_checkpoint_waits_for_every_item_of_every_earlier_page() {
     let store = MemoryCheckpointStore::new();
     let mut source = build(&table, &store, 3);
     let control = source.control();
-    let mut acks: HashMap<u64, SourceAck> = take(&mut source, 30).await.into_iter().collect();
+    let mut acks: HashMap<u64, CursorAck> = take(&mut source, 30).await.into_iter().collect();
     // Everything of pages 2 and 3 and all of page 1 but row 4, acked out of
     // order: nothing can be committed.
     for row in (11..=30).rev().chain([1, 2, 3, 5, 6, 7, 8, 9, 10]) {
@@ -478,7 +478,7 @@ async fn a_failed_load_ends_the_stream_with_a_checkpoint_error() {
     assert_eq!(items.len(), 1);
     let err = items.into_iter().next().unwrap().unwrap_err();
     assert!(err.is_checkpoint());
-    let SourceError::Checkpoint(store_err) = err else {
+    let CursorError::Checkpoint(store_err) = err else {
         unreachable!()
     };
     assert!(store_err.is_transient());
@@ -646,8 +646,10 @@ async fn crash_and_restart(
     let store = MemoryCheckpointStore::new();
     // The idempotency store and the checkpoint store stand for a database:
     // they survive the simulated crashes.
-    let once =
-        Idempotency::new(MemoryIdempotencyStore::new(100_000, Duration::from_secs(3600)).unwrap());
+    let once = Idempotency::new(MemoryIdempotencyStore::new(
+        100_000,
+        Duration::from_secs(3600),
+    ));
     let log = Arc::new(Mutex::new(Log::default()));
     let delays = Arc::new(delays);
     for crash in crashes.iter().copied().map(Some).chain([None]) {

@@ -10,6 +10,20 @@ pub struct PublishError<T>(pub T);
 
 impl<T> PublishError<T> {
     /// Returns the event that could not be published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// publisher.close();
+    /// let err = publisher.publish("lost?").await.unwrap_err();
+    /// assert_eq!(err.into_inner(), "lost?");
+    /// # }
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -46,6 +60,17 @@ pub enum TryPublishError<T> {
 
 impl<T> TryPublishError<T> {
     /// Returns the event that could not be published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(1);
+    /// let _sub = publisher.subscribe();
+    /// publisher.try_publish(1).unwrap();
+    /// assert_eq!(publisher.try_publish(2).unwrap_err().into_inner(), 2);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             Self::Full(event) | Self::Closed(event) => event,
@@ -53,11 +78,34 @@ impl<T> TryPublishError<T> {
     }
 
     /// Whether the stream was full (transient) rather than closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(1);
+    /// let _sub = publisher.subscribe();
+    /// publisher.try_publish(1).unwrap();
+    /// let err = publisher.try_publish(2).unwrap_err();
+    /// assert!(err.is_full() && !err.is_closed());
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// Whether the stream was closed (permanent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// publisher.close();
+    /// let err = publisher.try_publish(1).unwrap_err();
+    /// assert!(err.is_closed() && !err.is_full());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed(_))
     }

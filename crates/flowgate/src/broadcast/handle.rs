@@ -5,7 +5,6 @@ use std::fmt;
 use super::shared::Shared;
 use super::subscriber::Subscriber;
 use crate::loom::sync::Arc;
-use crate::loom::sync::atomic::Ordering;
 
 /// Creates subscribers at the tail of an event stream, from any task; see the
 /// [module documentation](super).
@@ -46,13 +45,40 @@ impl<T> SubscribeHandle<T> {
 
     /// A new subscriber at the tail: it receives every event published from
     /// now on. If the stream is closed, the subscriber's stream is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{Publisher, TryRecvError};
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let handle = publisher.subscribe_handle();
+    /// let mut sub = handle.subscribe();
+    /// publisher.publish(1);
+    /// assert_eq!(sub.try_recv(), Ok(1));
+    /// drop(publisher);
+    /// let mut late = handle.subscribe();
+    /// assert_eq!(late.try_recv(), Err(TryRecvError::Closed));
+    /// ```
     pub fn subscribe(&self) -> Subscriber<T> {
         Subscriber::at_tail(&self.shared)
     }
 
     /// Number of live subscribers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::<u32>::new();
+    /// let handle = publisher.subscribe_handle();
+    /// assert_eq!(handle.subscriber_count(), 0);
+    /// let _sub = handle.subscribe();
+    /// assert_eq!(handle.subscriber_count(), 1);
+    /// ```
     pub fn subscriber_count(&self) -> usize {
-        self.shared.subscribers.load(Ordering::Relaxed)
+        self.shared.subscriber_count()
     }
 
     /// Whether the stream is closed: its publisher was closed or dropped.

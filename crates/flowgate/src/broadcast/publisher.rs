@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::num::NonZeroUsize;
 
 use super::error::TryPublishError;
 use super::handle::SubscribeHandle;
 use super::shared_publisher::SharedPublisher;
 use super::subscriber::Subscriber;
 use super::writer::Writer;
-use crate::loom::sync::atomic::Ordering;
 
 /// The single publisher of an unbounded event stream; see the
 /// [module documentation](super).
@@ -44,6 +42,17 @@ impl<T> Publisher<T> {
     /// Creates an unbounded event stream and returns its publisher. The stream
     /// has no subscribers yet; events published before the first one
     /// subscribes are seen by no one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::<u32>::new();
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// publisher.publish(1); // no subscriber: seen by no one
+    /// assert_eq!(publisher.published(), 1);
+    /// ```
     pub fn new() -> Self {
         Publisher {
             writer: Writer::new(None),
@@ -75,6 +84,19 @@ impl<T> Publisher<T> {
 
     /// A new subscriber at the tail: it receives every event published from
     /// now on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{Publisher, TryRecvError};
+    ///
+    /// let mut publisher = Publisher::new();
+    /// publisher.publish("before");
+    /// let mut sub = publisher.subscribe();
+    /// publisher.publish("after");
+    /// assert_eq!(sub.try_recv(), Ok("after"));
+    /// assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
+    /// ```
     pub fn subscribe(&self) -> Subscriber<T> {
         Subscriber::at_tail(&self.writer.shared)
     }
@@ -82,16 +104,62 @@ impl<T> Publisher<T> {
     /// A cloneable handle that creates subscribers at the tail, for tasks
     /// that have no access to the publisher (for example, one per connecting
     /// client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let handle = publisher.subscribe_handle();
+    /// let client = tokio::spawn(async move {
+    ///     let mut sub = handle.subscribe();
+    ///     sub.recv().await
+    /// });
+    /// while publisher.subscriber_count() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// publisher.publish(7);
+    /// assert_eq!(client.await.unwrap(), Some(7));
+    /// # }
+    /// ```
     pub fn subscribe_handle(&self) -> SubscribeHandle<T> {
         SubscribeHandle::new(&self.writer.shared)
     }
 
     /// Number of live subscribers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::<u32>::new();
+    /// let a = publisher.subscribe();
+    /// let _b = publisher.subscribe();
+    /// assert_eq!(publisher.subscriber_count(), 2);
+    /// drop(a);
+    /// assert_eq!(publisher.subscriber_count(), 1);
+    /// ```
     pub fn subscriber_count(&self) -> usize {
-        self.writer.shared.subscribers.load(Ordering::Relaxed)
+        self.writer.shared.subscriber_count()
     }
 
     /// Events published so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::new();
+    /// for i in 0..3 {
+    ///     publisher.publish(i);
+    /// }
+    /// assert_eq!(publisher.published(), 3);
+    /// ```
     pub fn published(&self) -> u64 {
         self.writer.published()
     }
@@ -117,6 +185,19 @@ impl<T> Publisher<T> {
 
     /// Turns this publisher into a [`SharedPublisher`], which several tasks
     /// can clone and publish through (each publish then takes a lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// let mut sub = publisher.subscribe();
+    /// let other = publisher.clone();
+    /// publisher.try_publish(1).unwrap();
+    /// other.try_publish(2).unwrap();
+    /// assert_eq!((sub.try_recv(), sub.try_recv()), (Ok(1), Ok(2)));
+    /// ```
     pub fn into_shared(self) -> SharedPublisher<T> {
         SharedPublisher::from_writer(self.writer)
     }
@@ -152,10 +233,9 @@ impl<T> fmt::Debug for Publisher<T> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use std::num::NonZeroUsize;
 /// use flowgate::broadcast::{BoundedPublisher, TryPublishError};
 ///
-/// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(2).unwrap());
+/// let mut publisher = BoundedPublisher::new(2);
 /// let mut sub = publisher.subscribe();
 /// publisher.publish(1).await;
 /// publisher.publish(2).await;
@@ -174,14 +254,48 @@ impl<T> BoundedPublisher<T> {
     /// `bound` unread events, and returns its publisher.
     ///
     /// A bound of 1 makes every subscriber read each event before the next
-    /// is published.
-    pub fn new(bound: NonZeroUsize) -> Self {
+    /// is published. A bound of `usize::MAX` never makes the publisher wait
+    /// in practice (nothing is allocated for it up front: memory follows the
+    /// slowest subscriber's lag, as in an unbounded stream).
+    ///
+    /// # Panics
+    ///
+    /// `"BoundedPublisher::new: bound must be at least 1"` if `bound` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let publisher = BoundedPublisher::<u32>::new(64);
+    /// assert_eq!(publisher.bound(), 64);
+    /// ```
+    ///
+    /// A zero bound is refused:
+    ///
+    /// ```should_panic
+    /// # use flowgate::broadcast::BoundedPublisher;
+    /// let _ = BoundedPublisher::<u32>::new(0); // panics: bound must be at least 1
+    /// ```
+    #[track_caller]
+    pub fn new(bound: usize) -> Self {
+        assert!(bound > 0, "BoundedPublisher::new: bound must be at least 1");
         BoundedPublisher {
-            writer: Writer::new(Some(bound.get() as u64)),
+            // A usize always fits in a u64 on the platforms tokio supports.
+            writer: Writer::new(Some(u64::try_from(bound).unwrap_or(u64::MAX))),
         }
     }
 
     /// The bound this stream was created with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let publisher = BoundedPublisher::<u32>::new(8);
+    /// assert_eq!(publisher.bound(), 8);
+    /// ```
     pub fn bound(&self) -> usize {
         // Created from a usize.
         usize::try_from(self.writer.shared.bound.unwrap_or(u64::MAX)).unwrap_or(usize::MAX)
@@ -201,10 +315,9 @@ impl<T> BoundedPublisher<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(16).unwrap());
+    /// let mut publisher = BoundedPublisher::new(16);
     /// let mut sub = publisher.subscribe();
     /// let reader = tokio::spawn(async move {
     ///     let mut total = 0;
@@ -239,10 +352,9 @@ impl<T> BoundedPublisher<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let mut publisher = BoundedPublisher::new(1);
     /// let mut sub = publisher.subscribe();
     /// publisher.reserve().await.publish("first");
     /// // Full until `sub` reads: waiting can be raced against a timeout
@@ -274,10 +386,9 @@ impl<T> BoundedPublisher<T> {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use flowgate::broadcast::BoundedPublisher;
     ///
-    /// let mut publisher = BoundedPublisher::new(NonZeroUsize::new(1).unwrap());
+    /// let mut publisher = BoundedPublisher::new(1);
     /// let sub = publisher.subscribe();
     /// assert!(publisher.try_publish(1).is_ok());
     /// assert_eq!(publisher.try_publish(2).unwrap_err().into_inner(), 2);
@@ -296,33 +407,116 @@ impl<T> BoundedPublisher<T> {
     /// A new subscriber at the tail: it receives every event published from
     /// now on. It starts with no unread events, so it never makes the
     /// publisher wait at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(1);
+    /// publisher.try_publish("unseen").unwrap(); // no subscriber yet
+    /// let mut sub = publisher.subscribe();
+    /// publisher.try_publish("seen").unwrap();
+    /// assert!(publisher.try_publish("full").is_err()); // `sub` has one unread
+    /// assert_eq!(sub.try_recv(), Ok("seen"));
+    /// ```
     pub fn subscribe(&self) -> Subscriber<T> {
         Subscriber::at_tail(&self.writer.shared)
     }
 
-    /// A cloneable handle that creates subscribers at the tail.
+    /// A cloneable handle that creates subscribers at the tail, for tasks
+    /// that have no access to the publisher. Each subscriber it makes counts
+    /// toward the bound like any other; the handle itself holds nothing back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(1);
+    /// let handle = publisher.subscribe_handle();
+    /// publisher.try_publish(1).unwrap(); // the handle holds nothing back
+    /// publisher.try_publish(2).unwrap();
+    /// let sub = handle.subscribe();
+    /// assert_eq!(sub.len(), 0);
+    /// ```
     pub fn subscribe_handle(&self) -> SubscribeHandle<T> {
         SubscribeHandle::new(&self.writer.shared)
     }
 
-    /// Number of live subscribers.
+    /// Number of live subscribers: those the publisher may wait for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let publisher = BoundedPublisher::<u32>::new(4);
+    /// let sub = publisher.subscribe();
+    /// assert_eq!(publisher.subscriber_count(), 1);
+    /// drop(sub);
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// ```
     pub fn subscriber_count(&self) -> usize {
-        self.writer.shared.subscribers.load(Ordering::Relaxed)
+        self.writer.shared.subscriber_count()
     }
 
-    /// Events published so far.
+    /// Events published so far, through this publisher and its permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(4);
+    /// publisher.publish(1).await;
+    /// publisher.reserve().await.publish(2);
+    /// assert_eq!(publisher.published(), 2);
+    /// # }
+    /// ```
     pub fn published(&self) -> u64 {
         self.writer.published()
     }
 
     /// Closes the stream. Subscribers receive every event published so far,
-    /// then the end of the stream. Same as dropping the publisher.
+    /// then the end of the stream; nothing waits for them any more. Same as
+    /// dropping the publisher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(4);
+    /// let mut sub = publisher.subscribe();
+    /// publisher.publish(1).await;
+    /// publisher.close();
+    /// assert_eq!(sub.recv().await, Some(1));
+    /// assert_eq!(sub.recv().await, None);
+    /// # }
+    /// ```
     pub fn close(self) {
         drop(self);
     }
 
     /// Turns this publisher into a [`SharedPublisher`], which several tasks
-    /// can clone and publish through.
+    /// can clone and publish through; it keeps the bound, and its
+    /// [`publish`](SharedPublisher::publish) waits for room as this one does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{BoundedPublisher, TryPublishError};
+    ///
+    /// let publisher = BoundedPublisher::new(1).into_shared();
+    /// let _sub = publisher.subscribe();
+    /// publisher.try_publish(1).unwrap();
+    /// assert!(matches!(publisher.try_publish(2), Err(TryPublishError::Full(2))));
+    /// ```
     pub fn into_shared(self) -> SharedPublisher<T> {
         SharedPublisher::from_writer(self.writer)
     }
@@ -344,6 +538,21 @@ pub struct Permit<'a, T> {
 
 impl<T> Permit<'_, T> {
     /// Publishes `event`. Never waits and never fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::new(2);
+    /// let mut sub = publisher.subscribe();
+    /// let permit = publisher.reserve().await;
+    /// permit.publish("event");
+    /// assert_eq!(sub.recv().await, Some("event"));
+    /// # }
+    /// ```
     pub fn publish(self, event: T) {
         self.publisher.writer.push(event);
     }

@@ -52,6 +52,11 @@ pub(crate) struct Start<T> {
 }
 
 impl<T> Shared<T> {
+    /// Live subscribers, as every publisher and handle reports them.
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn new(tail: TailPointer<T>, bound: Option<u64>) -> Self {
         Shared {
             tail: Mutex::new(tail),

@@ -10,7 +10,6 @@ use super::handle::SubscribeHandle;
 use super::shared::Shared;
 use super::subscriber::Subscriber;
 use super::writer::Writer;
-use crate::loom::sync::atomic::Ordering;
 use crate::sync::lock;
 
 /// A publisher that can be cloned and used from several tasks at once; see
@@ -168,29 +167,94 @@ impl<T> SharedPublisher<T> {
     /// Closes the stream for every clone. Subscribers receive every event
     /// published so far, then the end of the stream; publishers waiting for
     /// room get their events back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{Publisher, TryPublishError, TryRecvError};
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// let mut sub = publisher.subscribe();
+    /// let clone = publisher.clone();
+    /// publisher.try_publish(1).unwrap();
+    /// publisher.close();
+    /// assert!(matches!(clone.try_publish(2), Err(TryPublishError::Closed(2))));
+    /// assert_eq!(sub.try_recv(), Ok(1));
+    /// assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
+    /// ```
     pub fn close(&self) {
         lock(&self.inner.writer).close();
     }
 
     /// Whether the stream is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::<u32>::new().into_shared();
+    /// let clone = publisher.clone();
+    /// assert!(!clone.is_closed());
+    /// publisher.close();
+    /// assert!(clone.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         lock(&self.inner.writer).is_closed()
     }
 
     /// A new subscriber at the tail: it receives every event published from
     /// now on (none, if the stream is closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::{Publisher, TryRecvError};
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// let mut sub = publisher.subscribe();
+    /// publisher.try_publish("hello").unwrap();
+    /// assert_eq!(sub.try_recv(), Ok("hello"));
+    /// publisher.close();
+    /// let mut late = publisher.subscribe(); // at the end of a closed stream
+    /// assert_eq!(late.try_recv(), Err(TryRecvError::Closed));
+    /// ```
     pub fn subscribe(&self) -> Subscriber<T> {
         Subscriber::at_tail(&self.inner.shared)
     }
 
     /// A cloneable handle that creates subscribers at the tail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::new().into_shared();
+    /// let handle = publisher.subscribe_handle();
+    /// let mut sub = handle.subscribe();
+    /// publisher.try_publish(3).unwrap();
+    /// assert_eq!(sub.try_recv(), Ok(3));
+    /// ```
     pub fn subscribe_handle(&self) -> SubscribeHandle<T> {
         SubscribeHandle::new(&self.inner.shared)
     }
 
     /// Number of live subscribers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let publisher = Publisher::<u32>::new().into_shared();
+    /// let subs: Vec<_> = (0..3).map(|_| publisher.subscribe()).collect();
+    /// assert_eq!(publisher.subscriber_count(), 3);
+    /// drop(subs);
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// ```
     pub fn subscriber_count(&self) -> usize {
-        self.inner.shared.subscribers.load(Ordering::Relaxed)
+        self.inner.shared.subscriber_count()
     }
 }
 

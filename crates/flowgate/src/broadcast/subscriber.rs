@@ -114,6 +114,20 @@ impl<T> Subscriber<T> {
     }
 
     /// Whether this subscriber has read every event published so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let mut sub = publisher.subscribe();
+    /// assert!(sub.is_empty());
+    /// publisher.publish(1);
+    /// assert!(!sub.is_empty());
+    /// sub.try_recv().unwrap();
+    /// assert!(sub.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -197,6 +211,23 @@ impl<T: Clone> Subscriber<T> {
     /// keep that cheap, one unit of the task's budget is consumed per 16
     /// events received, so a task yields after at most 2048 ready events
     /// (tokio's budget is 128 units).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::future::poll_fn;
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::new();
+    /// let mut sub = publisher.subscribe();
+    /// publisher.publish(5);
+    /// publisher.close();
+    /// assert_eq!(poll_fn(|cx| sub.poll_recv(cx)).await, Some(5));
+    /// assert_eq!(poll_fn(|cx| sub.poll_recv(cx)).await, None);
+    /// # }
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         #[cfg(not(loom))]
         if self.coop_credit == 0 {

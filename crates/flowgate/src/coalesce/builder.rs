@@ -18,9 +18,9 @@ use super::{Consumer, OpQueue};
 ///
 /// | setting | default | rule |
 /// |---|---|---|
-/// | [`depth`](Self::depth) | 1024 | at least 1 |
-/// | [`width`](Self::width) | 1024 | at least 1 |
-/// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime |
+/// | [`depth`](Self::depth) | 1024 | at least 1; up to `usize::MAX` (unbounded in practice, nothing pre-allocated) |
+/// | [`width`](Self::width) | 1024 | at least 1; up to `usize::MAX` (unbounded in practice) |
+/// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime; a window too long for an `Instant`, up to `Duration::MAX`, never ends by time (a batch is released when it reaches `width` or the queue closes) |
 /// | [`merge`](Self::merge) / [`fold`](Self::fold) | items collected in a `Vec` | — |
 ///
 /// Every rule is checked by [`build`](Self::build), which returns a
@@ -30,7 +30,7 @@ use super::{Consumer, OpQueue};
 ///
 /// They are called while the queue is locked, so that an item is folded into
 /// its key's entry atomically with respect to `dequeue`. Keep them cheap and
-/// non-blocking. If one panics, the panic propagates to the `enqueue` caller,
+/// non-blocking. If one panics, the panic propagates to the `try_enqueue` or `enqueue` caller,
 /// the item is dropped, and the key's value is left as the function left it;
 /// the queue itself stays consistent.
 pub struct OpQueueBuilder<K, T, A = Vec<T>> {
@@ -66,8 +66,20 @@ where
 {
     /// How many distinct keys may be queued at once (in windowed mode: how
     /// many batches, open or released). An item for a key that is not queued
-    /// is refused with [`EnqueueError::DepthFull`](super::EnqueueError::DepthFull)
+    /// is refused with [`TryEnqueueError::DepthFull`](super::TryEnqueueError::DepthFull)
     /// beyond it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::builder().depth(1).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_depth_full());
+    /// let err = OpQueue::<u8, u8>::builder().depth(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroDepth);
+    /// ```
     pub fn depth(mut self, depth: usize) -> Self {
         self.depth = depth;
         self
@@ -75,12 +87,25 @@ where
 
     /// How many items one key's entry may hold. A queued key that holds
     /// `width` items refuses more with
-    /// [`EnqueueError::WidthFull`](super::EnqueueError::WidthFull) until it is
+    /// [`TryEnqueueError::WidthFull`](super::TryEnqueueError::WidthFull) until it is
     /// dequeued; in windowed mode a batch that reaches `width` is released at
     /// once instead, and the key's next item starts a new batch.
     ///
     /// With [`merge`](Self::merge) the value does not grow, and `usize::MAX`
     /// is a sensible width.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::builder().width(2).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap();
+    /// assert!(queue.try_enqueue(1, 3).unwrap_err().is_width_full());
+    /// let err = OpQueue::<u8, u8>::builder().width(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroWidth);
+    /// ```
     pub fn width(mut self, width: usize) -> Self {
         self.width = width;
         self
@@ -90,7 +115,11 @@ where
     /// first item form one micro-batch, which is released to consumers when
     /// the window ends or it reaches [`width`](Self::width) — a keyed debounce.
     ///
-    /// Windows run on tokio's clock, in the runtime `build` is called in.
+    /// Windows run on tokio's clock, in the runtime `build` is called in. A
+    /// zero window is refused by [`build`](Self::build)
+    /// ([`BuildError::ZeroWindow`]); a window too long for an `Instant`, up
+    /// to `Duration::MAX`, never ends by time: a batch is then released only
+    /// when it reaches `width` or the queue closes.
     ///
     /// # Examples
     ///
@@ -107,7 +136,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// for version in 1..=5 {
-    ///     queue.enqueue("doc-1", version).unwrap();
+    ///     queue.try_enqueue("doc-1", version).unwrap();
     ///     tokio::time::sleep(Duration::from_millis(10)).await;
     /// }
     /// // Five edits in 50 ms: one re-index, of the latest version, when the
@@ -139,8 +168,8 @@ where
     ///     .merge(|latest, item| *latest = item)
     ///     .build()
     ///     .unwrap();
-    /// queue.enqueue("temp", 20).unwrap();
-    /// queue.enqueue("temp", 21).unwrap();
+    /// queue.try_enqueue("temp", 20).unwrap();
+    /// queue.try_enqueue("temp", 21).unwrap();
     /// assert_eq!(consumer.dequeue().await, Some(("temp", 21)));
     /// # }
     /// ```
@@ -178,7 +207,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// for field in ["name", "email", "name"] {
-    ///     queue.enqueue(7, field).unwrap();
+    ///     queue.try_enqueue(7, field).unwrap();
     /// }
     /// let (user, fields) = consumer.dequeue().await.unwrap();
     /// assert_eq!((user, fields.len()), (7, 2));
@@ -207,6 +236,23 @@ where
     /// A [`BuildError`] if a setting breaks its rule (see the table above),
     /// or [`BuildError::NoRuntime`] for a windowed queue built outside a tokio
     /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::{BuildError, OpQueue};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::builder().depth(8).width(8).build().unwrap();
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
+    /// // A window needs a tokio runtime for its timer; there is none here.
+    /// let err = OpQueue::<u8, u8>::builder()
+    ///     .window(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, BuildError::NoRuntime);
+    /// ```
     #[allow(clippy::type_complexity)] // the (producer, consumer) pair
     pub fn build(self) -> Result<(OpQueue<K, T, A>, Consumer<K, T, A>), BuildError> {
         if self.depth == 0 {

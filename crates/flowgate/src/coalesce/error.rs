@@ -3,10 +3,10 @@
 use std::error::Error;
 use std::fmt;
 
-/// Returned by [`OpQueue::enqueue`](super::OpQueue::enqueue): the key and the
+/// Returned by [`OpQueue::try_enqueue`](super::OpQueue::try_enqueue): the key and the
 /// item are handed back, with the reason they were refused.
 #[derive(Clone, PartialEq, Eq)]
-pub enum EnqueueError<K, T> {
+pub enum TryEnqueueError<K, T> {
     /// The key is not queued and `depth` distinct keys (windowed: batches)
     /// already are. Transient: room is made as entries are dequeued.
     DepthFull(K, T),
@@ -19,8 +19,19 @@ pub enum EnqueueError<K, T> {
     Closed(K, T),
 }
 
-impl<K, T> EnqueueError<K, T> {
+impl<K, T> TryEnqueueError<K, T> {
     /// Returns the key and the item that were refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<&str, u8>::new(1, 1);
+    /// queue.try_enqueue("a", 1).unwrap();
+    /// let err = queue.try_enqueue("a", 2).unwrap_err();
+    /// assert_eq!(err.into_inner(), ("a", 2));
+    /// ```
     pub fn into_inner(self) -> (K, T) {
         match self {
             Self::DepthFull(key, item) | Self::WidthFull(key, item) | Self::Closed(key, item) => {
@@ -30,6 +41,16 @@ impl<K, T> EnqueueError<K, T> {
     }
 
     /// The key of the refused item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<&str, u8>::new(1, 1);
+    /// queue.try_enqueue("a", 1).unwrap();
+    /// assert_eq!(queue.try_enqueue("b", 2).unwrap_err().key(), &"b");
+    /// ```
     pub fn key(&self) -> &K {
         match self {
             Self::DepthFull(key, _) | Self::WidthFull(key, _) | Self::Closed(key, _) => key,
@@ -37,27 +58,72 @@ impl<K, T> EnqueueError<K, T> {
     }
 
     /// Whether the queue was full, by depth or by width (transient).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(1, 1);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(queue.try_enqueue(1, 2).unwrap_err().is_full()); // width
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_full()); // depth
+    /// queue.close();
+    /// assert!(!queue.try_enqueue(2, 2).unwrap_err().is_full()); // closed
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, Self::DepthFull(..) | Self::WidthFull(..))
     }
 
     /// Whether `depth` distinct keys were already queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(1, 1);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_depth_full());
+    /// assert!(!queue.try_enqueue(1, 2).unwrap_err().is_depth_full());
+    /// ```
     pub fn is_depth_full(&self) -> bool {
         matches!(self, Self::DepthFull(..))
     }
 
     /// Whether the key's entry already held `width` items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(1, 1);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(queue.try_enqueue(1, 2).unwrap_err().is_width_full());
+    /// assert!(!queue.try_enqueue(2, 2).unwrap_err().is_width_full());
+    /// ```
     pub fn is_width_full(&self) -> bool {
         matches!(self, Self::WidthFull(..))
     }
 
     /// Whether the queue was closed (permanent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(1, 1);
+    /// drop(consumer); // no one will take anything: the queue closes
+    /// assert!(queue.try_enqueue(1, 1).unwrap_err().is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed(..))
     }
 }
 
-impl<K, T> fmt::Debug for EnqueueError<K, T> {
+impl<K, T> fmt::Debug for TryEnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DepthFull(..) => f.write_str("DepthFull(..)"),
@@ -67,7 +133,7 @@ impl<K, T> fmt::Debug for EnqueueError<K, T> {
     }
 }
 
-impl<K, T> fmt::Display for EnqueueError<K, T> {
+impl<K, T> fmt::Display for TryEnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DepthFull(..) => f.write_str("queue is full (depth): too many distinct keys"),
@@ -79,34 +145,48 @@ impl<K, T> fmt::Display for EnqueueError<K, T> {
     }
 }
 
-impl<K, T> Error for EnqueueError<K, T> {}
+impl<K, T> Error for TryEnqueueError<K, T> {}
 
-/// Returned by [`OpQueue::enqueue_wait`](super::OpQueue::enqueue_wait) when
+/// Returned by [`OpQueue::enqueue`](super::OpQueue::enqueue) when
 /// the queue is closed, before or while waiting for room; the key and the item
 /// are handed back.
 #[derive(Clone, PartialEq, Eq)]
-pub struct EnqueueWaitError<K, T>(pub K, pub T);
+pub struct EnqueueError<K, T>(pub K, pub T);
 
-impl<K, T> EnqueueWaitError<K, T> {
+impl<K, T> EnqueueError<K, T> {
     /// Returns the key and the item that were refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<&str, u8>::new(1, 1);
+    /// queue.close();
+    /// let err = queue.enqueue("a", 1).await.unwrap_err();
+    /// assert_eq!(err.into_inner(), ("a", 1));
+    /// # }
+    /// ```
     pub fn into_inner(self) -> (K, T) {
         (self.0, self.1)
     }
 }
 
-impl<K, T> fmt::Debug for EnqueueWaitError<K, T> {
+impl<K, T> fmt::Debug for EnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("EnqueueWaitError").finish_non_exhaustive()
+        f.debug_tuple("EnqueueError").finish_non_exhaustive()
     }
 }
 
-impl<K, T> fmt::Display for EnqueueWaitError<K, T> {
+impl<K, T> fmt::Display for EnqueueError<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("queue is closed")
     }
 }
 
-impl<K, T> Error for EnqueueWaitError<K, T> {}
+impl<K, T> Error for EnqueueError<K, T> {}
 
 /// Returned by [`Consumer::try_dequeue`](super::Consumer::try_dequeue) when
 /// there is nothing to take right now.

@@ -29,11 +29,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let (queue, consumer) = OpQueue::<u64, &str>::new(100, 10).unwrap();
+//! let (queue, consumer) = OpQueue::<u64, &str>::new(100, 10);
 //!
-//! queue.enqueue(424, "a").unwrap();
-//! queue.enqueue(99, "b").unwrap();
-//! queue.enqueue(424, "c").unwrap(); // joins 424's set, keeps its place
+//! queue.try_enqueue(424, "a").unwrap();
+//! queue.try_enqueue(99, "b").unwrap();
+//! queue.try_enqueue(424, "c").unwrap(); // joins 424's set, keeps its place
 //! drop(queue); // no more producers: the consumer drains, then sees None
 //!
 //! let worker = tokio::spawn(async move {
@@ -55,9 +55,9 @@
 //! - **Bounds.** [`depth`](OpQueueBuilder::depth) bounds the distinct keys
 //!   queued, [`width`](OpQueueBuilder::width) the items held under one key, so
 //!   the queue holds at most `depth × width` items. At a bound,
-//!   [`enqueue`](OpQueue::enqueue) hands the item back with
-//!   [`EnqueueError::DepthFull`] or [`EnqueueError::WidthFull`], and
-//!   [`enqueue_wait`](OpQueue::enqueue_wait) waits for room.
+//!   [`try_enqueue`](OpQueue::try_enqueue) hands the item back with
+//!   [`TryEnqueueError::DepthFull`] or [`TryEnqueueError::WidthFull`], and
+//!   [`enqueue`](OpQueue::enqueue) waits for room.
 //! - **Merging.** By default a key's items are collected into a `Vec`. With
 //!   [`merge`](OpQueueBuilder::merge) they are folded into one value (keep the
 //!   latest, sum, max...), with [`fold`](OpQueueBuilder::fold) into a value of
@@ -74,7 +74,7 @@
 //! # Closing and dropping
 //!
 //! - [`close`](OpQueue::close) (on either handle) refuses new items, fails
-//!   waiting `enqueue_wait` calls, and releases open windows at once;
+//!   waiting `enqueue` calls, and releases open windows at once;
 //!   consumers drain what is left and then get `None`.
 //! - Dropping every [`OpQueue`] handle closes the queue the same way: no one
 //!   can enqueue any more, so consumers must not wait forever.
@@ -96,7 +96,7 @@
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`Consumer::dequeue`], [`Consumer::dequeue_many`], `StreamExt::next` on a [`Consumer`] | yes | nothing: entries are taken only when the call returns them |
-//! | [`OpQueue::enqueue_wait`] | no | the key and the item, if cancelled while waiting for room (use [`enqueue`](OpQueue::enqueue) in a retry loop to keep them) |
+//! | [`OpQueue::enqueue`] | no | the key and the item, if cancelled while waiting for room (use [`try_enqueue`](OpQueue::try_enqueue) in a retry loop to keep them) |
 //!
 //! # Hashing
 //!
@@ -115,9 +115,9 @@
 //! place among the waiting consumers until it is polled again or dropped, so
 //! do not leave one parked and unpolled while other consumers wait: it could
 //! take the wake-up meant for them. Producers
-//! waiting in `enqueue_wait` are all woken whenever room is made, since they
+//! waiting in `enqueue` are all woken whenever room is made, since they
 //! may be waiting for different keys; with very many blocked producers prefer
-//! fewer of them, or `enqueue` with your own backoff.
+//! fewer of them, or `try_enqueue` with your own backoff.
 
 mod builder;
 mod error;
@@ -128,7 +128,7 @@ mod waiters;
 use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -140,7 +140,7 @@ use futures_core::stream::FusedStream;
 use tokio::time::Instant;
 
 pub use self::builder::OpQueueBuilder;
-pub use self::error::{BuildError, EnqueueError, EnqueueWaitError, TryDequeueError};
+pub use self::error::{BuildError, EnqueueError, TryDequeueError, TryEnqueueError};
 
 use self::shared::{ConsumerWait, Enqueued, Shared};
 use crate::sync::lock;
@@ -165,27 +165,61 @@ where
 {
     /// Creates a queue of at most `depth` distinct keys holding at most
     /// `width` items each, collected into a `Vec`; use
-    /// [`builder`](Self::builder) for windows and merging.
+    /// [`builder`](Self::builder) for windows and merging (and for a
+    /// [`BuildError`] instead of a panic).
     ///
-    /// # Errors
+    /// Both bounds may be as large as `usize::MAX`, which means "unbounded in
+    /// practice": nothing is allocated up front for them.
     ///
-    /// [`BuildError::ZeroDepth`] or [`BuildError::ZeroWidth`].
+    /// # Panics
+    ///
+    /// - `"OpQueue::new: depth must be at least 1"` if `depth` is 0;
+    /// - `"OpQueue::new: width must be at least 1"` if `width` is 0.
     ///
     /// # Examples
     ///
     /// ```
-    /// use flowgate::coalesce::{BuildError, OpQueue};
+    /// use flowgate::coalesce::OpQueue;
     ///
-    /// let (queue, consumer) = OpQueue::<u64, String>::new(1000, 16).unwrap();
-    /// assert_eq!(OpQueue::<u64, String>::new(0, 16).unwrap_err(), BuildError::ZeroDepth);
+    /// let (queue, consumer) = OpQueue::<u64, String>::new(1000, 16);
+    /// assert_eq!((queue.depth(), queue.width()), (1000, 16));
+    /// assert!(consumer.is_empty());
     /// ```
-    #[allow(clippy::type_complexity, clippy::new_ret_no_self)] // the (producer, consumer) pair
-    pub fn new(depth: usize, width: usize) -> Result<(Self, Consumer<K, T>), BuildError> {
-        Self::builder().depth(depth).width(width).build()
+    ///
+    /// A zero bound is refused:
+    ///
+    /// ```should_panic
+    /// # use flowgate::coalesce::OpQueue;
+    /// let _ = OpQueue::<u64, String>::new(0, 16); // panics: depth must be at least 1
+    /// ```
+    #[track_caller]
+    #[allow(clippy::new_ret_no_self)] // the (producer, consumer) pair
+    pub fn new(depth: usize, width: usize) -> (Self, Consumer<K, T>) {
+        assert!(depth > 0, "OpQueue::new: depth must be at least 1");
+        assert!(width > 0, "OpQueue::new: width must be at least 1");
+        match Self::builder().depth(depth).width(width).build() {
+            Ok(pair) => pair,
+            Err(err) => unreachable!("an unwindowed queue with non-zero bounds builds: {err}"),
+        }
     }
 
     /// Starts configuring a queue; see [`OpQueueBuilder`] for the settings
     /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<&str, u32>::builder()
+    ///     .depth(100)
+    ///     .merge(|total, n| *total += n)
+    ///     .build()
+    ///     .unwrap();
+    /// queue.try_enqueue("clicks", 2).unwrap();
+    /// queue.try_enqueue("clicks", 3).unwrap();
+    /// assert_eq!(consumer.try_dequeue(), Ok(("clicks", 5)));
+    /// ```
     pub fn builder() -> OpQueueBuilder<K, T> {
         OpQueueBuilder::default()
     }
@@ -203,26 +237,26 @@ where
     /// # Errors
     ///
     /// The key and the item are handed back with:
-    /// - [`EnqueueError::WidthFull`] if `key` is queued and holds `width`
+    /// - [`TryEnqueueError::WidthFull`] if `key` is queued and holds `width`
     ///   items already;
-    /// - [`EnqueueError::DepthFull`] if `key` is not queued and `depth` keys
+    /// - [`TryEnqueueError::DepthFull`] if `key` is not queued and `depth` keys
     ///   are;
-    /// - [`EnqueueError::Closed`] if the queue is closed.
+    /// - [`TryEnqueueError::Closed`] if the queue is closed.
     ///
     /// # Examples
     ///
     /// ```
-    /// use flowgate::coalesce::{EnqueueError, OpQueue};
+    /// use flowgate::coalesce::{TryEnqueueError, OpQueue};
     ///
-    /// let (queue, _consumer) = OpQueue::<&str, u32>::new(1, 2).unwrap();
-    /// queue.enqueue("a", 1).unwrap();
-    /// queue.enqueue("a", 2).unwrap();
-    /// assert_eq!(queue.enqueue("a", 3), Err(EnqueueError::WidthFull("a", 3)));
-    /// assert_eq!(queue.enqueue("b", 4), Err(EnqueueError::DepthFull("b", 4)));
+    /// let (queue, _consumer) = OpQueue::<&str, u32>::new(1, 2);
+    /// queue.try_enqueue("a", 1).unwrap();
+    /// queue.try_enqueue("a", 2).unwrap();
+    /// assert_eq!(queue.try_enqueue("a", 3), Err(TryEnqueueError::WidthFull("a", 3)));
+    /// assert_eq!(queue.try_enqueue("b", 4), Err(TryEnqueueError::DepthFull("b", 4)));
     /// queue.close();
-    /// assert_eq!(queue.enqueue("a", 5), Err(EnqueueError::Closed("a", 5)));
+    /// assert_eq!(queue.try_enqueue("a", 5), Err(TryEnqueueError::Closed("a", 5)));
     /// ```
-    pub fn enqueue(&self, key: K, item: T) -> Result<(), EnqueueError<K, T>> {
+    pub fn try_enqueue(&self, key: K, item: T) -> Result<(), TryEnqueueError<K, T>> {
         self.shared.try_enqueue(key, item)
     }
 
@@ -231,14 +265,14 @@ where
     ///
     /// # Errors
     ///
-    /// [`EnqueueWaitError`] with the key and the item if the queue is closed,
+    /// [`EnqueueError`] with the key and the item if the queue is closed,
     /// before or while waiting.
     ///
     /// # Cancel safety
     ///
     /// Not cancel-safe: if the future is dropped while waiting for room, the
     /// key and the item are dropped with it. To keep them, retry
-    /// [`enqueue`](Self::enqueue), which hands them back.
+    /// [`try_enqueue`](Self::try_enqueue), which hands them back.
     ///
     /// # Examples
     ///
@@ -247,19 +281,19 @@ where
     /// # async fn main() {
     /// use flowgate::coalesce::OpQueue;
     ///
-    /// let (queue, consumer) = OpQueue::<u32, u32>::new(1, 8).unwrap();
-    /// queue.enqueue(1, 10).unwrap();
+    /// let (queue, consumer) = OpQueue::<u32, u32>::new(1, 8);
+    /// queue.try_enqueue(1, 10).unwrap();
     /// let producer = tokio::spawn(async move {
     ///     // Key 2 needs room: waits until key 1 is dequeued.
-    ///     queue.enqueue_wait(2, 20).await.unwrap();
+    ///     queue.enqueue(2, 20).await.unwrap();
     /// });
     /// assert_eq!(consumer.dequeue().await, Some((1, vec![10])));
     /// assert_eq!(consumer.dequeue().await, Some((2, vec![20])));
     /// producer.await.unwrap();
     /// # }
     /// ```
-    pub fn enqueue_wait(&self, key: K, item: T) -> EnqueueWait<'_, K, T, A> {
-        EnqueueWait {
+    pub fn enqueue(&self, key: K, item: T) -> Enqueue<'_, K, T, A> {
+        Enqueue {
             shared: &self.shared,
             hash: self.shared.hash(&key),
             pending: Some((key, item)),
@@ -269,67 +303,165 @@ where
 
     /// How many items are held under `key` in the entry that accepts its
     /// items (windowed: its open batch); `0` if none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<String, u32>::new(10, 10);
+    /// queue.try_enqueue("user:1".to_owned(), 1).unwrap();
+    /// queue.try_enqueue("user:1".to_owned(), 2).unwrap();
+    /// assert_eq!(queue.count_for("user:1"), 2);
+    /// assert_eq!(queue.count_for("user:2"), 0);
+    /// ```
     pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count_for(&self.shared, key)
+        self.shared.count_for(key)
     }
 }
 
 impl<K, T, A> OpQueue<K, T, A> {
-    /// Closes the queue: new items are refused, waiting `enqueue_wait` calls
+    /// Closes the queue: new items are refused, waiting `enqueue` calls
     /// fail, open windows are released, and consumers drain what is left.
     /// Calling it again is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{OpQueue, TryEnqueueError};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.close();
+    /// assert_eq!(queue.try_enqueue(2, 2), Err(TryEnqueueError::Closed(2, 2)));
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1]))); // still drained
+    /// ```
     pub fn close(&self) {
         self.shared.close();
     }
 
-    /// Whether the queue no longer accepts items.
+    /// Whether the queue no longer accepts items: it was closed, or every
+    /// [`Consumer`] was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert!(!queue.is_closed());
+    /// drop(consumer);
+    /// assert!(queue.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.state).closed
+        self.shared.is_closed()
     }
 
     /// How many keys are queued (windowed: batches held, open or released):
     /// the part of `depth` in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap(); // joins key 1
+    /// queue.try_enqueue(2, 3).unwrap();
+    /// assert_eq!(queue.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).len()
+        self.shared.len()
     }
 
     /// Whether nothing is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert!(queue.is_empty());
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(!queue.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many items are held in all.
+    /// How many items are held in all, under every key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(1, 2).unwrap();
+    /// queue.try_enqueue(2, 3).unwrap();
+    /// assert_eq!(queue.item_count(), 3);
+    /// ```
     pub fn item_count(&self) -> usize {
-        lock(&self.shared.state).items()
+        self.shared.item_count()
     }
 
     /// The queue's `depth`: most distinct keys (windowed: batches) held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(100, 8);
+    /// assert_eq!(queue.depth(), 100);
+    /// ```
     pub fn depth(&self) -> usize {
         self.shared.config.depth
     }
 
     /// The queue's `width`: most items held under one key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(100, 8);
+    /// assert_eq!(queue.width(), 8);
+    /// ```
     pub fn width(&self) -> usize {
         self.shared.config.width
     }
 
-    /// The window of a windowed queue.
+    /// The window of a windowed queue; `None` if it releases keys at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, _consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert_eq!(queue.window(), None);
+    /// let (windowed, _consumer) = OpQueue::<u8, u8>::builder()
+    ///     .window(Duration::from_millis(50))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(windowed.window(), Some(Duration::from_millis(50)));
+    /// # }
+    /// ```
     pub fn window(&self) -> Option<Duration> {
         self.shared.config.window
     }
-}
-
-fn count_for<K, T, A, Q>(shared: &Shared<K, T, A>, key: &Q) -> usize
-where
-    K: Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-{
-    let hash = shared.hasher.hash_one(key);
-    lock(&shared.state).count(hash, key)
 }
 
 impl<K, T, A> Clone for OpQueue<K, T, A> {
@@ -365,13 +497,13 @@ impl<K, T, A> fmt::Debug for OpQueue<K, T, A> {
 }
 
 /// Enqueues an item once there is room; returned by
-/// [`OpQueue::enqueue_wait`].
+/// [`OpQueue::enqueue`].
 ///
 /// # Cancel safety
 ///
 /// Not cancel-safe: dropping it while it waits drops the key and the item.
 #[must_use = "futures do nothing unless polled"]
-pub struct EnqueueWait<'a, K, T, A> {
+pub struct Enqueue<'a, K, T, A> {
     shared: &'a Shared<K, T, A>,
     hash: u64,
     /// `None` once the outcome was returned.
@@ -380,26 +512,26 @@ pub struct EnqueueWait<'a, K, T, A> {
 }
 
 // Nothing of it is pinned in place.
-impl<K, T, A> Unpin for EnqueueWait<'_, K, T, A> {}
+impl<K, T, A> Unpin for Enqueue<'_, K, T, A> {}
 
-impl<K, T, A> Future for EnqueueWait<'_, K, T, A>
+impl<K, T, A> Future for Enqueue<'_, K, T, A>
 where
     K: Hash + Eq,
 {
-    type Output = Result<(), EnqueueWaitError<K, T>>;
+    type Output = Result<(), EnqueueError<K, T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let (key, item) = this
             .pending
             .take()
-            .expect("`EnqueueWait` polled after it returned `Ready`");
+            .expect("`Enqueue` polled after it returned `Ready`");
         match this
             .shared
             .poll_enqueue(cx, &mut this.waiter, this.hash, key, item)
         {
             Enqueued::Done => Poll::Ready(Ok(())),
-            Enqueued::Closed(key, item) => Poll::Ready(Err(EnqueueWaitError(key, item))),
+            Enqueued::Closed(key, item) => Poll::Ready(Err(EnqueueError(key, item))),
             Enqueued::Parked(key, item) => {
                 this.pending = Some((key, item));
                 Poll::Pending
@@ -408,15 +540,15 @@ where
     }
 }
 
-impl<K, T, A> Drop for EnqueueWait<'_, K, T, A> {
+impl<K, T, A> Drop for Enqueue<'_, K, T, A> {
     fn drop(&mut self) {
         self.shared.cancel_producer(self.waiter.take());
     }
 }
 
-impl<K, T, A> fmt::Debug for EnqueueWait<'_, K, T, A> {
+impl<K, T, A> fmt::Debug for Enqueue<'_, K, T, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnqueueWait")
+        f.debug_struct("Enqueue")
             .field("done", &self.pending.is_none())
             .finish_non_exhaustive()
     }
@@ -466,8 +598,8 @@ impl<K, T, A> Consumer<K, T, A> {
     /// # async fn main() {
     /// use flowgate::coalesce::OpQueue;
     ///
-    /// let (queue, consumer) = OpQueue::<&str, u32>::new(10, 10).unwrap();
-    /// queue.enqueue("x", 1).unwrap();
+    /// let (queue, consumer) = OpQueue::<&str, u32>::new(10, 10);
+    /// queue.try_enqueue("x", 1).unwrap();
     /// queue.close();
     /// assert_eq!(consumer.dequeue().await, Some(("x", vec![1])));
     /// assert_eq!(consumer.dequeue().await, None); // closed and drained
@@ -499,9 +631,9 @@ impl<K, T, A> Consumer<K, T, A> {
     /// # async fn main() {
     /// use flowgate::coalesce::OpQueue;
     ///
-    /// let (queue, consumer) = OpQueue::<u32, ()>::new(10, 10).unwrap();
+    /// let (queue, consumer) = OpQueue::<u32, ()>::new(10, 10);
     /// for key in 0..5 {
-    ///     queue.enqueue(key, ()).unwrap();
+    ///     queue.try_enqueue(key, ()).unwrap();
     /// }
     /// let mut buffer = Vec::new();
     /// assert_eq!(consumer.dequeue_many(&mut buffer, 3).await, 3);
@@ -529,6 +661,19 @@ impl<K, T, A> Consumer<K, T, A> {
     ///
     /// [`TryDequeueError::Empty`] if nothing is ready;
     /// [`TryDequeueError::Closed`] if the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::{OpQueue, TryDequeueError};
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Empty));
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// drop(queue);
+    /// assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
+    /// assert_eq!(consumer.try_dequeue(), Err(TryDequeueError::Closed));
+    /// ```
     pub fn try_dequeue(&self) -> Result<(K, A), TryDequeueError> {
         let mut state = lock(&self.shared.state);
         if self.shared.config.window.is_some() {
@@ -552,39 +697,121 @@ impl<K, T, A> Consumer<K, T, A> {
         }
     }
 
-    /// Closes the queue; see [`OpQueue::close`]. What is queued can still be
-    /// dequeued.
+    /// Closes the queue from the consuming side, as
+    /// [`OpQueue::close`] does: producers are refused from now on, and what
+    /// is queued can still be dequeued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// consumer.close();
+    /// assert!(queue.try_enqueue(2, 2).unwrap_err().is_closed());
+    /// assert_eq!(consumer.dequeue().await, Some((1, vec![1])));
+    /// assert_eq!(consumer.dequeue().await, None);
+    /// # }
+    /// ```
     pub fn close(&self) {
         self.shared.close();
     }
 
-    /// Whether the queue no longer accepts items.
+    /// Whether producers are refused: the queue was closed, or every
+    /// [`OpQueue`] handle was dropped. Entries may still be left to take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// drop(queue); // the last producer
+    /// assert!(consumer.is_closed());
+    /// assert_eq!(consumer.len(), 1);
+    /// ```
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.state).closed
+        self.shared.is_closed()
     }
 
-    /// How many keys are queued (windowed: batches held, open or released).
+    /// How many entries are left to take (windowed: batches held, open or
+    /// released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// queue.try_enqueue(2, 2).unwrap();
+    /// consumer.try_dequeue().unwrap();
+    /// assert_eq!(consumer.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).len()
+        self.shared.len()
     }
 
-    /// Whether nothing is queued.
+    /// Whether no entry is left to take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// queue.try_enqueue(1, 1).unwrap();
+    /// assert!(!consumer.is_empty());
+    /// consumer.try_dequeue().unwrap();
+    /// assert!(consumer.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many items are held in all.
+    /// How many items are left to take, under every key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u8, u8>::new(10, 10);
+    /// for item in 0..4 {
+    ///     queue.try_enqueue(item % 2, item).unwrap();
+    /// }
+    /// assert_eq!(consumer.item_count(), 4);
+    /// consumer.try_dequeue().unwrap(); // key 0 with two items
+    /// assert_eq!(consumer.item_count(), 2);
+    /// ```
     pub fn item_count(&self) -> usize {
-        lock(&self.shared.state).items()
+        self.shared.item_count()
     }
 
-    /// How many items are held under `key`; see [`OpQueue::count_for`].
+    /// How many items are held under `key` in the entry that accepts its
+    /// items; see [`OpQueue::count_for`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<&str, u8>::new(10, 10);
+    /// queue.try_enqueue("a", 1).unwrap();
+    /// assert_eq!(consumer.count_for("a"), 1);
+    /// consumer.try_dequeue().unwrap();
+    /// assert_eq!(consumer.count_for("a"), 0);
+    /// ```
     pub fn count_for<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        count_for(&self.shared, key)
+        self.shared.count_for(key)
     }
 }
 

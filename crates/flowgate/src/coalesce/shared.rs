@@ -9,22 +9,23 @@
 //! every consumer is busy, which is how a fast producer and a busy consumer
 //! avoid a wake-up per item); a consumer that takes an entry while more remain
 //! and other consumers are parked wakes the next one, so work never sits
-//! unseen. Producers parked in `enqueue_wait` are all woken when room is made:
+//! unseen. Producers parked in `enqueue` are all woken when room is made:
 //! they wait on different conditions (depth, or width of one key) and each
 //! re-checks its own.
 
 use foldhash::fast::RandomState;
+use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
-use super::error::EnqueueError;
-use super::state::{Config, Refused, State};
+use super::error::TryEnqueueError;
+use super::state::{Added, Config, Refused, State};
 use crate::sync::lock;
 
 pub(crate) struct Shared<K, T, A> {
@@ -49,7 +50,7 @@ pub(crate) struct ConsumerWait {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-/// What a poll of `enqueue_wait` came to.
+/// What a poll of `enqueue` came to.
 pub(crate) enum Enqueued<K, T> {
     Done,
     Closed(K, T),
@@ -67,33 +68,40 @@ impl<K, T, A> Shared<K, T, A>
 where
     K: Hash + Eq,
 {
+    /// After an item was added: releases the lock, then wakes one parked
+    /// consumer if the addition made something ready, and drops the spare
+    /// key (the caller's) outside the lock.
+    fn wake_for(mut state: MutexGuard<'_, State<K, A>>, added: Added<K>) {
+        let consumer = if added.wake {
+            state.consumers.pop()
+        } else {
+            None
+        };
+        drop(state);
+        drop(added.spare_key);
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+
     pub(crate) fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
     #[inline]
-    pub(crate) fn try_enqueue(&self, key: K, item: T) -> Result<(), EnqueueError<K, T>> {
+    pub(crate) fn try_enqueue(&self, key: K, item: T) -> Result<(), TryEnqueueError<K, T>> {
         // Hash before taking the lock: it is the costliest part for most keys.
         let hash = self.hash(&key);
         let mut state = lock(&self.state);
         match state.enqueue(&self.config, hash, key, item) {
             Ok(added) => {
-                let consumer = if added.wake {
-                    state.consumers.pop()
-                } else {
-                    None
-                };
-                drop(state);
-                drop(added.spare_key);
-                if let Some(consumer) = consumer {
-                    consumer.wake();
-                }
+                Self::wake_for(state, added);
                 Ok(())
             }
             Err((refused, key, item)) => Err(match refused {
-                Refused::DepthFull => EnqueueError::DepthFull(key, item),
-                Refused::WidthFull => EnqueueError::WidthFull(key, item),
-                Refused::Closed => EnqueueError::Closed(key, item),
+                Refused::DepthFull => TryEnqueueError::DepthFull(key, item),
+                Refused::WidthFull => TryEnqueueError::WidthFull(key, item),
+                Refused::Closed => TryEnqueueError::Closed(key, item),
             }),
         }
     }
@@ -112,16 +120,7 @@ where
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
                 }
-                let consumer = if added.wake {
-                    state.consumers.pop()
-                } else {
-                    None
-                };
-                drop(state);
-                drop(added.spare_key);
-                if let Some(consumer) = consumer {
-                    consumer.wake();
-                }
+                Self::wake_for(state, added);
                 Enqueued::Done
             }
             Err((Refused::Closed, key, item)) => {
@@ -139,7 +138,30 @@ where
 }
 
 impl<K, T, A> Shared<K, T, A> {
-    /// Unparks a producer whose `enqueue_wait` was dropped. Producers are
+    // ===== accessors of both handles =====
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.state).len()
+    }
+
+    pub(crate) fn item_count(&self) -> usize {
+        lock(&self.state).items()
+    }
+
+    pub(crate) fn count_for<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        lock(&self.state).count(hash, key)
+    }
+
+    /// Unparks a producer whose `enqueue` was dropped. Producers are
     /// woken all at once, so a consumed wake-up needs no passing on.
     pub(crate) fn cancel_producer(&self, waiter: Option<u64>) {
         if let Some(id) = waiter {

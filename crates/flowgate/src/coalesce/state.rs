@@ -326,10 +326,11 @@ impl<K, A> State<K, A> {
         if self.len >= config.depth {
             return Err((Refused::DepthFull, key, item));
         }
+        // A window too long for an `Instant` never ends: no deadline.
         let deadline = config
             .window
             .zip(now)
-            .map(|(window, now)| crate::time::deadline(now, window));
+            .and_then(|(window, now)| now.checked_add(window));
         let idx = Self::alloc(&mut self.slots, &mut self.free, hash, deadline);
         let keyed = Keyed {
             key,

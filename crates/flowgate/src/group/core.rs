@@ -113,9 +113,13 @@ impl<R, E> Inner<R, E> {
 
 impl<R, E> Core<R, E> {
     pub(crate) fn new(capacity: usize) -> Self {
+        // A hint: room that cannot be had (`usize::MAX`) is not taken, and
+        // the group grows as operations are added.
+        let mut outcomes = Vec::new();
+        let _ = outcomes.try_reserve(capacity);
         Core {
             inner: Mutex::new(Inner {
-                outcomes: Vec::with_capacity(capacity),
+                outcomes,
                 running: 0,
                 phase: Phase::Adding,
                 timer: None,

@@ -16,11 +16,32 @@ pub struct AddError<Id, M> {
 
 impl<Id, M> AddError<Id, M> {
     /// The id that is already in the group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let _op = group.add(1, "first").unwrap();
+    /// assert_eq!(group.add(1, "again").unwrap_err().id(), &1);
+    /// ```
     pub fn id(&self) -> &Id {
         &self.id
     }
 
     /// Returns the id and the message that could not be added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let _op = group.add(1, "first").unwrap();
+    /// let (id, msg) = group.add(1, "again").unwrap_err().into_inner();
+    /// assert_eq!((id, msg), (1, "again"));
+    /// ```
     pub fn into_inner(self) -> (Id, M) {
         (self.id, self.msg)
     }
@@ -55,6 +76,16 @@ pub enum OpError<E> {
 
 impl<E> OpError<E> {
     /// The operation's own error, if it finished with one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::{OpError, Outcome};
+    ///
+    /// let err = Outcome::<(), &str>::Err("boom").into_result().unwrap_err();
+    /// assert_eq!(err.failed(), Some(&"boom"));
+    /// assert_eq!(OpError::<&str>::TimedOut.failed(), None);
+    /// ```
     pub fn failed(&self) -> Option<&E> {
         match self {
             Self::Failed(err) => Some(err),
@@ -63,11 +94,29 @@ impl<E> OpError<E> {
     }
 
     /// Whether the operation was dropped without being finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::Outcome;
+    ///
+    /// let err = Outcome::<(), ()>::Abandoned.into_result().unwrap_err();
+    /// assert!(err.is_abandoned() && !err.is_timed_out());
+    /// ```
     pub fn is_abandoned(&self) -> bool {
         matches!(self, Self::Abandoned)
     }
 
     /// Whether the group's deadline passed before the operation finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::Outcome;
+    ///
+    /// let err = Outcome::<(), ()>::TimedOut.into_result().unwrap_err();
+    /// assert!(err.is_timed_out() && !err.is_abandoned());
+    /// ```
     pub fn is_timed_out(&self) -> bool {
         matches!(self, Self::TimedOut)
     }
@@ -102,17 +151,18 @@ impl<E: Error + 'static> Error for OpError<E> {
     }
 }
 
-/// A [`CallGroup`](super::CallGroup) configuration that cannot work, reported
-/// when the group is created.
+/// Returned by [`CallGroup::set_deadline`](super::CallGroup::set_deadline)
+/// and [`CallGroup::set_timeout`](super::CallGroup::set_timeout) when the
+/// deadline cannot be enforced; the group is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum SetDeadlineError {
     /// A deadline was asked for outside a tokio runtime, so there is no timer
     /// to enforce it.
     NoRuntime,
 }
 
-impl fmt::Display for BuildError {
+impl fmt::Display for SetDeadlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoRuntime => f.write_str("a call group deadline needs a tokio runtime"),
@@ -120,4 +170,4 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl Error for BuildError {}
+impl Error for SetDeadlineError {}

@@ -109,7 +109,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use self::error::{AddError, BuildError, OpError};
+pub use self::error::{AddError, OpError, SetDeadlineError};
 pub use self::op::Op;
 pub use self::results::{IntoIter, Iter, Outcome, Results};
 pub use self::wait::Wait;
@@ -159,12 +159,37 @@ where
     Id: Hash + Eq,
 {
     /// Creates an empty group with no deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let group = CallGroup::<u64, String, std::io::Error>::new();
+    /// assert!(group.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::with_capacity(0)
     }
 
     /// Creates an empty group with room for `capacity` operations before it
     /// reallocates.
+    ///
+    /// `capacity` is a hint: room that cannot be allocated (as for
+    /// `usize::MAX`) is not taken, and the group grows as operations are
+    /// added. It never bounds the number of operations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u64, (), ()>::with_capacity(100);
+    /// for id in 0..100 {
+    ///     group.add(id, ()).unwrap().finish(Ok(()));
+    /// }
+    /// assert_eq!(group.len(), 100);
+    /// ```
     pub fn with_capacity(capacity: usize) -> Self {
         CallGroup {
             ids: IdIndex::with_capacity(capacity),
@@ -176,15 +201,53 @@ where
     /// Sets the group's deadline `timeout` from now; see
     /// [`set_deadline`](Self::set_deadline).
     ///
+    /// `Duration::ZERO` is a deadline that has already passed: the group
+    /// completes at its first poll, with every unfinished operation
+    /// [`Outcome::TimedOut`]. A timeout too long for an `Instant`, up to
+    /// `Duration::MAX`, never passes: the group then has no deadline (one set
+    /// before is cleared).
+    ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// [`SetDeadlineError::NoRuntime`] if called outside a tokio runtime; the group
     /// is unchanged.
-    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), BuildError> {
-        let now = Instant::now();
-        // A timeout too long to represent never expires in practice.
-        let at = crate::time::deadline(now, timeout);
-        self.set_deadline(at)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.set_timeout(Duration::from_millis(100)).unwrap();
+    /// let _slow = group.add(1, ()).unwrap();
+    /// let results = group.wait().await;
+    /// assert_eq!(results.get(&1), Some(&Outcome::TimedOut));
+    /// # }
+    /// ```
+    ///
+    /// Outside a tokio runtime there is no timer:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::group::{CallGroup, SetDeadlineError};
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let err = group.set_timeout(Duration::from_secs(1)).unwrap_err();
+    /// assert_eq!(err, SetDeadlineError::NoRuntime);
+    /// ```
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), SetDeadlineError> {
+        match Instant::now().checked_add(timeout) {
+            Some(at) => self.set_deadline(at),
+            // Too long for an `Instant`: never, so no deadline at all.
+            None => {
+                tokio::runtime::Handle::try_current().map_err(|_| SetDeadlineError::NoRuntime)?;
+                self.deadline = None;
+                Ok(())
+            }
+        }
     }
 
     /// Sets (or moves) the group's deadline: once it passes, the group
@@ -196,7 +259,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`BuildError::NoRuntime`] if called outside a tokio runtime; the group
+    /// [`SetDeadlineError::NoRuntime`] if called outside a tokio runtime; the group
     /// is unchanged.
     ///
     /// # Examples
@@ -217,8 +280,9 @@ where
     /// assert!(slow.is_closed());
     /// # }
     /// ```
-    pub fn set_deadline(&mut self, deadline: Instant) -> Result<(), BuildError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+    pub fn set_deadline(&mut self, deadline: Instant) -> Result<(), SetDeadlineError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| SetDeadlineError::NoRuntime)?;
         self.deadline = Some(Deadline {
             at: deadline,
             runtime,
@@ -258,6 +322,17 @@ where
     }
 
     /// Whether the group has an operation under `id`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<String, (), ()>::new();
+    /// let _op = group.add("a".to_owned(), ()).unwrap();
+    /// assert!(group.contains("a"));
+    /// assert!(!group.contains("b"));
+    /// ```
     pub fn contains<Q>(&self, id: &Q) -> bool
     where
         Id: Borrow<Q>,
@@ -269,16 +344,51 @@ where
 
 impl<Id, R, E> CallGroup<Id, R, E> {
     /// How many operations were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// let _running = group.add(2, ()).unwrap();
+    /// assert_eq!(group.len(), 2); // finished or not
+    /// ```
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
     /// Whether no operation was added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// assert!(group.is_empty());
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// assert!(!group.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.ids.len() == 0
     }
 
     /// How many operations have not finished yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// let running = group.add(2, ()).unwrap();
+    /// assert_eq!(group.remaining(), 1);
+    /// running.finish(Ok(()));
+    /// assert_eq!(group.remaining(), 0);
+    /// ```
     pub fn remaining(&self) -> usize {
         self.core.core().running()
     }

@@ -57,17 +57,53 @@ impl<M, R, E> Op<M, R, E> {
     }
 
     /// The operation's message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let op = group.add(1, "fetch /users/1").unwrap();
+    /// assert_eq!(*op.msg(), "fetch /users/1");
+    /// # op.finish(Ok(()));
+    /// ```
     pub fn msg(&self) -> &M {
         &self.msg
     }
 
     /// The operation's message, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let mut op = group.add(1, vec![1, 2]).unwrap();
+    /// op.msg_mut().push(3);
+    /// assert_eq!(op.msg(), &[1, 2, 3]);
+    /// # op.finish(Ok(()));
+    /// ```
     pub fn msg_mut(&mut self) -> &mut M {
         &mut self.msg
     }
 
     /// The operation's position in the group: `0` for the first op added, and
     /// the index of its outcome in [`Results::outcomes`](super::Results::outcomes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<&str, (), ()>::new();
+    /// let a = group.add("a", ()).unwrap();
+    /// let b = group.add("b", ()).unwrap();
+    /// assert_eq!((a.index(), b.index()), (0, 1));
+    /// # a.finish(Ok(()));
+    /// # b.finish(Ok(()));
+    /// ```
     pub fn index(&self) -> usize {
         self.handle.pos
     }
@@ -127,6 +163,18 @@ impl<M, R, E> Op<M, R, E> {
     /// Whether no one will look at this operation's outcome any more: the
     /// group's deadline passed, or the group (or the future waiting for it)
     /// was dropped. A long operation can check this to stop early.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// let op = group.add(1, ()).unwrap();
+    /// assert!(!op.is_closed());
+    /// drop(group); // no one will look at the outcome
+    /// assert!(op.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.handle
             .core

@@ -28,11 +28,29 @@ pub enum Outcome<R, E> {
 
 impl<R, E> Outcome<R, E> {
     /// Whether the operation finished with a result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::Outcome;
+    ///
+    /// assert!(Outcome::<u32, ()>::Ok(1).is_ok());
+    /// assert!(!Outcome::<u32, ()>::TimedOut.is_ok());
+    /// ```
     pub fn is_ok(&self) -> bool {
         matches!(self, Self::Ok(_))
     }
 
     /// The result, if the operation finished with one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::Outcome;
+    ///
+    /// assert_eq!(Outcome::<u32, ()>::Ok(1).ok(), Some(1));
+    /// assert_eq!(Outcome::<u32, ()>::Abandoned.ok(), None);
+    /// ```
     pub fn ok(self) -> Option<R> {
         match self {
             Self::Ok(result) => Some(result),
@@ -41,6 +59,16 @@ impl<R, E> Outcome<R, E> {
     }
 
     /// Borrows the result or error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::group::Outcome;
+    ///
+    /// let outcome = Outcome::<String, ()>::Ok("done".to_owned());
+    /// assert_eq!(outcome.as_ref().ok().map(String::as_str), Some("done"));
+    /// assert!(outcome.is_ok()); // still there
+    /// ```
     pub fn as_ref(&self) -> Outcome<&R, &E> {
         match self {
             Self::Ok(result) => Outcome::Ok(result),
@@ -109,9 +137,16 @@ pub(crate) struct IdIndex<Id> {
 
 impl<Id: Hash + Eq> IdIndex<Id> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        // A hint, as in `Core::new`: room that cannot be had is not taken.
+        let mut ids = Vec::new();
+        let mut table = HashTable::new();
+        if ids.try_reserve(capacity).is_ok() {
+            // Empty: the rehash function is never called.
+            let _ = table.try_reserve(capacity, |_: &usize| 0);
+        }
         IdIndex {
-            ids: Vec::with_capacity(capacity),
-            table: HashTable::with_capacity(capacity),
+            ids,
+            table,
             hasher: RandomState::default(),
         }
     }
@@ -198,16 +233,57 @@ impl<Id, R, E> Results<Id, R, E> {
     }
 
     /// How many operations the group had.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// drop(group.add(2, ()).unwrap()); // abandoned, still counted
+    /// assert_eq!(group.wait().await.len(), 2);
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.outcomes.len()
     }
 
     /// Whether the group had no operations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let results = CallGroup::<u32, (), ()>::new().wait().await;
+    /// assert!(results.is_empty());
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.outcomes.is_empty()
     }
 
     /// The ids, in the order the operations were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<&str, (), ()>::new();
+    /// for id in ["b", "a"] {
+    ///     group.add(id, ()).unwrap().finish(Ok(()));
+    /// }
+    /// assert_eq!(group.wait().await.ids(), ["b", "a"]); // in the order added
+    /// # }
+    /// ```
     pub fn ids(&self) -> &[Id] {
         &self.index.ids
     }
@@ -215,11 +291,48 @@ impl<Id, R, E> Results<Id, R, E> {
     /// The outcomes, in the order the operations were added: `outcomes()[i]`
     /// belongs to `ids()[i]` and to the [`Op`](super::Op) whose
     /// [`index`](super::Op::index) is `i`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<u32, u32, &str>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(10));
+    /// group.add(2, ()).unwrap().finish(Err("boom"));
+    /// let results = group.wait().await;
+    /// assert_eq!(results.outcomes(), [Outcome::Ok(10), Outcome::Err("boom")]);
+    /// # }
+    /// ```
     pub fn outcomes(&self) -> &[Outcome<R, E>] {
         &self.outcomes
     }
 
     /// Iterates over `(id, outcome)` in the order the operations were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<u32, u32, ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(10));
+    /// group.add(2, ()).unwrap().finish(Ok(20));
+    /// let results = group.wait().await;
+    /// let total: u32 = results
+    ///     .iter()
+    ///     .filter_map(|(_, outcome)| match outcome {
+    ///         Outcome::Ok(n) => Some(*n),
+    ///         _ => None,
+    ///     })
+    ///     .sum();
+    /// assert_eq!(total, 30);
+    /// # }
+    /// ```
     pub fn iter(&self) -> Iter<'_, Id, R, E> {
         Iter {
             inner: self.index.ids.iter().zip(self.outcomes.iter()),
@@ -227,16 +340,59 @@ impl<Id, R, E> Results<Id, R, E> {
     }
 
     /// How many operations finished with a result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// group.add(2, ()).unwrap().finish(Err(()));
+    /// assert_eq!(group.wait().await.ok_count(), 1);
+    /// # }
+    /// ```
     pub fn ok_count(&self) -> usize {
         self.outcomes.iter().filter(|o| o.is_ok()).count()
     }
 
     /// Whether every operation finished with a result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, (), ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(()));
+    /// drop(group.add(2, ()).unwrap()); // abandoned
+    /// assert!(!group.wait().await.all_ok());
+    /// # }
+    /// ```
     pub fn all_ok(&self) -> bool {
         self.outcomes.iter().all(Outcome::is_ok)
     }
 
     /// Takes the outcomes out, in the order the operations were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<u32, u32, ()>::new();
+    /// group.add(1, ()).unwrap().finish(Ok(1));
+    /// group.add(2, ()).unwrap().finish(Ok(2));
+    /// let outcomes: Vec<Outcome<u32, ()>> = group.wait().await.into_outcomes();
+    /// assert_eq!(outcomes, [Outcome::Ok(1), Outcome::Ok(2)]);
+    /// # }
+    /// ```
     pub fn into_outcomes(self) -> Vec<Outcome<R, E>> {
         self.outcomes
     }
@@ -244,6 +400,21 @@ impl<Id, R, E> Results<Id, R, E> {
 
 impl<Id: Hash + Eq, R, E> Results<Id, R, E> {
     /// The outcome of the operation added under `id`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<String, u32, ()>::new();
+    /// group.add("a".to_owned(), ()).unwrap().finish(Ok(1));
+    /// let results = group.wait().await;
+    /// assert_eq!(results.get("a"), Some(&Outcome::Ok(1)));
+    /// assert_eq!(results.get("zzz"), None);
+    /// # }
+    /// ```
     pub fn get<Q>(&self, id: &Q) -> Option<&Outcome<R, E>>
     where
         Id: Borrow<Q>,
@@ -253,6 +424,20 @@ impl<Id: Hash + Eq, R, E> Results<Id, R, E> {
     }
 
     /// Moves the results into a `HashMap` from id to outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::{CallGroup, Outcome};
+    ///
+    /// let mut group = CallGroup::<u32, u32, ()>::new();
+    /// group.add(7, ()).unwrap().finish(Ok(49));
+    /// let map = group.wait().await.into_map();
+    /// assert_eq!(map[&7], Outcome::Ok(49));
+    /// # }
+    /// ```
     pub fn into_map(self) -> HashMap<Id, Outcome<R, E>> {
         self.into_iter().collect()
     }

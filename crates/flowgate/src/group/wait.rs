@@ -58,6 +58,23 @@ impl<Id, R, E> Wait<Id, R, E> {
     }
 
     /// How many operations have not finished yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, u32, ()>::new();
+    /// let op = group.add(1, ()).unwrap();
+    /// let wait = group.wait();
+    /// assert_eq!(wait.remaining(), 1);
+    /// op.finish(Ok(5));
+    /// assert_eq!(wait.remaining(), 0);
+    /// assert!(wait.await.all_ok());
+    /// # }
+    /// ```
     pub fn remaining(&self) -> usize {
         self.core.as_ref().map_or(0, |core| core.running())
     }

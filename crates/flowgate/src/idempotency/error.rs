@@ -26,6 +26,21 @@ pub enum RunError<O, E> {
 
 impl<O, E> RunError<O, E> {
     /// The effect's own error, if that is why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore};
+    ///
+    /// let once = Idempotency::new(MemoryIdempotencyStore::new(10, Duration::from_secs(60)));
+    /// let err = once.run(1u64, || async { Err::<(), _>("boom") }).await.unwrap_err();
+    /// assert_eq!(err.failed(), Some(&"boom"));
+    /// assert!(err.store_error().is_none());
+    /// # }
+    /// ```
     pub fn failed(&self) -> Option<&E> {
         match self {
             Self::Failed(err) => Some(err),
@@ -34,6 +49,17 @@ impl<O, E> RunError<O, E> {
     }
 
     /// The store error, if the store is why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::idempotency::RunError;
+    /// use flowgate::StoreError;
+    ///
+    /// let err = RunError::<(), ()>::Lookup(StoreError::transient("db busy"));
+    /// assert!(err.store_error().is_some_and(StoreError::is_transient));
+    /// assert_eq!(err.failed(), None);
+    /// ```
     pub fn store_error(&self) -> Option<&StoreError> {
         match self {
             Self::Lookup(err) | Self::Record { error: err, .. } => Some(err),
@@ -42,6 +68,18 @@ impl<O, E> RunError<O, E> {
     }
 
     /// Whether the effect ran (and succeeded or failed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::idempotency::RunError;
+    /// use flowgate::StoreError;
+    ///
+    /// let lookup = RunError::<(), ()>::Lookup(StoreError::new("no table"));
+    /// assert!(!lookup.effect_ran());
+    /// let record = RunError::<u32, ()>::Record { output: 1, error: StoreError::new("disk full") };
+    /// assert!(record.effect_ran()); // the effect ran, but its key is not recorded
+    /// ```
     pub fn effect_ran(&self) -> bool {
         !matches!(self, Self::Lookup(_))
     }
@@ -80,25 +118,3 @@ impl<O, E: Error + 'static> Error for RunError<O, E> {
         }
     }
 }
-
-/// A [`MemoryIdempotencyStore`](super::MemoryIdempotencyStore) setting that
-/// cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// `capacity` was zero: no key could be kept.
-    ZeroCapacity,
-    /// `ttl` was zero: every key would be forgotten at once.
-    ZeroTtl,
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ZeroCapacity => f.write_str("capacity must be at least 1"),
-            Self::ZeroTtl => f.write_str("ttl must be greater than zero"),
-        }
-    }
-}
-
-impl Error for BuildError {}

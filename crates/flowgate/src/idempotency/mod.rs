@@ -24,7 +24,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store = MemoryIdempotencyStore::new(100_000, Duration::from_secs(3600)).unwrap();
+//! let store = MemoryIdempotencyStore::new(100_000, Duration::from_secs(3600));
 //! let once = Idempotency::new(store);
 //!
 //! let charge = |order: u64| async move { Ok::<_, std::io::Error>(order * 100) };
@@ -85,7 +85,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-pub use self::error::{BuildError, RunError};
+pub use self::error::RunError;
 pub use self::store::{IdempotencyStore, MemoryIdempotencyStore};
 pub use crate::store::StoreError;
 
@@ -102,11 +102,29 @@ pub enum Processed<O> {
 
 impl<O> Processed<O> {
     /// Whether the effect was skipped as a duplicate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::idempotency::Processed;
+    ///
+    /// assert!(Processed::<u32>::Skipped.is_skipped());
+    /// assert!(!Processed::Done(1).is_skipped());
+    /// ```
     pub fn is_skipped(&self) -> bool {
         matches!(self, Self::Skipped)
     }
 
     /// The effect's output, if it ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::idempotency::Processed;
+    ///
+    /// assert_eq!(Processed::Done(5).into_done(), Some(5));
+    /// assert_eq!(Processed::<u32>::Skipped.into_done(), None);
+    /// ```
     pub fn into_done(self) -> Option<O> {
         match self {
             Self::Done(output) => Some(output),
@@ -130,6 +148,21 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
     /// Guards effects with `store`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore, Processed};
+    ///
+    /// let once = Idempotency::new(MemoryIdempotencyStore::new(1000, Duration::from_secs(60)));
+    /// let charge = || async { Ok::<_, ()>("charged") };
+    /// assert_eq!(once.run(1u64, charge).await.unwrap(), Processed::Done("charged"));
+    /// assert_eq!(once.run(1u64, charge).await.unwrap(), Processed::Skipped);
+    /// # }
+    /// ```
     pub fn new(store: impl IdempotencyStore<K> + 'static) -> Self {
         Idempotency {
             store: Arc::new(store),
@@ -166,7 +199,7 @@ where
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let once = Idempotency::new(MemoryIdempotencyStore::new(100, Duration::from_secs(60)).unwrap());
+    /// let once = Idempotency::new(MemoryIdempotencyStore::new(100, Duration::from_secs(60)));
     /// // A failed effect is not recorded...
     /// let failed = once.run("a", || async { Err::<(), _>("db down") }).await;
     /// assert!(matches!(failed, Err(RunError::Failed("db down"))));
@@ -204,6 +237,24 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore};
+    ///
+    /// let once = Idempotency::new(MemoryIdempotencyStore::new(1000, Duration::from_secs(60)));
+    /// assert!(!once.is_processed(&1u64).await.unwrap());
+    /// once.run(1u64, || async { Ok::<_, ()>(()) }).await.unwrap();
+    /// assert!(once.is_processed(&1u64).await.unwrap());
+    /// // A failed effect records nothing.
+    /// let _ = once.run(2u64, || async { Err::<(), _>("boom") }).await;
+    /// assert!(!once.is_processed(&2u64).await.unwrap());
+    /// # }
+    /// ```
     pub async fn is_processed(&self, key: &K) -> Result<bool, StoreError> {
         self.store.contains(key).await
     }

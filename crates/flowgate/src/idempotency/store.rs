@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures_core::future::BoxFuture;
 
-use super::error::BuildError;
 use crate::expiring::ExpiringMap;
 use crate::store::StoreError;
 use crate::sync::lock;
@@ -37,6 +36,21 @@ pub trait IdempotencyStore<K>: Send + Sync {
     /// # Cancel safety
     ///
     /// Must be cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
+    /// assert!(!store.contains(&"order-1").await.unwrap());
+    /// store.record(&"order-1").await.unwrap();
+    /// assert!(store.contains(&"order-1").await.unwrap());
+    /// # }
+    /// ```
     fn contains<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Records `key` as processed. Recording a key twice is not an error.
@@ -48,6 +62,21 @@ pub trait IdempotencyStore<K>: Send + Sync {
     /// # Cancel safety
     ///
     /// A cancelled call may or may not have recorded the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
+    /// store.record(&7u64).await.unwrap();
+    /// store.record(&7u64).await.unwrap(); // twice is fine
+    /// assert_eq!(store.len(), 1);
+    /// # }
+    /// ```
     fn record<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
@@ -83,13 +112,11 @@ impl<K, S: IdempotencyStore<K> + ?Sized> IdempotencyStore<K> for Arc<S> {
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// let store = MemoryIdempotencyStore::new(10_000, Duration::from_secs(600)).unwrap();
+/// let store = MemoryIdempotencyStore::new(10_000, Duration::from_secs(600));
 /// store.record(&"order-1").await.unwrap();
 /// assert!(store.contains(&"order-1").await.unwrap());
 /// tokio::time::advance(Duration::from_secs(600)).await;
 /// assert!(!store.contains(&"order-1").await.unwrap()); // expired
-///
-/// assert!(MemoryIdempotencyStore::<u64>::new(0, Duration::from_secs(1)).is_err());
 /// # }
 /// ```
 pub struct MemoryIdempotencyStore<K> {
@@ -99,32 +126,108 @@ pub struct MemoryIdempotencyStore<K> {
 impl<K: Hash + Eq + Clone> MemoryIdempotencyStore<K> {
     /// A store of at most `capacity` keys, each kept for `ttl`.
     ///
-    /// # Errors
+    /// A `capacity` of `usize::MAX` means "unbounded in practice" (nothing is
+    /// allocated up front; the store grows with the keys it holds), and a
+    /// `ttl` too long for an `Instant`, up to `Duration::MAX`, means keys never
+    /// expire (they are forgotten only at capacity).
     ///
-    /// [`BuildError::ZeroCapacity`] or [`BuildError::ZeroTtl`].
-    pub fn new(capacity: usize, ttl: Duration) -> Result<Self, BuildError> {
-        if capacity == 0 {
-            return Err(BuildError::ZeroCapacity);
-        }
-        if ttl.is_zero() {
-            return Err(BuildError::ZeroTtl);
-        }
-        Ok(MemoryIdempotencyStore {
+    /// # Panics
+    ///
+    /// - `"MemoryIdempotencyStore::new: capacity must be at least 1"` if
+    ///   `capacity` is 0;
+    /// - `"MemoryIdempotencyStore::new: ttl must be greater than zero"` if
+    ///   `ttl` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::MemoryIdempotencyStore;
+    ///
+    /// let store = MemoryIdempotencyStore::<u64>::new(10_000, Duration::from_secs(600));
+    /// assert!(store.is_empty());
+    /// ```
+    ///
+    /// A zero capacity (or TTL) is refused:
+    ///
+    /// ```should_panic
+    /// # use std::time::Duration;
+    /// # use flowgate::idempotency::MemoryIdempotencyStore;
+    /// let _ = MemoryIdempotencyStore::<u64>::new(0, Duration::from_secs(1)); // panics
+    /// ```
+    #[track_caller]
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        assert!(
+            capacity > 0,
+            "MemoryIdempotencyStore::new: capacity must be at least 1"
+        );
+        assert!(
+            !ttl.is_zero(),
+            "MemoryIdempotencyStore::new: ttl must be greater than zero"
+        );
+        MemoryIdempotencyStore {
             keys: Arc::new(Mutex::new(ExpiringMap::new(capacity, ttl))),
-        })
+        }
     }
 
     /// Keys held, including expired ones not evicted yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(2, Duration::from_secs(60));
+    /// for key in 1..=3u64 {
+    ///     store.record(&key).await.unwrap();
+    /// }
+    /// assert_eq!(store.len(), 2); // the oldest key went at capacity
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         lock(&self.keys).len()
     }
 
     /// Whether no key is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(10, Duration::from_secs(60));
+    /// assert!(store.is_empty());
+    /// store.record(&1u64).await.unwrap();
+    /// assert!(!store.is_empty());
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Forgets `key`; whether it was held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+    ///
+    /// let store = MemoryIdempotencyStore::new(10, Duration::from_secs(60));
+    /// store.record(&1u64).await.unwrap();
+    /// assert!(store.remove(&1));
+    /// assert!(!store.remove(&1)); // already gone
+    /// assert!(!store.contains(&1).await.unwrap());
+    /// # }
+    /// ```
     pub fn remove(&self, key: &K) -> bool {
         lock(&self.keys).remove(key)
     }

@@ -1,4 +1,4 @@
-//! [`SourceAck`]: the token that comes with every item of a
+//! [`CursorAck`]: the token that comes with every item of a
 //! [`CursorSource`](super::CursorSource), and the per-page counters the
 //! driver reads to move the checkpoint watermark.
 
@@ -72,25 +72,45 @@ impl PageTrack {
 ///
 /// Dropping the token without calling `ack` means "not done": the checkpoint
 /// can never move past this item's page. The source then stops fetching (as
-/// with [`SourceControl::stop`](super::SourceControl::stop)) and yields
-/// [`SourceError::Unacked`](super::SourceError::Unacked); restart it (a new
+/// with [`CursorControl::stop`](super::CursorControl::stop)) and yields
+/// [`CursorError::Unacked`](super::CursorError::Unacked); restart it (a new
 /// source from the same store) to redo everything from the last checkpoint,
 /// this item included.
 ///
 /// The token is `Send + Sync + 'static`: carry it through `par_map`, into a
 /// [`Batcher`](crate::batch::Batcher) callback, or to another task.
-#[must_use = "dropping a SourceAck without calling ack() holds the checkpoint back and stops the source"]
-pub struct SourceAck {
+#[must_use = "dropping a CursorAck without calling ack() holds the checkpoint back and stops the source"]
+pub struct CursorAck {
     page: Option<Arc<PageTrack>>,
 }
 
-impl SourceAck {
+impl CursorAck {
     pub(crate) fn new(page: Arc<PageTrack>) -> Self {
-        SourceAck { page: Some(page) }
+        CursorAck { page: Some(page) }
     }
 
     /// Acknowledges the item: it will not be redone after a restart once the
     /// checkpoint passes its page.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// while let Some(next) = source.next().await {
+    ///     let (_row, ack) = next.unwrap();
+    ///     ack.ack(); // done with this row
+    /// }
+    /// # }
+    /// ```
     pub fn ack(mut self) {
         if let Some(page) = self.page.take() {
             page.resolve_one(true);
@@ -98,7 +118,7 @@ impl SourceAck {
     }
 }
 
-impl Drop for SourceAck {
+impl Drop for CursorAck {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
             page.resolve_one(false);
@@ -106,8 +126,8 @@ impl Drop for SourceAck {
     }
 }
 
-impl fmt::Debug for SourceAck {
+impl fmt::Debug for CursorAck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceAck").finish_non_exhaustive()
+        f.debug_struct("CursorAck").finish_non_exhaustive()
     }
 }

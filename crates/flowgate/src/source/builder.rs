@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::OnFetchError;
 use super::ack::Signal;
 use super::checkpoint::CheckpointStore;
-use super::control::{ControlInner, SourceControl};
-use super::driver::{Machine, SourceDriver};
+use super::control::{ControlInner, CursorControl};
+use super::driver::{CursorDriver, Machine};
 use super::error::BuildError;
 use super::page::Page;
 use super::stream::{CursorSource, Outbox};
@@ -18,8 +18,8 @@ use super::stream::{CursorSource, Outbox};
 ///
 /// | setting | default | rule |
 /// |---|---|---|
-/// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`SourceControl::committed`]) but stored nowhere | — |
-/// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1 |
+/// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`CursorControl::committed`]) but stored nowhere | — |
+/// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1; up to `usize::MAX` (no bound in practice, nothing pre-allocated) |
 /// | [`on_fetch_error`](Self::on_fetch_error) | [`OnFetchError::Stop`] | — |
 pub struct CursorSourceBuilder<C> {
     start: C,
@@ -44,6 +44,33 @@ where
     /// Loads the cursor to start from out of `store` (falling back to the
     /// initial cursor if it holds none) and commits the watermark to it as
     /// pages are acknowledged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::new();
+    /// let mut source = CursorSource::builder(0u64)
+    ///     .checkpoint(store.clone())
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// let control = source.control();
+    /// while let Some(next) = source.next().await {
+    ///     next.unwrap().1.ack();
+    /// }
+    /// control.finished().await;
+    /// assert_eq!(store.get(), Some(10)); // a restart would start after row 10
+    /// # }
+    /// ```
     pub fn checkpoint(mut self, store: impl CheckpointStore<C> + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -57,7 +84,29 @@ where
     /// covering it is committed. With 1, the next page is fetched only once
     /// every item of the previous one was acknowledged and committed; with 2
     /// (the default), one page is fetched while the previous one is
-    /// processed.
+    /// processed. Zero is refused by [`build`](Self::build)
+    /// ([`BuildError::ZeroPagesInFlight`]); `usize::MAX` puts no bound on
+    /// pages in practice (nothing is allocated up front for it). The size of a
+    /// page is whatever `fetch` returns; an empty page is fine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    /// use flowgate::source::BuildError;
+    ///
+    /// let source = CursorSource::builder(0u64).max_pages_in_flight(1).build(fetch);
+    /// assert!(source.is_ok());
+    /// let err = CursorSource::builder(0u64).max_pages_in_flight(0).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroPagesInFlight);
+    /// # }
+    /// ```
     pub fn max_pages_in_flight(mut self, pages: usize) -> Self {
         self.max_pages_in_flight = pages;
         self
@@ -65,24 +114,70 @@ where
 
     /// What the source does when the fetch function fails; see
     /// [`OnFetchError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, OnFetchError, Page};
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut source = CursorSource::builder(0u64)
+    ///     .on_fetch_error(OnFetchError::Pause)
+    ///     .build(|_| async { Err::<Page<u64, u64>, _>("timeout") })
+    ///     .unwrap();
+    /// assert!(source.next().await.unwrap().is_err());
+    /// assert!(source.control().is_paused()); // resume() retries the same cursor
+    /// # }
+    /// ```
     pub fn on_fetch_error(mut self, policy: OnFetchError) -> Self {
         self.on_fetch_error = policy;
         self
     }
 
-    /// Builds the source and spawns its [`SourceDriver`] on the current tokio
+    /// Builds the source and spawns its [`CursorDriver`] on the current tokio
     /// runtime.
     ///
     /// `fetch(cursor)` returns the page at `cursor`: a [`Page`], or a
     /// `(Vec<T>, Option<C>)` pair of its items and the next cursor (`None`:
     /// the last page). It is called once at a time, only when fewer than
     /// `max_pages_in_flight` pages are unacknowledged, and may be dropped
-    /// mid-call by [`stop`](SourceControl::stop): it should only read.
+    /// mid-call by [`stop`](CursorControl::stop): it should only read.
     ///
     /// # Errors
     ///
     /// [`BuildError::ZeroPagesInFlight`], or [`BuildError::NoRuntime`] when
     /// called outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let (row, ack) = source.next().await.unwrap().unwrap();
+    /// assert_eq!(row, 1);
+    /// ack.ack();
+    /// # }
+    /// ```
+    ///
+    /// Outside a tokio runtime there is nothing to spawn the driver on:
+    ///
+    /// ```
+    /// use flowgate::source::{BuildError, CursorSource, Page};
+    ///
+    /// let fetch = |_: u64| async { Ok::<_, ()>(Page::<u64, u64>::new(vec![], None)) };
+    /// let err = CursorSource::builder(0u64).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::NoRuntime);
+    /// ```
     pub fn build<T, E, F, Fut, R>(self, fetch: F) -> Result<CursorSource<T, C, E>, BuildError>
     where
         T: Send + 'static,
@@ -97,17 +192,37 @@ where
         Ok(source)
     }
 
-    /// Builds the source and returns its [`SourceDriver`] for you to spawn or
+    /// Builds the source and returns its [`CursorDriver`] for you to spawn or
     /// await, as [`build`](Self::build) would have spawned it. Nothing is
     /// fetched until the driver is polled.
     ///
     /// # Errors
     ///
     /// [`BuildError::ZeroPagesInFlight`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let (mut source, driver) = CursorSource::builder(0u64).build_pair(fetch).unwrap();
+    /// tokio::spawn(driver); // or poll it in a select! of your own
+    /// let (row, ack) = source.next().await.unwrap().unwrap();
+    /// assert_eq!(row, 1);
+    /// ack.ack();
+    /// # }
+    /// ```
     pub fn build_pair<T, E, F, Fut, R>(
         self,
         fetch: F,
-    ) -> Result<(CursorSource<T, C, E>, SourceDriver), BuildError>
+    ) -> Result<(CursorSource<T, C, E>, CursorDriver), BuildError>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -136,10 +251,10 @@ where
             self.max_pages_in_flight,
             self.on_fetch_error,
         );
-        let driver = SourceDriver::new(machine);
+        let driver = CursorDriver::new(machine);
         let source = CursorSource {
             outbox,
-            control: SourceControl { inner: control },
+            control: CursorControl { inner: control },
             terminated: false,
         };
         Ok((source, driver))

@@ -70,11 +70,24 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`] if the store cannot be read; the source then yields
-    /// [`SourceError::Checkpoint`](super::SourceError::Checkpoint) and ends.
+    /// [`CursorError::Checkpoint`](super::CursorError::Checkpoint) and ends.
     ///
     /// # Cancel safety
     ///
     /// Must be cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// assert_eq!(MemoryCheckpointStore::<u64>::new().load().await.unwrap(), None);
+    /// let store = MemoryCheckpointStore::with_cursor(3u64);
+    /// assert_eq!(store.load().await.unwrap(), Some(3));
+    /// # }
+    /// ```
     fn load(&self) -> BoxFuture<'_, Result<Option<C>, StoreError>>;
 
     /// Stores `cursor` as the point to resume from, replacing the previous
@@ -83,7 +96,7 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`] if the cursor could not be stored; the source then
-    /// yields [`SourceError::Checkpoint`](super::SourceError::Checkpoint) and
+    /// yields [`CursorError::Checkpoint`](super::CursorError::Checkpoint) and
     /// stops (a restart resumes from the last cursor that was committed).
     ///
     /// # Cancel safety
@@ -91,6 +104,20 @@ pub trait CheckpointStore<C>: Send + Sync {
     /// The source never cancels a commit except when it is dropped itself; a
     /// cancelled commit must leave the old cursor or the new one, never a
     /// mix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// store.commit(10).await.unwrap();
+    /// store.commit(20).await.unwrap(); // replaces 10
+    /// assert_eq!(store.load().await.unwrap(), Some(20));
+    /// # }
+    /// ```
     fn commit(&self, cursor: C) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
@@ -135,6 +162,15 @@ struct Memory<C> {
 
 impl<C> MemoryCheckpointStore<C> {
     /// An empty store: a source starts from its initial cursor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// assert_eq!((store.get(), store.commits()), (None, 0));
+    /// ```
     pub fn new() -> Self {
         MemoryCheckpointStore {
             inner: Arc::new(Mutex::new(Memory {
@@ -145,6 +181,16 @@ impl<C> MemoryCheckpointStore<C> {
     }
 
     /// A store holding `cursor`, as if it had been committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::MemoryCheckpointStore;
+    ///
+    /// let store = MemoryCheckpointStore::with_cursor(42u64);
+    /// assert_eq!(store.get(), Some(42));
+    /// assert_eq!(store.commits(), 0);
+    /// ```
     pub fn with_cursor(cursor: C) -> Self {
         let store = Self::new();
         lock(&store.inner).cursor = Some(cursor);
@@ -152,6 +198,20 @@ impl<C> MemoryCheckpointStore<C> {
     }
 
     /// The number of commits so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// store.commit(7).await.unwrap();
+    /// store.commit(9).await.unwrap();
+    /// assert_eq!(store.commits(), 2);
+    /// # }
+    /// ```
     pub fn commits(&self) -> u64 {
         lock(&self.inner).commits
     }
@@ -159,6 +219,20 @@ impl<C> MemoryCheckpointStore<C> {
 
 impl<C: Clone> MemoryCheckpointStore<C> {
     /// The stored cursor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::source::{CheckpointStore, MemoryCheckpointStore};
+    ///
+    /// let store = MemoryCheckpointStore::<u64>::new();
+    /// assert_eq!(store.get(), None);
+    /// store.commit(7).await.unwrap();
+    /// assert_eq!(store.get(), Some(7));
+    /// # }
+    /// ```
     pub fn get(&self) -> Option<C> {
         lock(&self.inner).cursor.clone()
     }

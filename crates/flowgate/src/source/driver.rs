@@ -1,4 +1,4 @@
-//! The [`SourceDriver`]: fetches pages while there is room, moves the
+//! The [`CursorDriver`]: fetches pages while there is room, moves the
 //! checkpoint watermark as pages are acknowledged, and commits it.
 
 use std::collections::VecDeque;
@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use futures_core::future::BoxFuture;
 
 use super::OnFetchError;
-use super::ack::{PageTrack, SourceAck};
+use super::ack::{CursorAck, PageTrack};
 use super::checkpoint::CheckpointStore;
 use super::control::{ControlInner, Stop};
-use super::error::SourceError;
+use super::error::CursorError;
 use super::page::Page;
 use super::stream::{Event, Outbox};
 use crate::store::StoreError;
@@ -34,7 +34,7 @@ const BUDGET: usize = 32;
 /// it on the current tokio runtime; [`build_pair`](super::CursorSourceBuilder::build_pair)
 /// hands it to you to spawn or await. It completes once fetching is over and
 /// every page yielded was committed, or can never be (see
-/// [`SourceControl::finished`](super::SourceControl::finished)).
+/// [`CursorControl::finished`](super::CursorControl::finished)).
 ///
 /// # Dropping the driver
 ///
@@ -43,12 +43,12 @@ const BUDGET: usize = 32;
 /// nothing more is fetched or committed, the stream ends after the items it
 /// already holds, and a restart resumes from the last committed cursor.
 #[must_use = "the source driver does nothing unless spawned or awaited"]
-pub struct SourceDriver {
+pub struct CursorDriver {
     future: BoxFuture<'static, ()>,
     on_drop: Box<dyn Fn() + Send>,
 }
 
-impl SourceDriver {
+impl CursorDriver {
     pub(crate) fn new<T, C, E, F, Fut, R>(machine: Machine<T, C, E, F, Fut>) -> Self
     where
         Machine<T, C, E, F, Fut>: Send + 'static,
@@ -62,7 +62,7 @@ impl SourceDriver {
         let control = Arc::clone(&machine.control);
         let outbox = Arc::clone(&machine.outbox);
         let mut machine = machine;
-        SourceDriver {
+        CursorDriver {
             future: Box::pin(std::future::poll_fn(move |cx| machine.poll(cx))),
             on_drop: Box::new(move || {
                 // Finished or not, the stream ends and waiters are released.
@@ -73,7 +73,7 @@ impl SourceDriver {
     }
 }
 
-impl Future for SourceDriver {
+impl Future for CursorDriver {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -81,15 +81,15 @@ impl Future for SourceDriver {
     }
 }
 
-impl Drop for SourceDriver {
+impl Drop for CursorDriver {
     fn drop(&mut self) {
         (self.on_drop)();
     }
 }
 
-impl fmt::Debug for SourceDriver {
+impl fmt::Debug for CursorDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceDriver").finish_non_exhaustive()
+        f.debug_struct("CursorDriver").finish_non_exhaustive()
     }
 }
 
@@ -223,7 +223,7 @@ where
     }
 
     /// Reports `err` on the stream, unless the stream is gone or ended.
-    fn report(&self, err: SourceError<E>) {
+    fn report(&self, err: CursorError<E>) {
         self.outbox.push([Event::Error(err)]);
     }
 
@@ -280,7 +280,7 @@ where
                 self.publish_start();
             }
             Err(err) => {
-                self.report(SourceError::Checkpoint(err));
+                self.report(CursorError::Checkpoint(err));
                 self.store_failed = true;
                 self.finish_fetching();
             }
@@ -314,7 +314,7 @@ where
         if !self.stuck && self.pages.iter().any(|page| page.track.is_abandoned()) {
             self.stuck = true;
             if !self.fetch_done {
-                self.report(SourceError::Unacked);
+                self.report(CursorError::Unacked);
                 self.finish_fetching();
             }
             progress = true;
@@ -355,7 +355,7 @@ where
                 Err(err) => {
                     self.store_failed = true;
                     if !self.fetch_done {
-                        self.report(SourceError::Checkpoint(err));
+                        self.report(CursorError::Checkpoint(err));
                         self.finish_fetching();
                     }
                 }
@@ -416,7 +416,7 @@ where
                 self.outbox.push(
                     items
                         .into_iter()
-                        .map(|item| Event::Item(item, SourceAck::new(Arc::clone(&track)))),
+                        .map(|item| Event::Item(item, CursorAck::new(Arc::clone(&track)))),
                 );
                 match next {
                     Some(next) => self.cursor = Some(next),
@@ -430,7 +430,7 @@ where
                 self.control
                     .status
                     .send_modify(|status| status.stats.fetch_errors += 1);
-                self.report(SourceError::Fetch(err));
+                self.report(CursorError::Fetch(err));
                 match self.on_error {
                     OnFetchError::Stop => self.finish_fetching(),
                     OnFetchError::Pause => lock(&self.control.flags).paused = true,

@@ -12,7 +12,7 @@
 //!        ^                      │  (only while < max_pages_in_flight pages are
 //!        │                      │   uncommitted; not while paused)
 //!        │                      v
-//!        │            CursorSource stream ──(item, SourceAck)──> pipeline
+//!        │            CursorSource stream ──(item, CursorAck)──> pipeline
 //!        │                      ^                                   │
 //!        └──commit(next)── watermark <────────── ack() ─────────────┘
 //!              when every item of every page up to it is acknowledged
@@ -66,7 +66,7 @@
 //!
 //! # Acknowledgement and the checkpoint watermark
 //!
-//! Every item comes with a [`SourceAck`]. Downstream may acknowledge items in
+//! Every item comes with a [`CursorAck`]. Downstream may acknowledge items in
 //! any order — after `par_map_unordered`, after a
 //! [`Batcher`](crate::batch::Batcher) flush, from other tasks. The driver
 //! keeps the pages that are not fully acknowledged in order and moves a
@@ -83,9 +83,9 @@
 //! Commits run one at a time, each with the newest cursor available; a slow
 //! store commits less often, never out of order.
 //!
-//! Dropping a `SourceAck` without calling `ack` means "not done": the
+//! Dropping a `CursorAck` without calling `ack` means "not done": the
 //! watermark can never pass that page. The source yields
-//! [`SourceError::Unacked`] and stops as with [`SourceControl::stop`]; the
+//! [`CursorError::Unacked`] and stops as with [`CursorControl::stop`]; the
 //! items it already holds still flow, the pages before the dropped item are
 //! still committed as they are acknowledged, and the driver finishes. Restart
 //! the source (build a new one on the same store) to redo everything from the
@@ -115,21 +115,21 @@
 //!
 //! # Pause, resume, stop
 //!
-//! [`SourceControl`], from [`CursorSource::control`], is a cloneable handle:
+//! [`CursorControl`], from [`CursorSource::control`], is a cloneable handle:
 //!
-//! - [`pause`](SourceControl::pause) stops fetching new pages; a fetch already
+//! - [`pause`](CursorControl::pause) stops fetching new pages; a fetch already
 //!   running completes, and items already fetched keep flowing (at most
 //!   `max_pages_in_flight` pages of them), so downstream drains while the
 //!   source waits. The stream does not end.
-//! - [`resume`](SourceControl::resume) fetches again from the next cursor.
-//! - [`stop`](SourceControl::stop) fetches nothing more (a fetch in progress
+//! - [`resume`](CursorControl::resume) fetches again from the next cursor.
+//! - [`stop`](CursorControl::stop) fetches nothing more (a fetch in progress
 //!   is dropped) and ends the stream after the items already fetched.
-//! - [`stop_now`](SourceControl::stop_now) ends the stream at once; the items
+//! - [`stop_now`](CursorControl::stop_now) ends the stream at once; the items
 //!   fetched but not yet yielded are dropped unacknowledged, so the checkpoint
 //!   stays before them and a restart redoes them.
 //!
 //! After the stream ends, items yielded earlier can still be acknowledged;
-//! [`SourceControl::finished`] resolves once the last checkpoint they allow
+//! [`CursorControl::finished`] resolves once the last checkpoint they allow
 //! is committed.
 //!
 //! To pause the source while a later stage backs off (the seed's "pause the
@@ -140,17 +140,17 @@
 //! [`Retry::pause_while_backing_off`](crate::resilience::Retry::pause_while_backing_off).
 //! While it is held nothing is pulled from the source, so the source fetches
 //! at most the `max_pages_in_flight` pages it may prefetch, then waits.
-//! [`SourceControl`] stays the handle for an operator's pause, resume and stop.
+//! [`CursorControl`] stays the handle for an operator's pause, resume and stop.
 //!
 //! # Errors
 //!
-//! The stream yields `Err(`[`SourceError`]`)` in place of an item:
+//! The stream yields `Err(`[`CursorError`]`)` in place of an item:
 //!
 //! | error | what the source does |
 //! |---|---|
-//! | [`Fetch`](SourceError::Fetch) | [`OnFetchError::Stop`] (default): stops as with `stop()`. [`OnFetchError::Pause`]: pauses; `resume()` fetches the same cursor again |
-//! | [`Checkpoint`](SourceError::Checkpoint) | the store failed to load or commit: stops as with `stop()`, commits nothing more |
-//! | [`Unacked`](SourceError::Unacked) | an ack was dropped: stops as with `stop()` |
+//! | [`Fetch`](CursorError::Fetch) | [`OnFetchError::Stop`] (default): stops as with `stop()`. [`OnFetchError::Pause`]: pauses; `resume()` fetches the same cursor again |
+//! | [`Checkpoint`](CursorError::Checkpoint) | the store failed to load or commit: stops as with `stop()`, commits nothing more |
+//! | [`Unacked`](CursorError::Unacked) | an ack was dropped: stops as with `stop()` |
 //!
 //! For retries with backoff, wrap the fetch function itself, or use
 //! `OnFetchError::Pause` and resume from the task that handles the errors.
@@ -158,9 +158,9 @@
 //! # Shutdown and drop
 //!
 //! - Dropping the stream stops the source as `stop_now` would.
-//! - Dropping the [`SourceDriver`] (or aborting its task, or the process
+//! - Dropping the [`CursorDriver`] (or aborting its task, or the process
 //!   dying) is a crash: nothing more is fetched or committed, the stream ends
-//!   after what it holds, and [`SourceControl::finished`] resolves.
+//!   after what it holds, and [`CursorControl::finished`] resolves.
 //! - The driver finishes by itself once fetching is over and every yielded
 //!   page is committed or can never be; while downstream still holds
 //!   unacknowledged items, it waits for them.
@@ -170,7 +170,7 @@
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | `next()` on [`CursorSource`] | yes | nothing: an item is handed over only by a `poll_next` that returns it |
-//! | [`SourceControl::finished`] | yes | nothing; the wait |
+//! | [`CursorControl::finished`] | yes | nothing; the wait |
 //! | [`CheckpointStore::load`], [`CheckpointStore::commit`] (your store) | load must be; a cancelled commit must leave the old or the new cursor | — |
 
 mod ack;
@@ -182,29 +182,29 @@ mod error;
 mod page;
 mod stream;
 
-pub use self::ack::SourceAck;
+pub use self::ack::CursorAck;
 pub use self::builder::CursorSourceBuilder;
 pub use self::checkpoint::{CheckpointStore, MemoryCheckpointStore};
-pub use self::control::{SourceControl, SourceStats};
-pub use self::driver::SourceDriver;
-pub use self::error::{BuildError, SourceError};
+pub use self::control::{CursorControl, CursorStats};
+pub use self::driver::CursorDriver;
+pub use self::error::{BuildError, CursorError};
 pub use self::page::Page;
 pub use self::stream::CursorSource;
 pub use crate::store::StoreError;
 
 /// What a [`CursorSource`] does when its fetch function fails. In both cases
-/// the error is yielded on the stream as [`SourceError::Fetch`], and the
+/// the error is yielded on the stream as [`CursorError::Fetch`], and the
 /// cursor does not move: the failed page is fetched again on resume or after
 /// a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OnFetchError {
-    /// Stop as with [`SourceControl::stop`]: the stream ends after the items
+    /// Stop as with [`CursorControl::stop`]: the stream ends after the items
     /// already fetched.
     #[default]
     Stop,
-    /// Pause as with [`SourceControl::pause`]: the stream goes on (and does
-    /// not end) until [`SourceControl::resume`] retries the same cursor, or a
+    /// Pause as with [`CursorControl::pause`]: the stream goes on (and does
+    /// not end) until [`CursorControl::resume`] retries the same cursor, or a
     /// stop. The seed's "pause the job on error, and retry after sleep".
     Pause,
 }
@@ -216,6 +216,29 @@ where
     /// Starts configuring a source that begins at `start` when its checkpoint
     /// store holds no cursor (or when it has no store); see
     /// [`CursorSourceBuilder`] for the settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let mut rows = Vec::new();
+    /// while let Some(next) = source.next().await {
+    ///     let (row, ack) = next.unwrap();
+    ///     rows.push(row);
+    ///     ack.ack();
+    /// }
+    /// assert_eq!(rows, (1..=10).collect::<Vec<_>>());
+    /// # }
+    /// ```
     pub fn builder(start: C) -> CursorSourceBuilder<C> {
         CursorSourceBuilder::new(start)
     }

@@ -29,6 +29,17 @@ pub struct Page<T, C> {
 impl<T, C> Page<T, C> {
     /// A page of `items` followed by the page at `next` (`None`: the last
     /// page).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::Page;
+    ///
+    /// let page = Page::new(vec!["a", "b"], Some("token-2"));
+    /// assert_eq!(page.next, Some("token-2"));
+    /// let last: Page<&str, &str> = Page::new(vec![], None);
+    /// assert!(last.next.is_none());
+    /// ```
     pub fn new(items: Vec<T>, next: Option<C>) -> Self {
         Page { items, next }
     }

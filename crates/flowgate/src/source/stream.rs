@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use futures_util::task::AtomicWaker;
 
-use super::ack::{Signal, SourceAck};
-use super::control::SourceControl;
-use super::error::SourceError;
+use super::ack::{CursorAck, Signal};
+use super::control::CursorControl;
+use super::error::CursorError;
 use crate::sync::lock;
 
 /// Items and errors fetched by the driver, not yet yielded by the stream.
@@ -32,8 +32,8 @@ struct OutboxState<T, E> {
 }
 
 pub(crate) enum Event<T, E> {
-    Item(T, SourceAck),
-    Error(SourceError<E>),
+    Item(T, CursorAck),
+    Error(CursorError<E>),
 }
 
 impl<T, E> Outbox<T, E> {
@@ -88,31 +88,50 @@ impl<T, E> Outbox<T, E> {
 
 /// A stream of the items of a paginated source — fetched page by page from a
 /// cursor, only as fast as they are acknowledged — each with the
-/// [`SourceAck`] that moves the checkpoint; see the
+/// [`CursorAck`] that moves the checkpoint; see the
 /// [module documentation](super).
 ///
 /// Built by [`CursorSource::builder`]. Yields `Ok((item, ack))`, or an
-/// `Err(`[`SourceError`]`)` when a fetch, the checkpoint store or an ack
+/// `Err(`[`CursorError`]`)` when a fetch, the checkpoint store or an ack
 /// fails. Dropping the stream stops the source: items fetched but not yielded
 /// are dropped (and redone after a restart); items already yielded can still
 /// be acknowledged and committed.
 #[must_use = "streams do nothing unless polled"]
 pub struct CursorSource<T, C, E> {
     pub(crate) outbox: Arc<Outbox<T, E>>,
-    pub(crate) control: SourceControl<C>,
+    pub(crate) control: CursorControl<C>,
     pub(crate) terminated: bool,
 }
 
 impl<T, C, E> CursorSource<T, C, E> {
     /// A handle to pause, resume and stop this source and to read its
     /// checkpoint; it stays usable after the stream is dropped.
-    pub fn control(&self) -> SourceControl<C> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let source = CursorSource::builder(0u64).build(fetch).unwrap();
+    /// let control = source.control(); // cloneable, usable from other tasks
+    /// let other = control.clone();
+    /// other.stop();
+    /// assert!(control.is_stopped());
+    /// # }
+    /// ```
+    pub fn control(&self) -> CursorControl<C> {
         self.control.clone()
     }
 }
 
 impl<T, C, E> Stream for CursorSource<T, C, E> {
-    type Item = Result<(T, SourceAck), SourceError<E>>;
+    type Item = Result<(T, CursorAck), CursorError<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.terminated {
