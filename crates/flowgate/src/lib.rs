@@ -79,7 +79,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let (queue, consumer) = OpQueue::<u64, &str>::new(100, 10).unwrap();
+//! let (queue, consumer) = OpQueue::<u64, &str>::new(100, 10);
 //! queue.try_enqueue(424, "reload").unwrap();
 //! queue.try_enqueue(424, "reload again").unwrap(); // joins 424's entry
 //! drop(queue);
@@ -138,7 +138,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let once = Idempotency::new(MemoryIdempotencyStore::new(1000, Duration::from_secs(3600)).unwrap());
+//! let once = Idempotency::new(MemoryIdempotencyStore::new(1000, Duration::from_secs(3600)));
 //! let charge = || async { Ok::<_, std::io::Error>("charged") };
 //! assert_eq!(once.run("order-7", charge).await.unwrap(), Processed::Done("charged"));
 //! assert_eq!(once.run("order-7", charge).await.unwrap(), Processed::Skipped);
@@ -211,7 +211,6 @@
 //! resume from a checkpoint.
 //!
 //! ```
-//! use flowgate::prelude::*;
 //! use flowgate::source::{CursorSource, MemoryCheckpointStore, Page};
 //! use futures_util::StreamExt;
 //!
