@@ -1223,3 +1223,219 @@ fn public_types_are_send_and_sync() {
         send(&batcher.close());
     });
 }
+
+// ===== resolve_in_order =====
+
+/// Each item is its own batch (`max_items(1)`), three flush at once, and the
+/// flush of item `ms` takes `ms` milliseconds: 30 fails, 40 panics, the
+/// others succeed with `ms`. Returns the batcher, its worker and the log of
+/// flush starts (item, ms since `t0`).
+fn timed(
+    in_order: bool,
+) -> (
+    Batcher<u64, u64, String>,
+    Worker<u64, u64, String>,
+    Arc<Mutex<Vec<(u64, u64)>>>,
+) {
+    let t0 = Instant::now();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&starts);
+    let (batcher, worker) = Batcher::builder()
+        .max_items(1)
+        .flush_concurrency(3)
+        .resolve_in_order(in_order)
+        .build_pair(move |items: Vec<u64>| {
+            let ms = items[0];
+            log.lock()
+                .unwrap()
+                .push((ms, t0.elapsed().as_millis() as u64));
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                match ms {
+                    30 => Err(format!("{ms} failed")),
+                    40 => panic!("{ms} panicked"),
+                    _ => Ok(vec![ms]),
+                }
+            }
+        })
+        .unwrap();
+    (batcher, worker, starts)
+}
+
+type Resolved = Arc<Mutex<Vec<(usize, u64, Result<u64, AckError<String>>)>>>;
+
+/// Submits `items` in order and records, as each resolves, (its index, ms
+/// since the start, its outcome). With `mixed`, items are submitted in turn
+/// with `submit`, `submit_and_wait` and `submit_with`; otherwise all with
+/// `submit_with`, whose callbacks run on the worker as each item resolves,
+/// so that the log's order is the exact order of resolution.
+async fn submit_all(batcher: &Batcher<u64, u64, String>, items: &[u64], mixed: bool) -> Resolved {
+    let t0 = Instant::now();
+    let resolved: Resolved = Arc::default();
+    for (index, &item) in items.iter().enumerate() {
+        let log = Arc::clone(&resolved);
+        let record = move |outcome| {
+            log.lock()
+                .unwrap()
+                .push((index, t0.elapsed().as_millis() as u64, outcome));
+        };
+        match if mixed { index % 3 } else { 2 } {
+            0 => {
+                let ack = batcher.submit(item).await.unwrap();
+                tokio::spawn(async move { record(ack.await) });
+            }
+            1 => {
+                let batcher = batcher.clone();
+                tokio::spawn(async move {
+                    record(
+                        batcher
+                            .submit_and_wait(item)
+                            .await
+                            .map_err(|err| match err {
+                                SubmitAndWaitError::Ack(err) => err,
+                                SubmitAndWaitError::Closed(_) => panic!("accepted"),
+                            }),
+                    )
+                });
+            }
+            _ => batcher.submit_with(item, record).await.unwrap(),
+        }
+        settle().await;
+    }
+    resolved
+}
+
+fn order(resolved: &Resolved) -> Vec<usize> {
+    resolved.lock().unwrap().iter().map(|r| r.0).collect()
+}
+
+/// The records by index: (ms when resolved, outcome).
+fn by_index(resolved: &Resolved) -> Vec<(u64, Result<u64, AckError<String>>)> {
+    let mut records = resolved.lock().unwrap().clone();
+    records.sort_by_key(|r| r.0);
+    records.into_iter().map(|r| (r.1, r.2)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_flushes_resolve_as_they_finish_by_default() {
+    let (batcher, worker, _) = timed(false);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15], false).await;
+    batcher.close().await;
+    assert_eq!(order(&resolved), [1, 2, 0]);
+
+    let (batcher, worker, _) = timed(false);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15], true).await;
+    batcher.close().await;
+    settle().await;
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (5, Ok(5)), (15, Ok(15))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolve_in_order_holds_a_later_batch_for_an_earlier_one() {
+    let (batcher, worker, _) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15], false).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(order(&resolved).is_empty(), "5 and 15 wait for 25");
+    batcher.close().await;
+    assert_eq!(order(&resolved), [0, 1, 2]);
+
+    // The same through acks and `submit_and_wait`: all at 25 ms, each with
+    // its own output.
+    let (batcher, worker, _) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15], true).await;
+    batcher.close().await;
+    settle().await;
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (25, Ok(5)), (25, Ok(15))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_or_panicked_earlier_batch_resolves_with_its_error_and_releases_later_ones() {
+    let (batcher, worker, _) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[30, 5, 40, 10], false).await;
+    batcher.close().await;
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    // 30 fails at 30 ms and releases 5 (held since 5 ms); 10 starts then,
+    // in the slot 30 gave back, and finishes at 40 ms, when 40 panics.
+    assert_eq!(
+        by_index(&resolved),
+        [
+            (30, Err(AckError::Flush(Arc::new("30 failed".into())))),
+            (30, Ok(5)),
+            (40, Err(AckError::Panicked("40 panicked".into()))),
+            (40, Ok(10)),
+        ]
+    );
+    let stats = batcher.stats();
+    assert_eq!((stats.flushed, stats.failed, stats.pending), (2, 2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_batch_keeps_its_flush_slot() {
+    let (batcher, worker, starts) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 1, 2, 3], false).await;
+    batcher.close().await;
+    // 1 and 2 finish early but hold their slots until 25 resolves: 3 starts
+    // at 25 ms, not at 1 ms.
+    assert_eq!(*starts.lock().unwrap(), [(25, 0), (1, 0), (2, 0), (3, 25)]);
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_worker_with_held_batches_resolves_everything_in_order() {
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], false).await;
+    // 5 finished and is held for 25; 15 and 25 are flushing; 7 waits for a
+    // slot.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    worker.abort();
+    let _ = worker.await;
+    settle().await;
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    assert_eq!(
+        by_index(&resolved),
+        [
+            (10, Err(AckError::Closed)),
+            (10, Ok(5)), // flushed, so reported as flushed
+            (10, Err(AckError::Closed)),
+            (10, Err(AckError::Closed)),
+        ]
+    );
+    assert_eq!(batcher.stats().pending, 0);
+
+    // Acks and `submit_and_wait` never hang either.
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], true).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    worker.abort();
+    let _ = worker.await;
+    settle().await;
+    assert_eq!(by_index(&resolved).len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_with_held_batches_flushes_and_resolves_in_order() {
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], false).await;
+    drop(batcher);
+    worker.await.unwrap();
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (25, Ok(5)), (25, Ok(15)), (32, Ok(7))]
+    );
+}

@@ -25,6 +25,7 @@ use super::{Batcher, Worker};
 /// | [`max_bytes`](Self::max_bytes) | none | at least 1 |
 /// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)` | at least `max_items` |
 /// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 |
+/// | [`resolve_in_order`](Self::resolve_in_order) | `false` | |
 ///
 /// Every rule is checked by [`build`](Self::build) and
 /// [`build_pair`](Self::build_pair), which return a [`BuildError`] naming the
@@ -36,6 +37,7 @@ pub struct BatcherBuilder<T> {
     weigher: Option<Weigher<T>>,
     capacity: Option<usize>,
     flush_concurrency: usize,
+    resolve_in_order: bool,
     _items: PhantomData<fn(T)>,
 }
 
@@ -48,6 +50,7 @@ impl<T> Default for BatcherBuilder<T> {
             weigher: None,
             capacity: None,
             flush_concurrency: 1,
+            resolve_in_order: false,
             _items: PhantomData,
         }
     }
@@ -105,10 +108,40 @@ where
     /// they were filled, and each item's ack resolves after every earlier
     /// batch's. With `n > 1`, a slow flush no longer stalls the next batch:
     /// batches still *start* in the order they were filled, but may *finish*
-    /// (and resolve their acks) out of order, and the flush function must
-    /// tolerate `n` concurrent calls.
+    /// (and resolve their items) out of order, unless
+    /// [`resolve_in_order`](Self::resolve_in_order) is set; the flush
+    /// function must tolerate `n` concurrent calls.
     pub fn flush_concurrency(mut self, flush_concurrency: usize) -> Self {
         self.flush_concurrency = flush_concurrency;
+        self
+    }
+
+    /// Whether items resolve in submission order when flushes run
+    /// concurrently.
+    ///
+    /// With `true`, an item's [`Flushed`](super::Flushed) future, its
+    /// [`submit_and_wait`](Batcher::submit_and_wait) or its callback
+    /// resolves only after those of every item submitted before it: a batch
+    /// whose flush finishes before an earlier batch's is held back until the
+    /// earlier one has resolved, then resolves at once. Its outcome is kept
+    /// as it was: a failed or panicked earlier batch resolves with its error
+    /// and releases the later ones. Only the *reporting* is ordered; flushes
+    /// still run concurrently, start in order and may finish in any order.
+    ///
+    /// What it costs: a slow batch holds back the results of every later
+    /// batch, and a held batch keeps its flush slot until it resolves, so at
+    /// most `flush_concurrency` batches are flushing or held at once (memory
+    /// stays bounded by `flush_concurrency × max_items` outputs) and a slow
+    /// batch also delays the start of the batch `flush_concurrency` places
+    /// after it. With the default `false` each batch resolves as soon as its
+    /// flush finishes. With a `flush_concurrency` of 1 the two are the same.
+    ///
+    /// If the [`Worker`] is dropped, outstanding items still resolve in
+    /// order: a flush cut short fails with
+    /// [`FlushError::Closed`](super::FlushError::Closed), and a finished
+    /// batch held back for it reports its own outcome.
+    pub fn resolve_in_order(mut self, in_order: bool) -> Self {
+        self.resolve_in_order = in_order;
         self
     }
 
@@ -216,6 +249,7 @@ where
             max_delay: self.max_delay,
             capacity,
             flush_concurrency: self.flush_concurrency,
+            resolve_in_order: self.resolve_in_order,
         })
     }
 }
@@ -228,6 +262,7 @@ impl<T> fmt::Debug for BatcherBuilder<T> {
             .field("max_bytes", &self.max_bytes)
             .field("capacity", &self.capacity)
             .field("flush_concurrency", &self.flush_concurrency)
+            .field("resolve_in_order", &self.resolve_in_order)
             .finish()
     }
 }

@@ -131,6 +131,22 @@
 //! in any order, so an ack may resolve before the acks of earlier batches.
 //! Within one batch the flush function always sees items in submission order.
 //!
+//! When the order of the outcomes matters — a consumer that commits an offset
+//! per item, which must never pass an item that is not written yet — set
+//! [`resolve_in_order`](BatcherBuilder::resolve_in_order): every item then
+//! resolves only after every item submitted before it, and a batch that
+//! finishes early is held back (keeping its flush slot) until the batches
+//! before it have resolved. A slow batch then delays the outcomes of the
+//! batches after it, and the start of the batch `n` places after it; memory
+//! stays bounded by `n × max_items` outputs.
+//!
+//! ```text
+//!  flush_concurrency(3)      batch 1 ████████████████░  (slow)
+//!                            batch 2 ████░ finished, held ┐
+//!                            batch 3 ████████░     held   ├─> resolve at once, 1 2 3
+//!  resolve_in_order(true)    batch 4        waits for a slot until batch 1 resolves
+//! ```
+//!
 //! # Shutdown
 //!
 //! - [`close`](Batcher::close) stops new submissions (waiting submitters get

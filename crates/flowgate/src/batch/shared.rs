@@ -28,6 +28,8 @@ pub(crate) struct Limits {
     pub(crate) max_delay: Duration,
     pub(crate) capacity: usize,
     pub(crate) flush_concurrency: usize,
+    /// Resolve items in submission order across concurrent flushes.
+    pub(crate) resolve_in_order: bool,
 }
 
 /// Aligned to a cache line, so that the lock word and the state's hot fields

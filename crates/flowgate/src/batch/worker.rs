@@ -1,7 +1,7 @@
 //! The [`Worker`]: seals batches on time, runs the flush function and resolves
 //! every item's ack.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -64,6 +64,10 @@ pub struct Worker<T, O, E> {
     timer_deadline: Option<Instant>,
     /// Batches resolved out of order, beyond the contiguous watermark.
     resolved_ahead: BTreeSet<u64>,
+    /// With `resolve_in_order`: flushes that finished before an earlier
+    /// batch's, held until every earlier batch is resolved. Each keeps its
+    /// flush slot meanwhile, so `in_flight + held <= flush_concurrency`.
+    held: BTreeMap<u64, Finished<O, E>>,
     done: bool,
 }
 
@@ -77,7 +81,7 @@ struct InFlight<O, E> {
     completion: Option<Completion<O, E>>,
 }
 
-struct Flushed<O, E> {
+struct Finished<O, E> {
     seq: u64,
     len: usize,
     completion: Completion<O, E>,
@@ -85,7 +89,7 @@ struct Flushed<O, E> {
 }
 
 impl<O, E> Future for InFlight<O, E> {
-    type Output = Flushed<O, E>;
+    type Output = Finished<O, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -95,7 +99,7 @@ impl<O, E> Future for InFlight<O, E> {
             Ok(Poll::Ready(result)) => result,
             Err(payload) => Err(AckError::Panicked(panic_message(&*payload).into())),
         };
-        Poll::Ready(Flushed {
+        Poll::Ready(Finished {
             seq: this.seq,
             len: this.len,
             completion: this.completion.take().expect("a flush completes only once"),
@@ -118,6 +122,7 @@ where
             timer: None,
             timer_deadline: None,
             resolved_ahead: BTreeSet::new(),
+            held: BTreeMap::new(),
             done: false,
         }
     }
@@ -138,7 +143,9 @@ where
         {
             state.seal();
         }
-        while self.in_flight.len() + starting.len() < limits.flush_concurrency {
+        // A held flush keeps its slot: the outputs it holds count against
+        // `flush_concurrency × max_items`.
+        while self.in_flight.len() + self.held.len() + starting.len() < limits.flush_concurrency {
             match state.sealed.pop_front() {
                 Some(mut batch) => {
                     // The items leave the batcher's capacity as the flush
@@ -157,7 +164,8 @@ where
             && state.open.is_none()
             && state.sealed.is_empty()
             && starting.is_empty()
-            && self.in_flight.is_empty();
+            && self.in_flight.is_empty()
+            && self.held.is_empty();
         drop(state);
         room::wake(woken);
 
@@ -196,15 +204,37 @@ where
             completion: Some(completion),
         });
     }
+}
 
-    /// Records a finished flush and resolves its acks.
-    fn finish(&mut self, flushed: Flushed<O, E>) {
-        let Flushed {
+impl<T, O, E> Worker<T, O, E> {
+    /// A flush finished: resolves its items now, or, with
+    /// `resolve_in_order`, once every earlier batch is resolved (and then
+    /// every held batch that was waiting for this one).
+    fn finished(&mut self, finished: Finished<O, E>) {
+        if !self.shared.limits.resolve_in_order {
+            self.finish(finished);
+            return;
+        }
+        self.held.insert(finished.seq, finished);
+        // Batches start in sequence order and each is resolved once, so the
+        // next to resolve is the one after the contiguous watermark.
+        loop {
+            let next = self.shared.progress.borrow().resolved + 1;
+            match self.held.remove(&next) {
+                Some(finished) => self.finish(finished),
+                None => break,
+            }
+        }
+    }
+
+    /// Records a finished flush and resolves its items.
+    fn finish(&mut self, finished: Finished<O, E>) {
+        let Finished {
             seq,
             len,
             completion,
             result,
-        } = flushed;
+        } = finished;
         if let Err(err) = &result {
             tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
         }
@@ -319,8 +349,8 @@ where
         for _ in 0..BUDGET {
             // Phase 1: resolve the acks of finished flushes.
             let mut progressed = false;
-            while let Poll::Ready(Some(flushed)) = this.in_flight.poll_next_unpin(cx) {
-                this.finish(flushed);
+            while let Poll::Ready(Some(finished)) = this.in_flight.poll_next_unpin(cx) {
+                this.finished(finished);
                 progressed = true;
             }
             // Phase 2: seal due batches, start flushes while slots are free.
@@ -358,6 +388,41 @@ impl<T, O, E> Drop for Worker<T, O, E> {
     fn drop(&mut self) {
         if self.done {
             return;
+        }
+        if !self.held.is_empty() {
+            // Resolve in submission order still: a flush cut short fails
+            // with `Closed`, a finished one held back for it reports its own
+            // outcome (its items were flushed).
+            let mut cut: Vec<_> = self
+                .in_flight
+                .iter_mut()
+                .filter_map(|flush| Some((flush.seq, flush.len, flush.completion.take()?)))
+                .collect();
+            self.in_flight.clear();
+            cut.sort_unstable_by_key(|&(seq, ..)| seq);
+            let mut cut = cut.into_iter().peekable();
+            let mut held = std::mem::take(&mut self.held).into_values().peekable();
+            loop {
+                let next_cut = cut.peek().map(|&(seq, ..)| seq);
+                let next_held = held.peek().map(|finished| finished.seq);
+                let take_cut = match (next_cut, next_held) {
+                    (None, None) => break,
+                    (Some(c), Some(h)) => c < h,
+                    (cut, _) => cut.is_some(),
+                };
+                let finished = if take_cut {
+                    let (seq, len, completion) = cut.next().expect("peeked");
+                    Finished {
+                        seq,
+                        len,
+                        completion,
+                        result: Err(AckError::Closed),
+                    }
+                } else {
+                    held.next().expect("peeked")
+                };
+                self.finish(finished);
+            }
         }
         // Close first, so that no item enters a batch that will never flush.
         let mut woken = Woken::new();

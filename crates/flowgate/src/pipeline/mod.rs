@@ -712,8 +712,22 @@ pub trait PipelineExt: Stream {
     /// `(concurrency + 1) × max_items` items are held.
     ///
     /// Compare [`Batcher`](crate::batch::Batcher), for when many *tasks*
-    /// submit items and each awaits its own acknowledgement; here one stream
-    /// carries everything and no per-item future exists.
+    /// submit items and each awaits its own flush; here one stream carries
+    /// everything and no per-item future exists.
+    ///
+    /// # Ordering
+    ///
+    /// Batches are formed, and their writes started, in upstream order, and
+    /// the rows of a batch keep that order. With `concurrency > 1` the writes
+    /// may finish in any order, and each batch is yielded as soon as its
+    /// write finishes: a later batch's tokens can come out before an earlier
+    /// batch's. That is what a [`source`](crate::source) wants (its
+    /// checkpoint watermark accepts acks in any order and never commits
+    /// past an unacknowledged item), and it keeps a slow write from holding
+    /// back the others. Where tokens must be handed back in upstream order
+    /// (a consumer that commits one offset for everything before it), use a
+    /// `concurrency` of 1, or a [`Batcher`](crate::batch::Batcher) with
+    /// [`resolve_in_order`](crate::batch::BatcherBuilder::resolve_in_order).
     ///
     /// # Panics
     ///
