@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flowgate::batch::{AckError, Batcher};
+use flowgate::batch::{Batcher, FlushError};
 use flowgate_sql::{
     ColumnType, RowOutcome, SinkError, SqliteSink, Table, TableError, Value, Written,
 };
@@ -118,7 +118,7 @@ async fn a_failed_transaction_stores_nothing_and_fails_every_ack() {
     }
     for ack in acks {
         match ack.await {
-            Err(AckError::Flush(err)) => assert!(err.to_string().contains("refused"), "{err}"),
+            Err(FlushError::Failed(err)) => assert!(err.to_string().contains("refused"), "{err}"),
             other => panic!("expected the batch to fail, got {other:?}"),
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 
-use super::error::{AckError, BuildError};
+use super::error::{BuildError, FlushError};
 use super::output::FlushOutput;
 use super::shared::{Limits, Progress, Shared, State, Weigher};
 use super::worker::{FlushFn, FlushFuture};
@@ -105,7 +105,7 @@ where
     /// How many flushes may run at once.
     ///
     /// With the default of 1, batches are flushed one at a time, in the order
-    /// they were filled, and each item's ack resolves after every earlier
+    /// they were filled, and each item's flushed resolves after every earlier
     /// batch's. With `n > 1`, a slow flush no longer stalls the next batch:
     /// batches still *start* in the order they were filled, but may *finish*
     /// (and resolve their items) out of order, unless
@@ -200,8 +200,8 @@ where
                 match future.await {
                     Ok(output) => output
                         .into_outputs(expected)
-                        .map_err(|actual| AckError::OutputMismatch { expected, actual }),
-                    Err(err) => Err(AckError::Flush(Arc::new(err))),
+                        .map_err(|actual| FlushError::OutputMismatch { expected, actual }),
+                    Err(err) => Err(FlushError::Failed(Arc::new(err))),
                 }
             })
         });

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::BatchStats;
-use super::ack::Completion;
+use super::flushed::Completion;
 use super::room::{self, Room, RoomWaiter, Woken};
 use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
@@ -88,7 +88,7 @@ pub(crate) struct State<T, O, E> {
     pub(crate) stats: BatchStats,
 }
 
-/// Where an item entered: what `notify` gets to register its ack, callback
+/// Where an item entered: what `notify` gets to register its flushed future, callback
 /// or waiter with.
 pub(crate) struct Entered<'s, O, E> {
     pub(crate) completion: &'s mut Completion<O, E>,
@@ -183,7 +183,7 @@ impl<T, O, E> State<T, O, E> {
 
     /// Adds `item` (of `weight` bytes) to the open batch, opening or sealing
     /// batches as the limits require, and lets `notify` register the item's
-    /// ack, callback or waiter at its index in the batch.
+    /// flushed, callback or waiter at its index in the batch.
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
@@ -240,7 +240,7 @@ impl<T, O, E> State<T, O, E> {
 
 impl<T, O, E> Shared<T, O, E> {
     /// Enters `item` into the open batch, getting room for it as `policy`
-    /// says, in one critical section; `notify` registers the item's ack,
+    /// says, in one critical section; `notify` registers the item's flushed,
     /// callback or waiter.
     pub(crate) fn enter<R>(
         &self,

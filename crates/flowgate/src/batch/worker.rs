@@ -1,5 +1,5 @@
 //! The [`Worker`]: seals batches on time, runs the flush function and resolves
-//! every item's ack.
+//! every item's flushed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use super::ack::Completion;
-use super::error::AckError;
+use super::error::FlushError;
+use super::flushed::Completion;
 use super::room::{self, Woken};
 use super::shared::{Batch, Shared};
 use super::wait::WaitTable;
@@ -23,7 +23,7 @@ use crate::sync::{lock, panic_message};
 /// The boxed flush future: the flush function's result, already split into
 /// one output per item.
 pub(crate) type FlushFuture<O, E> =
-    Pin<Box<dyn Future<Output = Result<Vec<O>, AckError<E>>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Vec<O>, FlushError<E>>> + Send + 'static>>;
 
 /// The boxed flush function.
 pub(crate) type FlushFn<T, O, E> = Box<dyn FnMut(Vec<T>) -> FlushFuture<O, E> + Send + 'static>;
@@ -37,7 +37,7 @@ const BUDGET: usize = 32;
 const RESOLVE_CHUNK: usize = 64;
 
 /// Drives a [`Batcher`](super::Batcher): seals batches when their delay has
-/// passed, calls the flush function, and resolves every item's [`Ack`](super::Ack).
+/// passed, calls the flush function, and resolves every item's [`Flushed`](super::Flushed).
 ///
 /// [`BatcherBuilder::build`](super::BatcherBuilder::build) spawns the worker on
 /// the current tokio runtime; [`BatcherBuilder::build_pair`](super::BatcherBuilder::build_pair)
@@ -52,7 +52,7 @@ const RESOLVE_CHUNK: usize = 64;
 ///
 /// Dropping the worker before it completes closes the batcher: every item not
 /// yet flushed — waiting in a batch or in a flush that is cut short — resolves
-/// with [`AckError::Closed`], and submitters get their items back.
+/// with [`FlushError::Closed`], and submitters get their items back.
 #[must_use = "the batch worker does nothing unless spawned or awaited"]
 pub struct Worker<T, O, E> {
     shared: Arc<Shared<T, O, E>>,
@@ -76,7 +76,7 @@ struct InFlight<O, E> {
     seq: u64,
     len: usize,
     future: FlushFuture<O, E>,
-    /// Taken when the flush completes; dropped unresolved (resolving every ack
+    /// Taken when the flush completes; dropped unresolved (resolving every flushed future
     /// with `Closed`) if the worker drops this flush.
     completion: Option<Completion<O, E>>,
 }
@@ -85,7 +85,7 @@ struct Finished<O, E> {
     seq: u64,
     len: usize,
     completion: Completion<O, E>,
-    result: Result<Vec<O>, AckError<E>>,
+    result: Result<Vec<O>, FlushError<E>>,
 }
 
 impl<O, E> Future for InFlight<O, E> {
@@ -97,7 +97,7 @@ impl<O, E> Future for InFlight<O, E> {
         let result = match catch_unwind(AssertUnwindSafe(|| this.future.as_mut().poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
-            Err(payload) => Err(AckError::Panicked(panic_message(&*payload).into())),
+            Err(payload) => Err(FlushError::Panicked(panic_message(&*payload).into())),
         };
         Poll::Ready(Finished {
             seq: this.seq,
@@ -193,7 +193,7 @@ where
         let future = match catch_unwind(AssertUnwindSafe(|| flush(items))) {
             Ok(future) => future,
             Err(payload) => {
-                let err = AckError::Panicked(panic_message(&*payload).into());
+                let err = FlushError::Panicked(panic_message(&*payload).into());
                 Box::pin(std::future::ready(Err(err)))
             }
         };
@@ -239,7 +239,8 @@ impl<T, O, E> Worker<T, O, E> {
             tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
         }
         let mut outcome = result.map(|outputs| outputs.into_iter().map(Some).collect::<Vec<_>>());
-        let take = |outcome: &mut Result<Vec<Option<O>>, AckError<E>>, index: usize| match outcome {
+        let take = |outcome: &mut Result<Vec<Option<O>>, FlushError<E>>, index: usize| match outcome
+        {
             Ok(outputs) => Ok(outputs[index]
                 .take()
                 .expect("each item's output is taken once")),
@@ -314,18 +315,18 @@ struct Schedule {
     finished: bool,
 }
 
-/// Formats an [`AckError`] without requiring `E: Display`.
-struct DisplayKind<'a, E>(&'a AckError<E>);
+/// Formats a [`FlushError`] without requiring `E: Display`.
+struct DisplayKind<'a, E>(&'a FlushError<E>);
 
 impl<E> fmt::Display for DisplayKind<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            AckError::Flush(_) => f.write_str("flush function returned an error"),
-            AckError::Panicked(msg) => write!(f, "flush function panicked: {msg}"),
-            AckError::OutputMismatch { expected, actual } => {
+            FlushError::Failed(_) => f.write_str("flush function returned an error"),
+            FlushError::Panicked(msg) => write!(f, "flush function panicked: {msg}"),
+            FlushError::OutputMismatch { expected, actual } => {
                 write!(f, "{actual} outputs for {expected} items")
             }
-            AckError::Closed => f.write_str("closed"),
+            FlushError::Closed => f.write_str("closed"),
         }
     }
 }
@@ -347,7 +348,7 @@ where
         // changes it after our look also sees our waker.
         this.shared.worker.register(cx.waker());
         for _ in 0..BUDGET {
-            // Phase 1: resolve the acks of finished flushes.
+            // Phase 1: resolve the flushed futures of finished flushes.
             let mut progressed = false;
             while let Poll::Ready(Some(finished)) = this.in_flight.poll_next_unpin(cx) {
                 this.finished(finished);
@@ -416,7 +417,7 @@ impl<T, O, E> Drop for Worker<T, O, E> {
                         seq,
                         len,
                         completion,
-                        result: Err(AckError::Closed),
+                        result: Err(FlushError::Closed),
                     }
                 } else {
                     held.next().expect("peeked")
@@ -437,7 +438,7 @@ impl<T, O, E> Drop for Worker<T, O, E> {
             state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
             // Every waiter, of every batch, is unresolved; resolve them while
             // holding the lock, before their tables leave the state.
-            let closed = AckError::Closed;
+            let closed = FlushError::Closed;
             for batch in open.iter_mut().chain(sealed.iter_mut()) {
                 batch.waiters.close(&closed, &mut wakers);
             }
@@ -448,7 +449,7 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         for waker in wakers {
             waker.wake();
         }
-        // Dropping unresolved completions resolves their acks with `Closed`.
+        // Dropping unresolved completions resolves their flushed futures with `Closed`.
         drop(open);
         drop(sealed);
         self.in_flight.clear();

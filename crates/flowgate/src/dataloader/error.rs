@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::batch::{self, AckError};
+use crate::batch::{self, FlushError};
 
 /// Why [`DataLoader::load`](super::DataLoader::load) returned no value for a
 /// key. Cloneable: every load of the key waiting on the same fetch sees the
@@ -44,14 +44,14 @@ impl<E> LoadError<E> {
         matches!(self, Self::Closed)
     }
 
-    pub(crate) fn from_ack(err: AckError<E>) -> Self {
+    pub(crate) fn from_flush(err: FlushError<E>) -> Self {
         match err {
-            AckError::Flush(err) => Self::Fetch(err),
-            AckError::Panicked(msg) => Self::Panicked(msg),
+            FlushError::Failed(err) => Self::Fetch(err),
+            FlushError::Panicked(msg) => Self::Panicked(msg),
             // The loader's flush returns one output per key, so a mismatch
             // cannot happen; treat it as the batch having nothing for the key.
-            AckError::OutputMismatch { .. } => Self::Missing,
-            AckError::Closed => Self::Closed,
+            FlushError::OutputMismatch { .. } => Self::Missing,
+            FlushError::Closed => Self::Closed,
         }
     }
 }
