@@ -18,18 +18,21 @@ use super::{Batcher, Worker};
 
 /// Configures and builds a [`Batcher`]. Created by [`Batcher::builder`].
 ///
-/// | setting | default | rule |
-/// |---|---|---|
-/// | [`max_items`](Self::max_items) | 1000 | at least 1 |
-/// | [`max_delay`](Self::max_delay) | 100 ms | greater than zero |
-/// | [`max_bytes`](Self::max_bytes) | none | at least 1 |
-/// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)` | at least `max_items` |
-/// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 |
-/// | [`resolve_in_order`](Self::resolve_in_order) | `false` | |
+/// | setting | default | rule | at its maximum |
+/// |---|---|---|---|
+/// | [`max_items`](Self::max_items) | 1000 | at least 1 ([`BuildError::ZeroMaxItems`]) | `usize::MAX`: no size bound |
+/// | [`max_delay`](Self::max_delay) | 100 ms | greater than zero ([`BuildError::ZeroMaxDelay`]) | `Duration::MAX`: never flushes by time |
+/// | [`max_bytes`](Self::max_bytes) | none | at least 1 ([`BuildError::ZeroMaxBytes`]) | `usize::MAX`: as if unset |
+/// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)`, saturating | at least `max_items` ([`BuildError::CapacityBelowMaxItems`]) | `usize::MAX`: no backpressure |
+/// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 ([`BuildError::ZeroFlushConcurrency`]) | `usize::MAX`: no bound on flushes at once |
+/// | [`resolve_in_order`](Self::resolve_in_order) | `false` | none | |
 ///
-/// Every rule is checked by [`build`](Self::build) and
-/// [`build_pair`](Self::build_pair), which return a [`BuildError`] naming the
-/// first one broken.
+/// Setters only store their value and never panic. Every rule is checked by
+/// [`build`](Self::build) and [`build_pair`](Self::build_pair), which return
+/// a [`BuildError`] naming the first one broken. Nothing is allocated in
+/// proportion to a limit: a batch reserves room for at most 4096 items when
+/// it opens and grows as items come, so the maxima above are safe (a
+/// `usize::MAX` default capacity saturates instead of overflowing).
 pub struct BatcherBuilder<T> {
     max_items: usize,
     max_delay: Duration,
@@ -68,6 +71,11 @@ where
 
     /// A batch is flushed once this much time has passed since its first item
     /// arrived, however few items it holds.
+    ///
+    /// A delay too long for an `Instant` (up to `Duration::MAX`) never
+    /// passes: batches are then flushed only by size, bytes,
+    /// [`flush`](Batcher::flush) or [`close`](Batcher::close), and hold no
+    /// timer. Zero is refused by `build` ([`BuildError::ZeroMaxDelay`]).
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = max_delay;
         self

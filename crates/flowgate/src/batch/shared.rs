@@ -134,8 +134,10 @@ pub(crate) struct Batch<T, O, E> {
     pub(crate) waiters: WaitTable<O, E>,
     pub(crate) bytes: usize,
     pub(crate) seq: u64,
-    /// When `max_delay` has passed since the batch's first item.
-    pub(crate) deadline: Instant,
+    /// When `max_delay` has passed since the batch's first item; `None` for
+    /// a delay too long for an `Instant` (up to `Duration::MAX`), which
+    /// never passes: the batch holds no timer.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) completion: Completion<O, E>,
 }
 
@@ -208,8 +210,8 @@ impl<T, O, E> State<T, O, E> {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let now = Instant::now();
-                // A delay too long to represent never expires in practice.
-                let deadline = crate::time::deadline(now, limits.max_delay);
+                // A delay too long to represent never passes.
+                let deadline = now.checked_add(limits.max_delay);
                 self.open.insert(Batch {
                     items: Vec::with_capacity(limits.max_items.min(4096)),
                     waiters: WaitTable::new(),

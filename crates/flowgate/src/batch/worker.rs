@@ -139,7 +139,10 @@ where
             state.close(&mut woken);
         }
         if let Some(open) = &state.open
-            && (state.closed || Instant::now() >= open.deadline)
+            && (state.closed
+                || open
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline))
         {
             state.seal();
         }
@@ -159,7 +162,7 @@ where
                 None => break,
             }
         }
-        let deadline = state.open.as_ref().map(|batch| batch.deadline);
+        let deadline = state.open.as_ref().and_then(|batch| batch.deadline);
         let finished = state.closed
             && state.open.is_none()
             && state.sealed.is_empty()

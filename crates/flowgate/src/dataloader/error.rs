@@ -123,13 +123,32 @@ pub enum BuildError {
     Batch(batch::BuildError),
     /// The cache's capacity was zero.
     ZeroCacheCapacity,
-    /// The cache's time to live was zero.
+    /// The cache's time to live was zero. (A `Duration::MAX` time to live is
+    /// accepted: cached values never expire, only leave when the cache is
+    /// full or cleared.)
     ZeroCacheTtl,
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // In the loader's own words: its settings' names.
+            Self::Batch(batch::BuildError::ZeroMaxItems) => {
+                f.write_str("max_batch must be at least 1")
+            }
+            Self::Batch(batch::BuildError::ZeroMaxDelay) => {
+                f.write_str("delay must be greater than zero")
+            }
+            Self::Batch(batch::BuildError::ZeroFlushConcurrency) => {
+                f.write_str("concurrency must be at least 1")
+            }
+            Self::Batch(batch::BuildError::CapacityBelowMaxItems {
+                capacity,
+                max_items,
+            }) => write!(
+                f,
+                "capacity ({capacity}) must be at least max_batch ({max_items})"
+            ),
             Self::Batch(err) => write!(f, "data loader batching: {err}"),
             Self::ZeroCacheCapacity => f.write_str("cache capacity must be at least 1"),
             Self::ZeroCacheTtl => f.write_str("cache ttl must be greater than zero"),

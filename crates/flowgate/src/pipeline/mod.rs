@@ -265,7 +265,8 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero.
+    /// `"par_map: limit must be at least 1"` if `limit` is zero. A `limit` of
+    /// `usize::MAX` means no bound on calls in flight.
     ///
     /// # Examples
     ///
@@ -305,7 +306,8 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero.
+    /// `"par_map_unordered: limit must be at least 1"` if `limit` is zero. A `limit` of
+    /// `usize::MAX` means no bound on calls in flight.
     ///
     /// # Examples
     ///
@@ -648,7 +650,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -692,7 +701,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        Batch::new(self, max_items, max_delay)
+        Batch::new("batch", self, max_items, max_delay)
     }
 
     /// The batch-shaped write stage: groups a stream of `(row, token)` pairs
@@ -731,7 +740,16 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `concurrency` is zero (as [`batch`](Self::batch)).
+    /// - `"write_batches: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"write_batches: max_delay must be greater than zero"` if `max_delay`
+    ///   is zero;
+    /// - `"write_batches: concurrency must be at least 1"` if `concurrency` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (nothing is
+    /// reserved up front beyond a few thousand items), a `max_delay` of
+    /// `Duration::MAX` never fires, and a `concurrency` of `usize::MAX` means
+    /// no bound on writes in flight.
     ///
     /// # Examples
     ///
@@ -784,7 +802,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch_dedup_by_key: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch_dedup_by_key: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -815,7 +840,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(&Self::Item) -> K,
         K: Hash + Eq,
     {
-        BatchDedup::new(self, max_items, max_delay, key)
+        BatchDedup::new("batch_dedup_by_key", self, max_items, max_delay, key)
     }
 
     /// Like [`batch_dedup_by_key`](Self::batch_dedup_by_key), with the item
@@ -823,7 +848,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch_dedup: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch_dedup: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -854,7 +886,7 @@ pub trait PipelineExt: Stream {
         Self: Sized,
         Self::Item: Hash + Eq + Clone,
     {
-        BatchDedup::new(self, max_items, max_delay, Clone::clone)
+        BatchDedup::new("batch_dedup", self, max_items, max_delay, Clone::clone)
     }
 
     /// Drops an item if an item with the same `key` passed within the last

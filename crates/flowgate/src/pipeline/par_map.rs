@@ -11,8 +11,8 @@ use futures_util::stream::{Fuse, FuturesOrdered, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
 #[track_caller]
-fn check_limit(limit: usize) {
-    assert!(limit > 0, "par_map concurrency limit must be at least 1");
+fn check_limit(op: &str, limit: usize) {
+    assert!(limit > 0, "{op}: limit must be at least 1");
 }
 
 pin_project! {
@@ -39,7 +39,7 @@ where
 {
     #[track_caller]
     pub(super) fn new(stream: S, limit: usize, f: F) -> Self {
-        check_limit(limit);
+        check_limit("par_map", limit);
         ParMap {
             stream: stream.fuse(),
             f,
@@ -136,7 +136,7 @@ where
 {
     #[track_caller]
     pub(super) fn new(stream: S, limit: usize, f: F) -> Self {
-        check_limit(limit);
+        check_limit("par_map_unordered", limit);
         ParMapUnordered {
             stream: stream.fuse(),
             f,

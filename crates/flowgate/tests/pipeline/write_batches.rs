@@ -88,9 +88,38 @@ async fn a_partial_batch_is_written_after_max_delay() {
 }
 
 #[test]
-#[should_panic(expected = "concurrency must be at least 1")]
+#[should_panic(expected = "write_batches: concurrency must be at least 1")]
 fn zero_concurrency_is_refused() {
     let _ = stream::iter([(1u8, ())]).write_batches(1, D, 0, |rows: Vec<u8>| async move { rows });
+}
+
+#[test]
+#[should_panic(expected = "write_batches: max_items must be at least 1")]
+fn zero_max_items_is_refused() {
+    let _ = stream::iter([(1u8, ())]).write_batches(0, D, 1, |rows: Vec<u8>| async move { rows });
+}
+
+#[test]
+#[should_panic(expected = "write_batches: max_delay must be greater than zero")]
+fn zero_max_delay_is_refused() {
+    let _ =
+        stream::iter([(1u8, ())])
+            .write_batches(1, Duration::ZERO, 1, |rows: Vec<u8>| async move { rows });
+}
+
+#[tokio::test(start_paused = true)]
+async fn maxima_mean_no_bound_and_never() {
+    let out: Vec<(usize, Vec<u32>)> = stream::iter((0..5000u32).map(|i| (i, i)))
+        .write_batches(
+            usize::MAX,
+            Duration::MAX,
+            usize::MAX,
+            |rows: Vec<u32>| async move { rows.len() },
+        )
+        .collect()
+        .await;
+    assert_eq!(out.len(), 1, "one batch, at the end of upstream");
+    assert_eq!(out[0].0, 5000);
 }
 
 #[tokio::test(start_paused = true)]
