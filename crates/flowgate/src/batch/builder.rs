@@ -64,6 +64,22 @@ where
     T: Send + 'static,
 {
     /// A batch is flushed as soon as it holds this many items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, BuildError};
+    ///
+    /// let batcher = Batcher::builder().max_items(2).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap();
+    /// let (a, b) = tokio::join!(batcher.submit_and_wait(1), batcher.submit_and_wait(2));
+    /// assert!(a.is_ok() && b.is_ok());
+    /// assert_eq!(batcher.stats().batches, 1); // full at 2 items
+    /// let err = Batcher::builder().max_items(0).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroMaxItems);
+    /// # }
+    /// ```
     pub fn max_items(mut self, max_items: usize) -> Self {
         self.max_items = max_items;
         self
@@ -76,6 +92,23 @@ where
     /// passes: batches are then flushed only by size, bytes,
     /// [`flush`](Batcher::flush) or [`close`](Batcher::close), and hold no
     /// timer. Zero is refused by `build` ([`BuildError::ZeroMaxDelay`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::batch::{Batcher, BuildError};
+    ///
+    /// let batcher = Batcher::builder().max_delay(Duration::from_millis(5)).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap();
+    /// let start = tokio::time::Instant::now();
+    /// batcher.submit_and_wait(1).await.unwrap();
+    /// assert_eq!(start.elapsed(), Duration::from_millis(5));
+    /// let err = Batcher::builder().max_delay(Duration::ZERO).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroMaxDelay);
+    /// # }
+    /// ```
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = max_delay;
         self
@@ -87,6 +120,24 @@ where
     /// An item that would take a non-empty batch over `max_bytes` starts the
     /// next batch instead, so a batch weighs more than `max_bytes` only when a
     /// single item does; such an item is flushed alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, BuildError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_bytes(10, |row: &String| row.len())
+    ///     .build(|_: Vec<String>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.submit_and_wait("0123456789".to_owned()).await.unwrap(); // 10 bytes: full
+    /// assert_eq!(batcher.stats().batches, 1);
+    /// let err = Batcher::builder().max_bytes(0, |_: &u32| 1).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroMaxBytes);
+    /// # }
+    /// ```
     pub fn max_bytes(
         mut self,
         max_bytes: usize,
@@ -105,6 +156,22 @@ where
     /// the flush function yet. Items being flushed are bounded separately, by
     /// `flush_concurrency × max_items`, so the batcher holds at most
     /// `capacity + flush_concurrency × max_items` items in all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, BuildError};
+    ///
+    /// let batcher = Batcher::builder().max_items(2).capacity(2).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap();
+    /// let _a = batcher.try_submit(1).unwrap();
+    /// let _b = batcher.try_submit(2).unwrap();
+    /// assert!(batcher.try_submit(3).unwrap_err().is_full());
+    /// let err = Batcher::builder().max_items(2).capacity(1).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap_err();
+    /// assert!(matches!(err, BuildError::CapacityBelowMaxItems { capacity: 1, max_items: 2 }));
+    /// # }
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity);
         self
@@ -119,6 +186,21 @@ where
     /// (and resolve their items) out of order, unless
     /// [`resolve_in_order`](Self::resolve_in_order) is set; the flush
     /// function must tolerate `n` concurrent calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, BuildError};
+    ///
+    /// let batcher = Batcher::builder().max_items(1).flush_concurrency(4).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap();
+    /// let outcomes = futures_util::future::join_all((0..8).map(|i| batcher.submit_and_wait(i))).await;
+    /// assert!(outcomes.iter().all(Result::is_ok));
+    /// let err = Batcher::builder().flush_concurrency(0).build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) }).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroFlushConcurrency);
+    /// # }
+    /// ```
     pub fn flush_concurrency(mut self, flush_concurrency: usize) -> Self {
         self.flush_concurrency = flush_concurrency;
         self
@@ -148,6 +230,38 @@ where
     /// order: a flush cut short fails with
     /// [`FlushError::Closed`](super::FlushError::Closed), and a finished
     /// batch held back for it reports its own outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use flowgate::batch::Batcher;
+    ///
+    /// // The first batch is the slowest, yet the others resolve after it.
+    /// let batcher = Batcher::builder()
+    ///     .max_items(1)
+    ///     .flush_concurrency(3)
+    ///     .resolve_in_order(true)
+    ///     .build(|items: Vec<u64>| async move {
+    ///         tokio::time::sleep(Duration::from_millis(items[0])).await;
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .unwrap();
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// for ms in [30, 10, 20] {
+    ///     let order = Arc::clone(&order);
+    ///     batcher
+    ///         .submit_with(ms, move |_| order.lock().unwrap().push(ms))
+    ///         .await
+    ///         .unwrap();
+    /// }
+    /// batcher.close().await;
+    /// assert_eq!(*order.lock().unwrap(), [30, 10, 20]);
+    /// # }
+    /// ```
     pub fn resolve_in_order(mut self, in_order: bool) -> Self {
         self.resolve_in_order = in_order;
         self
@@ -164,6 +278,20 @@ where
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above), or
     /// [`BuildError::NoRuntime`] when called outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|rows: Vec<u32>| async move { Ok::<_, std::io::Error>(rows.iter().map(|r| r * 2).collect::<Vec<_>>()) })
+    ///     .unwrap();
+    /// assert_eq!(batcher.submit_and_wait(21).await.unwrap(), 42);
+    /// # }
+    /// ```
     pub fn build<F, Fut, R, O, E>(self, flush: F) -> Result<Batcher<T, O, E>, BuildError>
     where
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
@@ -188,6 +316,22 @@ where
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above).
     // The pair is spelled out rather than aliased, so that the docs show it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// // No runtime needed to build; the worker runs where it is spawned.
+    /// let (batcher, worker) = Batcher::builder()
+    ///     .build_pair(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// tokio::spawn(worker);
+    /// batcher.submit_and_wait(1).await.unwrap();
+    /// # }
+    /// ```
     #[allow(clippy::type_complexity)]
     pub fn build_pair<F, Fut, R, O, E>(
         self,

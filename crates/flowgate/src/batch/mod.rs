@@ -236,6 +236,21 @@ where
 {
     /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
     /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(100)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// assert!(!batcher.is_closed());
+    /// # }
+    /// ```
     pub fn builder() -> BatcherBuilder<T> {
         BatcherBuilder::default()
     }
@@ -471,6 +486,26 @@ where
     /// # Errors
     ///
     /// As [`try_submit`](Self::try_submit); the callback is then not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(1)
+    ///     .capacity(1)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.try_submit_with(1, |outcome| assert!(outcome.is_ok())).unwrap();
+    /// // Full: the item comes back and the callback is not called.
+    /// let err = batcher.try_submit_with(2, |_| unreachable!()).unwrap_err();
+    /// assert_eq!(err.into_inner(), 2);
+    /// batcher.close().await;
+    /// # }
+    /// ```
     pub fn try_submit_with<C>(&self, item: T, callback: C) -> Result<(), TrySubmitError<T>>
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
@@ -542,6 +577,24 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future only stops the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_delay(Duration::from_secs(3600))
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
+    /// batcher.flush().await; // long before the hour
+    /// assert!(flushed.await.is_ok());
+    /// # }
+    /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let target = {
             let mut state = lock(&self.shared.state);
@@ -574,6 +627,23 @@ where
     ///
     /// Cancel-safe: dropping the future only stops the wait; the batcher still
     /// closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
+    /// batcher.close().await;
+    /// assert!(flushed.await.is_ok()); // flushed before the worker stopped
+    /// assert!(batcher.submit(2).await.is_err());
+    /// # }
+    /// ```
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut woken = Woken::new();
         {
@@ -590,11 +660,45 @@ where
     }
 
     /// Whether the batcher no longer accepts items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// assert!(!batcher.is_closed());
+    /// batcher.close().await;
+    /// assert!(batcher.is_closed());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         lock(&self.shared.state).closed
     }
 
     /// A snapshot of the batcher's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(2)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let (a, b) = tokio::join!(batcher.submit_and_wait(1), batcher.submit_and_wait(2));
+    /// assert!(a.is_ok() && b.is_ok());
+    /// let stats = batcher.stats();
+    /// assert_eq!((stats.submitted, stats.flushed, stats.batches, stats.pending), (2, 2, 1, 0));
+    /// # }
+    /// ```
     pub fn stats(&self) -> BatchStats {
         lock(&self.shared.state).stats()
     }
@@ -650,6 +754,23 @@ where
     ///
     /// [`SubmitError`] with the item if the batcher was closed since the room
     /// was reserved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let permit = batcher.reserve().await.unwrap();
+    /// let flushed = permit.submit(7).unwrap();
+    /// batcher.flush().await;
+    /// assert!(flushed.await.is_ok());
+    /// # }
+    /// ```
     pub fn submit(self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
         match shared.enter(item, RoomPolicy::Held, |entered| {
@@ -667,6 +788,22 @@ where
     ///
     /// [`SubmitError`] with the item if the batcher was closed since the room
     /// was reserved; the callback is then not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let permit = batcher.reserve().await.unwrap();
+    /// permit.submit_with(7, |outcome| assert!(outcome.is_ok())).unwrap();
+    /// batcher.close().await;
+    /// # }
+    /// ```
     pub fn submit_with<C>(self, item: T, callback: C) -> Result<(), SubmitError<T>>
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
