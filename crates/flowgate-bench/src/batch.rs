@@ -39,7 +39,7 @@ fn batcher() -> Batcher<u64> {
 }
 
 /// `items` through a `flowgate::batch::Batcher`, each submitter calling
-/// `submit` and then awaiting the returned `Ack`.
+/// `submit` and then awaiting the returned `Flushed`.
 pub async fn flowgate_batcher(items: u64) {
     let batcher = batcher();
     let mut tasks = Vec::with_capacity(SUBMITTERS as usize);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use flowgate::batch::{AckError, Batcher, BuildError as BatchBuildError};
+use flowgate::batch::{Batcher, BuildError as BatchBuildError, FlushError};
 use flowgate::resilience::Retry;
 use redis::RedisError;
 use redis::aio::ConnectionManager;
@@ -126,19 +126,19 @@ impl Acker {
     ///
     /// # Errors
     ///
-    /// [`AckError::Flush`] with a [`SourceError::Redis`] if the `XACK`
+    /// [`FlushError::Failed`] with a [`SourceError::Redis`] if the `XACK`
     /// failed for good (the message then stays pending and will be delivered
-    /// again), or [`AckError::Closed`] if the acker was closed.
+    /// again), or [`FlushError::Closed`] if the acker was closed.
     ///
     /// # Cancel safety
     ///
     /// Once the id is submitted (at the first poll, unless the acker is
     /// full), cancelling does not withdraw it: the message is acknowledged
     /// anyway.
-    pub async fn ack(&self, id: String) -> Result<(), AckError<SourceError>> {
+    pub async fn ack(&self, id: String) -> Result<(), FlushError<SourceError>> {
         match self.inner.batcher.submit(id).await {
             Ok(ack) => ack.await,
-            Err(_) => Err(AckError::Closed),
+            Err(_) => Err(FlushError::Closed),
         }
     }
 
@@ -155,11 +155,11 @@ impl Acker {
     ///
     /// # Errors
     ///
-    /// - [`AckError::Flush`] with [`SourceError::ForeignToken`] if a token
+    /// - [`FlushError::Failed`] with [`SourceError::ForeignToken`] if a token
     ///   belongs to another source (another [`Acker`] that is not a clone of
     ///   this one): nothing is sent, and every token is dropped, so the
     ///   messages stay pending and are delivered again after `claim_idle`.
-    /// - [`AckError::Flush`] with [`SourceError::Redis`] if an `XACK` failed
+    /// - [`FlushError::Failed`] with [`SourceError::Redis`] if an `XACK` failed
     ///   for good: the messages of that chunk and of the chunks after it
     ///   stay pending and are delivered again later (the chunks before it
     ///   were acknowledged).
@@ -170,13 +170,13 @@ impl Acker {
     /// end) while an `XACK` may be on its way, so the messages may or may
     /// not be acknowledged; those that are not stay pending and are
     /// delivered again after `claim_idle`. Nothing is lost either way.
-    pub async fn ack_all(&self, tokens: Vec<AckToken>) -> Result<(), AckError<SourceError>> {
+    pub async fn ack_all(&self, tokens: Vec<AckToken>) -> Result<(), FlushError<SourceError>> {
         if let Some(foreign) = tokens
             .iter()
             .find(|token| !Arc::ptr_eq(&token.in_flight.shared, &self.inner.shared))
         {
             let other = &foreign.in_flight.shared.target;
-            return Err(AckError::Flush(Arc::new(SourceError::ForeignToken {
+            return Err(FlushError::Failed(Arc::new(SourceError::ForeignToken {
                 id: foreign.id().to_owned(),
                 token_stream: other.stream.clone(),
                 token_group: other.group.clone(),
@@ -218,7 +218,7 @@ impl Acker {
                         error = %err, messages = chunk.len(),
                         "XACK failed for good; the messages stay pending"
                     );
-                    result = Err(AckError::Flush(Arc::new(err)));
+                    result = Err(FlushError::Failed(Arc::new(err)));
                     break;
                 }
             }
@@ -432,7 +432,7 @@ impl Delivery {
     /// # Cancel safety
     ///
     /// As [`AckToken::ack`].
-    pub async fn ack(self) -> Result<(), AckError<SourceError>> {
+    pub async fn ack(self) -> Result<(), FlushError<SourceError>> {
         self.token.ack().await
     }
 
@@ -506,7 +506,7 @@ impl AckToken {
     ///
     /// As [`Acker::ack`]: once submitted, the acknowledgement is sent even if
     /// the future is dropped.
-    pub async fn ack(self) -> Result<(), AckError<SourceError>> {
+    pub async fn ack(self) -> Result<(), FlushError<SourceError>> {
         let AckToken { in_flight, acker } = self;
         let result = acker.ack(in_flight.key.as_str().to_owned()).await;
         // Still held until the XACK is answered, so that a claim in the

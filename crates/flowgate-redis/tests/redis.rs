@@ -1151,7 +1151,7 @@ async fn ack_all_refuses_the_tokens_of_another_source_and_sends_nothing() {
     let foreign_id = foreign.id().to_owned();
     tokens.insert(1, foreign);
     let err = a.acker().ack_all(tokens).await.unwrap_err();
-    let flowgate::batch::AckError::Flush(err) = err else {
+    let flowgate::batch::FlushError::Failed(err) = err else {
         panic!("{err:?}")
     };
     match &*err {

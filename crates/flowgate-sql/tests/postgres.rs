@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{batcher_into, kind_by, write_values_is_write_each};
-use flowgate::batch::{AckError, Batcher};
+use flowgate::batch::{Batcher, FlushError};
 use flowgate_sql::{
     ColumnType, PostgresOptions, PostgresSink, RowOutcome, SinkError, Table, TableError, Value,
     Written,
@@ -118,7 +118,7 @@ async fn a_failing_batch_stores_nothing_and_fails_its_acks_only() {
     }
     for ack in bad {
         match ack.await {
-            Err(AckError::Flush(err)) => {
+            Err(FlushError::Failed(err)) => {
                 assert!(matches!(&*err, SinkError::Postgres { .. }), "{err}");
                 assert!(!err.is_transient(), "a check violation is permanent");
                 assert!(err.is_content(), "a check violation is about a row");

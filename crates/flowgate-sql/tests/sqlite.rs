@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{batcher_into, kind_by, temp_dir, write_values_is_write_each};
-use flowgate::batch::{AckError, Batcher};
+use flowgate::batch::{Batcher, FlushError};
 use flowgate_sql::{
     ColumnType, RowOutcome, SinkError, SqliteSink, Table, TableError, Value, Written,
 };
@@ -114,7 +114,7 @@ async fn a_failed_transaction_stores_nothing_and_fails_every_ack() {
     }
     for ack in acks {
         match ack.await {
-            Err(AckError::Flush(err)) => assert!(err.to_string().contains("refused"), "{err}"),
+            Err(FlushError::Failed(err)) => assert!(err.to_string().contains("refused"), "{err}"),
             other => panic!("expected the batch to fail, got {other:?}"),
         }
     }

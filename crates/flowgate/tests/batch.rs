@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use flowgate::batch::{
-    Ack, AckError, BatchStats, Batcher, BuildError, Permit, SubmitAndWait, SubmitAndWaitError,
-    SubmitError, TrySubmitError, Worker,
+    BatchStats, Batcher, BuildError, FlushError, Flushed, Permit, SubmitAndWait,
+    SubmitAndWaitError, SubmitError, TrySubmitError, Worker,
 };
 use futures_util::task::noop_waker_ref;
 use tokio::sync::{Semaphore, oneshot};
@@ -124,17 +124,17 @@ async fn flushes_when_max_bytes_is_reached() {
         .max_bytes(10, |s: &String| s.len())
         .build(flush)
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     // 4 + 4 = 8; a third 4 would make 12 > 10, so it starts the next batch.
     for s in ["aaaa", "bbbb", "cccc"] {
-        acks.push(batcher.submit(s.to_owned()).await.unwrap());
+        pending.push(batcher.submit(s.to_owned()).await.unwrap());
     }
     // 4 + 6 = 10 reaches the bound exactly: flushed at once.
-    acks.push(batcher.submit("dddddd".to_owned()).await.unwrap());
+    pending.push(batcher.submit("dddddd".to_owned()).await.unwrap());
     // An item heavier than the bound is flushed alone.
-    acks.push(batcher.submit("x".repeat(25)).await.unwrap());
-    for ack in acks {
-        ack.await.unwrap();
+    pending.push(batcher.submit("x".repeat(25)).await.unwrap());
+    for flushed in pending {
+        flushed.await.unwrap();
     }
     assert_eq!(
         batches(&log),
@@ -156,13 +156,13 @@ async fn explicit_flush_flushes_now_and_waits() {
         .unwrap();
     // Nothing submitted: resolves at once.
     batcher.flush().await;
-    let ack = batcher.submit(1).await.unwrap();
+    let flushed = batcher.submit(1).await.unwrap();
     let _not_awaited = batcher.submit(2).await.unwrap();
     let start = Instant::now();
     batcher.flush().await;
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(batches(&log), vec![vec![1, 2]]);
-    assert_eq!(ack.await, Ok(()));
+    assert_eq!(flushed.await, Ok(()));
 }
 
 #[tokio::test(start_paused = true)]
@@ -209,13 +209,13 @@ async fn each_item_gets_its_own_output() {
             Ok::<_, String>(items.into_iter().map(|x| x * 10).collect::<Vec<_>>())
         })
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..10 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     batcher.flush().await;
-    for (i, ack) in acks.into_iter().enumerate() {
-        assert_eq!(ack.await, Ok(i as u32 * 10));
+    for (i, flushed) in pending.into_iter().enumerate() {
+        assert_eq!(flushed.await, Ok(i as u32 * 10));
     }
 }
 
@@ -225,14 +225,14 @@ async fn wrong_number_of_outputs_fails_the_batch() {
         .max_items(3)
         .build(|items: Vec<u32>| async move { Ok::<_, String>(vec![0u32; items.len() - 1]) })
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..3 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
-    for ack in acks {
+    for flushed in pending {
         assert_eq!(
-            ack.await,
-            Err(AckError::OutputMismatch {
+            flushed.await,
+            Err(FlushError::OutputMismatch {
                 expected: 3,
                 actual: 2
             })
@@ -252,18 +252,18 @@ async fn flush_error_is_shared_by_every_item_of_the_batch() {
             }
         })
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..6 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     let mut outcomes = Vec::new();
-    for ack in acks {
-        outcomes.push(ack.await);
+    for flushed in pending {
+        outcomes.push(flushed.await);
     }
     let errors: Vec<_> = outcomes[..3]
         .iter()
         .map(|o| match o {
-            Err(AckError::Flush(e)) => Arc::clone(e),
+            Err(FlushError::Failed(e)) => Arc::clone(e),
             other => panic!("expected a flush error, got {other:?}"),
         })
         .collect();
@@ -295,7 +295,7 @@ async fn panic_while_flushing_fails_only_that_batch() {
     let c = batcher.submit(2).await.unwrap();
     let d = batcher.submit(3).await.unwrap();
     match a.await {
-        Err(AckError::Panicked(msg)) => assert!(msg.contains("poisoned item"), "{msg}"),
+        Err(FlushError::Panicked(msg)) => assert!(msg.contains("poisoned item"), "{msg}"),
         other => panic!("expected a panic error, got {other:?}"),
     }
     assert!(b.await.unwrap_err().is_panic());
@@ -334,12 +334,12 @@ async fn a_cancelled_ack_can_be_polled_again() {
         .max_delay(Duration::from_millis(50))
         .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
         .unwrap();
-    let mut ack = batcher.submit(1).await.unwrap();
+    let mut flushed = batcher.submit(1).await.unwrap();
     tokio::select! {
-        _ = &mut ack => panic!("not flushed yet"),
+        _ = &mut flushed => panic!("not flushed yet"),
         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
     }
-    assert_eq!(ack.await, Ok(()));
+    assert_eq!(flushed.await, Ok(()));
 }
 
 // ===== callbacks =====
@@ -485,9 +485,9 @@ async fn flush_concurrency_runs_batches_at_once_and_bounds_them() {
         .flush_concurrency(3)
         .build(gated(&gate, &running, &peak, &log))
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..5 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     settle().await;
     assert_eq!(
@@ -496,8 +496,8 @@ async fn flush_concurrency_runs_batches_at_once_and_bounds_them() {
         "three flushes run at once"
     );
     gate.add_permits(5);
-    for ack in acks {
-        ack.await.unwrap();
+    for flushed in pending {
+        flushed.await.unwrap();
     }
     assert_eq!(peak.load(Ordering::SeqCst), 3, "never more than three");
 }
@@ -506,13 +506,13 @@ async fn flush_concurrency_runs_batches_at_once_and_bounds_them() {
 async fn one_flush_at_a_time_keeps_batch_order() {
     let (log, flush) = recording::<u32>();
     let batcher = Batcher::builder().max_items(3).build(flush).unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..10 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     batcher.close().await;
-    for ack in acks {
-        ack.await.unwrap();
+    for flushed in pending {
+        flushed.await.unwrap();
     }
     assert_eq!(
         batches(&log),
@@ -570,9 +570,9 @@ async fn close_flushes_everything_and_refuses_new_items() {
         .max_delay(Duration::from_secs(3600))
         .build(flush)
         .unwrap();
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..5 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     let start = Instant::now();
     batcher.close().await;
@@ -582,8 +582,8 @@ async fn close_flushes_everything_and_refuses_new_items() {
         "close does not wait for the delay"
     );
     assert!(batcher.is_closed());
-    for ack in acks {
-        assert_eq!(ack.await, Ok(()));
+    for flushed in pending {
+        assert_eq!(flushed.await, Ok(()));
     }
     assert_eq!(batches(&log), vec![vec![0, 1, 2, 3, 4]]);
     assert_eq!(batcher.submit(9).await.unwrap_err(), SubmitError(9));
@@ -663,10 +663,10 @@ async fn dropping_the_worker_resolves_every_ack_as_closed() {
         .unwrap();
     worker.abort();
     let _ = worker.await;
-    assert_eq!(in_flight.await, Err(AckError::Closed));
-    assert_eq!(sealed.await, Err(AckError::Closed));
-    assert_eq!(open.await, Err(AckError::Closed));
-    assert_eq!(rx.await.unwrap(), Err(AckError::Closed));
+    assert_eq!(in_flight.await, Err(FlushError::Closed));
+    assert_eq!(sealed.await, Err(FlushError::Closed));
+    assert_eq!(open.await, Err(FlushError::Closed));
+    assert_eq!(rx.await.unwrap(), Err(FlushError::Closed));
     assert!(batcher.is_closed());
     assert_eq!(batcher.submit(7).await.unwrap_err().into_inner(), 7);
     // Waiting on the stopped batcher never hangs.
@@ -680,19 +680,19 @@ fn acks_resolve_when_the_runtime_shuts_down() {
         .enable_all()
         .build()
         .unwrap();
-    let (batcher, ack) = runtime.block_on(async {
+    let (batcher, flushed) = runtime.block_on(async {
         let batcher = Batcher::builder()
             .max_items(10)
             .max_delay(Duration::from_secs(3600))
             .build(|_: Vec<u32>| async { Ok::<(), String>(()) })
             .unwrap();
-        let ack = batcher.submit(1).await.unwrap();
-        (batcher, ack)
+        let flushed = batcher.submit(1).await.unwrap();
+        (batcher, flushed)
     });
     drop(runtime); // drops the spawned worker
     assert_eq!(
-        futures_util::FutureExt::now_or_never(ack),
-        Some(Err(AckError::Closed))
+        futures_util::FutureExt::now_or_never(flushed),
+        Some(Err(FlushError::Closed))
     );
     assert!(batcher.try_submit(2).unwrap_err().is_closed());
 }
@@ -735,7 +735,7 @@ async fn submit_and_wait_shares_an_items_batch_with_acks_and_callbacks() {
             Ok::<_, String>(items.iter().map(|x| x + 100).collect::<Vec<_>>())
         })
         .unwrap();
-    let ack = batcher.submit(0).await.unwrap();
+    let flushed = batcher.submit(0).await.unwrap();
     let (tx, rx) = oneshot::channel();
     batcher
         .submit_with(1, move |out| tx.send(out).unwrap())
@@ -743,7 +743,7 @@ async fn submit_and_wait_shares_an_items_batch_with_acks_and_callbacks() {
         .unwrap();
     let (a, b) = tokio::join!(batcher.submit_and_wait(2), batcher.submit_and_wait(3));
     assert_eq!((a.unwrap(), b.unwrap()), (102, 103));
-    assert_eq!(ack.await, Ok(100));
+    assert_eq!(flushed.await, Ok(100));
     assert_eq!(rx.await.unwrap(), Ok(101));
 }
 
@@ -761,8 +761,10 @@ async fn submit_and_wait_reports_flush_errors_and_panics_per_batch() {
         })
         .unwrap();
     let (a, b) = tokio::join!(batcher.submit_and_wait(4), batcher.submit_and_wait(5));
-    let (Err(SubmitAndWaitError::Ack(AckError::Flush(ea))), Err(SubmitAndWaitError::Ack(eb))) =
-        (a, b)
+    let (
+        Err(SubmitAndWaitError::Flush(FlushError::Failed(ea))),
+        Err(SubmitAndWaitError::Flush(eb)),
+    ) = (a, b)
     else {
         panic!("both items of the failed batch fail");
     };
@@ -770,12 +772,12 @@ async fn submit_and_wait_reports_flush_errors_and_panics_per_batch() {
     assert_eq!(eb.flush_error().map(String::as_str), Some("refused [4, 5]"));
     let (c, d) = tokio::join!(batcher.submit_and_wait(9), batcher.submit_and_wait(1));
     match c {
-        Err(SubmitAndWaitError::Ack(AckError::Panicked(msg))) => {
+        Err(SubmitAndWaitError::Flush(FlushError::Panicked(msg))) => {
             assert!(msg.contains("poisoned item"), "{msg}");
         }
         other => panic!("expected a panic error, got {other:?}"),
     }
-    assert!(d.unwrap_err().ack_error().unwrap().is_panic());
+    assert!(d.unwrap_err().flush_error().unwrap().is_panic());
     // The batcher keeps working.
     let (e, f) = tokio::join!(batcher.submit_and_wait(2), batcher.submit_and_wait(3));
     assert_eq!((e, f), (Ok(()), Ok(())));
@@ -842,7 +844,7 @@ async fn dropping_the_worker_resolves_submit_and_wait_as_closed() {
     let _ = worker.await;
     for result in [in_flight.await, in_flight_too.await, open.await] {
         assert!(
-            matches!(result, Err(SubmitAndWaitError::Ack(AckError::Closed))),
+            matches!(result, Err(SubmitAndWaitError::Flush(FlushError::Closed))),
             "{result:?}"
         );
     }
@@ -870,7 +872,7 @@ fn submit_and_wait_resolves_when_the_runtime_shuts_down() {
     drop(runtime); // drops the spawned worker
     assert!(matches!(
         poll_once(&mut waiting),
-        Poll::Ready(Err(SubmitAndWaitError::Ack(AckError::Closed)))
+        Poll::Ready(Err(SubmitAndWaitError::Flush(FlushError::Closed)))
     ));
 }
 
@@ -944,9 +946,9 @@ async fn submit_and_wait_cancelled_while_waiting_for_room_loses_only_the_item() 
     } // cancelled: the item is dropped with it
     drop(permit);
     // The cancelled submitter took no room.
-    let ack = batcher.try_submit(3).unwrap();
+    let flushed = batcher.try_submit(3).unwrap();
     tokio::spawn(worker);
-    assert_eq!(ack.await, Ok(()));
+    assert_eq!(flushed.await, Ok(()));
     batcher.close().await;
     assert_eq!(batches(&log), vec![vec![3]]);
 }
@@ -1055,14 +1057,14 @@ fn submit_and_wait_error_hands_back_the_item_or_the_ack_error() {
     let closed: SubmitAndWaitError<u32, std::io::Error> = SubmitAndWaitError::Closed(3);
     assert_eq!(closed.to_string(), "batcher is closed");
     assert_eq!(format!("{closed:?}"), "Closed(..)");
-    assert!(closed.ack_error().is_none());
+    assert!(closed.flush_error().is_none());
     assert!(std::error::Error::source(&closed).is_none());
     assert_eq!(closed.into_item(), Some(3));
     let failed: SubmitAndWaitError<u32, std::io::Error> =
-        AckError::Flush(Arc::new(std::io::Error::other("disk"))).into();
+        FlushError::Failed(Arc::new(std::io::Error::other("disk"))).into();
     assert_eq!(failed.to_string(), "batch flush failed: disk");
     assert!(std::error::Error::source(&failed).is_some());
-    assert!(failed.ack_error().is_some());
+    assert!(failed.flush_error().is_some());
     assert!(failed.into_item().is_none());
     let from_submit: SubmitAndWaitError<u32, ()> = SubmitError(4).into();
     assert_eq!(from_submit, SubmitAndWaitError::Closed(4));
@@ -1083,9 +1085,9 @@ async fn stats_count_items_and_batches() {
         })
         .unwrap();
     assert_eq!(batcher.stats(), BatchStats::default());
-    let mut acks = Vec::new();
+    let mut pending = Vec::new();
     for i in 0..5 {
-        acks.push(batcher.submit(i).await.unwrap());
+        pending.push(batcher.submit(i).await.unwrap());
     }
     let before = batcher.stats();
     assert_eq!(before.submitted, 5);
@@ -1194,8 +1196,8 @@ fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>(_: &T) {}
     send_sync::<Batcher<u32, u64, std::io::Error>>();
-    send_sync::<Ack<u64, std::io::Error>>();
-    send_sync::<AckError<std::io::Error>>();
+    send_sync::<Flushed<u64, std::io::Error>>();
+    send_sync::<FlushError<std::io::Error>>();
     fn send_only<T: Send>() {}
     send_only::<Worker<u32, u64, std::io::Error>>();
     send_sync::<Permit<'static, u32, u64, std::io::Error>>();
@@ -1205,7 +1207,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<TrySubmitError<u32>>();
     send_sync::<BuildError>();
     fn unpin<T: Unpin>() {}
-    unpin::<Ack<u64, std::io::Error>>();
+    unpin::<Flushed<u64, std::io::Error>>();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1222,4 +1224,214 @@ fn public_types_are_send_and_sync() {
         send(&batcher.flush());
         send(&batcher.close());
     });
+}
+
+// ===== resolve_in_order =====
+
+/// Each item is its own batch (`max_items(1)`), three flush at once, and the
+/// flush of item `ms` takes `ms` milliseconds: 30 fails, 40 panics, the
+/// others succeed with `ms`. Returns the batcher, its worker and the log of
+/// flush starts (item, ms since `t0`).
+fn timed(
+    in_order: bool,
+) -> (
+    Batcher<u64, u64, String>,
+    Worker<u64, u64, String>,
+    Arc<Mutex<Vec<(u64, u64)>>>,
+) {
+    let t0 = Instant::now();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&starts);
+    let (batcher, worker) = Batcher::builder()
+        .max_items(1)
+        .flush_concurrency(3)
+        .resolve_in_order(in_order)
+        .build_pair(move |items: Vec<u64>| {
+            let ms = items[0];
+            log.lock()
+                .unwrap()
+                .push((ms, t0.elapsed().as_millis() as u64));
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                match ms {
+                    30 => Err(format!("{ms} failed")),
+                    40 => panic!("{ms} panicked"),
+                    _ => Ok(vec![ms]),
+                }
+            }
+        })
+        .unwrap();
+    (batcher, worker, starts)
+}
+
+type Resolved = Arc<Mutex<Vec<(usize, u64, Result<u64, FlushError<String>>)>>>;
+
+/// Submits `items` in order and records, as each resolves, (its index, ms
+/// since the start, its outcome). With `mixed`, items are submitted in turn
+/// with `submit`, `submit_and_wait` and `submit_with`; otherwise all with
+/// `submit_with`, whose callbacks run on the worker as each item resolves,
+/// so that the log's order is the exact order of resolution.
+async fn submit_all(batcher: &Batcher<u64, u64, String>, items: &[u64], mixed: bool) -> Resolved {
+    let t0 = Instant::now();
+    let resolved: Resolved = Arc::default();
+    for (index, &item) in items.iter().enumerate() {
+        let log = Arc::clone(&resolved);
+        let record = move |outcome| {
+            log.lock()
+                .unwrap()
+                .push((index, t0.elapsed().as_millis() as u64, outcome));
+        };
+        match if mixed { index % 3 } else { 2 } {
+            0 => {
+                let flushed = batcher.submit(item).await.unwrap();
+                tokio::spawn(async move { record(flushed.await) });
+            }
+            1 => {
+                let batcher = batcher.clone();
+                tokio::spawn(async move {
+                    record(
+                        batcher
+                            .submit_and_wait(item)
+                            .await
+                            .map_err(|err| match err {
+                                SubmitAndWaitError::Flush(err) => err,
+                                SubmitAndWaitError::Closed(_) => panic!("accepted"),
+                            }),
+                    )
+                });
+            }
+            _ => batcher.submit_with(item, record).await.unwrap(),
+        }
+        settle().await;
+    }
+    resolved
+}
+
+fn order(resolved: &Resolved) -> Vec<usize> {
+    resolved.lock().unwrap().iter().map(|r| r.0).collect()
+}
+
+/// The records by index: (ms when resolved, outcome).
+fn by_index(resolved: &Resolved) -> Vec<(u64, Result<u64, FlushError<String>>)> {
+    let mut records = resolved.lock().unwrap().clone();
+    records.sort_by_key(|r| r.0);
+    records.into_iter().map(|r| (r.1, r.2)).collect()
+}
+
+/// Submits `items` to a fresh `timed(in_order)` batcher (see
+/// [`submit_all`]), closes it and returns the records.
+async fn run(in_order: bool, items: &[u64], mixed: bool) -> Resolved {
+    let (batcher, worker, _) = timed(in_order);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, items, mixed).await;
+    batcher.close().await;
+    settle().await; // the tasks awaiting `Flushed` and `submit_and_wait`
+    resolved
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_flushes_resolve_as_they_finish_by_default() {
+    let resolved = run(false, &[25, 5, 15], false).await;
+    assert_eq!(order(&resolved), [1, 2, 0]);
+    let resolved = run(false, &[25, 5, 15], true).await;
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (5, Ok(5)), (15, Ok(15))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolve_in_order_holds_a_later_batch_for_an_earlier_one() {
+    let (batcher, worker, _) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15], false).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(order(&resolved).is_empty(), "5 and 15 wait for 25");
+    batcher.close().await;
+    assert_eq!(order(&resolved), [0, 1, 2]);
+
+    // The same through `Flushed` and `submit_and_wait`: all at 25 ms, each
+    // with its own output.
+    let resolved = run(true, &[25, 5, 15], true).await;
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (25, Ok(5)), (25, Ok(15))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_or_panicked_earlier_batch_resolves_with_its_error_and_releases_later_ones() {
+    let resolved = run(true, &[30, 5, 40, 10], false).await;
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    // 30 fails at 30 ms and releases 5 (held since 5 ms); 10 starts then,
+    // in the slot 30 gave back, and finishes at 40 ms, when 40 panics.
+    assert_eq!(
+        by_index(&resolved),
+        [
+            (30, Err(FlushError::Failed(Arc::new("30 failed".into())))),
+            (30, Ok(5)),
+            (40, Err(FlushError::Panicked("40 panicked".into()))),
+            (40, Ok(10)),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_batch_keeps_its_flush_slot() {
+    let (batcher, worker, starts) = timed(true);
+    tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 1, 2, 3], false).await;
+    batcher.close().await;
+    // 1 and 2 finish early but hold their slots until 25 resolves: 3 starts
+    // at 25 ms, not at 1 ms.
+    assert_eq!(*starts.lock().unwrap(), [(25, 0), (1, 0), (2, 0), (3, 25)]);
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_worker_with_held_batches_resolves_everything_in_order() {
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], false).await;
+    // 5 finished and is held for 25; 15 and 25 are flushing; 7 waits for a
+    // slot.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    worker.abort();
+    let _ = worker.await;
+    settle().await;
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    assert_eq!(
+        by_index(&resolved),
+        [
+            (10, Err(FlushError::Closed)),
+            (10, Ok(5)), // flushed, so reported as flushed
+            (10, Err(FlushError::Closed)),
+            (10, Err(FlushError::Closed)),
+        ]
+    );
+    assert_eq!(batcher.stats().pending, 0);
+
+    // Flushed futures and `submit_and_wait` never hang either.
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], true).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    worker.abort();
+    let _ = worker.await;
+    settle().await;
+    assert_eq!(by_index(&resolved).len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_with_held_batches_flushes_and_resolves_in_order() {
+    let (batcher, worker, _) = timed(true);
+    let worker = tokio::spawn(worker);
+    let resolved = submit_all(&batcher, &[25, 5, 15, 7], false).await;
+    drop(batcher);
+    worker.await.unwrap();
+    assert_eq!(order(&resolved), [0, 1, 2, 3]);
+    assert_eq!(
+        by_index(&resolved),
+        [(25, Ok(25)), (25, Ok(5)), (25, Ok(15)), (32, Ok(7))]
+    );
 }

@@ -1,13 +1,13 @@
 //! Property test of `flowgate::batch`: under random sizes, capacities, flush
 //! concurrency, submitters and failures, every submitted item is flushed
-//! exactly once, and every ack, callback and `submit_and_wait` resolves
+//! exactly once, and every flushed future, callback and `submit_and_wait` resolves
 //! exactly once with the outcome of the item's batch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowgate::batch::{AckError, Batcher, SubmitAndWaitError};
+use flowgate::batch::{Batcher, FlushError, SubmitAndWaitError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use proptest::prelude::*;
 
@@ -31,7 +31,7 @@ struct Item {
 #[derive(Debug, Clone)]
 struct Submitter {
     items: Vec<(Kind, u8)>,
-    /// Await each ack before submitting the next item (the acknowledged
+    /// Await each flushed future before submitting the next item (the acknowledged
     /// consumer pattern), or submit everything first.
     lockstep: bool,
     /// How items are submitted and their outcomes awaited.
@@ -42,8 +42,8 @@ struct Submitter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// `submit`, then await the `Ack`.
-    Acks,
+    /// `submit`, then await the `Flushed`.
+    Handles,
     /// `submit_with` a callback.
     Callbacks,
     /// `submit_and_wait`; without lockstep, all of the submitter's items at
@@ -52,7 +52,11 @@ enum Mode {
 }
 
 fn mode() -> impl Strategy<Value = Mode> {
-    prop_oneof![Just(Mode::Acks), Just(Mode::Callbacks), Just(Mode::Fused)]
+    prop_oneof![
+        Just(Mode::Handles),
+        Just(Mode::Callbacks),
+        Just(Mode::Fused)
+    ]
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -84,17 +88,17 @@ enum Seen {
 fn seen_fused(result: Result<u32, SubmitAndWaitError<Item, String>>) -> Seen {
     match result {
         Ok(out) => Seen::Ok(out),
-        Err(SubmitAndWaitError::Ack(err)) => seen(Err(err)),
+        Err(SubmitAndWaitError::Flush(err)) => seen(Err(err)),
         Err(SubmitAndWaitError::Closed(item)) => panic!("item {} refused", item.id),
     }
 }
 
-fn seen(result: Result<u32, AckError<String>>) -> Seen {
+fn seen(result: Result<u32, FlushError<String>>) -> Seen {
     match result {
         Ok(out) => Seen::Ok(out),
-        Err(AckError::Flush(_)) => Seen::Failed,
-        Err(AckError::Panicked(_)) => Seen::Panicked,
-        Err(other) => panic!("unexpected ack error {other:?}"),
+        Err(FlushError::Failed(_)) => Seen::Failed,
+        Err(FlushError::Panicked(_)) => Seen::Panicked,
+        Err(other) => panic!("unexpected flushed error {other:?}"),
     }
 }
 
@@ -114,7 +118,7 @@ fn run(
     let outcomes: Arc<Mutex<HashMap<u32, Vec<Seen>>>> = Arc::default();
     let log = Arc::clone(&flushed);
 
-    // Virtual time: if any ack never resolved, this times out instead of hanging.
+    // Virtual time: if any flushed never resolved, this times out instead of hanging.
     let deadline = Duration::from_secs(24 * 3600);
     let task_outcomes = Arc::clone(&outcomes);
     let finished = runtime.block_on(async move {
@@ -160,7 +164,7 @@ fn run(
                 let batcher = batcher.clone();
                 let outcomes = Arc::clone(&task_outcomes);
                 tasks.push(tokio::spawn(async move {
-                    let mut acks = Vec::new();
+                    let mut pending = Vec::new();
                     let mut fused = FuturesUnordered::new();
                     for (n, item) in items.into_iter().enumerate() {
                         if submitter.flush_after == Some(n) {
@@ -186,10 +190,10 @@ fn run(
                                     rx.await.unwrap();
                                 }
                             }
-                            Mode::Acks => {
-                                let ack = batcher.submit(item).await.unwrap();
+                            Mode::Handles => {
+                                let flushed = batcher.submit(item).await.unwrap();
                                 if submitter.lockstep {
-                                    let result = seen(ack.await);
+                                    let result = seen(flushed.await);
                                     record
                                         .lock()
                                         .unwrap()
@@ -197,7 +201,7 @@ fn run(
                                         .or_default()
                                         .push(result);
                                 } else {
-                                    acks.push((item.id, ack));
+                                    pending.push((item.id, flushed));
                                 }
                             }
                             Mode::Fused => {
@@ -214,8 +218,8 @@ fn run(
                             }
                         }
                     }
-                    for (id, ack) in acks {
-                        let result = seen(ack.await);
+                    for (id, flushed) in pending {
+                        let result = seen(flushed.await);
                         outcomes.lock().unwrap().entry(id).or_default().push(result);
                     }
                     while let Some((id, result)) = fused.next().await {
@@ -236,7 +240,7 @@ fn run(
         .await
     });
     let Ok(total) = finished else {
-        return Err(TestCaseError::fail("an ack or a submit never resolved"));
+        return Err(TestCaseError::fail("a flushed or a submit never resolved"));
     };
 
     let flushed = flushed.lock().unwrap();

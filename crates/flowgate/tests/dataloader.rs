@@ -111,10 +111,7 @@ fn invalid_settings_are_refused() {
         err,
         BuildError::Batch(flowgate::batch::BuildError::ZeroMaxItems)
     );
-    assert_eq!(
-        err.to_string(),
-        "data loader batching: max_items must be at least 1"
-    );
+    assert_eq!(err.to_string(), "max_batch must be at least 1");
     let outside: Result<Loader, _> = DataLoader::builder().build(backend.fetcher());
     assert_eq!(
         outside.unwrap_err(),

@@ -90,17 +90,17 @@ impl<T> From<SubmitError<T>> for TrySubmitError<T> {
     }
 }
 
-/// Why an item's [`Ack`](super::Ack) resolved without an output.
+/// Why an item's [`Flushed`](super::Flushed) resolved without an output.
 ///
 /// Every item of a failed batch sees the same error: the flush function's
 /// error is shared through an [`Arc`], so `E` need not be `Clone`.
 #[non_exhaustive]
-pub enum AckError<E> {
+pub enum FlushError<E> {
     /// The flush function returned this error for the item's batch.
     ///
     /// Whether it is worth retrying depends on `E`; the batcher itself keeps
     /// running and later batches are unaffected.
-    Flush(Arc<E>),
+    Failed(Arc<E>),
     /// The flush function panicked while flushing the item's batch; the
     /// message of the panic is kept. Only that batch fails.
     Panicked(Arc<str>),
@@ -119,11 +119,11 @@ pub enum AckError<E> {
     Closed,
 }
 
-impl<E> AckError<E> {
+impl<E> FlushError<E> {
     /// Returns the flush function's error, if that is why the batch failed.
     pub fn flush_error(&self) -> Option<&E> {
         match self {
-            Self::Flush(err) => Some(err),
+            Self::Failed(err) => Some(err),
             _ => None,
         }
     }
@@ -139,10 +139,10 @@ impl<E> AckError<E> {
     }
 }
 
-impl<E> Clone for AckError<E> {
+impl<E> Clone for FlushError<E> {
     fn clone(&self) -> Self {
         match self {
-            Self::Flush(err) => Self::Flush(Arc::clone(err)),
+            Self::Failed(err) => Self::Failed(Arc::clone(err)),
             Self::Panicked(msg) => Self::Panicked(Arc::clone(msg)),
             Self::OutputMismatch { expected, actual } => Self::OutputMismatch {
                 expected: *expected,
@@ -153,10 +153,10 @@ impl<E> Clone for AckError<E> {
     }
 }
 
-impl<E: fmt::Debug> fmt::Debug for AckError<E> {
+impl<E: fmt::Debug> fmt::Debug for FlushError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Flush(err) => f.debug_tuple("Flush").field(err).finish(),
+            Self::Failed(err) => f.debug_tuple("Failed").field(err).finish(),
             Self::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
             Self::OutputMismatch { expected, actual } => f
                 .debug_struct("OutputMismatch")
@@ -168,10 +168,10 @@ impl<E: fmt::Debug> fmt::Debug for AckError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for AckError<E> {
+impl<E: fmt::Display> fmt::Display for FlushError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Flush(err) => write!(f, "batch flush failed: {err}"),
+            Self::Failed(err) => write!(f, "batch flush failed: {err}"),
             Self::Panicked(msg) => write!(f, "batch flush panicked: {msg}"),
             Self::OutputMismatch { expected, actual } => write!(
                 f,
@@ -182,19 +182,19 @@ impl<E: fmt::Display> fmt::Display for AckError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for AckError<E> {
+impl<E: Error + 'static> Error for FlushError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Flush(err) => Some(&**err),
+            Self::Failed(err) => Some(&**err),
             _ => None,
         }
     }
 }
 
-impl<E: PartialEq> PartialEq for AckError<E> {
+impl<E: PartialEq> PartialEq for FlushError<E> {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Self::Flush(a), Self::Flush(b)) => a == b,
+            (Self::Failed(a), Self::Failed(b)) => a == b,
             (Self::Panicked(a), Self::Panicked(b)) => a == b,
             (
                 Self::OutputMismatch { expected, actual },
@@ -217,9 +217,9 @@ pub enum SubmitAndWaitError<T, E> {
     /// The batcher was closed before it accepted the item, which is handed
     /// back; nothing was flushed. This is permanent.
     Closed(T),
-    /// The item was accepted, but its batch failed; see [`AckError`] for
+    /// The item was accepted, but its batch failed; see [`FlushError`] for
     /// which failures are worth retrying.
-    Ack(AckError<E>),
+    Flush(FlushError<E>),
 }
 
 impl<T, E> SubmitAndWaitError<T, E> {
@@ -227,22 +227,22 @@ impl<T, E> SubmitAndWaitError<T, E> {
     pub fn into_item(self) -> Option<T> {
         match self {
             Self::Closed(item) => Some(item),
-            Self::Ack(_) => None,
+            Self::Flush(_) => None,
         }
     }
 
     /// The batch's failure, if the item was accepted.
-    pub fn ack_error(&self) -> Option<&AckError<E>> {
+    pub fn flush_error(&self) -> Option<&FlushError<E>> {
         match self {
             Self::Closed(_) => None,
-            Self::Ack(err) => Some(err),
+            Self::Flush(err) => Some(err),
         }
     }
 }
 
-impl<T, E> From<AckError<E>> for SubmitAndWaitError<T, E> {
-    fn from(err: AckError<E>) -> Self {
-        Self::Ack(err)
+impl<T, E> From<FlushError<E>> for SubmitAndWaitError<T, E> {
+    fn from(err: FlushError<E>) -> Self {
+        Self::Flush(err)
     }
 }
 
@@ -256,7 +256,7 @@ impl<T, E: fmt::Debug> fmt::Debug for SubmitAndWaitError<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Closed(_) => f.write_str("Closed(..)"),
-            Self::Ack(err) => f.debug_tuple("Ack").field(err).finish(),
+            Self::Flush(err) => f.debug_tuple("Flush").field(err).finish(),
         }
     }
 }
@@ -265,7 +265,7 @@ impl<T, E: fmt::Display> fmt::Display for SubmitAndWaitError<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Closed(_) => f.write_str("batcher is closed"),
-            Self::Ack(err) => err.fmt(f),
+            Self::Flush(err) => err.fmt(f),
         }
     }
 }
@@ -274,7 +274,7 @@ impl<T, E: Error + 'static> Error for SubmitAndWaitError<T, E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Closed(_) => None,
-            Self::Ack(err) => err.source(),
+            Self::Flush(err) => err.source(),
         }
     }
 }

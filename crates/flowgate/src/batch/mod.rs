@@ -1,4 +1,4 @@
-//! Fan-in batching with per-item acknowledgement: many tasks submit items, one
+//! Fan-in batching with a per-item outcome: many tasks submit items, one
 //! flush function writes them in batches, and each submitter learns when *its*
 //! item's batch was flushed — or why it failed.
 //!
@@ -7,13 +7,13 @@
 //! broker only once its row is written. Nothing acknowledged is lost.
 //!
 //! To group the items of one [`Stream`](futures_core::Stream) into `Vec`s
-//! inside a pipeline, with a single consumer and no acks, use
+//! inside a pipeline, with a single consumer and no per-item outcome, use
 //! [`PipelineExt::batch`](crate::pipeline::PipelineExt::batch) instead.
 //!
 //! ```text
-//!  task 1 ──submit──┐                                   ┌──> Ack 1 resolves
-//!  task 2 ──submit──┼──> [ batch: 1 2 3 ] ──flush(fn)──>┼──> Ack 2 resolves
-//!  task 3 ──submit──┘    size / delay / bytes / flush() └──> Ack 3 resolves
+//!  task 1 ──submit──┐                                   ┌──> Flushed 1 resolves
+//!  task 2 ──submit──┼──> [ batch: 1 2 3 ] ──flush(fn)──>┼──> Flushed 2 resolves
+//!  task 3 ──submit──┘    size / delay / bytes / flush() └──> Flushed 3 resolves
 //! ```
 //!
 //! # Example
@@ -37,8 +37,8 @@
 //! for i in 0..250 {
 //!     let batcher = batcher.clone();
 //!     tasks.push(tokio::spawn(async move {
-//!         let ack = batcher.submit(format!("row {i}")).await.expect("open");
-//!         ack.await.expect("written"); // now acknowledge the broker message
+//!         let flushed = batcher.submit(format!("row {i}")).await.expect("open");
+//!         flushed.await.expect("written"); // now acknowledge the broker message
 //!     }));
 //! }
 //! for task in tasks {
@@ -61,21 +61,21 @@
 //!   that would overshoot starts the next batch instead);
 //! - [`Batcher::flush`] or [`Batcher::close`] is called.
 //!
-//! # Acknowledgement
+//! # Outcomes
 //!
-//! Each submission returns an [`Ack`], a future resolving to:
+//! Each submission returns a [`Flushed`], a future resolving to:
 //!
 //! - `Ok(output)` once the item's batch was flushed. The flush function returns
 //!   either `()` or one output per item (see [`FlushOutput`]), which is how a
 //!   dataloader is built on a batcher;
-//! - `Err(`[`AckError::Flush`]`)` with the flush function's error, shared by
+//! - `Err(`[`FlushError::Failed`]`)` with the flush function's error, shared by
 //!   every item of the failed batch;
-//! - `Err(`[`AckError::Panicked`]`)` if the flush function panicked. Only that
+//! - `Err(`[`FlushError::Panicked`]`)` if the flush function panicked. Only that
 //!   batch fails; the batcher keeps working;
-//! - `Err(`[`AckError::Closed`]`)` if the batcher stopped abruptly (its worker
+//! - `Err(`[`FlushError::Closed`]`)` if the batcher stopped abruptly (its worker
 //!   was dropped) before flushing the item.
 //!
-//! Dropping an `Ack` does not withdraw its item: the item stays submitted and
+//! Dropping a `Flushed` does not withdraw its item: the item stays submitted and
 //! is flushed.
 //!
 //! Three ways to submit, one outcome:
@@ -83,7 +83,7 @@
 //! | method | use it when |
 //! |---|---|
 //! | [`submit_and_wait`](Batcher::submit_and_wait) | the submitter waits for its item anyway: one future, submit and wait fused; the fastest |
-//! | [`submit`](Batcher::submit) | submitting and waiting happen in different places: the [`Ack`] can be stored, sent or awaited later |
+//! | [`submit`](Batcher::submit) | submitting and waiting happen in different places: the [`Flushed`] can be stored, sent or awaited later |
 //! | [`submit_with`](Batcher::submit_with) | no future per item is wanted: the worker calls a callback with the outcome |
 //!
 //! ```
@@ -128,35 +128,51 @@
 //! were filled, and a slow flush makes items pile up until `capacity` pushes
 //! back on submitters. With [`flush_concurrency`](BatcherBuilder::flush_concurrency)
 //! `n`, up to `n` batches flush at once. They *start* in order but may *finish*
-//! in any order, so an ack may resolve before the acks of earlier batches.
+//! in any order, so an item may resolve before the items of earlier batches.
 //! Within one batch the flush function always sees items in submission order.
+//!
+//! When the order of the outcomes matters — a consumer that commits an offset
+//! per item, which must never pass an item that is not written yet — set
+//! [`resolve_in_order`](BatcherBuilder::resolve_in_order): every item then
+//! resolves only after every item submitted before it, and a batch that
+//! finishes early is held back (keeping its flush slot) until the batches
+//! before it have resolved. A slow batch then delays the outcomes of the
+//! batches after it, and the start of the batch `n` places after it; memory
+//! stays bounded by `n × max_items` outputs.
+//!
+//! ```text
+//!  flush_concurrency(3)      batch 1 ████████████████░  (slow)
+//!                            batch 2 ████░ finished, held ┐
+//!                            batch 3 ████████░     held   ├─> resolve at once, 1 2 3
+//!  resolve_in_order(true)    batch 4        waits for a slot until batch 1 resolves
+//! ```
 //!
 //! # Shutdown
 //!
 //! - [`close`](Batcher::close) stops new submissions (waiting submitters get
 //!   their items back), flushes every item already submitted, resolves every
-//!   ack and then stops the worker; awaiting it waits for all of that.
+//!   flushed and then stops the worker; awaiting it waits for all of that.
 //! - Dropping every [`Batcher`] handle does the same, without anyone waiting.
 //! - Dropping the [`Worker`] (or shutting down its runtime) stops at once:
-//!   every item not yet flushed resolves with [`AckError::Closed`] (through
-//!   its ack, its callback, or its `submit_and_wait` as
-//!   [`SubmitAndWaitError::Ack`]).
+//!   every item not yet flushed resolves with [`FlushError::Closed`] (through
+//!   its flushed future, its callback, or its `submit_and_wait` as
+//!   [`SubmitAndWaitError::Flush`]).
 //!
-//! No ack, callback or `submit_and_wait` is ever left pending forever.
+//! No flushed future, callback or `submit_and_wait` is ever left pending forever.
 //!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
 //! |---|---|---|
 //! | [`submit`](Batcher::submit), [`submit_with`](Batcher::submit_with) | no | the item, if cancelled while waiting for room (use [`reserve`](Batcher::reserve)) |
-//! | [`submit_and_wait`](Batcher::submit_and_wait) | no | while waiting for room: the item, as `submit`; once the item was accepted: only its outcome (the item stays submitted and is flushed, as when an `Ack` is dropped) |
+//! | [`submit_and_wait`](Batcher::submit_and_wait) | no | while waiting for room: the item, as `submit`; once the item was accepted: only its outcome (the item stays submitted and is flushed, as when a `Flushed` is dropped) |
 //! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters (room granted to it meanwhile is handed on) |
-//! | `ack.await` ([`Ack`]) | yes | nothing; poll the same ack again |
+//! | `flushed.await` ([`Flushed`]) | yes | nothing; poll the same [`Flushed`] again |
 //! | [`flush`](Batcher::flush), [`close`](Batcher::close) | yes | nothing; the flush or close already began at the call |
 
-mod ack;
 mod builder;
 mod error;
+mod flushed;
 mod output;
 mod room;
 mod shared;
@@ -170,14 +186,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-pub use self::ack::Ack;
 pub use self::builder::BatcherBuilder;
-pub use self::error::{AckError, BuildError, SubmitAndWaitError, SubmitError, TrySubmitError};
+pub use self::error::{BuildError, FlushError, SubmitAndWaitError, SubmitError, TrySubmitError};
+pub use self::flushed::Flushed;
 pub use self::output::FlushOutput;
 pub use self::wait::SubmitAndWait;
 pub use self::worker::Worker;
 
-use self::ack::Callback;
+use self::flushed::Callback;
 use self::room::{RoomWait, Woken};
 use self::shared::{Enter, RoomPolicy, Shared};
 use crate::sync::lock;
@@ -220,6 +236,21 @@ where
 {
     /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
     /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(100)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// assert!(!batcher.is_closed());
+    /// # }
+    /// ```
     pub fn builder() -> BatcherBuilder<T> {
         BatcherBuilder::default()
     }
@@ -232,10 +263,10 @@ where
     E: Send + Sync + 'static,
 {
     /// Submits `item`, waiting for room if the batcher is full, and returns
-    /// the [`Ack`] that resolves when the item's batch has been flushed.
+    /// the [`Flushed`] that resolves when the item's batch has been flushed.
     ///
     /// Awaiting `submit` only waits for the item to be *accepted*; await the
-    /// returned ack to learn that it was *flushed*:
+    /// returned [`Flushed`] future to learn that it was *flushed*:
     /// `batcher.submit(item).await?.await?`.
     ///
     /// # Errors
@@ -259,30 +290,30 @@ where
     /// let batcher = Batcher::builder()
     ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
     ///     .unwrap();
-    /// let ack = batcher.submit(1).await.unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
     /// batcher.close().await;
-    /// assert!(ack.await.is_ok());
+    /// assert!(flushed.await.is_ok());
     /// // Closed: the item comes back.
     /// assert_eq!(batcher.submit(2).await.unwrap_err().into_inner(), 2);
     /// # }
     /// ```
-    pub async fn submit(&self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
+    pub async fn submit(&self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
         let mut item = Some(item);
         let mut policy = RoomPolicy::Wait;
         loop {
             // Enter from inside a poll, to register this task's waker with
-            // the item: the ack's first poll then needs no lock.
+            // the item: the flushed future's first poll then needs no lock.
             let entered = std::future::poll_fn(|cx| {
                 let item = item
                     .take()
                     .expect("the item is put back before polling again");
                 Poll::Ready(self.shared.enter(item, policy, |entered| {
-                    entered.completion.ack(entered.index, Some(cx.waker()))
+                    entered.completion.flushed(entered.index, Some(cx.waker()))
                 }))
             })
             .await;
             match entered {
-                Enter::Entered(ack) => return Ok(ack),
+                Enter::Entered(flushed) => return Ok(flushed),
                 Enter::Closed(back) => return Err(SubmitError(back)),
                 Enter::Full(back, waiter) => {
                     let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
@@ -310,15 +341,15 @@ where
     /// # Errors
     ///
     /// [`SubmitAndWaitError::Closed`] with the item if the batcher was closed
-    /// before it accepted the item; [`SubmitAndWaitError::Ack`] if the item's
-    /// batch failed (see [`AckError`]).
+    /// before it accepted the item; [`SubmitAndWaitError::Flush`] if the item's
+    /// batch failed (see [`FlushError`]).
     ///
     /// # Cancel safety
     ///
     /// Not cancel-safe while waiting for room: the item is dropped with the
     /// future, as with [`submit`](Self::submit). Once the item was accepted
     /// (the first poll, when there is room), dropping the future is like
-    /// dropping an [`Ack`]: the item stays submitted and is flushed, and only
+    /// dropping a [`Flushed`]: the item stays submitted and is flushed, and only
     /// its outcome is lost.
     ///
     /// # Examples
@@ -374,11 +405,11 @@ where
     /// assert!(matches!(batcher.try_submit(3), Err(TrySubmitError::Full(3))));
     /// # }
     /// ```
-    pub fn try_submit(&self, item: T) -> Result<Ack<O, E>, TrySubmitError<T>> {
+    pub fn try_submit(&self, item: T) -> Result<Flushed<O, E>, TrySubmitError<T>> {
         match self.shared.enter(item, RoomPolicy::Take, |entered| {
-            entered.completion.ack(entered.index, None)
+            entered.completion.flushed(entered.index, None)
         }) {
-            Enter::Entered(ack) => Ok(ack),
+            Enter::Entered(flushed) => Ok(flushed),
             Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
             Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
         }
@@ -425,7 +456,7 @@ where
     /// ```
     pub async fn submit_with<C>(&self, item: T, callback: C) -> Result<(), SubmitError<T>>
     where
-        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+        C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
         let mut callback: Option<Callback<O, E>> = Some(Box::new(callback));
         let mut policy = RoomPolicy::Wait;
@@ -455,9 +486,29 @@ where
     /// # Errors
     ///
     /// As [`try_submit`](Self::try_submit); the callback is then not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(1)
+    ///     .capacity(1)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.try_submit_with(1, |outcome| assert!(outcome.is_ok())).unwrap();
+    /// // Full: the item comes back and the callback is not called.
+    /// let err = batcher.try_submit_with(2, |_| unreachable!()).unwrap_err();
+    /// assert_eq!(err.into_inner(), 2);
+    /// batcher.close().await;
+    /// # }
+    /// ```
     pub fn try_submit_with<C>(&self, item: T, callback: C) -> Result<(), TrySubmitError<T>>
     where
-        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+        C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
         match self.shared.enter(item, RoomPolicy::Take, |entered| {
             entered
@@ -493,9 +544,9 @@ where
     ///     .build(|_items: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
     ///     .unwrap();
     /// let permit = batcher.reserve().await.unwrap();
-    /// let ack = permit.submit(7).unwrap();
+    /// let flushed = permit.submit(7).unwrap();
     /// batcher.close().await;
-    /// assert!(ack.await.is_ok());
+    /// assert!(flushed.await.is_ok());
     /// # }
     /// ```
     pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
@@ -526,6 +577,24 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future only stops the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_delay(Duration::from_secs(3600))
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
+    /// batcher.flush().await; // long before the hour
+    /// assert!(flushed.await.is_ok());
+    /// # }
+    /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let target = {
             let mut state = lock(&self.shared.state);
@@ -549,7 +618,7 @@ where
 
     /// Closes the batcher: no more items are accepted (submitters waiting for
     /// room get their items back), every item already submitted is flushed,
-    /// every ack resolves, and the worker stops.
+    /// every flushed future resolves, and the worker stops.
     ///
     /// Closing begins when `close` is called; the returned future resolves
     /// when the worker has stopped. Calling `close` again is harmless.
@@ -558,6 +627,23 @@ where
     ///
     /// Cancel-safe: dropping the future only stops the wait; the batcher still
     /// closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
+    /// batcher.close().await;
+    /// assert!(flushed.await.is_ok()); // flushed before the worker stopped
+    /// assert!(batcher.submit(2).await.is_err());
+    /// # }
+    /// ```
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut woken = Woken::new();
         {
@@ -574,11 +660,45 @@ where
     }
 
     /// Whether the batcher no longer accepts items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// assert!(!batcher.is_closed());
+    /// batcher.close().await;
+    /// assert!(batcher.is_closed());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         lock(&self.shared.state).closed
     }
 
     /// A snapshot of the batcher's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_items(2)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let (a, b) = tokio::join!(batcher.submit_and_wait(1), batcher.submit_and_wait(2));
+    /// assert!(a.is_ok() && b.is_ok());
+    /// let stats = batcher.stats();
+    /// assert_eq!((stats.submitted, stats.flushed, stats.batches, stats.pending), (2, 2, 1, 0));
+    /// # }
+    /// ```
     pub fn stats(&self) -> BatchStats {
         lock(&self.shared.state).stats()
     }
@@ -634,12 +754,29 @@ where
     ///
     /// [`SubmitError`] with the item if the batcher was closed since the room
     /// was reserved.
-    pub fn submit(self, item: T) -> Result<Ack<O, E>, SubmitError<T>> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let permit = batcher.reserve().await.unwrap();
+    /// let flushed = permit.submit(7).unwrap();
+    /// batcher.flush().await;
+    /// assert!(flushed.await.is_ok());
+    /// # }
+    /// ```
+    pub fn submit(self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
         match shared.enter(item, RoomPolicy::Held, |entered| {
-            entered.completion.ack(entered.index, None)
+            entered.completion.flushed(entered.index, None)
         }) {
-            Enter::Entered(ack) => Ok(ack),
+            Enter::Entered(flushed) => Ok(flushed),
             Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
         }
     }
@@ -651,9 +788,25 @@ where
     ///
     /// [`SubmitError`] with the item if the batcher was closed since the room
     /// was reserved; the callback is then not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let permit = batcher.reserve().await.unwrap();
+    /// permit.submit_with(7, |outcome| assert!(outcome.is_ok())).unwrap();
+    /// batcher.close().await;
+    /// # }
+    /// ```
     pub fn submit_with<C>(self, item: T, callback: C) -> Result<(), SubmitError<T>>
     where
-        C: FnOnce(Result<O, AckError<E>>) + Send + 'static,
+        C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
         let shared = &self.consume().shared;
         match shared.enter(item, RoomPolicy::Held, |entered| {

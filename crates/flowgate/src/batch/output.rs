@@ -4,12 +4,12 @@
 ///
 /// Implemented for:
 ///
-/// - `()`: every item's [`Ack`](super::Ack) resolves to `Ok(())`. This is the
+/// - `()`: every item's [`Flushed`](super::Flushed) resolves to `Ok(())`. This is the
 ///   common case of a sink that only reports success or failure.
 /// - `Vec<O>`: the output at position `i` goes to the `i`-th item of the
 ///   batch (the order in which the flush function received them). A vector of
 ///   another length fails the whole batch with
-///   [`AckError::OutputMismatch`](super::AckError::OutputMismatch), since no
+///   [`FlushError::OutputMismatch`](super::FlushError::OutputMismatch), since no
 ///   item's output could be trusted. A dataloader is built on this: the flush
 ///   function fetches a batch of keys and returns one value per key.
 ///
@@ -27,9 +27,9 @@
 ///         Ok::<_, std::convert::Infallible>(items.iter().map(|x| x * x).collect::<Vec<_>>())
 ///     })
 ///     .unwrap();
-/// let ack = batcher.submit(7).await.unwrap();
+/// let flushed = batcher.submit(7).await.unwrap();
 /// batcher.flush().await;
-/// assert_eq!(ack.await.unwrap(), 49);
+/// assert_eq!(flushed.await.unwrap(), 49);
 /// # }
 /// ```
 pub trait FlushOutput<O> {

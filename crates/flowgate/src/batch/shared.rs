@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::BatchStats;
-use super::ack::Completion;
+use super::flushed::Completion;
 use super::room::{self, Room, RoomWaiter, Woken};
 use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
@@ -28,6 +28,8 @@ pub(crate) struct Limits {
     pub(crate) max_delay: Duration,
     pub(crate) capacity: usize,
     pub(crate) flush_concurrency: usize,
+    /// Resolve items in submission order across concurrent flushes.
+    pub(crate) resolve_in_order: bool,
 }
 
 /// Aligned to a cache line, so that the lock word and the state's hot fields
@@ -86,7 +88,7 @@ pub(crate) struct State<T, O, E> {
     pub(crate) stats: BatchStats,
 }
 
-/// Where an item entered: what `notify` gets to register its ack, callback
+/// Where an item entered: what `notify` gets to register its flushed future, callback
 /// or waiter with.
 pub(crate) struct Entered<'s, O, E> {
     pub(crate) completion: &'s mut Completion<O, E>,
@@ -132,8 +134,10 @@ pub(crate) struct Batch<T, O, E> {
     pub(crate) waiters: WaitTable<O, E>,
     pub(crate) bytes: usize,
     pub(crate) seq: u64,
-    /// When `max_delay` has passed since the batch's first item.
-    pub(crate) deadline: Instant,
+    /// When `max_delay` has passed since the batch's first item; `None` for
+    /// a delay too long for an `Instant` (up to `Duration::MAX`), which
+    /// never passes: the batch holds no timer.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) completion: Completion<O, E>,
 }
 
@@ -181,7 +185,7 @@ impl<T, O, E> State<T, O, E> {
 
     /// Adds `item` (of `weight` bytes) to the open batch, opening or sealing
     /// batches as the limits require, and lets `notify` register the item's
-    /// ack, callback or waiter at its index in the batch.
+    /// flushed, callback or waiter at its index in the batch.
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
@@ -206,8 +210,8 @@ impl<T, O, E> State<T, O, E> {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let now = Instant::now();
-                // A delay too long to represent never expires in practice.
-                let deadline = crate::time::deadline(now, limits.max_delay);
+                // A delay too long to represent never passes.
+                let deadline = now.checked_add(limits.max_delay);
                 self.open.insert(Batch {
                     items: Vec::with_capacity(limits.max_items.min(4096)),
                     waiters: WaitTable::new(),
@@ -238,7 +242,7 @@ impl<T, O, E> State<T, O, E> {
 
 impl<T, O, E> Shared<T, O, E> {
     /// Enters `item` into the open batch, getting room for it as `policy`
-    /// says, in one critical section; `notify` registers the item's ack,
+    /// says, in one critical section; `notify` registers the item's flushed,
     /// callback or waiter.
     pub(crate) fn enter<R>(
         &self,

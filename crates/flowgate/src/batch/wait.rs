@@ -63,8 +63,8 @@ use std::task::{Context, Poll, Waker, ready};
 use pin_project_lite::pin_project;
 
 use super::Batcher;
-use super::ack::WakerId;
-use super::error::{AckError, SubmitAndWaitError};
+use super::error::{FlushError, SubmitAndWaitError};
+use super::flushed::WakerId;
 use super::room::RoomWait;
 use super::shared::{Enter, RoomPolicy, State};
 use crate::loom::{AtomicBool, UnsafeCell};
@@ -92,9 +92,9 @@ struct NodePtr<O, E>(NonNull<Node<O, E>>);
 
 // SAFETY: a `NodePtr` is only dereferenced under the state lock, while its
 // waiter is linked (invariant 1), and the worker uses it to move a `Waker`,
-// an `O` and an `AckError<E>` into the node and a `Waker` out of it, from
+// an `O` and a `FlushError<E>` into the node and a `Waker` out of it, from
 // whichever thread holds the lock. Those need `O: Send` and
-// `AckError<E>: Send`, i.e. `E: Send + Sync`; nothing is shared by reference
+// `FlushError<E>: Send`, i.e. `E: Send + Sync`; nothing is shared by reference
 // across threads without the lock.
 #[allow(unsafe_code)]
 unsafe impl<O: Send, E: Send + Sync> Send for NodePtr<O, E> {}
@@ -108,7 +108,7 @@ struct Node<O, E> {
     /// (invariant 2).
     waker: UnsafeCell<Option<Waker>>,
     /// The item's outcome; written once by the worker before `done`.
-    output: UnsafeCell<Option<Result<O, AckError<E>>>>,
+    output: UnsafeCell<Option<Result<O, FlushError<E>>>>,
 }
 
 /// What a [`SubmitAndWait`](super::SubmitAndWait) future waits on: pinned
@@ -164,7 +164,7 @@ impl<O, E> WaitTable<O, E> {
         &mut self,
         cursor: &mut usize,
         max: usize,
-        outcome: &mut impl FnMut(usize) -> Result<O, AckError<E>>,
+        outcome: &mut impl FnMut(usize) -> Result<O, FlushError<E>>,
         wakers: &mut Vec<Waker>,
     ) -> bool {
         let end = self.entries.len().min(cursor.saturating_add(max));
@@ -197,7 +197,7 @@ impl<O, E> WaitTable<O, E> {
 
     /// Resolves every linked waiter with `err` (the batcher stopped
     /// abruptly), pushing their wakers to `wakers`.
-    pub(crate) fn close(&mut self, err: &AckError<E>, wakers: &mut Vec<Waker>) {
+    pub(crate) fn close(&mut self, err: &FlushError<E>, wakers: &mut Vec<Waker>) {
         self.resolve(&mut 0, usize::MAX, &mut |_| Err(err.clone()), wakers);
     }
 
@@ -248,7 +248,7 @@ impl<O, E> WaitTables<O, E> {
         seq: u64,
         cursor: &mut usize,
         max: usize,
-        mut outcome: impl FnMut(usize) -> Result<O, AckError<E>>,
+        mut outcome: impl FnMut(usize) -> Result<O, FlushError<E>>,
         wakers: &mut Vec<Waker>,
     ) -> bool {
         let Ok(pos) = self.tables.binary_search_by_key(&seq, |(seq, _)| *seq) else {
@@ -266,7 +266,7 @@ impl<O, E> WaitTables<O, E> {
 
     /// Resolves every linked waiter of every flushing batch with `err` (the
     /// batcher stopped abruptly), pushing their wakers to `wakers`.
-    pub(crate) fn close_all(&mut self, err: &AckError<E>, wakers: &mut Vec<Waker>) {
+    pub(crate) fn close_all(&mut self, err: &FlushError<E>, wakers: &mut Vec<Waker>) {
         for (_, mut table) in self.tables.drain(..) {
             table.close(err, wakers);
         }
@@ -368,7 +368,7 @@ where
     pub(crate) fn poll_outcome(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<O, AckError<E>>> {
+    ) -> Poll<Result<O, FlushError<E>>> {
         // SAFETY: only the owner-only `link` is written through the mutable
         // reference; nothing is moved out of it.
         #[allow(unsafe_code)]
@@ -518,7 +518,7 @@ impl<T, O, E> Future for SubmitAndWait<'_, T, O, E> {
             return this
                 .waiter
                 .poll_outcome(cx)
-                .map_err(SubmitAndWaitError::Ack);
+                .map_err(SubmitAndWaitError::Flush);
         }
         Self::poll_submit(this, cx)
     }
@@ -650,7 +650,7 @@ mod harness {
         tables: &Tables<O, E>,
         seq: u64,
         chunk: usize,
-        mut outcome: impl FnMut(usize) -> Result<O, AckError<E>>,
+        mut outcome: impl FnMut(usize) -> Result<O, FlushError<E>>,
     ) {
         let mut cursor = 0;
         let mut wakers = Vec::new();
@@ -668,7 +668,7 @@ mod harness {
     /// Resolves every waiter with `Closed`, as a dropped worker does.
     pub(super) fn close<O, E>(tables: &Tables<O, E>) {
         let mut wakers = Vec::new();
-        lock(tables).close_all(&AckError::Closed, &mut wakers);
+        lock(tables).close_all(&FlushError::Closed, &mut wakers);
         for waker in wakers {
             waker.wake();
         }
@@ -710,7 +710,7 @@ mod tests {
 
     type W<'a, O, E> = Waiter<'a, Tables<O, E>, O, E>;
 
-    fn poll<O, E>(waiter: Pin<&mut W<'_, O, E>>, waker: &Waker) -> Poll<Result<O, AckError<E>>> {
+    fn poll<O, E>(waiter: Pin<&mut W<'_, O, E>>, waker: &Waker) -> Poll<Result<O, FlushError<E>>> {
         waiter.poll_outcome(&mut Context::from_waker(waker))
     }
 
@@ -744,7 +744,7 @@ mod tests {
         let mut kept = Box::pin(W::new());
         let mut dropped = Box::pin(W::new());
         let mut never_polled = Box::pin(W::new());
-        // Index 1 is an item submitted otherwise (an ack): no waiter.
+        // Index 1 is an item submitted otherwise (a flushed future): no waiter.
         link(&tables, kept.as_mut(), 3, 0, &waker);
         link(&tables, dropped.as_mut(), 3, 2, &waker);
         link(&tables, never_polled.as_mut(), 3, 3, &waker);
@@ -771,7 +771,7 @@ mod tests {
         link(&tables, waiter.as_mut(), 1, 0, &first_waker);
         assert!(poll(waiter.as_mut(), &late_waker).is_pending());
         assert!(poll(waiter.as_mut(), &late_waker).is_pending(), "no change");
-        let err = AckError::Flush(Arc::new("no".to_owned()));
+        let err = FlushError::Failed(Arc::new("no".to_owned()));
         thread::scope(|scope| {
             scope.spawn(|| resolve(&tables, 1, 64, |_| Err(err.clone())));
         });
@@ -789,8 +789,14 @@ mod tests {
         link(&tables, b.as_mut(), 2, 5, &waker);
         close(&tables);
         assert_eq!(woken(&counter), 2);
-        assert_eq!(poll(a.as_mut(), &waker), Poll::Ready(Err(AckError::Closed)));
-        assert_eq!(poll(b.as_mut(), &waker), Poll::Ready(Err(AckError::Closed)));
+        assert_eq!(
+            poll(a.as_mut(), &waker),
+            Poll::Ready(Err(FlushError::Closed))
+        );
+        assert_eq!(
+            poll(b.as_mut(), &waker),
+            Poll::Ready(Err(FlushError::Closed))
+        );
         assert_eq!(lock(&tables).tables.len(), 0);
         // Resolving a batch without waiters is a no-op.
         resolve(&tables, 9, 1, |_| unreachable!());
@@ -913,7 +919,7 @@ mod loom_tests {
             drop(b);
             // `a` waits through the race; `b` was dropped during it.
             let out = block_on(poll_fn(|cx| a.as_mut().poll_outcome(cx)));
-            assert_eq!(out, Err(AckError::Closed));
+            assert_eq!(out, Err(FlushError::Closed));
             worker.join().unwrap();
         });
     }

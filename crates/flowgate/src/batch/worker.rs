@@ -1,7 +1,7 @@
 //! The [`Worker`]: seals batches on time, runs the flush function and resolves
-//! every item's ack.
+//! every item's flushed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use super::ack::Completion;
-use super::error::AckError;
+use super::error::FlushError;
+use super::flushed::Completion;
 use super::room::{self, Woken};
 use super::shared::{Batch, Shared};
 use super::wait::WaitTable;
@@ -23,7 +23,7 @@ use crate::sync::{lock, panic_message};
 /// The boxed flush future: the flush function's result, already split into
 /// one output per item.
 pub(crate) type FlushFuture<O, E> =
-    Pin<Box<dyn Future<Output = Result<Vec<O>, AckError<E>>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Vec<O>, FlushError<E>>> + Send + 'static>>;
 
 /// The boxed flush function.
 pub(crate) type FlushFn<T, O, E> = Box<dyn FnMut(Vec<T>) -> FlushFuture<O, E> + Send + 'static>;
@@ -37,7 +37,7 @@ const BUDGET: usize = 32;
 const RESOLVE_CHUNK: usize = 64;
 
 /// Drives a [`Batcher`](super::Batcher): seals batches when their delay has
-/// passed, calls the flush function, and resolves every item's [`Ack`](super::Ack).
+/// passed, calls the flush function, and resolves every item's [`Flushed`](super::Flushed).
 ///
 /// [`BatcherBuilder::build`](super::BatcherBuilder::build) spawns the worker on
 /// the current tokio runtime; [`BatcherBuilder::build_pair`](super::BatcherBuilder::build_pair)
@@ -52,7 +52,7 @@ const RESOLVE_CHUNK: usize = 64;
 ///
 /// Dropping the worker before it completes closes the batcher: every item not
 /// yet flushed — waiting in a batch or in a flush that is cut short — resolves
-/// with [`AckError::Closed`], and submitters get their items back.
+/// with [`FlushError::Closed`], and submitters get their items back.
 #[must_use = "the batch worker does nothing unless spawned or awaited"]
 pub struct Worker<T, O, E> {
     shared: Arc<Shared<T, O, E>>,
@@ -64,6 +64,10 @@ pub struct Worker<T, O, E> {
     timer_deadline: Option<Instant>,
     /// Batches resolved out of order, beyond the contiguous watermark.
     resolved_ahead: BTreeSet<u64>,
+    /// With `resolve_in_order`: flushes that finished before an earlier
+    /// batch's, held until every earlier batch is resolved. Each keeps its
+    /// flush slot meanwhile, so `in_flight + held <= flush_concurrency`.
+    held: BTreeMap<u64, Finished<O, E>>,
     done: bool,
 }
 
@@ -72,20 +76,20 @@ struct InFlight<O, E> {
     seq: u64,
     len: usize,
     future: FlushFuture<O, E>,
-    /// Taken when the flush completes; dropped unresolved (resolving every ack
+    /// Taken when the flush completes; dropped unresolved (resolving every flushed future
     /// with `Closed`) if the worker drops this flush.
     completion: Option<Completion<O, E>>,
 }
 
-struct Flushed<O, E> {
+struct Finished<O, E> {
     seq: u64,
     len: usize,
     completion: Completion<O, E>,
-    result: Result<Vec<O>, AckError<E>>,
+    result: Result<Vec<O>, FlushError<E>>,
 }
 
 impl<O, E> Future for InFlight<O, E> {
-    type Output = Flushed<O, E>;
+    type Output = Finished<O, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -93,9 +97,9 @@ impl<O, E> Future for InFlight<O, E> {
         let result = match catch_unwind(AssertUnwindSafe(|| this.future.as_mut().poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
-            Err(payload) => Err(AckError::Panicked(panic_message(&*payload).into())),
+            Err(payload) => Err(FlushError::Panicked(panic_message(&*payload).into())),
         };
-        Poll::Ready(Flushed {
+        Poll::Ready(Finished {
             seq: this.seq,
             len: this.len,
             completion: this.completion.take().expect("a flush completes only once"),
@@ -118,6 +122,7 @@ where
             timer: None,
             timer_deadline: None,
             resolved_ahead: BTreeSet::new(),
+            held: BTreeMap::new(),
             done: false,
         }
     }
@@ -134,11 +139,16 @@ where
             state.close(&mut woken);
         }
         if let Some(open) = &state.open
-            && (state.closed || Instant::now() >= open.deadline)
+            && (state.closed
+                || open
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline))
         {
             state.seal();
         }
-        while self.in_flight.len() + starting.len() < limits.flush_concurrency {
+        // A held flush keeps its slot: the outputs it holds count against
+        // `flush_concurrency × max_items`.
+        while self.in_flight.len() + self.held.len() + starting.len() < limits.flush_concurrency {
             match state.sealed.pop_front() {
                 Some(mut batch) => {
                     // The items leave the batcher's capacity as the flush
@@ -152,12 +162,13 @@ where
                 None => break,
             }
         }
-        let deadline = state.open.as_ref().map(|batch| batch.deadline);
+        let deadline = state.open.as_ref().and_then(|batch| batch.deadline);
         let finished = state.closed
             && state.open.is_none()
             && state.sealed.is_empty()
             && starting.is_empty()
-            && self.in_flight.is_empty();
+            && self.in_flight.is_empty()
+            && self.held.is_empty();
         drop(state);
         room::wake(woken);
 
@@ -185,7 +196,7 @@ where
         let future = match catch_unwind(AssertUnwindSafe(|| flush(items))) {
             Ok(future) => future,
             Err(payload) => {
-                let err = AckError::Panicked(panic_message(&*payload).into());
+                let err = FlushError::Panicked(panic_message(&*payload).into());
                 Box::pin(std::future::ready(Err(err)))
             }
         };
@@ -196,20 +207,43 @@ where
             completion: Some(completion),
         });
     }
+}
 
-    /// Records a finished flush and resolves its acks.
-    fn finish(&mut self, flushed: Flushed<O, E>) {
-        let Flushed {
+impl<T, O, E> Worker<T, O, E> {
+    /// A flush finished: resolves its items now, or, with
+    /// `resolve_in_order`, once every earlier batch is resolved (and then
+    /// every held batch that was waiting for this one).
+    fn finished(&mut self, finished: Finished<O, E>) {
+        if !self.shared.limits.resolve_in_order {
+            self.finish(finished);
+            return;
+        }
+        self.held.insert(finished.seq, finished);
+        // Batches start in sequence order and each is resolved once, so the
+        // next to resolve is the one after the contiguous watermark.
+        loop {
+            let next = self.shared.progress.borrow().resolved + 1;
+            match self.held.remove(&next) {
+                Some(finished) => self.finish(finished),
+                None => break,
+            }
+        }
+    }
+
+    /// Records a finished flush and resolves its items.
+    fn finish(&mut self, finished: Finished<O, E>) {
+        let Finished {
             seq,
             len,
             completion,
             result,
-        } = flushed;
+        } = finished;
         if let Err(err) = &result {
             tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
         }
         let mut outcome = result.map(|outputs| outputs.into_iter().map(Some).collect::<Vec<_>>());
-        let take = |outcome: &mut Result<Vec<Option<O>>, AckError<E>>, index: usize| match outcome {
+        let take = |outcome: &mut Result<Vec<Option<O>>, FlushError<E>>, index: usize| match outcome
+        {
             Ok(outputs) => Ok(outputs[index]
                 .take()
                 .expect("each item's output is taken once")),
@@ -284,18 +318,18 @@ struct Schedule {
     finished: bool,
 }
 
-/// Formats an [`AckError`] without requiring `E: Display`.
-struct DisplayKind<'a, E>(&'a AckError<E>);
+/// Formats a [`FlushError`] without requiring `E: Display`.
+struct DisplayKind<'a, E>(&'a FlushError<E>);
 
 impl<E> fmt::Display for DisplayKind<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            AckError::Flush(_) => f.write_str("flush function returned an error"),
-            AckError::Panicked(msg) => write!(f, "flush function panicked: {msg}"),
-            AckError::OutputMismatch { expected, actual } => {
+            FlushError::Failed(_) => f.write_str("flush function returned an error"),
+            FlushError::Panicked(msg) => write!(f, "flush function panicked: {msg}"),
+            FlushError::OutputMismatch { expected, actual } => {
                 write!(f, "{actual} outputs for {expected} items")
             }
-            AckError::Closed => f.write_str("closed"),
+            FlushError::Closed => f.write_str("closed"),
         }
     }
 }
@@ -317,10 +351,10 @@ where
         // changes it after our look also sees our waker.
         this.shared.worker.register(cx.waker());
         for _ in 0..BUDGET {
-            // Phase 1: resolve the acks of finished flushes.
+            // Phase 1: resolve the flushed futures of finished flushes.
             let mut progressed = false;
-            while let Poll::Ready(Some(flushed)) = this.in_flight.poll_next_unpin(cx) {
-                this.finish(flushed);
+            while let Poll::Ready(Some(finished)) = this.in_flight.poll_next_unpin(cx) {
+                this.finished(finished);
                 progressed = true;
             }
             // Phase 2: seal due batches, start flushes while slots are free.
@@ -359,6 +393,41 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         if self.done {
             return;
         }
+        if !self.held.is_empty() {
+            // Resolve in submission order still: a flush cut short fails
+            // with `Closed`, a finished one held back for it reports its own
+            // outcome (its items were flushed).
+            let mut cut: Vec<_> = self
+                .in_flight
+                .iter_mut()
+                .filter_map(|flush| Some((flush.seq, flush.len, flush.completion.take()?)))
+                .collect();
+            self.in_flight.clear();
+            cut.sort_unstable_by_key(|&(seq, ..)| seq);
+            let mut cut = cut.into_iter().peekable();
+            let mut held = std::mem::take(&mut self.held).into_values().peekable();
+            loop {
+                let next_cut = cut.peek().map(|&(seq, ..)| seq);
+                let next_held = held.peek().map(|finished| finished.seq);
+                let take_cut = match (next_cut, next_held) {
+                    (None, None) => break,
+                    (Some(c), Some(h)) => c < h,
+                    (cut, _) => cut.is_some(),
+                };
+                let finished = if take_cut {
+                    let (seq, len, completion) = cut.next().expect("peeked");
+                    Finished {
+                        seq,
+                        len,
+                        completion,
+                        result: Err(FlushError::Closed),
+                    }
+                } else {
+                    held.next().expect("peeked")
+                };
+                self.finish(finished);
+            }
+        }
         // Close first, so that no item enters a batch that will never flush.
         let mut woken = Woken::new();
         let mut wakers = Vec::new();
@@ -372,7 +441,7 @@ impl<T, O, E> Drop for Worker<T, O, E> {
             state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
             // Every waiter, of every batch, is unresolved; resolve them while
             // holding the lock, before their tables leave the state.
-            let closed = AckError::Closed;
+            let closed = FlushError::Closed;
             for batch in open.iter_mut().chain(sealed.iter_mut()) {
                 batch.waiters.close(&closed, &mut wakers);
             }
@@ -383,7 +452,7 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         for waker in wakers {
             waker.wake();
         }
-        // Dropping unresolved completions resolves their acks with `Closed`.
+        // Dropping unresolved completions resolves their flushed futures with `Closed`.
         drop(open);
         drop(sealed);
         self.in_flight.clear();

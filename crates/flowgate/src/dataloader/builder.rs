@@ -17,13 +17,18 @@ use crate::expiring::ExpiringMap;
 /// Configures and builds a [`DataLoader`]. Created by
 /// [`DataLoader::builder`].
 ///
-/// | setting | default | rule |
-/// |---|---|---|
-/// | [`max_batch`](Self::max_batch) | 100 | at least 1 |
-/// | [`delay`](Self::delay) | 1 ms | greater than zero |
-/// | [`concurrency`](Self::concurrency) | 4 | at least 1 |
-/// | [`capacity`](Self::capacity) | `max_batch × (concurrency + 1)` | at least `max_batch` |
-/// | [`cache`](Self::cache) | none | capacity at least 1, ttl greater than zero |
+/// | setting | default | rule | at its maximum |
+/// |---|---|---|---|
+/// | [`max_batch`](Self::max_batch) | 100 | at least 1 | `usize::MAX`: no size bound |
+/// | [`delay`](Self::delay) | 1 ms | greater than zero | `Duration::MAX`: fetch only when `max_batch` keys wait, or on [`flush`](DataLoader::flush) or [`close`](DataLoader::close) |
+/// | [`concurrency`](Self::concurrency) | 4 | at least 1 | `usize::MAX`: no bound on fetches at once |
+/// | [`capacity`](Self::capacity) | `max_batch × (concurrency + 1)`, saturating | at least `max_batch` | `usize::MAX`: no backpressure |
+/// | [`cache`](Self::cache) | none | capacity at least 1 ([`BuildError::ZeroCacheCapacity`]), ttl greater than zero ([`BuildError::ZeroCacheTtl`]) | capacity `usize::MAX`: no size bound; ttl `Duration::MAX`: never expires |
+///
+/// Setters only store their value and never panic; [`build`](Self::build)
+/// and [`build_pair`](Self::build_pair) check every rule and return a
+/// [`BuildError`] naming the first one broken (a batching rule as
+/// [`BuildError::Batch`], displayed with the loader's setting names).
 #[derive(Clone)]
 pub struct DataLoaderBuilder {
     max_batch: usize,
@@ -77,6 +82,13 @@ impl DataLoaderBuilder {
     /// Caches fetched values: at most `capacity` keys, each for `ttl` after
     /// it was fetched (the oldest key goes first when full). Errors are never
     /// cached. Without a cache, each window fetches its keys again.
+    ///
+    /// A `capacity` of `usize::MAX` is no size bound (nothing is allocated
+    /// up front), and a `ttl` too long for an `Instant` (up to
+    /// `Duration::MAX`) never expires in practice (the cache's far future is
+    /// about 30 years, as tokio's `sleep(Duration::MAX)`). Zero for either is
+    /// refused by `build` ([`BuildError::ZeroCacheCapacity`],
+    /// [`BuildError::ZeroCacheTtl`]).
     pub fn cache(mut self, capacity: usize, ttl: Duration) -> Self {
         self.cache = Some((capacity, ttl));
         self

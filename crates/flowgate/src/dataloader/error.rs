@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::batch::{self, AckError};
+use crate::batch::{self, FlushError};
 
 /// Why [`DataLoader::load`](super::DataLoader::load) returned no value for a
 /// key. Cloneable: every load of the key waiting on the same fetch sees the
@@ -44,14 +44,14 @@ impl<E> LoadError<E> {
         matches!(self, Self::Closed)
     }
 
-    pub(crate) fn from_ack(err: AckError<E>) -> Self {
+    pub(crate) fn from_flush(err: FlushError<E>) -> Self {
         match err {
-            AckError::Flush(err) => Self::Fetch(err),
-            AckError::Panicked(msg) => Self::Panicked(msg),
+            FlushError::Failed(err) => Self::Fetch(err),
+            FlushError::Panicked(msg) => Self::Panicked(msg),
             // The loader's flush returns one output per key, so a mismatch
             // cannot happen; treat it as the batch having nothing for the key.
-            AckError::OutputMismatch { .. } => Self::Missing,
-            AckError::Closed => Self::Closed,
+            FlushError::OutputMismatch { .. } => Self::Missing,
+            FlushError::Closed => Self::Closed,
         }
     }
 }
@@ -123,13 +123,32 @@ pub enum BuildError {
     Batch(batch::BuildError),
     /// The cache's capacity was zero.
     ZeroCacheCapacity,
-    /// The cache's time to live was zero.
+    /// The cache's time to live was zero. (A `Duration::MAX` time to live is
+    /// accepted: cached values never expire, only leave when the cache is
+    /// full or cleared.)
     ZeroCacheTtl,
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // In the loader's own words: its settings' names.
+            Self::Batch(batch::BuildError::ZeroMaxItems) => {
+                f.write_str("max_batch must be at least 1")
+            }
+            Self::Batch(batch::BuildError::ZeroMaxDelay) => {
+                f.write_str("delay must be greater than zero")
+            }
+            Self::Batch(batch::BuildError::ZeroFlushConcurrency) => {
+                f.write_str("concurrency must be at least 1")
+            }
+            Self::Batch(batch::BuildError::CapacityBelowMaxItems {
+                capacity,
+                max_items,
+            }) => write!(
+                f,
+                "capacity ({capacity}) must be at least max_batch ({max_items})"
+            ),
             Self::Batch(err) => write!(f, "data loader batching: {err}"),
             Self::ZeroCacheCapacity => f.write_str("cache capacity must be at least 1"),
             Self::ZeroCacheTtl => f.write_str("cache ttl must be greater than zero"),

@@ -130,7 +130,7 @@ pub use self::builder::DataLoaderBuilder;
 pub use self::error::{BuildError, LoadError};
 pub use self::results::BatchResults;
 
-use crate::batch::{AckError, Batcher, Worker};
+use crate::batch::{Batcher, FlushError, Worker};
 use crate::expiring::ExpiringMap;
 use crate::sync::lock;
 
@@ -285,8 +285,9 @@ where
                     let submitted = self
                         .batcher
                         .submit_with(key.clone(), move |outcome| {
-                            let result = outcome
-                                .unwrap_or_else(|err: AckError<E>| Err(LoadError::from_ack(err)));
+                            let result = outcome.unwrap_or_else(|err: FlushError<E>| {
+                                Err(LoadError::from_flush(err))
+                            });
                             callback_shared.complete(&callback_key, &publish, result);
                         })
                         .await;

@@ -21,6 +21,10 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
 
+/// The most items a batch reserves room for when it opens, and the most one
+/// poll adds to it beyond [`BUDGET`].
+const RESERVE: usize = 4096;
+
 // ===== impl BatchFlush =====
 
 #[derive(Debug, Default)]
@@ -118,12 +122,13 @@ pin_project! {
 }
 
 impl<S: Stream, D> Core<S, D> {
+    /// `op` names the operator in the panic messages.
     #[track_caller]
-    fn new(stream: S, max_items: usize, max_delay: Duration, dedup: D) -> Self {
-        assert!(max_items > 0, "batch max_items must be at least 1");
+    fn new(op: &str, stream: S, max_items: usize, max_delay: Duration, dedup: D) -> Self {
+        assert!(max_items > 0, "{op}: max_items must be at least 1");
         assert!(
             !max_delay.is_zero(),
-            "batch max_delay must be greater than zero"
+            "{op}: max_delay must be greater than zero"
         );
         Core {
             stream: stream.fuse(),
@@ -171,7 +176,10 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
 
         // 2. Fill the batch from upstream. Duplicates do not count, so the
         //    number of polls is bounded separately for fairness.
-        for _ in 0..this.max_items.saturating_add(BUDGET) {
+        //    A huge `max_items` does not make one poll unbounded: past
+        //    `RESERVE` items the loop yields and the batch goes on filling
+        //    at the next poll.
+        for _ in 0..(*this.max_items).min(RESERVE).saturating_add(BUDGET) {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     if !this.dedup.admit(&item) {
@@ -179,7 +187,9 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                         continue;
                     }
                     if this.items.is_empty() {
-                        this.items.reserve(*this.max_items);
+                        // Never more than `RESERVE` up front: `max_items`
+                        // may be `usize::MAX`, meaning "no size bound".
+                        this.items.reserve((*this.max_items).min(RESERVE));
                         // A delay too long to represent never fires.
                         if let Some(deadline) = Instant::now().checked_add(*this.max_delay) {
                             this.sleep.set(Some(sleep_until(deadline)));
@@ -243,10 +253,11 @@ pin_project! {
 }
 
 impl<S: Stream> Batch<S> {
+    /// `op` names the calling operator in the panic messages.
     #[track_caller]
-    pub(super) fn new(stream: S, max_items: usize, max_delay: Duration) -> Self {
+    pub(super) fn new(op: &str, stream: S, max_items: usize, max_delay: Duration) -> Self {
         Batch {
-            core: Core::new(stream, max_items, max_delay, NoDedup),
+            core: Core::new(op, stream, max_items, max_delay, NoDedup),
         }
     }
 
@@ -311,10 +322,12 @@ where
     F: FnMut(&S::Item) -> K,
     K: Hash + Eq,
 {
+    /// `op` names the calling operator in the panic messages.
     #[track_caller]
-    pub(super) fn new(stream: S, max_items: usize, max_delay: Duration, key: F) -> Self {
+    pub(super) fn new(op: &str, stream: S, max_items: usize, max_delay: Duration, key: F) -> Self {
         BatchDedup {
             core: Core::new(
+                op,
                 stream,
                 max_items,
                 max_delay,

@@ -267,7 +267,8 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero.
+    /// `"par_map: limit must be at least 1"` if `limit` is zero. A `limit` of
+    /// `usize::MAX` means no bound on calls in flight.
     ///
     /// # Examples
     ///
@@ -307,7 +308,8 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero.
+    /// `"par_map_unordered: limit must be at least 1"` if `limit` is zero. A `limit` of
+    /// `usize::MAX` means no bound on calls in flight.
     ///
     /// # Examples
     ///
@@ -650,7 +652,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -694,7 +703,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        Batch::new(self, max_items, max_delay)
+        Batch::new("batch", self, max_items, max_delay)
     }
 
     /// The batch-shaped write stage: groups a stream of `(row, token)` pairs
@@ -714,12 +723,35 @@ pub trait PipelineExt: Stream {
     /// `(concurrency + 1) × max_items` items are held.
     ///
     /// Compare [`Batcher`](crate::batch::Batcher), for when many *tasks*
-    /// submit items and each awaits its own acknowledgement; here one stream
-    /// carries everything and no per-item future exists.
+    /// submit items and each awaits its own flush; here one stream carries
+    /// everything and no per-item future exists.
+    ///
+    /// # Ordering
+    ///
+    /// Batches are formed, and their writes started, in upstream order, and
+    /// the rows of a batch keep that order. With `concurrency > 1` the writes
+    /// may finish in any order, and each batch is yielded as soon as its
+    /// write finishes: a later batch's tokens can come out before an earlier
+    /// batch's. That is what a [`source`](crate::source) wants (its
+    /// checkpoint watermark accepts acks in any order and never commits
+    /// past an unacknowledged item), and it keeps a slow write from holding
+    /// back the others. Where tokens must be handed back in upstream order
+    /// (a consumer that commits one offset for everything before it), use a
+    /// `concurrency` of 1, or a [`Batcher`](crate::batch::Batcher) with
+    /// [`resolve_in_order`](crate::batch::BatcherBuilder::resolve_in_order).
     ///
     /// # Panics
     ///
-    /// If `max_items` or `concurrency` is zero (as [`batch`](Self::batch)).
+    /// - `"write_batches: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"write_batches: max_delay must be greater than zero"` if `max_delay`
+    ///   is zero;
+    /// - `"write_batches: concurrency must be at least 1"` if `concurrency` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (nothing is
+    /// reserved up front beyond a few thousand items), a `max_delay` of
+    /// `Duration::MAX` never fires, and a `concurrency` of `usize::MAX` means
+    /// no bound on writes in flight.
     ///
     /// # Examples
     ///
@@ -772,7 +804,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch_dedup_by_key: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch_dedup_by_key: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -803,7 +842,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(&Self::Item) -> K,
         K: Hash + Eq,
     {
-        BatchDedup::new(self, max_items, max_delay, key)
+        BatchDedup::new("batch_dedup_by_key", self, max_items, max_delay, key)
     }
 
     /// Like [`batch_dedup_by_key`](Self::batch_dedup_by_key), with the item
@@ -811,7 +850,14 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `max_items` or `max_delay` is zero.
+    /// - `"batch_dedup: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"batch_dedup: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch reserves
+    /// room for a few thousand items at most, and grows as items come), and a
+    /// `max_delay` of `Duration::MAX` never fires: only size, a flush or the
+    /// end of upstream yields a batch.
     ///
     /// # Examples
     ///
@@ -842,7 +888,7 @@ pub trait PipelineExt: Stream {
         Self: Sized,
         Self::Item: Hash + Eq + Clone,
     {
-        BatchDedup::new(self, max_items, max_delay, Clone::clone)
+        BatchDedup::new("batch_dedup", self, max_items, max_delay, Clone::clone)
     }
 
     /// Drops an item if an item with the same `key` passed within the last

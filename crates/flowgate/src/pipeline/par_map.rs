@@ -1,5 +1,7 @@
 //! [`par_map`](super::PipelineExt::par_map) and
-//! [`par_map_unordered`](super::PipelineExt::par_map_unordered).
+//! [`par_map_unordered`](super::PipelineExt::par_map_unordered): one core,
+//! generic over the queue of calls in flight ([`FuturesOrdered`] yields in
+//! input order, [`FuturesUnordered`] as calls complete).
 
 use std::fmt;
 use std::future::Future;
@@ -10,154 +12,72 @@ use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, FuturesOrdered, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
-#[track_caller]
-fn check_limit(limit: usize) {
-    assert!(limit > 0, "par_map concurrency limit must be at least 1");
+// ===== the shared core =====
+
+/// The calls in flight: the one thing `ParMap` and `ParMapUnordered` differ
+/// in. Monomorphised, so the core costs nothing over a hand-written copy.
+trait InFlight<Fut: Future>: Stream<Item = Fut::Output> + Unpin + Default {
+    fn push(&mut self, future: Fut);
+    fn len(&self) -> usize;
 }
 
-pin_project! {
-    /// Stream for [`par_map`](super::PipelineExt::par_map): runs up to `limit`
-    /// calls at once and yields their outputs in input order.
-    #[must_use = "streams do nothing unless polled"]
-    pub struct ParMap<S, F, Fut>
-    where
-        Fut: Future,
-    {
-        #[pin]
-        stream: Fuse<S>,
-        f: F,
-        in_progress: FuturesOrdered<Fut>,
-        limit: usize,
+impl<Fut: Future> InFlight<Fut> for FuturesOrdered<Fut> {
+    #[inline]
+    fn push(&mut self, future: Fut) {
+        self.push_back(future);
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        FuturesOrdered::len(self)
     }
 }
 
-impl<S, F, Fut> ParMap<S, F, Fut>
-where
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    Fut: Future,
-{
-    #[track_caller]
-    pub(super) fn new(stream: S, limit: usize, f: F) -> Self {
-        check_limit(limit);
-        ParMap {
-            stream: stream.fuse(),
-            f,
-            in_progress: FuturesOrdered::new(),
-            limit,
-        }
-    }
-}
-
-impl<S, F, Fut> Stream for ParMap<S, F, Fut>
-where
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    Fut: Future,
-{
-    type Item = Fut::Output;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-
-        // Start calls while there is room. Bounded by `limit`, so this loop
-        // cannot starve other tasks.
-        while this.in_progress.len() < *this.limit {
-            match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => this.in_progress.push_back((this.f)(item)),
-                Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
-
-        // Yield the oldest call's output once it is ready. A panic in a call
-        // unwinds out of this poll, into the consumer: never a lost item.
-        match this.in_progress.poll_next_unpin(cx) {
-            Poll::Ready(Some(output)) => return Poll::Ready(Some(output)),
-            Poll::Ready(None) => {}
-            Poll::Pending => return Poll::Pending,
-        }
-
-        // Nothing in flight: the stream ends only when upstream has ended, so
-        // no call's output is ever dropped by an early close.
-        if this.stream.is_done() {
-            Poll::Ready(None)
-        } else {
-            Poll::Pending
-        }
+impl<Fut: Future> InFlight<Fut> for FuturesUnordered<Fut> {
+    #[inline]
+    fn push(&mut self, future: Fut) {
+        FuturesUnordered::push(self, future);
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        size_hint(self.in_progress.len(), self.stream.size_hint())
-    }
-}
-
-impl<S, F, Fut> FusedStream for ParMap<S, F, Fut>
-where
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    Fut: Future,
-{
-    fn is_terminated(&self) -> bool {
-        self.stream.is_done() && self.in_progress.is_empty()
-    }
-}
-
-impl<S, F, Fut> fmt::Debug for ParMap<S, F, Fut>
-where
-    Fut: Future,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ParMap")
-            .field("limit", &self.limit)
-            .field("in_flight", &self.in_progress.len())
-            .finish_non_exhaustive()
+    #[inline]
+    fn len(&self) -> usize {
+        FuturesUnordered::len(self)
     }
 }
 
 pin_project! {
-    /// Stream for [`par_map_unordered`](super::PipelineExt::par_map_unordered):
-    /// runs up to `limit` calls at once and yields their outputs as they
-    /// complete.
-    #[must_use = "streams do nothing unless polled"]
-    pub struct ParMapUnordered<S, F, Fut> {
+    struct Core<S, F, Q> {
         #[pin]
         stream: Fuse<S>,
         f: F,
-        in_progress: FuturesUnordered<Fut>,
+        in_progress: Q,
         limit: usize,
     }
 }
 
-impl<S, F, Fut> ParMapUnordered<S, F, Fut>
+impl<S, F, Fut, Q> Core<S, F, Q>
 where
     S: Stream,
     F: FnMut(S::Item) -> Fut,
     Fut: Future,
+    Q: InFlight<Fut>,
 {
     #[track_caller]
-    pub(super) fn new(stream: S, limit: usize, f: F) -> Self {
-        check_limit(limit);
-        ParMapUnordered {
+    fn new(op: &str, stream: S, limit: usize, f: F) -> Self {
+        assert!(limit > 0, "{op}: limit must be at least 1");
+        Core {
             stream: stream.fuse(),
             f,
-            in_progress: FuturesUnordered::new(),
+            in_progress: Q::default(),
             limit,
         }
     }
-}
 
-impl<S, F, Fut> Stream for ParMapUnordered<S, F, Fut>
-where
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    Fut: Future,
-{
-    type Item = Fut::Output;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
 
-        // Start calls while there is room (bounded by `limit`).
+        // 1. Start calls while there is room. Bounded by `limit`, so this
+        //    loop cannot starve other tasks.
         while this.in_progress.len() < *this.limit {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => this.in_progress.push((this.f)(item)),
@@ -165,14 +85,19 @@ where
             }
         }
 
-        // Yield whichever call finishes first. `FuturesUnordered` polls only
-        // woken futures and yields to the executor after a full pass.
+        // 2. Yield the next output: the oldest call's once it is ready
+        //    (ordered), or whichever finishes first (unordered; it polls only
+        //    woken futures and yields to the executor after a full pass). A
+        //    panic in a call unwinds out of this poll, into the consumer:
+        //    never a lost item.
         match this.in_progress.poll_next_unpin(cx) {
             Poll::Ready(Some(output)) => return Poll::Ready(Some(output)),
             Poll::Ready(None) => {}
             Poll::Pending => return Poll::Pending,
         }
 
+        // 3. Nothing in flight: the stream ends only when upstream has
+        //    ended, so no call's output is ever dropped by an early close.
         if this.stream.is_done() {
             Poll::Ready(None)
         } else {
@@ -180,35 +105,102 @@ where
         }
     }
 
+    /// Every call in flight yields exactly one output, plus one per upstream
+    /// item.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        size_hint(self.in_progress.len(), self.stream.size_hint())
+        let in_flight = self.in_progress.len();
+        let (lower, upper) = self.stream.size_hint();
+        (
+            lower.saturating_add(in_flight),
+            upper.and_then(|upper| upper.checked_add(in_flight)),
+        )
     }
-}
 
-impl<S, F, Fut> FusedStream for ParMapUnordered<S, F, Fut>
-where
-    S: Stream,
-    F: FnMut(S::Item) -> Fut,
-    Fut: Future,
-{
     fn is_terminated(&self) -> bool {
-        self.stream.is_done() && self.in_progress.is_empty()
+        self.stream.is_done() && self.in_progress.len() == 0
     }
 }
 
-impl<S, F, Fut> fmt::Debug for ParMapUnordered<S, F, Fut> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ParMapUnordered")
-            .field("limit", &self.limit)
-            .field("in_flight", &self.in_progress.len())
-            .finish_non_exhaustive()
-    }
+// ===== impl ParMap and ParMapUnordered =====
+
+/// Defines a public stream type over [`Core`] with queue `$queue`.
+macro_rules! par_map_stream {
+    ($(#[$doc:meta])* $name:ident, $op:literal, $queue:ident) => {
+        pin_project! {
+            $(#[$doc])*
+            #[must_use = "streams do nothing unless polled"]
+            pub struct $name<S, F, Fut>
+            where
+                Fut: Future,
+            {
+                #[pin]
+                core: Core<S, F, $queue<Fut>>,
+            }
+        }
+
+        impl<S, F, Fut> $name<S, F, Fut>
+        where
+            S: Stream,
+            F: FnMut(S::Item) -> Fut,
+            Fut: Future,
+        {
+            #[track_caller]
+            pub(super) fn new(stream: S, limit: usize, f: F) -> Self {
+                $name {
+                    core: Core::new($op, stream, limit, f),
+                }
+            }
+        }
+
+        impl<S, F, Fut> Stream for $name<S, F, Fut>
+        where
+            S: Stream,
+            F: FnMut(S::Item) -> Fut,
+            Fut: Future,
+        {
+            type Item = Fut::Output;
+
+            #[inline]
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                self.project().core.poll_next(cx)
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.core.size_hint()
+            }
+        }
+
+        impl<S, F, Fut> FusedStream for $name<S, F, Fut>
+        where
+            S: Stream,
+            F: FnMut(S::Item) -> Fut,
+            Fut: Future,
+        {
+            fn is_terminated(&self) -> bool {
+                self.core.is_terminated()
+            }
+        }
+
+        impl<S, F, Fut: Future> fmt::Debug for $name<S, F, Fut> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("limit", &self.core.limit)
+                    .field("in_flight", &self.core.in_progress.len())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-/// Every call in flight yields exactly one output, plus one per upstream item.
-fn size_hint(in_flight: usize, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
-    (
-        lower.saturating_add(in_flight),
-        upper.and_then(|upper| upper.checked_add(in_flight)),
-    )
+par_map_stream! {
+    /// Stream for [`par_map`](super::PipelineExt::par_map): runs up to `limit`
+    /// calls at once and yields their outputs in input order.
+    ParMap, "par_map", FuturesOrdered
+}
+
+par_map_stream! {
+    /// Stream for [`par_map_unordered`](super::PipelineExt::par_map_unordered):
+    /// runs up to `limit` calls at once and yields their outputs as they
+    /// complete.
+    ParMapUnordered, "par_map_unordered", FuturesUnordered
 }

@@ -73,7 +73,7 @@ where
             "write_batches: concurrency must be at least 1"
         );
         WriteBatches {
-            batches: Batch::new(stream, max_items, max_delay),
+            batches: Batch::new("write_batches", stream, max_items, max_delay),
             write,
             in_flight: FuturesUnordered::new(),
             limit: concurrency,

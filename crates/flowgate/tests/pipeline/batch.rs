@@ -147,15 +147,52 @@ async fn size_hint() {
 }
 
 #[test]
-#[should_panic(expected = "at least 1")]
+#[should_panic(expected = "batch: max_items must be at least 1")]
 fn zero_items_panics() {
     let _ = stream::iter([1]).batch(0, D);
 }
 
 #[test]
-#[should_panic(expected = "greater than zero")]
+#[should_panic(expected = "batch: max_delay must be greater than zero")]
 fn zero_delay_panics() {
     let _ = stream::iter([1]).batch(1, Duration::ZERO);
+}
+
+#[test]
+#[should_panic(expected = "batch_dedup: max_items must be at least 1")]
+fn zero_items_panics_dedup() {
+    let _ = stream::iter([1]).batch_dedup(0, D);
+}
+
+#[test]
+#[should_panic(expected = "batch_dedup_by_key: max_delay must be greater than zero")]
+fn zero_delay_panics_dedup_by_key() {
+    let _ = stream::iter([1]).batch_dedup_by_key(1, Duration::ZERO, |x| *x);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_items_max_reserves_nothing_huge_and_yields_at_the_end() {
+    // `usize::MAX` is "no size bound": no `Vec::with_capacity(usize::MAX)`,
+    // and a long ready upstream is taken over several polls.
+    let out: Vec<Vec<u32>> = stream::iter(0..10_000)
+        .batch(usize::MAX, Duration::MAX)
+        .collect()
+        .await;
+    assert_eq!(out, [(0..10_000).collect::<Vec<_>>()]);
+    let out: Vec<Vec<u32>> = stream::iter([1, 1, 2])
+        .batch_dedup(usize::MAX, Duration::MAX)
+        .collect()
+        .await;
+    assert_eq!(out, [vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_items_one_yields_every_item_alone() {
+    let out: Vec<Vec<u32>> = stream::iter(0..3)
+        .batch(1, Duration::from_nanos(1))
+        .collect()
+        .await;
+    assert_eq!(out, [vec![0], vec![1], vec![2]]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -168,9 +168,32 @@ async fn size_hint_counts_in_flight() {
 }
 
 #[test]
-#[should_panic(expected = "at least 1")]
+#[should_panic(expected = "par_map: limit must be at least 1")]
 fn zero_limit_panics() {
     let _ = stream::iter([1]).par_map(0, std::future::ready);
+}
+
+#[test]
+#[should_panic(expected = "par_map_unordered: limit must be at least 1")]
+fn zero_limit_panics_unordered() {
+    let _ = stream::iter([1]).par_map_unordered(0, std::future::ready);
+}
+
+#[tokio::test(start_paused = true)]
+async fn limits_of_one_and_max() {
+    for limit in [1, usize::MAX] {
+        let out: Vec<u32> = stream::iter(0..100)
+            .par_map(limit, std::future::ready)
+            .collect()
+            .await;
+        assert_eq!(out, (0..100).collect::<Vec<_>>());
+        let mut out: Vec<u32> = stream::iter(0..100)
+            .par_map_unordered(limit, std::future::ready)
+            .collect()
+            .await;
+        out.sort_unstable();
+        assert_eq!(out, (0..100).collect::<Vec<_>>());
+    }
 }
 
 #[tokio::test]

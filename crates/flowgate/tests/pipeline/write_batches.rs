@@ -88,7 +88,61 @@ async fn a_partial_batch_is_written_after_max_delay() {
 }
 
 #[test]
-#[should_panic(expected = "concurrency must be at least 1")]
+#[should_panic(expected = "write_batches: concurrency must be at least 1")]
 fn zero_concurrency_is_refused() {
     let _ = stream::iter([(1u8, ())]).write_batches(1, D, 0, |rows: Vec<u8>| async move { rows });
+}
+
+#[test]
+#[should_panic(expected = "write_batches: max_items must be at least 1")]
+fn zero_max_items_is_refused() {
+    let _ = stream::iter([(1u8, ())]).write_batches(0, D, 1, |rows: Vec<u8>| async move { rows });
+}
+
+#[test]
+#[should_panic(expected = "write_batches: max_delay must be greater than zero")]
+fn zero_max_delay_is_refused() {
+    let _ =
+        stream::iter([(1u8, ())])
+            .write_batches(1, Duration::ZERO, 1, |rows: Vec<u8>| async move { rows });
+}
+
+#[tokio::test(start_paused = true)]
+async fn maxima_mean_no_bound_and_never() {
+    let out: Vec<(usize, Vec<u32>)> = stream::iter((0..5000u32).map(|i| (i, i)))
+        .write_batches(
+            usize::MAX,
+            Duration::MAX,
+            usize::MAX,
+            |rows: Vec<u32>| async move { rows.len() },
+        )
+        .collect()
+        .await;
+    assert_eq!(out.len(), 1, "one batch, at the end of upstream");
+    assert_eq!(out[0].0, 5000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_concurrency_batches_come_out_as_their_writes_finish() {
+    // Batches of one; the write of row `ms` takes `ms` milliseconds.
+    let items = stream::iter([30u64, 10, 20].map(|ms| (ms, ms)));
+    let out: Vec<(u64, Vec<u64>)> = items
+        .write_batches(1, D, 3, |rows: Vec<u64>| async move {
+            tokio::time::sleep(Duration::from_millis(rows[0])).await;
+            rows[0]
+        })
+        .collect()
+        .await;
+    assert_eq!(out, [(10, vec![10]), (20, vec![20]), (30, vec![30])]);
+
+    // With a concurrency of 1, in upstream order.
+    let items = stream::iter([30u64, 10, 20].map(|ms| (ms, ms)));
+    let out: Vec<Vec<u64>> = items
+        .write_batches(1, D, 1, |rows: Vec<u64>| async move {
+            tokio::time::sleep(Duration::from_millis(rows[0])).await;
+        })
+        .map(|((), tokens)| tokens)
+        .collect()
+        .await;
+    assert_eq!(out, [vec![30], vec![10], vec![20]]);
 }

@@ -1,27 +1,27 @@
-//! The per-item acknowledgement: [`Ack`], and the batch-side [`Completion`]
-//! that resolves every ack and callback of one batch.
+//! The per-item outcome: [`Flushed`], and the batch-side [`Completion`]
+//! that resolves every flushed future and callback of one batch.
 //!
 //! # Why this module has `unsafe`
 //!
-//! Every ack of a batch shares one [`Slot`]. The batch's outcome is written
+//! Every flushed of a batch shares one [`Slot`]. The batch's outcome is written
 //! into the slot once, before the slot's `done` flag is set with `Release`;
-//! from then on it is only read. Each ack then *moves out* its own output, at
+//! from then on it is only read. Each flushed future then *moves out* its own output, at
 //! its own index. Doing that through a mutex cost two contended atomic
 //! operations per item on the batcher's hottest path; instead each output
-//! sits in its own `UnsafeCell`, which only the one ack holding that index
+//! sits in its own `UnsafeCell`, which only the one flushed future holding that index
 //! ever touches. The invariants:
 //!
 //! 1. `outcome` is written only by [`Slot::resolve`], which runs once (a
-//!    [`Completion`] resolves once), while `done` is false; no ack reads
+//!    [`Completion`] resolves once), while `done` is false; no flushed future reads
 //!    `outcome` before it has observed `done == true` with `Acquire`.
-//! 2. Output `i` is moved out only by the ack created with index `i`; there is
-//!    one such ack (acks are not `Clone`), it does so once (it drops its slot
+//! 2. Output `i` is moved out only by the flushed future created with index `i`; there is
+//!    one such flushed future (flushed futures are not `Clone`), it does so once (it drops its slot
 //!    reference right after), and callbacks' outputs are moved out by the
 //!    worker before the outcome is published.
 //!
 //! Both are model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test
-//! --release -p flowgate --lib batch::ack`) and the unit tests below run under
-//! miri (`cargo +nightly miri test -p flowgate --lib batch::ack`).
+//! --release -p flowgate --lib batch::flushed`) and the unit tests below run under
+//! miri (`cargo +nightly miri test -p flowgate --lib batch::flushed`).
 
 use std::fmt;
 use std::future::Future;
@@ -31,17 +31,17 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use super::error::AckError;
+use super::error::FlushError;
 use crate::loom::{Arc, AtomicBool, Mutex, UnsafeCell, lock};
 use crate::sync::panic_message;
 
 /// A callback given to [`Batcher::submit_with`](super::Batcher::submit_with),
 /// called once with the item's outcome.
-pub(crate) type Callback<O, E> = Box<dyn FnOnce(Result<O, AckError<E>>) + Send + 'static>;
+pub(crate) type Callback<O, E> = Box<dyn FnOnce(Result<O, FlushError<E>>) + Send + 'static>;
 
-/// State shared by every [`Ack`] of one batch and the batch's [`Completion`].
+/// State shared by every [`Flushed`] of one batch and the batch's [`Completion`].
 ///
-/// One allocation per batch, not per item: an ack is an `Arc` clone and an
+/// One allocation per batch, not per item: a flushed future is an `Arc` clone and an
 /// index into the outputs.
 pub(crate) struct Slot<O, E> {
     /// Set with `Release`, after `outcome` was written, once the batch is
@@ -49,29 +49,29 @@ pub(crate) struct Slot<O, E> {
     done: AtomicBool,
     /// Written once before `done` is set; see the module docs.
     outcome: UnsafeCell<Outcome<O, E>>,
-    /// Wakers of acks polled by another task than the one that submitted
-    /// them. An ack remembers its position so that a re-poll replaces its
+    /// Wakers of flushed futures polled by another task than the one that submitted
+    /// them. A flushed future remembers its position so that a re-poll replaces its
     /// waker instead of adding one.
     late_wakers: Mutex<Vec<Option<Waker>>>,
 }
 
 enum Outcome<O, E> {
     Pending,
-    /// One output per item; each cell is moved out by the item's ack only.
+    /// One output per item; each cell is moved out by the item's flushed only.
     Flushed(Box<[UnsafeCell<Option<O>>]>),
-    Failed(AckError<E>),
+    Failed(FlushError<E>),
 }
 
 // SAFETY: `Slot` is shared between the worker (which resolves it) and the
-// acks, possibly on other threads. The only non-`Sync` parts are the
+// flushed futures, possibly on other threads. The only non-`Sync` parts are the
 // `UnsafeCell`s. `outcome` is written once, before `done` is released, and
 // afterwards only read through shared references, which needs
-// `AckError<E>: Sync` (so `E: Send + Sync`, for the `Arc<E>` inside). Each
-// output cell is accessed by exactly one ack, which moves the `O` to its own
+// `FlushError<E>: Sync` (so `E: Send + Sync`, for the `Arc<E>` inside). Each
+// output cell is accessed by exactly one flushed future, which moves the `O` to its own
 // thread: that needs `O: Send`, not `O: Sync`. See the module docs.
 #[allow(unsafe_code)]
 unsafe impl<O: Send, E: Send + Sync> Sync for Slot<O, E> {}
-// SAFETY: as above; the slot owns `O`s and `AckError<E>`s, which may be
+// SAFETY: as above; the slot owns `O`s and `FlushError<E>`s, which may be
 // dropped on any thread.
 #[allow(unsafe_code)]
 unsafe impl<O: Send, E: Send + Sync> Send for Slot<O, E> {}
@@ -90,11 +90,11 @@ impl<O, E> Slot<O, E> {
     /// Must be called at most once (see [`Completion::finish`]).
     fn resolve(&self, outcome: Outcome<O, E>) -> Vec<Option<Waker>> {
         // SAFETY: invariant 1 — this is the only write, and it happens before
-        // `done` is set, so no ack reads `outcome` concurrently.
+        // `done` is set, so no flushed future reads `outcome` concurrently.
         #[allow(unsafe_code)]
         self.outcome.with_mut(|ptr| unsafe { *ptr = outcome });
         let mut late = lock(&self.late_wakers);
-        // Under the lock: an ack registering a late waker either sees `done`
+        // Under the lock: a flushed future registering a late waker either sees `done`
         // or has its waker taken here.
         self.done.store(true, Ordering::Release);
         mem::take(&mut *late)
@@ -105,9 +105,9 @@ impl<O, E> Slot<O, E> {
     /// # Safety
     ///
     /// `done` must have been observed `true` with `Acquire`, and the caller
-    /// must be the one ack holding `index`, calling this once (invariant 2).
+    /// must be the one flushed future holding `index`, calling this once (invariant 2).
     #[allow(unsafe_code)]
-    unsafe fn take(&self, index: usize) -> Result<O, AckError<E>> {
+    unsafe fn take(&self, index: usize) -> Result<O, FlushError<E>> {
         // SAFETY: `done` was observed with `Acquire`, so the write of
         // `outcome` happened before; from now on it is only read.
         self.outcome.with(|outcome| match unsafe { &*outcome } {
@@ -123,7 +123,7 @@ impl<O, E> Slot<O, E> {
 }
 
 /// Identifies a waker without holding a reference to the task, to tell
-/// whether an ack is polled by the task that submitted it (the waker
+/// whether a flushed future is polled by the task that submitted it (the waker
 /// registered at submission is then still the right one). Comparing data and
 /// vtable pointers is what [`Waker::will_wake`] does; the registered clone
 /// keeps the task alive, so its address cannot be reused meanwhile.
@@ -142,20 +142,20 @@ impl WakerId {
     }
 }
 
-/// Resolves every ack and callback of one batch exactly once.
+/// Resolves every flushed future and callback of one batch exactly once.
 ///
 /// Owned by the batch while it waits and while it flushes. If it is dropped
 /// unresolved — the worker was dropped mid-flight or before the batch started
-/// — every ack and callback resolves with [`AckError::Closed`], so no one
+/// — every flushed future and callback resolves with [`FlushError::Closed`], so no one
 /// waits forever.
 pub(crate) struct Completion<O, E> {
-    /// Created by the batch's first ack.
+    /// Created by the batch's first flushed future.
     slot: Option<Arc<Slot<O, E>>>,
     /// How many items the batch is expected to hold, to size `wakers` once
-    /// the first ack arrives.
+    /// the first flushed future arrives.
     expected_items: usize,
     /// Wakers of the tasks that submitted the batch's items, registered at
-    /// submission so that their first poll of the ack needs no lock.
+    /// submission so that their first poll of the flushed future needs no lock.
     wakers: Vec<Waker>,
     callbacks: Vec<(usize, Callback<O, E>)>,
     resolved: bool,
@@ -172,10 +172,10 @@ impl<O, E> Completion<O, E> {
         }
     }
 
-    /// An ack for the item at `index` of this batch, submitted by the task
-    /// that `waker` wakes, if known. There must be one ack or callback per
+    /// A flushed future for the item at `index` of this batch, submitted by the task
+    /// that `waker` wakes, if known. There must be one flushed future or callback per
     /// index.
-    pub(crate) fn ack(&mut self, index: usize, waker: Option<&Waker>) -> Ack<O, E> {
+    pub(crate) fn flushed(&mut self, index: usize, waker: Option<&Waker>) -> Flushed<O, E> {
         let registered = waker.map_or(WakerId::NONE, |waker| {
             self.wakers.push(waker.clone());
             WakerId::of(waker)
@@ -184,7 +184,7 @@ impl<O, E> Completion<O, E> {
             Some(slot) => slot,
             None => self.first_ack(),
         };
-        Ack {
+        Flushed {
             slot: Some(Arc::clone(slot)),
             index,
             registered,
@@ -192,7 +192,7 @@ impl<O, E> Completion<O, E> {
         }
     }
 
-    /// Sets up for the batch's first ack: the slot, and room for the acks'
+    /// Sets up for the batch's first flushed future: the slot, and room for the flushed futures'
     /// wakers. Out of line, as it runs once per batch.
     #[cold]
     #[inline(never)]
@@ -206,15 +206,15 @@ impl<O, E> Completion<O, E> {
         self.callbacks.push((index, callback));
     }
 
-    /// Resolves every ack and callback with `result`: the batch's error, or
+    /// Resolves every flushed future and callback with `result`: the batch's error, or
     /// one output per item, where the outputs of items submitted otherwise
     /// (with [`submit_and_wait`](super::Batcher::submit_and_wait)) were
     /// already taken.
-    pub(crate) fn resolve(mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
+    pub(crate) fn resolve(mut self, result: Result<Vec<Option<O>>, FlushError<E>>) {
         self.finish(result);
     }
 
-    fn finish(&mut self, result: Result<Vec<Option<O>>, AckError<E>>) {
+    fn finish(&mut self, result: Result<Vec<Option<O>>, FlushError<E>>) {
         debug_assert!(!self.resolved, "a batch resolves once");
         self.resolved = true;
         let callbacks = mem::take(&mut self.callbacks);
@@ -248,7 +248,7 @@ impl<O, E> Completion<O, E> {
     }
 }
 
-/// Wakes the acks' tasks, outside any lock.
+/// Wakes the flushed futures' tasks, outside any lock.
 fn wake(submitted: Vec<Waker>, late: Vec<Option<Waker>>) {
     for waker in submitted.into_iter().chain(late.into_iter().flatten()) {
         waker.wake();
@@ -256,11 +256,11 @@ fn wake(submitted: Vec<Waker>, late: Vec<Option<Waker>>) {
 }
 
 /// Runs a user callback on the worker, keeping the worker alive if it panics.
-fn call<O, E>(callback: Callback<O, E>, result: Result<O, AckError<E>>) {
+fn call<O, E>(callback: Callback<O, E>, result: Result<O, FlushError<E>>) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || callback(result))) {
         tracing::error!(
             panic = %panic_message(&*payload),
-            "a batch acknowledgement callback panicked"
+            "a batch outcome callback panicked"
         );
     }
 }
@@ -268,7 +268,7 @@ fn call<O, E>(callback: Callback<O, E>, result: Result<O, AckError<E>>) {
 impl<O, E> Drop for Completion<O, E> {
     fn drop(&mut self) {
         if !self.resolved {
-            self.finish(Err(AckError::Closed));
+            self.finish(Err(FlushError::Closed));
         }
     }
 }
@@ -286,25 +286,25 @@ impl<O, E> fmt::Debug for Completion<O, E> {
 ///
 /// Returned by [`Batcher::submit`](super::Batcher::submit). It yields the
 /// item's output (`()` for flush functions that return `()`), or an
-/// [`AckError`] saying why the item's batch failed.
+/// [`FlushError`] saying why the item's batch failed.
 ///
-/// # Dropping an `Ack`
+/// # Dropping a `Flushed`
 ///
-/// Dropping an ack does **not** withdraw the item: it stays submitted and is
-/// flushed with its batch; only the notification is lost. An ack does not keep
+/// Dropping a flushed future does **not** withdraw the item: it stays submitted and is
+/// flushed with its batch; only the notification is lost. A flushed future does not keep
 /// the batcher alive.
 ///
 /// # Cancel safety
 ///
-/// Awaiting an ack is cancel-safe: it only observes the outcome. A cancelled
-/// `ack.await` (for example in `select!`) can be resumed by polling the same
-/// `Ack` again.
+/// Awaiting a flushed future is cancel-safe: it only observes the outcome. A cancelled
+/// `flushed.await` (for example in `select!`) can be resumed by polling the same
+/// `Flushed` again.
 ///
 /// # Panics
 ///
-/// Polling an ack again after it returned `Ready` panics.
-#[must_use = "an Ack reports the item's outcome only when awaited; dropping it leaves the item submitted"]
-pub struct Ack<O, E> {
+/// Polling a flushed future again after it returned `Ready` panics.
+#[must_use = "an Flushed reports the item's outcome only when awaited; dropping it leaves the item submitted"]
+pub struct Flushed<O, E> {
     /// `None` once the outcome was returned.
     slot: Option<Arc<Slot<O, E>>>,
     index: usize,
@@ -312,24 +312,24 @@ pub struct Ack<O, E> {
     /// task's, or the one registered by the last slow-path poll
     /// ([`WakerId::NONE`] if neither).
     registered: WakerId,
-    /// Position of this ack's waker among the slot's late wakers, or
-    /// [`NO_LATE_POS`]. (No `Option`s: an ack is moved through the submit
+    /// Position of this flushed future's waker among the slot's late wakers, or
+    /// [`NO_LATE_POS`]. (No `Option`s: a flushed future is moved through the submit
     /// future into the caller's, and every byte of it is copied each time.)
     late_pos: usize,
 }
 
-/// [`Ack::late_pos`] before the ack registered a late waker.
+/// [`Flushed::late_pos`] before the flushed future registered a late waker.
 const NO_LATE_POS: usize = usize::MAX;
 
-impl<O, E> Future for Ack<O, E> {
-    type Output = Result<O, AckError<E>>;
+impl<O, E> Future for Flushed<O, E> {
+    type Output = Result<O, FlushError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let slot = this
             .slot
             .as_ref()
-            .expect("`Ack` polled after it returned `Ready`");
+            .expect("`Flushed` polled after it returned `Ready`");
         if !slot.done.load(Ordering::Acquire) {
             // Fast path: polled by the task whose waker is already
             // registered; it is woken after `done` is set.
@@ -350,7 +350,7 @@ impl<O, E> Future for Ack<O, E> {
                 return Poll::Pending;
             }
         }
-        // SAFETY: `done` was observed with `Acquire` just above, and this ack
+        // SAFETY: `done` was observed with `Acquire` just above, and this flushed future
         // is the only holder of `index`; it takes its output once, since it
         // drops its slot reference right after (invariant 2).
         #[allow(unsafe_code)]
@@ -360,9 +360,9 @@ impl<O, E> Future for Ack<O, E> {
     }
 }
 
-impl<O, E> fmt::Debug for Ack<O, E> {
+impl<O, E> fmt::Debug for Flushed<O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ack")
+        f.debug_struct("Flushed")
             .field("index", &self.index)
             .field("done", &self.slot.is_none())
             .finish()
@@ -372,7 +372,7 @@ impl<O, E> fmt::Debug for Ack<O, E> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     //! Exercises the unsafe parts directly; run under miri with
-    //! `cargo +nightly miri test -p flowgate --lib batch::ack`.
+    //! `cargo +nightly miri test -p flowgate --lib batch::flushed`.
 
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
@@ -388,8 +388,8 @@ mod tests {
         }
     }
 
-    fn poll<O, E>(ack: &mut Ack<O, E>, waker: &Waker) -> Poll<Result<O, AckError<E>>> {
-        Pin::new(ack).poll(&mut Context::from_waker(waker))
+    fn poll<O, E>(flushed: &mut Flushed<O, E>, waker: &Waker) -> Poll<Result<O, FlushError<E>>> {
+        Pin::new(flushed).poll(&mut Context::from_waker(waker))
     }
 
     #[test]
@@ -397,15 +397,17 @@ mod tests {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(std::sync::Arc::clone(&counter));
         let mut completion = Completion::<String, ()>::new(4);
-        let acks: Vec<_> = (0..4).map(|i| completion.ack(i, Some(&waker))).collect();
-        let threads: Vec<_> = acks
+        let pending: Vec<_> = (0..4)
+            .map(|i| completion.flushed(i, Some(&waker)))
+            .collect();
+        let threads: Vec<_> = pending
             .into_iter()
             .enumerate()
-            .map(|(i, mut ack)| {
+            .map(|(i, mut flushed)| {
                 let waker = waker.clone();
                 thread::spawn(move || {
                     loop {
-                        if let Poll::Ready(out) = poll(&mut ack, &waker) {
+                        if let Poll::Ready(out) = poll(&mut flushed, &waker) {
                             assert_eq!(out, Ok(format!("out {i}")));
                             return;
                         }
@@ -419,7 +421,7 @@ mod tests {
             thread.join().unwrap();
         }
         // Each submitter is woken at least once; more where a vtable
-        // comparison gives a false negative (as it may under miri) and an ack
+        // comparison gives a false negative (as it may under miri) and a flushed future
         // registered a late waker too.
         assert!(counter.0.load(Ordering::SeqCst) >= 4);
     }
@@ -427,9 +429,9 @@ mod tests {
     #[test]
     fn untaken_outputs_are_dropped_with_the_slot() {
         let mut completion = Completion::<Box<u32>, ()>::new(4);
-        let mut taken = completion.ack(0, None);
-        let dropped = completion.ack(1, None);
-        let never_polled = completion.ack(2, None);
+        let mut taken = completion.flushed(0, None);
+        let dropped = completion.flushed(1, None);
+        let never_polled = completion.flushed(2, None);
         drop(dropped);
         completion.resolve(Ok(vec![
             Some(Box::new(0)),
@@ -446,8 +448,8 @@ mod tests {
         let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
         let late = Waker::from(std::sync::Arc::clone(&counter));
         let mut completion = Completion::<u8, String>::new(4);
-        let mut a = completion.ack(0, None);
-        let mut b = completion.ack(1, Some(Waker::noop()));
+        let mut a = completion.flushed(0, None);
+        let mut b = completion.flushed(1, Some(Waker::noop()));
         assert!(poll(&mut a, &late).is_pending());
         assert!(
             poll(&mut a, &late).is_pending(),
@@ -455,11 +457,11 @@ mod tests {
         );
         assert!(poll(&mut b, &late).is_pending());
         let handle = thread::spawn(move || {
-            completion.resolve(Err(AckError::Flush(std::sync::Arc::new("no".into()))))
+            completion.resolve(Err(FlushError::Failed(std::sync::Arc::new("no".into()))))
         });
         handle.join().unwrap();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
-        let (Poll::Ready(Err(AckError::Flush(ea))), Poll::Ready(Err(AckError::Flush(eb)))) =
+        let (Poll::Ready(Err(FlushError::Failed(ea))), Poll::Ready(Err(FlushError::Failed(eb)))) =
             (poll(&mut a, &late), poll(&mut b, &late))
         else {
             panic!("both fail with the flush error");
@@ -470,22 +472,22 @@ mod tests {
     #[test]
     fn dropping_an_unresolved_completion_closes_its_acks() {
         let mut completion = Completion::<u8, ()>::new(4);
-        let mut ack = completion.ack(0, None);
+        let mut flushed = completion.flushed(0, None);
         let (tx, rx) = std::sync::mpsc::channel();
         completion.push_callback(1, Box::new(move |out| tx.send(out).unwrap()));
         drop(completion);
         assert_eq!(
-            poll(&mut ack, Waker::noop()),
-            Poll::Ready(Err(AckError::Closed))
+            poll(&mut flushed, Waker::noop()),
+            Poll::Ready(Err(FlushError::Closed))
         );
-        assert_eq!(rx.recv().unwrap(), Err(AckError::Closed));
+        assert_eq!(rx.recv().unwrap(), Err(FlushError::Closed));
     }
 }
 
 #[cfg(all(test, loom))]
 mod loom_tests {
     //! Model-checks the slot protocol: `RUSTFLAGS="--cfg loom" cargo test
-    //! --release -p flowgate --lib batch::ack`.
+    //! --release -p flowgate --lib batch::flushed`.
 
     use super::*;
     use loom::future::block_on;
@@ -495,8 +497,8 @@ mod loom_tests {
     fn outputs_reach_their_acks_under_every_interleaving() {
         loom::model(|| {
             let mut completion = Completion::<Box<u8>, ()>::new(4);
-            let a = completion.ack(0, None);
-            let b = completion.ack(1, None);
+            let a = completion.flushed(0, None);
+            let b = completion.flushed(1, None);
             let ta = thread::spawn(move || block_on(a));
             let tb = thread::spawn(move || drop(b));
             completion.resolve(Ok(vec![Some(Box::new(10)), Some(Box::new(11))]));
@@ -511,8 +513,8 @@ mod loom_tests {
             let mut completion = Completion::<u8, ()>::new(4);
             // Registered with no submitting waker: the first poll takes the
             // late-waker path, racing with `resolve`.
-            let ack = completion.ack(0, None);
-            let waiter = thread::spawn(move || block_on(ack));
+            let flushed = completion.flushed(0, None);
+            let waiter = thread::spawn(move || block_on(flushed));
             let resolver = thread::spawn(move || completion.resolve(Ok(vec![Some(7)])));
             resolver.join().unwrap();
             assert_eq!(waiter.join().unwrap(), Ok(7));
@@ -523,13 +525,13 @@ mod loom_tests {
     fn failure_is_shared_by_acks_on_two_threads() {
         loom::model(|| {
             let mut completion = Completion::<u8, u8>::new(4);
-            let a = completion.ack(0, None);
-            let b = completion.ack(1, None);
+            let a = completion.flushed(0, None);
+            let b = completion.flushed(1, None);
             let ta = thread::spawn(move || block_on(a));
             let tb = thread::spawn(move || block_on(b));
-            completion.resolve(Err(AckError::Flush(std::sync::Arc::new(3))));
-            assert!(matches!(ta.join().unwrap(), Err(AckError::Flush(_))));
-            assert!(matches!(tb.join().unwrap(), Err(AckError::Flush(_))));
+            completion.resolve(Err(FlushError::Failed(std::sync::Arc::new(3))));
+            assert!(matches!(ta.join().unwrap(), Err(FlushError::Failed(_))));
+            assert!(matches!(tb.join().unwrap(), Err(FlushError::Failed(_))));
         });
     }
 }
