@@ -268,8 +268,12 @@
 //!   [Validation](#validation)).
 //! - A duration that is a timer (a timeout, a delay, a window, a TTL, a
 //!   cooldown) too long for an `Instant` — up to `Duration::MAX` — means
-//!   "never", as `tokio::time::sleep(Duration::MAX)` does; it never
-//!   overflows into a panic or a timer that fires at once.
+//!   "never"; it never overflows into a panic or a timer that fires at once.
+//!   Where flowgate compares times (TTLs, coalescing windows, dedup
+//!   windows, group deadlines) there is then no deadline at all; where it
+//!   must arm a tokio timer (a timeout, a debounce, a batch delay) the
+//!   timer is set about 30 years ahead, tokio's own far future, as
+//!   `tokio::time::sleep(Duration::MAX)` does.
 //! - Every async method documents whether it is cancel-safe and what a
 //!   cancelled call loses.
 //!
