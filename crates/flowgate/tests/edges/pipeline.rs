@@ -247,7 +247,7 @@ fn branch_zero_is_refused() {
 #[test]
 #[should_panic(expected = "branch: capacity must be at least 1")]
 fn partition_zero_is_refused() {
-    let _ = stream::iter([1u32]).partition(0, |x: &u32| x % 2 == 0);
+    let _ = stream::iter([1u32]).partition(0, |x: &u32| x.is_multiple_of(2));
 }
 
 #[test]
@@ -267,7 +267,7 @@ async fn drain_both<L, R>(
 #[tokio::test]
 async fn branch_capacity_one_and_max_route_everything() {
     for capacity in [1, usize::MAX] {
-        let (even, odd) = stream::iter(0..10u32).partition(capacity, |x| x % 2 == 0);
+        let (even, odd) = stream::iter(0..10u32).partition(capacity, |x| x.is_multiple_of(2));
         let (even, odd) = drain_both(even, odd).await;
         assert_eq!(even, [0, 2, 4, 6, 8], "capacity {capacity}");
         assert_eq!(odd, [1, 3, 5, 7, 9], "capacity {capacity}");
