@@ -134,7 +134,7 @@ pub(crate) struct State<K, A> {
     pub(crate) closed: bool,
     /// Parked `dequeue` calls.
     pub(crate) consumers: WaitList,
-    /// Parked `enqueue_wait` calls.
+    /// Parked `enqueue` calls (waiting for room).
     pub(crate) producers: WaitList,
 }
 
