@@ -319,8 +319,9 @@
 //! | `try_*` | never waits: succeeds now or returns an error holding your value (`try_enqueue`, `try_dequeue`, `try_acquire`) |
 //! | the plain verb | waits, as an `async fn` or a named future (`enqueue`, `dequeue`, `acquire`) |
 //! | `run` | runs your async call inside a wrapper (`Retry::run`, `CircuitBreaker::run`, `Guard::run`) |
-//! | ack | the consumer saying an item is done: a token you call or drop (`source::Ack`, `flowgate_redis::Delivery`) |
-//! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] |
+//! | ack | the consumer saying an item is done: a token you call or drop ([`CursorAck`](source::CursorAck), `flowgate_redis::Delivery::ack`) |
+//! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] ([`submit`](Batcher::submit) returns one; [`submit_and_wait`](Batcher::submit_and_wait) is submit and wait fused in one future) |
+//! | `Cursor*` | the parts of a [`CursorSource`] (`CursorControl`, `CursorStats`, `CursorError`), so they do not clash with a broker crate's `Source*` |
 //! | a stream type | named after its operator: `item_timeout` → `ItemTimeout`, `throttle_keep` → `ThrottleKeep` |
 //! | `<Op>Error` | the error of one operation, giving your value back where it can (`TryEnqueueError::Full(item)`); `BuildError` for builders |
 //! | `is_transient()` | on every error: whether trying again later may succeed |
