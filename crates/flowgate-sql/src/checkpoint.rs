@@ -77,6 +77,28 @@ impl SqliteCheckpointStore {
     ///
     /// Cancel-safe: a cancelled open leaves at most the file and the checkpoint table
     /// created, which a later open reuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteCheckpointStore, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-cp-open-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteCheckpointStore::open(dir.join("checkpoints.db"), "orders").await?;
+    /// store.set(Value::Integer(7)).await?;
+    /// assert_eq!(store.get().await?, Some(Value::Integer(7)));
+    ///
+    /// // A directory is not a database file.
+    /// let err = SqliteCheckpointStore::open(&dir, "orders").await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Sqlite { .. }), "{err}");
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(path: impl AsRef<Path>, name: impl Into<String>) -> Result<Self, SinkError> {
         Self::with(Some(path.as_ref()), name.into()).await
     }
@@ -91,6 +113,20 @@ impl SqliteCheckpointStore {
     /// # Cancel safety
     ///
     /// Cancel-safe: nothing outlives a cancelled call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteCheckpointStore;
+    ///
+    /// let store = SqliteCheckpointStore::open_in_memory("orders").await?;
+    /// assert_eq!(store.path(), None);
+    /// assert_eq!(store.get().await?, None, "a new database has no checkpoint");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_in_memory(name: impl Into<String>) -> Result<Self, SinkError> {
         Self::with(None, name.into()).await
     }
@@ -101,11 +137,42 @@ impl SqliteCheckpointStore {
     }
 
     /// The source name this store keeps the checkpoint of.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteCheckpointStore;
+    ///
+    /// let store = SqliteCheckpointStore::open_in_memory("orders").await?;
+    /// assert_eq!(store.name(), "orders");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         self.inner.key()
     }
 
     /// The database file, or `None` for an in-memory database.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteCheckpointStore;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-cp-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let file = SqliteCheckpointStore::open(dir.join("checkpoints.db"), "orders").await?;
+    /// assert_eq!(file.path(), Some(dir.join("checkpoints.db").as_path()));
+    /// assert_eq!(SqliteCheckpointStore::open_in_memory("orders").await?.path(), None);
+    /// # drop(file);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         self.inner.path()
     }
@@ -119,6 +186,21 @@ impl SqliteCheckpointStore {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteCheckpointStore, Value};
+    ///
+    /// let store = SqliteCheckpointStore::open_in_memory("orders").await?;
+    /// assert_eq!(store.get().await?, None);
+    /// store.set(Value::from("page-2")).await?;
+    /// assert_eq!(store.get().await?, Some(Value::from("page-2")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get(&self) -> Result<Option<Value>, SinkError> {
         self.inner
             .run(move |conn, name| {
@@ -145,6 +227,25 @@ impl SqliteCheckpointStore {
     ///
     /// Cancelling does not cancel the write: it runs to its end on the
     /// blocking pool, and the row holds the old cursor or the new one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteCheckpointStore, TableError, Value};
+    ///
+    /// let store = SqliteCheckpointStore::open_in_memory("orders").await?;
+    /// store.set(Value::Integer(1)).await?;
+    /// store.set(Value::Integer(2)).await?; // replaces the cursor
+    /// assert_eq!(store.get().await?, Some(Value::Integer(2)));
+    ///
+    /// let err = store.set(Value::Null).await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Table(TableError::NullKey { .. })));
+    /// assert_eq!(store.get().await?, Some(Value::Integer(2)), "unchanged");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set(&self, cursor: Value) -> Result<(), SinkError> {
         if cursor == Value::Null {
             return Err(SinkError::Table(crate::TableError::NullKey {
@@ -176,6 +277,22 @@ impl SqliteCheckpointStore {
     /// # Cancel safety
     ///
     /// As [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteCheckpointStore, Value};
+    ///
+    /// let store = SqliteCheckpointStore::open_in_memory("orders").await?;
+    /// store.set(Value::Integer(9)).await?;
+    /// assert!(store.reset().await?);
+    /// assert_eq!(store.get().await?, None);
+    /// assert!(!store.reset().await?, "nothing left to forget");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn reset(&self) -> Result<bool, SinkError> {
         self.inner
             .run(move |conn, name| {

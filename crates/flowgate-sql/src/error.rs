@@ -85,6 +85,8 @@ impl TableError {
     /// rather than about the table's description. `write_each` refuses such
     /// rows one by one; see [`SinkError::is_content`].
     ///
+    /// # Examples
+    ///
     /// ```
     /// use flowgate_sql::TableError;
     ///
@@ -239,17 +241,101 @@ pub struct SchemaError {
 
 impl SchemaError {
     /// The table, as the database resolved it (PostgreSQL: `schema.name`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SchemaMismatch, SinkError, SqliteSink, Table, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-schema-table-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("shop.db");
+    /// let old = Table::builder("orders").text("id").key("id").build()?;
+    /// drop(SqliteSink::open(&path, old, |_: &()| Vec::<Value>::new()).await?);
+    ///
+    /// let new = Table::builder("orders").text("id").integer("seq").key("id").build()?;
+    /// let Err(SinkError::Schema(err)) = SqliteSink::open(&path, new, |_: &()| Vec::new()).await else {
+    ///     panic!("the table has no column seq")
+    /// };
+    /// assert_eq!(err.table(), "orders");
+    /// assert!(err.location().starts_with("SQLite database"), "{}", err.location());
+    /// assert_eq!(err.mismatches(), [SchemaMismatch::MissingColumn { column: "seq".into() }]);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
     pub fn table(&self) -> &str {
         &self.table
     }
 
     /// Where the table is: `PostgreSQL at host:port, database d` or
     /// `SQLite database "file"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SchemaMismatch, SinkError, SqliteSink, Table, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-schema-location-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("shop.db");
+    /// let old = Table::builder("orders").text("id").key("id").build()?;
+    /// drop(SqliteSink::open(&path, old, |_: &()| Vec::<Value>::new()).await?);
+    ///
+    /// let new = Table::builder("orders").text("id").integer("seq").key("id").build()?;
+    /// let Err(SinkError::Schema(err)) = SqliteSink::open(&path, new, |_: &()| Vec::new()).await else {
+    ///     panic!("the table has no column seq")
+    /// };
+    /// assert_eq!(err.table(), "orders");
+    /// assert!(err.location().starts_with("SQLite database"), "{}", err.location());
+    /// assert_eq!(err.mismatches(), [SchemaMismatch::MissingColumn { column: "seq".into() }]);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
     pub fn location(&self) -> &str {
         &self.location
     }
 
     /// Every mismatch found (never empty).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SchemaMismatch, SinkError, SqliteSink, Table, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-schema-mismatches-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("shop.db");
+    /// let old = Table::builder("orders").text("id").key("id").build()?;
+    /// drop(SqliteSink::open(&path, old, |_: &()| Vec::<Value>::new()).await?);
+    ///
+    /// let new = Table::builder("orders").text("id").integer("seq").key("id").build()?;
+    /// let Err(SinkError::Schema(err)) = SqliteSink::open(&path, new, |_: &()| Vec::new()).await else {
+    ///     panic!("the table has no column seq")
+    /// };
+    /// assert_eq!(err.table(), "orders");
+    /// assert!(err.location().starts_with("SQLite database"), "{}", err.location());
+    /// assert_eq!(err.mismatches(), [SchemaMismatch::MissingColumn { column: "seq".into() }]);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
     pub fn mismatches(&self) -> &[SchemaMismatch] {
         &self.mismatches
     }
@@ -465,6 +551,18 @@ impl SinkError {
     /// locked database, serialization failures, a server out of resources or
     /// shutting down (PostgreSQL classes 08, 40, 53, 57 and `55P03`
     /// *lock not available*). See [what to do](Self#what-to-do-with-a-failed-write).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{SinkError, TableError};
+    ///
+    /// // A write whose blocking task was cancelled: retry it later.
+    /// assert!(SinkError::Task("the runtime is shutting down".into()).is_transient());
+    /// // A row that does not fit fails the same way every time.
+    /// let bad_row = SinkError::Table(TableError::NullKey { row: 0, column: "id".into() });
+    /// assert!(!bad_row.is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Table(_) | Self::Schema(_) => false,
@@ -547,6 +645,8 @@ impl SinkError {
 
     /// The SQLSTATE code of an error the PostgreSQL server reported
     /// (`"42P01"`), if it is one.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use flowgate_sql::SinkError;

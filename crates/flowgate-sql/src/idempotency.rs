@@ -71,6 +71,31 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancel-safe: a cancelled open leaves at most the file and the keys table
     /// created, which a later open reuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteIdempotencyStore, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-idem-open-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("keys.db");
+    /// let store = SqliteIdempotencyStore::open(&path, "emails").await?;
+    /// store.record_value(Value::from("welcome:42")).await?;
+    /// drop(store);
+    /// let reopened = SqliteIdempotencyStore::open(&path, "emails").await?;
+    /// assert!(reopened.contains_value(Value::from("welcome:42")).await?);
+    ///
+    /// // A directory is not a database file.
+    /// let err = SqliteIdempotencyStore::open(&dir, "emails").await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Sqlite { .. }), "{err}");
+    /// # drop(reopened);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(path: impl AsRef<Path>, scope: impl Into<String>) -> Result<Self, SinkError> {
         Self::with(Some(path.as_ref()), scope.into()).await
     }
@@ -85,6 +110,20 @@ impl SqliteIdempotencyStore {
     /// # Cancel safety
     ///
     /// Cancel-safe: nothing outlives a cancelled call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteIdempotencyStore;
+    ///
+    /// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// assert_eq!(store.path(), None);
+    /// assert_eq!(store.count().await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_in_memory(scope: impl Into<String>) -> Result<Self, SinkError> {
         Self::with(None, scope.into()).await
     }
@@ -95,11 +134,42 @@ impl SqliteIdempotencyStore {
     }
 
     /// The scope of this store's keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteIdempotencyStore;
+    ///
+    /// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// assert_eq!(store.scope(), "emails");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn scope(&self) -> &str {
         self.inner.key()
     }
 
     /// The database file, or `None` for an in-memory database.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::SqliteIdempotencyStore;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-idem-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let file = SqliteIdempotencyStore::open(dir.join("keys.db"), "emails").await?;
+    /// assert_eq!(file.path(), Some(dir.join("keys.db").as_path()));
+    /// assert_eq!(SqliteIdempotencyStore::open_in_memory("emails").await?.path(), None);
+    /// # drop(file);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         self.inner.path()
     }
@@ -113,6 +183,22 @@ impl SqliteIdempotencyStore {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteIdempotencyStore, Value};
+    ///
+    /// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// assert!(!store.contains_value(Value::Integer(42)).await?);
+    /// store.record_value(Value::Integer(42)).await?;
+    /// assert!(store.contains_value(Value::Integer(42)).await?);
+    /// assert!(!store.contains_value(Value::from("42")).await?, "text is another key");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn contains_value(&self, key: Value) -> Result<bool, SinkError> {
         self.inner
             .run(move |conn, scope| {
@@ -137,6 +223,24 @@ impl SqliteIdempotencyStore {
     ///
     /// Cancelling does not cancel the write: it runs to its end on the
     /// blocking pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteIdempotencyStore, TableError, Value};
+    ///
+    /// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// store.record_value(Value::from("welcome:42")).await?;
+    /// store.record_value(Value::from("welcome:42")).await?; // changes nothing
+    /// assert_eq!(store.count().await?, 1);
+    ///
+    /// let err = store.record_value(Value::Null).await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Table(TableError::NullKey { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn record_value(&self, key: Value) -> Result<(), SinkError> {
         if key == Value::Null {
             return Err(SinkError::Table(crate::TableError::NullKey {
@@ -166,6 +270,21 @@ impl SqliteIdempotencyStore {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteIdempotencyStore, Value};
+    ///
+    /// let emails = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// emails.record_value(Value::Integer(1)).await?;
+    /// emails.record_value(Value::Integer(2)).await?;
+    /// assert_eq!(emails.count().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn count(&self) -> Result<u64, SinkError> {
         self.inner
             .run(move |conn, scope| {
@@ -191,6 +310,24 @@ impl SqliteIdempotencyStore {
     /// # Cancel safety
     ///
     /// Cancelling does not cancel the delete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use flowgate_sql::{SqliteIdempotencyStore, Value};
+    ///
+    /// let store = SqliteIdempotencyStore::open_in_memory("emails").await?;
+    /// store.record_value(Value::Integer(1)).await?;
+    /// // Recorded just now: not older than a day, nor than any age.
+    /// assert_eq!(store.purge_older_than(Duration::from_secs(86_400)).await?, 0);
+    /// assert_eq!(store.purge_older_than(Duration::MAX).await?, 0);
+    /// assert_eq!(store.count().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn purge_older_than(&self, age: Duration) -> Result<u64, SinkError> {
         let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
         self.inner

@@ -94,6 +94,7 @@
 //!   needed).
 //! - `postgres` (default): [`PostgresSink`].
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings), allow(unused_variables))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "sqlite")]
@@ -172,6 +173,15 @@ pub enum RowOutcome {
 impl RowOutcome {
     /// [`Inserted`](Self::Inserted) or [`Duplicate`](Self::Duplicate) as a
     /// [`Written`]; `None` for [`Rejected`](Self::Rejected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{RowOutcome, SinkError, Written};
+    ///
+    /// assert_eq!(RowOutcome::Duplicate.written(), Some(Written::Duplicate));
+    /// assert_eq!(RowOutcome::Rejected(SinkError::Task("gone".into())).written(), None);
+    /// ```
     pub fn written(&self) -> Option<Written> {
         match self {
             RowOutcome::Inserted => Some(Written::Inserted),
@@ -181,6 +191,19 @@ impl RowOutcome {
     }
 
     /// The reason of a [`Rejected`](Self::Rejected) row.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{RowOutcome, SinkError, TableError};
+    ///
+    /// assert!(RowOutcome::Inserted.rejection().is_none());
+    /// let refused = RowOutcome::Rejected(SinkError::Table(TableError::NullKey {
+    ///     row: 0,
+    ///     column: "id".into(),
+    /// }));
+    /// assert!(refused.rejection().is_some_and(SinkError::is_content));
+    /// ```
     pub fn rejection(&self) -> Option<&SinkError> {
         match self {
             RowOutcome::Rejected(reason) => Some(reason),
@@ -193,6 +216,21 @@ impl RowOutcome {
     /// # Errors
     ///
     /// The reason of a [`Rejected`](Self::Rejected) row.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{RowOutcome, SinkError, TableError, Written};
+    ///
+    /// assert_eq!(RowOutcome::Inserted.into_result()?, Written::Inserted);
+    /// let refused = RowOutcome::Rejected(SinkError::Table(TableError::NullKey {
+    ///     row: 2,
+    ///     column: "id".into(),
+    /// }));
+    /// let reason = refused.into_result().unwrap_err();
+    /// assert_eq!(reason.to_string(), r#"row does not fit the table: row 2: key column "id" is null"#);
+    /// # Ok::<(), SinkError>(())
+    /// ```
     pub fn into_result(self) -> Result<Written, SinkError> {
         match self {
             RowOutcome::Inserted => Ok(Written::Inserted),

@@ -259,11 +259,30 @@ impl ParseValueError {
     }
 
     /// The type the input was parsed as.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Value};
+    ///
+    /// let err = Value::parse(ColumnType::Boolean, b"yes").unwrap_err();
+    /// assert_eq!(err.column_type(), ColumnType::Boolean);
+    /// ```
     pub fn column_type(&self) -> ColumnType {
         self.ty
     }
 
     /// What is wrong beyond "not a valid …", if there is more to say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Value};
+    ///
+    /// let err = Value::parse(ColumnType::Integer, b"99999999999999999999").unwrap_err();
+    /// assert_eq!(err.reason(), Some("out of the 64-bit range"));
+    /// assert_eq!(Value::parse(ColumnType::Integer, b"abc").unwrap_err().reason(), None);
+    /// ```
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
     }

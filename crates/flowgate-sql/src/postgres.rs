@@ -285,6 +285,45 @@ impl<T: Send + 'static> PostgresSink<T> {
     ///
     /// Cancel-safe: cancelling drops the half-made connection (a table
     /// created by then stays, and a later connect checks and uses it).
+    ///
+    /// # Examples
+    ///
+    /// A connection string that does not parse is refused before anything
+    /// is sent (this runs without a server):
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresSink, SinkError, Table, Value};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:not-a-port/shop";
+    /// let err = PostgresSink::connect(url, table, |id: &String| vec![Value::from(id.as_str())])
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, SinkError::InvalidUrl(_)) && err.is_fatal(), "{err}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// With a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").text("id").blob("body").key("id").build()?;
+    /// let sink = PostgresSink::connect(
+    ///     "postgres://app@127.0.0.1:5432/shop",
+    ///     table,
+    ///     |e: &(String, Vec<u8>)| vec![Value::from(e.0.as_str()), Value::from(e.1.as_slice())],
+    /// )
+    /// .await?;
+    /// sink.write(vec![("a".to_owned(), b"1".to_vec())]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(
         url: &str,
         table: Table,
@@ -310,6 +349,48 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// # Cancel safety
     ///
     /// As [`connect`](Self::connect).
+    ///
+    /// # Examples
+    ///
+    /// A connection string that does not parse is refused before anything
+    /// is sent (this runs without a server):
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresOptions, PostgresSink, SinkError, Table, Value};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let options = PostgresOptions::default().connections(4);
+    /// let encode = |id: &String| vec![Value::from(id.as_str())];
+    /// let err = PostgresSink::connect_with("host=127.0.0.1 port=x", table, encode, options)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, SinkError::InvalidUrl(_)), "{err}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// With a server (not run here), four connections for concurrent
+    /// writes:
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresOptions, PostgresSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let sink = PostgresSink::connect_with(
+    ///     "postgres://app@127.0.0.1:5432/shop",
+    ///     table,
+    ///     |id: &String| vec![Value::from(id.as_str())],
+    ///     PostgresOptions::default().connections(4),
+    /// )
+    /// .await?;
+    /// # drop(sink);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect_with(
         url: &str,
         table: Table,
@@ -426,6 +507,28 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// Cancelling after the statement was sent does not stop it: the batch
     /// may be stored although the caller did not see the result. Writing it
     /// again is harmless: the rows come back as duplicates.
+    ///
+    /// # Examples
+    ///
+    /// Needs a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresSink, SinkError, Table, TableError, Value, Written};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:5432/shop";
+    /// let sink = PostgresSink::connect(url, table, |id: &Option<&str>| vec![Value::from(*id)]).await?;
+    /// let written = sink.write(vec![Some("a"), Some("a")]).await?;
+    /// assert_eq!(written, [Written::Inserted, Written::Duplicate]);
+    ///
+    /// // A row that does not fit fails the batch before anything is sent.
+    /// let err = sink.write(vec![Some("b"), None]).await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Table(TableError::NullKey { row: 1, .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write(&self, rows: Vec<T>) -> Result<Vec<Written>, SinkError> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -525,6 +628,33 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// # Cancel safety
     ///
     /// As [`write`](Self::write): a statement already sent may store its rows.
+    ///
+    /// # Examples
+    ///
+    /// Needs a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use flowgate_sql::{PostgresSink, RowOutcome, Table, Value};
+    ///
+    /// let table = Table::builder("notes").text("id").text("note").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:5432/shop";
+    /// let sink = PostgresSink::connect(url, table, |_: &()| Vec::new()).await?;
+    /// let rows: Arc<[Vec<Value>]> = vec![
+    ///     vec![Value::from("a"), Value::from("first")],
+    ///     vec![Value::Null, Value::from("no key")],
+    /// ]
+    /// .into();
+    /// let outcomes = sink.write_values(Arc::clone(&rows)).await?;
+    /// assert!(matches!(outcomes[0], RowOutcome::Inserted));
+    /// assert!(outcomes[1].rejection().is_some());
+    /// // A retry with the same rows copies nothing and stores nothing twice.
+    /// assert!(matches!(sink.write_values(rows).await?[0], RowOutcome::Duplicate));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write_values(
         &self,
         rows: Arc<[Vec<Value>]>,
@@ -646,6 +776,24 @@ impl<T: Send + 'static> PostgresSink<T> {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// Needs a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").integer("id").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:5432/shop";
+    /// let sink = PostgresSink::connect(url, table, |id: &i64| vec![Value::Integer(*id)]).await?;
+    /// sink.write(vec![1, 2, 2]).await?;
+    /// assert!(sink.count().await? >= 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn count(&self) -> Result<u64, SinkError> {
         let conn = self.connection().await?;
         let sql = format!("SELECT COUNT(*) FROM {}", self.inner.table.name());
@@ -659,6 +807,23 @@ impl<T: Send + 'static> PostgresSink<T> {
     }
 
     /// The table this sink writes to.
+    ///
+    /// # Examples
+    ///
+    /// Needs a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{PostgresSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").integer("id").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:5432/shop";
+    /// let sink = PostgresSink::connect(url, table.clone(), |id: &i64| vec![Value::Integer(*id)]).await?;
+    /// assert_eq!(sink.table(), &table);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table(&self) -> &Table {
         &self.inner.table
     }

@@ -88,6 +88,34 @@ impl<T: Send + 'static> SqliteSink<T> {
     ///
     /// Cancel-safe: a cancelled open leaves at most the file and the table
     /// created, which a later open checks and reuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteSink, Table, Value};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-open-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("events.db");
+    /// let table = Table::builder("events").text("id").integer("n").key("id").build()?;
+    /// let sink = SqliteSink::open(&path, table, |e: &(&str, i64)| {
+    ///     vec![Value::from(e.0), Value::Integer(e.1)]
+    /// })
+    /// .await?;
+    /// sink.write(vec![("a", 1)]).await?;
+    /// assert_eq!(sink.path(), Some(path.as_path()));
+    ///
+    /// // The same table name with another mapping does not fit: every mismatch is listed.
+    /// let other = Table::builder("events").text("id").blob("n").key("id").build()?;
+    /// let err = SqliteSink::open(&path, other, |_: &()| Vec::new()).await.unwrap_err();
+    /// assert!(matches!(&err, SinkError::Schema(_)) && err.is_fatal(), "{err}");
+    /// # drop(sink);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(
         path: impl AsRef<Path>,
         table: Table,
@@ -112,6 +140,21 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// # Cancel safety
     ///
     /// Cancel-safe: nothing outlives a cancelled call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table, |id: &String| vec![Value::from(id.as_str())]).await?;
+    /// assert_eq!(sink.path(), None);
+    /// assert_eq!(sink.count().await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_in_memory(
         table: Table,
         encode: impl Fn(&T) -> Vec<Value> + Send + Sync + 'static,
@@ -183,6 +226,26 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// transaction runs to its end on the blocking pool, so the batch may be
     /// stored although the caller did not see the result. Writing it again is
     /// harmless: the rows come back as duplicates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SinkError, SqliteSink, Table, TableError, Value, Written};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table, |id: &Option<&str>| vec![Value::from(*id)]).await?;
+    /// let written = sink.write(vec![Some("a"), Some("b"), Some("a")]).await?;
+    /// assert_eq!(written, [Written::Inserted, Written::Inserted, Written::Duplicate]);
+    ///
+    /// // A row that does not fit fails the whole batch: nothing is written.
+    /// let err = sink.write(vec![Some("c"), None]).await.unwrap_err();
+    /// assert!(matches!(err, SinkError::Table(TableError::NullKey { row: 1, .. })));
+    /// assert_eq!(sink.count().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write(&self, rows: Vec<T>) -> Result<Vec<Written>, SinkError> {
         let table = &self.inner.table;
         let values = table.encode_rows(rows, &self.inner.encode)?;
@@ -382,6 +445,21 @@ impl<T: Send + 'static> SqliteSink<T> {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").integer("id").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table, |id: &i64| vec![Value::Integer(*id)]).await?;
+    /// sink.write(vec![1, 2, 2]).await?;
+    /// assert_eq!(sink.count().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn count(&self) -> Result<u64, SinkError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
@@ -396,11 +474,47 @@ impl<T: Send + 'static> SqliteSink<T> {
     }
 
     /// The table this sink writes to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").integer("id").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table.clone(), |id: &i64| vec![Value::Integer(*id)]).await?;
+    /// assert_eq!(sink.table(), &table);
+    /// assert_eq!(sink.table().name(), "events");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table(&self) -> &Table {
         &self.inner.table
     }
 
     /// The database file, or `None` for an in-memory database.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use flowgate_sql::{SqliteSink, Table, Value};
+    ///
+    /// let table = Table::builder("events").integer("id").key("id").build()?;
+    /// let encode = |id: &i64| vec![Value::Integer(*id)];
+    /// let dir = std::env::temp_dir().join(format!("flowgate-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let file = SqliteSink::open(dir.join("events.db"), table.clone(), encode).await?;
+    /// assert_eq!(file.path(), Some(dir.join("events.db").as_path()));
+    /// let memory = SqliteSink::open_in_memory(table, encode).await?;
+    /// assert_eq!(memory.path(), None);
+    /// # drop(file);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
     }

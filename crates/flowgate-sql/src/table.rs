@@ -70,6 +70,8 @@ impl ColumnType {
     /// Whether a column of this type may be part of a key: all but `Real`
     /// and `Json`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use flowgate_sql::ColumnType;
     ///
@@ -139,6 +141,16 @@ pub enum Value {
 
 impl Value {
     /// The column type this value fits, or `None` for `Null`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Value};
+    ///
+    /// assert_eq!(Value::from(7i64).column_type(), Some(ColumnType::Integer));
+    /// assert_eq!(Value::from("a").column_type(), Some(ColumnType::Text));
+    /// assert_eq!(Value::Null.column_type(), None, "Null fits any nullable column");
+    /// ```
     pub fn column_type(&self) -> Option<ColumnType> {
         match self {
             Value::Null => None,
@@ -268,6 +280,23 @@ pub struct Table {
 
 impl Table {
     /// Starts describing the table `name`.
+    ///
+    /// The name is checked by [`build`](TableBuilder::build), with every
+    /// other rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{Table, TableError};
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// assert_eq!(table.to_string(), "events (id)");
+    /// assert_eq!(
+    ///     Table::builder("my events").text("id").key("id").build(),
+    ///     Err(TableError::InvalidIdentifier("my events".into()))
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
     pub fn builder(name: impl Into<String>) -> TableBuilder {
         TableBuilder {
             name: name.into(),
@@ -278,16 +307,56 @@ impl Table {
     }
 
     /// The table's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::Table;
+    ///
+    /// let table = Table::builder("events").text("id").key("id").build()?;
+    /// assert_eq!(table.name(), "events");
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The columns, in the order rows list their values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("events").text("id").blob("body").key("id").build()?;
+    /// let names: Vec<&str> = table.columns().iter().map(|c| c.name.as_str()).collect();
+    /// assert_eq!(names, ["id", "body"]);
+    /// assert_eq!(table.columns()[1].ty, ColumnType::Blob);
+    /// assert!(table.columns()[0].not_null && !table.columns()[1].not_null);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     /// The key columns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::Table;
+    ///
+    /// let table = Table::builder("events")
+    ///     .text("source")
+    ///     .integer("seq")
+    ///     .blob("body")
+    ///     .key("source")
+    ///     .key("seq")
+    ///     .build()?;
+    /// let key: Vec<&str> = table.key().map(|c| c.name.as_str()).collect();
+    /// assert_eq!(key, ["source", "seq"]);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn key(&self) -> impl Iterator<Item = &Column> {
         self.key.iter().map(|&i| &self.columns[i])
     }
@@ -464,6 +533,21 @@ pub struct TableBuilder {
 impl TableBuilder {
     /// Adds a column of type `ty` (nullable unless it is part of the key or
     /// declared [`not_null`](Self::not_null)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table, TableError};
+    ///
+    /// let table = Table::builder("t").column("id", ColumnType::Text).key("id").build()?;
+    /// assert_eq!(table.columns()[0].ty, ColumnType::Text);
+    /// // Names are checked by `build`, case-insensitively for duplicates.
+    /// assert_eq!(
+    ///     Table::builder("t").column("id", ColumnType::Text).column("ID", ColumnType::Integer).key("id").build(),
+    ///     Err(TableError::DuplicateColumn("ID".into()))
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
     pub fn column(mut self, name: impl Into<String>, ty: ColumnType) -> Self {
         self.columns.push(Column {
             name: name.into(),
@@ -474,26 +558,72 @@ impl TableBuilder {
     }
 
     /// Adds an [`Integer`](ColumnType::Integer) column.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("t").integer("id").key("id").build()?;
+    /// assert_eq!(table.columns()[0].ty, ColumnType::Integer);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn integer(self, name: impl Into<String>) -> Self {
         self.column(name, ColumnType::Integer)
     }
 
     /// Adds a [`Real`](ColumnType::Real) column.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table, TableError};
+    ///
+    /// let table = Table::builder("t").text("id").real("score").key("id").build()?;
+    /// assert_eq!(table.columns()[1].ty, ColumnType::Real);
+    /// assert_eq!(
+    ///     Table::builder("t").real("score").key("score").build(),
+    ///     Err(TableError::RealKey("score".into()))
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
     pub fn real(self, name: impl Into<String>) -> Self {
         self.column(name, ColumnType::Real)
     }
 
     /// Adds a [`Text`](ColumnType::Text) column.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("t").text("id").key("id").build()?;
+    /// assert_eq!(table.columns()[0].ty, ColumnType::Text);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn text(self, name: impl Into<String>) -> Self {
         self.column(name, ColumnType::Text)
     }
 
     /// Adds a [`Blob`](ColumnType::Blob) column.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{ColumnType, Table};
+    ///
+    /// let table = Table::builder("t").blob("digest").key("digest").build()?;
+    /// assert_eq!(table.columns()[0].ty, ColumnType::Blob);
+    /// # Ok::<(), flowgate_sql::TableError>(())
+    /// ```
     pub fn blob(self, name: impl Into<String>) -> Self {
         self.column(name, ColumnType::Blob)
     }
 
     /// Adds a [`Boolean`](ColumnType::Boolean) column.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use flowgate_sql::{ColumnType, Table};
@@ -507,6 +637,8 @@ impl TableBuilder {
     }
 
     /// Adds a [`Json`](ColumnType::Json) column (never a key).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use flowgate_sql::{ColumnType, Table, TableError};
@@ -525,6 +657,8 @@ impl TableBuilder {
 
     /// Adds a [`Timestamp`](ColumnType::Timestamp) column.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use flowgate_sql::{ColumnType, Table};
     ///
@@ -537,6 +671,21 @@ impl TableBuilder {
     }
 
     /// Makes the declared column `name` part of the key (and so `NOT NULL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{Table, TableError};
+    ///
+    /// let table = Table::builder("t").text("id").key("id").build()?;
+    /// assert!(table.columns()[0].not_null);
+    /// assert_eq!(Table::builder("t").text("id").build(), Err(TableError::NoKey));
+    /// assert_eq!(
+    ///     Table::builder("t").text("id").key("uuid").build(),
+    ///     Err(TableError::UnknownKeyColumn("uuid".into()))
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
     pub fn key(mut self, name: impl Into<String>) -> Self {
         self.key.push(name.into());
         self
@@ -546,6 +695,8 @@ impl TableBuilder {
     /// `NOT NULL`: a row with `Null` there is refused by
     /// [`Table::check_row`] (so by every write), and a created table declares
     /// it `NOT NULL`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use flowgate_sql::Table;
@@ -564,6 +715,21 @@ impl TableBuilder {
     /// # Errors
     ///
     /// A [`TableError`] naming the first rule broken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_sql::{Table, TableError};
+    ///
+    /// let table = Table::builder("events").text("id").blob("body").key("id").build()?;
+    /// assert_eq!(table.to_string(), "events (id, body)");
+    /// assert_eq!(Table::builder("events").build(), Err(TableError::NoColumns));
+    /// assert_eq!(
+    ///     Table::builder("events").text("id").key("id").not_null("body").build(),
+    ///     Err(TableError::UnknownColumn("body".into()))
+    /// );
+    /// # Ok::<(), TableError>(())
+    /// ```
     pub fn build(self) -> Result<Table, TableError> {
         check_identifier(&self.name)?;
         if self.columns.is_empty() {
