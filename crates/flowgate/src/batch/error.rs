@@ -15,6 +15,22 @@ pub struct SubmitError<T>(pub T);
 
 impl<T> SubmitError<T> {
     /// Returns the item that could not be submitted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<String>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.close().await;
+    /// let err = batcher.submit("row".to_owned()).await.unwrap_err();
+    /// assert_eq!(err.into_inner(), "row"); // handed back, to retry elsewhere
+    /// # }
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -47,6 +63,25 @@ pub enum TrySubmitError<T> {
 
 impl<T> TrySubmitError<T> {
     /// Returns the item that could not be submitted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .max_items(1)
+    ///     .capacity(1)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let _first = batcher.try_submit(1).unwrap();
+    /// assert_eq!(batcher.try_submit(2).unwrap_err().into_inner(), 2); // full
+    /// batcher.close().await;
+    /// assert_eq!(batcher.try_submit(3).unwrap_err().into_inner(), 3); // closed
+    /// # }
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             Self::Full(item) | Self::Closed(item) => item,
@@ -54,11 +89,47 @@ impl<T> TrySubmitError<T> {
     }
 
     /// Whether the batcher was full (transient) rather than closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .max_items(1)
+    ///     .capacity(1)
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let first = batcher.try_submit(1).unwrap();
+    /// let err = batcher.try_submit(2).unwrap_err();
+    /// assert!(err.is_full() && !err.is_closed()); // transient: try again later
+    /// first.await.unwrap(); // room again once the first batch is flushed
+    /// assert!(batcher.try_submit(2).is_ok());
+    /// # }
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// Whether the batcher was closed (permanent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.close().await;
+    /// let err = batcher.try_submit(1).unwrap_err();
+    /// assert!(err.is_closed() && !err.is_full()); // permanent: do not retry here
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed(_))
     }
@@ -121,6 +192,23 @@ pub enum FlushError<E> {
 
 impl<E> FlushError<E> {
     /// Returns the flush function's error, if that is why the batch failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|items: Vec<u32>| async move {
+    ///         if items.contains(&0) { Err("disk full") } else { Ok(()) }
+    ///     })
+    ///     .unwrap();
+    /// let err = batcher.submit_and_wait(0).await.unwrap_err();
+    /// assert_eq!(err.flush_error().unwrap().flush_error(), Some(&"disk full"));
+    /// # }
+    /// ```
     pub fn flush_error(&self) -> Option<&E> {
         match self {
             Self::Failed(err) => Some(err),
@@ -129,11 +217,48 @@ impl<E> FlushError<E> {
     }
 
     /// Whether the flush function panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|items: Vec<u32>| async move {
+    ///         assert!(!items.contains(&0), "zero is not allowed");
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(0).await.unwrap();
+    /// let err = flushed.await.unwrap_err();
+    /// assert!(err.is_panic() && err.flush_error().is_none());
+    /// // Only that batch failed: the batcher goes on.
+    /// assert!(batcher.submit_and_wait(1).await.is_ok());
+    /// # }
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, Self::Panicked(_))
     }
 
     /// Whether the batcher stopped before flushing the item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (batcher, worker) = Batcher::builder()
+    ///     .build_pair(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// let flushed = batcher.submit(1).await.unwrap();
+    /// drop(worker); // abrupt shutdown: nothing will flush the item
+    /// assert!(flushed.await.unwrap_err().is_closed());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed)
     }
@@ -224,6 +349,26 @@ pub enum SubmitAndWaitError<T, E> {
 
 impl<T, E> SubmitAndWaitError<T, E> {
     /// Returns the item if the batcher never accepted it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::Batcher;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|items: Vec<u32>| async move {
+    ///         if items.contains(&0) { Err("rejected") } else { Ok(()) }
+    ///     })
+    ///     .unwrap();
+    /// // Accepted, then its batch failed: the item went to the flush function.
+    /// assert_eq!(batcher.submit_and_wait(0).await.unwrap_err().into_item(), None);
+    /// batcher.close().await;
+    /// // Never accepted: the item comes back.
+    /// assert_eq!(batcher.submit_and_wait(7).await.unwrap_err().into_item(), Some(7));
+    /// # }
+    /// ```
     pub fn into_item(self) -> Option<T> {
         match self {
             Self::Closed(item) => Some(item),
@@ -232,6 +377,25 @@ impl<T, E> SubmitAndWaitError<T, E> {
     }
 
     /// The batch's failure, if the item was accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::{Batcher, FlushError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let batcher = Batcher::builder()
+    ///     .build(|items: Vec<u32>| async move {
+    ///         if items.contains(&0) { Err("rejected") } else { Ok(()) }
+    ///     })
+    ///     .unwrap();
+    /// let err = batcher.submit_and_wait(0).await.unwrap_err();
+    /// assert!(matches!(err.flush_error(), Some(FlushError::Failed(e)) if **e == "rejected"));
+    /// batcher.close().await;
+    /// assert!(batcher.submit_and_wait(1).await.unwrap_err().flush_error().is_none());
+    /// # }
+    /// ```
     pub fn flush_error(&self) -> Option<&FlushError<E>> {
         match self {
             Self::Closed(_) => None,

@@ -39,6 +39,17 @@ pub trait FlushOutput<O> {
     /// # Errors
     ///
     /// The actual number of outputs when it differs from `items`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::batch::FlushOutput;
+    ///
+    /// assert_eq!(().into_outputs(2), Ok(vec![(), ()]));
+    /// assert_eq!(vec!["a", "b"].into_outputs(2), Ok(vec!["a", "b"]));
+    /// // One output short: the batch fails with `FlushError::OutputMismatch`.
+    /// assert_eq!(vec!["a"].into_outputs(2), Err(1));
+    /// ```
     fn into_outputs(self, items: usize) -> Result<Vec<O>, usize>;
 }
 

@@ -52,6 +52,29 @@ impl Default for DataLoaderBuilder {
 
 impl DataLoaderBuilder {
     /// At most this many distinct keys per batch fetch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> =
+    ///     DataLoader::builder().max_batch(2).build(fetch).unwrap();
+    /// let values = loader.load_many([1, 2, 3]).await;
+    /// assert_eq!(values.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 4, 6]);
+    /// assert_eq!(loader.stats().batches, 2); // [1, 2], then [3]
+    ///
+    /// let err = DataLoader::builder().max_batch(0).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::Batch(flowgate::batch::BuildError::ZeroMaxItems));
+    /// assert_eq!(err.to_string(), "max_batch must be at least 1");
+    /// # }
+    /// ```
     pub fn max_batch(mut self, keys: usize) -> Self {
         self.max_batch = keys;
         self
@@ -61,12 +84,63 @@ impl DataLoaderBuilder {
     /// key arrived (sooner when it holds `max_batch` keys). Loads within the
     /// window share one fetch; a load waits at most this long before its
     /// fetch starts, if a fetch slot is free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .delay(Duration::from_millis(10))
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// let start = Instant::now();
+    /// assert_eq!(loader.load(1).await.unwrap(), 2);
+    /// assert!(start.elapsed() >= Duration::from_millis(10)); // waited for the window
+    ///
+    /// let err = DataLoader::builder().delay(Duration::ZERO).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::Batch(flowgate::batch::BuildError::ZeroMaxDelay));
+    /// # }
+    /// ```
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
 
     /// How many batch fetches may run at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .max_batch(1)
+    ///     .concurrency(2)
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// let values = loader.load_many(0..4).await;
+    /// assert!(values.iter().all(Result::is_ok));
+    /// assert_eq!(loader.stats().batches, 4);
+    ///
+    /// let err = DataLoader::builder().concurrency(0).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::Batch(flowgate::batch::BuildError::ZeroFlushConcurrency));
+    /// # }
+    /// ```
     pub fn concurrency(mut self, fetches: usize) -> Self {
         self.concurrency = fetches;
         self
@@ -74,6 +148,36 @@ impl DataLoaderBuilder {
 
     /// How many distinct keys may wait for a fetch before new loads wait for
     /// room (backpressure on the loaders).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::batch;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .max_batch(2)
+    ///     .capacity(2)
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// // Loads beyond the two waiting keys wait for room, then go on.
+    /// let values = loader.load_many(0..5).await;
+    /// assert!(values.iter().all(Result::is_ok));
+    ///
+    /// let err = DataLoader::builder().max_batch(2).capacity(1).build(fetch).unwrap_err();
+    /// assert_eq!(
+    ///     err,
+    ///     BuildError::Batch(batch::BuildError::CapacityBelowMaxItems { capacity: 1, max_items: 2 })
+    /// );
+    /// assert_eq!(err.to_string(), "capacity (1) must be at least max_batch (2)");
+    /// # }
+    /// ```
     pub fn capacity(mut self, keys: usize) -> Self {
         self.capacity = Some(keys);
         self
@@ -89,6 +193,36 @@ impl DataLoaderBuilder {
     /// about 30 years, as tokio's `sleep(Duration::MAX)`). Zero for either is
     /// refused by `build` ([`BuildError::ZeroCacheCapacity`],
     /// [`BuildError::ZeroCacheTtl`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .cache(100, Duration::from_secs(60))
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// loader.load(1).await.unwrap();
+    /// loader.load(1).await.unwrap(); // from the cache
+    /// assert_eq!((loader.stats().batches, loader.stats().cache_hits), (1, 1));
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// loader.load(1).await.unwrap(); // expired: fetched again
+    /// assert_eq!(loader.stats().batches, 2);
+    ///
+    /// let zero = DataLoader::builder().cache(0, Duration::from_secs(60)).build(fetch);
+    /// assert_eq!(zero.unwrap_err(), BuildError::ZeroCacheCapacity);
+    /// let zero = DataLoader::builder().cache(100, Duration::ZERO).build(fetch);
+    /// assert_eq!(zero.unwrap_err(), BuildError::ZeroCacheTtl);
+    /// # }
+    /// ```
     pub fn cache(mut self, capacity: usize, ttl: Duration) -> Self {
         self.cache = Some((capacity, ttl));
         self
@@ -105,6 +239,28 @@ impl DataLoaderBuilder {
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above),
     /// or `BuildError::Batch(NoRuntime)` outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::batch;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder().build(fetch).unwrap();
+    /// assert_eq!(loader.load(21).await.unwrap(), 42);
+    ///
+    /// // A thread without a tokio runtime has nothing to spawn the worker on.
+    /// let outside: Result<DataLoader<u32, u32, std::io::Error>, BuildError> =
+    ///     std::thread::spawn(move || DataLoader::builder().build(fetch)).join().unwrap();
+    /// assert_eq!(outside.unwrap_err(), BuildError::Batch(batch::BuildError::NoRuntime));
+    /// # }
+    /// ```
     pub fn build<K, V, E, F, Fut, R>(self, fetch: F) -> Result<DataLoader<K, V, E>, BuildError>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -127,6 +283,29 @@ impl DataLoaderBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] if a setting breaks its rule (see the table above).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let (loader, worker) = DataLoader::builder().build_pair(fetch).unwrap();
+    /// let worker = tokio::spawn(worker);
+    /// let loader: DataLoader<u32, u32, std::io::Error> = loader;
+    /// assert_eq!(loader.load(21).await.unwrap(), 42);
+    /// loader.close().await;
+    /// worker.await.unwrap(); // the worker stops once the loader is closed
+    ///
+    /// let err = DataLoader::builder().max_batch(0).build_pair(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::Batch(flowgate::batch::BuildError::ZeroMaxItems));
+    /// # }
+    /// ```
     #[allow(clippy::type_complexity)] // the (handle, worker) pair is the point
     pub fn build_pair<K, V, E, F, Fut, R>(
         self,

@@ -27,6 +27,31 @@ pub enum LoadError<E> {
 
 impl<E> LoadError<E> {
     /// The fetch error, whether for the whole batch or for this key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, String> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         if keys.contains(&0) {
+    ///             return Err("database down".to_owned()); // the whole batch fails
+    ///         }
+    ///         Ok(keys.into_iter().map(|k| (k, Err(format!("no row {k}")))).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// let err = loader.load(0).await.unwrap_err();
+    /// assert_eq!(err.fetch_error().unwrap(), "database down");
+    /// let err = loader.load(7).await.unwrap_err();
+    /// assert_eq!(err.fetch_error().unwrap(), "no row 7"); // this key's own error
+    /// loader.close().await;
+    /// assert_eq!(loader.load(7).await.unwrap_err().fetch_error(), None);
+    /// # }
+    /// ```
     pub fn fetch_error(&self) -> Option<&E> {
         match self {
             Self::Fetch(err) | Self::Key(err) => Some(err),
@@ -35,11 +60,50 @@ impl<E> LoadError<E> {
     }
 
     /// Whether the batch fetch returned no entry for the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         // There is no row 3.
+    ///         Ok(keys.into_iter().filter(|k| *k != 3).map(|k| (k, k)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// assert!(loader.load(3).await.unwrap_err().is_missing());
+    /// assert_eq!(loader.load(4).await.unwrap(), 4);
+    /// # }
+    /// ```
     pub fn is_missing(&self) -> bool {
         matches!(self, Self::Missing)
     }
 
     /// Whether the loader was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok(keys.into_iter().map(|k| (k, k)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(loader.load(1).await.unwrap(), 1);
+    /// loader.close().await;
+    /// let err = loader.load(1).await.unwrap_err();
+    /// assert!(err.is_closed() && !err.is_missing());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed)
     }

@@ -189,6 +189,30 @@ pub struct LoadStats {
 impl DataLoader<(), (), ()> {
     /// Starts configuring a loader; see [`DataLoaderBuilder`] for the
     /// settings and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::{BuildError, DataLoader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .max_batch(50)
+    ///     .cache(1_000, Duration::from_secs(60))
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// assert_eq!(loader.load(4).await.unwrap(), 8);
+    ///
+    /// let err = DataLoader::builder().cache(0, Duration::from_secs(60)).build(fetch).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroCacheCapacity);
+    /// # }
+    /// ```
     pub fn builder() -> DataLoaderBuilder {
         DataLoaderBuilder::default()
     }
@@ -220,7 +244,7 @@ where
     /// use std::collections::HashMap;
     /// use flowgate::dataloader::DataLoader;
     ///
-    /// # #[tokio::main(flavor = "current_thread")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
     /// let loader: DataLoader<u32, String, String> = DataLoader::builder()
     ///     .build(|keys: Vec<u32>| async move {
@@ -309,6 +333,29 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe, as [`load`](Self::load).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, String> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         // 0 is not found; the others are doubled.
+    ///         Ok(keys.into_iter().filter(|k| *k != 0).map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// let results = loader.load_many([3, 0, 3]).await;
+    /// assert_eq!(results[0], Ok(6));
+    /// assert!(results[1].as_ref().unwrap_err().is_missing());
+    /// assert_eq!(results[2], Ok(6));
+    /// let stats = loader.stats();
+    /// assert_eq!((stats.batches, stats.keys_fetched), (1, 2)); // 3 fetched once
+    /// # }
+    /// ```
     pub async fn load_many(
         &self,
         keys: impl IntoIterator<Item = K>,
@@ -318,6 +365,33 @@ where
 
     /// Puts `value` in the cache for `key`, as if it had been fetched now.
     /// Returns `false` (and does nothing) if the loader has no cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fetch = |keys: Vec<u32>| async move {
+    ///     Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    /// };
+    /// let cached: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .cache(100, Duration::from_secs(60))
+    ///     .build(fetch)
+    ///     .unwrap();
+    /// assert!(cached.prime(1, 100));
+    /// assert_eq!(cached.load(1).await.unwrap(), 100); // not fetched
+    /// assert_eq!(cached.stats().batches, 0);
+    ///
+    /// // Without a cache there is nowhere to put it.
+    /// let uncached: DataLoader<u32, u32, std::io::Error> = DataLoader::builder().build(fetch).unwrap();
+    /// assert!(!uncached.prime(1, 100));
+    /// assert_eq!(uncached.load(1).await.unwrap(), 2);
+    /// # }
+    /// ```
     pub fn prime(&self, key: K, value: V) -> bool {
         match &self.shared.cache {
             Some(cache) => {
@@ -329,6 +403,29 @@ where
     }
 
     /// Removes `key` from the cache; whether it held a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .cache(100, Duration::from_secs(60))
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// loader.load(1).await.unwrap();
+    /// assert!(loader.clear(&1));
+    /// assert!(!loader.clear(&1)); // nothing left to clear
+    /// loader.load(1).await.unwrap(); // fetched again
+    /// assert_eq!(loader.stats().batches, 2);
+    /// # }
+    /// ```
     pub fn clear(&self, key: &K) -> bool {
         self.shared
             .cache
@@ -337,6 +434,29 @@ where
     }
 
     /// Empties the cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .cache(100, Duration::from_secs(60))
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// loader.load_many([1, 2]).await;
+    /// loader.clear_all();
+    /// assert!(!loader.clear(&1) && !loader.clear(&2));
+    /// loader.load_many([1, 2]).await; // fetched again, in one batch
+    /// assert_eq!(loader.stats().batches, 2);
+    /// # }
+    /// ```
     pub fn clear_all(&self) {
         if let Some(cache) = &self.shared.cache {
             lock(cache).clear();
@@ -349,6 +469,34 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future only stops the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::DataLoader;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .delay(Duration::from_secs(3600))
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// let start = Instant::now();
+    /// let load = tokio::spawn({
+    ///     let loader = loader.clone();
+    ///     async move { loader.load(1).await }
+    /// });
+    /// tokio::task::yield_now().await; // let the load submit its key
+    /// loader.flush().await;
+    /// assert_eq!(load.await.unwrap().unwrap(), 2);
+    /// assert!(start.elapsed() < Duration::from_secs(3600)); // long before the window ends
+    /// # }
+    /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         self.batcher.flush()
     }
@@ -360,16 +508,83 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future only stops the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// let load = tokio::spawn({
+    ///     let loader = loader.clone();
+    ///     async move { loader.load(1).await }
+    /// });
+    /// tokio::task::yield_now().await; // let the load submit its key
+    /// loader.close().await;
+    /// assert_eq!(load.await.unwrap().unwrap(), 2); // submitted before the close: fetched
+    /// assert!(loader.load(2).await.unwrap_err().is_closed());
+    /// # }
+    /// ```
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
         self.batcher.close()
     }
 
     /// Whether the loader was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// assert!(!loader.is_closed());
+    /// loader.close().await;
+    /// assert!(loader.is_closed());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.batcher.is_closed()
     }
 
     /// A snapshot of the loader's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use flowgate::dataloader::DataLoader;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let loader: DataLoader<u32, u32, std::io::Error> = DataLoader::builder()
+    ///     .cache(100, Duration::from_secs(60))
+    ///     .build(|keys: Vec<u32>| async move {
+    ///         Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, k * 2)).collect::<HashMap<_, _>>())
+    ///     })
+    ///     .unwrap();
+    /// loader.load_many([1, 1, 2]).await; // 1 is fetched once, the second load joins it
+    /// loader.load(2).await.unwrap(); // from the cache
+    /// let stats = loader.stats();
+    /// assert_eq!(stats.loads, 4);
+    /// assert_eq!((stats.batches, stats.keys_fetched), (1, 2));
+    /// assert_eq!((stats.joined, stats.cache_hits), (1, 1));
+    /// # }
+    /// ```
     pub fn stats(&self) -> LoadStats {
         let stats = &self.shared.stats;
         LoadStats {

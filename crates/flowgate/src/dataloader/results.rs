@@ -21,6 +21,23 @@ use std::hash::{BuildHasher, Hash};
 /// of the batch with [`LoadError::Fetch`](super::LoadError::Fetch).
 pub trait BatchResults<K, V, E> {
     /// Takes the result for `key`, or `None` if there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flowgate::dataloader::BatchResults;
+    ///
+    /// // A value per key found (with no per-key error type, here `()`).
+    /// let mut found: HashMap<u32, &str> = HashMap::from([(1, "one")]);
+    /// assert_eq!(BatchResults::<u32, &str, ()>::take(&mut found, &1), Some(Ok("one")));
+    /// assert_eq!(BatchResults::<u32, &str, ()>::take(&mut found, &1), None); // taken once
+    ///
+    /// // A result per key: a key's own error, or no entry (the loader's `LoadError::Missing`).
+    /// let mut per_key: HashMap<u32, Result<&str, &str>> = HashMap::from([(2, Err("gone"))]);
+    /// assert_eq!(BatchResults::<u32, &str, &str>::take(&mut per_key, &2), Some(Err("gone")));
+    /// assert_eq!(BatchResults::<u32, &str, &str>::take(&mut per_key, &3), None);
+    /// ```
     fn take(&mut self, key: &K) -> Option<Result<V, E>>;
 }
 

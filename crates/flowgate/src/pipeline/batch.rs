@@ -48,6 +48,32 @@ pub struct BatchFlush {
 impl BatchFlush {
     /// Asks the stream to yield the items it holds as a batch at its next
     /// poll (and wakes it). Does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{FutureExt, StreamExt};
+    /// use tokio_stream::wrappers::ReceiverStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let batches = ReceiverStream::new(rx).batch(100, Duration::from_secs(60));
+    /// let flush = batches.flush_handle();
+    /// let mut batches = Box::pin(batches);
+    /// tx.send(1).await.unwrap();
+    /// assert!(batches.next().now_or_never().is_none()); // waits for 99 more, or 60 s
+    /// flush.flush();
+    /// assert_eq!(batches.next().await, Some(vec![1]));
+    ///
+    /// // With no item held, a flush does nothing and is not remembered.
+    /// flush.flush();
+    /// tx.send(2).await.unwrap();
+    /// assert!(batches.next().now_or_never().is_none());
+    /// # }
+    /// ```
     pub fn flush(&self) {
         self.shared.requested.store(true, Ordering::Release);
         self.shared.waker.wake();
@@ -262,11 +288,53 @@ impl<S: Stream> Batch<S> {
     }
 
     /// A handle to make this stream yield its open batch now.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::StreamExt;
+    /// use tokio_stream::wrappers::ReceiverStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let batches = ReceiverStream::new(rx).batch(100, Duration::from_secs(60));
+    /// let flush = batches.flush_handle();
+    /// let mut batches = Box::pin(batches);
+    /// tx.send(1).await.unwrap();
+    /// tx.send(2).await.unwrap();
+    /// tokio::spawn(async move { flush.flush() }); // from any task
+    /// assert_eq!(batches.next().await, Some(vec![1, 2])); // long before 60 s
+    /// # }
+    /// ```
     pub fn flush_handle(&self) -> BatchFlush {
         self.core.flush_handle()
     }
 
     /// Items held in the open batch.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{FutureExt, StreamExt};
+    /// use tokio_stream::wrappers::ReceiverStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let mut batches = Box::pin(ReceiverStream::new(rx).batch(3, Duration::from_secs(1)));
+    /// assert_eq!(batches.pending(), 0);
+    /// tx.send(1).await.unwrap();
+    /// tx.send(2).await.unwrap();
+    /// assert!(batches.next().now_or_never().is_none()); // not full yet
+    /// assert_eq!(batches.pending(), 2);
+    /// tx.send(3).await.unwrap();
+    /// assert_eq!(batches.next().await, Some(vec![1, 2, 3]));
+    /// assert_eq!(batches.pending(), 0);
+    /// # }
+    /// ```
     pub fn pending(&self) -> usize {
         self.core.items.len()
     }
@@ -342,16 +410,70 @@ where
 
 impl<S: Stream, F, K> BatchDedup<S, F, K> {
     /// A handle to make this stream yield its open batch now.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::StreamExt;
+    /// use tokio_stream::wrappers::ReceiverStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let batches = ReceiverStream::new(rx).batch_dedup(100, Duration::from_secs(60));
+    /// let flush = batches.flush_handle();
+    /// let mut batches = Box::pin(batches);
+    /// for id in [7, 7, 8] {
+    ///     tx.send(id).await.unwrap();
+    /// }
+    /// tokio::spawn(async move { flush.flush() });
+    /// assert_eq!(batches.next().await, Some(vec![7, 8])); // long before 60 s
+    /// # }
+    /// ```
     pub fn flush_handle(&self) -> BatchFlush {
         self.core.flush_handle()
     }
 
     /// Items held in the open batch.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{FutureExt, StreamExt};
+    /// use tokio_stream::wrappers::ReceiverStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+    /// let mut batches = Box::pin(ReceiverStream::new(rx).batch_dedup(10, Duration::from_secs(1)));
+    /// for id in [1, 1, 2] {
+    ///     tx.send(id).await.unwrap();
+    /// }
+    /// assert!(batches.next().now_or_never().is_none());
+    /// assert_eq!(batches.pending(), 2); // the repeated 1 is not held
+    /// # }
+    /// ```
     pub fn pending(&self) -> usize {
         self.core.items.len()
     }
 
     /// How many items were dropped as duplicates so far.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut batches = Box::pin(stream::iter([1, 1, 2, 1, 3]).batch_dedup(10, Duration::from_secs(1)));
+    /// assert_eq!(batches.next().await, Some(vec![1, 2, 3]));
+    /// assert_eq!(batches.duplicates(), 2);
+    /// # }
+    /// ```
     pub fn duplicates(&self) -> u64 {
         self.core.duplicates
     }

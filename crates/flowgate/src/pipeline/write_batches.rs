@@ -82,6 +82,28 @@ where
     }
 
     /// Batch writes in flight now.
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, FutureExt, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let items = stream::iter((0..4u32).map(|i| (i, i)));
+    /// let mut written = Box::pin(items.write_batches(2, Duration::from_millis(10), 2, |rows: Vec<u32>| async move {
+    ///     tokio::time::sleep(Duration::from_millis(100)).await;
+    ///     rows.len()
+    /// }));
+    /// assert_eq!(written.in_flight(), 0);
+    /// assert!(written.next().now_or_never().is_none()); // two writes started, none done
+    /// assert_eq!(written.in_flight(), 2);
+    /// let (rows, tokens) = written.next().await.unwrap();
+    /// assert_eq!(rows, tokens.len());
+    /// assert_eq!(written.in_flight(), 1);
+    /// # }
+    /// ```
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
