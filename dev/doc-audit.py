@@ -51,6 +51,11 @@ def audit(path):
         if s.startswith("///"):
             doc.append(s[3:])
             continue
+        if s.startswith("#[doc") and "```" in s:
+            # A generated doc line (`#[doc = concat!("```\n…")]` in a macro).
+            doc.append(s[s.index("```"):].split("\\n")[0].strip('"'))
+            depth += line.count("{") - line.count("}")
+            continue
         if s.startswith("#[") or s.startswith("//"):
             depth += line.count("{") - line.count("}")
             continue
