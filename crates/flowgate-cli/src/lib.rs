@@ -30,3 +30,4 @@ pub mod ingest;
 pub mod logging;
 pub mod mapping;
 pub mod naive;
+pub mod run;
