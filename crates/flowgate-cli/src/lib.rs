@@ -30,3 +30,5 @@ pub mod ingest;
 pub mod logging;
 pub mod mapping;
 pub mod naive;
+/// `flowgate run`: a GNU-parallel-like job runner (issue 14).
+pub mod run;

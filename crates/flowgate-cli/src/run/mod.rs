@@ -1,0 +1,3 @@
+pub mod input;
+pub mod joblog;
+pub mod summary;
