@@ -1,5 +1,5 @@
-//! `flowgate run` (temporary module file for the exec/output branch; the
-//! lead replaces it with the dispatcher at merge).
-
 pub mod exec;
+pub mod input;
+pub mod joblog;
 pub mod output;
+pub mod summary;
