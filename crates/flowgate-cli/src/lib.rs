@@ -1,7 +1,8 @@
 //! The library behind the `flowgate` command: [`ingest`] runs the headline
 //! pipeline of flowgate, [`mapping`] turns messages into rows of the user's
-//! table, [`logging`] is the binary's tracing subscriber, and [`naive`] is
-//! the straightforward loop it is measured against.
+//! table, [`logging`] is the binary's tracing subscriber, [`naive`] is
+//! the straightforward loop it is measured against, and [`run`] is
+//! `flowgate run`, a GNU-parallel-like job runner.
 //!
 //! ```text
 //!  source ──> map (fields -> row) ──> Batcher ──> sink ──> ack | dead letter

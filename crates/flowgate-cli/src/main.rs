@@ -1,16 +1,23 @@
-//! The `flowgate` command. `flowgate ingest --help` explains every option.
+//! The `flowgate` command. `flowgate ingest --help` and `flowgate run --help`
+//! explain every option.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use flowgate::limit::Rate;
+use flowgate::resilience::{Backoff, Jitter};
 use flowgate_cli::ingest::{
     self, Chain, Control, IngestConfig, RedisConfig, SinkConfig, SourceConfig,
 };
 use flowgate_cli::logging::{self, LogFormat};
 use flowgate_cli::mapping::{Mapping, MappingError};
 use flowgate_cli::naive;
+use flowgate_cli::run::config::{DEFAULT_BACKOFF, default_jobs};
+use flowgate_cli::run::spec;
+use flowgate_cli::run::{BreakerSpec, ConfigError, Halt, ResumeMode, RunConfig};
 
 /// Flow-control primitives at work: consume, transform, batch-write, and
 /// acknowledge each message only after its batch is durably written.
@@ -33,6 +40,17 @@ enum Command {
     /// after its row was written (or it was dead-lettered with the reason);
     /// rows are keyed, so a redelivered message is stored once.
     Ingest(Box<IngestArgs>),
+    /// Run COMMAND once per input item, GNU-parallel style, with rate
+    /// limits, retries, a circuit breaker and resume.
+    ///
+    /// Items are the lines of standard input (or of --input FILE; with -0,
+    /// NUL-separated records). `{}` in COMMAND is the item, `{1}`, `{2}`…
+    /// its whitespace-separated (or --delimiter-separated) fields, `{#}` its
+    /// position; with no placeholder the item is appended as the last
+    /// argument. Exit status: 0 when every job succeeded, else the number of
+    /// failed jobs (at most 101); 255 for a usage error; 127 when COMMAND
+    /// cannot be found.
+    Run(Box<RunArgs>),
     /// Append generated messages (fields `seq` and `body`) to a Redis stream.
     Publish(PublishArgs),
     /// The naive loop `ingest` is measured against: per message, INSERT into
@@ -239,6 +257,177 @@ reason is printed); 2 for a usage error; 130 after a second Ctrl-C.
 ";
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = RUN_HELP)]
+struct RunArgs {
+    /// Jobs at once [default: the number of CPUs].
+    #[arg(short = 'j', long, visible_short_alias = 'P', value_name = "N",
+          value_parser = spec::parse_jobs, conflicts_with = "adaptive", help_heading = "Concurrency")]
+    jobs: Option<usize>,
+    /// Adapt the jobs at once between MIN and MAX (AIMD: up while jobs
+    /// succeed and stay fast, halved on failures and slowdowns), e.g. 2..16.
+    #[arg(long, value_name = "MIN..MAX", value_parser = spec::parse_adaptive,
+          help_heading = "Concurrency")]
+    adaptive: Option<RangeInclusive<usize>>,
+    /// Start at most COUNT jobs per PERIOD, spaced evenly (GCRA), e.g. 10/s,
+    /// 600/m, 5/500ms, 1/1h.
+    #[arg(long, value_name = "COUNT/PERIOD", value_parser = spec::parse_rate,
+          help_heading = "Concurrency")]
+    rate: Option<Rate>,
+    /// With --rate: up to N jobs may start back to back after a quiet spell
+    /// [default: 1].
+    #[arg(long, value_name = "N", value_parser = spec::parse_burst, requires = "rate",
+          help_heading = "Concurrency")]
+    burst: Option<u32>,
+    /// A job running longer is killed (its whole process group) and fails,
+    /// e.g. 30s, 2m, 500ms.
+    #[arg(long, value_name = "DURATION", value_parser = spec::parse_duration,
+          help_heading = "Failures")]
+    timeout: Option<Duration>,
+    /// Extra attempts for a failed job (non-zero exit, signal or timeout)
+    /// [default: 0].
+    #[arg(long, value_name = "N", value_parser = spec::parse_retries, help_heading = "Failures")]
+    retries: Option<u32>,
+    /// The wait before each retry: exp:MIN..MAX (doubling), linear:MIN..MAX
+    /// (steps of MIN), const:D [default: exp:100ms..10s].
+    #[arg(long, value_name = "SPEC", value_parser = spec::parse_backoff, requires = "retries",
+          help_heading = "Failures")]
+    backoff: Option<Backoff>,
+    /// Randomise the backoff: full (uniform in [0, d]), equal ([d/2, d]) or
+    /// none [default: full].
+    #[arg(long, value_name = "KIND", value_parser = spec::parse_jitter, requires = "retries",
+          help_heading = "Failures")]
+    jitter: Option<Jitter>,
+    /// Exit codes that are permanent failures, never retried, e.g. 2,3.
+    #[arg(long, value_name = "CODES", value_parser = spec::parse_exit_codes, requires = "retries",
+          help_heading = "Failures")]
+    no_retry_on: Option<std::vec::Vec<i32>>,
+    /// Circuit breaker RATIO%/WINDOW/COOLDOWN, e.g. 50%/20/30s: when 50% of
+    /// the last 20 jobs failed, dispatch pauses 30 s, then one probe job
+    /// tests recovery (the run goes on unless --halt stops it).
+    #[arg(long, value_name = "SPEC", value_parser = spec::parse_breaker, help_heading = "Failures")]
+    breaker: Option<BreakerSpec>,
+    /// Stop the run on failures: soon (start no new job) or now (kill the
+    /// running ones), when fail=N jobs failed or fail=P% of the finished
+    /// ones, e.g. soon,fail=10%, now,fail=3.
+    #[arg(long, value_name = "WHEN,fail=N|P%", value_parser = spec::parse_halt,
+          help_heading = "Failures")]
+    halt: Option<Halt>,
+    /// Run for each item that failed for good (after its retries); a
+    /// template like COMMAND (the item appended when it has no
+    /// placeholder), e.g. --on-error 'sh -c "echo {} >> failed.txt"'.
+    #[arg(long, value_name = "COMMAND", value_parser = spec::parse_command,
+          help_heading = "Failures")]
+    on_error: Option<std::vec::Vec<String>>,
+
+    /// Run each distinct item once (later duplicates are skipped).
+    #[arg(long, help_heading = "Items")]
+    dedup: bool,
+    /// At most one job per key at a time (others run in parallel); the key
+    /// is a template, e.g. '{1}' (the first field).
+    #[arg(long, value_name = "TEMPLATE", value_parser = spec::parse_non_empty,
+          help_heading = "Items")]
+    key: Option<String>,
+    /// Read items from FILE instead of standard input.
+    #[arg(
+        short = 'a',
+        long,
+        visible_alias = "arg-file",
+        value_name = "FILE",
+        help_heading = "Items"
+    )]
+    input: Option<PathBuf>,
+    /// Items are separated by NUL bytes (find -print0) instead of newlines.
+    #[arg(short = '0', long, help_heading = "Items")]
+    null: bool,
+    /// The field separator of {1}, {2}… [default: runs of whitespace].
+    #[arg(short = 'd', long, visible_alias = "colsep", value_name = "SEP",
+          value_parser = spec::parse_non_empty, help_heading = "Items")]
+    delimiter: Option<String>,
+
+    /// Record every finished job in FILE (tab-separated: Seq, Starttime,
+    /// JobRuntime, Exitval, Signal, Attempts, Item), durably.
+    #[arg(long, value_name = "FILE", help_heading = "Joblog and resume")]
+    joblog: Option<PathBuf>,
+    /// Skip the items the --joblog records as finished (after a crash or
+    /// Ctrl-C, run exactly what is not done).
+    #[arg(
+        long,
+        requires = "joblog",
+        conflicts_with = "resume_failed",
+        help_heading = "Joblog and resume"
+    )]
+    resume: bool,
+    /// Skip the items the --joblog records as succeeded: run the failed ones
+    /// again, and those not run yet.
+    #[arg(long, requires = "joblog", help_heading = "Joblog and resume")]
+    resume_failed: bool,
+
+    /// Outputs in input order (held back while earlier jobs run) instead of
+    /// as jobs finish.
+    #[arg(short = 'k', long, help_heading = "Output")]
+    keep_order: bool,
+    /// Prefix each output line with the item and a tab.
+    #[arg(long, help_heading = "Output")]
+    tag: bool,
+    /// A further stage: COMMAND gets each job's stdout on its stdin, and
+    /// its own stdout goes on (repeatable: a pipeline); placeholders as in
+    /// COMMAND, the item not appended, e.g. --then 'gzip -c'.
+    #[arg(long = "then", value_name = "COMMAND", value_parser = spec::parse_command,
+          help_heading = "Output")]
+    then: Vec<std::vec::Vec<String>>,
+    /// A progress bar with ETA on standard error [default: when it is a
+    /// terminal].
+    #[arg(long, overrides_with = "no_bar", help_heading = "Output")]
+    bar: bool,
+    /// No progress bar.
+    #[arg(long, overrides_with = "bar", help_heading = "Output")]
+    no_bar: bool,
+    /// Also write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    summary_json: Option<PathBuf>,
+
+    /// The command and its arguments, a template: {} the item, {1}, {2}…
+    /// its fields, {#} its position, {{ and }} literal braces. Put `--`
+    /// before it.
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+const RUN_HELP: &str = "\
+Examples:
+
+  # fetch URLs, 4 at a time, at most 10 per second, retrying failures with
+  # backoff, recording every job; rerun with --resume after a crash
+  flowgate run -j 4 --rate 10/s --retries 3 --timeout 30s --joblog fetch.log \\
+      -- curl -fsS -o '{#}.html' '{}' < urls.txt
+
+  # the first field is the host: one job per host at a time
+  flowgate run --key '{1}' -- ssh '{1}' uptime < hosts.txt
+
+  # pause while the service is down (50% of the last 20 jobs failed: wait
+  # 30 s, then probe), stop once 10% of the jobs failed
+  flowgate run --breaker 50%/20/30s --halt soon,fail=10% -- ./upload.sh < files.txt
+
+  # a pipeline: each job's output goes through a second stage, failures to a third
+  find . -name '*.log' -print0 | flowgate run -0 -k \\
+      --then 'gzip -c' --on-error 'sh -c \"echo {} >> failed.txt\"' -- cat
+
+Retries: a job fails on a non-zero exit, a signal or --timeout; it is tried
+again up to --retries times, waiting --backoff (with --jitter) between
+attempts, unless its exit code is one of --no-retry-on. The joblog records a
+job once, after its last attempt, with the attempts it took.
+
+Joblog: written with one append per job as soon as it finishes and synced
+within 50 ms, so a kill -9 of the runner loses only the jobs running at that
+moment; --resume reruns exactly those and the ones not started.
+
+Exit status: 0 when every job succeeded (or there was no item); else the
+number of failed jobs, at most 101; 127 when COMMAND cannot be found; 255 for
+a usage error (a bad value, a flag that does not apply); 1 when the run could
+not go on (the reason is printed).
+";
+
+#[derive(Debug, clap::Args)]
 struct PublishArgs {
     /// Redis URL.
     #[arg(long, value_name = "URL")]
@@ -271,8 +460,13 @@ struct NaiveArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    match cli.command {
         Command::Ingest(args) => ingest_command(*args).await,
+        Command::Run(args) => run_command(*args).await,
         Command::Publish(args) => {
             match naive::publish(&args.redis, &args.stream, args.messages).await {
                 Ok(took) => {
@@ -319,6 +513,115 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints clap's message (help and version on stdout, errors on stderr) and
+/// picks the exit code: 0 for `--help` and `--version`, clap's 2 for a usage
+/// error, except that `flowgate run` exits 255 (GNU parallel's convention).
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    let code = err.exit_code();
+    let run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
+    if code != 0 && run {
+        ExitCode::from(RUN_USAGE)
+    } else {
+        ExitCode::from(u8::try_from(code).unwrap_or(2))
+    }
+}
+
+/// The exit code of a usage error of `flowgate run`.
+const RUN_USAGE: u8 = 255;
+
+async fn run_command(args: RunArgs) -> ExitCode {
+    let config = match run_config(args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("flowgate run: {err}");
+            return ExitCode::from(RUN_USAGE);
+        }
+    };
+    match flowgate_cli::run::run(config).await {
+        Ok(summary) => {
+            eprint!("{}", summary.render());
+            ExitCode::from(summary.exit_code())
+        }
+        Err(err) => {
+            print_error("flowgate run", &err);
+            ExitCode::from(if err.is_not_found() {
+                127
+            } else if err.is_usage() {
+                RUN_USAGE
+            } else {
+                1
+            })
+        }
+    }
+}
+
+/// Checks what clap cannot (values that depend on each other) and builds
+/// the configuration.
+fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
+    let retries = args.retries.unwrap_or(0);
+    if retries == 0 {
+        let retry_only = [
+            ("--backoff", args.backoff.is_some()),
+            ("--jitter", args.jitter.is_some()),
+            ("--no-retry-on", args.no_retry_on.is_some()),
+        ];
+        if let Some((flag, _)) = retry_only.into_iter().find(|(_, given)| *given) {
+            return Err(ConfigError::new(
+                flag,
+                "applies only to retries: give --retries N with N at least 1",
+            ));
+        }
+    }
+    let rate = match (args.rate, args.burst) {
+        (Some(rate), Some(burst)) => Some(
+            spec::with_burst(rate, burst)
+                .map_err(|err| ConfigError::new("--burst", &err.to_string()))?,
+        ),
+        (rate, _) => rate,
+    };
+    let resume = match (args.resume, args.resume_failed) {
+        (true, _) => ResumeMode::Resume,
+        (false, true) => ResumeMode::ResumeFailed,
+        (false, false) => ResumeMode::Fresh,
+    };
+    let progress = if args.no_bar {
+        false
+    } else {
+        args.bar || std::io::IsTerminal::is_terminal(&std::io::stderr())
+    };
+    let config = RunConfig {
+        command: args.command,
+        jobs: args.jobs.unwrap_or_else(default_jobs),
+        adaptive: args.adaptive,
+        rate,
+        retries,
+        backoff: args
+            .backoff
+            .unwrap_or(DEFAULT_BACKOFF)
+            .jitter(args.jitter.unwrap_or(Jitter::Full)),
+        no_retry_on: args.no_retry_on.unwrap_or_default(),
+        timeout: args.timeout,
+        breaker: args.breaker,
+        halt: args.halt,
+        dedup: args.dedup,
+        key: args.key,
+        joblog: args.joblog,
+        resume,
+        keep_order: args.keep_order,
+        tag: args.tag,
+        then: args.then,
+        on_error: args.on_error,
+        null: args.null,
+        delimiter: args.delimiter,
+        input: args.input,
+        progress,
+        summary_json: args.summary_json,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
 async fn ingest_command(args: IngestArgs) -> ExitCode {
     if let Err(err) = logging::init(args.verbose, args.log_format) {
         eprintln!("flowgate ingest: {err}");
@@ -327,7 +630,7 @@ async fn ingest_command(args: IngestArgs) -> ExitCode {
     let config = match ingest_config(args) {
         Ok(config) => config,
         Err(err) => {
-            print_error(&err);
+            print_error("flowgate ingest", &err);
             return ExitCode::from(2);
         }
     };
@@ -339,7 +642,7 @@ async fn ingest_command(args: IngestArgs) -> ExitCode {
         Ok(report) => {
             println!("{report}");
             if let Some(failure) = &report.failure {
-                print_error(&**failure);
+                print_error("flowgate ingest", &**failure);
             }
             if report.aborted {
                 ExitCode::from(130)
@@ -357,7 +660,7 @@ async fn ingest_command(args: IngestArgs) -> ExitCode {
             }
         }
         Err(err) => {
-            print_error(&err);
+            print_error("flowgate ingest", &err);
             ExitCode::FAILURE
         }
     }
@@ -464,11 +767,12 @@ async fn handle_signals(control: Control) {
     }
 }
 
-/// Prints `err` and its causes, one per line, as `flowgate ingest: …` then
-/// `  caused by: …`, leaving out a cause whose text is already shown.
-fn print_error(err: &(dyn std::error::Error + 'static)) {
+/// Prints `err` and its causes, one per line, as `<command>: …` (e.g.
+/// `flowgate ingest: …`) then `  caused by: …`, leaving out a cause whose
+/// text is already shown.
+fn print_error(command: &str, err: &(dyn std::error::Error + 'static)) {
     let mut shown = err.to_string();
-    let mut text = format!("flowgate ingest: {shown}");
+    let mut text = format!("{command}: {shown}");
     let mut cause = err.source();
     while let Some(err) = cause {
         let line = err.to_string();

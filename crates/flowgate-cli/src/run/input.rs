@@ -196,6 +196,19 @@ impl Template {
         Ok(Self::from_parts(parsed, !any_placeholder))
     }
 
+    /// A stage's template (`--then`, `--on-error`): like [`Template::parse`],
+    /// but the item is never appended — a stage reads the previous stage's
+    /// output on stdin, so `--then 'tr a-z A-Z'` runs as written.
+    ///
+    /// # Errors
+    ///
+    /// As [`Template::parse`].
+    pub fn parse_stage(args: &[String]) -> Result<Template, TemplateError> {
+        let mut template = Self::parse(args)?;
+        template.append = false;
+        Ok(template)
+    }
+
     /// The same for a one-string template (used by --key '{1}'): never appends the item.
     ///
     /// A template without placeholders is a constant (every item gets the
@@ -507,6 +520,18 @@ mod tests {
             render(&["echo", "{{{}}}", "}}{{"], "x", None),
             args(&["echo", "{x}", "}{"])
         );
+    }
+
+    #[test]
+    fn a_stage_never_appends_the_item() {
+        let args = vec!["tr".to_string(), "a-z".to_string(), "A-Z".to_string()];
+        let stage = Template::parse_stage(&args).unwrap();
+        assert!(!stage.appends_item());
+        let item = Item {
+            seq: 1,
+            text: "x".into(),
+        };
+        assert_eq!(stage.render(&item, None), args);
     }
 
     #[test]
