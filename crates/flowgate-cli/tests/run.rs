@@ -344,6 +344,80 @@ fn resume_after_kill_9_runs_every_item_exactly_once() {
     assert_eq!(jobs.len(), 60, "nothing else in the joblog");
 }
 
+/// Whether process `pid` is gone (`kill -0` fails; init reaps orphaned
+/// zombies within a few seconds, so this is polled).
+fn gone(pid: &str) -> bool {
+    !Command::new("kill")
+        .args(["-0", pid])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn ctrl_c_kills_the_running_jobs_and_resume_runs_the_rest() {
+    let dir = Dir::new("sigint");
+    // The first two items block until killed; the later ones are quick.
+    let job = dir.script(
+        "job.sh",
+        r#"case "$1" in slow-*) echo $$ >> "@/pids"; exec sleep 1000;; esac"#,
+    );
+    let log = dir.file("joblog");
+    let items: String = ["slow-1", "slow-2"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((3..=20).map(|i| format!("quick-{i}")))
+        .map(|item| item + "\n")
+        .collect();
+    let args = ["run", "-j", "2", "--joblog", log, "--", "sh", job, "{}"];
+    let (mut child, _, err) = spawn(&dir, &args, &items);
+    let start = Instant::now();
+    while dir.lines("pids").len() < 2 {
+        assert!(start.elapsed() < HANG, "the two slow jobs did not start");
+        assert!(child.try_wait().unwrap().is_none(), "flowgate exited early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(start.elapsed() < HANG, "flowgate did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(code, Some(130), "128 + SIGINT\n{stderr}");
+    for pid in dir.lines("pids") {
+        while !gone(&pid) {
+            assert!(start.elapsed() < HANG, "job {pid} outlived the runner");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert!(
+        joblog(log).is_empty(),
+        "no job finished: the slow ones were killed"
+    );
+
+    // The rerun: every item exactly once, the slow ones quick this time.
+    fs::write(dir.file("job.sh"), "exit 0\n").unwrap();
+    let done = flowgate(
+        &dir,
+        &[
+            "run", "-j", "2", "--joblog", log, "--resume", "--", "sh", job, "{}",
+        ],
+        &items,
+    );
+    done.assert_code(0);
+    let mut seqs: Vec<u64> = joblog(log).iter().map(|j| j.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}
+
 #[test]
 fn key_never_runs_two_jobs_of_one_key_at_once() {
     let dir = Dir::new("key");

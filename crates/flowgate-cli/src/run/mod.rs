@@ -30,9 +30,17 @@
 //!
 //! # Accounting
 //!
-//! Every input item ends as exactly one of: succeeded, failed, skipped by
-//! `--resume`, skipped by `--dedup`, or not run because `--halt` stopped the
-//! run; the [`Summary`] counts each.
+//! Every input item read ends as exactly one of: succeeded, failed, skipped
+//! by `--resume`, skipped by `--dedup`, or not run because `--halt`, Ctrl-C
+//! or SIGTERM stopped the run (running jobs are then killed, process group
+//! and all, and count as not run); the [`Summary`] counts each. After a stop
+//! the input is not read further.
+//!
+//! # Exit code
+//!
+//! 0 when every job succeeded; else the number of failed jobs, capped at 101
+//! (GNU parallel's convention); 130 after Ctrl-C or SIGTERM; 255 for a usage
+//! error; 127 when the command cannot be found.
 
 pub mod config;
 pub mod exec;
@@ -336,6 +344,24 @@ fn job(
     })
 }
 
+/// Resolves at the first SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // No signal handling (no runtime signal driver): never.
+        _ => std::future::pending().await,
+    }
+}
+
 /// Whether the halt rule is met after `failed` of `finished` jobs
 /// (`total`: the number of items, once the input has ended).
 fn halt_reached(halt: &Halt, failed: u64, finished: u64, total: Option<u64>) -> bool {
@@ -473,6 +499,13 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
     let mut halting: Option<HaltWhen> = None;
     let mut finished = 0u64;
 
+    // Ctrl-C or SIGTERM: stop at once, as `--halt now` does — the running
+    // jobs' process groups are killed (they are not in the terminal's
+    // foreground group, so they would not see the Ctrl-C themselves) — and
+    // finish the joblog and the summary; a rerun with `--resume` runs the
+    // rest.
+    let mut interrupt = Box::pin(interrupted());
+
     loop {
         // Start what may start.
         while halting.is_none() && running.len() < slots {
@@ -489,6 +522,10 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         }
         let can_read =
             halting.is_none() && !input_done && running.len() < slots && held_count < MAX_HELD;
+        let stopped = halting.is_some();
+        if running.is_empty() && (ready.is_empty() || stopped) && (input_done || stopped) {
+            break; // nothing runs, and nothing more may start
+        }
         tokio::select! {
             biased;
             Some(done) = running.next(), if !running.is_empty() => {
@@ -549,6 +586,12 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
                     }
                 }
             }
+            () = &mut interrupt, if halting != Some(HaltWhen::Now) => {
+                tracing::warn!(running = running.len(), "interrupted: killing the running jobs");
+                halting = Some(HaltWhen::Now);
+                summary.interrupted = true;
+                running.clear();
+            }
             next = items.next(), if can_read => {
                 match next {
                     None => {
@@ -605,22 +648,8 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
     not_run.extend(held.values().flatten().map(|item| item.seq));
     // Jobs killed by `--halt now` (dropped above) count as not run too; the
     // output's `finish` writes whatever it holds without waiting for them.
-    if halting.is_some() && !input_done {
-        while let Some(next) = items.next().await {
-            match next {
-                Ok(item) => {
-                    summary.items += 1;
-                    not_run.push(item.seq);
-                }
-                Err(source) => {
-                    return Err(RunError::Input {
-                        path: input_path,
-                        source,
-                    });
-                }
-            }
-        }
-    }
+    // The input is not read further after a halt or an interrupt (it may be
+    // a pipe that never ends): `items` and `not_run` count what was read.
     not_run.sort_unstable();
     summary.not_run = summary.items
         - summary.succeeded

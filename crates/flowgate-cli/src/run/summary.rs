@@ -34,6 +34,9 @@ pub struct Summary {
     pub breaker_trips: u64,
     /// Whether a `--halt` rule stopped the run.
     pub halted: bool,
+    /// Whether Ctrl-C (SIGINT) or SIGTERM stopped the run: the running jobs
+    /// were killed (their process groups) and count as not run.
+    pub interrupted: bool,
     /// Wall-clock time of the run, in seconds.
     pub elapsed_secs: f64,
     /// Jobs (succeeded + failed) per second of `elapsed_secs`; 0 when no time passed.
@@ -43,6 +46,10 @@ pub struct Summary {
 impl Summary {
     /// 0 when no job failed, else the number of failed jobs capped at 101 (GNU parallel's convention).
     pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            // 128 + SIGINT, as a shell reports an interrupted command.
+            return 130;
+        }
         // 101 fits a u8, so the conversion cannot fail.
         u8::try_from(self.failed.min(101)).unwrap_or(101)
     }
