@@ -142,7 +142,14 @@ impl Summary {
                 plural(self.breaker_trips, "time", "times")
             );
         }
-        if self.halted {
+        if self.interrupted {
+            let _ = writeln!(
+                out,
+                "  interrupted (Ctrl-C or SIGTERM): {} {} not run; rerun with --resume to run them",
+                self.not_run,
+                plural(self.not_run, "item", "items")
+            );
+        } else if self.halted {
             let _ = writeln!(
                 out,
                 "  halted by --halt: {} {} not run",
@@ -299,6 +306,7 @@ mod tests {
             skipped_resume: 2,
             not_run: 5,
             halted: true,
+            interrupted: false,
             ..Summary::default()
         };
         assert_eq!(halted.exit_code(), 0);
@@ -319,6 +327,16 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_run_exits_130() {
+        let s = Summary {
+            failed: 3,
+            interrupted: true,
+            ..Summary::default()
+        };
+        assert_eq!(s.exit_code(), 130);
+    }
+
+    #[test]
     fn json_has_every_field() {
         let s = Summary {
             items: 12,
@@ -332,6 +350,7 @@ mod tests {
             not_run: 0,
             breaker_trips: 2,
             halted: false,
+            interrupted: false,
             elapsed_secs: 1.5,
             jobs_per_sec: 6.25,
         };
@@ -341,7 +360,7 @@ mod tests {
         let expected = serde_json::json!({
             "items": 12, "succeeded": 8, "failed": 2, "retried": 3, "retries": 4,
             "timed_out": 1, "skipped_resume": 1, "skipped_dedup": 1, "not_run": 0,
-            "breaker_trips": 2, "halted": false, "elapsed_secs": 1.5, "jobs_per_sec": 6.25
+            "breaker_trips": 2, "halted": false, "interrupted": false, "elapsed_secs": 1.5, "jobs_per_sec": 6.25
         });
         assert_eq!(value, expected);
         let nan = Summary {
@@ -375,6 +394,7 @@ mod tests {
             not_run: 4,
             breaker_trips: 1,
             halted: true,
+            interrupted: false,
             elapsed_secs: 2.0,
             jobs_per_sec: 6.5,
         };
