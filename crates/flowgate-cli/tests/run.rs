@@ -767,3 +767,168 @@ fn a_missing_command_is_a_usage_error_and_help_is_not() {
     );
     flowgate(&dir, &["--version"], "").assert_code(0);
 }
+
+// ===== halt, adaptive, burst, accounting =====
+
+#[test]
+fn halt_now_stops_at_the_third_failure_and_kills_the_running_jobs() {
+    let dir = Dir::new("halt-now");
+    // Items 1-3 fail at once; the rest would run for a long time.
+    let job = dir.script(
+        "job.sh",
+        r#"[ "$1" -le 3 ] && exit 1
+echo "$1" >> "@/started"
+exec sleep 1000"#,
+    );
+    let json = dir.file("summary.json");
+    let start = Instant::now();
+    let done = run(
+        &dir,
+        &[
+            "-j",
+            "1",
+            "--halt",
+            "now,fail=3",
+            "--summary-json",
+            json,
+            "--",
+            "sh",
+            job,
+        ],
+        &numbers(10),
+    );
+    done.assert_code(3);
+    assert!(start.elapsed() < HANG);
+    let summary = fs::read_to_string(json).unwrap();
+    assert_eq!(json_number(&summary, "failed"), Some(3.0), "{summary}");
+    assert_eq!(json_number(&summary, "succeeded"), Some(0.0), "{summary}");
+    assert!(summary.contains("\"halted\": true"), "{summary}");
+    // -j 1: nothing started after the third failure.
+    assert!(dir.lines("started").is_empty(), "{done}");
+}
+
+#[test]
+fn halt_soon_lets_the_running_jobs_finish_and_starts_no_more() {
+    let dir = Dir::new("halt-soon");
+    // Item 1 fails at once; items 2 and 3 (running beside it) finish a bit
+    // later and succeed; nothing after them may start.
+    let job = dir.script(
+        "job.sh",
+        r#"echo "$1" >> "@/started"
+[ "$1" = 1 ] && exit 1
+sleep 0.3"#,
+    );
+    let json = dir.file("summary.json");
+    let done = run(
+        &dir,
+        &[
+            "-j",
+            "3",
+            "--halt",
+            "soon,fail=1",
+            "--summary-json",
+            json,
+            "--",
+            "sh",
+            job,
+        ],
+        &numbers(20),
+    );
+    done.assert_code(1);
+    let summary = fs::read_to_string(json).unwrap();
+    let succeeded = json_number(&summary, "succeeded").unwrap();
+    let not_run = json_number(&summary, "not_run").unwrap();
+    let started = dir.lines("started").len() as f64;
+    assert_eq!(
+        succeeded + 1.0,
+        started,
+        "every started job finished\n{summary}"
+    );
+    assert!(
+        started <= 3.0,
+        "no job started after the failure: {started}"
+    );
+    assert_eq!(
+        json_number(&summary, "items").unwrap() - started,
+        not_run,
+        "{summary}"
+    );
+}
+
+#[test]
+fn adaptive_concurrency_stays_within_its_range() {
+    let dir = Dir::new("adaptive");
+    // Each job records how many run beside it (mkdir-free: a counter of
+    // marker files).
+    let job = dir.script(
+        "job.sh",
+        r#"touch "@/running-$1"
+ls "@" | grep -c '^running-' >> "@/seen"
+sleep 0.05
+rm "@/running-$1""#,
+    );
+    run(&dir, &["--adaptive", "2..4", "--", "sh", job], &numbers(40)).assert_code(0);
+    let seen: Vec<u32> = dir
+        .lines("seen")
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 40);
+    assert!(seen.iter().all(|&n| n <= 4), "at most 4 at once: {seen:?}");
+}
+
+#[test]
+fn burst_lets_the_first_jobs_start_together_then_the_rate_holds() {
+    let dir = Dir::new("burst");
+    let start = Instant::now();
+    // 10 jobs at 2/s with a burst of 5: 5 at once, then one every 0.5 s, so
+    // the last starts at 2.5 s at the earliest.
+    run(
+        &dir,
+        &["-j", "10", "--rate", "2/s", "--burst", "5", "--", "true"],
+        &numbers(10),
+    )
+    .assert_code(0);
+    assert!(
+        start.elapsed() >= Duration::from_millis(2400),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn the_summary_accounts_for_every_item() {
+    let dir = Dir::new("accounting");
+    let log = dir.file("joblog");
+    let json = dir.file("summary.json");
+    let job = dir.script("job.sh", r#"[ "$1" != bad ]"#);
+    // 6 lines: 2 duplicates, 1 failure.
+    let input = "a\nb\na\nbad\nc\nb\n";
+    let done = run(
+        &dir,
+        &[
+            "--dedup",
+            "--joblog",
+            log,
+            "--summary-json",
+            json,
+            "--",
+            "sh",
+            job,
+        ],
+        input,
+    );
+    done.assert_code(1);
+    let summary = fs::read_to_string(json).unwrap();
+    let n = |field| json_number(&summary, field).unwrap();
+    assert_eq!(n("items"), 6.0);
+    assert_eq!(
+        (n("succeeded"), n("failed"), n("skipped_dedup")),
+        (3.0, 1.0, 2.0)
+    );
+    assert_eq!(
+        n("succeeded") + n("failed") + n("skipped_dedup") + n("skipped_resume") + n("not_run"),
+        6.0
+    );
+    assert_eq!(joblog(log).len(), 4, "one line per job that ran");
+}
