@@ -932,3 +932,82 @@ fn the_summary_accounts_for_every_item() {
     );
     assert_eq!(joblog(log).len(), 4, "one line per job that ran");
 }
+
+// ===== input forms, permanent exit codes, resume-failed =====
+
+#[test]
+fn permanent_exit_codes_are_not_retried() {
+    let dir = Dir::new("no-retry-on");
+    let log = dir.file("joblog");
+    // Item 1 exits 2 (permanent), item 2 exits 1 (transient): only 2 is retried.
+    let job = dir.script("job.sh", r#"exit "$(( 3 - $1 ))""#);
+    let done = run(
+        &dir,
+        &[
+            "--retries",
+            "2",
+            "--backoff",
+            "const:1ms",
+            "--no-retry-on",
+            "2",
+            "--joblog",
+            log,
+            "--",
+            "sh",
+            job,
+        ],
+        &numbers(2),
+    );
+    done.assert_code(2);
+    let mut jobs = joblog(log);
+    jobs.sort_by_key(|j| j.seq);
+    assert_eq!(
+        (jobs[0].exit, jobs[0].attempts),
+        (2, 1),
+        "permanent: one attempt"
+    );
+    assert_eq!(
+        (jobs[1].exit, jobs[1].attempts),
+        (1, 3),
+        "transient: 1 + 2 retries"
+    );
+}
+
+#[test]
+fn resume_failed_reruns_only_the_failed_items() {
+    let dir = Dir::new("resume-failed");
+    let log = dir.file("joblog");
+    let job = dir.script(
+        "job.sh",
+        r#"echo "$1" >> "@/ran"
+[ -e "@/fixed" ] || [ "$(( $1 % 3 ))" != 0 ]"#,
+    );
+    run(&dir, &["--joblog", log, "--", "sh", job], &numbers(9)).assert_code(3);
+    fs::write(dir.path().join("fixed"), "").unwrap();
+    fs::remove_file(dir.path().join("ran")).unwrap();
+    run(
+        &dir,
+        &["--joblog", log, "--resume-failed", "--", "sh", job],
+        &numbers(9),
+    )
+    .assert_code(0);
+    let mut rerun = dir.lines("ran");
+    rerun.sort();
+    assert_eq!(rerun, ["3", "6", "9"], "only the failed ones ran again");
+}
+
+#[test]
+fn nul_separated_input_from_a_file_and_fields_by_delimiter() {
+    let dir = Dir::new("input-forms");
+    let input = dir.file("items");
+    fs::write(input, "a b:1\0c\nd:2\0").unwrap();
+    let done = run(
+        &dir,
+        &[
+            "-0", "-a", input, "-k", "-d", ":", "--", "printf", "%s|%s\\n", "{1}", "{2}",
+        ],
+        "",
+    );
+    done.assert_code(0);
+    assert_eq!(done.stdout, "a b|1\nc\nd|2\n");
+}
