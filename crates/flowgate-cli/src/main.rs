@@ -385,6 +385,14 @@ struct RunArgs {
     /// Also write the summary as JSON to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     summary_json: Option<PathBuf>,
+    /// More log detail on standard error: -v debug (each retry), -vv trace
+    /// (RUST_LOG overrides). Failed jobs, breaker trips and halts are logged
+    /// at warn and error.
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
+    verbose: u8,
+    /// Log lines as text or JSON objects (on standard error).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output")]
+    log_format: LogFormat,
 
     /// The command and its arguments, a template: {} the item, {1}, {2}…
     /// its fields, {#} its position, {{ and }} literal braces. Put `--`
@@ -531,6 +539,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 const RUN_USAGE: u8 = 255;
 
 async fn run_command(args: RunArgs) -> ExitCode {
+    if let Err(err) = logging::init(args.verbose, args.log_format) {
+        eprintln!("flowgate run: {err}");
+        return ExitCode::from(RUN_USAGE);
+    }
     let config = match run_config(args) {
         Ok(config) => config,
         Err(err) => {

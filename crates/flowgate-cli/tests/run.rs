@@ -592,9 +592,12 @@ fn dedup_runs_each_distinct_item_once() {
 #[test]
 fn then_feeds_each_jobs_stdout_to_the_next_stage() {
     let dir = Dir::new("then");
+    let log = dir.file("joblog");
     let done = run(
         &dir,
         &[
+            "--joblog",
+            log,
             "--then",
             "tr a-z A-Z",
             "--then",
@@ -609,6 +612,8 @@ fn then_feeds_each_jobs_stdout_to_the_next_stage() {
     let mut lines = done.stdout_lines();
     lines.sort();
     assert_eq!(lines, ["xABC", "xDEF"], "{done}");
+    // Three stages, no retry: one attempt each.
+    assert!(joblog(log).iter().all(|j| j.attempts == 1), "{done}");
 }
 
 #[test]
@@ -626,6 +631,14 @@ fn on_error_runs_for_each_failed_item() {
     let mut failed = dir.lines("failed");
     failed.sort();
     assert_eq!(failed, ["2", "4", "6"], "{done}");
+    // Every failure is logged, naming the item.
+    let logged = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("job failed"))
+        .count();
+    assert_eq!(logged, 3, "{done}");
+    done.assert_stderr_has("item=4");
 }
 
 #[test]

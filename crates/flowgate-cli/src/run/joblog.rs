@@ -68,7 +68,8 @@ pub struct JobRecord {
     pub exit: i32,
     /// The signal that ended the last attempt, 0 if none; 9 for a timeout (`Signal`).
     pub signal: i32,
-    /// How many times the job ran (`Attempts`), 1 without retries.
+    /// How many times the job ran (`Attempts`), 1 without retries; with
+    /// `--then` stages, the most attempts any one stage took.
     pub attempts: u32,
     /// The input item (`Item`; escaped in the file).
     pub item: String,

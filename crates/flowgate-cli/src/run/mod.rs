@@ -172,6 +172,7 @@ struct Finished {
     stderr: Vec<u8>,
     start: std::time::SystemTime,
     runtime: Duration,
+    /// The most attempts any stage took (1: no retry anywhere).
     attempts: u32,
 }
 
@@ -307,7 +308,7 @@ fn job(
             let argv = stage.render(&item, delimiter);
             let stdin = std::mem::take(&mut output.stdout);
             let (mut next, n) = gates.attempts(argv, Some(stdin), &bar).await?;
-            attempts += n;
+            attempts = attempts.max(n);
             runtime += next.runtime;
             stderr.append(&mut next.stderr);
             output = next;
@@ -676,4 +677,39 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         })?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn halt(on: HaltOn) -> Halt {
+        Halt {
+            when: HaltWhen::Soon,
+            on,
+        }
+    }
+
+    #[test]
+    fn a_failure_count_halts_at_that_count() {
+        let rule = halt(HaltOn::Failures(3));
+        assert!(!halt_reached(&rule, 2, 100, None));
+        assert!(halt_reached(&rule, 3, 3, None));
+    }
+
+    #[test]
+    fn a_percentage_waits_for_three_jobs_and_uses_the_whole_input_once_known() {
+        let rule = halt(HaltOn::FailurePercent(10.0));
+        assert!(
+            !halt_reached(&rule, 1, 1, None),
+            "one early failure is not 100%"
+        );
+        assert!(!halt_reached(&rule, 2, 2, None));
+        assert!(halt_reached(&rule, 3, 3, None), "3 of 3 finished");
+        // 5 of 30 finished failed, of 100 items: 5% of the input.
+        assert!(!halt_reached(&rule, 5, 30, Some(100)));
+        assert!(halt_reached(&rule, 10, 30, Some(100)), "10% of the input");
+        // Input not known yet: 5 of 30 finished is 16.7%.
+        assert!(halt_reached(&rule, 5, 30, None));
+    }
 }
