@@ -442,7 +442,7 @@ mod tests {
                 "{input}"
             );
         }
-        for bad in ["yes", "2", "", "truee", " true"] {
+        for bad in ["yes", "no", "2", "-1", "", "tru", "truee", " true"] {
             assert_eq!(
                 err(ColumnType::Boolean, bad.as_bytes()),
                 format!("not a valid boolean: {bad:?} (expected true/false, t/f or 1/0)")
