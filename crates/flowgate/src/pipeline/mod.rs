@@ -28,6 +28,8 @@
 //! |---|---|---|
 //! | [`par_map`](PipelineExt::par_map) | at most `n` calls of an async fn at once, outputs in input order | `O` |
 //! | [`par_map_unordered`](PipelineExt::par_map_unordered) | the same, outputs as they complete | `O` |
+//! | [`par_map_keyed`](PipelineExt::par_map_keyed) | at most `n` calls at once and `per_key` of one key, each key's items in input order, keys in parallel; outputs in input order | `O` |
+//! | [`par_map_keyed_unordered`](PipelineExt::par_map_keyed_unordered) | the same, outputs in input order per key, as they complete across keys | `O` |
 //! | [`limit_in_flight`](PipelineExt::limit_in_flight) | attaches a permit of a shared [`InFlightLimit`] to every item | `(T, `[`InFlightPermit`](crate::limit::InFlightPermit)`)` |
 //! | [`rate_limit`](PipelineExt::rate_limit) | at most `n` items per period, with or without burst (GCRA), shareable [`RateLimiter`] | `T` |
 //! | [`throttle_keep`](PipelineExt::throttle_keep) | at most one item per period, keeping the [first or last](Keep) (lossy) | `T` |
@@ -65,8 +67,11 @@
 //!
 //! The calls run *inside* the stream's `poll_next`, on the task that polls
 //! the pipeline (as with `futures`' `buffered`), so they are concurrent but
-//! not parallel. For CPU-heavy work, spawn inside the function:
-//! `par_map(n, |x| async move { tokio::spawn(work(x)).await })`.
+//! not parallel. For CPU-heavy work, wrap the function in [`spawned`]:
+//! `par_map(n, spawned(|x| async move { work(x) }))` runs every call as a
+//! tokio task on the runtime's worker threads, with the same limit, order,
+//! panics (resumed in the consumer) and cancellation (dropping the stage
+//! aborts its calls).
 //!
 //! ## Panics
 //!
@@ -206,11 +211,13 @@ mod in_flight;
 mod merge;
 mod par_map;
 mod par_map_adaptive;
+mod par_map_keyed;
 mod par_map_retry;
 mod pausable;
 mod progress;
 mod rate_limit;
 mod route_errors;
+mod spawned;
 mod throttle;
 mod timeout;
 mod write_batches;
@@ -235,11 +242,13 @@ pub use self::in_flight::LimitInFlight;
 pub use self::merge::MergeWith;
 pub use self::par_map::{ParMap, ParMapUnordered};
 pub use self::par_map_adaptive::ParMapAdaptive;
+pub use self::par_map_keyed::{ParMapKeyed, ParMapKeyedUnordered};
 pub use self::par_map_retry::ParMapRetry;
 pub use self::pausable::Pausable;
 pub use self::progress::{Observe, Progress, StageSnapshot};
 pub use self::rate_limit::RateLimit;
 pub use self::route_errors::RouteErrors;
+pub use self::spawned::{Spawned, spawned};
 pub use self::throttle::{Keep, ThrottleKeep};
 pub use self::timeout::{IdleTimeout, ItemTimeout};
 pub use self::write_batches::WriteBatches;
@@ -338,6 +347,144 @@ pub trait PipelineExt: Stream {
         Fut: Future,
     {
         ParMapUnordered::new(self, limit, f)
+    }
+
+    /// Runs `f` on every item with at most `limit` calls in flight and at
+    /// most `per_key` calls of one key, **in input order within a key**, and
+    /// yields the outputs **in input order**.
+    ///
+    /// `key_fn` gives an item's key (a partition, an account, an entity id).
+    /// Items of one key start in input order, at most `per_key` at once —
+    /// `per_key = 1` processes a key strictly one item after another, the
+    /// next starting only when the previous call finished — while items of
+    /// different keys run in parallel up to `limit`. Waiting items start
+    /// lowest input position first, as soon as their key and the stage have
+    /// room. This is Akka's `mapAsyncPartitioned`; use
+    /// [`par_map_keyed_unordered`](Self::par_map_keyed_unordered) to yield
+    /// each output as soon as the outputs before it *of its key* are out.
+    ///
+    /// **Buffering is bounded.** An item whose key already runs `per_key`
+    /// calls waits in the stage, and so does an output that finished before
+    /// an earlier one. The stage holds at most `limit +`
+    /// [`buffer`](ParMapKeyed::buffer) items in all (running, waiting, or
+    /// finished; the buffer defaults to `limit`), and while it holds that
+    /// many it pulls nothing more from upstream. So a hot key does not make
+    /// the stage buffer without limit: its items fill the buffer, then
+    /// upstream waits; the other keys' items already in the stage keep
+    /// running, and the items behind the hot key's in upstream wait with it
+    /// (nothing can overtake without being pulled). A larger buffer looks
+    /// further past a hot key. The key map holds only the keys of items in
+    /// the stage, so memory stays bounded by the items held, however many
+    /// keys pass.
+    ///
+    /// The stream ends when upstream has ended and every call's output has
+    /// been yielded. A panic in a call or in `key_fn` propagates to the task
+    /// polling the stream (see [Panics](self#panics)). For CPU-heavy calls,
+    /// wrap `f` in [`spawned`].
+    ///
+    /// # Panics
+    ///
+    /// `"par_map_keyed: limit must be at least 1"` if `limit` is zero,
+    /// `"par_map_keyed: per_key must be at least 1"` if `per_key` is zero. A
+    /// `limit` or `per_key` of `usize::MAX` means no bound; `per_key` above
+    /// `limit` is the same as `limit`.
+    ///
+    /// # Examples
+    ///
+    /// Account updates: each account's in order, accounts in parallel.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let updates = [("alice", 1), ("bob", 1), ("alice", 2), ("bob", 2)];
+    /// let start = tokio::time::Instant::now();
+    /// let out: Vec<(&str, u32)> = stream::iter(updates)
+    ///     .par_map_keyed(4, 1, |(account, _)| *account, |update| async move {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await; // one write
+    ///         update
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, updates);
+    /// // two accounts in parallel, two writes each, one after the other
+    /// assert_eq!(start.elapsed(), Duration::from_millis(20));
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map_keyed<K, KF, F, Fut>(
+        self,
+        limit: usize,
+        per_key: usize,
+        key_fn: KF,
+        f: F,
+    ) -> ParMapKeyed<Self, K, KF, F, Fut>
+    where
+        Self: Sized,
+        K: Hash + Eq + Clone,
+        KF: FnMut(&Self::Item) -> K,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMapKeyed::new(self, limit, per_key, key_fn, f)
+    }
+
+    /// [`par_map_keyed`](Self::par_map_keyed) that yields each output as
+    /// soon as every earlier output **of its key** is out: per key, input
+    /// order; across keys, as they finish.
+    ///
+    /// The same limits, start order and bounded buffering as
+    /// `par_map_keyed` (see there); a slow key holds back only its own
+    /// outputs. With `per_key > 1` an output that finishes before an
+    /// earlier one of its key waits for it in the stage (it counts as held).
+    ///
+    /// # Panics
+    ///
+    /// `"par_map_keyed_unordered: limit must be at least 1"` if `limit` is
+    /// zero, `"par_map_keyed_unordered: per_key must be at least 1"` if
+    /// `per_key` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // (key, milliseconds of work)
+    /// let jobs = [("slow", 50), ("fast", 10), ("fast", 10), ("slow", 50)];
+    /// let out: Vec<(&str, u64)> = stream::iter(jobs)
+    ///     .par_map_keyed_unordered(4, 1, |(key, _)| *key, |(key, ms)| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         (key, ms)
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// // "fast" is not held back by "slow"; each key keeps its own order
+    /// assert_eq!(out, [("fast", 10), ("fast", 10), ("slow", 50), ("slow", 50)]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn par_map_keyed_unordered<K, KF, F, Fut>(
+        self,
+        limit: usize,
+        per_key: usize,
+        key_fn: KF,
+        f: F,
+    ) -> ParMapKeyedUnordered<Self, K, KF, F, Fut>
+    where
+        Self: Sized,
+        K: Hash + Eq + Clone,
+        KF: FnMut(&Self::Item) -> K,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future,
+    {
+        ParMapKeyedUnordered::new(self, limit, per_key, key_fn, f)
     }
 
     /// Pairs every item with an [`InFlightPermit`](crate::limit::InFlightPermit) from `limit`, waiting for

@@ -10,6 +10,7 @@ mod dedup;
 mod heartbeat;
 mod in_flight;
 mod par_map;
+mod par_map_keyed;
 mod progress;
 mod rate_limit;
 mod throttle;
