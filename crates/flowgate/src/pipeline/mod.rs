@@ -367,8 +367,10 @@ pub trait PipelineExt: Stream {
     /// calls waits in the stage, and so does an output that finished before
     /// an earlier one. The stage holds at most `limit +`
     /// [`buffer`](ParMapKeyed::buffer) items in all (running, waiting, or
-    /// finished; the buffer defaults to `limit`), and while it holds that
-    /// many it pulls nothing more from upstream. So a hot key does not make
+    /// finished; the buffer defaults to `limit`). It pulls from upstream
+    /// only while fewer than `limit` calls run and it holds fewer than that
+    /// many, so nothing is fetched ahead: the buffer fills only with items
+    /// that must wait for their key. So a hot key does not make
     /// the stage buffer without limit: its items fill the buffer, then
     /// upstream waits; the other keys' items already in the stage keep
     /// running, and the items behind the hot key's in upstream wait with it

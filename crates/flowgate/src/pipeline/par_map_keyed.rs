@@ -12,6 +12,7 @@
 //! running, waiting or unyielded is removed: the key map holds only the keys
 //! of items in the stage.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -83,6 +84,16 @@ enum Outputs<O> {
     /// Per-key order only: outputs ready to yield, in the order they became
     /// ready.
     KeyOrder { ready: VecDeque<O> },
+}
+
+impl<O> Outputs<O> {
+    /// An output can be yielded now.
+    fn has_next(&self) -> bool {
+        match self {
+            Outputs::InputOrder { slots, .. } => matches!(slots.front(), Some(Some(_))),
+            Outputs::KeyOrder { ready } => !ready.is_empty(),
+        }
+    }
 }
 
 pin_project! {
@@ -194,9 +205,13 @@ where
                 });
             }
 
-            // 2. Pull while there is room. Bounded by the capacity, so this
-            //    loop cannot starve other tasks.
-            while *this.held < capacity {
+            // 2. Pull while a call could start and the stage holds fewer
+            //    than its capacity: an item whose key is busy waits and the
+            //    next is pulled, so the buffer fills only with items that
+            //    must wait (nothing is fetched ahead while `limit` calls
+            //    run). Bounded by the capacity, so this loop cannot starve
+            //    other tasks.
+            while this.calls.len() < limit && *this.held < capacity {
                 let item = match this.stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => item,
                     Poll::Ready(None) | Poll::Pending => break,
@@ -209,7 +224,7 @@ where
                     slots.push_back(None);
                 }
                 let state = this.keys.entry(key.clone()).or_insert_with(KeyState::new);
-                if state.waiting.is_empty() && state.running < per_key && this.calls.len() < limit {
+                if state.waiting.is_empty() && state.running < per_key {
                     state.running += 1;
                     if track_started {
                         state.started.push_back((seq, None));
@@ -220,10 +235,9 @@ where
                         future: (this.f)(item),
                     });
                 } else {
-                    // Eligible now only if the stage, not the key, is full.
-                    if state.waiting.is_empty() && state.running < per_key {
-                        this.eligible.insert(seq, key);
-                    }
+                    // The key is busy (the stage has room: see the loop's
+                    // condition); the item becomes eligible when its key
+                    // has room.
                     state.waiting.push_back((seq, item));
                 }
             }
@@ -233,13 +247,18 @@ where
             let mut finished = false;
             while let Poll::Ready(Some((seq, key, output))) = this.calls.poll_next_unpin(cx) {
                 finished = true;
-                let state = this.keys.get_mut(&key).expect("a running key has a state");
+                // One lookup for the update and the removal.
+                let Entry::Occupied(mut entry) = this.keys.entry(key) else {
+                    unreachable!("a running key has a state");
+                };
+                let state = entry.get_mut();
                 state.running -= 1;
                 if state.running + 1 == per_key
                     && let Some(&(next, _)) = state.waiting.front()
                 {
-                    this.eligible.insert(next, key.clone());
+                    this.eligible.insert(next, entry.key().clone());
                 }
+                let state = entry.get_mut();
                 match this.outputs {
                     Outputs::InputOrder { base, slots } => {
                         let index = usize::try_from(seq - *base).expect("held items fit in memory");
@@ -259,7 +278,12 @@ where
                     Outputs::KeyOrder { ready } => ready.push_back(output),
                 }
                 if state.is_idle() {
-                    this.keys.remove(&key);
+                    entry.remove();
+                }
+                if this.outputs.has_next() {
+                    // Yield it now (step 4); the other finished calls are
+                    // collected on the next poll, as `FuturesOrdered` does.
+                    break;
                 }
                 if this.calls.len() < limit && !this.eligible.is_empty() {
                     // Room for a waiting item: start it (step 1) before
@@ -348,7 +372,8 @@ macro_rules! par_map_keyed_stream {
             /// default is `limit`.
             ///
             /// The stage holds at most `limit + buffer` items at once and
-            /// pulls nothing from upstream while it holds that many. `0` is
+            /// pulls nothing from upstream while it holds that many (nor
+            /// while `limit` calls run). `0` is
             /// allowed (at most `limit` items held); `usize::MAX` means no
             /// bound and allocates nothing up front. A larger buffer looks
             /// further past a hot key for other keys' items.
