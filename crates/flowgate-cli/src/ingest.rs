@@ -148,6 +148,12 @@ pub struct IngestConfig {
     /// bound). The pipeline itself holds at most
     /// `batch_size × (flush_concurrency + 1)` rows.
     pub max_in_flight: usize,
+    /// Keep per-key order: rows of messages with the same value of this
+    /// field are written in stream order (keys in parallel, on
+    /// `flush_concurrency` lanes chosen by the key's hash; a message without
+    /// the field has the empty key). `None`: batches are written in
+    /// whatever order they finish.
+    pub key: Option<String>,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -166,6 +172,7 @@ impl IngestConfig {
             batch_delay: Duration::from_millis(20),
             flush_concurrency: 3,
             max_in_flight: 10_000,
+            key: None,
             progress: false,
         }
     }
@@ -625,11 +632,17 @@ impl Progress {
 struct Entry {
     incoming: Incoming,
     misfit: Option<String>,
+    /// Its key's write lane, with `--key` (0 without).
+    lane: usize,
 }
 
 impl Entry {
-    fn new(incoming: Incoming, misfit: Option<String>) -> Self {
-        Entry { incoming, misfit }
+    fn new(incoming: Incoming, misfit: Option<String>, lane: usize) -> Self {
+        Entry {
+            incoming,
+            misfit,
+            lane,
+        }
     }
 }
 
@@ -662,7 +675,13 @@ async fn finish_batch(
     let mut duplicates = 0;
     let mut acks = Vec::with_capacity(entries.len());
     let mut received = Vec::with_capacity(entries.len());
-    for (outcome, Entry { incoming, misfit }) in outcomes.into_iter().zip(entries) {
+    for (
+        outcome,
+        Entry {
+            incoming, misfit, ..
+        },
+    ) in outcomes.into_iter().zip(entries)
+    {
         let reason = match (outcome, misfit) {
             (Some(RowOutcome::Inserted), _) => {
                 inserted += 1;
@@ -820,6 +839,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             })
             .pausable(&pause),
     );
+    let (key_field, lanes) = (config.key.clone(), config.flush_concurrency);
     let mapped = stream::poll_fn(move |cx| {
         loop {
             match std::task::ready!(source.poll_next_unpin(cx)) {
@@ -828,11 +848,14 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                 Some(Ok(incoming)) => {
                     counted.received.fetch_add(1, Ordering::Relaxed);
                     let message = &incoming.message;
+                    let lane = key_field.as_deref().map_or(0, |field| {
+                        crate::lanes::lane_of(message.fields.get(field).unwrap_or_default(), lanes)
+                    });
                     let item = match mapping.row(&message.id, &message.fields) {
-                        Ok(values) => (Some(values), Entry::new(incoming, None)),
+                        Ok(values) => (Some(values), Entry::new(incoming, None, lane)),
                         Err(misfit) => {
                             let reason = format!("does not fit the mapping: {misfit}");
-                            (None, Entry::new(incoming, Some(reason)))
+                            (None, Entry::new(incoming, Some(reason), lane))
                         }
                     };
                     return std::task::Poll::Ready(Some(item));
@@ -850,21 +873,37 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         pause.clone(),
         Arc::clone(&retry),
     );
-    let written = mapped.write_batches(
-        config.batch_size,
-        config.batch_delay,
-        config.flush_concurrency,
-        move |rows: Vec<Option<Vec<Value>>>| {
-            let (sink, run, health, pause, retry) = (
-                sink.clone(),
-                Arc::clone(&write_run),
-                Arc::clone(&write_health),
-                write_pause.clone(),
-                Arc::clone(&write_retry),
-            );
-            async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
-        },
-    );
+    let write = move |rows: Vec<Option<Vec<Value>>>| {
+        let (sink, run, health, pause, retry) = (
+            sink.clone(),
+            Arc::clone(&write_run),
+            Arc::clone(&write_health),
+            write_pause.clone(),
+            Arc::clone(&write_retry),
+        );
+        async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
+    };
+    let written: BoxStream<'static, _> = if config.key.is_some() {
+        // Per-key order: a lane per written batch at once, each lane one
+        // batch at a time.
+        crate::lanes::write_in_lanes(
+            mapped,
+            config.flush_concurrency,
+            |entry: &Entry| entry.lane,
+            config.batch_size,
+            config.batch_delay,
+            write,
+        )
+    } else {
+        mapped
+            .write_batches(
+                config.batch_size,
+                config.batch_delay,
+                config.flush_concurrency,
+                write,
+            )
+            .boxed()
+    };
     let ack_totals = Arc::clone(&progress);
     let batch_acker = opened.acker.clone();
     let finished = written.par_map_unordered(

@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+mod lanes;
 pub mod logging;
 pub mod mapping;
 pub mod naive;

@@ -208,6 +208,12 @@ struct IngestArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive::<usize>(64),
           help_heading = "Pipeline")]
     flush_concurrency: usize,
+    /// Keep per-key order: rows of messages with the same value of this
+    /// field are written in stream order (keys in parallel, on
+    /// flush-concurrency lanes by the key's hash; no such field: the empty
+    /// key). Without it, batches are written in whatever order they finish.
+    #[arg(long, value_name = "FIELD", value_parser = non_empty_field, help_heading = "Pipeline")]
+    order_key: Option<String>,
     /// Redis: messages between receipt and ack at once (the source's bound;
     /// the pipeline itself holds at most batch-size × (flush-concurrency + 1)).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive::<usize>(10_000_000),
@@ -736,11 +742,21 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
         batch_delay: Duration::from_millis(args.batch_delay_ms),
         flush_concurrency: args.flush_concurrency,
         max_in_flight: args.max_in_flight,
+        key: args.order_key,
         progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
 }
 
 const DEFAULT_TABLE: &str = "flowgate_events";
+
+/// `--order-key`: a field name, not empty.
+fn non_empty_field(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        Err("the key field's name must not be empty".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
 
 /// Ctrl-C or SIGTERM: stop reading and finish what was read; a second one:
 /// stop at once.

@@ -199,3 +199,8 @@ fn a_column_of_an_unknown_type_is_a_usage_error() {
 fn an_unknown_log_format_is_a_usage_error() {
     usage_error(&["--messages", "10", "--log-format", "xml"]).assert_stderr_has("--log-format");
 }
+
+#[test]
+fn an_empty_order_key_is_refused_naming_the_flag() {
+    usage_error(&["--messages", "10", "--order-key", ""]).assert_stderr_has("--order-key");
+}
