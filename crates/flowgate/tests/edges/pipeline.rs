@@ -290,3 +290,44 @@ async fn branch_capacity_one_holds_at_most_one_item_for_an_idle_half() {
     drop(right);
     assert_eq!(left.next().await, Some(2), "a dropped half frees the other");
 }
+
+// ===== par_map_keyed, par_map_keyed_unordered =====
+
+#[test]
+#[should_panic(expected = "par_map_keyed: per_key must be at least 1")]
+fn par_map_keyed_zero_per_key_is_refused() {
+    let _ = stream::iter([1u32]).par_map_keyed(1, 0, |x| *x, std::future::ready);
+}
+
+#[test]
+#[should_panic(expected = "par_map_keyed_unordered: limit must be at least 1")]
+fn par_map_keyed_unordered_zero_limit_is_refused() {
+    let _ = stream::iter([1u32]).par_map_keyed_unordered(0, 1, |x| *x, std::future::ready);
+}
+
+#[tokio::test]
+async fn par_map_keyed_one_is_strictly_serial_and_in_order() {
+    let out: Vec<u32> = stream::iter(0..20u32)
+        .par_map_keyed(1, 1, |x| x % 3, std::future::ready)
+        .buffer(0)
+        .collect()
+        .await;
+    assert_eq!(out, (0..20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn par_map_keyed_max_limit_per_key_and_buffer_allocate_nothing_up_front() {
+    // usize::MAX everywhere: no overflow in limit + buffer, no reservation.
+    let out: Vec<u32> = stream::iter(0..1000u32)
+        .par_map_keyed_unordered(usize::MAX, usize::MAX, |x| x % 7, std::future::ready)
+        .buffer(usize::MAX)
+        .collect()
+        .await;
+    assert_eq!(out.len(), 1000);
+    let out: Vec<u32> = stream::iter(0..1000u32)
+        .par_map_keyed(usize::MAX, usize::MAX, |x| x % 7, std::future::ready)
+        .buffer(usize::MAX)
+        .collect()
+        .await;
+    assert_eq!(out, (0..1000).collect::<Vec<_>>());
+}
