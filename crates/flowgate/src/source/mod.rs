@@ -181,6 +181,7 @@ mod driver;
 mod error;
 mod page;
 mod stream;
+mod watermark;
 
 pub use self::ack::CursorAck;
 pub use self::builder::CursorSourceBuilder;
@@ -190,6 +191,10 @@ pub use self::driver::CursorDriver;
 pub use self::error::{BuildError, CursorError};
 pub use self::page::Page;
 pub use self::stream::CursorSource;
+pub use self::watermark::{
+    AckError, PartitionedWatermark, SharedWatermark, TrackError, WatchError, Watermark,
+    WatermarkAck, WatermarkWatch,
+};
 pub use crate::store::StoreError;
 
 /// What a [`CursorSource`] does when its fetch function fails. In both cases
