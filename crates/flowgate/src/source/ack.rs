@@ -1,12 +1,16 @@
 //! [`CursorAck`]: the token that comes with every item of a
-//! [`CursorSource`](super::CursorSource), and the per-page counters the
-//! driver reads to move the checkpoint watermark.
+//! [`CursorSource`](super::CursorSource), and the per-page count that turns
+//! the acks of a page's items into the one ack of the page's sequence number
+//! in the driver's [`SharedWatermark`](super::SharedWatermark).
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::task::AtomicWaker;
+
+use super::watermark::WatermarkAck;
+use crate::sync::lock;
 
 /// What acks and the control handle use to wake the driver.
 #[derive(Debug, Default)]
@@ -17,42 +21,45 @@ pub(crate) struct Signal {
 }
 
 /// One fetched page: how many of its items are not resolved (acked or
-/// dropped) yet, and whether any was dropped unacknowledged.
+/// dropped) yet, and the watermark token of the page, acknowledged when the
+/// last item is, or dropped (abandoning the page) as soon as one item is
+/// dropped unacknowledged.
 pub(crate) struct PageTrack {
     remaining: AtomicUsize,
-    abandoned: AtomicBool,
+    page: Mutex<Option<WatermarkAck>>,
     signal: Arc<Signal>,
 }
 
 impl PageTrack {
-    pub(crate) fn new(items: usize, signal: Arc<Signal>) -> Self {
+    /// A page of `items` items (at least one: the driver acks an empty
+    /// page's token itself).
+    pub(crate) fn new(items: usize, page: WatermarkAck, signal: Arc<Signal>) -> Self {
+        debug_assert!(items > 0);
         PageTrack {
             remaining: AtomicUsize::new(items),
-            abandoned: AtomicBool::new(false),
+            page: Mutex::new(Some(page)),
             signal,
         }
-    }
-
-    /// Every item of the page was acknowledged.
-    pub(crate) fn is_complete(&self) -> bool {
-        // Acquire pairs with the AcqRel decrements, which form one release
-        // sequence: seeing 0 means every ack (and `abandoned` store) is seen.
-        self.remaining.load(Ordering::Acquire) == 0 && !self.is_abandoned()
-    }
-
-    /// An item of the page was dropped without being acknowledged: the
-    /// watermark can never pass this page.
-    pub(crate) fn is_abandoned(&self) -> bool {
-        self.abandoned.load(Ordering::Acquire)
     }
 
     fn resolve_one(&self, acked: bool) {
         if acked {
             self.signal.acked.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.abandoned.store(true, Ordering::Release);
+            // Abandon the page at once, before the other items resolve: the
+            // driver stops the source as soon as it knows.
+            let page = lock(&self.page).take();
+            drop(page);
         }
+        // An abandoning item takes the token before its decrement, so the
+        // last decrement finds it gone if any item was dropped.
         let last = self.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && acked {
+            let page = lock(&self.page).take();
+            if let Some(page) = page {
+                page.ack();
+            }
+        }
         // The driver only cares when a page completes, or as soon as the
         // watermark is known to be stuck.
         if last || !acked {

@@ -18,6 +18,7 @@ use super::control::{ControlInner, Stop};
 use super::error::CursorError;
 use super::page::Page;
 use super::stream::{Event, Outbox};
+use super::watermark::SharedWatermark;
 use crate::store::StoreError;
 use crate::sync::lock;
 
@@ -93,12 +94,6 @@ impl fmt::Debug for CursorDriver {
     }
 }
 
-/// A page yielded but not fully acknowledged yet.
-struct InFlight<C> {
-    track: Arc<PageTrack>,
-    next: Option<C>,
-}
-
 /// The driver's state; see [`Machine::poll`].
 pub(crate) struct Machine<T, C, E, F, Fut> {
     pub(crate) fetch: F,
@@ -116,8 +111,15 @@ pub(crate) struct Machine<T, C, E, F, Fut> {
     pub(crate) fetching: Option<Pin<Box<Fut>>>,
     /// No fetch will start again.
     pub(crate) fetch_done: bool,
-    /// Yielded pages not fully acknowledged, oldest first.
-    pages: VecDeque<InFlight<C>>,
+    /// The watermark over page sequence numbers (0, 1, 2, … in fetch
+    /// order): it passes a page once every item of it and of every page
+    /// before it is acknowledged.
+    watermark: SharedWatermark,
+    /// The sequence number of the next page fetched.
+    next_seq: u64,
+    /// The next cursor of each page the watermark has not passed yet, oldest
+    /// first; the front is page `next_seq - pages.len()`.
+    pages: VecDeque<Option<C>>,
     /// Fully acknowledged pages not covered by a commit yet.
     acked_pages: usize,
     /// The newest cursor the watermark passed, not committed yet.
@@ -164,6 +166,8 @@ where
             cursor: None,
             fetching: None,
             fetch_done: false,
+            watermark: SharedWatermark::new(),
+            next_seq: 0,
             pages: VecDeque::new(),
             acked_pages: 0,
             to_commit: None,
@@ -212,7 +216,7 @@ where
             && (self.to_commit.is_none() || self.store_failed || self.store.is_none())
             // Every page yielded is committed, or the oldest one never can
             // be (later acks could not move the watermark past it).
-            && self.pages.front().is_none_or(|page| page.track.is_abandoned())
+            && (self.pages.is_empty() || self.watermark.abandoned() == Some(self.first_seq()))
     }
 
     /// No fetch starts again; the stream ends after the items it holds.
@@ -295,23 +299,29 @@ where
             .send_modify(|status| status.started_from = cursor);
     }
 
-    /// Moves the watermark over every leading page that is fully
-    /// acknowledged, and notices a page that never can be.
+    /// The sequence number of the oldest page not passed.
+    fn first_seq(&self) -> u64 {
+        self.next_seq - self.pages.len() as u64
+    }
+
+    /// Takes the pages the watermark passed (every leading page whose items
+    /// are all acknowledged), and notices a page that never can be.
     fn advance(&mut self) -> bool {
+        let (passed, abandoned) = self
+            .watermark
+            .read(|watermark| (watermark.last_acked_contiguous(), watermark.abandoned()));
         let mut progress = false;
-        while self
-            .pages
-            .front()
-            .is_some_and(|page| page.track.is_complete())
-        {
-            let page = self.pages.pop_front().expect("checked");
-            self.acked_pages += 1;
-            if let Some(next) = page.next {
-                self.to_commit = Some(next);
+        if let Some(passed) = passed {
+            while !self.pages.is_empty() && self.first_seq() <= passed {
+                let next = self.pages.pop_front().expect("checked");
+                self.acked_pages += 1;
+                if let Some(next) = next {
+                    self.to_commit = Some(next);
+                }
+                progress = true;
             }
-            progress = true;
         }
-        if !self.stuck && self.pages.iter().any(|page| page.track.is_abandoned()) {
+        if !self.stuck && abandoned.is_some() {
             self.stuck = true;
             if !self.fetch_done {
                 self.report(CursorError::Unacked);
@@ -400,24 +410,32 @@ where
         match result {
             Ok(page) => {
                 let Page { items, next } = page.into();
-                let track = Arc::new(PageTrack::new(
-                    items.len(),
-                    Arc::clone(&self.control.signal),
-                ));
                 let count = items.len() as u64;
                 self.control.status.send_modify(|status| {
                     status.stats.pages_fetched += 1;
                     status.stats.items_fetched += count;
                 });
-                self.pages.push_back(InFlight {
-                    track: Arc::clone(&track),
-                    next: next.clone(),
-                });
-                self.outbox.push(
-                    items
-                        .into_iter()
-                        .map(|item| Event::Item(item, CursorAck::new(Arc::clone(&track)))),
-                );
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.pages.push_back(next.clone());
+                let page = self
+                    .watermark
+                    .try_track(seq)
+                    .expect("page numbers increase, and the watermark has no limit");
+                if items.is_empty() {
+                    page.ack();
+                } else {
+                    let track = Arc::new(PageTrack::new(
+                        items.len(),
+                        page,
+                        Arc::clone(&self.control.signal),
+                    ));
+                    self.outbox.push(
+                        items
+                            .into_iter()
+                            .map(|item| Event::Item(item, CursorAck::new(Arc::clone(&track)))),
+                    );
+                }
                 match next {
                     Some(next) => self.cursor = Some(next),
                     None => {

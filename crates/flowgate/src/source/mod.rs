@@ -1,6 +1,9 @@
 //! Sources that page through a cursor, pause, resume and stop, and checkpoint
 //! the cursor so that a restart goes on where the last one left off — with no
-//! item skipped and a bounded amount of work redone.
+//! item skipped and a bounded amount of work redone; and the acknowledgement
+//! watermark they checkpoint with, for any source of offsets (Kafka-style
+//! partitions, Redis streams): see [Acknowledgement
+//! watermarks](#acknowledgement-watermarks).
 //!
 //! The seed's use case: stream a large SQL table through a pipeline in small
 //! pages by cursor (keyset) pagination, never loading it all into memory;
@@ -72,8 +75,10 @@
 //! keeps the pages that are not fully acknowledged in order and moves a
 //! watermark over every leading page whose items are *all* acknowledged; the
 //! cursor after the newest such page is committed to the
-//! [`CheckpointStore`]. So a committed cursor never passes an unacknowledged
-//! item, however the acks are ordered:
+//! [`CheckpointStore`]. (That watermark is a [`SharedWatermark`] over the
+//! pages' sequence numbers: each page's token is acknowledged when its last
+//! item is.) So a committed cursor never passes an unacknowledged item,
+//! however the acks are ordered:
 //!
 //! ```text
 //!  pages:     [ p0: all acked ][ p1: all acked ][ p2: 3 of 4 acked ][ p3: 0 acked ]
@@ -142,6 +147,52 @@
 //! at most the `max_pages_in_flight` pages it may prefetch, then waits.
 //! [`CursorControl`] stays the handle for an operator's pause, resume and stop.
 //!
+//! # Acknowledgement watermarks
+//!
+//! The commit point of any source whose items carry increasing offsets
+//! (sequence numbers) and are acknowledged in any order: a Kafka consumer
+//! processing records concurrently, a Redis stream reader, a page sequence.
+//! The offsets handed out are *tracked* in increasing order — they may be
+//! sparse: a compacted topic skips offsets — and *acknowledged* in any order;
+//! the commit point is one past the highest offset below which every tracked
+//! offset is acknowledged (Kafka's "next offset to read"). It never passes an
+//! unacknowledged offset, never moves back, and reaches one past the last
+//! tracked offset exactly when all are acknowledged.
+//!
+//! | type | for | acks |
+//! |---|---|---|
+//! | [`Watermark`] | one partition, one task: the core, no locks | `ack(offset)` → the new commit point if it moved |
+//! | [`PartitionedWatermark`] | one per partition, one task; [`take_changed`](PartitionedWatermark::take_changed) lists the partitions to commit | `ack(&partition, offset)` |
+//! | [`SharedWatermark`] | one partition, acks from many tasks; [`WatermarkWatch::changed`] awaits a move | a [`WatermarkAck`] token per offset: `ack()`, or dropped = abandoned |
+//!
+//! Memory is one entry per *pending* offset (tracked and not passed yet,
+//! including those acknowledged out of order), dropped as the commit point
+//! passes it; `with_max_pending(n)` caps it, and tracking beyond the cap
+//! returns [`TrackError::Full`] (or waits, with [`SharedWatermark::track`])
+//! — the back-pressure that stops a source fetching. A double ack, an ack of
+//! an offset never tracked or already passed, and a non-increasing track are
+//! typed errors ([`AckError`], [`TrackError`]) that change nothing.
+//!
+//! ```
+//! use flowgate::source::{PartitionedWatermark, Watermark};
+//!
+//! // Offsets 10, 11 and 13 of one partition (12 was compacted away).
+//! let mut watermark = Watermark::new();
+//! for offset in [10, 11, 13] {
+//!     watermark.track(offset).unwrap();
+//! }
+//! assert_eq!(watermark.ack(13), Ok(None)); // 10 and 11 still in progress
+//! assert_eq!(watermark.ack(10), Ok(Some(11))); // commit 11
+//! assert_eq!(watermark.ack(11), Ok(Some(14))); // everything: commit 14
+//!
+//! // Many partitions: commit only those that moved.
+//! let mut partitions = PartitionedWatermark::new();
+//! partitions.track(0u32, 5).unwrap();
+//! partitions.track(1u32, 9).unwrap();
+//! partitions.ack(&1, 9).unwrap();
+//! assert_eq!(partitions.take_changed(), vec![(1, 10)]);
+//! ```
+//!
 //! # Errors
 //!
 //! The stream yields `Err(`[`CursorError`]`)` in place of an item:
@@ -171,6 +222,8 @@
 //! |---|---|---|
 //! | `next()` on [`CursorSource`] | yes | nothing: an item is handed over only by a `poll_next` that returns it |
 //! | [`CursorControl::finished`] | yes | nothing; the wait |
+//! | [`SharedWatermark::track`] | yes | nothing: it tracks only when it returns the token |
+//! | [`WatermarkWatch::changed`] | yes | nothing: the next call returns the move |
 //! | [`CheckpointStore::load`], [`CheckpointStore::commit`] (your store) | load must be; a cancelled commit must leave the old or the new cursor | — |
 
 mod ack;
@@ -181,6 +234,7 @@ mod driver;
 mod error;
 mod page;
 mod stream;
+mod watermark;
 
 pub use self::ack::CursorAck;
 pub use self::builder::CursorSourceBuilder;
@@ -190,6 +244,10 @@ pub use self::driver::CursorDriver;
 pub use self::error::{BuildError, CursorError};
 pub use self::page::Page;
 pub use self::stream::CursorSource;
+pub use self::watermark::{
+    AckError, PartitionedWatermark, SharedWatermark, TrackError, WatchError, Watermark,
+    WatermarkAck, WatermarkWatch,
+};
 pub use crate::store::StoreError;
 
 /// What a [`CursorSource`] does when its fetch function fails. In both cases
