@@ -18,7 +18,7 @@
 //! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA) and [`InFlightLimit`] (calls at once): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
 //! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
-//! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`CursorControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages |
+//! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`CursorControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages; and the acknowledgement watermark it commits with, for any source of offsets: [`Watermark`](source::Watermark) (offsets tracked in increasing order, sparse allowed, acked in any order → the Kafka commit point), [`PartitionedWatermark`](source::PartitionedWatermark) (per partition, reports the partitions that moved) and [`SharedWatermark`](source::SharedWatermark) (acked from many tasks by tokens, awaited with `watch().changed()`) |
 //!
 //! # Each primitive in a few lines
 //!
@@ -319,7 +319,8 @@
 //! | `try_*` | never waits: succeeds now or returns an error holding your value (`try_enqueue`, `try_dequeue`, `try_acquire`) |
 //! | the plain verb | waits, as an `async fn` or a named future (`enqueue`, `dequeue`, `acquire`) |
 //! | `run` | runs your async call inside a wrapper (`Retry::run`, `CircuitBreaker::run`, `Guard::run`) |
-//! | ack | the consumer saying an item is done: a token you call or drop ([`CursorAck`](source::CursorAck), `flowgate_redis::Delivery::ack`) |
+//! | ack | the consumer saying an item is done: a token you call or drop ([`CursorAck`](source::CursorAck), [`WatermarkAck`](source::WatermarkAck), `flowgate_redis::Delivery::ack`) |
+//! | `commit_point` | the offset to commit: Kafka's "next offset to read", one past the last contiguously acknowledged offset |
 //! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] ([`submit`](Batcher::submit) returns one; [`submit_and_wait`](Batcher::submit_and_wait) is submit and wait fused in one future) |
 //! | `Cursor*` | the parts of a [`CursorSource`] (`CursorControl`, `CursorStats`, `CursorError`), so they do not clash with a broker crate's `Source*` |
 //! | a stream type | named after its operator: `item_timeout` → `ItemTimeout`, `throttle_keep` → `ThrottleKeep` |
