@@ -95,9 +95,13 @@
 //! | [`InFlightLimit::run`] | yes for the limit (the room is given back) | whatever the wrapped future loses when dropped |
 
 mod error;
+mod fair;
 mod in_flight;
+mod keyed;
 mod rate;
 
-pub use self::error::{NotReady, RateError};
+pub use self::error::{BuildError, NotReady, RateError};
+pub use self::fair::{FairLimit, FairLimitBuilder, FairPermit, FairRate, FairRateBuilder};
 pub use self::in_flight::{InFlightLimit, InFlightPermit};
+pub use self::keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
 pub use self::rate::{Rate, RateLimiter};
