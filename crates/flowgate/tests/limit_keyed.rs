@@ -25,7 +25,11 @@ fn auto_traits() {
 
 /// Offsets from `start` at which `n` acquires on `key`, one after the
 /// other, completed.
-async fn sequential(limiter: KeyedRateLimiter<&'static str>, key: &'static str, n: usize) -> Vec<Duration> {
+async fn sequential(
+    limiter: KeyedRateLimiter<&'static str>,
+    key: &'static str,
+    n: usize,
+) -> Vec<Duration> {
     let start = Instant::now();
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
@@ -147,7 +151,10 @@ async fn overrides_change_at_run_time() {
     );
     assert_eq!(limiter.rate_for(&"k"), Rate::per_second(1));
     // The TAT carries over: two cells taken, the next one at 2 s.
-    assert_eq!(limiter.try_acquire(&"k").unwrap_err().wait_time(), MS * 2000);
+    assert_eq!(
+        limiter.try_acquire(&"k").unwrap_err().wait_time(),
+        MS * 2000
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -175,7 +182,8 @@ async fn a_waiter_sees_an_override_at_once() {
 async fn concurrent_callers_never_exceed_the_burst() {
     // 1 per hour with a burst of 5, 16 keys, 4 threads hammering: exactly
     // 5 cells per key pass, whatever the interleaving.
-    let limiter = KeyedRateLimiter::new(Rate::per_period(1, Duration::from_secs(3600)).with_burst(5));
+    let limiter =
+        KeyedRateLimiter::new(Rate::per_period(1, Duration::from_secs(3600)).with_burst(5));
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let limiter = limiter.clone();
@@ -377,7 +385,10 @@ fn rate_choice(r: u8) -> Rate {
 
 /// What one limiter decided on a schedule: every `try_acquire` result (as
 /// an offset of its `ready_at`), and when each `acquire` finished.
-async fn decisions(limiter: KeyedRateLimiter<u8>, ops: &[Op]) -> (Vec<Result<(), Duration>>, Vec<Duration>) {
+async fn decisions(
+    limiter: KeyedRateLimiter<u8>,
+    ops: &[Op],
+) -> (Vec<Result<(), Duration>>, Vec<Duration>) {
     let start = Instant::now();
     let mut tries = Vec::new();
     let mut waiters = Vec::new();
@@ -475,7 +486,10 @@ async fn a_cancelled_head_gives_its_slot_to_the_next() {
     first.abort();
     // The second waiter takes the slot the first one left: 1 s, not 2 s.
     assert_eq!(second.await.unwrap(), Duration::from_secs(1));
-    assert_eq!(limiter.try_acquire(&"k").unwrap_err().wait_time(), Duration::from_secs(1));
+    assert_eq!(
+        limiter.try_acquire(&"k").unwrap_err().wait_time(),
+        Duration::from_secs(1)
+    );
 }
 
 #[tokio::test(start_paused = true)]

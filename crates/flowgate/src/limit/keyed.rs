@@ -578,23 +578,20 @@ impl<K: Hash + Eq + Clone> Shard<K> {
         if self.entries.len() >= self.next_sweep {
             self.sweep(shared, now);
         }
-        self.entries
-            .insert_unique(hash, Entry { key: key.clone(), tat }, |e| {
-                shared.hasher.hash_one(&e.key)
-            });
+        self.entries.insert_unique(
+            hash,
+            Entry {
+                key: key.clone(),
+                tat,
+            },
+            |e| shared.hasher.hash_one(&e.key),
+        );
         Ok(())
     }
 
     /// The slot at which a call arriving now is served after the `waiting`
     /// calls queued on `key`.
-    fn after_queue(
-        &self,
-        shared: &Shared<K>,
-        hash: u64,
-        key: &K,
-        waiting: usize,
-        now: u64,
-    ) -> u64 {
+    fn after_queue(&self, shared: &Shared<K>, hash: u64, key: &K, waiting: usize, now: u64) -> u64 {
         let params = self.params(shared, hash, key);
         let waiting = u64::try_from(waiting).unwrap_or(u64::MAX);
         self.tat(hash, key)

@@ -363,7 +363,10 @@ where
     /// ```
     #[track_caller]
     pub fn set_weight(&self, tenant: T, weight: u32) -> Option<u32> {
-        assert!(weight > 0, "FairLimit::set_weight: weight must be at least 1");
+        assert!(
+            weight > 0,
+            "FairLimit::set_weight: weight must be at least 1"
+        );
         let mut state = lock(&self.shared.state);
         let (old, t) = state.tenants.set_weight(tenant, weight);
         if let Some(t) = t {

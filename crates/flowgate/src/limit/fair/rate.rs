@@ -369,8 +369,14 @@ where
     /// ```
     #[track_caller]
     pub fn set_weight(&self, tenant: T, weight: u32) -> Option<u32> {
-        assert!(weight > 0, "FairRate::set_weight: weight must be at least 1");
-        lock(&self.shared.state).tenants.set_weight(tenant, weight).0
+        assert!(
+            weight > 0,
+            "FairRate::set_weight: weight must be at least 1"
+        );
+        lock(&self.shared.state)
+            .tenants
+            .set_weight(tenant, weight)
+            .0
     }
 
     /// Removes `tenant`'s weight override (back to 1); returns it.
