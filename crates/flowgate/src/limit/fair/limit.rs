@@ -57,7 +57,6 @@ use crate::sync::lock;
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
 /// use flowgate::limit::FairLimit;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -461,11 +461,11 @@ impl<T: Hash + Eq + Clone> Waiting<'_, T> {
             let node = match self.node {
                 Some(node) => node,
                 None => {
-                    if state.waiting == 0 {
-                        if let Ok(tat) = gcra_step(state.tat, now, None, shared.params) {
-                            state.tat = tat;
-                            return Poll::Ready(());
-                        }
+                    if state.waiting == 0
+                        && let Ok(tat) = gcra_step(state.tat, now, None, shared.params)
+                    {
+                        state.tat = tat;
+                        return Poll::Ready(());
                     }
                     let t = state.tenants.find_or_insert(self.key, Turn::default);
                     let node = state.tenants.push(t, cx.waker());
