@@ -368,8 +368,11 @@ where
     pub fn try_acquire(&self, key: &K) -> Result<(), NotReady> {
         let shared = &*self.shared;
         let hash = shared.hasher.hash_one(key);
-        let mut shard = lock(shared.shard(hash));
+        // Read before the lock, to keep the critical section short: a
+        // reading a little stale is the same as a call that came a little
+        // earlier.
         let now = shared.clock.now();
+        let mut shard = lock(shared.shard(hash));
         let taken = match shard.queue(hash, key) {
             Some(queue) => Err(shard.after_queue(shared, hash, key, queue.len, now)),
             None => shard.take(shared, hash, key, now, None),

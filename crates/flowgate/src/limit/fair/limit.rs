@@ -27,8 +27,9 @@ use crate::sync::lock;
 ///   so an idle tenant's share goes to the others, and a tenant alone can
 ///   hold all `capacity` permits.
 /// - **No starvation**: a tenant holding fewer permits per weight than
-///   another is served before it, however many calls the other has queued —
-///   a light tenant waits for at most one freed permit.
+///   another is served before it, however many calls the other has queued.
+///   A tenant holding none gets the next freed permit, unless other
+///   tenants holding none were waiting before it.
 /// - **Weighted**: with every tenant busy, tenants hold permits in
 ///   proportion to their weights (to within one permit). Weights are 1
 ///   unless set, with [`builder`](Self::builder) or

@@ -39,8 +39,9 @@ const SCALE: u128 = 1 << 32;
 ///   the whole rate.
 /// - **No starvation**: a tenant that comes to the front is stamped from
 ///   `V`, not behind the queued calls of the others, so however many calls
-///   a busy tenant has queued, a newcomer waits for at most one grant per
-///   other busy tenant of its weight or less.
+///   they have queued, a newcomer of weight `w` waits behind each other
+///   busy tenant `i` for at most `w_i / w` of its grants (rounded up): one
+///   round of the weighted schedule — one grant, between equal weights.
 /// - **Bounded memory**: an idle tenant carries no credit or debt (its next
 ///   stamp is from `V` whatever it did before), so a tenant without waiters
 ///   has no state at all; weight overrides are kept until removed.
