@@ -15,8 +15,8 @@
 //! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
 //! | [`group`] | [`CallGroup`]: scatter/gather — add operations by id, finish each from anywhere, get every [`Outcome`](group::Outcome) by id once the last one is done (abandoned and timed-out ops included) |
 //! | [`idempotency`] | [`Idempotency`]: runs an item's effect only if its key was not processed successfully before, recording the key after success in an [`IdempotencyStore`] (bounded TTL memory store here, SQLite in `flowgate-sql`) |
-//! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA) and [`InFlightLimit`] (calls at once): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
-//! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
+//! | [`limit`] | [`RateLimiter`] (of a [`Rate`]: calls per period, with or without burst, GCRA), [`KeyedRateLimiter`] (that per key: a default rate and per-key overrides, FIFO per key, idle keys evicted), [`InFlightLimit`] (calls at once), and fair shares of a concurrency or a rate between weighted tenants ([`FairLimit`], [`FairRate`]): shared limits for any async call, in a loop or across tasks; the stream stages are in [`pipeline`] |
+//! | [`pipeline`] | [`PipelineExt`]: stream operators for fan-out/fan-in (`par_map`; `par_map_keyed` for per-key order with keys in parallel; [`spawned`](pipeline::spawned) to run each call as a task, on every core), rate limits, in-flight limits, throttle, debounce, timeouts, heartbeat, batching, branching, dedup, progress and cancellation; `use flowgate::prelude::*` |
 //! | [`resilience`] | [`Retry`] with [`Backoff`] (attempts, time budget, jitter), [`CircuitBreaker`], [`AdaptiveLimit`] (AIMD concurrency), dead-letter routing, [`PauseHandle`] to pause the source on error, and [`Guard`] to put them all around one call; stages `par_map_retry`, `par_map_adaptive`, `route_errors`, `pausable` |
 //! | [`source`] | [`CursorSource`]: a stream paged from `fetch(cursor)` only as fast as downstream acknowledges, with pause/resume/stop through a [`CursorControl`], committing the cursor to a [`CheckpointStore`] once every item before it was acked, so a restart skips nothing and redoes at most `max_pages_in_flight` pages; and the acknowledgement watermark it commits with, for any source of offsets: [`Watermark`](source::Watermark) (offsets tracked in increasing order, sparse allowed, acked in any order → the Kafka commit point), [`PartitionedWatermark`](source::PartitionedWatermark) (per partition, reports the partitions that moved) and [`SharedWatermark`](source::SharedWatermark) (acked from many tasks by tokens, awaited with `watch().changed()`) |
 //!
@@ -356,7 +356,7 @@ pub use coalesce::OpQueue;
 pub use dataloader::DataLoader;
 pub use group::CallGroup;
 pub use idempotency::{Idempotency, IdempotencyStore};
-pub use limit::{InFlightLimit, Rate, RateLimiter};
+pub use limit::{FairLimit, FairRate, InFlightLimit, KeyedRateLimiter, Rate, RateLimiter};
 pub use pipeline::PipelineExt;
 pub use resilience::{AdaptiveLimit, Backoff, CircuitBreaker, Guard, PauseHandle, Retry};
 pub use source::{CheckpointStore, CursorControl, CursorSource};

@@ -44,8 +44,11 @@ impl fmt::Display for RateError {
 
 impl Error for RateError {}
 
-/// Returned by [`RateLimiter::try_acquire`](super::RateLimiter::try_acquire): no cell is
-/// free now. Transient: one is free at [`ready_at`](Self::ready_at).
+/// Returned by the `try_acquire` of a rate limiter
+/// ([`RateLimiter`](super::RateLimiter::try_acquire),
+/// [`KeyedRateLimiter`](super::KeyedRateLimiter::try_acquire),
+/// [`FairRate`](super::FairRate::try_acquire)): no cell is free now.
+/// Transient: one is free at [`ready_at`](Self::ready_at).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotReady {
     pub(super) ready_at: Instant,
@@ -90,6 +93,24 @@ impl NotReady {
     pub fn wait_time(&self) -> Duration {
         self.ready_at.saturating_duration_since(Instant::now())
     }
+
+    /// Always `true`: a cell frees up with time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::new(Rate::per_second(1));
+    /// limiter.try_acquire().unwrap();
+    /// assert!(limiter.try_acquire().unwrap_err().is_transient());
+    /// # }
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Display for NotReady {
@@ -99,3 +120,74 @@ impl fmt::Display for NotReady {
 }
 
 impl Error for NotReady {}
+
+/// A configuration of a [`KeyedRateLimiterBuilder`](super::KeyedRateLimiterBuilder),
+/// [`FairLimitBuilder`](super::FairLimitBuilder) or
+/// [`FairRateBuilder`](super::FairRateBuilder) that cannot work, reported by
+/// its `build()` before anything runs. Each variant names the broken rule.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::limit::{BuildError, KeyedRateLimiter, Rate};
+///
+/// let err = KeyedRateLimiter::<u64>::builder(Rate::per_second(1))
+///     .shards(0)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err, BuildError::ZeroShards);
+/// assert_eq!(err.to_string(), "shards must be at least 1");
+/// assert!(!err.is_transient());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// [`shards`](super::KeyedRateLimiterBuilder::shards) was zero: keys
+    /// would have nowhere to go.
+    ZeroShards,
+    /// [`shards`](super::KeyedRateLimiterBuilder::shards) was above
+    /// [`KeyedRateLimiter::MAX_SHARDS`](super::KeyedRateLimiter::MAX_SHARDS).
+    TooManyShards(usize),
+    /// [`sweep_threshold`](super::KeyedRateLimiterBuilder::sweep_threshold)
+    /// was zero.
+    ZeroSweepThreshold,
+    /// The capacity of a [`FairLimitBuilder`](super::FairLimitBuilder) was
+    /// zero: nothing could ever run.
+    ZeroCapacity,
+    /// A tenant's weight was zero: it would never be served.
+    ZeroWeight,
+}
+
+impl BuildError {
+    /// Always `false`: the same configuration fails the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::FairLimit;
+    ///
+    /// let err = FairLimit::<&str>::builder(0).build().unwrap_err();
+    /// assert!(!err.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroShards => f.write_str("shards must be at least 1"),
+            Self::TooManyShards(n) => write!(
+                f,
+                "shards must be at most {}, got {n}",
+                super::KeyedRateLimiter::<()>::MAX_SHARDS
+            ),
+            Self::ZeroSweepThreshold => f.write_str("sweep_threshold must be at least 1"),
+            Self::ZeroCapacity => f.write_str("capacity must be at least 1"),
+            Self::ZeroWeight => f.write_str("weight must be at least 1"),
+        }
+    }
+}
+
+impl Error for BuildError {}

@@ -282,64 +282,118 @@ fn or_panic(op: &str, rate: Result<Rate, RateError>) -> Rate {
     }
 }
 
-// ===== impl Gcra =====
+// ===== GCRA =====
 
-/// The GCRA state: nanosecond offsets from `start`.
-struct Gcra {
-    start: Instant,
+/// The GCRA parameters of a [`Rate`], in nanoseconds. Shared by every
+/// limiter of the module: the direct [`RateLimiter`] keeps one TAT in an
+/// atomic, the keyed and fair limiters keep theirs under a lock, and all of
+/// them decide with [`gcra_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Params {
     /// `T`: nanoseconds between cells.
-    interval: u64,
+    pub(super) interval: u64,
     /// `τ`: how far ahead of the schedule a call may be, `(burst - 1) × T`.
-    tolerance: u64,
+    pub(super) tolerance: u64,
+}
+
+impl Params {
+    pub(super) fn of(rate: Rate) -> Params {
+        let interval = duration_nanos(rate.interval());
+        Params {
+            interval,
+            // Checked by `Rate::new` to fit.
+            tolerance: interval * u64::from(rate.burst() - 1),
+        }
+    }
+}
+
+/// One GCRA decision: takes a cell at `now` from the theoretical arrival
+/// time `tat` and returns the new TAT, or returns the earliest time at which
+/// a cell is free. Times are nanoseconds since the limiter's start; a TAT of
+/// 0 (or any TAT at or before `now`) is a limiter with its full burst free.
+///
+/// `promised` is the slot a waiter was told to come back at. If that slot
+/// is still free and the waiter is less than one interval late, it is
+/// charged at the slot rather than at `now`, so timer lateness does not
+/// push the schedule back.
+pub(super) fn gcra_step(tat: u64, now: u64, promised: Option<u64>, p: Params) -> Result<u64, u64> {
+    let earliest = tat.saturating_sub(p.tolerance);
+    let arrival = match promised {
+        // Only a waiter that slept until its slot (never before it) and
+        // whose slot nobody took since.
+        Some(slot) if slot >= earliest && now >= slot && now - slot < p.interval => slot,
+        _ => now,
+    };
+    if arrival < earliest {
+        return Err(earliest);
+    }
+    Ok(tat.max(arrival).saturating_add(p.interval))
+}
+
+/// tokio's clock as nanoseconds since a start: the time base of a GCRA.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub(super) fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    pub(super) fn now(&self) -> u64 {
+        // As `duration_nanos`, without the u128 of `as_nanos`: this is on
+        // every check's path.
+        let since = Instant::now().saturating_duration_since(self.start);
+        since
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()))
+    }
+
+    /// The instant `nanos` after the start; "never" (far in the future)
+    /// when that is beyond what an `Instant` holds, as a slot of a rate of
+    /// one per century may be.
+    pub(super) fn instant(&self, nanos: u64) -> Instant {
+        crate::time::deadline(self.start, Duration::from_nanos(nanos))
+    }
+}
+
+/// The GCRA state of the direct limiter: one atomic TAT.
+struct Gcra {
+    clock: Clock,
+    params: Params,
     /// The theoretical arrival time of the next cell.
     tat: AtomicU64,
 }
 
 impl Gcra {
     fn new(rate: Rate) -> Gcra {
-        let interval = duration_nanos(rate.interval());
         Gcra {
-            start: Instant::now(),
-            interval,
-            // Checked by `Rate::new` to fit.
-            tolerance: interval * u64::from(rate.burst() - 1),
+            clock: Clock::new(),
+            params: Params::of(rate),
             tat: AtomicU64::new(0),
         }
     }
 
     fn now(&self) -> u64 {
-        duration_nanos(Instant::now().saturating_duration_since(self.start))
+        self.clock.now()
     }
 
-    /// The instant `nanos` after the start; "never" (far in the future)
-    /// when that is beyond what an `Instant` holds, as a slot of a rate of
-    /// one per century may be.
     fn instant(&self, nanos: u64) -> Instant {
-        crate::time::deadline(self.start, Duration::from_nanos(nanos))
+        self.clock.instant(nanos)
     }
 
-    /// Takes a cell at `now`, or returns when the next one is free.
-    ///
-    /// `promised` is the slot a waiter was told to come back at. If that slot
-    /// is still free and the waiter is less than one interval late, it is
-    /// charged at the slot rather than at `now`, so timer lateness does not
-    /// push the schedule back.
+    /// Takes a cell at `now`, or returns when the next one is free (see
+    /// [`gcra_step`] for `promised`).
     fn take(&self, now: u64, promised: Option<u64>) -> Result<(), u64> {
         // Relaxed: the TAT is the only shared state and protects no other
         // data; the compare-and-swap alone makes every update count once.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            let earliest = tat.saturating_sub(self.tolerance);
-            let arrival = match promised {
-                // Only a waiter that slept until its slot (never before it)
-                // and whose slot nobody took since.
-                Some(slot) if slot >= earliest && now >= slot && now - slot < self.interval => slot,
-                _ => now,
-            };
-            if arrival < earliest {
-                return Err(earliest);
-            }
-            let next = tat.max(arrival).saturating_add(self.interval);
+            let next = gcra_step(tat, now, promised, self.params)?;
             match self
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -351,7 +405,7 @@ impl Gcra {
     }
 }
 
-fn duration_nanos(duration: Duration) -> u64 {
+pub(super) fn duration_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 

@@ -1,9 +1,12 @@
-//! Edges of `flowgate::limit`: `Rate`, `RateLimiter`, `InFlightLimit`, and
-//! the `rate_limit` / `limit_in_flight` stages.
+//! Edges of `flowgate::limit`: `Rate`, `RateLimiter`, `InFlightLimit`,
+//! `KeyedRateLimiter`, `FairLimit`, `FairRate`, and the `rate_limit` /
+//! `limit_in_flight` stages.
 
 use std::time::Duration;
 
-use flowgate::limit::{InFlightLimit, Rate, RateError, RateLimiter};
+use flowgate::limit::{
+    BuildError, FairLimit, FairRate, InFlightLimit, KeyedRateLimiter, Rate, RateError, RateLimiter,
+};
 use flowgate::prelude::*;
 use futures_util::{StreamExt, stream};
 use tokio::time::{Instant, advance};
@@ -203,4 +206,202 @@ async fn limit_in_flight_stage_one() {
     drop(permit);
     advance(Duration::from_millis(1)).await;
     assert_eq!(items.next().await.map(|(x, _)| x), Some(1));
+}
+
+// ===== KeyedRateLimiter =====
+
+#[test]
+fn keyed_builder_shards_zero_one_max() {
+    let builder = || KeyedRateLimiter::<u64>::builder(Rate::per_second(1));
+    assert_eq!(
+        builder().shards(0).build().unwrap_err(),
+        BuildError::ZeroShards
+    );
+    assert!(builder().shards(1).build().is_ok());
+    assert!(
+        builder()
+            .shards(KeyedRateLimiter::<u64>::MAX_SHARDS)
+            .build()
+            .is_ok()
+    );
+    let err = builder().shards(usize::MAX).build().unwrap_err();
+    assert_eq!(err, BuildError::TooManyShards(usize::MAX));
+    assert!(err.to_string().starts_with("shards must be at most 4096"));
+    // An odd count works as well as a power of two.
+    assert!(builder().shards(3).build().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_sweep_threshold_zero_one_max() {
+    let builder = || KeyedRateLimiter::<u64>::builder(Rate::per_second(10)).shards(1);
+    assert_eq!(
+        builder().sweep_threshold(0).build().unwrap_err(),
+        BuildError::ZeroSweepThreshold
+    );
+    // 1: the shard sweeps whenever it has doubled; idle keys go as new
+    // ones come.
+    let eager = builder().sweep_threshold(1).build().unwrap();
+    // usize::MAX: never by itself.
+    let never = builder().sweep_threshold(usize::MAX).build().unwrap();
+    for round in 0..10u64 {
+        for key in round * 100..(round + 1) * 100 {
+            eager.try_acquire(&key).unwrap();
+            never.try_acquire(&key).unwrap();
+        }
+        advance(Duration::from_millis(100)).await;
+    }
+    assert!(eager.len() <= 200, "{}", eager.len());
+    assert_eq!(never.len(), 1000);
+    never.retain_recent();
+    assert_eq!(never.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_limiter_of_one_per_centuries_never_overflows() {
+    let limiter = KeyedRateLimiter::new(Rate::per_period(1, 500 * YEAR));
+    assert!(limiter.try_acquire(&"k").is_ok());
+    let not_ready = limiter.try_acquire(&"k").unwrap_err();
+    assert!(not_ready.wait_time() >= 29 * YEAR);
+    let waiting = tokio::time::timeout(Duration::from_secs(3600), limiter.acquire(&"k")).await;
+    assert!(waiting.is_err(), "the next cell is centuries away");
+    // A try_acquire behind a (cancelled) waiter, and the estimate after a
+    // queue, saturate too.
+    let mut waiter = tokio_test::task::spawn(limiter.acquire(&"k"));
+    assert!(waiter.poll().is_pending());
+    assert!(limiter.try_acquire(&"k").unwrap_err().wait_time() >= 29 * YEAR);
+    drop(waiter);
+    // Idle keys of such a rate stay (their TAT is centuries ahead).
+    limiter.retain_recent();
+    assert_eq!(limiter.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_limiter_with_max_burst_lets_a_burst_through() {
+    let limiter = KeyedRateLimiter::new(Rate::per_second(1_000_000_000).with_burst(u32::MAX));
+    for _ in 0..10_000 {
+        assert!(limiter.try_acquire(&0u8).is_ok());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_limiter_of_one_per_second_and_one_key() {
+    let limiter = KeyedRateLimiter::builder(Rate::per_second(1))
+        .shards(1)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    limiter.acquire(&()).await;
+    limiter.acquire(&()).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(limiter.len(), 1);
+    assert!(!limiter.is_empty());
+}
+
+// ===== FairLimit =====
+
+#[test]
+#[should_panic(expected = "FairLimit::new: capacity must be at least 1")]
+fn fair_limit_zero() {
+    let _ = FairLimit::<u8>::new(0);
+}
+
+#[test]
+fn fair_limit_one_and_max() {
+    let one = FairLimit::new(1);
+    let permit = one.try_acquire(&"a").unwrap();
+    assert!(one.try_acquire(&"b").is_none());
+    drop(permit);
+    assert_eq!(one.available(), 1);
+
+    let max = FairLimit::new(usize::MAX);
+    let held: Vec<_> = (0..100).map(|t| max.try_acquire(&t).unwrap()).collect();
+    assert_eq!(max.in_use(), 100);
+    assert_eq!(max.available(), usize::MAX - 100);
+    drop(held);
+    assert_eq!((max.capacity(), max.tenants()), (usize::MAX, 0));
+}
+
+#[test]
+fn fair_limit_builder_zero_capacity_and_weight() {
+    assert_eq!(
+        FairLimit::<u8>::builder(0).build().unwrap_err(),
+        BuildError::ZeroCapacity
+    );
+    assert_eq!(
+        FairLimit::builder(1).weight(0u8, 0).build().unwrap_err(),
+        BuildError::ZeroWeight
+    );
+    let limit = FairLimit::builder(1).weight(0u8, u32::MAX).build().unwrap();
+    assert_eq!(limit.weight(&0), u32::MAX);
+}
+
+#[test]
+#[should_panic(expected = "FairLimit::set_weight: weight must be at least 1")]
+fn fair_limit_weight_zero() {
+    FairLimit::new(1).set_weight("a", 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fair_limit_extreme_weights_still_share() {
+    // u32::MAX against 1: the heavy one gets every freed permit while it
+    // holds fewer than u32::MAX times the light one's — but a light tenant
+    // holding nothing still comes first.
+    let limit = FairLimit::new(2);
+    limit.set_weight("heavy", u32::MAX);
+    let a = limit.try_acquire(&"heavy").unwrap();
+    let b = limit.try_acquire(&"heavy").unwrap();
+    let mut light = tokio_test::task::spawn(limit.acquire(&"light"));
+    let mut heavy = tokio_test::task::spawn(limit.acquire(&"heavy"));
+    assert!(light.poll().is_pending());
+    assert!(heavy.poll().is_pending());
+    drop(a);
+    assert!(light.poll().is_ready(), "0 / 1 is below 1 / u32::MAX");
+    drop(b);
+    assert!(heavy.poll().is_ready());
+}
+
+// ===== FairRate =====
+
+#[test]
+#[should_panic(expected = "FairRate::set_weight: weight must be at least 1")]
+fn fair_rate_weight_zero() {
+    FairRate::new(Rate::per_second(1)).set_weight("a", 0);
+}
+
+#[test]
+fn fair_rate_builder_zero_and_max_weight() {
+    assert_eq!(
+        FairRate::builder(Rate::per_second(1))
+            .weight(0u8, 0)
+            .build()
+            .unwrap_err(),
+        BuildError::ZeroWeight
+    );
+    let fair = FairRate::builder(Rate::per_second(1))
+        .weight(0u8, u32::MAX)
+        .build()
+        .unwrap();
+    assert_eq!((fair.weight(&0), fair.weight(&1)), (u32::MAX, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fair_rate_of_one_per_centuries_never_overflows() {
+    let fair = FairRate::new(Rate::per_period(1, 500 * YEAR));
+    assert!(fair.try_acquire(&"a").is_ok());
+    assert!(fair.try_acquire(&"a").unwrap_err().wait_time() >= 29 * YEAR);
+    let waiting = tokio::time::timeout(Duration::from_secs(3600), fair.acquire(&"b")).await;
+    assert!(waiting.is_err(), "the next cell is centuries away");
+    assert_eq!((fair.waiting(), fair.tenants()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fair_rate_with_max_burst_and_max_weight() {
+    let fair = FairRate::builder(Rate::per_second(1_000_000_000).with_burst(u32::MAX))
+        .weight(1u8, u32::MAX)
+        .build()
+        .unwrap();
+    for _ in 0..10_000 {
+        assert!(fair.try_acquire(&0).is_ok());
+        fair.acquire(&1).await;
+    }
 }
