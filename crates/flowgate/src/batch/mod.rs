@@ -173,6 +173,8 @@
 mod builder;
 mod error;
 mod flushed;
+mod keyed;
+mod keys;
 mod output;
 mod room;
 mod shared;
@@ -184,17 +186,15 @@ use std::future::Future;
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 
-pub use self::builder::BatcherBuilder;
+pub use self::builder::{BatcherBuilder, KeyedBatcherBuilder};
 pub use self::error::{BuildError, FlushError, SubmitAndWaitError, SubmitError, TrySubmitError};
 pub use self::flushed::Flushed;
+pub use self::keyed::{KeyedBatchStats, KeyedBatcher, KeyedPermit};
 pub use self::output::FlushOutput;
-pub use self::wait::SubmitAndWait;
-pub use self::worker::Worker;
+pub use self::wait::{KeyedSubmitAndWait, SubmitAndWait};
+pub use self::worker::{KeyedWorker, Worker};
 
-use self::flushed::Callback;
-use self::room::{RoomWait, Woken};
 use self::shared::{Enter, RoomPolicy, Shared};
 use crate::sync::lock;
 
@@ -207,7 +207,7 @@ use crate::sync::lock;
 /// Handles are cheap to clone and share one batcher. When the last handle is
 /// dropped, the batcher flushes what it holds and its worker stops.
 pub struct Batcher<T, O = (), E = std::convert::Infallible> {
-    shared: Arc<Shared<T, O, E>>,
+    shared: Arc<Shared<(), T, O, E>>,
 }
 
 /// Counters of a [`Batcher`], from [`Batcher::stats`]. Item counts, unless
@@ -298,33 +298,10 @@ where
     /// # }
     /// ```
     pub async fn submit(&self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
-        let mut item = Some(item);
-        let mut policy = RoomPolicy::Wait;
-        loop {
-            // Enter from inside a poll, to register this task's waker with
-            // the item: the flushed future's first poll then needs no lock.
-            let entered = std::future::poll_fn(|cx| {
-                let item = item
-                    .take()
-                    .expect("the item is put back before polling again");
-                Poll::Ready(self.shared.enter(item, policy, |entered| {
-                    entered.completion.flushed(entered.index, Some(cx.waker()))
-                }))
-            })
-            .await;
-            match entered {
-                Enter::Entered(flushed) => return Ok(flushed),
-                Enter::Closed(back) => return Err(SubmitError(back)),
-                Enter::Full(back, waiter) => {
-                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
-                    if !RoomWait::new(&self.shared, waiter).await {
-                        return Err(SubmitError(back));
-                    }
-                    item = Some(back);
-                    policy = RoomPolicy::Held;
-                }
-            }
-        }
+        self.shared
+            .submit((), item)
+            .await
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item`, waiting for room if the batcher is full, and then waits
@@ -406,13 +383,10 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, item: T) -> Result<Flushed<O, E>, TrySubmitError<T>> {
-        match self.shared.enter(item, RoomPolicy::Take, |entered| {
-            entered.completion.flushed(entered.index, None)
-        }) {
-            Enter::Entered(flushed) => Ok(flushed),
-            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
-            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
-        }
+        self.shared.try_submit((), item).map_err(|err| match err {
+            TrySubmitError::Full(((), item)) => TrySubmitError::Full(item),
+            TrySubmitError::Closed(((), item)) => TrySubmitError::Closed(item),
+        })
     }
 
     /// Submits `item`, waiting for room if the batcher is full; `callback` is
@@ -458,26 +432,10 @@ where
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
-        let mut callback: Option<Callback<O, E>> = Some(Box::new(callback));
-        let mut policy = RoomPolicy::Wait;
-        let mut item = item;
-        loop {
-            match self.shared.enter(item, policy, |entered| {
-                let callback = callback.take().expect("entered once");
-                entered.completion.push_callback(entered.index, callback);
-            }) {
-                Enter::Entered(()) => return Ok(()),
-                Enter::Closed(back) => return Err(SubmitError(back)),
-                Enter::Full(back, waiter) => {
-                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
-                    if !RoomWait::new(&self.shared, waiter).await {
-                        return Err(SubmitError(back));
-                    }
-                    item = back;
-                    policy = RoomPolicy::Held;
-                }
-            }
-        }
+        self.shared
+            .submit_with((), item, Box::new(callback))
+            .await
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item` with a callback if there is room right now, without
@@ -510,14 +468,13 @@ where
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
-        match self.shared.enter(item, RoomPolicy::Take, |entered| {
-            entered
-                .completion
-                .push_callback(entered.index, Box::new(callback));
-        }) {
+        match self
+            .shared
+            .enter_with((), item, RoomPolicy::Take, Box::new(callback))
+        {
             Enter::Entered(()) => Ok(()),
-            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
-            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+            Enter::Full(((), item), _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(((), item)) => Err(TrySubmitError::Closed(item)),
         }
     }
 
@@ -550,17 +507,7 @@ where
     /// # }
     /// ```
     pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
-        let waiter = {
-            let mut state = lock(&self.shared.state);
-            if state.closed {
-                return Err(SubmitError(()));
-            }
-            if state.room.try_take() {
-                return Ok(Permit { batcher: self });
-            }
-            state.room.wait()
-        };
-        if RoomWait::new(&self.shared, waiter).await {
+        if self.shared.reserve().await {
             Ok(Permit { batcher: self })
         } else {
             Err(SubmitError(()))
@@ -596,24 +543,7 @@ where
     /// # }
     /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
-        let target = {
-            let mut state = lock(&self.shared.state);
-            let target = match &state.open {
-                Some(batch) => batch.seq,
-                None => state.next_seq - 1,
-            };
-            state.seal();
-            target
-        };
-        self.shared.worker.wake();
-        let mut progress = self.shared.progress.subscribe();
-        async move {
-            // An error means the worker and every handle are gone, and with
-            // them every batch was resolved.
-            let _ = progress
-                .wait_for(|progress| progress.resolved >= target || progress.stopped)
-                .await;
-        }
+        self.shared.flush()
     }
 
     /// Closes the batcher: no more items are accepted (submitters waiting for
@@ -645,18 +575,7 @@ where
     /// # }
     /// ```
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut woken = Woken::new();
-        {
-            let mut state = lock(&self.shared.state);
-            state.close(&mut woken);
-            state.seal();
-        }
-        self::room::wake(woken);
-        self.shared.worker.wake();
-        let mut progress = self.shared.progress.subscribe();
-        async move {
-            let _ = progress.wait_for(|progress| progress.stopped).await;
-        }
+        self.shared.close()
     }
 
     /// Whether the batcher no longer accepts items.
@@ -773,12 +692,9 @@ where
     /// ```
     pub fn submit(self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
-        match shared.enter(item, RoomPolicy::Held, |entered| {
-            entered.completion.flushed(entered.index, None)
-        }) {
-            Enter::Entered(flushed) => Ok(flushed),
-            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
-        }
+        shared
+            .enter_held((), item)
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item` into the reserved room with a callback; see
@@ -809,13 +725,9 @@ where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
         let shared = &self.consume().shared;
-        match shared.enter(item, RoomPolicy::Held, |entered| {
-            entered
-                .completion
-                .push_callback(entered.index, Box::new(callback));
-        }) {
+        match shared.enter_with((), item, RoomPolicy::Held, Box::new(callback)) {
             Enter::Entered(()) => Ok(()),
-            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+            Enter::Closed(((), item)) | Enter::Full(((), item), _) => Err(SubmitError(item)),
         }
     }
 
