@@ -80,6 +80,29 @@ where
 
 /// Counters of a [`KeyedBatcher`], from [`KeyedBatcher::stats`]. Item
 /// counts, unless the name says batches or keys.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use flowgate::batch::KeyedBatcher;
+///
+/// let batcher = KeyedBatcher::builder()
+///     .max_open_keys(1)
+///     .build(|_: char, items: Vec<u32>| async move {
+///         if items.contains(&0) { Err("no zeros") } else { Ok(()) }
+///     })
+///     .unwrap();
+/// let a = batcher.submit('a', 0).await.unwrap();
+/// let b = batcher.submit('b', 1).await.unwrap(); // a second key: 'a' goes early
+/// batcher.close().await;
+/// assert!(a.await.is_err() && b.await.is_ok());
+/// let stats = batcher.stats();
+/// assert_eq!((stats.batches, stats.failed_batches, stats.early_batches), (2, 1, 1));
+/// assert_eq!((stats.flushed, stats.failed, stats.pending, stats.open_keys), (1, 1, 0, 0));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyedBatchStats {
@@ -301,7 +324,12 @@ where
     /// assert!(rx.await.unwrap());
     /// # }
     /// ```
-    pub async fn submit_with<C>(&self, key: K, item: T, callback: C) -> Result<(), SubmitError<(K, T)>>
+    pub async fn submit_with<C>(
+        &self,
+        key: K,
+        item: T,
+        callback: C,
+    ) -> Result<(), SubmitError<(K, T)>>
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
@@ -337,7 +365,12 @@ where
     /// batcher.close().await;
     /// # }
     /// ```
-    pub fn try_submit_with<C>(&self, key: K, item: T, callback: C) -> Result<(), TrySubmitError<(K, T)>>
+    pub fn try_submit_with<C>(
+        &self,
+        key: K,
+        item: T,
+        callback: C,
+    ) -> Result<(), TrySubmitError<(K, T)>>
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
