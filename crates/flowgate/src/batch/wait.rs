@@ -7,8 +7,9 @@
 //! A [`Waiter`] lives *inside* the submitting future, which is pinned. When
 //! the item enters a batch, the waiter's address is recorded in that batch's
 //! [`WaitTable`], at the item's index. The table travels with the batch while
-//! it is open or sealed, and moves to the state's [`WaitTables`] when the
-//! batch is handed to the flush function; wherever it is, it is only touched
+//! it is open, and moves to the state's [`WaitTables`] when the batch is
+//! sealed (a keyed batcher seals batches out of sequence order, so the tables
+//! are kept sorted by sequence number); wherever it is, it is only touched
 //! under the state lock. When the batch resolves, the worker walks the table
 //! under the lock and, for each waiter still there, takes its waker, moves
 //! the item's output into it, and sets its `done` flag; it wakes the tasks
@@ -17,7 +18,7 @@
 //!
 //! ```text
 //!  state lock ─┬─ open batch 9: [&w5, ∅, &w6]
-//!              ├─ started (WaitTables): [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
+//!              ├─ sealed (WaitTables): [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
 //!              │                             │
 //!  future ─────┴─ Waiter { done, waker, output }   (pinned in the future)
 //! ```
@@ -522,8 +523,12 @@ impl<'a, K: BatchKey, T, O, E> Submitting<'a, K, T, O, E> {
     }
 }
 
+/// The outcome of a [`Submitting`]: the output, or the key and the item
+/// handed back, or the batch's failure.
+type Submitted<K, T, O, E> = Result<O, SubmitAndWaitError<(K, T), E>>;
+
 impl<K: BatchKey, T, O, E> Future for Submitting<'_, K, T, O, E> {
-    type Output = Result<O, SubmitAndWaitError<(K, T), E>>;
+    type Output = Submitted<K, T, O, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -545,7 +550,7 @@ impl<'a, K: BatchKey, T, O, E> Submitting<'a, K, T, O, E> {
     fn poll_submit(
         mut this: SubmittingProj<'_, 'a, K, T, O, E>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<O, SubmitAndWaitError<(K, T), E>>> {
+    ) -> Poll<Submitted<K, T, O, E>> {
         let shared: &'a Shared<K, T, O, E> = this.shared;
         loop {
             let mut policy = RoomPolicy::Wait;
