@@ -610,6 +610,24 @@ pin_project! {
     /// # Panics
     ///
     /// Polling it again after it returned `Ready` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, SubmitAndWait};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// // A named future: nothing is submitted until it is first polled.
+    /// let waiting: SubmitAndWait<'_, u32, (), std::io::Error> = batcher.submit_and_wait(7);
+    /// assert_eq!(batcher.stats().submitted, 0);
+    /// waiting.await.unwrap();
+    /// assert_eq!(batcher.stats().flushed, 1);
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled; the item is submitted on the first poll"]
     pub struct SubmitAndWait<'a, T, O, E> {
         #[pin]
