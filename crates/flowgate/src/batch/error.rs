@@ -465,6 +465,9 @@ pub enum BuildError {
     },
     /// `flush_concurrency` was zero: nothing would ever be flushed.
     ZeroFlushConcurrency,
+    /// [`max_open_keys`](super::KeyedBatcherBuilder::max_open_keys) was
+    /// zero: no key could ever open a batch.
+    ZeroMaxOpenKeys,
     /// [`build`](super::BatcherBuilder::build) was called outside a tokio
     /// runtime, so the worker could not be spawned; use
     /// [`build_pair`](super::BatcherBuilder::build_pair) to drive it yourself.
@@ -485,6 +488,7 @@ impl fmt::Display for BuildError {
                 "capacity ({capacity}) must be at least max_items ({max_items})"
             ),
             Self::ZeroFlushConcurrency => f.write_str("flush_concurrency must be at least 1"),
+            Self::ZeroMaxOpenKeys => f.write_str("max_open_keys must be at least 1"),
             Self::NoRuntime => {
                 f.write_str("no tokio runtime to spawn the batch worker on; use build_pair")
             }

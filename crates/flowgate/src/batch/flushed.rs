@@ -284,7 +284,8 @@ impl<O, E> fmt::Debug for Completion<O, E> {
 
 /// Resolves when the batch holding a submitted item has been flushed.
 ///
-/// Returned by [`Batcher::submit`](super::Batcher::submit). It yields the
+/// Returned by [`Batcher::submit`](super::Batcher::submit) and
+/// [`KeyedBatcher::submit`](super::KeyedBatcher::submit). It yields the
 /// item's output (`()` for flush functions that return `()`), or an
 /// [`FlushError`] saying why the item's batch failed.
 ///

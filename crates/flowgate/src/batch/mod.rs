@@ -16,6 +16,11 @@
 //!  task 3 ──submit──┘    size / delay / bytes / flush() └──> Flushed 3 resolves
 //! ```
 //!
+//! | type | batches | the flush function gets |
+//! |---|---|---|
+//! | [`Batcher`] | one open batch for every item | `Vec<T>` |
+//! | [`KeyedBatcher`] | one open batch per key, each with its own triggers; optionally one flush per key at a time, and a bound on open keys (see [Keyed batches](#keyed-batches)) | `(K, Vec<T>)`: a batch never mixes keys |
+//!
 //! # Example
 //!
 //! ```
@@ -160,6 +165,75 @@
 //!
 //! No flushed future, callback or `submit_and_wait` is ever left pending forever.
 //!
+//! # Keyed batches
+//!
+//! A [`KeyedBatcher`] batches items that carry a key — a table, a tenant, a
+//! partition — so that each batch holds items of one key, and the flush
+//! function is called with the key and its items. Everything above holds
+//! for each key's batch: it is flushed by its own `max_items`, by
+//! `max_delay` counted from *its* first item, by its own `max_bytes`, or by
+//! [`flush`](KeyedBatcher::flush) and [`close`](KeyedBatcher::close), which
+//! flush every key's. Outcomes, backpressure (`capacity` counts the items of
+//! all keys), shutdown and cancel safety are those of a `Batcher`.
+//!
+//! ```text
+//!  submit("eu", 1) ─┐      "eu": [ 1 3 ]   full / its delay  ──> flush("eu", [1, 3])
+//!  submit("us", 2) ─┼──>   "us": [ 2 ]     its own delay     ──> flush("us", [2])
+//!  submit("eu", 3) ─┘      (at most max_open_keys open; the oldest is flushed early to open one more)
+//! ```
+//!
+//! Two settings are its own:
+//!
+//! - [`one_flush_per_key`](KeyedBatcherBuilder::one_flush_per_key): at most
+//!   one batch of a key is flushing at a time. A key's next batch waits,
+//!   still accumulating up to its triggers, until the previous flush of that
+//!   key has finished, while other keys flush up to `flush_concurrency`. Per
+//!   key, batches are then flushed and resolved in submission order, and the
+//!   items within a batch always are.
+//! - [`max_open_keys`](KeyedBatcherBuilder::max_open_keys): at most this
+//!   many keys have an open batch. A new key beyond it flushes the oldest
+//!   open batch early instead of making anyone wait: nothing is lost or
+//!   reordered, at the cost of smaller batches.
+//!
+//! The guarantees, tested with proptest in `tests/batch_keyed.rs`: a batch
+//! never mixes keys; a key's items are flushed in submission order within
+//! its batches; with `one_flush_per_key`, never two batches of a key are
+//! flushing at once and a key's batches flush in order; the open keys never
+//! exceed `max_open_keys`; and every submitter's outcome resolves exactly
+//! once, on success, error, panic, close or an abrupt stop.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use flowgate::batch::KeyedBatcher;
+//!
+//! // One INSERT per table, at most one at a time per table.
+//! let batcher = KeyedBatcher::builder()
+//!     .max_items(100)
+//!     .max_delay(Duration::from_millis(10))
+//!     .flush_concurrency(4)
+//!     .one_flush_per_key(true)
+//!     .max_open_keys(64)
+//!     .build(|table: String, rows: Vec<u64>| async move {
+//!         assert!(rows.iter().all(|row| table == format!("t{}", row % 3)));
+//!         Ok::<(), std::io::Error>(())
+//!     })
+//!     .unwrap();
+//! let tasks: Vec<_> = (0..300u64)
+//!     .map(|row| {
+//!         let batcher = batcher.clone();
+//!         tokio::spawn(async move { batcher.submit_and_wait(format!("t{}", row % 3), row).await })
+//!     })
+//!     .collect();
+//! for task in tasks {
+//!     task.await.unwrap().expect("written"); // now acknowledge the message
+//! }
+//! let stats = batcher.stats();
+//! assert_eq!((stats.flushed, stats.batches), (300, 3)); // 100 rows per table
+//! # }
+//! ```
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -169,10 +243,15 @@
 //! | [`reserve`](Batcher::reserve) | yes | nothing; the place in the queue of waiters (room granted to it meanwhile is handed on) |
 //! | `flushed.await` ([`Flushed`]) | yes | nothing; poll the same [`Flushed`] again |
 //! | [`flush`](Batcher::flush), [`close`](Batcher::close) | yes | nothing; the flush or close already began at the call |
+//!
+//! The methods of [`KeyedBatcher`] and [`KeyedPermit`] are as cancel-safe as
+//! their namesakes; what a cancelled `submit` loses is the key with the item.
 
 mod builder;
 mod error;
 mod flushed;
+mod keyed;
+mod keys;
 mod output;
 mod room;
 mod shared;
@@ -184,17 +263,15 @@ use std::future::Future;
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 
-pub use self::builder::BatcherBuilder;
+pub use self::builder::{BatcherBuilder, KeyedBatcherBuilder};
 pub use self::error::{BuildError, FlushError, SubmitAndWaitError, SubmitError, TrySubmitError};
 pub use self::flushed::Flushed;
+pub use self::keyed::{KeyedBatchStats, KeyedBatcher, KeyedPermit};
 pub use self::output::FlushOutput;
-pub use self::wait::SubmitAndWait;
-pub use self::worker::Worker;
+pub use self::wait::{KeyedSubmitAndWait, SubmitAndWait};
+pub use self::worker::{KeyedWorker, Worker};
 
-use self::flushed::Callback;
-use self::room::{RoomWait, Woken};
 use self::shared::{Enter, RoomPolicy, Shared};
 use crate::sync::lock;
 
@@ -207,7 +284,7 @@ use crate::sync::lock;
 /// Handles are cheap to clone and share one batcher. When the last handle is
 /// dropped, the batcher flushes what it holds and its worker stops.
 pub struct Batcher<T, O = (), E = std::convert::Infallible> {
-    shared: Arc<Shared<T, O, E>>,
+    shared: Arc<Shared<(), T, O, E>>,
 }
 
 /// Counters of a [`Batcher`], from [`Batcher::stats`]. Item counts, unless
@@ -298,33 +375,10 @@ where
     /// # }
     /// ```
     pub async fn submit(&self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
-        let mut item = Some(item);
-        let mut policy = RoomPolicy::Wait;
-        loop {
-            // Enter from inside a poll, to register this task's waker with
-            // the item: the flushed future's first poll then needs no lock.
-            let entered = std::future::poll_fn(|cx| {
-                let item = item
-                    .take()
-                    .expect("the item is put back before polling again");
-                Poll::Ready(self.shared.enter(item, policy, |entered| {
-                    entered.completion.flushed(entered.index, Some(cx.waker()))
-                }))
-            })
-            .await;
-            match entered {
-                Enter::Entered(flushed) => return Ok(flushed),
-                Enter::Closed(back) => return Err(SubmitError(back)),
-                Enter::Full(back, waiter) => {
-                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
-                    if !RoomWait::new(&self.shared, waiter).await {
-                        return Err(SubmitError(back));
-                    }
-                    item = Some(back);
-                    policy = RoomPolicy::Held;
-                }
-            }
-        }
+        self.shared
+            .submit((), item)
+            .await
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item`, waiting for room if the batcher is full, and then waits
@@ -406,13 +460,10 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, item: T) -> Result<Flushed<O, E>, TrySubmitError<T>> {
-        match self.shared.enter(item, RoomPolicy::Take, |entered| {
-            entered.completion.flushed(entered.index, None)
-        }) {
-            Enter::Entered(flushed) => Ok(flushed),
-            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
-            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
-        }
+        self.shared.try_submit((), item).map_err(|err| match err {
+            TrySubmitError::Full(((), item)) => TrySubmitError::Full(item),
+            TrySubmitError::Closed(((), item)) => TrySubmitError::Closed(item),
+        })
     }
 
     /// Submits `item`, waiting for room if the batcher is full; `callback` is
@@ -458,26 +509,10 @@ where
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
-        let mut callback: Option<Callback<O, E>> = Some(Box::new(callback));
-        let mut policy = RoomPolicy::Wait;
-        let mut item = item;
-        loop {
-            match self.shared.enter(item, policy, |entered| {
-                let callback = callback.take().expect("entered once");
-                entered.completion.push_callback(entered.index, callback);
-            }) {
-                Enter::Entered(()) => return Ok(()),
-                Enter::Closed(back) => return Err(SubmitError(back)),
-                Enter::Full(back, waiter) => {
-                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
-                    if !RoomWait::new(&self.shared, waiter).await {
-                        return Err(SubmitError(back));
-                    }
-                    item = back;
-                    policy = RoomPolicy::Held;
-                }
-            }
-        }
+        self.shared
+            .submit_with((), item, Box::new(callback))
+            .await
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item` with a callback if there is room right now, without
@@ -510,14 +545,13 @@ where
     where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
-        match self.shared.enter(item, RoomPolicy::Take, |entered| {
-            entered
-                .completion
-                .push_callback(entered.index, Box::new(callback));
-        }) {
+        match self
+            .shared
+            .enter_with((), item, RoomPolicy::Take, Box::new(callback))
+        {
             Enter::Entered(()) => Ok(()),
-            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
-            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+            Enter::Full(((), item), _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(((), item)) => Err(TrySubmitError::Closed(item)),
         }
     }
 
@@ -550,17 +584,7 @@ where
     /// # }
     /// ```
     pub async fn reserve(&self) -> Result<Permit<'_, T, O, E>, SubmitError<()>> {
-        let waiter = {
-            let mut state = lock(&self.shared.state);
-            if state.closed {
-                return Err(SubmitError(()));
-            }
-            if state.room.try_take() {
-                return Ok(Permit { batcher: self });
-            }
-            state.room.wait()
-        };
-        if RoomWait::new(&self.shared, waiter).await {
+        if self.shared.reserve().await {
             Ok(Permit { batcher: self })
         } else {
             Err(SubmitError(()))
@@ -596,24 +620,7 @@ where
     /// # }
     /// ```
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
-        let target = {
-            let mut state = lock(&self.shared.state);
-            let target = match &state.open {
-                Some(batch) => batch.seq,
-                None => state.next_seq - 1,
-            };
-            state.seal();
-            target
-        };
-        self.shared.worker.wake();
-        let mut progress = self.shared.progress.subscribe();
-        async move {
-            // An error means the worker and every handle are gone, and with
-            // them every batch was resolved.
-            let _ = progress
-                .wait_for(|progress| progress.resolved >= target || progress.stopped)
-                .await;
-        }
+        self.shared.flush()
     }
 
     /// Closes the batcher: no more items are accepted (submitters waiting for
@@ -645,18 +652,7 @@ where
     /// # }
     /// ```
     pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut woken = Woken::new();
-        {
-            let mut state = lock(&self.shared.state);
-            state.close(&mut woken);
-            state.seal();
-        }
-        self::room::wake(woken);
-        self.shared.worker.wake();
-        let mut progress = self.shared.progress.subscribe();
-        async move {
-            let _ = progress.wait_for(|progress| progress.stopped).await;
-        }
+        self.shared.close()
     }
 
     /// Whether the batcher no longer accepts items.
@@ -773,12 +769,9 @@ where
     /// ```
     pub fn submit(self, item: T) -> Result<Flushed<O, E>, SubmitError<T>> {
         let shared = &self.consume().shared;
-        match shared.enter(item, RoomPolicy::Held, |entered| {
-            entered.completion.flushed(entered.index, None)
-        }) {
-            Enter::Entered(flushed) => Ok(flushed),
-            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
-        }
+        shared
+            .enter_held((), item)
+            .map_err(|((), item)| SubmitError(item))
     }
 
     /// Submits `item` into the reserved room with a callback; see
@@ -809,13 +802,9 @@ where
         C: FnOnce(Result<O, FlushError<E>>) + Send + 'static,
     {
         let shared = &self.consume().shared;
-        match shared.enter(item, RoomPolicy::Held, |entered| {
-            entered
-                .completion
-                .push_callback(entered.index, Box::new(callback));
-        }) {
+        match shared.enter_with((), item, RoomPolicy::Held, Box::new(callback)) {
             Enter::Entered(()) => Ok(()),
-            Enter::Closed(item) | Enter::Full(item, _) => Err(SubmitError(item)),
+            Enter::Closed(((), item)) | Enter::Full(((), item), _) => Err(SubmitError(item)),
         }
     }
 

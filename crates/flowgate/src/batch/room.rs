@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
+use super::keys::BatchKey;
 use super::shared::Shared;
 use crate::sync::lock;
 
@@ -134,14 +135,14 @@ impl fmt::Debug for Room {
 /// Waits for a unit of room: `true` once granted (the caller then holds it),
 /// `false` if the batcher closed. Dropping it unfinished gives the unit back,
 /// or leaves the queue.
-pub(crate) struct RoomWait<'a, T, O, E> {
-    shared: &'a Shared<T, O, E>,
+pub(crate) struct RoomWait<'a, K: BatchKey, T, O, E> {
+    shared: &'a Shared<K, T, O, E>,
     /// `None` once finished.
     waiter: Option<Arc<RoomWaiter>>,
 }
 
-impl<'a, T, O, E> RoomWait<'a, T, O, E> {
-    pub(crate) fn new(shared: &'a Shared<T, O, E>, waiter: Arc<RoomWaiter>) -> Self {
+impl<'a, K: BatchKey, T, O, E> RoomWait<'a, K, T, O, E> {
+    pub(crate) fn new(shared: &'a Shared<K, T, O, E>, waiter: Arc<RoomWaiter>) -> Self {
         RoomWait {
             shared,
             waiter: Some(waiter),
@@ -149,7 +150,7 @@ impl<'a, T, O, E> RoomWait<'a, T, O, E> {
     }
 }
 
-impl<T, O, E> Future for RoomWait<'_, T, O, E> {
+impl<K: BatchKey, T, O, E> Future for RoomWait<'_, K, T, O, E> {
     type Output = bool;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
@@ -166,7 +167,7 @@ impl<T, O, E> Future for RoomWait<'_, T, O, E> {
     }
 }
 
-impl<T, O, E> Drop for RoomWait<'_, T, O, E> {
+impl<K: BatchKey, T, O, E> Drop for RoomWait<'_, K, T, O, E> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
             let mut woken = Woken::new();
@@ -176,7 +177,7 @@ impl<T, O, E> Drop for RoomWait<'_, T, O, E> {
     }
 }
 
-impl<T, O, E> fmt::Debug for RoomWait<'_, T, O, E> {
+impl<K: BatchKey, T, O, E> fmt::Debug for RoomWait<'_, K, T, O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RoomWait")
             .field("done", &self.waiter.is_none())

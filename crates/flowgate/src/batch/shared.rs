@@ -1,18 +1,28 @@
-//! State shared by the [`Batcher`](super::Batcher) handles and the
-//! [`Worker`](super::Worker).
+//! State shared by the handles ([`Batcher`](super::Batcher),
+//! [`KeyedBatcher`](super::KeyedBatcher)) and the worker, and the submit,
+//! flush and close paths both kinds of handle share.
+//!
+//! Everything here is generic over a [`BatchKey`]: `()` for the plain
+//! batcher, [`Keyed`](super::keys::Keyed) for the keyed one (see
+//! [`keys`](super::keys)).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::BatchStats;
-use super::flushed::Completion;
-use super::room::{self, Room, RoomWaiter, Woken};
+use super::error::TrySubmitError;
+use super::flushed::{Callback, Completion, Flushed};
+use super::keys::{BatchKey, Lanes, OpenSet};
+use super::room::{self, Room, RoomWait, RoomWaiter, Woken};
 use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
 
@@ -30,24 +40,35 @@ pub(crate) struct Limits {
     pub(crate) flush_concurrency: usize,
     /// Resolve items in submission order across concurrent flushes.
     pub(crate) resolve_in_order: bool,
+    /// How many batches may be open at once: `usize::MAX` for a plain
+    /// batcher, which has one at most anyway. Opening one more seals the
+    /// oldest.
+    pub(crate) max_open_keys: usize,
+    /// At most one batch of a key is flushing at a time; its later batches
+    /// wait in its lane.
+    pub(crate) one_flush_per_key: bool,
+    /// When the batcher is full and no sealed batch is waiting to start,
+    /// seal the oldest open batch (a keyed batcher, whose open batches can
+    /// hold every unit of room between them).
+    pub(crate) seal_when_full: bool,
 }
 
 /// Aligned to a cache line, so that the lock word and the state's hot fields
 /// (see [`State`]) share no line with the `Arc`'s reference counts.
 #[repr(C, align(64))]
-pub(crate) struct Shared<T, O, E> {
-    pub(crate) state: Mutex<State<T, O, E>>,
+pub(crate) struct Shared<K: BatchKey, T, O, E> {
+    pub(crate) state: Mutex<State<K, T, O, E>>,
     /// The worker's waker: woken when a batch opens (to arm its timer), is
     /// sealed, or when the batcher closes.
     pub(crate) worker: AtomicWaker,
-    /// Live [`Batcher`](super::Batcher) handles; the worker closes the batcher
-    /// when it reaches zero.
+    /// Live handles; the worker closes the batcher when it reaches zero.
     pub(crate) handles: AtomicUsize,
-    /// Flush progress, for [`Batcher::flush`](super::Batcher::flush) and
-    /// [`Batcher::close`](super::Batcher::close) to wait on.
+    /// Flush progress, for `flush()` and `close()` to wait on.
     pub(crate) progress: watch::Sender<Progress>,
     pub(crate) limits: Limits,
     pub(crate) weigher: Option<Weigher<T>>,
+    /// Hashes keys, outside the lock (unused by a plain batcher).
+    pub(crate) hasher: RandomState,
 }
 
 /// What the worker has finished so far.
@@ -66,7 +87,7 @@ pub(crate) struct Progress {
 /// multi-threaded runtime each line a submission touches is a line that may
 /// have to move from the other core.
 #[repr(C)]
-pub(crate) struct State<T, O, E> {
+pub(crate) struct State<K: BatchKey, T, O, E> {
     pub(crate) closed: bool,
     /// One unit per item the batcher may still accept. A submitter takes a
     /// unit before its item enters a batch; the worker gives a batch's units
@@ -74,18 +95,28 @@ pub(crate) struct State<T, O, E> {
     pub(crate) room: Room,
     /// Items accepted so far (`BatchStats::submitted`).
     pub(crate) submitted: u64,
-    /// The batch accepting items; `None` until the next item arrives. Its
-    /// hot fields come first.
-    pub(crate) open: Option<Batch<T, O, E>>,
+    /// The batches accepting items: one at most for a plain batcher, one
+    /// per key for a keyed one. Their hot fields come first.
+    pub(crate) open: K::Open<T, O, E>,
     // ---- the rest is touched once per batch ----
-    /// Batches that are complete and wait for a flush slot, oldest first.
-    pub(crate) sealed: VecDeque<Batch<T, O, E>>,
-    /// The `submit_and_wait` waiters of the batches being flushed.
+    /// Batches that are complete and may start flushing, in the order they
+    /// were sealed; each waits for a flush slot.
+    pub(crate) ready: VecDeque<Sealed<K, T, O, E>>,
+    /// With `one_flush_per_key`: the keys with a batch ready or flushing,
+    /// and their batches sealed meanwhile.
+    pub(crate) lanes: Lanes<K, T, O, E>,
+    /// The `submit_and_wait` waiters of the batches sealed or being flushed:
+    /// a batch's table moves here when it is sealed.
     pub(crate) flushing: WaitTables<O, E>,
     /// Sequence number of the next batch to open; batches are numbered from 1.
     pub(crate) next_seq: u64,
     /// All counters but `submitted`.
     pub(crate) stats: BatchStats,
+    /// Batches sealed before their own triggers, to keep `max_open_keys` or
+    /// to make room.
+    pub(crate) early: u64,
+    /// `Limits::one_flush_per_key`, where sealing needs it.
+    one_flush_per_key: bool,
 }
 
 /// Where an item entered: what `notify` gets to register its flushed future, callback
@@ -130,7 +161,7 @@ pub(crate) enum Enter<R, T> {
 pub(crate) struct Batch<T, O, E> {
     pub(crate) items: Vec<T>,
     /// The `submit_and_wait` waiters of the items, by index. Moved to
-    /// [`State::flushing`] when the batch starts flushing.
+    /// [`State::flushing`] when the batch is sealed.
     pub(crate) waiters: WaitTable<O, E>,
     pub(crate) bytes: usize,
     pub(crate) seq: u64,
@@ -141,25 +172,82 @@ pub(crate) struct Batch<T, O, E> {
     pub(crate) completion: Completion<O, E>,
 }
 
-/// What happened to the open batch when an item was added.
-pub(crate) struct Added {
+/// A sealed batch with its key (and the key's hash), on its way to the
+/// flush function.
+pub(crate) struct Sealed<K, T, O, E> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) batch: Batch<T, O, E>,
+}
+
+/// What happened when an item was added.
+pub(crate) struct Added<K> {
     /// The worker must look at the state: a batch opened (its timer must be
     /// armed) or was sealed.
     pub(crate) wake_worker: bool,
+    /// The key of an item that joined an open batch, no longer needed:
+    /// dropped by the caller outside the lock.
+    pub(crate) spare_key: Option<K>,
 }
 
-impl<T, O, E> State<T, O, E> {
-    pub(crate) fn new(capacity: usize) -> Self {
+impl<T, O, E> Batch<T, O, E> {
+    fn new(limits: &Limits, seq: u64) -> Self {
+        // A delay too long to represent never passes.
+        let deadline = Instant::now().checked_add(limits.max_delay);
+        Batch {
+            items: Vec::with_capacity(limits.max_items.min(4096)),
+            waiters: WaitTable::new(),
+            bytes: 0,
+            seq,
+            deadline,
+            completion: Completion::new(limits.max_items.min(4096)),
+        }
+    }
+
+    /// Adds `item` and lets `notify` register it; returns what `notify`
+    /// returned and whether the batch is now complete.
+    #[inline]
+    fn push<R>(
+        &mut self,
+        limits: &Limits,
+        item: T,
+        weight: usize,
+        notify: impl FnOnce(Entered<'_, O, E>) -> R,
+    ) -> (R, bool) {
+        let index = self.items.len();
+        self.items.push(item);
+        self.bytes = self.bytes.saturating_add(weight);
+        let notified = notify(Entered {
+            completion: &mut self.completion,
+            waiters: &mut self.waiters,
+            seq: self.seq,
+            index,
+        });
+        let full = self.items.len() >= limits.max_items || self.bytes >= limits.max_bytes;
+        (notified, full)
+    }
+}
+
+impl<K: BatchKey, T, O, E> State<K, T, O, E> {
+    pub(crate) fn new(limits: &Limits) -> Self {
         State {
             closed: false,
-            room: Room::new(capacity),
+            room: Room::new(limits.capacity),
             submitted: 0,
-            open: None,
-            sealed: VecDeque::new(),
+            open: OpenSet::new(),
+            ready: VecDeque::new(),
+            lanes: Lanes::new(),
             flushing: WaitTables::new(),
             next_seq: 1,
             stats: BatchStats::default(),
+            early: 0,
+            one_flush_per_key: limits.one_flush_per_key,
         }
+    }
+
+    /// Whether batches of one key flush one at a time, through lanes.
+    pub(crate) fn lanes_in_use(&self) -> bool {
+        self.one_flush_per_key
     }
 
     /// The counters, complete.
@@ -176,82 +264,122 @@ impl<T, O, E> State<T, O, E> {
         self.room.close(woken);
     }
 
-    /// Moves the open batch, if any, to the back of the sealed queue.
-    pub(crate) fn seal(&mut self) {
-        if let Some(batch) = self.open.take() {
-            self.sealed.push_back(batch);
+    /// Seals the open batch `seq`, if it is open: its waiters move to the
+    /// flushing tables, and it is ready to flush (or, with
+    /// `one_flush_per_key`, waits in its key's lane).
+    pub(crate) fn seal(&mut self, seq: u64) {
+        if let Some(mut sealed) = self.open.remove(seq) {
+            let waiters = std::mem::replace(&mut sealed.batch.waiters, WaitTable::new());
+            self.flushing.insert(seq, waiters);
+            if self.one_flush_per_key {
+                self.lanes.route(sealed, &mut self.ready);
+            } else {
+                self.ready.push_back(sealed);
+            }
         }
     }
 
-    /// Adds `item` (of `weight` bytes) to the open batch, opening or sealing
-    /// batches as the limits require, and lets `notify` register the item's
-    /// flushed, callback or waiter at its index in the batch.
+    /// Seals every open batch, oldest first.
+    pub(crate) fn seal_all(&mut self) {
+        while let Some((seq, _)) = self.open.oldest() {
+            self.seal(seq);
+        }
+    }
+
+    /// Seals the oldest open batch before its own triggers; whether there
+    /// was one.
+    fn seal_oldest_early(&mut self) -> bool {
+        match self.open.oldest() {
+            Some((seq, _)) => {
+                self.seal(seq);
+                self.early += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds `item` (of `weight` bytes) to the open batch of `key`, opening
+    /// or sealing batches as the limits require, and lets `notify` register
+    /// the item's flushed, callback or waiter at its index in the batch.
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
+        hash: u64,
+        key: K,
         item: T,
         weight: usize,
         notify: impl FnOnce(Entered<'_, O, E>) -> R,
-    ) -> (R, Added) {
+    ) -> (R, Added<K>) {
         let mut wake_worker = false;
-        // An item that would push a non-empty batch over the byte bound
-        // starts the next batch, so a batch exceeds `max_bytes` only when a
-        // single item does.
-        if let Some(open) = &self.open
-            && open.bytes.saturating_add(weight) > limits.max_bytes
-        {
-            self.seal();
-            wake_worker = true;
-        }
-        let open = match &mut self.open {
-            Some(open) => open,
-            None => {
-                wake_worker = true;
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                let now = Instant::now();
-                // A delay too long to represent never passes.
-                let deadline = now.checked_add(limits.max_delay);
-                self.open.insert(Batch {
-                    items: Vec::with_capacity(limits.max_items.min(4096)),
-                    waiters: WaitTable::new(),
-                    bytes: 0,
-                    seq,
-                    deadline,
-                    completion: Completion::new(limits.max_items.min(4096)),
-                })
+        if let Some(open) = self.open.get_mut(hash, &key) {
+            let seq = open.seq;
+            // An item that would push a non-empty batch over the byte bound
+            // starts the next batch, so a batch exceeds `max_bytes` only when
+            // a single item does.
+            if open.bytes.saturating_add(weight) <= limits.max_bytes {
+                let (notified, full) = open.push(limits, item, weight, notify);
+                if full {
+                    self.seal(seq);
+                    wake_worker = true;
+                }
+                self.submitted += 1;
+                let added = Added {
+                    wake_worker,
+                    spare_key: Some(key),
+                };
+                return (notified, added);
             }
-        };
-        let index = open.items.len();
-        open.items.push(item);
-        open.bytes = open.bytes.saturating_add(weight);
-        let notified = notify(Entered {
-            completion: &mut open.completion,
-            waiters: &mut open.waiters,
-            seq: open.seq,
-            index,
-        });
-        if open.items.len() >= limits.max_items || open.bytes >= limits.max_bytes {
-            self.seal();
-            wake_worker = true;
+            self.seal(seq);
+        } else if self.open.len() >= limits.max_open_keys {
+            // A new key, and as many open as allowed: the oldest goes.
+            self.seal_oldest_early();
+        }
+        // A batch opens: the worker arms its timer.
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let open = self.open.insert(hash, key, Batch::new(limits, seq));
+        let (notified, full) = open.push(limits, item, weight, notify);
+        if full {
+            self.seal(seq);
         }
         self.submitted += 1;
-        (notified, Added { wake_worker })
+        let added = Added {
+            wake_worker: true,
+            spare_key: None,
+        };
+        (notified, added)
     }
 }
 
-impl<T, O, E> Shared<T, O, E> {
-    /// Enters `item` into the open batch, getting room for it as `policy`
-    /// says, in one critical section; `notify` registers the item's flushed,
-    /// callback or waiter.
+impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
+    pub(crate) fn new(limits: Limits, weigher: Option<Weigher<T>>) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        Shared {
+            state: Mutex::new(State::new(&limits)),
+            worker: AtomicWaker::new(),
+            handles: AtomicUsize::new(1),
+            progress,
+            limits,
+            weigher,
+            hasher: RandomState::default(),
+        }
+    }
+
+    /// Enters `item` into the open batch of `key`, getting room for it as
+    /// `policy` says, in one critical section; `notify` registers the item's
+    /// flushed, callback or waiter.
+    #[inline]
     pub(crate) fn enter<R>(
         &self,
+        key: K,
         item: T,
         policy: RoomPolicy,
         notify: impl FnOnce(Entered<'_, O, E>) -> R,
-    ) -> Enter<R, T> {
-        // Measure outside the lock: the weigher is user code.
+    ) -> Enter<R, (K, T)> {
+        // Measure and hash outside the lock: the weigher is user code.
         let weight = self.weigher.as_ref().map_or(0, |weigh| weigh(&item));
+        let hash = K::hash(&self.hasher, &key);
         let mut state = lock(&self.state);
         if state.closed {
             if policy == RoomPolicy::Held {
@@ -260,17 +388,28 @@ impl<T, O, E> Shared<T, O, E> {
                 drop(state);
                 room::wake(woken);
             }
-            return Enter::Closed(item);
+            return Enter::Closed((key, item));
         }
         if policy != RoomPolicy::Held && !state.room.try_take() {
             let waiter = (policy == RoomPolicy::Wait).then(|| state.room.wait());
-            return Enter::Full(item, waiter);
+            // Every unit may sit in open batches that wait for their delay:
+            // seal the oldest, so that room comes back as it starts flushing.
+            let sealed = self.limits.seal_when_full
+                && state.ready.is_empty()
+                && state.lanes.parked() == 0
+                && state.seal_oldest_early();
+            drop(state);
+            if sealed {
+                self.worker.wake();
+            }
+            return Enter::Full((key, item), waiter);
         }
-        let (notified, added) = state.add(&self.limits, item, weight, notify);
+        let (notified, added) = state.add(&self.limits, hash, key, item, weight, notify);
         drop(state);
         if added.wake_worker {
             self.worker.wake();
         }
+        drop(added.spare_key);
         Enter::Entered(notified)
     }
 
@@ -280,19 +419,170 @@ impl<T, O, E> Shared<T, O, E> {
         lock(&self.state).room.release(n, &mut woken);
         room::wake(woken);
     }
+
+    /// `submit`: enters the item, waiting for room; the item comes back if
+    /// the batcher is closed.
+    pub(crate) async fn submit(&self, key: K, item: T) -> Result<Flushed<O, E>, (K, T)> {
+        let mut entry = Some((key, item));
+        let mut policy = RoomPolicy::Wait;
+        loop {
+            // Enter from inside a poll, to register this task's waker with
+            // the item: the flushed future's first poll then needs no lock.
+            let entered = std::future::poll_fn(|cx| {
+                let (key, item) = entry
+                    .take()
+                    .expect("the item is put back before polling again");
+                Poll::Ready(self.enter(key, item, policy, |entered| {
+                    entered.completion.flushed(entered.index, Some(cx.waker()))
+                }))
+            })
+            .await;
+            match entered {
+                Enter::Entered(flushed) => return Ok(flushed),
+                Enter::Closed(back) => return Err(back),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(self, waiter).await {
+                        return Err(back);
+                    }
+                    entry = Some(back);
+                    policy = RoomPolicy::Held;
+                }
+            }
+        }
+    }
+
+    /// `try_submit`: enters the item if there is room now.
+    pub(crate) fn try_submit(
+        &self,
+        key: K,
+        item: T,
+    ) -> Result<Flushed<O, E>, TrySubmitError<(K, T)>> {
+        match self.enter(key, item, RoomPolicy::Take, |entered| {
+            entered.completion.flushed(entered.index, None)
+        }) {
+            Enter::Entered(flushed) => Ok(flushed),
+            Enter::Full(item, _) => Err(TrySubmitError::Full(item)),
+            Enter::Closed(item) => Err(TrySubmitError::Closed(item)),
+        }
+    }
+
+    /// `submit_with`: enters the item with a callback, waiting for room.
+    pub(crate) async fn submit_with(
+        &self,
+        key: K,
+        item: T,
+        callback: Callback<O, E>,
+    ) -> Result<(), (K, T)> {
+        let mut callback = Some(callback);
+        let mut policy = RoomPolicy::Wait;
+        let (mut key, mut item) = (key, item);
+        loop {
+            match self.enter(key, item, policy, |entered| {
+                let callback = callback.take().expect("entered once");
+                entered.completion.push_callback(entered.index, callback);
+            }) {
+                Enter::Entered(()) => return Ok(()),
+                Enter::Closed(back) => return Err(back),
+                Enter::Full(back, waiter) => {
+                    let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
+                    if !RoomWait::new(self, waiter).await {
+                        return Err(back);
+                    }
+                    (key, item) = back;
+                    policy = RoomPolicy::Held;
+                }
+            }
+        }
+    }
+
+    /// `try_submit_with`: enters the item with a callback if there is room
+    /// now (`Held`: into room reserved before).
+    pub(crate) fn enter_with(
+        &self,
+        key: K,
+        item: T,
+        policy: RoomPolicy,
+        callback: Callback<O, E>,
+    ) -> Enter<(), (K, T)> {
+        self.enter(key, item, policy, |entered| {
+            entered.completion.push_callback(entered.index, callback);
+        })
+    }
+
+    /// Enters the item into room reserved before.
+    pub(crate) fn enter_held(&self, key: K, item: T) -> Result<Flushed<O, E>, (K, T)> {
+        match self.enter(key, item, RoomPolicy::Held, |entered| {
+            entered.completion.flushed(entered.index, None)
+        }) {
+            Enter::Entered(flushed) => Ok(flushed),
+            Enter::Closed(item) | Enter::Full(item, _) => Err(item),
+        }
+    }
+
+    /// `reserve`: waits for one unit of room; `false` if the batcher is
+    /// closed.
+    pub(crate) async fn reserve(&self) -> bool {
+        let waiter = {
+            let mut state = lock(&self.state);
+            if state.closed {
+                return false;
+            }
+            if state.room.try_take() {
+                return true;
+            }
+            state.room.wait()
+        };
+        RoomWait::new(self, waiter).await
+    }
+
+    /// `flush`: seals every open batch now; the future waits until every
+    /// batch opened before the call is resolved.
+    pub(crate) fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        let target = {
+            let mut state = lock(&self.state);
+            // Every batch opened so far is sealed now, or resolved.
+            let target = state.next_seq - 1;
+            state.seal_all();
+            target
+        };
+        self.worker.wake();
+        let mut progress = self.progress.subscribe();
+        async move {
+            // An error means the worker and every handle are gone, and with
+            // them every batch was resolved.
+            let _ = progress
+                .wait_for(|progress| progress.resolved >= target || progress.stopped)
+                .await;
+        }
+    }
+
+    /// `close`: stops accepting items and seals every open batch; the future
+    /// waits for the worker to stop.
+    pub(crate) fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut woken = Woken::new();
+        {
+            let mut state = lock(&self.state);
+            state.close(&mut woken);
+            state.seal_all();
+        }
+        room::wake(woken);
+        self.worker.wake();
+        let mut progress = self.progress.subscribe();
+        async move {
+            let _ = progress.wait_for(|progress| progress.stopped).await;
+        }
+    }
 }
 
-impl<T, O, E> WaitLock<O, E> for Mutex<State<T, O, E>> {
+impl<K: BatchKey, T, O, E> WaitLock<O, E> for Mutex<State<K, T, O, E>> {
     fn with_table<R>(&self, seq: u64, f: impl FnOnce(Option<&mut WaitTable<O, E>>) -> R) -> R {
         let mut state = lock(self);
         let state = &mut *state;
-        // Open, sealed or flushing: the batch is in exactly one place.
-        let table = if let Some(open) = state.open.as_mut().filter(|open| open.seq == seq) {
-            Some(&mut open.waiters)
-        } else if let Ok(pos) = state.sealed.binary_search_by_key(&seq, |batch| batch.seq) {
-            Some(&mut state.sealed[pos].waiters)
-        } else {
-            state.flushing.find(seq)
+        // Open, or sealed (or flushing): the table is in exactly one place.
+        let table = match state.open.find(seq) {
+            Some(open) => Some(&mut open.waiters),
+            None => state.flushing.find(seq),
         };
         f(table)
     }

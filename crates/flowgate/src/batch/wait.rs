@@ -7,8 +7,9 @@
 //! A [`Waiter`] lives *inside* the submitting future, which is pinned. When
 //! the item enters a batch, the waiter's address is recorded in that batch's
 //! [`WaitTable`], at the item's index. The table travels with the batch while
-//! it is open or sealed, and moves to the state's [`WaitTables`] when the
-//! batch is handed to the flush function; wherever it is, it is only touched
+//! it is open, and moves to the state's [`WaitTables`] when the batch is
+//! sealed (a keyed batcher seals batches out of sequence order, so the tables
+//! are kept sorted by sequence number); wherever it is, it is only touched
 //! under the state lock. When the batch resolves, the worker walks the table
 //! under the lock and, for each waiter still there, takes its waker, moves
 //! the item's output into it, and sets its `done` flag; it wakes the tasks
@@ -17,7 +18,7 @@
 //!
 //! ```text
 //!  state lock ─┬─ open batch 9: [&w5, ∅, &w6]
-//!              ├─ started (WaitTables): [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
+//!              ├─ sealed (WaitTables): [ seq 7: [&w0, &w1, ∅, &w3] ][ seq 8: [&w4] ]
 //!              │                             │
 //!  future ─────┴─ Waiter { done, waker, output }   (pinned in the future)
 //! ```
@@ -53,6 +54,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -62,11 +64,12 @@ use std::task::{Context, Poll, Waker, ready};
 
 use pin_project_lite::pin_project;
 
-use super::Batcher;
 use super::error::{FlushError, SubmitAndWaitError};
 use super::flushed::WakerId;
+use super::keys::{BatchKey, Keyed};
 use super::room::RoomWait;
-use super::shared::{Enter, RoomPolicy, State};
+use super::shared::{Enter, RoomPolicy, Shared, State};
+use super::{Batcher, KeyedBatcher};
 use crate::loom::{AtomicBool, UnsafeCell};
 
 /// The lock that guards every [`WaitTable`] (the batcher's state mutex).
@@ -82,7 +85,7 @@ pub(crate) struct WaitTable<O, E> {
     entries: Vec<Option<NodePtr<O, E>>>,
 }
 
-/// The tables of the batches being flushed, oldest first.
+/// The tables of the batches sealed or being flushed, by sequence number.
 pub(crate) struct WaitTables<O, E> {
     tables: VecDeque<(u64, WaitTable<O, E>)>,
 }
@@ -217,16 +220,23 @@ impl<O, E> WaitTables<O, E> {
         }
     }
 
-    /// Takes over the table of batch `seq`, which starts flushing; batches
-    /// start in order.
+    /// Takes over the table of batch `seq`, which was sealed. A plain
+    /// batcher seals its batches in order; a keyed one seals them in any
+    /// order, mostly close to it.
     pub(crate) fn insert(&mut self, seq: u64, table: WaitTable<O, E>) {
-        if !table.is_empty() {
-            debug_assert!(self.tables.back().is_none_or(|(last, _)| *last < seq));
-            self.tables.push_back((seq, table));
+        if table.is_empty() {
+            return;
+        }
+        match self.tables.back() {
+            Some((last, _)) if *last > seq => {
+                let pos = self.tables.partition_point(|(other, _)| *other < seq);
+                self.tables.insert(pos, (seq, table));
+            }
+            _ => self.tables.push_back((seq, table)),
         }
     }
 
-    /// The table of batch `seq`, if it is flushing and has one.
+    /// The table of batch `seq`, if it is sealed or flushing and has one.
     pub(crate) fn find(&mut self, seq: u64) -> Option<&mut WaitTable<O, E>> {
         let pos = self
             .tables
@@ -477,38 +487,48 @@ where
 // ===== impl SubmitAndWait =====
 
 pin_project! {
-    /// Submits an item and waits for its batch to be flushed; returned by
-    /// [`Batcher::submit_and_wait`], which documents it.
-    ///
-    /// # Panics
-    ///
-    /// Polling it again after it returned `Ready` panics.
-    #[must_use = "futures do nothing unless polled; the item is submitted on the first poll"]
-    #[project = SubmitAndWaitProj]
-    pub struct SubmitAndWait<'a, T, O, E> {
-        batcher: &'a Batcher<T, O, E>,
+    /// The state of one `submit_and_wait`, for either kind of batcher: the
+    /// item with its key until it enters a batch, then the waiter.
+    #[project = SubmittingProj]
+    pub(crate) struct Submitting<'a, K: BatchKey, T, O, E> {
+        shared: &'a Shared<K, T, O, E>,
         // `None` once the item entered a batch or was handed back.
-        item: Option<T>,
+        item: Option<(K, T)>,
         // Waiting for room, when the batcher was full.
-        room: Option<RoomWait<'a, T, O, E>>,
+        room: Option<RoomWait<'a, K, T, O, E>>,
         #[pin]
-        waiter: Waiter<'a, Mutex<State<T, O, E>>, O, E>,
+        waiter: Waiter<'a, Mutex<State<K, T, O, E>>, O, E>,
     }
 }
 
-impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
-    pub(crate) fn new(batcher: &'a Batcher<T, O, E>, item: T) -> Self {
-        SubmitAndWait {
-            batcher,
-            item: Some(item),
+impl<'a, K: BatchKey, T, O, E> Submitting<'a, K, T, O, E> {
+    #[inline]
+    pub(crate) fn new(shared: &'a Shared<K, T, O, E>, key: K, item: T) -> Self {
+        Submitting {
+            shared,
+            item: Some((key, item)),
             room: None,
             waiter: Waiter::new(),
         }
     }
+
+    /// Whether the item entered a batch.
+    pub(crate) fn is_submitted(&self) -> bool {
+        self.waiter.is_linked()
+    }
+
+    /// Whether it waits for room.
+    pub(crate) fn is_waiting_for_room(&self) -> bool {
+        self.room.is_some()
+    }
 }
 
-impl<T, O, E> Future for SubmitAndWait<'_, T, O, E> {
-    type Output = Result<O, SubmitAndWaitError<T, E>>;
+/// The outcome of a [`Submitting`]: the output, or the key and the item
+/// handed back, or the batch's failure.
+type Submitted<K, T, O, E> = Result<O, SubmitAndWaitError<(K, T), E>>;
+
+impl<K: BatchKey, T, O, E> Future for Submitting<'_, K, T, O, E> {
+    type Output = Submitted<K, T, O, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -524,15 +544,14 @@ impl<T, O, E> Future for SubmitAndWait<'_, T, O, E> {
     }
 }
 
-impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
+impl<'a, K: BatchKey, T, O, E> Submitting<'a, K, T, O, E> {
     /// Enters the item (waiting for room if needed) and links the waiter.
     #[inline(never)]
     fn poll_submit(
-        mut this: SubmitAndWaitProj<'_, 'a, T, O, E>,
+        mut this: SubmittingProj<'_, 'a, K, T, O, E>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<O, SubmitAndWaitError<T, E>>> {
-        let batcher: &Batcher<T, O, E> = this.batcher;
-        let shared = &*batcher.shared;
+    ) -> Poll<Submitted<K, T, O, E>> {
+        let shared: &'a Shared<K, T, O, E> = this.shared;
         loop {
             let mut policy = RoomPolicy::Wait;
             if let Some(room) = this.room.as_mut() {
@@ -544,12 +563,12 @@ impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
                 }
                 policy = RoomPolicy::Held;
             }
-            let item = this
+            let (key, item) = this
                 .item
                 .take()
                 .expect("`SubmitAndWait` polled after completion");
             let waiter = this.waiter.as_mut();
-            let entered = shared.enter(item, policy, |entered| {
+            let entered = shared.enter(key, item, policy, |entered| {
                 // SAFETY: `enter` holds the lock of `shared.state` while
                 // calling us, and `entered.waiters` is the table of the open
                 // batch `entered.seq`, which the lock's `with_table` finds
@@ -584,11 +603,144 @@ impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
     }
 }
 
+pin_project! {
+    /// Submits an item and waits for its batch to be flushed; returned by
+    /// [`Batcher::submit_and_wait`], which documents it.
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it returned `Ready` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{Batcher, SubmitAndWait};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// // A named future: nothing is submitted until it is first polled.
+    /// let waiting: SubmitAndWait<'_, u32, (), std::io::Error> = batcher.submit_and_wait(7);
+    /// assert_eq!(batcher.stats().submitted, 0);
+    /// waiting.await.unwrap();
+    /// assert_eq!(batcher.stats().flushed, 1);
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled; the item is submitted on the first poll"]
+    pub struct SubmitAndWait<'a, T, O, E> {
+        #[pin]
+        inner: Submitting<'a, (), T, O, E>,
+    }
+}
+
+impl<'a, T, O, E> SubmitAndWait<'a, T, O, E> {
+    #[inline]
+    pub(crate) fn new(batcher: &'a Batcher<T, O, E>, item: T) -> Self {
+        SubmitAndWait {
+            inner: Submitting::new(&batcher.shared, (), item),
+        }
+    }
+}
+
+impl<T, O, E> Future for SubmitAndWait<'_, T, O, E> {
+    type Output = Result<O, SubmitAndWaitError<T, E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map_err(|err| match err {
+            SubmitAndWaitError::Closed(((), item)) => SubmitAndWaitError::Closed(item),
+            SubmitAndWaitError::Flush(err) => SubmitAndWaitError::Flush(err),
+        })
+    }
+}
+
 impl<T, O, E> fmt::Debug for SubmitAndWait<'_, T, O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubmitAndWait")
-            .field("submitted", &self.waiter.is_linked())
-            .field("waiting_for_room", &self.room.is_some())
+            .field("submitted", &self.inner.is_submitted())
+            .field("waiting_for_room", &self.inner.is_waiting_for_room())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// Submits an item under its key and waits for its batch to be flushed;
+    /// returned by [`KeyedBatcher::submit_and_wait`], which documents it.
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it returned `Ready` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::{KeyedBatcher, KeyedSubmitAndWait};
+    ///
+    /// let batcher = KeyedBatcher::builder()
+    ///     .build(|_: u8, _: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// // A named future: nothing is submitted until it is first polled.
+    /// let waiting: KeyedSubmitAndWait<'_, u8, u32, (), std::io::Error> = batcher.submit_and_wait(1, 7);
+    /// assert_eq!(batcher.stats().submitted, 0);
+    /// waiting.await.unwrap();
+    /// assert_eq!(batcher.stats().flushed, 1);
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled; the item is submitted on the first poll"]
+    pub struct KeyedSubmitAndWait<'a, K, T, O, E>
+    where
+        K: Hash,
+        K: Eq,
+        K: Clone,
+        K: Send,
+        K: 'static,
+    {
+        #[pin]
+        inner: Submitting<'a, Keyed<K>, T, O, E>,
+    }
+}
+
+impl<'a, K, T, O, E> KeyedSubmitAndWait<'a, K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    #[inline]
+    pub(crate) fn new(batcher: &'a KeyedBatcher<K, T, O, E>, key: K, item: T) -> Self {
+        KeyedSubmitAndWait {
+            inner: Submitting::new(&batcher.shared, Keyed(key), item),
+        }
+    }
+}
+
+impl<K, T, O, E> Future for KeyedSubmitAndWait<'_, K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    type Output = Result<O, SubmitAndWaitError<(K, T), E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map_err(|err| match err {
+            SubmitAndWaitError::Closed((Keyed(key), item)) => {
+                SubmitAndWaitError::Closed((key, item))
+            }
+            SubmitAndWaitError::Flush(err) => SubmitAndWaitError::Flush(err),
+        })
+    }
+}
+
+impl<K, T, O, E> fmt::Debug for KeyedSubmitAndWait<'_, K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedSubmitAndWait")
+            .field("submitted", &self.inner.is_submitted())
+            .field("waiting_for_room", &self.inner.is_waiting_for_room())
             .finish()
     }
 }

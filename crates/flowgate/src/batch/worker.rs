@@ -1,9 +1,11 @@
-//! The [`Worker`]: seals batches on time, runs the flush function and resolves
-//! every item's flushed.
+//! The [`Worker`] and the [`KeyedWorker`]: seal batches on time, run the
+//! flush function and resolve every item's flushed. Both are a [`Driver`],
+//! generic over the batcher's [`BatchKey`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,9 +17,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::FlushError;
 use super::flushed::Completion;
+use super::keys::{BatchKey, Keyed, OpenSet};
 use super::room::{self, Woken};
-use super::shared::{Batch, Shared};
-use super::wait::WaitTable;
+use super::shared::{Sealed, Shared};
 use crate::sync::{lock, panic_message};
 
 /// The boxed flush future: the flush function's result, already split into
@@ -25,8 +27,10 @@ use crate::sync::{lock, panic_message};
 pub(crate) type FlushFuture<O, E> =
     Pin<Box<dyn Future<Output = Result<Vec<O>, FlushError<E>>> + Send + 'static>>;
 
-/// The boxed flush function.
-pub(crate) type FlushFn<T, O, E> = Box<dyn FnMut(Vec<T>) -> FlushFuture<O, E> + Send + 'static>;
+/// The boxed flush function: a batch's key (`()` for a plain batcher) and
+/// its items.
+pub(crate) type FlushFn<K, T, O, E> =
+    Box<dyn FnMut(K, Vec<T>) -> FlushFuture<O, E> + Send + 'static>;
 
 /// How many rounds of "collect finished flushes, start new ones" one poll of
 /// the worker runs before yielding to the scheduler.
@@ -53,13 +57,70 @@ const RESOLVE_CHUNK: usize = 64;
 /// Dropping the worker before it completes closes the batcher: every item not
 /// yet flushed — waiting in a batch or in a flush that is cut short — resolves
 /// with [`FlushError::Closed`], and submitters get their items back.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use flowgate::batch::Batcher;
+///
+/// let (batcher, worker) = Batcher::builder()
+///     .build_pair(|_: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+///     .unwrap();
+/// let worker = tokio::spawn(worker);
+/// batcher.submit_and_wait(1).await.unwrap();
+/// drop(batcher); // the last handle: the worker flushes what is left and completes
+/// worker.await.unwrap();
+/// # }
+/// ```
 #[must_use = "the batch worker does nothing unless spawned or awaited"]
 pub struct Worker<T, O, E> {
-    shared: Arc<Shared<T, O, E>>,
-    flush: FlushFn<T, O, E>,
+    driver: Driver<(), T, O, E>,
+}
+
+/// Drives a [`KeyedBatcher`](super::KeyedBatcher), as a [`Worker`] drives a
+/// [`Batcher`](super::Batcher): seals each key's batch when its delay has
+/// passed, calls the flush function with the key and the items, and
+/// resolves every item's [`Flushed`](super::Flushed).
+///
+/// [`KeyedBatcherBuilder::build`](super::KeyedBatcherBuilder::build) spawns
+/// it on the current tokio runtime;
+/// [`KeyedBatcherBuilder::build_pair`](super::KeyedBatcherBuilder::build_pair)
+/// hands it to you. It completes once the batcher is closed and every item
+/// was flushed. Dropping it before that closes the batcher: every item not
+/// yet flushed, in any key, resolves with [`FlushError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use flowgate::batch::KeyedBatcher;
+///
+/// let (batcher, worker) = KeyedBatcher::builder()
+///     .build_pair(|_key: &str, _rows: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+///     .unwrap();
+/// let flushed = batcher.submit("eu", 1).await.unwrap();
+/// drop(worker); // abrupt stop: nothing will flush the item
+/// assert!(flushed.await.unwrap_err().is_closed());
+/// # }
+/// ```
+#[must_use = "the batch worker does nothing unless spawned or awaited"]
+pub struct KeyedWorker<K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    driver: Driver<Keyed<K>, T, O, E>,
+}
+
+/// The worker of either kind of batcher.
+pub(crate) struct Driver<K: BatchKey, T, O, E> {
+    shared: Arc<Shared<K, T, O, E>>,
+    flush: FlushFn<K, T, O, E>,
     in_flight: FuturesUnordered<InFlight<O, E>>,
-    /// Fires at the open batch's deadline. Created on first use, inside the
-    /// runtime, so that the worker can be built outside one.
+    /// Fires at the oldest open batch's deadline. Created on first use,
+    /// inside the runtime, so that the worker can be built outside one.
     timer: Option<Pin<Box<Sleep>>>,
     timer_deadline: Option<Instant>,
     /// Batches resolved out of order, beyond the contiguous watermark.
@@ -74,6 +135,9 @@ pub struct Worker<T, O, E> {
 /// A batch being flushed.
 struct InFlight<O, E> {
     seq: u64,
+    /// The hash of the batch's key, to let its next batch go
+    /// (`one_flush_per_key`).
+    hash: u64,
     len: usize,
     future: FlushFuture<O, E>,
     /// Taken when the flush completes; dropped unresolved (resolving every flushed future
@@ -83,6 +147,7 @@ struct InFlight<O, E> {
 
 struct Finished<O, E> {
     seq: u64,
+    hash: u64,
     len: usize,
     completion: Completion<O, E>,
     result: Result<Vec<O>, FlushError<E>>,
@@ -101,6 +166,7 @@ impl<O, E> Future for InFlight<O, E> {
         };
         Poll::Ready(Finished {
             seq: this.seq,
+            hash: this.hash,
             len: this.len,
             completion: this.completion.take().expect("a flush completes only once"),
             result,
@@ -108,14 +174,29 @@ impl<O, E> Future for InFlight<O, E> {
     }
 }
 
-impl<T, O, E> Worker<T, O, E>
+impl<T, O, E> Worker<T, O, E> {
+    pub(crate) fn new(driver: Driver<(), T, O, E>) -> Self {
+        Worker { driver }
+    }
+}
+
+impl<K, T, O, E> KeyedWorker<K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    pub(crate) fn new(driver: Driver<Keyed<K>, T, O, E>) -> Self {
+        KeyedWorker { driver }
+    }
+}
+
+impl<K: BatchKey, T, O, E> Driver<K, T, O, E>
 where
     T: Send + 'static,
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
-    pub(crate) fn new(shared: Arc<Shared<T, O, E>>, flush: FlushFn<T, O, E>) -> Self {
-        Worker {
+    pub(crate) fn new(shared: Arc<Shared<K, T, O, E>>, flush: FlushFn<K, T, O, E>) -> Self {
+        Driver {
             shared,
             flush,
             in_flight: FuturesUnordered::new(),
@@ -138,34 +219,36 @@ where
             // what is left and stop.
             state.close(&mut woken);
         }
-        if let Some(open) = &state.open
-            && (state.closed
-                || open
-                    .deadline
-                    .is_some_and(|deadline| Instant::now() >= deadline))
-        {
-            state.seal();
+        if state.closed {
+            state.seal_all();
+        } else {
+            // Batches open in order and share one delay, so their deadlines
+            // come in the same order: seal from the oldest while due.
+            let now = Instant::now();
+            while let Some((seq, Some(deadline))) = state.open.oldest()
+                && now >= deadline
+            {
+                state.seal(seq);
+            }
         }
         // A held flush keeps its slot: the outputs it holds count against
         // `flush_concurrency × max_items`.
         while self.in_flight.len() + self.held.len() + starting.len() < limits.flush_concurrency {
-            match state.sealed.pop_front() {
-                Some(mut batch) => {
+            match state.ready.pop_front() {
+                Some(sealed) => {
                     // The items leave the batcher's capacity as the flush
-                    // takes them, and the waiters' table moves to the
-                    // flushing batches'.
-                    state.room.release(batch.items.len(), &mut woken);
-                    let waiters = std::mem::replace(&mut batch.waiters, WaitTable::new());
-                    state.flushing.insert(batch.seq, waiters);
-                    starting.push(batch);
+                    // takes them.
+                    state.room.release(sealed.batch.items.len(), &mut woken);
+                    starting.push(sealed);
                 }
                 None => break,
             }
         }
-        let deadline = state.open.as_ref().and_then(|batch| batch.deadline);
+        let deadline = state.open.oldest().and_then(|(_, deadline)| deadline);
         let finished = state.closed
-            && state.open.is_none()
-            && state.sealed.is_empty()
+            && state.open.len() == 0
+            && state.ready.is_empty()
+            && state.lanes.is_empty()
             && starting.is_empty()
             && self.in_flight.is_empty()
             && self.held.is_empty();
@@ -173,8 +256,8 @@ where
         room::wake(woken);
 
         let started = !starting.is_empty();
-        for batch in starting {
-            self.start(batch);
+        for sealed in starting {
+            self.start(sealed);
         }
         Schedule {
             started,
@@ -183,17 +266,15 @@ where
         }
     }
 
-    /// Hands `batch` to the flush function.
-    fn start(&mut self, batch: Batch<T, O, E>) {
-        let Batch {
-            seq,
-            items,
-            completion,
-            ..
-        } = batch;
+    /// Hands `sealed` to the flush function.
+    fn start(&mut self, sealed: Sealed<K, T, O, E>) {
+        let Sealed { hash, key, batch } = sealed;
+        let seq = batch.seq;
+        let items = batch.items;
+        let completion = batch.completion;
         let len = items.len();
         let flush = &mut self.flush;
-        let future = match catch_unwind(AssertUnwindSafe(|| flush(items))) {
+        let future = match catch_unwind(AssertUnwindSafe(|| flush(key, items))) {
             Ok(future) => future,
             Err(payload) => {
                 let err = FlushError::Panicked(panic_message(&*payload).into());
@@ -202,6 +283,7 @@ where
         };
         self.in_flight.push(InFlight {
             seq,
+            hash,
             len,
             future,
             completion: Some(completion),
@@ -209,7 +291,7 @@ where
     }
 }
 
-impl<T, O, E> Worker<T, O, E> {
+impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
     /// A flush finished: resolves its items now, or, with
     /// `resolve_in_order`, once every earlier batch is resolved (and then
     /// every held batch that was waiting for this one).
@@ -234,6 +316,7 @@ impl<T, O, E> Worker<T, O, E> {
     fn finish(&mut self, finished: Finished<O, E>) {
         let Finished {
             seq,
+            hash,
             len,
             completion,
             result,
@@ -257,8 +340,13 @@ impl<T, O, E> Worker<T, O, E> {
         loop {
             let finished = {
                 let mut state = lock(&self.shared.state);
+                let state = &mut *state;
                 if first {
                     first = false;
+                    if state.lanes_in_use() {
+                        // The key's next batch may start.
+                        state.lanes.release(hash, seq, &mut state.ready);
+                    }
                     let stats = &mut state.stats;
                     stats.batches += 1;
                     if outcome.is_ok() {
@@ -334,7 +422,7 @@ impl<E> fmt::Display for DisplayKind<'_, E> {
     }
 }
 
-impl<T, O, E> Future for Worker<T, O, E>
+impl<K: BatchKey, T, O, E> Future for Driver<K, T, O, E>
 where
     T: Send + 'static,
     O: Send + 'static,
@@ -365,7 +453,7 @@ where
             }
             // New flushes must be polled once to register their wakers.
             progressed |= schedule.started;
-            // Phase 3: arm the timer for the open batch's deadline.
+            // Phase 3: arm the timer for the oldest open batch's deadline.
             if let Some(deadline) = schedule.deadline {
                 let timer = this
                     .timer
@@ -388,7 +476,7 @@ where
     }
 }
 
-impl<T, O, E> Drop for Worker<T, O, E> {
+impl<K: BatchKey, T, O, E> Drop for Driver<K, T, O, E> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -400,7 +488,9 @@ impl<T, O, E> Drop for Worker<T, O, E> {
             let mut cut: Vec<_> = self
                 .in_flight
                 .iter_mut()
-                .filter_map(|flush| Some((flush.seq, flush.len, flush.completion.take()?)))
+                .filter_map(|flush| {
+                    Some((flush.seq, flush.hash, flush.len, flush.completion.take()?))
+                })
                 .collect();
             self.in_flight.clear();
             cut.sort_unstable_by_key(|&(seq, ..)| seq);
@@ -415,9 +505,10 @@ impl<T, O, E> Drop for Worker<T, O, E> {
                     (cut, _) => cut.is_some(),
                 };
                 let finished = if take_cut {
-                    let (seq, len, completion) = cut.next().expect("peeked");
+                    let (seq, hash, len, completion) = cut.next().expect("peeked");
                     Finished {
                         seq,
+                        hash,
                         len,
                         completion,
                         result: Err(FlushError::Closed),
@@ -431,22 +522,25 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         // Close first, so that no item enters a batch that will never flush.
         let mut woken = Woken::new();
         let mut wakers = Vec::new();
-        let (open, sealed) = {
+        let (open, ready, parked) = {
             let mut state = lock(&self.shared.state);
             state.close(&mut woken);
-            let mut open = state.open.take();
-            let mut sealed = std::mem::take(&mut state.sealed);
-            let lost = open.iter().chain(&sealed).map(|batch| batch.items.len());
+            let mut open = state.open.drain();
+            let ready = std::mem::take(&mut state.ready);
+            let parked = state.lanes.drain();
+            let lost = open.iter().chain(&ready).map(|sealed| &sealed.batch);
+            let lost = lost.chain(&parked).map(|batch| batch.items.len());
             let lost = lost.chain(self.in_flight.iter().map(|flush| flush.len));
             state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
             // Every waiter, of every batch, is unresolved; resolve them while
-            // holding the lock, before their tables leave the state.
+            // holding the lock, before their tables leave the state. The
+            // tables of sealed batches are with those of flushing ones.
             let closed = FlushError::Closed;
-            for batch in open.iter_mut().chain(sealed.iter_mut()) {
-                batch.waiters.close(&closed, &mut wakers);
+            for sealed in &mut open {
+                sealed.batch.waiters.close(&closed, &mut wakers);
             }
             state.flushing.close_all(&closed, &mut wakers);
-            (open, sealed)
+            (open, ready, parked)
         };
         room::wake(woken);
         for waker in wakers {
@@ -454,7 +548,8 @@ impl<T, O, E> Drop for Worker<T, O, E> {
         }
         // Dropping unresolved completions resolves their flushed futures with `Closed`.
         drop(open);
-        drop(sealed);
+        drop(ready);
+        drop(parked);
         self.in_flight.clear();
         self.shared.progress.send_modify(|progress| {
             progress.resolved = u64::MAX;
@@ -463,11 +558,56 @@ impl<T, O, E> Drop for Worker<T, O, E> {
     }
 }
 
-impl<T, O, E> fmt::Debug for Worker<T, O, E> {
+impl<K: BatchKey, T, O, E> fmt::Debug for Driver<K, T, O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Worker")
             .field("in_flight", &self.in_flight.len())
             .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, O, E> Future for Worker<T, O, E>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.driver).poll(cx)
+    }
+}
+
+impl<K, T, O, E> Future for KeyedWorker<K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.driver).poll(cx)
+    }
+}
+
+impl<T, O, E> fmt::Debug for Worker<T, O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.driver.fmt(f)
+    }
+}
+
+impl<K, T, O, E> fmt::Debug for KeyedWorker<K, T, O, E>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedWorker")
+            .field("in_flight", &self.driver.in_flight.len())
+            .field("done", &self.driver.done)
             .finish_non_exhaustive()
     }
 }
