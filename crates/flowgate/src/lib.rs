@@ -9,7 +9,7 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Flushed`](batch::Flushed) (or [`submit_and_wait`](Batcher::submit_and_wait)) resolves when *its* item was flushed |
+//! | [`batch`] | [`Batcher`]: many tasks submit items, one function flushes them in batches (by size, delay or bytes), each submitter's [`Flushed`](batch::Flushed) (or [`submit_and_wait`](Batcher::submit_and_wait)) resolves when *its* item was flushed; [`KeyedBatcher`]: the same with one batch per key, `flush(key, items)`, optionally one flush per key at a time and a bound on open keys |
 //! | [`broadcast`] | [`Publisher`] and [`Subscriber`]: an event stream in which every subscriber sees every event published after it subscribed, in order, with nothing lost (unbounded, or bounded by waiting for the slowest subscriber) |
 //! | [`coalesce`] | [`OpQueue`]: keyed, bounded, coalescing queue — items that share a key while it is queued are dequeued together (or merged), oldest key first; a windowed mode debounces each key |
 //! | [`dataloader`] | [`DataLoader`]: `load(key)` calls from many tasks within a window become one `batch_fetch(keys)` of distinct keys, with an error per key and an optional bounded TTL cache; built on [`Batcher`] |
@@ -321,6 +321,7 @@
 //! | `run` | runs your async call inside a wrapper (`Retry::run`, `CircuitBreaker::run`, `Guard::run`) |
 //! | ack | the consumer saying an item is done: a token you call or drop ([`CursorAck`](source::CursorAck), [`WatermarkAck`](source::WatermarkAck), `flowgate_redis::Delivery::ack`) |
 //! | `commit_point` | the offset to commit: Kafka's "next offset to read", one past the last contiguously acknowledged offset |
+//! | `Keyed*` | the keyed twin of a type, items carrying a key: [`KeyedBatcher`] and its `KeyedBatcherBuilder`, `KeyedWorker`, `KeyedPermit`, `KeyedSubmitAndWait`, `KeyedBatchStats`; [`KeyedRateLimiter`] |
 //! | `Flushed` | a future that resolves when a submitted item was written by a [`Batcher`] ([`submit`](Batcher::submit) returns one; [`submit_and_wait`](Batcher::submit_and_wait) is submit and wait fused in one future) |
 //! | `Cursor*` | the parts of a [`CursorSource`] (`CursorControl`, `CursorStats`, `CursorError`), so they do not clash with a broker crate's `Source*` |
 //! | a stream type | named after its operator: `item_timeout` → `ItemTimeout`, `throttle_keep` → `ThrottleKeep` |
@@ -350,7 +351,7 @@ mod store;
 mod sync;
 mod time;
 
-pub use batch::Batcher;
+pub use batch::{Batcher, KeyedBatcher};
 pub use broadcast::{Publisher, Subscriber};
 pub use coalesce::OpQueue;
 pub use dataloader::DataLoader;
