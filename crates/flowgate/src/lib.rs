@@ -340,6 +340,7 @@ pub mod dataloader;
 pub mod group;
 pub mod idempotency;
 pub mod limit;
+pub mod metrics;
 pub mod pipeline;
 pub mod prelude;
 pub mod resilience;
@@ -349,6 +350,7 @@ mod expiring;
 mod loom;
 mod store;
 mod sync;
+mod telemetry;
 mod time;
 
 pub use batch::{Batcher, KeyedBatcher};
