@@ -72,7 +72,7 @@ impl Name {
             }
         }
         #[cfg(not(feature = "metrics"))]
-        Counter
+        Counter()
     }
 
     /// A gauge `metric{name="…"}`; a no-op one when unnamed.
@@ -95,7 +95,7 @@ impl Name {
             }
         }
         #[cfg(not(feature = "metrics"))]
-        Gauge
+        Gauge()
     }
 
     /// A histogram `metric{name="…"}`; a no-op one when unnamed.
@@ -118,7 +118,7 @@ impl Name {
             }
         }
         #[cfg(not(feature = "metrics"))]
-        Histogram
+        Histogram()
     }
 }
 
@@ -161,7 +161,7 @@ impl Counter {
             Counter(::metrics::Counter::noop())
         }
         #[cfg(not(feature = "metrics"))]
-        Counter
+        Counter()
     }
 
     /// Adds `n`.
@@ -191,7 +191,7 @@ impl Gauge {
             Gauge(::metrics::Gauge::noop())
         }
         #[cfg(not(feature = "metrics"))]
-        Gauge
+        Gauge()
     }
 
     /// Sets the value.
@@ -243,7 +243,7 @@ impl Histogram {
             Histogram(::metrics::Histogram::noop())
         }
         #[cfg(not(feature = "metrics"))]
-        Histogram
+        Histogram()
     }
 
     /// Records one value.
