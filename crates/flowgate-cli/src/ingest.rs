@@ -512,21 +512,36 @@ impl Sink {
 
 /// The sink's health, shared by the concurrent flushes: logs an outage once
 /// when it starts and once when it ends.
-#[derive(Default)]
 struct Health {
     failing_since: Mutex<Option<Instant>>,
-    retries: AtomicU64,
+    retries: Tally,
+    /// 1 while failing.
+    down: metrics::Gauge,
 }
 
 impl Health {
+    fn new() -> Self {
+        let down = metrics::gauge!("flowgate_ingest_sink_down");
+        down.set(0.0);
+        Health {
+            failing_since: Mutex::new(None),
+            retries: Tally::new(
+                metrics::counter!("flowgate_ingest_sink_retries_total"),
+                false,
+            ),
+            down,
+        }
+    }
+
     fn failed(&self, err: &SinkError, attempt: u32, delay: Duration) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.add(1);
         let mut since = self
             .failing_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if since.is_none() {
             *since = Some(Instant::now());
+            self.down.set(1.0);
             tracing::warn!(error = %Chain(err), "sink unavailable: pausing reads; retrying the write until it succeeds");
         }
         tracing::warn!(error = %Chain(err), attempt, retry_in = ?delay, "batch write failed; retrying");
@@ -538,26 +553,126 @@ impl Health {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(start) = since.take() {
+            self.down.set(0.0);
             tracing::info!(outage = ?start.elapsed(), "sink recovered: resuming reads");
         }
     }
 }
 
-/// What happened to the messages so far: received, and each outcome.
-#[derive(Default)]
+/// A count of the report and the Prometheus counter that follows it
+/// (`--metrics-addr`; a no-op handle without).
+struct Tally {
+    count: AtomicU64,
+    metric: metrics::Counter,
+    /// Whether messages counted here were acknowledged.
+    acks: bool,
+}
+
+impl Tally {
+    fn new(metric: metrics::Counter, acks: bool) -> Self {
+        Tally {
+            count: AtomicU64::new(0),
+            metric,
+            acks,
+        }
+    }
+
+    fn outcome(outcome: &'static str, acks: bool) -> Self {
+        Tally::new(
+            metrics::counter!("flowgate_ingest_messages_total", "outcome" => outcome),
+            acks,
+        )
+    }
+
+    fn add(&self, n: u64) {
+        self.count.fetch_add(n, Ordering::Relaxed);
+        self.metric.increment(n);
+    }
+
+    fn get(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The Redis source's counters as Prometheus series, and the messages it
+/// dead-lettered itself (never handed out) added to the ingest series as the
+/// report adds them: received, dead-lettered, acked.
+struct SourceExport {
+    stats: Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>,
+    by_source: Mutex<u64>,
+    received: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    acked: metrics::Counter,
+}
+
+impl SourceExport {
+    fn new(stats: Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>) -> Self {
+        SourceExport {
+            stats,
+            by_source: Mutex::new(0),
+            received: metrics::counter!("flowgate_ingest_received_total"),
+            dead_lettered: metrics::counter!("flowgate_ingest_messages_total", "outcome" => "dead_lettered"),
+            acked: metrics::counter!("flowgate_ingest_acked_total"),
+        }
+    }
+
+    fn sync(&self) {
+        let stats = (self.stats)();
+        stats.record("ingest");
+        let total = stats.unreadable + stats.deleted + stats.dead_lettered;
+        let mut seen = self
+            .by_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let new = total.saturating_sub(*seen);
+        *seen = total;
+        for counter in [&self.received, &self.dead_lettered, &self.acked] {
+            counter.increment(new);
+        }
+    }
+}
+
+/// What happened to the messages so far: received, and each outcome; the
+/// same counts as Prometheus series (see [`crate::metrics::INGEST`]).
 struct Progress {
-    received: AtomicU64,
-    written: AtomicU64,
-    duplicates: AtomicU64,
-    dead_lettered: AtomicU64,
-    failed: AtomicU64,
-    unacked: AtomicU64,
+    received: Tally,
+    written: Tally,
+    duplicates: Tally,
+    dead_lettered: Tally,
+    failed: Tally,
+    unacked: Tally,
+    acked: metrics::Counter,
+    in_flight: metrics::Gauge,
+    ack_latency: metrics::Histogram,
     /// Receipt-to-ack times of the acked messages, in microseconds.
     latencies: Mutex<Vec<u32>>,
     last_outcome: Mutex<Option<Instant>>,
 }
 
 impl Progress {
+    /// Registers the series with the recorder installed now.
+    fn new() -> Self {
+        Progress {
+            received: Tally::new(metrics::counter!("flowgate_ingest_received_total"), false),
+            written: Tally::outcome("written", true),
+            duplicates: Tally::outcome("duplicate", true),
+            dead_lettered: Tally::outcome("dead_lettered", true),
+            failed: Tally::outcome("failed", false),
+            unacked: Tally::outcome("unacked", false),
+            acked: metrics::counter!("flowgate_ingest_acked_total"),
+            in_flight: metrics::gauge!("flowgate_ingest_in_flight"),
+            ack_latency: metrics::histogram!("flowgate_ingest_ack_latency_seconds"),
+            latencies: Mutex::new(Vec::new()),
+            last_outcome: Mutex::new(None),
+        }
+    }
+
+    /// One message taken from the source.
+    fn received(&self) {
+        self.received.add(1);
+        self.in_flight.increment(1.0);
+    }
+
     /// Messages whose outcome is known.
     fn done(&self) -> u64 {
         [
@@ -568,12 +683,16 @@ impl Progress {
             &self.unacked,
         ]
         .iter()
-        .map(|c| c.load(Ordering::Relaxed))
+        .map(|c| c.get())
         .sum()
     }
 
-    fn outcome(&self, counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    fn outcome(&self, tally: &Tally, n: u64) {
+        tally.add(n);
+        if tally.acks {
+            self.acked.increment(n);
+        }
+        self.in_flight.decrement(n as f64);
         *self
             .last_outcome
             .lock()
@@ -586,11 +705,11 @@ impl Progress {
             .latencies
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        latencies.extend(
-            received
-                .into_iter()
-                .map(|at| u32::try_from(now.duration_since(at).as_micros()).unwrap_or(u32::MAX)),
-        );
+        latencies.extend(received.into_iter().map(|at| {
+            let latency = now.duration_since(at);
+            self.ack_latency.record(latency.as_secs_f64());
+            u32::try_from(latency.as_micros()).unwrap_or(u32::MAX)
+        }));
     }
 
     /// A dead letter (`true`) or a failed attempt at one (`false`: left
@@ -612,12 +731,11 @@ impl Progress {
     }
 
     fn fill(&self, report: &mut Report) {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        report.written = get(&self.written);
-        report.duplicates = get(&self.duplicates);
-        report.dead_lettered = get(&self.dead_lettered);
-        report.failed = get(&self.failed);
-        report.unacked = get(&self.unacked);
+        report.written = self.written.get();
+        report.duplicates = self.duplicates.get();
+        report.dead_lettered = self.dead_lettered.get();
+        report.failed = self.failed.get();
+        report.unacked = self.unacked.get();
         report.acked = report.written + report.duplicates + report.dead_lettered;
         let mut latencies = self
             .latencies
@@ -790,7 +908,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         failure: Mutex::new(None),
     });
     let pause = PauseHandle::new();
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::new());
     let retry = Arc::new(
         Retry::new(
             Backoff::exponential(Duration::from_millis(100))
@@ -811,8 +929,21 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
 
     let bar = progress_bar(config.progress, opened.expected);
     let start = Instant::now();
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new());
     let watcher = spawn_stop_conditions(&config.source, &run, &progress, &pause);
+
+    let exporter = opened.stats.clone().map(|stats| {
+        let export = Arc::new(SourceExport::new(stats));
+        let ticking = Arc::clone(&export);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                ticking.sync();
+            }
+        });
+        (export, task)
+    });
 
     let counted = Arc::clone(&progress);
     let source_run = Arc::clone(&run);
@@ -846,7 +977,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                 None => return std::task::Poll::Ready(None),
                 Some(Err(err)) => source_run.fail(Arc::new(SourceFailed(err))),
                 Some(Ok(incoming)) => {
-                    counted.received.fetch_add(1, Ordering::Relaxed);
+                    counted.received();
                     let message = &incoming.message;
                     let lane = key_field.as_deref().map_or(0, |field| {
                         crate::lanes::lane_of(message.fields.get(field).unwrap_or_default(), lanes)
@@ -938,7 +1069,11 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         watch.abort();
     }
     report.elapsed = last_outcome.duration_since(start);
-    report.received = progress.received.load(Ordering::Relaxed);
+    report.received = progress.received.get();
+    if let Some((export, task)) = exporter {
+        task.abort();
+        export.sync();
+    }
     if let Some(stats) = &opened.stats {
         let stats = stats();
         // Dead-lettered by the source itself, never handed out: unreadable
@@ -963,7 +1098,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             "redis source totals"
         );
     }
-    report.retries = health.retries.load(Ordering::Relaxed);
+    report.retries = health.retries.get();
     report.failure = run
         .failure
         .lock()
@@ -1091,7 +1226,7 @@ struct Opened {
     acker: Option<flowgate_redis::Acker>,
     dead_letter_stream: Option<String>,
     /// The Redis source's counters.
-    stats: Option<Box<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>>,
+    stats: Option<Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>>,
 }
 
 async fn open_source(
@@ -1222,7 +1357,7 @@ async fn open_source(
                 stop: Some(stop),
                 acker: Some(acker),
                 dead_letter_stream: Some(dead_letter),
-                stats: Some(Box::new(move || {
+                stats: Some(Arc::new(move || {
                     stats.lock().unwrap_or_else(PoisonError::into_inner).stats()
                 })),
             })
@@ -1273,7 +1408,7 @@ fn spawn_stop_conditions(
         let mut seen = 0;
         loop {
             tick.tick().await;
-            let received = progress.received.load(Ordering::Relaxed);
+            let received = progress.received.get();
             if max_messages.is_some_and(|max| received >= max) {
                 tracing::info!("stopping: --max-messages reached");
                 run.control.stop();

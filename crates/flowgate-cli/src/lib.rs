@@ -31,5 +31,6 @@ pub mod ingest;
 mod lanes;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod naive;
 pub mod run;

@@ -229,6 +229,11 @@ struct IngestArgs {
     /// Log lines as text or JSON objects (on standard error).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output")]
     log_format: LogFormat,
+    /// Serve Prometheus metrics on IP:PORT (any path), e.g.
+    /// 127.0.0.1:9464: the totals of the report as they happen, and every
+    /// primitive's series (queue depths, batch sizes, flush latencies).
+    #[arg(long, value_name = "IP:PORT", help_heading = "Output")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 const INGEST_HELP: &str = "\
@@ -399,6 +404,11 @@ struct RunArgs {
     /// Log lines as text or JSON objects (on standard error).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output")]
     log_format: LogFormat,
+    /// Serve Prometheus metrics on IP:PORT (any path), e.g.
+    /// 127.0.0.1:9464: the totals of the report as they happen, and every
+    /// primitive's series (queue depths, batch sizes, flush latencies).
+    #[arg(long, value_name = "IP:PORT", help_heading = "Output")]
+    metrics_addr: Option<std::net::SocketAddr>,
 
     /// The command and its arguments, a template: {} the item, {1}, {2}…
     /// its fields, {#} its position, {{ and }} literal braces. Put `--`
@@ -549,6 +559,12 @@ async fn run_command(args: RunArgs) -> ExitCode {
         eprintln!("flowgate run: {err}");
         return ExitCode::from(RUN_USAGE);
     }
+    if let Some(addr) = args.metrics_addr
+        && let Err(err) = flowgate_cli::metrics::serve(addr)
+    {
+        print_error("flowgate run", &err);
+        return ExitCode::from(RUN_USAGE);
+    }
     let config = match run_config(args) {
         Ok(config) => config,
         Err(err) => {
@@ -643,6 +659,12 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
 async fn ingest_command(args: IngestArgs) -> ExitCode {
     if let Err(err) = logging::init(args.verbose, args.log_format) {
         eprintln!("flowgate ingest: {err}");
+        return ExitCode::from(2);
+    }
+    if let Some(addr) = args.metrics_addr
+        && let Err(err) = flowgate_cli::metrics::serve(addr)
+    {
+        print_error("flowgate ingest", &err);
         return ExitCode::from(2);
     }
     let config = match ingest_config(args) {

@@ -180,6 +180,8 @@ mod source;
 pub use delivery::{AckToken, Acker, Delivery, Message};
 pub use error::{BuildError, SourceError};
 pub use fields::{Fields, FieldsBuilder};
+#[cfg(feature = "metrics")]
+pub use source::SOURCE_SERIES;
 pub use source::{RedisStreamSource, SourceBuilder, SourceStats, StopHandle};
 
 // The public types can move between tasks and threads.

@@ -625,6 +625,67 @@ pub struct SourceStats {
     pub ack_retries: u64,
 }
 
+/// The series [`SourceStats::record`] sets, each `name{name="…"}`: every
+/// counter field as `flowgate_redis_source_<field>_total`, and `held` as the
+/// gauge `flowgate_redis_source_held`.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub const SOURCE_SERIES: &[&str] = &[
+    "flowgate_redis_source_read_total",
+    "flowgate_redis_source_recovered_total",
+    "flowgate_redis_source_claimed_total",
+    "flowgate_redis_source_skipped_total",
+    "flowgate_redis_source_dead_lettered_total",
+    "flowgate_redis_source_unreadable_total",
+    "flowgate_redis_source_deleted_total",
+    "flowgate_redis_source_rejected_total",
+    "flowgate_redis_source_lease_renewals_total",
+    "flowgate_redis_source_lease_renewal_failures_total",
+    "flowgate_redis_source_leases_lost_total",
+    "flowgate_redis_source_retries_total",
+    "flowgate_redis_source_ack_retries_total",
+    "flowgate_redis_source_held",
+];
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+impl SourceStats {
+    /// Sets the [`SOURCE_SERIES`] to these counts, labelled `name`, through
+    /// the `metrics` facade (feature `metrics`): call it on a timer (and once
+    /// at the end) with [`RedisStreamSource::stats`] to export the source.
+    /// Counters are set to the absolute totals, so calling it twice with
+    /// the same stats changes nothing.
+    ///
+    /// ```
+    /// use flowgate_redis::SourceStats;
+    ///
+    /// // With no recorder installed this records nothing.
+    /// SourceStats::default().record("orders");
+    /// ```
+    pub fn record(&self, name: &str) {
+        let counts = [
+            self.read,
+            self.recovered,
+            self.claimed,
+            self.skipped,
+            self.dead_lettered,
+            self.unreadable,
+            self.deleted,
+            self.rejected,
+            self.lease_renewals,
+            self.lease_renewal_failures,
+            self.leases_lost,
+            self.retries,
+            self.ack_retries,
+        ];
+        for (series, count) in SOURCE_SERIES.iter().zip(counts) {
+            metrics::counter!(*series, "name" => name.to_owned()).absolute(count);
+        }
+        metrics::gauge!("flowgate_redis_source_held", "name" => name.to_owned())
+            .set(self.held as f64);
+    }
+}
+
 struct Settings {
     batch_size: usize,
     block: Duration,

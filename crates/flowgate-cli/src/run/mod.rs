@@ -186,7 +186,40 @@ struct Gates {
     no_retry_on: Vec<i32>,
     timeout: Option<Duration>,
     retries_done: AtomicU64,
+    /// `flowgate_run_retries_total`, beside `retries_done`.
+    retries_metric: metrics::Counter,
     breaker_open: std::sync::atomic::AtomicBool,
+}
+
+/// The summary's counts as Prometheus series (`--metrics-addr`; no-op
+/// handles without), updated where the summary is: see
+/// [`crate::metrics::RUN`].
+struct RunMetrics {
+    items: metrics::Counter,
+    succeeded: metrics::Counter,
+    failed: metrics::Counter,
+    timed_out: metrics::Counter,
+    retried: metrics::Counter,
+    skipped_resume: metrics::Counter,
+    skipped_dedup: metrics::Counter,
+    running: metrics::Gauge,
+    waiting: metrics::Gauge,
+}
+
+impl RunMetrics {
+    fn new() -> Self {
+        RunMetrics {
+            items: metrics::counter!("flowgate_run_items_total"),
+            succeeded: metrics::counter!("flowgate_run_jobs_total", "outcome" => "succeeded"),
+            failed: metrics::counter!("flowgate_run_jobs_total", "outcome" => "failed"),
+            timed_out: metrics::counter!("flowgate_run_jobs_timed_out_total"),
+            retried: metrics::counter!("flowgate_run_jobs_retried_total"),
+            skipped_resume: metrics::counter!("flowgate_run_skipped_total", "reason" => "resume"),
+            skipped_dedup: metrics::counter!("flowgate_run_skipped_total", "reason" => "dedup"),
+            running: metrics::gauge!("flowgate_run_jobs_running"),
+            waiting: metrics::gauge!("flowgate_run_jobs_waiting"),
+        }
+    }
 }
 
 impl Gates {
@@ -276,6 +309,7 @@ impl Gates {
                 return Ok((output, attempt));
             }
             self.retries_done.fetch_add(1, Ordering::Relaxed);
+            self.retries_metric.increment(1);
             let delay = delays.next().unwrap_or(Duration::ZERO);
             tracing::debug!(attempt, ?delay, exit = ?output.exit, "job failed, retrying");
             tokio::time::sleep(delay).await;
@@ -470,6 +504,7 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         no_retry_on: config.no_retry_on.clone(),
         timeout: config.timeout,
         retries_done: AtomicU64::new(0),
+        retries_metric: metrics::counter!("flowgate_run_retries_total"),
         breaker_open: std::sync::atomic::AtomicBool::new(false),
     });
     // With --adaptive, the AIMD limit decides how many run; the dispatcher
@@ -487,6 +522,7 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         config.tag,
     );
     let mut summary = Summary::default();
+    let meters = RunMetrics::new();
     let started = Instant::now();
 
     let mut running: FuturesUnordered<JobFuture> = FuturesUnordered::new();
@@ -524,6 +560,8 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         let can_read =
             halting.is_none() && !input_done && running.len() < slots && held_count < MAX_HELD;
         let stopped = halting.is_some();
+        meters.running.set(running.len() as f64);
+        meters.waiting.set((ready.len() + held_count) as f64);
         if running.is_empty() && (ready.is_empty() || stopped) && (input_done || stopped) {
             break; // nothing runs, and nothing more may start
         }
@@ -535,15 +573,19 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
                 let ok = done.exit.success();
                 if ok {
                     summary.succeeded += 1;
+                    meters.succeeded.increment(1);
                 } else {
                     summary.failed += 1;
+                    meters.failed.increment(1);
                     if done.exit == Exit::TimedOut {
                         summary.timed_out += 1;
+                        meters.timed_out.increment(1);
                     }
                     tracing::warn!(seq = done.item.seq, item = %done.item.text, exit = ?done.exit, attempts = done.attempts, "job failed");
                 }
                 if done.attempts > 1 {
                     summary.retried += 1;
+                    meters.retried.increment(1);
                 }
                 bar.job_finished(ok);
                 if let Some(log) = &joblog {
@@ -604,14 +646,17 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
                     }
                     Some(Ok(item)) => {
                         summary.items += 1;
+                        meters.items.increment(1);
                         if skip.contains(item.seq) {
                             summary.skipped_resume += 1;
+                            meters.skipped_resume.increment(1);
                             bar.job_finished(true);
                             out.skip(item.seq).map_err(RunError::Output)?;
                             continue;
                         }
                         if config.dedup && !seen.insert(item.text.clone()) {
                             summary.skipped_dedup += 1;
+                            meters.skipped_dedup.increment(1);
                             bar.job_finished(true);
                             out.skip(item.seq).map_err(RunError::Output)?;
                             continue;
@@ -644,6 +689,8 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         }
     }
 
+    meters.running.set(running.len() as f64);
+    meters.waiting.set(0.0);
     // After a halt: what never ran, in order.
     let mut not_run: Vec<u64> = ready.iter().map(|(item, _)| item.seq).collect();
     not_run.extend(held.values().flatten().map(|item| item.seq));
