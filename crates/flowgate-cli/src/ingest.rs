@@ -40,6 +40,7 @@ use flowgate_sql::{PostgresOptions, PostgresSink, RowOutcome, SinkError, SqliteS
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::mapping::Mapping;
 
@@ -771,10 +772,12 @@ async fn finish_batch(
     entries: Vec<Entry>,
     progress: Arc<Progress>,
     acker: Option<flowgate_redis::Acker>,
+    batch: tracing::Span,
 ) {
     let outcomes = match result {
         Ok(outcomes) if outcomes.len() == entries.len() => outcomes,
         Ok(outcomes) => {
+            batch.record("outcome", "failed");
             tracing::error!(
                 rows = entries.len(),
                 outcomes = outcomes.len(),
@@ -784,13 +787,15 @@ async fn finish_batch(
             return;
         }
         Err(err) => {
-            tracing::debug!(messages = entries.len(), error = %Chain(&err), "batch not acked: left pending");
+            batch.record("outcome", "failed");
+            tracing::warn!(messages = entries.len(), error = %Chain(&err), "batch not acked: left pending");
             progress.outcome(&progress.failed, entries.len() as u64);
             return;
         }
     };
     let mut inserted = 0;
     let mut duplicates = 0;
+    let mut dead = 0u64;
     let mut acks = Vec::with_capacity(entries.len());
     let mut received = Vec::with_capacity(entries.len());
     for (
@@ -820,6 +825,7 @@ async fn finish_batch(
                 acks.push(incoming.ack);
             }
             Some(reason) => {
+                dead += 1;
                 let done = incoming.ack.dead_letter(&incoming.message, &reason).await;
                 progress.dead_letter(done, incoming.received);
             }
@@ -827,6 +833,10 @@ async fn finish_batch(
     }
     let total = acks.len() as u64;
     let unacked = Acknowledge::ack_all(acks, acker.as_ref()).await;
+    batch.record("outcome", if unacked == 0 { "acked" } else { "unacked" });
+    batch.record("written", inserted);
+    batch.record("duplicates", duplicates);
+    batch.record("dead_lettered", dead);
     if unacked == 0 {
         progress.acked(received);
         progress.outcome(&progress.written, inserted);
@@ -1012,7 +1022,23 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             write_pause.clone(),
             Arc::clone(&write_retry),
         );
-        async move { write_batch(&sink, rows, &run, &health, &pause, &retry).await }
+        // One span per batch, from its write to its ack (see `finish_batch`);
+        // the sink's attempts run in a `write` span under it.
+        let batch = tracing::info_span!(
+            "batch",
+            rows = rows.len(),
+            outcome = tracing::field::Empty,
+            written = tracing::field::Empty,
+            duplicates = tracing::field::Empty,
+            dead_lettered = tracing::field::Empty,
+        );
+        let write = tracing::info_span!(parent: &batch, "write");
+        async move {
+            let result = write_batch(&sink, rows, &run, &health, &pause, &retry)
+                .instrument(write)
+                .await;
+            (result, batch)
+        }
     };
     let written: BoxStream<'static, _> = if config.key.is_some() {
         // Per-key order: a lane per written batch at once, each lane one
@@ -1039,13 +1065,16 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     let batch_acker = opened.acker.clone();
     let finished = written.par_map_unordered(
         config.flush_concurrency.saturating_mul(2),
-        move |(result, entries)| {
+        move |((result, batch), entries): ((_, tracing::Span), _)| {
+            let ack = tracing::info_span!(parent: &batch, "ack");
             finish_batch(
                 result,
                 entries,
                 Arc::clone(&ack_totals),
                 batch_acker.clone(),
+                batch,
             )
+            .instrument(ack)
         },
     );
 
