@@ -619,6 +619,7 @@ impl SourceExport {
 
     fn sync(&self) {
         let stats = (self.stats)();
+        #[cfg(feature = "metrics")]
         stats.record("ingest");
         let total = stats.unreadable + stats.deleted + stats.dead_lettered;
         let mut seen = self

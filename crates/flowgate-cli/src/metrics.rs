@@ -131,6 +131,7 @@ pub fn serve(addr: SocketAddr) -> Result<(), ServeError> {
         .map_err(fail)?
         .install()
         .map_err(fail)?;
+    #[cfg(feature = "metrics")]
     flowgate::metrics::describe();
     describe(INGEST);
     describe(RUN);
