@@ -252,6 +252,7 @@ mod error;
 mod flushed;
 mod keyed;
 mod keys;
+mod observe;
 mod output;
 mod room;
 mod shared;
