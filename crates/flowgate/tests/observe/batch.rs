@@ -1,7 +1,6 @@
 //! `flowgate::batch`: the `flowgate_batch_*` series of `Batcher` and
 //! `KeyedBatcher` (feature `metrics`), their flush spans and their events.
 
-use std::pin::pin;
 use std::time::Duration;
 
 use flowgate::batch::{Batcher, KeyedBatcher};
@@ -26,6 +25,8 @@ fn ok_after(
 
 #[cfg(feature = "metrics")]
 mod series {
+    use std::pin::pin;
+
     use super::*;
     use crate::common::Recorded;
 

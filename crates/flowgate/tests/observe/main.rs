@@ -9,3 +9,4 @@
 
 mod batch;
 mod common;
+mod dataloader;
