@@ -27,6 +27,7 @@ use crate::telemetry::Name;
 /// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)`, saturating | at least `max_items` ([`BuildError::CapacityBelowMaxItems`]) | `usize::MAX`: no backpressure |
 /// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 ([`BuildError::ZeroFlushConcurrency`]) | `usize::MAX`: no bound on flushes at once |
 /// | [`resolve_in_order`](Self::resolve_in_order) | `false` | none | |
+/// | [`name`](Self::name) | none: no metrics | any string, as given | |
 ///
 /// Setters only store their value and never panic. Every rule is checked by
 /// [`build`](Self::build) and [`build_pair`](Self::build_pair), which return
@@ -523,6 +524,7 @@ impl<T> fmt::Debug for BatcherBuilder<T> {
 /// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 ([`BuildError::ZeroFlushConcurrency`]) | `usize::MAX`: no bound on flushes at once |
 /// | [`one_flush_per_key`](Self::one_flush_per_key) | `false` | none | |
 /// | [`max_open_keys`](Self::max_open_keys) | `usize::MAX` (bounded by `capacity` anyway: an open key holds an item) | at least 1 ([`BuildError::ZeroMaxOpenKeys`]) | `usize::MAX`: no bound but `capacity` |
+/// | [`name`](Self::name) | none: no metrics | any string, as given | |
 ///
 /// Setters only store their value and never panic; [`build`](Self::build)
 /// and [`build_pair`](Self::build_pair) check every rule and return a

@@ -393,6 +393,7 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
             len,
             completion,
             result,
+            span,
             ..
         } = finished;
         let metrics = &self.shared.metrics;
@@ -445,7 +446,8 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
                 break;
             }
         }
-        completion.resolve(outcome);
+        // Callbacks run (and a panicking one is logged) in the flush span.
+        span.in_scope(|| completion.resolve(outcome));
         self.mark_resolved(seq);
     }
 

@@ -29,6 +29,7 @@ use crate::telemetry::Name;
 /// | [`concurrency`](Self::concurrency) | 4 | at least 1 | `usize::MAX`: no bound on fetches at once |
 /// | [`capacity`](Self::capacity) | `max_batch × (concurrency + 1)`, saturating | at least `max_batch` | `usize::MAX`: no backpressure |
 /// | [`cache`](Self::cache) | none | capacity at least 1 ([`BuildError::ZeroCacheCapacity`]), ttl greater than zero ([`BuildError::ZeroCacheTtl`]) | capacity `usize::MAX`: no size bound; ttl `Duration::MAX`: never expires |
+/// | [`name`](Self::name) | none: no metrics | any string, as given | |
 ///
 /// Setters only store their value and never panic; [`build`](Self::build)
 /// and [`build_pair`](Self::build_pair) check every rule and return a

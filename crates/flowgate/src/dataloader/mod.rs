@@ -106,6 +106,24 @@
 //! does the same without waiting. No load is ever left waiting: if the
 //! batcher's worker is dropped, waiting loads fail with `Closed`.
 //!
+//! # Metrics and tracing
+//!
+//! Name a loader with [`DataLoaderBuilder::name`] and, with the `metrics`
+//! feature, it records the `flowgate_dataloader_*` series listed in
+//! [`crate::metrics`]: loads, cache hits and misses, loads joined to a fetch
+//! in progress, keys per batch fetch, batch fetches that failed (by reason)
+//! and each fetched key's result (by outcome). Its batcher takes the same
+//! name, so the `flowgate_batch_*` series with it describe the keys' queue:
+//! keys waiting for their window, fetches by trigger, their duration, and
+//! the time a key waited before its fetch started.
+//!
+//! Each batch fetch runs in its batcher's `flush` span (target
+//! `flowgate::batch`, with the loader's name); a failed or panicked fetch is
+//! that batcher's `warn` or `error` event. A fetch that returned errors for
+//! some keys emits one `warn` event (target `flowgate::dataloader`, with the
+//! counts), one with only missing keys a `debug` event; nothing is emitted
+//! per key.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |

@@ -771,3 +771,26 @@ async fn a_keyed_batcher_has_the_same_span() {
     assert_eq!(flush[0].field("trigger"), Some("size"));
     assert_eq!(flush[0].follows_from, [span.id().unwrap().into_u64()]);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_panicking_callback_is_an_error_event_in_the_flush_span() {
+    let traced = Traced::new();
+    let _guard = traced.set_default();
+    let batcher = Batcher::builder()
+        .name("cb")
+        .max_items(1)
+        .build(ok_after(0))
+        .unwrap();
+    batcher
+        .submit_with(1, |_| panic!("callback bug"))
+        .await
+        .unwrap();
+    batcher.close().await;
+    let events = traced.events_at_least(Level::WARN, TARGET);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].level, Level::ERROR);
+    assert_eq!(events[0].field("panic"), Some("callback bug"));
+    let flush = &traced.spans_named(TARGET, "flush")[0];
+    assert_eq!(events[0].span, Some(flush.id));
+    assert_eq!(flush.field("name"), Some("cb"));
+}
