@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use super::error::{BuildError, FlushError};
 use super::keys::{BatchKey, Keyed};
+use super::observe::Metrics;
 use super::output::FlushOutput;
 use super::shared::{Limits, Shared, Weigher};
 use super::worker::{Driver, FlushFn, FlushFuture};
 use super::{Batcher, KeyedBatcher, KeyedWorker, Worker};
+use crate::telemetry::Name;
 
 /// Configures and builds a [`Batcher`]. Created by [`Batcher::builder`].
 ///
@@ -25,6 +27,7 @@ use super::{Batcher, KeyedBatcher, KeyedWorker, Worker};
 /// | [`capacity`](Self::capacity) | `max_items × (flush_concurrency + 1)`, saturating | at least `max_items` ([`BuildError::CapacityBelowMaxItems`]) | `usize::MAX`: no backpressure |
 /// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 ([`BuildError::ZeroFlushConcurrency`]) | `usize::MAX`: no bound on flushes at once |
 /// | [`resolve_in_order`](Self::resolve_in_order) | `false` | none | |
+/// | [`name`](Self::name) | none: no metrics | any string, as given | |
 ///
 /// Setters only store their value and never panic. Every rule is checked by
 /// [`build`](Self::build) and [`build_pair`](Self::build_pair), which return
@@ -45,6 +48,7 @@ struct Knobs<T> {
     weigher: Option<Weigher<T>>,
     capacity: Option<usize>,
     flush_concurrency: usize,
+    name: Name,
     _items: PhantomData<fn(T)>,
 }
 
@@ -57,6 +61,7 @@ impl<T> Default for Knobs<T> {
             weigher: None,
             capacity: None,
             flush_concurrency: 1,
+            name: Name::none(),
             _items: PhantomData,
         }
     }
@@ -107,7 +112,8 @@ impl<T> Knobs<T> {
             .field("max_delay", &self.max_delay)
             .field("max_bytes", &self.max_bytes)
             .field("capacity", &self.capacity)
-            .field("flush_concurrency", &self.flush_concurrency);
+            .field("flush_concurrency", &self.flush_concurrency)
+            .field("name", &self.name);
     }
 }
 
@@ -135,11 +141,13 @@ where
     })
 }
 
-/// The shared state and the worker of a new batcher.
+/// The shared state and the worker of a new batcher, with its series
+/// registered (when it has a name).
 #[allow(clippy::type_complexity)]
 fn assemble<K: BatchKey, T, O, E>(
     limits: Limits,
-    weigher: Option<Weigher<T>>,
+    knobs: Knobs<T>,
+    keyed: bool,
     flush: FlushFn<K, T, O, E>,
 ) -> (Arc<Shared<K, T, O, E>>, Driver<K, T, O, E>)
 where
@@ -147,7 +155,8 @@ where
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
-    let shared = Arc::new(Shared::new(limits, weigher));
+    let metrics = Metrics::new(knobs.name, keyed);
+    let shared = Arc::new(Shared::new(limits, knobs.weigher, metrics));
     let driver = Driver::new(Arc::clone(&shared), flush);
     (shared, driver)
 }
@@ -369,6 +378,41 @@ where
         self
     }
 
+    /// Names the batcher: the `name` label of its series and the `name`
+    /// field of its flush spans and events. Any string is accepted as given;
+    /// give each batcher its own.
+    ///
+    /// With the `metrics` feature, a named batcher registers its
+    /// `flowgate_batch_*` series when it is built (see [the
+    /// table](crate::metrics)): items submitted, flushed (by outcome),
+    /// pending and flushing; submitters waiting for room; rejections (by
+    /// reason); flushes (by trigger and by outcome); and histograms of the
+    /// flush size, the flush duration and the age of a batch's oldest item
+    /// when its flush starts. An unnamed batcher records no metrics; its
+    /// spans and events say `name = ""`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::Batcher;
+    ///
+    /// // With a `metrics` recorder installed, this batcher's series carry
+    /// // `name="rows"`, e.g. flowgate_batch_items_submitted_total{name="rows"}.
+    /// let batcher = Batcher::builder()
+    ///     .name("rows")
+    ///     .max_items(100)
+    ///     .build(|_rows: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.submit_and_wait(1).await.unwrap();
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.knobs.name = Name::new(name);
+        self
+    }
+
     /// Builds the batcher and spawns its [`Worker`] on the current tokio
     /// runtime.
     ///
@@ -451,7 +495,7 @@ where
             ..self.knobs.limits()?
         };
         let flush = boxed(move |(), items| flush(items));
-        let (shared, driver) = assemble(limits, self.knobs.weigher, flush);
+        let (shared, driver) = assemble(limits, self.knobs, false, flush);
         Ok((Batcher { shared }, Worker::new(driver)))
     }
 }
@@ -480,6 +524,7 @@ impl<T> fmt::Debug for BatcherBuilder<T> {
 /// | [`flush_concurrency`](Self::flush_concurrency) | 1 | at least 1 ([`BuildError::ZeroFlushConcurrency`]) | `usize::MAX`: no bound on flushes at once |
 /// | [`one_flush_per_key`](Self::one_flush_per_key) | `false` | none | |
 /// | [`max_open_keys`](Self::max_open_keys) | `usize::MAX` (bounded by `capacity` anyway: an open key holds an item) | at least 1 ([`BuildError::ZeroMaxOpenKeys`]) | `usize::MAX`: no bound but `capacity` |
+/// | [`name`](Self::name) | none: no metrics | any string, as given | |
 ///
 /// Setters only store their value and never panic; [`build`](Self::build)
 /// and [`build_pair`](Self::build_pair) check every rule and return a
@@ -826,6 +871,37 @@ where
         self
     }
 
+    /// Names the batcher: the `name` label of its series and the `name`
+    /// field of its flush spans and events. Any string is accepted as given;
+    /// give each batcher its own.
+    ///
+    /// With the `metrics` feature, a named keyed batcher registers the
+    /// `flowgate_batch_*` series of a [`Batcher`](BatcherBuilder::name)
+    /// (over all keys), with two `trigger` values of its own (`open_keys`,
+    /// `full`), plus `flowgate_batch_open_keys`, the keys with an open batch
+    /// (see [the table](crate::metrics)). An unnamed batcher records no
+    /// metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::batch::KeyedBatcher;
+    ///
+    /// // With a `metrics` recorder installed: flowgate_batch_open_keys{name="tables"}, …
+    /// let batcher = KeyedBatcher::builder()
+    ///     .name("tables")
+    ///     .build(|_table: &str, _rows: Vec<u32>| async { Ok::<(), std::io::Error>(()) })
+    ///     .unwrap();
+    /// batcher.submit_and_wait("users", 1).await.unwrap();
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.knobs.name = Name::new(name);
+        self
+    }
+
     /// Builds the batcher and spawns its [`KeyedWorker`] on the current
     /// tokio runtime.
     ///
@@ -916,7 +992,7 @@ where
             ..limits
         };
         let flush = boxed(move |Keyed(key), items| flush(key, items));
-        let (shared, driver) = assemble(limits, self.knobs.weigher, flush);
+        let (shared, driver) = assemble(limits, self.knobs, true, flush);
         Ok((KeyedBatcher { shared }, KeyedWorker::new(driver)))
     }
 }

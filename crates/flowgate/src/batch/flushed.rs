@@ -259,6 +259,7 @@ fn wake(submitted: Vec<Waker>, late: Vec<Option<Waker>>) {
 fn call<O, E>(callback: Callback<O, E>, result: Result<O, FlushError<E>>) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || callback(result))) {
         tracing::error!(
+            target: super::observe::TARGET,
             panic = %panic_message(&*payload),
             "a batch outcome callback panicked"
         );

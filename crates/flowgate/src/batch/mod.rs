@@ -234,6 +234,59 @@
 //! # }
 //! ```
 //!
+//! # Metrics and tracing
+//!
+//! Name a batcher with [`BatcherBuilder::name`] (or
+//! [`KeyedBatcherBuilder::name`]) and, with the `metrics` feature, it
+//! records the `flowgate_batch_*` series listed in [`crate::metrics`]:
+//! items submitted, pending (not handed to a flush yet), flushing, and
+//! flushed by outcome; submitters waiting for room; rejections by reason;
+//! flushes by trigger (`size`, `bytes`, `delay`, `flush`, `close`, and for a
+//! keyed batcher `open_keys`, `full`) and by outcome; and histograms of the
+//! flush size, the flush duration and the age of a batch's oldest item when
+//! its flush starts — how long items wait in the buffer. A keyed batcher
+//! adds its open keys. Unnamed batchers record nothing. Per item this costs
+//! one counter and one gauge update; the rest is per batch.
+//!
+//! Each flush runs in its own `INFO` span, target `flowgate::batch`, named
+//! `flush`, with the fields `name`, `size`, `trigger` and, once it is done,
+//! `outcome`. The flush function is called and its future polled inside it,
+//! so the sink's own spans nest under it. An item submitted inside a span
+//! links the flush span to it (`follows_from`, each distinct span once): a
+//! request's trace leads to the batch that wrote it. To do that, the batch
+//! keeps a handle to each submitter's span until the flush starts; with no
+//! subscriber interested in `flowgate::batch` at `INFO`, a submission only
+//! checks that and keeps nothing. A failed flush emits one `warn` event (an
+//! error the submitters get back), a panicked flush and a worker dropped
+//! with items left one `error` event each; nothing is emitted per item.
+//! The flush function's error type need not be `Display`, so the event
+//! names its kind and type (`error_type`); log the error itself in the
+//! flush function, whose events land in the flush span.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use flowgate::batch::Batcher;
+//! use tracing::Instrument;
+//!
+//! let batcher = Batcher::builder()
+//!     .name("orders")
+//!     .max_items(2)
+//!     .build(|rows: Vec<u32>| async move {
+//!         // Inside the "flush" span: name="orders", size=2, trigger="size".
+//!         tracing::debug!(rows = rows.len(), "writing");
+//!         Ok::<(), std::io::Error>(())
+//!     })
+//!     .unwrap();
+//! let (a, b) = tokio::join!(
+//!     // The flush span follows from both request spans.
+//!     batcher.submit_and_wait(1).instrument(tracing::info_span!("request", id = 1)),
+//!     batcher.submit_and_wait(2).instrument(tracing::info_span!("request", id = 2)),
+//! );
+//! assert!(a.is_ok() && b.is_ok());
+//! # }
+//! ```
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -252,6 +305,7 @@ mod error;
 mod flushed;
 mod keyed;
 mod keys;
+mod observe;
 mod output;
 mod room;
 mod shared;

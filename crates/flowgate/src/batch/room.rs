@@ -21,6 +21,7 @@ use futures_util::task::AtomicWaker;
 use super::keys::BatchKey;
 use super::shared::Shared;
 use crate::sync::lock;
+use crate::telemetry::Gauge;
 
 /// The free room and the queue of submitters waiting for it. `free` comes
 /// first (`repr(C)`): it is one of the state's hot fields.
@@ -30,6 +31,8 @@ pub(crate) struct Room {
     /// first.
     free: usize,
     waiting: VecDeque<Arc<RoomWaiter>>,
+    /// `flowgate_batch_submitters_waiting`: the length of `waiting`.
+    gauge: Gauge,
 }
 
 /// One submitter waiting for room. Its state changes only under the state
@@ -54,10 +57,11 @@ pub(crate) fn wake(woken: Woken) {
 }
 
 impl Room {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, gauge: Gauge) -> Self {
         Room {
             free: capacity,
             waiting: VecDeque::new(),
+            gauge,
         }
     }
 
@@ -81,6 +85,7 @@ impl Room {
             waker: AtomicWaker::new(),
         });
         self.waiting.push_back(Arc::clone(&waiter));
+        self.gauge.inc();
         waiter
     }
 
@@ -92,6 +97,7 @@ impl Room {
             };
             waiter.state.store(GRANTED, Ordering::Release);
             woken.push(waiter);
+            self.gauge.dec();
             n -= 1;
         }
         self.free = self.free.saturating_add(n);
@@ -99,6 +105,7 @@ impl Room {
 
     /// Fails every waiting submitter: the batcher closed.
     pub(crate) fn close(&mut self, woken: &mut Woken) {
+        self.gauge.sub(self.waiting.len() as f64);
         for waiter in self.waiting.drain(..) {
             waiter.state.store(CLOSED, Ordering::Release);
             woken.push(waiter);
@@ -116,6 +123,7 @@ impl Room {
                     .position(|queued| Arc::ptr_eq(queued, waiter))
                     .expect("a waiting submitter is queued");
                 self.waiting.remove(pos);
+                self.gauge.dec();
             }
             GRANTED => self.release(1, woken),
             _ => {}

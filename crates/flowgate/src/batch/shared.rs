@@ -17,14 +17,17 @@ use foldhash::fast::RandomState;
 use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Span;
 
 use super::BatchStats;
 use super::error::TrySubmitError;
 use super::flushed::{Callback, Completion, Flushed};
 use super::keys::{BatchKey, Lanes, OpenSet};
+use super::observe::{self, Links, Metrics, Trigger};
 use super::room::{self, Room, RoomWait, RoomWaiter, Woken};
 use super::wait::{WaitLock, WaitTable, WaitTables};
 use crate::sync::lock;
+use crate::telemetry::Gauge;
 
 /// Measures an item for the `max_bytes` bound.
 pub(crate) type Weigher<T> = Box<dyn Fn(&T) -> usize + Send + Sync + 'static>;
@@ -69,6 +72,8 @@ pub(crate) struct Shared<K: BatchKey, T, O, E> {
     pub(crate) weigher: Option<Weigher<T>>,
     /// Hashes keys, outside the lock (unused by a plain batcher).
     pub(crate) hasher: RandomState,
+    /// The batcher's series and name.
+    pub(crate) metrics: Metrics,
 }
 
 /// What the worker has finished so far.
@@ -117,6 +122,8 @@ pub(crate) struct State<K: BatchKey, T, O, E> {
     pub(crate) early: u64,
     /// `Limits::one_flush_per_key`, where sealing needs it.
     one_flush_per_key: bool,
+    /// `flowgate_batch_open_keys`, moved as batches open and are sealed.
+    open_keys: Gauge,
 }
 
 /// Where an item entered: what `notify` gets to register its flushed future, callback
@@ -170,6 +177,13 @@ pub(crate) struct Batch<T, O, E> {
     /// never passes: the batch holds no timer.
     pub(crate) deadline: Option<Instant>,
     pub(crate) completion: Completion<O, E>,
+    /// When the first item arrived (for `flowgate_batch_oldest_item_age_seconds`).
+    pub(crate) opened: Instant,
+    /// What sealed it; `Close` until it is sealed.
+    pub(crate) trigger: Trigger,
+    /// The spans its items were submitted in, for the flush span to follow
+    /// from.
+    pub(crate) links: Links,
 }
 
 /// A sealed batch with its key (and the key's hash), on its way to the
@@ -193,7 +207,8 @@ pub(crate) struct Added<K> {
 impl<T, O, E> Batch<T, O, E> {
     fn new(limits: &Limits, seq: u64) -> Self {
         // A delay too long to represent never passes.
-        let deadline = Instant::now().checked_add(limits.max_delay);
+        let opened = Instant::now();
+        let deadline = opened.checked_add(limits.max_delay);
         Batch {
             items: Vec::with_capacity(limits.max_items.min(4096)),
             waiters: WaitTable::new(),
@@ -201,38 +216,49 @@ impl<T, O, E> Batch<T, O, E> {
             seq,
             deadline,
             completion: Completion::new(limits.max_items.min(4096)),
+            opened,
+            trigger: Trigger::Close,
+            links: Links::new(),
         }
     }
 
     /// Adds `item` and lets `notify` register it; returns what `notify`
-    /// returned and whether the batch is now complete.
+    /// returned and, if the batch is now complete, which bound it reached.
     #[inline]
     fn push<R>(
         &mut self,
         limits: &Limits,
         item: T,
         weight: usize,
+        link: Option<Span>,
         notify: impl FnOnce(Entered<'_, O, E>) -> R,
-    ) -> (R, bool) {
+    ) -> (R, Option<Trigger>) {
         let index = self.items.len();
         self.items.push(item);
         self.bytes = self.bytes.saturating_add(weight);
+        self.links.push(link);
         let notified = notify(Entered {
             completion: &mut self.completion,
             waiters: &mut self.waiters,
             seq: self.seq,
             index,
         });
-        let full = self.items.len() >= limits.max_items || self.bytes >= limits.max_bytes;
+        let full = if self.items.len() >= limits.max_items {
+            Some(Trigger::Size)
+        } else if self.bytes >= limits.max_bytes {
+            Some(Trigger::Bytes)
+        } else {
+            None
+        };
         (notified, full)
     }
 }
 
 impl<K: BatchKey, T, O, E> State<K, T, O, E> {
-    pub(crate) fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(limits: &Limits, metrics: &Metrics) -> Self {
         State {
             closed: false,
-            room: Room::new(limits.capacity),
+            room: Room::new(limits.capacity, metrics.waiting.clone()),
             submitted: 0,
             open: OpenSet::new(),
             ready: VecDeque::new(),
@@ -242,6 +268,7 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
             stats: BatchStats::default(),
             early: 0,
             one_flush_per_key: limits.one_flush_per_key,
+            open_keys: metrics.open_keys.clone(),
         }
     }
 
@@ -264,11 +291,13 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
         self.room.close(woken);
     }
 
-    /// Seals the open batch `seq`, if it is open: its waiters move to the
-    /// flushing tables, and it is ready to flush (or, with
+    /// Seals the open batch `seq`, if it is open, for `trigger`: its waiters
+    /// move to the flushing tables, and it is ready to flush (or, with
     /// `one_flush_per_key`, waits in its key's lane).
-    pub(crate) fn seal(&mut self, seq: u64) {
+    pub(crate) fn seal(&mut self, seq: u64, trigger: Trigger) {
         if let Some(mut sealed) = self.open.remove(seq) {
+            self.open_keys.dec();
+            sealed.batch.trigger = trigger;
             let waiters = std::mem::replace(&mut sealed.batch.waiters, WaitTable::new());
             self.flushing.insert(seq, waiters);
             if self.one_flush_per_key {
@@ -279,19 +308,19 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
         }
     }
 
-    /// Seals every open batch, oldest first.
-    pub(crate) fn seal_all(&mut self) {
+    /// Seals every open batch, oldest first, for `trigger`.
+    pub(crate) fn seal_all(&mut self, trigger: Trigger) {
         while let Some((seq, _)) = self.open.oldest() {
-            self.seal(seq);
+            self.seal(seq, trigger);
         }
     }
 
-    /// Seals the oldest open batch before its own triggers; whether there
-    /// was one.
-    fn seal_oldest_early(&mut self) -> bool {
+    /// Seals the oldest open batch before its own triggers (`OpenKeys` or
+    /// `Full`); whether there was one.
+    fn seal_oldest_early(&mut self, trigger: Trigger) -> bool {
         match self.open.oldest() {
             Some((seq, _)) => {
-                self.seal(seq);
+                self.seal(seq, trigger);
                 self.early += 1;
                 true
             }
@@ -302,6 +331,9 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
     /// Adds `item` (of `weight` bytes) to the open batch of `key`, opening
     /// or sealing batches as the limits require, and lets `notify` register
     /// the item's flushed, callback or waiter at its index in the batch.
+    /// `link` is the submitter's span, if the flush span should follow from
+    /// it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,
@@ -309,6 +341,7 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
         key: K,
         item: T,
         weight: usize,
+        link: Option<Span>,
         notify: impl FnOnce(Entered<'_, O, E>) -> R,
     ) -> (R, Added<K>) {
         let mut wake_worker = false;
@@ -318,9 +351,9 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
             // starts the next batch, so a batch exceeds `max_bytes` only when
             // a single item does.
             if open.bytes.saturating_add(weight) <= limits.max_bytes {
-                let (notified, full) = open.push(limits, item, weight, notify);
-                if full {
-                    self.seal(seq);
+                let (notified, full) = open.push(limits, item, weight, link, notify);
+                if let Some(trigger) = full {
+                    self.seal(seq, trigger);
                     wake_worker = true;
                 }
                 self.submitted += 1;
@@ -330,18 +363,19 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
                 };
                 return (notified, added);
             }
-            self.seal(seq);
+            self.seal(seq, Trigger::Bytes);
         } else if self.open.len() >= limits.max_open_keys {
             // A new key, and as many open as allowed: the oldest goes.
-            self.seal_oldest_early();
+            self.seal_oldest_early(Trigger::OpenKeys);
         }
         // A batch opens: the worker arms its timer.
         let seq = self.next_seq;
         self.next_seq += 1;
         let open = self.open.insert(hash, key, Batch::new(limits, seq));
-        let (notified, full) = open.push(limits, item, weight, notify);
-        if full {
-            self.seal(seq);
+        let (notified, full) = open.push(limits, item, weight, link, notify);
+        self.open_keys.inc();
+        if let Some(trigger) = full {
+            self.seal(seq, trigger);
         }
         self.submitted += 1;
         let added = Added {
@@ -353,16 +387,17 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
 }
 
 impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
-    pub(crate) fn new(limits: Limits, weigher: Option<Weigher<T>>) -> Self {
+    pub(crate) fn new(limits: Limits, weigher: Option<Weigher<T>>, metrics: Metrics) -> Self {
         let (progress, _) = watch::channel(Progress::default());
         Shared {
-            state: Mutex::new(State::new(&limits)),
+            state: Mutex::new(State::new(&limits, &metrics)),
             worker: AtomicWaker::new(),
             handles: AtomicUsize::new(1),
             progress,
             limits,
             weigher,
             hasher: RandomState::default(),
+            metrics,
         }
     }
 
@@ -380,6 +415,9 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
         // Measure and hash outside the lock: the weigher is user code.
         let weight = self.weigher.as_ref().map_or(0, |weigh| weigh(&item));
         let hash = K::hash(&self.hasher, &key);
+        // The submitter's span, if tracing wants it: looked up outside the
+        // lock, and only when the batch target is enabled.
+        let link = observe::submitter_span();
         let mut state = lock(&self.state);
         if state.closed {
             if policy == RoomPolicy::Held {
@@ -387,7 +425,10 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
                 state.room.release(1, &mut woken);
                 drop(state);
                 room::wake(woken);
+            } else {
+                drop(state);
             }
+            self.metrics.rejected_closed.inc();
             return Enter::Closed((key, item));
         }
         if policy != RoomPolicy::Held && !state.room.try_take() {
@@ -397,14 +438,21 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
             let sealed = self.limits.seal_when_full
                 && state.ready.is_empty()
                 && state.lanes.parked() == 0
-                && state.seal_oldest_early();
+                && state.seal_oldest_early(Trigger::Full);
             drop(state);
             if sealed {
                 self.worker.wake();
             }
+            if waiter.is_none() {
+                self.metrics.rejected_full.inc();
+            }
             return Enter::Full((key, item), waiter);
         }
-        let (notified, added) = state.add(&self.limits, hash, key, item, weight, notify);
+        let (notified, added) = state.add(&self.limits, hash, key, item, weight, link, notify);
+        // Under the lock, so that the worker's decrement (as it takes the
+        // batch, under the lock too) never comes first.
+        self.metrics.submitted.inc();
+        self.metrics.pending.inc();
         drop(state);
         if added.wake_worker {
             self.worker.wake();
@@ -443,6 +491,7 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
                 Enter::Full(back, waiter) => {
                     let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
                     if !RoomWait::new(self, waiter).await {
+                        self.metrics.rejected_closed.inc();
                         return Err(back);
                     }
                     entry = Some(back);
@@ -487,6 +536,7 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
                 Enter::Full(back, waiter) => {
                     let waiter = waiter.expect("`RoomPolicy::Wait` queues a waiter");
                     if !RoomWait::new(self, waiter).await {
+                        self.metrics.rejected_closed.inc();
                         return Err(back);
                     }
                     (key, item) = back;
@@ -526,6 +576,8 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
         let waiter = {
             let mut state = lock(&self.state);
             if state.closed {
+                drop(state);
+                self.metrics.rejected_closed.inc();
                 return false;
             }
             if state.room.try_take() {
@@ -533,7 +585,11 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
             }
             state.room.wait()
         };
-        RoomWait::new(self, waiter).await
+        let granted = RoomWait::new(self, waiter).await;
+        if !granted {
+            self.metrics.rejected_closed.inc();
+        }
+        granted
     }
 
     /// `flush`: seals every open batch now; the future waits until every
@@ -543,7 +599,7 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
             let mut state = lock(&self.state);
             // Every batch opened so far is sealed now, or resolved.
             let target = state.next_seq - 1;
-            state.seal_all();
+            state.seal_all(Trigger::Flush);
             target
         };
         self.worker.wake();
@@ -564,7 +620,7 @@ impl<K: BatchKey, T, O, E> Shared<K, T, O, E> {
         {
             let mut state = lock(&self.state);
             state.close(&mut woken);
-            state.seal_all();
+            state.seal_all(Trigger::Close);
         }
         room::wake(woken);
         self.worker.wake();

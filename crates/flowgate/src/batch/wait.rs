@@ -558,6 +558,7 @@ impl<'a, K: BatchKey, T, O, E> Submitting<'a, K, T, O, E> {
                 let granted = ready!(Pin::new(room).poll(cx));
                 *this.room = None;
                 if !granted {
+                    shared.metrics.rejected_closed.inc();
                     let item = this.item.take().expect("the item waits with the room");
                     return Poll::Ready(Err(SubmitAndWaitError::Closed(item)));
                 }

@@ -14,10 +14,14 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
+use tracing::Span;
+use tracing::instrument::Instrumented;
 
 use super::error::FlushError;
 use super::flushed::Completion;
 use super::keys::{BatchKey, Keyed, OpenSet};
+use super::observe::{Outcome, TARGET, Trigger};
 use super::room::{self, Woken};
 use super::shared::{Sealed, Shared};
 use crate::sync::{lock, panic_message};
@@ -139,7 +143,10 @@ struct InFlight<O, E> {
     /// (`one_flush_per_key`).
     hash: u64,
     len: usize,
-    future: FlushFuture<O, E>,
+    /// When it was handed to the flush function.
+    started: Instant,
+    /// The flush future, polled (and dropped) inside the batch's flush span.
+    future: Instrumented<FlushFuture<O, E>>,
     /// Taken when the flush completes; dropped unresolved (resolving every flushed future
     /// with `Closed`) if the worker drops this flush.
     completion: Option<Completion<O, E>>,
@@ -149,6 +156,9 @@ struct Finished<O, E> {
     seq: u64,
     hash: u64,
     len: usize,
+    started: Instant,
+    /// The flush span, kept open until the batch is resolved.
+    span: Span,
     completion: Completion<O, E>,
     result: Result<Vec<O>, FlushError<E>>,
 }
@@ -159,7 +169,7 @@ impl<O, E> Future for InFlight<O, E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         // A panic while polling the flush fails this batch only.
-        let result = match catch_unwind(AssertUnwindSafe(|| this.future.as_mut().poll(cx))) {
+        let result = match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.future).poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
             Err(payload) => Err(FlushError::Panicked(panic_message(&*payload).into())),
@@ -168,6 +178,8 @@ impl<O, E> Future for InFlight<O, E> {
             seq: this.seq,
             hash: this.hash,
             len: this.len,
+            started: this.started,
+            span: this.future.span().clone(),
             completion: this.completion.take().expect("a flush completes only once"),
             result,
         })
@@ -220,7 +232,7 @@ where
             state.close(&mut woken);
         }
         if state.closed {
-            state.seal_all();
+            state.seal_all(Trigger::Close);
         } else {
             // Batches open in order and share one delay, so their deadlines
             // come in the same order: seal from the oldest while due.
@@ -228,7 +240,7 @@ where
             while let Some((seq, Some(deadline))) = state.open.oldest()
                 && now >= deadline
             {
-                state.seal(seq);
+                state.seal(seq, Trigger::Delay);
             }
         }
         // A held flush keeps its slot: the outputs it holds count against
@@ -266,15 +278,38 @@ where
         }
     }
 
-    /// Hands `sealed` to the flush function.
+    /// Hands `sealed` to the flush function, inside a new flush span.
     fn start(&mut self, sealed: Sealed<K, T, O, E>) {
         let Sealed { hash, key, batch } = sealed;
         let seq = batch.seq;
         let items = batch.items;
         let completion = batch.completion;
         let len = items.len();
+        // One clock read per batch: the age of its first item and the start
+        // of its flush.
+        let started = Instant::now();
+        let metrics = &self.shared.metrics;
+        metrics.pending.sub(len as f64);
+        metrics.flushing.add(len as f64);
+        metrics.flush_started(batch.trigger).inc();
+        metrics.size.record(len as f64);
+        metrics
+            .age
+            .record_duration(started.saturating_duration_since(batch.opened));
+        let span = tracing::info_span!(
+            target: TARGET,
+            "flush",
+            name = metrics.name.as_str(),
+            size = len,
+            trigger = batch.trigger.as_str(),
+            outcome = tracing::field::Empty,
+        );
+        batch.links.follow(&span);
         let flush = &mut self.flush;
-        let future = match catch_unwind(AssertUnwindSafe(|| flush(key, items))) {
+        // The flush function runs in the span too: spans it opens before
+        // returning its future nest under it.
+        let called = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| flush(key, items))));
+        let future = match called {
             Ok(future) => future,
             Err(payload) => {
                 let err = FlushError::Panicked(panic_message(&*payload).into());
@@ -285,7 +320,8 @@ where
             seq,
             hash,
             len,
-            future,
+            started,
+            future: future.instrument(span),
             completion: Some(completion),
         });
     }
@@ -296,6 +332,7 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
     /// `resolve_in_order`, once every earlier batch is resolved (and then
     /// every held batch that was waiting for this one).
     fn finished(&mut self, finished: Finished<O, E>) {
+        self.completed(&finished);
         if !self.shared.limits.resolve_in_order {
             self.finish(finished);
             return;
@@ -312,6 +349,42 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
         }
     }
 
+    /// A flush future returned (the batch is resolved now, or later with
+    /// `resolve_in_order`): its duration, its outcome, and one event if it
+    /// failed, inside its span.
+    fn completed(&self, finished: &Finished<O, E>) {
+        let metrics = &self.shared.metrics;
+        let outcome = Outcome::of(&finished.result);
+        metrics
+            .duration
+            .record_duration(Instant::now().saturating_duration_since(finished.started));
+        metrics.flush_completed(outcome);
+        let span = &finished.span;
+        span.record("outcome", outcome.as_str());
+        if let Err(err) = &finished.result {
+            let name = metrics.name.as_str();
+            let size = finished.len;
+            let error_type = std::any::type_name::<E>();
+            span.in_scope(|| match err {
+                FlushError::Panicked(_) => tracing::error!(
+                    target: TARGET,
+                    name,
+                    size,
+                    error = %DisplayKind(err),
+                    "batch flush panicked; its items fail"
+                ),
+                _ => tracing::warn!(
+                    target: TARGET,
+                    name,
+                    size,
+                    error = %DisplayKind(err),
+                    error_type,
+                    "batch flush failed; its items get the error"
+                ),
+            });
+        }
+    }
+
     /// Records a finished flush and resolves its items.
     fn finish(&mut self, finished: Finished<O, E>) {
         let Finished {
@@ -320,10 +393,12 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
             len,
             completion,
             result,
+            span,
+            ..
         } = finished;
-        if let Err(err) = &result {
-            tracing::debug!(seq, items = len, error = %DisplayKind(err), "batch failed");
-        }
+        let metrics = &self.shared.metrics;
+        metrics.flushing.sub(len as f64);
+        metrics.items_resolved(Outcome::of(&result), len);
         let mut outcome = result.map(|outputs| outputs.into_iter().map(Some).collect::<Vec<_>>());
         let take = |outcome: &mut Result<Vec<Option<O>>, FlushError<E>>, index: usize| match outcome
         {
@@ -371,7 +446,8 @@ impl<K: BatchKey, T, O, E> Driver<K, T, O, E> {
                 break;
             }
         }
-        completion.resolve(outcome);
+        // Callbacks run (and a panicking one is logged) in the flush span.
+        span.in_scope(|| completion.resolve(outcome));
         self.mark_resolved(seq);
     }
 
@@ -489,7 +565,16 @@ impl<K: BatchKey, T, O, E> Drop for Driver<K, T, O, E> {
                 .in_flight
                 .iter_mut()
                 .filter_map(|flush| {
-                    Some((flush.seq, flush.hash, flush.len, flush.completion.take()?))
+                    let span = flush.future.span().clone();
+                    let completion = flush.completion.take()?;
+                    Some((
+                        flush.seq,
+                        flush.hash,
+                        flush.len,
+                        flush.started,
+                        span,
+                        completion,
+                    ))
                 })
                 .collect();
             self.in_flight.clear();
@@ -505,11 +590,14 @@ impl<K: BatchKey, T, O, E> Drop for Driver<K, T, O, E> {
                     (cut, _) => cut.is_some(),
                 };
                 let finished = if take_cut {
-                    let (seq, hash, len, completion) = cut.next().expect("peeked");
+                    let (seq, hash, len, started, span, completion) = cut.next().expect("peeked");
+                    span.record("outcome", Outcome::Closed.as_str());
                     Finished {
                         seq,
                         hash,
                         len,
+                        started,
+                        span,
                         completion,
                         result: Err(FlushError::Closed),
                     }
@@ -522,16 +610,23 @@ impl<K: BatchKey, T, O, E> Drop for Driver<K, T, O, E> {
         // Close first, so that no item enters a batch that will never flush.
         let mut woken = Woken::new();
         let mut wakers = Vec::new();
-        let (open, ready, parked) = {
+        let metrics = &self.shared.metrics;
+        let (open, ready, parked, waiting, cut) = {
             let mut state = lock(&self.shared.state);
             state.close(&mut woken);
             let mut open = state.open.drain();
             let ready = std::mem::take(&mut state.ready);
             let parked = state.lanes.drain();
-            let lost = open.iter().chain(&ready).map(|sealed| &sealed.batch);
-            let lost = lost.chain(&parked).map(|batch| batch.items.len());
-            let lost = lost.chain(self.in_flight.iter().map(|flush| flush.len));
-            state.stats.failed += lost.map(|len| len as u64).sum::<u64>();
+            let waiting = open.iter().chain(&ready).map(|sealed| &sealed.batch);
+            let waiting = waiting
+                .chain(&parked)
+                .map(|batch| batch.items.len())
+                .sum::<usize>();
+            let cut = self.in_flight.iter().map(|flush| flush.len).sum::<usize>();
+            state.stats.failed += (waiting + cut) as u64;
+            // Under the lock, as the increments are.
+            metrics.pending.sub(waiting as f64);
+            metrics.open_keys.sub(open.len() as f64);
             // Every waiter, of every batch, is unresolved; resolve them while
             // holding the lock, before their tables leave the state. The
             // tables of sealed batches are with those of flushing ones.
@@ -540,8 +635,25 @@ impl<K: BatchKey, T, O, E> Drop for Driver<K, T, O, E> {
                 sealed.batch.waiters.close(&closed, &mut wakers);
             }
             state.flushing.close_all(&closed, &mut wakers);
-            (open, ready, parked)
+            (open, ready, parked, waiting, cut)
         };
+        metrics.flushing.sub(cut as f64);
+        metrics.items_resolved(Outcome::Closed, waiting + cut);
+        for flush in self.in_flight.iter() {
+            flush
+                .future
+                .span()
+                .record("outcome", Outcome::Closed.as_str());
+        }
+        if waiting + cut > 0 {
+            tracing::error!(
+                target: TARGET,
+                name = metrics.name.as_str(),
+                items = waiting + cut,
+                flushing = cut,
+                "batch worker dropped before flushing every item; they fail with `Closed`"
+            );
+        }
         room::wake(woken);
         for waker in wakers {
             waker.wake();

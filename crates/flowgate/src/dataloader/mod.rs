@@ -106,6 +106,24 @@
 //! does the same without waiting. No load is ever left waiting: if the
 //! batcher's worker is dropped, waiting loads fail with `Closed`.
 //!
+//! # Metrics and tracing
+//!
+//! Name a loader with [`DataLoaderBuilder::name`] and, with the `metrics`
+//! feature, it records the `flowgate_dataloader_*` series listed in
+//! [`crate::metrics`]: loads, cache hits and misses, loads joined to a fetch
+//! in progress, keys per batch fetch, batch fetches that failed (by reason)
+//! and each fetched key's result (by outcome). Its batcher takes the same
+//! name, so the `flowgate_batch_*` series with it describe the keys' queue:
+//! keys waiting for their window, fetches by trigger, their duration, and
+//! the time a key waited before its fetch started.
+//!
+//! Each batch fetch runs in its batcher's `flush` span (target
+//! `flowgate::batch`, with the loader's name); a failed or panicked fetch is
+//! that batcher's `warn` or `error` event. A fetch that returned errors for
+//! some keys emits one `warn` event (target `flowgate::dataloader`, with the
+//! counts), one with only missing keys a `debug` event; nothing is emitted
+//! per key.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -115,6 +133,7 @@
 
 mod builder;
 mod error;
+mod observe;
 mod results;
 
 use std::collections::HashMap;
@@ -133,6 +152,8 @@ pub use self::results::BatchResults;
 use crate::batch::{Batcher, FlushError, Worker};
 use crate::expiring::ExpiringMap;
 use crate::sync::lock;
+
+use self::observe::LoaderMetrics;
 
 /// The batch worker of a [`DataLoader`], from
 /// [`DataLoaderBuilder::build_pair`]: spawn or await it.
@@ -159,6 +180,7 @@ struct Shared<K, V, E> {
     pending: Mutex<HashMap<K, Slot<V, E>>>,
     cache: Option<Mutex<ExpiringMap<K, V>>>,
     stats: Counters,
+    metrics: LoaderMetrics,
 }
 
 #[derive(Default)]
@@ -265,6 +287,7 @@ where
     pub async fn load(&self, key: K) -> Result<V, LoadError<E>> {
         let shared = &self.shared;
         shared.stats.loads.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.loads.inc();
         loop {
             let step = {
                 let mut pending = lock(&shared.pending);
@@ -277,7 +300,11 @@ where
                     .and_then(|cache| lock(cache).get(&key).cloned());
                 if let Some(value) = cached {
                     shared.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.cache_hits.inc();
                     return Ok(value);
+                }
+                if shared.cache.is_some() {
+                    shared.metrics.cache_misses.inc();
                 }
                 match pending.get(&key) {
                     Some(slot) => Step::Join(slot.clone()),
@@ -291,6 +318,7 @@ where
             match step {
                 Step::Join(slot) => {
                     shared.stats.joined.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.joined.inc();
                     match wait(&slot).await {
                         Some(result) => return result,
                         // The load that submitted the key was cancelled before
@@ -612,6 +640,13 @@ async fn wait<V: Clone, E>(slot: &Slot<V, E>) -> Option<Result<V, LoadError<E>>>
 }
 
 impl<K: Hash + Eq, V, E> Shared<K, V, E> {
+    /// Counts a panic of the batch fetch and lets it go on to the batcher,
+    /// which fails the batch with it.
+    fn fetch_panicked(&self, panic: Box<dyn std::any::Any + Send>) -> ! {
+        self.metrics.fetch_panicked.inc();
+        std::panic::resume_unwind(panic)
+    }
+
     /// Removes `key`'s pending entry if it is still `slot`'s.
     fn forget(&self, key: &K, slot: &Slot<V, E>) {
         let mut pending = lock(&self.pending);
@@ -630,6 +665,7 @@ impl<K: Hash + Eq, V, E> Shared<K, V, E> {
         K: Clone,
         V: Clone,
     {
+        self.metrics.key_result(&result);
         if let (Some(cache), Ok(value)) = (&self.cache, &result) {
             lock(cache).insert(key.clone(), value.clone());
         }

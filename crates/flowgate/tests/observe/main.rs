@@ -7,4 +7,6 @@
 //! current-thread runtime (so the thread-local subscriber sees the
 //! primitive's own tasks).
 
+mod batch;
 mod common;
+mod dataloader;
