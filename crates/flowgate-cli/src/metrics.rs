@@ -5,7 +5,7 @@
 //! Prometheus text format: flowgate's own series (see `flowgate::metrics`)
 //! and the command's totals ([`INGEST`], [`RUN`]). Durations
 //! (`…_seconds`) are Prometheus histograms with the buckets of
-//! [`SECONDS_BUCKETS`]; batch sizes (`…_items`) with [`ITEMS_BUCKETS`].
+//! [`SECONDS_BUCKETS`]; sizes (`…_size`: items per batch or fetch) with [`SIZE_BUCKETS`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 ];
 
 /// Histogram buckets for sizes (items per batch): 1 to 100,000.
-pub const ITEMS_BUCKETS: &[f64] = &[
+pub const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0,
     100_000.0,
 ];
@@ -127,7 +127,7 @@ pub fn serve(addr: SocketAddr) -> Result<(), ServeError> {
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_items".into()), ITEMS_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZE_BUCKETS))
         .map_err(fail)?
         .install()
         .map_err(fail)?;

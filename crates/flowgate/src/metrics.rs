@@ -18,7 +18,7 @@
 //! given. Unnamed instances record nothing (two unnamed queues would
 //! otherwise share one depth gauge). Handles are registered when the
 //! primitive is built, with the recorder current at that moment (the global
-//! one, or a [`metrics::with_local_recorder`] scope), one series per label
+//! one, or a [`metrics::with_local_recorder`](https://docs.rs/metrics/0.24/metrics/fn.with_local_recorder.html) scope), one series per label
 //! value, so every series exists — at zero — from the start.
 //!
 //! Conventions: names start with `flowgate_<module>_`; counters end in
