@@ -95,9 +95,9 @@ impl PauseShared {
             }
             let name = metrics.map_or("", |m| m.name.as_str());
             if paused {
-                tracing::info!(name, "paused");
+                tracing::debug!(name, "paused");
             } else {
-                tracing::info!(name, why, "resumed");
+                tracing::debug!(name, why, "resumed");
             }
         }
         changed
@@ -195,7 +195,7 @@ impl PauseHandle {
     ///   manual pauses made and lifted;
     /// - `flowgate_pause_holds_total`: guards taken.
     ///
-    /// A manual pause and its lifting log an `info` event each; guards log
+    /// A manual pause and its lifting log a `debug` event each; guards log
     /// nothing (they follow a failure already logged, such as a retry).
     ///
     /// # Examples

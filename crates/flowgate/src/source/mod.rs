@@ -232,6 +232,7 @@ mod checkpoint;
 mod control;
 mod driver;
 mod error;
+mod metrics;
 mod page;
 mod stream;
 mod watermark;
