@@ -1,8 +1,6 @@
 //! The series of a named [`AdaptiveLimit`](super::AdaptiveLimit); see
 //! [`AdaptiveLimitBuilder::name`](super::AdaptiveLimitBuilder::name).
 
-use std::time::Duration;
-
 use crate::telemetry::{Counter, Gauge, Histogram, Name};
 
 /// Handles registered when the limit is built (no-ops when unnamed).
@@ -41,20 +39,12 @@ impl AdaptiveMetrics {
     pub(super) fn increased(&self, limit: usize) {
         self.increases.inc();
         self.limit.set(limit as f64);
-        tracing::trace!(name = self.name.as_str(), limit, "adaptive limit increased");
     }
 
-    /// The limit shrank from `from` to `limit` (under the limit's lock).
-    pub(super) fn decreased(&self, from: usize, limit: usize, mean_rtt: Option<Duration>) {
+    /// The limit shrank to `limit` (under the limit's lock).
+    pub(super) fn decreased(&self, limit: usize) {
         self.decreases.inc();
         self.limit.set(limit as f64);
-        tracing::debug!(
-            name = self.name.as_str(),
-            from,
-            limit,
-            mean_rtt = ?mean_rtt,
-            "adaptive limit decreased"
-        );
     }
 }
 

@@ -335,6 +335,11 @@ impl Controller {
         self.limit += 1;
         self.increases += 1;
         self.metrics.increased(self.limit);
+        tracing::trace!(
+            name = self.metrics.name.as_str(),
+            limit = self.limit,
+            "adaptive limit increased"
+        );
         if self.debt > 0 {
             self.debt -= 1;
         } else {
@@ -352,7 +357,14 @@ impl Controller {
         let mean_rtt = (self.window_samples > 0).then(|| {
             Duration::from_nanos((self.window_sum / u128::from(self.window_samples)) as u64)
         });
-        self.metrics.decreased(self.limit, new, mean_rtt);
+        self.metrics.decreased(new);
+        tracing::debug!(
+            name = self.metrics.name.as_str(),
+            from = self.limit,
+            limit = new,
+            mean_rtt = ?mean_rtt,
+            "adaptive limit decreased"
+        );
         self.limit = new;
         self.decreases += 1;
         let forgotten = semaphore.forget_permits(cut);

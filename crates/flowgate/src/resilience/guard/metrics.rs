@@ -2,7 +2,6 @@
 //! [`Guard::name`](super::Guard::name).
 
 use super::error::Failure;
-use crate::resilience::retry::StopReason;
 use crate::telemetry::{Counter, Name};
 
 /// Handles registered when the guard is named (no-ops otherwise), shared by
@@ -52,35 +51,17 @@ impl GuardMetrics {
         }
     }
 
-    /// The call failed for good after `attempts` attempts: one event.
-    pub(super) fn failed<E>(
-        &self,
-        failure: &Failure<E>,
-        attempts: u32,
-        reason: Option<StopReason>,
-        retry: &Name,
-    ) {
+    /// The call failed for good.
+    pub(super) fn failed(&self) {
         self.error.inc();
-        let kind = match failure {
-            Failure::Inner(_) => "error",
-            Failure::Timeout(_) => "timeout",
-            Failure::Rejected(_) => "rejected",
-        };
-        match reason {
-            Some(reason) => tracing::warn!(
-                name = self.name.as_str(),
-                retry = retry.as_str(),
-                failure = kind,
-                attempts,
-                reason = %reason,
-                "guarded call failed"
-            ),
-            None => tracing::warn!(
-                name = self.name.as_str(),
-                failure = kind,
-                attempts,
-                "guarded call failed"
-            ),
-        }
+    }
+}
+
+/// The label of a failure, for the events.
+pub(super) fn kind<E>(failure: &Failure<E>) -> &'static str {
+    match failure {
+        Failure::Inner(_) => "error",
+        Failure::Timeout(_) => "timeout",
+        Failure::Rejected(_) => "rejected",
     }
 }

@@ -17,7 +17,7 @@ mod metrics;
 
 use self::error::Failure;
 pub use self::error::GuardError;
-use self::metrics::GuardMetrics;
+use self::metrics::{GuardMetrics, kind};
 use crate::limit::{InFlightLimit, RateLimiter};
 use crate::telemetry::Name;
 
@@ -415,7 +415,13 @@ impl<E> Guard<E> {
                 }
                 Err(failure) => {
                     metrics.attempt_failed(&failure);
-                    metrics.failed(&failure, 1, None, &Name::none());
+                    metrics.failed();
+                    tracing::warn!(
+                        name = metrics.name.as_str(),
+                        failure = kind(&failure),
+                        attempts = 1,
+                        "guarded call failed"
+                    );
                     Err(GuardError::new(failure, 1, None))
                 }
             };
@@ -458,7 +464,15 @@ impl<E> Guard<E> {
                     sleep(delay).await;
                 }
                 Err(reason) => {
-                    metrics.failed(&failure, made, Some(reason), retry.metrics_name());
+                    metrics.failed();
+                    tracing::warn!(
+                        name = metrics.name.as_str(),
+                        retry = retry.metrics_name().as_str(),
+                        failure = kind(&failure),
+                        attempts = made,
+                        reason = %reason,
+                        "guarded call failed"
+                    );
                     return Err(GuardError::new(failure, made, Some(reason)));
                 }
             }

@@ -50,35 +50,20 @@ impl RetryMetrics {
         self.attempts.clone()
     }
 
-    /// A retry was scheduled after `attempt` failed, in `delay`.
-    pub(super) fn retry(&self, attempt: u32, delay: Duration) {
+    /// A retry was scheduled, in `delay`.
+    pub(super) fn retry(&self, delay: Duration) {
         self.retries.inc();
         self.backoff.record_duration(delay);
-        tracing::debug!(
-            name = self.name.as_str(),
-            attempt,
-            delay = ?delay,
-            "retrying after a failed attempt"
-        );
     }
 
-    /// The loop gave up after `attempts` attempts; logged unless the caller
-    /// logs it itself.
-    pub(super) fn gave_up(&self, attempts: u32, reason: StopReason, log: bool) {
+    /// The loop gave up; returns the reason's label.
+    pub(super) fn gave_up(&self, reason: StopReason) -> &'static str {
         let (counter, label) = match reason {
             StopReason::NotRetryable => (&self.not_retryable, "not_retryable"),
             StopReason::AttemptsExhausted => (&self.attempts_exhausted, "attempts_exhausted"),
             StopReason::BudgetExhausted => (&self.budget_exhausted, "budget_exhausted"),
         };
         counter.inc();
-        if !log {
-            return;
-        }
-        tracing::warn!(
-            name = self.name.as_str(),
-            attempts,
-            reason = label,
-            "retry gave up: {reason}"
-        );
+        label
     }
 }

@@ -562,10 +562,7 @@ impl<E> Retry<E> {
         hint: impl FnOnce(&X) -> Option<Duration>,
     ) -> Result<Duration, StopReason> {
         let decision = self.decide(attempts, err, retryable, hint);
-        match decision {
-            Ok(delay) => self.metrics.retry(attempts.made, delay),
-            Err(reason) => self.metrics.gave_up(attempts.made, reason, true),
-        }
+        self.record(attempts.made, decision, true);
         decision
     }
 
@@ -580,11 +577,32 @@ impl<E> Retry<E> {
         hint: impl FnOnce(&X) -> Option<Duration>,
     ) -> Result<Duration, StopReason> {
         let decision = self.decide(attempts, err, retryable, hint);
-        match decision {
-            Ok(delay) => self.metrics.retry(attempts.made, delay),
-            Err(reason) => self.metrics.gave_up(attempts.made, reason, false),
-        }
+        self.record(attempts.made, decision, false);
         decision
+    }
+
+    /// Records a decision after attempt number `attempt` failed: the
+    /// series, a `debug` event per retry, and (if `log`) one `warn` event
+    /// when giving up.
+    fn record(&self, attempt: u32, decision: Result<Duration, StopReason>, log: bool) {
+        let name = self.metrics.name.as_str();
+        match decision {
+            Ok(delay) => {
+                self.metrics.retry(delay);
+                tracing::debug!(name, attempt, delay = ?delay, "retrying after a failed attempt");
+            }
+            Err(reason) => {
+                let label = self.metrics.gave_up(reason);
+                if log {
+                    tracing::warn!(
+                        name,
+                        attempts = attempt,
+                        reason = label,
+                        "retry gave up: {reason}"
+                    );
+                }
+            }
+        }
     }
 
     /// The policy's name.
