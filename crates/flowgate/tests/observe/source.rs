@@ -17,6 +17,7 @@ use crate::common::Traced;
 
 /// Pages of two items, `page * 2 + 1` and `page * 2 + 2`; three pages (the
 /// last has no next cursor). Each fetch takes 10 ms.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 async fn three_pages(page: u64) -> Result<Page<u64, u64>, Infallible> {
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(Page::new(
