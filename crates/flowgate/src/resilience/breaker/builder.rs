@@ -220,7 +220,8 @@ impl CircuitBreakerBuilder {
     /// lock is released, so it may use the breaker; keep it short. Changes
     /// made at the same moment on two threads may be reported in either
     /// order: each [`StateChange`] says where it came from. Changes are also
-    /// logged with `tracing` at `INFO`.
+    /// logged with `tracing`: opening at `WARN`, closing at `INFO`, turning
+    /// half-open at `DEBUG`.
     ///
     /// The open → half-open change happens when the first call (or
     /// [`state`](CircuitBreaker::state)) after the cooldown sees it, not on
