@@ -13,6 +13,7 @@ use futures_core::stream::{FusedStream, Stream};
 use tokio::sync::mpsc;
 
 use super::retry::{RetryError, StopReason};
+use crate::telemetry::{Counter, Name};
 
 /// An item that failed for good: the item itself, handed back, and the
 /// [`RetryError`] saying what went wrong, after how many attempts and why
@@ -189,7 +190,13 @@ pub fn dead_letters<X>(capacity: usize) -> (DeadLetterSender<X>, DeadLetters<X>)
             tx,
             dropped: Arc::clone(&dropped),
         },
-        DeadLetters { rx, dropped },
+        DeadLetters {
+            rx,
+            dropped,
+            name: Name::none(),
+            received: Counter::noop(),
+            discarded: Counter::noop(),
+        },
     )
 }
 
@@ -269,9 +276,56 @@ impl<X> fmt::Debug for DeadLetterSender<X> {
 pub struct DeadLetters<X> {
     rx: mpsc::Receiver<X>,
     dropped: Arc<AtomicU64>,
+    name: Name,
+    /// `flowgate_dead_letter_received_total`.
+    received: Counter,
+    /// `flowgate_dead_letter_discarded_total`.
+    discarded: Counter,
 }
 
 impl<X> DeadLetters<X> {
+    /// Names the dead-letter stream: the `name` label of its series
+    /// (feature `metrics`) and the `name` field of its events. Any string is
+    /// accepted as given. The series are registered now, with the recorder
+    /// current at this call. Without a name, no metrics.
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_dead_letter_received_total`: dead letters taken from the
+    ///   stream;
+    /// - `flowgate_dead_letter_discarded_total`: dead letters still queued
+    ///   when the stream was dropped (also counted by
+    ///   [`DeadLetterSender::dropped`]), logged once at `warn`.
+    ///
+    /// Why items were dead-lettered is counted where they fail: a named
+    /// [`Retry`](super::Retry) counts `flowgate_retry_gave_up_total{reason}`
+    /// for every item a
+    /// [`par_map_retry`](crate::pipeline::PipelineExt::par_map_retry) stage
+    /// gives up on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::dead_letters;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, dead) = dead_letters::<&str>(8);
+    /// let dead = dead.name("orders-dlq");
+    /// let ok: Vec<u32> = stream::iter([Ok(1), Err("bad")]).route_errors(tx).collect().await;
+    /// // flowgate_dead_letter_received_total{name="orders-dlq"} counts as they are read.
+    /// assert_eq!((ok, dead.collect::<Vec<_>>().await), (vec![1], vec!["bad"]));
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self.received = self.name.counter("flowgate_dead_letter_received_total");
+        self.discarded = self.name.counter("flowgate_dead_letter_discarded_total");
+        self
+    }
+
     /// Errors waiting to be received.
     ///
     /// # Examples
@@ -312,7 +366,11 @@ impl<X> Stream for DeadLetters<X> {
     type Item = X;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<X>> {
-        self.rx.poll_recv(cx)
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            self.received.inc();
+        }
+        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -332,6 +390,12 @@ impl<X> Drop for DeadLetters<X> {
         let queued = self.rx.len() as u64;
         if queued > 0 {
             self.dropped.fetch_add(queued, Ordering::Relaxed);
+            self.discarded.add(queued);
+            tracing::warn!(
+                name = self.name.as_str(),
+                discarded = queued,
+                "dead-letter stream dropped with dead letters queued: they are discarded"
+            );
         }
     }
 }

@@ -169,6 +169,24 @@
 //! ([`BreakerError`]); tower's own `TimeoutLayer` and `RateLimitLayer` fit
 //! around them. Without tower, a [`Guard`] is the same stack as one value.
 //!
+//! # Metrics and events
+//!
+//! With the `metrics` feature, each part records its series once it is
+//! named: [`CircuitBreakerBuilder::name`] (state, transitions, calls
+//! permitted and rejected, outcomes), [`Retry::name`] (calls, attempts,
+//! retries, giving up by reason, backoff delays), [`AdaptiveLimitBuilder::name`]
+//! (the limit, in flight, waiting, its moves, overloads, RTTs),
+//! [`Guard::name`], [`PauseHandle::name`] and [`DeadLetters::name`]. The
+//! stages and the tower layers record into the series of the parts they are
+//! given. See [`crate::metrics`] for the table of series and events.
+//!
+//! Failures log one `tracing` event each, at `warn`: a breaker opening, a
+//! retry (or a guarded call) giving up, dead letters discarded with their
+//! stream. A breaker closing logs at `info`; retries, half-open breakers,
+//! limit decreases and pauses at `debug`. Nothing is logged per call at
+//! `info` or above, and rejections by an open breaker log nothing (its
+//! opening did).
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |

@@ -2,11 +2,44 @@
 //! items, and its RAII [`PauseGuard`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
+
+use crate::telemetry::{Counter, Gauge, Name};
+
+/// The series of a named [`PauseHandle`]; see [`PauseHandle::name`].
+struct PauseMetrics {
+    name: Name,
+    /// `flowgate_pause_manual`: 1 while paused by `pause()`.
+    manual: Gauge,
+    /// `flowgate_pause_holds`: live [`PauseGuard`]s.
+    holds: Gauge,
+    /// `flowgate_pause_pauses_total`: `pause()` calls that paused.
+    pauses: Counter,
+    /// `flowgate_pause_resumes_total`: manual pauses lifted.
+    resumes: Counter,
+    /// `flowgate_pause_holds_total`: guards taken.
+    holds_taken: Counter,
+}
+
+impl PauseMetrics {
+    fn new(name: Name, manual: bool, holds: usize) -> Self {
+        let metrics = PauseMetrics {
+            manual: name.gauge("flowgate_pause_manual"),
+            holds: name.gauge("flowgate_pause_holds"),
+            pauses: name.counter("flowgate_pause_pauses_total"),
+            resumes: name.counter("flowgate_pause_resumes_total"),
+            holds_taken: name.counter("flowgate_pause_holds_total"),
+            name,
+        };
+        metrics.manual.set(if manual { 1.0 } else { 0.0 });
+        metrics.holds.set(holds as f64);
+        metrics
+    }
+}
 
 /// The state behind every clone of a [`PauseHandle`], every [`PauseGuard`]
 /// and every [`pausable`](crate::pipeline::PipelineExt::pausable) stage.
@@ -20,6 +53,8 @@ pub(crate) struct PauseShared {
     handles: AtomicUsize,
     /// Woken (all waiters) whenever the pause may have been lifted.
     notify: Arc<Notify>,
+    /// Set once, by the first [`PauseHandle::name`].
+    metrics: OnceLock<PauseMetrics>,
 }
 
 // SeqCst on the flags: a waiter creates its `Notified` and then reads the
@@ -42,6 +77,30 @@ impl PauseShared {
         if !self.is_paused() {
             self.notify.notify_waiters();
         }
+    }
+
+    /// Turns the manual switch; returns whether it changed.
+    fn set_manual(&self, paused: bool, why: &'static str) -> bool {
+        let changed = self.manual.swap(paused, Ordering::SeqCst) != paused;
+        if changed {
+            let metrics = self.metrics.get();
+            if let Some(metrics) = metrics {
+                if paused {
+                    metrics.pauses.inc();
+                    metrics.manual.inc();
+                } else {
+                    metrics.resumes.inc();
+                    metrics.manual.dec();
+                }
+            }
+            let name = metrics.map_or("", |m| m.name.as_str());
+            if paused {
+                tracing::debug!(name, "paused");
+            } else {
+                tracing::debug!(name, why, "resumed");
+            }
+        }
+        changed
     }
 }
 
@@ -114,8 +173,54 @@ impl PauseHandle {
                 holds: AtomicUsize::new(0),
                 handles: AtomicUsize::new(1),
                 notify: Arc::new(Notify::new()),
+                metrics: OnceLock::new(),
             }),
         }
+    }
+
+    /// Names the switch: the `name` label of its series (feature `metrics`)
+    /// and the `name` field of its events. Any string is accepted as given.
+    /// The series are registered now, with the recorder current at this
+    /// call. Name it once, when it is made: the first name given to a switch
+    /// sticks, for every clone; later calls do nothing. Without a name, no
+    /// metrics.
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_pause_manual` (gauge): 1 while paused by
+    ///   [`pause`](Self::pause), else 0;
+    /// - `flowgate_pause_holds` (gauge): live [`PauseGuard`]s (retries
+    ///   backing off, …); the switch is paused while either gauge is above 0;
+    /// - `flowgate_pause_pauses_total`, `flowgate_pause_resumes_total`:
+    ///   manual pauses made and lifted;
+    /// - `flowgate_pause_holds_total`: guards taken.
+    ///
+    /// A manual pause and its lifting log a `debug` event each; guards log
+    /// nothing (they follow a failure already logged, such as a retry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::PauseHandle;
+    ///
+    /// let pause = PauseHandle::new().name("orders-source");
+    /// pause.pause(); // flowgate_pause_manual{name="orders-source"} is 1
+    /// assert!(pause.is_paused());
+    /// pause.resume();
+    /// assert!(!pause.is_paused());
+    /// ```
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let shared = &self.shared;
+        // Registered with the switch's state now; a race with a pause made
+        // at this very moment on another clone may be off by that pause.
+        let _ = shared.metrics.get_or_init(|| {
+            PauseMetrics::new(
+                Name::new(name),
+                shared.manual.load(Ordering::SeqCst),
+                shared.holds.load(Ordering::SeqCst),
+            )
+        });
+        self
     }
 
     /// Pauses until [`resume`](Self::resume) is called (on any clone).
@@ -134,7 +239,7 @@ impl PauseHandle {
     /// assert!(!pause.is_paused());
     /// ```
     pub fn pause(&self) {
-        self.shared.manual.store(true, Ordering::SeqCst);
+        self.shared.set_manual(true, "");
     }
 
     /// Lifts a pause made by [`pause`](Self::pause). The handle stays paused
@@ -154,7 +259,7 @@ impl PauseHandle {
     /// assert!(!pause.is_paused());
     /// ```
     pub fn resume(&self) {
-        self.shared.manual.store(false, Ordering::SeqCst);
+        self.shared.set_manual(false, "resume");
         self.shared.lift();
     }
 
@@ -272,7 +377,7 @@ impl Drop for PauseHandle {
         if self.shared.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
             // Nobody is left to resume a manual pause: lift it rather than
             // leave a pausable source waiting forever.
-            self.shared.manual.store(false, Ordering::SeqCst);
+            self.shared.set_manual(false, "last handle dropped");
             self.shared.lift();
         }
     }
@@ -298,6 +403,10 @@ pub struct PauseGuard {
 impl PauseGuard {
     pub(crate) fn new(shared: &Arc<PauseShared>) -> PauseGuard {
         shared.holds.fetch_add(1, Ordering::SeqCst);
+        if let Some(metrics) = shared.metrics.get() {
+            metrics.holds_taken.inc();
+            metrics.holds.inc();
+        }
         PauseGuard {
             shared: Arc::clone(shared),
         }
@@ -307,6 +416,9 @@ impl PauseGuard {
 impl Drop for PauseGuard {
     fn drop(&mut self) {
         self.shared.holds.fetch_sub(1, Ordering::SeqCst);
+        if let Some(metrics) = self.shared.metrics.get() {
+            metrics.holds.dec();
+        }
         self.shared.lift();
     }
 }

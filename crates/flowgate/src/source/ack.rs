@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::task::AtomicWaker;
 
+use super::metrics::SourceMetrics;
 use super::watermark::WatermarkAck;
 use crate::sync::lock;
 
@@ -18,6 +19,7 @@ pub(crate) struct Signal {
     pub(crate) driver: AtomicWaker,
     /// Items acknowledged, for the stats.
     pub(crate) acked: AtomicU64,
+    pub(crate) metrics: SourceMetrics,
 }
 
 /// One fetched page: how many of its items are not resolved (acked or
@@ -42,10 +44,22 @@ impl PageTrack {
         }
     }
 
-    fn resolve_one(&self, acked: bool) {
+    /// One item is resolved: `acked`, or dropped unacknowledged; it was
+    /// `emitted` by the stream, or dropped before it was.
+    fn resolve_one(&self, acked: bool, emitted: bool) {
+        let metrics = &self.signal.metrics;
+        if emitted {
+            metrics.items_in_flight.dec();
+        }
         if acked {
             self.signal.acked.fetch_add(1, Ordering::Relaxed);
+            metrics.items_acked.inc();
         } else {
+            if emitted {
+                metrics.items_unacked.inc();
+            } else {
+                metrics.items_dropped.inc();
+            }
             // Abandon the page at once, before the other items resolve: the
             // driver stops the source as soon as it knows.
             let page = lock(&self.page).take();
@@ -89,11 +103,23 @@ impl PageTrack {
 #[must_use = "dropping a CursorAck without calling ack() holds the checkpoint back and stops the source"]
 pub struct CursorAck {
     page: Option<Arc<PageTrack>>,
+    /// Yielded by the stream (counted in the in-flight gauge).
+    emitted: bool,
 }
 
 impl CursorAck {
     pub(crate) fn new(page: Arc<PageTrack>) -> Self {
-        CursorAck { page: Some(page) }
+        CursorAck {
+            page: Some(page),
+            emitted: false,
+        }
+    }
+
+    /// The stream hands the item over: it is in flight until resolved.
+    pub(crate) fn emit(&mut self, metrics: &SourceMetrics) {
+        self.emitted = true;
+        metrics.items_emitted.inc();
+        metrics.items_in_flight.inc();
     }
 
     /// Acknowledges the item: it will not be redone after a restart once the
@@ -120,7 +146,7 @@ impl CursorAck {
     /// ```
     pub fn ack(mut self) {
         if let Some(page) = self.page.take() {
-            page.resolve_one(true);
+            page.resolve_one(true, self.emitted);
         }
     }
 }
@@ -128,7 +154,7 @@ impl CursorAck {
 impl Drop for CursorAck {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
-            page.resolve_one(false);
+            page.resolve_one(false, self.emitted);
         }
     }
 }

@@ -10,8 +10,10 @@ use super::checkpoint::CheckpointStore;
 use super::control::{ControlInner, CursorControl};
 use super::driver::{CursorDriver, Machine};
 use super::error::BuildError;
+use super::metrics::SourceMetrics;
 use super::page::Page;
 use super::stream::{CursorSource, Outbox};
+use crate::telemetry::Name;
 
 /// Configures and builds a [`CursorSource`]. Created by
 /// [`CursorSource::builder`].
@@ -21,11 +23,13 @@ use super::stream::{CursorSource, Outbox};
 /// | [`checkpoint`](Self::checkpoint) | none: the watermark is tracked (see [`CursorControl::committed`]) but stored nowhere | — |
 /// | [`max_pages_in_flight`](Self::max_pages_in_flight) | 2 | at least 1; up to `usize::MAX` (no bound in practice, nothing pre-allocated) |
 /// | [`on_fetch_error`](Self::on_fetch_error) | [`OnFetchError::Stop`] | — |
+/// | [`name`](Self::name) | none: no metrics | any string |
 pub struct CursorSourceBuilder<C> {
     start: C,
     store: Option<Arc<dyn CheckpointStore<C>>>,
     max_pages_in_flight: usize,
     on_fetch_error: OnFetchError,
+    name: Name,
 }
 
 impl<C> CursorSourceBuilder<C>
@@ -38,7 +42,65 @@ where
             store: None,
             max_pages_in_flight: 2,
             on_fetch_error: OnFetchError::Stop,
+            name: Name::none(),
         }
+    }
+
+    /// Names the source: the `name` label of its series (feature `metrics`)
+    /// and the `name` field of its events. Any string is accepted as given.
+    /// Without a name the source records no metrics (its events say
+    /// `name = ""`).
+    ///
+    /// Enables, registered by [`build`](Self::build) or
+    /// [`build_pair`](Self::build_pair) with the recorder current then (see
+    /// [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_source_pages_fetched_total`, `flowgate_source_items_fetched_total`;
+    /// - `flowgate_source_items_emitted_total`: items yielded by the stream;
+    /// - `flowgate_source_items_acked_total`;
+    /// - `flowgate_source_items_unacked_total`: yielded items whose
+    ///   [`CursorAck`](super::CursorAck) was dropped without `ack`;
+    /// - `flowgate_source_items_dropped_total`: fetched items never yielded
+    ///   (dropped by [`stop_now`](CursorControl::stop_now) or with the stream);
+    /// - `flowgate_source_items_in_flight` (gauge): yielded and neither acked
+    ///   nor dropped yet;
+    /// - `flowgate_source_pages_in_flight` (gauge): pages being fetched, or
+    ///   fetched and not committed — what
+    ///   [`max_pages_in_flight`](Self::max_pages_in_flight) bounds; 0 once
+    ///   the driver is gone;
+    /// - `flowgate_source_fetch_errors_total`, and
+    ///   `flowgate_source_fetch_seconds` (histogram) for successful fetches;
+    /// - `flowgate_source_commits_total{outcome}` (`ok`, `error`) and
+    ///   `flowgate_source_commit_seconds` (histogram) for commits to the
+    ///   [`checkpoint`](Self::checkpoint) store;
+    ///   `flowgate_source_load_errors_total` for loading it;
+    /// - `flowgate_source_paused` (gauge): 1 while paused, else 0.
+    ///
+    /// A failed fetch, load or commit, and a dropped ack, each log one `warn`
+    /// event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use flowgate::source::{CursorSource, Page};
+    /// use futures_util::StreamExt;
+    /// # let fetch = |after: u64| async move {
+    /// #     let rows: Vec<u64> = (after + 1..=10).take(5).collect();
+    /// #     Ok::<_, std::convert::Infallible>(Page::keyset(rows, |row| *row))
+    /// # };
+    ///
+    /// let mut source = CursorSource::builder(0u64).name("orders").build(fetch).unwrap();
+    /// let (row, ack) = source.next().await.unwrap().unwrap();
+    /// // flowgate_source_items_in_flight{name="orders"} is 1 until:
+    /// ack.ack();
+    /// assert_eq!(row, 1);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
     }
 
     /// Loads the cursor to start from out of `store` (falling back to the
@@ -233,7 +295,10 @@ where
         if self.max_pages_in_flight == 0 {
             return Err(BuildError::ZeroPagesInFlight);
         }
-        let signal = Arc::new(Signal::default());
+        let signal = Arc::new(Signal {
+            metrics: SourceMetrics::new(self.name),
+            ..Signal::default()
+        });
         let outbox = Arc::new(Outbox::new(Arc::clone(&signal)));
         let weak = Arc::downgrade(&outbox);
         let end_now = Box::new(move || {
@@ -268,6 +333,7 @@ impl<C: fmt::Debug> fmt::Debug for CursorSourceBuilder<C> {
             .field("checkpoint", &self.store.is_some())
             .field("max_pages_in_flight", &self.max_pages_in_flight)
             .field("on_fetch_error", &self.on_fetch_error)
+            .field("name", &self.name)
             .finish()
     }
 }

@@ -64,8 +64,27 @@ impl<C> ControlInner<C> {
     }
 
     fn update(&self, f: impl FnOnce(&mut Flags)) {
-        f(&mut lock(&self.flags));
+        {
+            let mut flags = lock(&self.flags);
+            let was_paused = flags.paused;
+            f(&mut flags);
+            if flags.paused != was_paused {
+                self.set_paused_gauge(flags.paused);
+            }
+        }
         self.signal.driver.wake();
+    }
+
+    /// Follows the paused flag; called under the flags' lock, so the gauge
+    /// follows it in order.
+    pub(crate) fn set_paused_gauge(&self, paused: bool) {
+        let metrics = &self.signal.metrics;
+        metrics.paused.set(if paused { 1.0 } else { 0.0 });
+        tracing::debug!(
+            name = metrics.name.as_str(),
+            "cursor source {}",
+            if paused { "paused" } else { "resumed" }
+        );
     }
 }
 

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::future::BoxFuture;
+use tokio::time::Instant;
 
 use super::OnFetchError;
 use super::ack::{CursorAck, PageTrack};
 use super::checkpoint::CheckpointStore;
 use super::control::{ControlInner, Stop};
 use super::error::CursorError;
+use super::metrics::SourceMetrics;
 use super::page::Page;
 use super::stream::{Event, Outbox};
 use super::watermark::SharedWatermark;
@@ -69,6 +71,10 @@ impl CursorDriver {
                 // Finished or not, the stream ends and waiters are released.
                 outbox.end();
                 control.status.send_modify(|status| status.finished = true);
+                // Nothing is fetched or committed any more.
+                let metrics = &control.signal.metrics;
+                metrics.pages_in_flight.set(0.0);
+                metrics.paused.set(0.0);
             }),
         }
     }
@@ -109,6 +115,8 @@ pub(crate) struct Machine<T, C, E, F, Fut> {
     /// The cursor of the next page; `None` once the last page was fetched.
     pub(crate) cursor: Option<C>,
     pub(crate) fetching: Option<Pin<Box<Fut>>>,
+    /// When the fetch in progress started (named sources only).
+    fetch_started: Option<Instant>,
     /// No fetch will start again.
     pub(crate) fetch_done: bool,
     /// The watermark over page sequence numbers (0, 1, 2, … in fetch
@@ -134,6 +142,8 @@ struct Committing<C> {
     future: BoxFuture<'static, Result<(), StoreError>>,
     cursor: C,
     pages: usize,
+    /// When it started (named sources only).
+    started: Option<Instant>,
 }
 
 impl<T, C, E, F, Fut, R> Machine<T, C, E, F, Fut>
@@ -165,8 +175,9 @@ where
             loaded: false,
             cursor: None,
             fetching: None,
+            fetch_started: None,
             fetch_done: false,
-            watermark: SharedWatermark::new(),
+            watermark: SharedWatermark::quiet(),
             next_seq: 0,
             pages: VecDeque::new(),
             acked_pages: 0,
@@ -181,6 +192,10 @@ where
     /// acknowledged, acknowledged but not committed, being committed.
     fn in_flight(&self) -> usize {
         self.pages.len() + self.acked_pages + self.committing.as_ref().map_or(0, |c| c.pages)
+    }
+
+    fn metrics(&self) -> &SourceMetrics {
+        &self.control.signal.metrics
     }
 
     /// One round: control, load, watermark, commit, fetch, in that order.
@@ -199,14 +214,28 @@ where
                 self.control
                     .status
                     .send_modify(|status| status.finished = true);
+                let metrics = self.metrics();
+                metrics.pages_in_flight.set(0.0);
+                metrics.paused.set(0.0);
+                tracing::debug!(name = metrics.name.as_str(), "cursor source finished");
                 return Poll::Ready(());
             }
             if !progress {
+                self.publish_pages_in_flight();
                 return Poll::Pending;
             }
         }
+        self.publish_pages_in_flight();
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Sets the pages-in-flight gauge (once per poll of the driver): the
+    /// pages counted against `max_pages_in_flight`, and the one being
+    /// fetched.
+    fn publish_pages_in_flight(&self) {
+        let pages = self.in_flight() + usize::from(self.fetching.is_some());
+        self.metrics().pages_in_flight.set(pages as f64);
     }
 
     fn is_done(&self) -> bool {
@@ -284,6 +313,13 @@ where
                 self.publish_start();
             }
             Err(err) => {
+                let metrics = self.metrics();
+                metrics.load_errors.inc();
+                tracing::warn!(
+                    name = metrics.name.as_str(),
+                    error = %err,
+                    "cursor source: loading the checkpoint failed; the source stops"
+                );
                 self.report(CursorError::Checkpoint(err));
                 self.store_failed = true;
                 self.finish_fetching();
@@ -323,6 +359,11 @@ where
         }
         if !self.stuck && abandoned.is_some() {
             self.stuck = true;
+            tracing::warn!(
+                name = self.metrics().name.as_str(),
+                "cursor source: an item's CursorAck was dropped without ack(); \
+                 the checkpoint cannot pass its page, the source stops"
+            );
             if !self.fetch_done {
                 self.report(CursorError::Unacked);
                 self.finish_fetching();
@@ -346,6 +387,7 @@ where
                             future: Box::pin(async move { store.commit(commit).await }),
                             cursor,
                             pages,
+                            started: self.control.signal.metrics.timed(),
                         });
                     }
                 }
@@ -359,10 +401,28 @@ where
         if let Some(committing) = &mut self.committing
             && let Poll::Ready(result) = committing.future.as_mut().poll(cx)
         {
-            let Committing { cursor, pages, .. } = self.committing.take().expect("polled");
+            let Committing {
+                cursor,
+                pages,
+                started,
+                ..
+            } = self.committing.take().expect("polled");
+            let metrics = self.metrics();
+            if let Some(started) = started {
+                metrics.commit_seconds.record_duration(started.elapsed());
+            }
             match result {
-                Ok(()) => self.committed(cursor, pages, true),
+                Ok(()) => {
+                    metrics.commits_ok.inc();
+                    self.committed(cursor, pages, true);
+                }
                 Err(err) => {
+                    metrics.commits_error.inc();
+                    tracing::warn!(
+                        name = metrics.name.as_str(),
+                        error = %err,
+                        "cursor source: committing the checkpoint failed; the source stops"
+                    );
                     self.store_failed = true;
                     if !self.fetch_done {
                         self.report(CursorError::Checkpoint(err));
@@ -393,7 +453,10 @@ where
             && self.in_flight() < self.max_in_flight
         {
             match &self.cursor {
-                Some(cursor) => self.fetching = Some(Box::pin((self.fetch)(cursor.clone()))),
+                Some(cursor) => {
+                    self.fetch_started = self.control.signal.metrics.timed();
+                    self.fetching = Some(Box::pin((self.fetch)(cursor.clone())));
+                }
                 None => {
                     self.finish_fetching();
                     return true;
@@ -407,10 +470,17 @@ where
             return false;
         };
         self.fetching = None;
+        let started = self.fetch_started.take();
+        let metrics = &self.control.signal.metrics;
         match result {
             Ok(page) => {
                 let Page { items, next } = page.into();
                 let count = items.len() as u64;
+                metrics.pages_fetched.inc();
+                metrics.items_fetched.add(count);
+                if let Some(started) = started {
+                    metrics.fetch_seconds.record_duration(started.elapsed());
+                }
                 self.control.status.send_modify(|status| {
                     status.stats.pages_fetched += 1;
                     status.stats.items_fetched += count;
@@ -445,13 +515,28 @@ where
                 }
             }
             Err(err) => {
+                metrics.fetch_errors.inc();
+                let then = match self.on_error {
+                    OnFetchError::Stop => "the source stops",
+                    OnFetchError::Pause => "the source pauses until resumed",
+                };
+                tracing::warn!(
+                    name = metrics.name.as_str(),
+                    "cursor source: fetch failed; {then}"
+                );
                 self.control
                     .status
                     .send_modify(|status| status.stats.fetch_errors += 1);
                 self.report(CursorError::Fetch(err));
                 match self.on_error {
                     OnFetchError::Stop => self.finish_fetching(),
-                    OnFetchError::Pause => lock(&self.control.flags).paused = true,
+                    OnFetchError::Pause => {
+                        let mut flags = lock(&self.control.flags);
+                        if !flags.paused {
+                            flags.paused = true;
+                            self.control.set_paused_gauge(true);
+                        }
+                    }
                 }
             }
         }

@@ -216,6 +216,23 @@
 //!   page is committed or can never be; while downstream still holds
 //!   unacknowledged items, it waits for them.
 //!
+//! # Metrics and events
+//!
+//! With the `metrics` feature, a source named with
+//! [`CursorSourceBuilder::name`] records pages and items fetched, items
+//! yielded, acknowledged, dropped and in flight, pages in flight, fetch and
+//! commit latencies, fetch, load and commit errors, and whether it is
+//! paused. [`Watermark::name`] and [`SharedWatermark::name`] record the
+//! commit point and the pending offsets; [`PartitionedWatermark::name`] the
+//! pending offsets and the partitions, summed over its partitions. See
+//! [`crate::metrics`] for the table of series and events.
+//!
+//! A failed fetch, a failed checkpoint load or commit, and a dropped
+//! [`CursorAck`] each log one `warn` event with the source's name; so does
+//! the first abandoned offset of a [`SharedWatermark`] (named or not).
+//! Pausing, resuming and finishing log at `debug`; nothing is logged per
+//! item.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -232,6 +249,7 @@ mod checkpoint;
 mod control;
 mod driver;
 mod error;
+mod metrics;
 mod page;
 mod stream;
 mod watermark;

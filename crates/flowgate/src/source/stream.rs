@@ -139,7 +139,10 @@ impl<T, C, E> Stream for CursorSource<T, C, E> {
         }
         let mut state = lock(&self.outbox.state);
         match state.events.pop_front() {
-            Some(Event::Item(item, ack)) => Poll::Ready(Some(Ok((item, ack)))),
+            Some(Event::Item(item, mut ack)) => {
+                ack.emit(&self.outbox.signal.metrics);
+                Poll::Ready(Some(Ok((item, ack))))
+            }
             Some(Event::Error(err)) => Poll::Ready(Some(Err(err))),
             None if state.ended => {
                 drop(state);

@@ -10,3 +10,5 @@
 mod batch;
 mod common;
 mod dataloader;
+mod resilience;
+mod source;

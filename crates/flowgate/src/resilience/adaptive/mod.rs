@@ -12,9 +12,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 mod error;
+mod metrics;
 
 pub use self::error::BuildError;
+use self::metrics::{AdaptiveMetrics, Waiting};
 use crate::sync::lock;
+use crate::telemetry::{Gauge, Name};
 
 /// What a finished call tells an [`AdaptiveLimit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +83,7 @@ pub struct AdaptiveStats {
 /// | [`decrease_ratio`](Self::decrease_ratio) | 0.9 | in `(0, 1)` |
 /// | [`ewma_alpha`](Self::ewma_alpha) | 0.4 | in `(0, 1]` |
 /// | [`rtt_deviation_scale`](Self::rtt_deviation_scale) | 2.5 | finite, `>= 0` |
+/// | [`name`](Self::name) | none: no metrics | any string |
 #[derive(Debug, Clone)]
 pub struct AdaptiveLimitBuilder {
     min: usize,
@@ -88,6 +92,7 @@ pub struct AdaptiveLimitBuilder {
     decrease_ratio: f64,
     ewma_alpha: f64,
     deviation_scale: f64,
+    name: Name,
 }
 
 impl AdaptiveLimitBuilder {
@@ -154,6 +159,42 @@ impl AdaptiveLimitBuilder {
         self
     }
 
+    /// Names the limit: the `name` label of its series (feature `metrics`)
+    /// and the `name` field of its events. Any string is accepted as given.
+    /// Without a name the limit records no metrics.
+    ///
+    /// Enables, registered by [`build`](Self::build) with the recorder
+    /// current then (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_adaptive_limit` (gauge): the limit now;
+    /// - `flowgate_adaptive_in_flight` (gauge): calls admitted and not
+    ///   finished, from every user (calls, stages, tower layers, guards);
+    /// - `flowgate_adaptive_waiting` (gauge): callers of
+    ///   [`acquire`](AdaptiveLimit::acquire) (and so [`run`](AdaptiveLimit::run)
+    ///   and [`Guard`](super::Guard)) waiting for room; a stage or a tower
+    ///   service waiting in `poll` is not counted;
+    /// - `flowgate_adaptive_increases_total`, `flowgate_adaptive_decreases_total`:
+    ///   the limit's moves;
+    /// - `flowgate_adaptive_overloads_total`: calls finished with
+    ///   [`Outcome::Overload`];
+    /// - `flowgate_adaptive_rtt_seconds` (histogram): the round-trip time of
+    ///   every call finished with [`Outcome::Success`] or
+    ///   [`Outcome::Overload`] (the samples the limit adapts on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::AdaptiveLimit;
+    ///
+    /// let limit = AdaptiveLimit::builder(1..=64).initial(8).name("search-api").build().unwrap();
+    /// // flowgate_adaptive_limit{name="search-api"} is 8.
+    /// assert_eq!(limit.limit(), 8);
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
+    }
+
     /// Builds the limit.
     ///
     /// # Errors
@@ -203,6 +244,7 @@ impl AdaptiveLimitBuilder {
                     alpha: self.ewma_alpha,
                     deviation_scale: self.deviation_scale,
                 },
+                waiting: self.name.gauge("flowgate_adaptive_waiting"),
                 inner: Mutex::new(Controller {
                     limit: initial,
                     in_flight: 0,
@@ -217,6 +259,7 @@ impl AdaptiveLimitBuilder {
                     increases: 0,
                     decreases: 0,
                     overloads: 0,
+                    metrics: AdaptiveMetrics::new(self.name, initial),
                 }),
             }),
         })
@@ -239,6 +282,8 @@ struct Shared {
     /// debt, paid as permits come back).
     semaphore: Arc<Semaphore>,
     config: Config,
+    /// `flowgate_adaptive_waiting`: `acquire` callers waiting for room.
+    waiting: Gauge,
     inner: Mutex<Controller>,
 }
 
@@ -281,12 +326,20 @@ struct Controller {
     increases: u64,
     decreases: u64,
     overloads: u64,
+    /// Under the lock, so the gauges follow the limit in order.
+    metrics: AdaptiveMetrics,
 }
 
 impl Controller {
     fn increase(&mut self, semaphore: &Semaphore) {
         self.limit += 1;
         self.increases += 1;
+        self.metrics.increased(self.limit);
+        tracing::trace!(
+            name = self.metrics.name.as_str(),
+            limit = self.limit,
+            "adaptive limit increased"
+        );
         if self.debt > 0 {
             self.debt -= 1;
         } else {
@@ -301,6 +354,17 @@ impl Controller {
         if cut == 0 {
             return;
         }
+        let mean_rtt = (self.window_samples > 0).then(|| {
+            Duration::from_nanos((self.window_sum / u128::from(self.window_samples)) as u64)
+        });
+        self.metrics.decreased(new);
+        tracing::debug!(
+            name = self.metrics.name.as_str(),
+            from = self.limit,
+            limit = new,
+            mean_rtt = ?mean_rtt,
+            "adaptive limit decreased"
+        );
         self.limit = new;
         self.decreases += 1;
         let forgotten = semaphore.forget_permits(cut);
@@ -512,6 +576,7 @@ impl AdaptiveLimit {
             decrease_ratio: 0.9,
             ewma_alpha: 0.4,
             deviation_scale: 2.5,
+            name: Name::none(),
         }
     }
 
@@ -539,6 +604,13 @@ impl AdaptiveLimit {
     /// # }
     /// ```
     pub async fn acquire(&self) -> AdaptivePermit {
+        // Room now, or a wait counted in the waiting gauge (until it ends or
+        // is cancelled). Room is handed to waiters first, so the attempt
+        // never jumps the queue.
+        if let Some(permit) = self.try_acquire() {
+            return permit;
+        }
+        let _waiting = Waiting::new(&self.shared.waiting);
         match Arc::clone(&self.shared.semaphore).acquire_owned().await {
             Ok(permit) => self.admit(permit),
             Err(_) => unreachable!("the adaptive semaphore is never closed"),
@@ -701,6 +773,7 @@ impl AdaptiveLimit {
         {
             let mut inner = lock(&self.shared.inner);
             inner.in_flight += 1;
+            inner.metrics.in_flight.inc();
             if inner.in_flight >= inner.limit {
                 inner.reached_limit = true;
             }
@@ -785,17 +858,21 @@ impl AdaptivePermit {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
         inner.in_flight -= 1;
+        inner.metrics.in_flight.dec();
         let rtt = finished.saturating_duration_since(self.started);
         match outcome {
             Outcome::Success => {
                 inner.window_sum = inner.window_sum.saturating_add(rtt.as_nanos());
                 inner.window_samples += 1;
                 inner.last_rtt = rtt;
+                inner.metrics.rtt.record_duration(rtt);
             }
             Outcome::Overload => {
                 inner.overloaded = true;
                 inner.overloads += 1;
                 inner.last_rtt = rtt;
+                inner.metrics.rtt.record_duration(rtt);
+                inner.metrics.overloads.inc();
             }
             Outcome::Ignore => {}
         }

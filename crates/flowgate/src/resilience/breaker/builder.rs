@@ -9,8 +9,10 @@ use tokio::time::Instant;
 
 use super::CircuitBreaker;
 use super::error::BuildError;
+use super::metrics::BreakerMetrics;
 use super::state::{Config, Inner, Phase, Shared, StateChange};
 use super::window::{Outcomes, Window, WindowKind};
+use crate::telemetry::Name;
 
 pub(super) type Listener = Arc<dyn Fn(StateChange) + Send + Sync>;
 
@@ -24,6 +26,7 @@ pub(super) type Listener = Arc<dyn Fn(StateChange) + Send + Sync>;
 /// | [`consecutive_failures`](Self::consecutive_failures) | off | at least 1 |
 /// | [`cooldown`](Self::cooldown) | 30 s | greater than zero; up to `Duration::MAX`, which never ends (the breaker stays open) |
 /// | [`half_open_probes`](Self::half_open_probes) | 1 | at least 1 |
+/// | [`name`](Self::name) | none: no metrics | any string |
 ///
 /// At least one of the two trip rules (ratio, consecutive failures) must be
 /// on.
@@ -36,6 +39,7 @@ pub struct CircuitBreakerBuilder {
     cooldown: Duration,
     probes: u32,
     listener: Option<Listener>,
+    name: Name,
 }
 
 impl Default for CircuitBreakerBuilder {
@@ -48,6 +52,7 @@ impl Default for CircuitBreakerBuilder {
             cooldown: Duration::from_secs(30),
             probes: 1,
             listener: None,
+            name: Name::none(),
         }
     }
 }
@@ -215,7 +220,8 @@ impl CircuitBreakerBuilder {
     /// lock is released, so it may use the breaker; keep it short. Changes
     /// made at the same moment on two threads may be reported in either
     /// order: each [`StateChange`] says where it came from. Changes are also
-    /// logged with `tracing` at `INFO`.
+    /// logged with `tracing`: opening at `WARN`, closing at `INFO`, turning
+    /// half-open at `DEBUG`.
     ///
     /// The open → half-open change happens when the first call (or
     /// [`state`](CircuitBreaker::state)) after the cooldown sees it, not on
@@ -248,6 +254,47 @@ impl CircuitBreakerBuilder {
         F: Fn(StateChange) + Send + Sync + 'static,
     {
         self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Names the breaker: the `name` label of its series (feature
+    /// `metrics`) and the `name` field of its events. Any string is
+    /// accepted as given. Without a name the breaker records no metrics
+    /// (its events say `name = ""`).
+    ///
+    /// Enables, registered by [`build`](Self::build) with the recorder
+    /// current then (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_breaker_state` (gauge): **0 closed, 1 half-open, 2 open**;
+    /// - `flowgate_breaker_transitions_total{state}`: transitions *into*
+    ///   `closed`, `half_open`, `open`;
+    /// - `flowgate_breaker_calls_permitted_total`: permits handed out;
+    /// - `flowgate_breaker_calls_rejected_total{reason}`: rejected without
+    ///   running, `open` or `half_open` (probes busy);
+    /// - `flowgate_breaker_outcomes_total{outcome}`: outcomes reported,
+    ///   `success` or `failure` (a permit dropped reports none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::builder()
+    ///     .name("payments")
+    ///     .without_failure_ratio()
+    ///     .consecutive_failures(1)
+    ///     .build()
+    ///     .unwrap();
+    /// let _ = breaker.run(async { Err::<(), _>("down") }).await;
+    /// // flowgate_breaker_state{name="payments"} is now 2, and a warning
+    /// // "circuit breaker opened" was logged with name = "payments".
+    /// assert_eq!(breaker.state(), BreakerState::Open);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
         self
     }
 
@@ -313,6 +360,7 @@ impl CircuitBreakerBuilder {
                     probes: self.probes,
                 },
                 listener: self.listener,
+                name: self.name.clone(),
                 inner: Mutex::new(Inner {
                     phase: Phase::Closed,
                     generation: 0,
@@ -323,6 +371,7 @@ impl CircuitBreakerBuilder {
                     successes: 0,
                     failures: 0,
                     trips: 0,
+                    metrics: BreakerMetrics::new(&self.name),
                 }),
             }),
         })
@@ -339,6 +388,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("cooldown", &self.cooldown)
             .field("half_open_probes", &self.probes)
             .field("on_state_change", &self.listener.is_some())
+            .field("name", &self.name)
             .finish()
     }
 }

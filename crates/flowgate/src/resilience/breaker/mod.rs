@@ -11,6 +11,7 @@
 
 mod builder;
 mod error;
+mod metrics;
 mod state;
 mod window;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use self::state::{Phase, Shared};
+use self::state::{Changed, Phase, Shared};
 use crate::sync::lock;
 
 pub use self::builder::CircuitBreakerBuilder;
@@ -175,10 +176,15 @@ impl CircuitBreaker {
             let result = match result {
                 Ok(()) => {
                     inner.admitted += 1;
+                    inner.metrics.permitted.inc();
                     Ok(inner.generation)
                 }
                 Err(rejected) => {
                     inner.rejected += 1;
+                    match rejected {
+                        Rejected::Open { .. } => inner.metrics.rejected_open.inc(),
+                        Rejected::HalfOpen => inner.metrics.rejected_half_open.inc(),
+                    }
                     Err(rejected)
                 }
             };
@@ -347,12 +353,43 @@ impl CircuitBreaker {
         stats
     }
 
-    fn report(&self, change: Option<StateChange>) {
-        if let Some(change) = change {
-            tracing::info!(from = %change.from, to = %change.to, "circuit breaker state change");
-            if let Some(listener) = &self.shared.listener {
-                listener(change);
+    /// Logs a transition (outside the lock) and calls the listener.
+    fn report(&self, changed: Option<Changed>) {
+        let Some(Changed {
+            change,
+            window: (calls, failures),
+            consecutive,
+        }) = changed
+        else {
+            return;
+        };
+        let name = self.shared.name.as_str();
+        match change.to {
+            BreakerState::Open if change.from == BreakerState::Closed => tracing::warn!(
+                name,
+                from = %change.from,
+                window_calls = calls,
+                window_failures = failures,
+                failure_ratio = if calls == 0 { 0.0 } else { failures as f64 / calls as f64 },
+                consecutive_failures = consecutive,
+                cooldown = ?self.shared.config.cooldown,
+                "circuit breaker opened"
+            ),
+            BreakerState::Open => tracing::warn!(
+                name,
+                from = %change.from,
+                cooldown = ?self.shared.config.cooldown,
+                "circuit breaker opened again: a half-open probe failed"
+            ),
+            BreakerState::HalfOpen => {
+                tracing::debug!(name, from = %change.from, "circuit breaker half-open")
             }
+            BreakerState::Closed => {
+                tracing::info!(name, from = %change.from, "circuit breaker closed")
+            }
+        }
+        if let Some(listener) = &self.shared.listener {
+            listener(change);
         }
     }
 }

@@ -5,12 +5,14 @@ use std::fmt;
 use std::sync::Mutex;
 
 use super::builder::Listener;
+use super::metrics::BreakerMetrics;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::window::Outcomes;
 use crate::sync::lock;
+use crate::telemetry::Name;
 
 /// The state of a [`CircuitBreaker`](super::CircuitBreaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,9 +79,20 @@ pub(super) struct Config {
     pub(super) probes: u32,
 }
 
+/// A transition, with what the breaker saw when it made it (for the
+/// event that reports it).
+pub(super) struct Changed {
+    pub(super) change: StateChange,
+    /// Calls and failures in the window when it opened from closed.
+    pub(super) window: (usize, usize),
+    /// Consecutive failures when it opened.
+    pub(super) consecutive: u32,
+}
+
 pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) listener: Option<Listener>,
+    pub(super) name: Name,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -113,30 +126,43 @@ pub(super) struct Inner {
     pub(super) successes: u64,
     pub(super) failures: u64,
     pub(super) trips: u64,
+    /// Under the lock, so the state gauge follows the transitions in order.
+    pub(super) metrics: BreakerMetrics,
 }
 
 impl Inner {
-    pub(super) fn transition(&mut self, to: Phase, now: Instant) -> StateChange {
+    pub(super) fn transition(&mut self, to: Phase, now: Instant) -> Changed {
         let from = self.phase.state();
+        let (mut window, consecutive) = ((0, 0), self.consecutive);
         self.phase = to;
         self.generation = self.generation.wrapping_add(1);
         match to {
-            Phase::Open { .. } => self.trips += 1,
+            Phase::Open { .. } => {
+                self.trips += 1;
+                if from == BreakerState::Closed {
+                    window = self.outcomes.counts(now);
+                }
+            }
             Phase::Closed => {
                 self.outcomes.clear();
                 self.consecutive = 0;
             }
             Phase::HalfOpen { .. } => {}
         }
-        StateChange {
-            from,
-            to: to.state(),
-            at: now,
+        self.metrics.entered(to.state());
+        Changed {
+            change: StateChange {
+                from,
+                to: to.state(),
+                at: now,
+            },
+            window,
+            consecutive,
         }
     }
 
     /// Open → half-open once the cooldown has passed.
-    pub(super) fn end_cooldown(&mut self, now: Instant) -> Option<StateChange> {
+    pub(super) fn end_cooldown(&mut self, now: Instant) -> Option<Changed> {
         match self.phase {
             Phase::Open { until } if now >= until => Some(self.transition(
                 Phase::HalfOpen {
@@ -169,12 +195,18 @@ impl Inner {
 impl Shared {
     /// Records a permit's outcome: `Some(true)` a failure, `Some(false)` a
     /// success, `None` no outcome (dropped).
-    pub(super) fn record(&self, generation: u64, failed: Option<bool>) -> Option<StateChange> {
+    pub(super) fn record(&self, generation: u64, failed: Option<bool>) -> Option<Changed> {
         let now = Instant::now();
         let mut inner = lock(&self.inner);
         match failed {
-            Some(true) => inner.failures += 1,
-            Some(false) => inner.successes += 1,
+            Some(true) => {
+                inner.failures += 1;
+                inner.metrics.failures.inc();
+            }
+            Some(false) => {
+                inner.successes += 1;
+                inner.metrics.successes.inc();
+            }
             None => {}
         }
         if inner.generation != generation {

@@ -13,10 +13,13 @@ use super::breaker::CircuitBreaker;
 use super::retry::Retry;
 
 mod error;
+mod metrics;
 
 use self::error::Failure;
 pub use self::error::GuardError;
+use self::metrics::{GuardMetrics, kind};
 use crate::limit::{InFlightLimit, RateLimiter};
+use crate::telemetry::Name;
 
 type Hook<E> = Arc<dyn Fn(&GuardError<E>, u32, Duration) + Send + Sync>;
 
@@ -114,6 +117,7 @@ pub struct Guard<E> {
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry<E>>,
     on_retry: Option<Hook<E>>,
+    metrics: Arc<GuardMetrics>,
 }
 
 impl<E> Guard<E> {
@@ -139,6 +143,7 @@ impl<E> Guard<E> {
             breaker: None,
             retry: None,
             on_retry: None,
+            metrics: Arc::new(GuardMetrics::new(Name::none())),
         }
     }
 
@@ -324,6 +329,42 @@ impl<E> Guard<E> {
         self
     }
 
+    /// Names the guard: the `name` label of its series (feature `metrics`)
+    /// and the `name` field of its events. Any string is accepted as given.
+    /// The series are registered now, with the recorder current at this
+    /// call, and shared by the guard's clones. Without a name, no metrics.
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_guard_calls_total{outcome}`: calls of [`run`](Self::run)
+    ///   that returned, `ok` or `error`;
+    /// - `flowgate_guard_attempt_failures_total{reason}`: failed attempts,
+    ///   `timeout`, `rejected` (by the breaker) or `error` (the call's own).
+    ///
+    /// The parts keep their own series: name the [`Retry`], the
+    /// [`CircuitBreaker`] and the [`AdaptiveLimit`] too. A failed call logs
+    /// one `warn` event, with the guard's name and its retry's (the retry's
+    /// own "gave up" event is not repeated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::Guard;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let guard = Guard::new().timeout(Duration::from_millis(100)).name("inventory");
+    /// let err = guard.run(std::future::pending::<Result<(), ()>>).await.unwrap_err();
+    /// // flowgate_guard_attempt_failures_total{name="inventory",reason="timeout"} is 1.
+    /// assert!(err.is_timeout());
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.metrics = Arc::new(GuardMetrics::new(Name::new(name)));
+        self
+    }
+
     /// Calls `f` through every part of the guard, retrying as its policy
     /// says; see [`Guard`] for the order and what is reported where.
     ///
@@ -364,22 +405,40 @@ impl<E> Guard<E> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let metrics = &*self.metrics;
         let Some(retry) = &self.retry else {
             // No policy: one attempt, and no reason to report.
-            return self
-                .attempt(&mut f)
-                .await
-                .map_err(|failure| GuardError::new(failure, 1, None));
+            return match self.attempt(&mut f).await {
+                Ok(output) => {
+                    metrics.succeeded();
+                    Ok(output)
+                }
+                Err(failure) => {
+                    metrics.attempt_failed(&failure);
+                    metrics.failed();
+                    tracing::warn!(
+                        name = metrics.name.as_str(),
+                        failure = kind(&failure),
+                        attempts = 1,
+                        "guarded call failed"
+                    );
+                    Err(GuardError::new(failure, 1, None))
+                }
+            };
         };
         let mut attempts = retry.start();
         loop {
             attempts.start_attempt();
             let made = attempts.made();
             let failure = match self.attempt(&mut f).await {
-                Ok(output) => return Ok(output),
+                Ok(output) => {
+                    metrics.succeeded();
+                    return Ok(output);
+                }
                 Err(failure) => failure,
             };
-            let decision = retry.next_delay_with(
+            metrics.attempt_failed(&failure);
+            let decision = retry.next_delay_quiet(
                 &mut attempts,
                 &failure,
                 |failure| match failure {
@@ -404,7 +463,18 @@ impl<E> Guard<E> {
                     let _pause = retry.hold_pause();
                     sleep(delay).await;
                 }
-                Err(reason) => return Err(GuardError::new(failure, made, Some(reason))),
+                Err(reason) => {
+                    metrics.failed();
+                    tracing::warn!(
+                        name = metrics.name.as_str(),
+                        retry = retry.metrics_name().as_str(),
+                        failure = kind(&failure),
+                        attempts = made,
+                        reason = %reason,
+                        "guarded call failed"
+                    );
+                    return Err(GuardError::new(failure, made, Some(reason)));
+                }
             }
         }
     }
@@ -472,6 +542,7 @@ impl<E> Clone for Guard<E> {
             breaker: self.breaker.clone(),
             retry: self.retry.clone(),
             on_retry: self.on_retry.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -489,6 +560,7 @@ impl<E> fmt::Debug for Guard<E> {
             .field("concurrency", &concurrency)
             .field("breaker", &self.breaker.is_some())
             .field("retry", &self.retry)
+            .field("name", &self.metrics.name)
             .finish()
     }
 }

@@ -13,8 +13,11 @@ use super::backoff::{Backoff, Schedule};
 use super::pause::{PauseGuard, PauseHandle};
 
 mod error;
+mod metrics;
 
 pub use self::error::{RetryError, StopReason};
+use self::metrics::RetryMetrics;
+use crate::telemetry::{Counter, Name};
 
 type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 type Hint<E> = Arc<dyn Fn(&E) -> Option<Duration> + Send + Sync>;
@@ -102,6 +105,7 @@ pub struct Retry<E> {
     pause: Option<PauseHandle>,
     /// Seeds for the jitter of successive calls, when made reproducible.
     seeds: Option<Arc<AtomicU64>>,
+    metrics: Arc<RetryMetrics>,
 }
 
 /// The state of one retry loop: its schedule, its attempts, its deadline.
@@ -109,12 +113,15 @@ pub(crate) struct Attempts {
     schedule: Schedule,
     made: u32,
     deadline: Option<Instant>,
+    /// `flowgate_retry_attempts_total` of a named policy.
+    counter: Counter,
 }
 
 impl Attempts {
     /// Counts an attempt about to start.
     pub(crate) fn start_attempt(&mut self) {
         self.made = self.made.saturating_add(1);
+        self.counter.inc();
     }
 
     /// Attempts made so far.
@@ -150,6 +157,7 @@ impl<E> Retry<E> {
             on_retry: None,
             pause: None,
             seeds: None,
+            metrics: Arc::new(RetryMetrics::unnamed()),
         }
     }
 
@@ -354,6 +362,50 @@ impl<E> Retry<E> {
         self
     }
 
+    /// Names the policy: the `name` label of its series (feature `metrics`)
+    /// and the `name` field of its events. Any string is accepted as given.
+    /// The series are registered now, with the recorder current at this
+    /// call, and shared by the policy's clones (every call, stage and
+    /// [`Guard`](super::Guard) using them). Without a name, no metrics (the
+    /// events say `name = ""`).
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_retry_calls_total`: calls (retry loops) started;
+    /// - `flowgate_retry_attempts_total`: attempts started, first ones
+    ///   included;
+    /// - `flowgate_retry_retries_total`: retries scheduled after a failed
+    ///   attempt;
+    /// - `flowgate_retry_gave_up_total{reason}`: calls that failed for good,
+    ///   by [`StopReason`]: `not_retryable`, `attempts_exhausted`,
+    ///   `budget_exhausted`;
+    /// - `flowgate_retry_backoff_seconds` (histogram): each delay slept
+    ///   before a retry.
+    ///
+    /// Giving up logs one `warn` event per call; each retry a `debug` one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::resilience::{Backoff, Retry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(Duration::from_millis(10)))
+    ///     .max_attempts(3)
+    ///     .name("fetch-user");
+    /// let err = retry.run(|| async { Err::<(), _>("down") }).await.unwrap_err();
+    /// // flowgate_retry_attempts_total{name="fetch-user"} is 3,
+    /// // flowgate_retry_gave_up_total{name="fetch-user",reason="attempts_exhausted"} 1.
+    /// assert_eq!(err.attempts(), 3);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.metrics = Arc::new(RetryMetrics::new(Name::new(name)));
+        self
+    }
+
     /// The backoff between attempts.
     ///
     /// # Examples
@@ -480,6 +532,7 @@ impl<E> Retry<E> {
             schedule,
             made: 0,
             deadline: self.budget.and_then(|b| first_start.checked_add(b)),
+            counter: self.metrics.call(),
         }
     }
 
@@ -499,7 +552,65 @@ impl<E> Retry<E> {
     /// [`next_delay`](Self::next_delay) with the predicate and the hint
     /// given, for callers (the guard) whose error wraps `E`; the hook is
     /// theirs to call.
+    ///
+    /// Records the retry or the giving up (series and event).
     pub(crate) fn next_delay_with<X>(
+        &self,
+        attempts: &mut Attempts,
+        err: &X,
+        retryable: impl FnOnce(&X) -> bool,
+        hint: impl FnOnce(&X) -> Option<Duration>,
+    ) -> Result<Duration, StopReason> {
+        let decision = self.decide(attempts, err, retryable, hint);
+        self.record(attempts.made, decision, true);
+        decision
+    }
+
+    /// [`next_delay_with`](Self::next_delay_with) for a caller that logs
+    /// the giving up itself (the guard, with its own name): the series are
+    /// recorded, the "gave up" event is not emitted.
+    pub(crate) fn next_delay_quiet<X>(
+        &self,
+        attempts: &mut Attempts,
+        err: &X,
+        retryable: impl FnOnce(&X) -> bool,
+        hint: impl FnOnce(&X) -> Option<Duration>,
+    ) -> Result<Duration, StopReason> {
+        let decision = self.decide(attempts, err, retryable, hint);
+        self.record(attempts.made, decision, false);
+        decision
+    }
+
+    /// Records a decision after attempt number `attempt` failed: the
+    /// series, a `debug` event per retry, and (if `log`) one `warn` event
+    /// when giving up.
+    fn record(&self, attempt: u32, decision: Result<Duration, StopReason>, log: bool) {
+        let name = self.metrics.name.as_str();
+        match decision {
+            Ok(delay) => {
+                self.metrics.retry(delay);
+                tracing::debug!(name, attempt, delay = ?delay, "retrying after a failed attempt");
+            }
+            Err(reason) => {
+                let label = self.metrics.gave_up(reason);
+                if log {
+                    tracing::warn!(
+                        name,
+                        attempts = attempt,
+                        reason = label,
+                        "retry gave up: {reason}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The policy's name.
+    pub(crate) fn metrics_name(&self) -> &Name {
+        &self.metrics.name
+    }
+
+    fn decide<X>(
         &self,
         attempts: &mut Attempts,
         err: &X,
@@ -561,6 +672,7 @@ impl<E> Clone for Retry<E> {
             on_retry: self.on_retry.clone(),
             pause: self.pause.clone(),
             seeds: self.seeds.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -575,6 +687,7 @@ impl<E> fmt::Debug for Retry<E> {
             .field("retry_after", &self.retry_after.is_some())
             .field("on_retry", &self.on_retry.is_some())
             .field("pause", &self.pause.is_some())
+            .field("name", &self.metrics.name)
             .finish()
     }
 }

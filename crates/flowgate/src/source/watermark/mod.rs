@@ -10,6 +10,8 @@ mod shared;
 use std::collections::VecDeque;
 use std::fmt;
 
+use crate::telemetry::{Gauge, Name};
+
 pub use self::error::{AckError, TrackError, WatchError};
 pub use self::partitioned::PartitionedWatermark;
 pub use self::shared::{SharedWatermark, WatermarkAck, WatermarkWatch};
@@ -117,6 +119,31 @@ pub struct Watermark {
     max_pending: usize,
     /// The lowest offset abandoned (never passed).
     abandoned: Option<u64>,
+    metrics: WatermarkMetrics,
+}
+
+/// The series of a named [`Watermark`]; see [`Watermark::name`].
+#[derive(Clone)]
+struct WatermarkMetrics {
+    name: Name,
+    /// `flowgate_source_watermark_commit_point`.
+    commit_point: Gauge,
+    /// `flowgate_source_watermark_pending`.
+    pending: Gauge,
+    /// Log the first abandoned offset (off inside a cursor source, which
+    /// logs it itself).
+    quiet: bool,
+}
+
+impl Default for WatermarkMetrics {
+    fn default() -> Self {
+        WatermarkMetrics {
+            name: Name::none(),
+            commit_point: Gauge::noop(),
+            pending: Gauge::noop(),
+            quiet: false,
+        }
+    }
 }
 
 impl Watermark {
@@ -173,7 +200,57 @@ impl Watermark {
             last_tracked: None,
             max_pending,
             abandoned: None,
+            metrics: WatermarkMetrics::default(),
         }
+    }
+
+    /// Names the watermark: the `name` label of its series (feature
+    /// `metrics`) and the `name` field of its events. Any string is
+    /// accepted as given. The series are registered now, with the recorder
+    /// current at this call, and set to the watermark's state. Without a
+    /// name, no metrics. A clone keeps the name, and updates the same
+    /// series: rename it.
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_source_watermark_commit_point` (gauge): the
+    ///   [`commit_point`](Self::commit_point) (0 until there is one; an
+    ///   `f64`, exact up to 2⁵³);
+    /// - `flowgate_source_watermark_pending` (gauge): the
+    ///   [`pending`](Self::pending) offsets, tracked and not passed yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::Watermark;
+    ///
+    /// let mut watermark = Watermark::new().name("orders-0");
+    /// watermark.track(7).unwrap(); // flowgate_source_watermark_pending{name="orders-0"} is 1
+    /// watermark.ack(7).unwrap(); // ... 0, and the commit point gauge 8
+    /// assert_eq!(watermark.commit_point(), Some(8));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.set_name(Name::new(name));
+        self
+    }
+
+    pub(crate) fn set_name(&mut self, name: Name) {
+        self.metrics = WatermarkMetrics {
+            commit_point: name.gauge("flowgate_source_watermark_commit_point"),
+            pending: name.gauge("flowgate_source_watermark_pending"),
+            name,
+            quiet: self.metrics.quiet,
+        };
+        self.metrics
+            .commit_point
+            .set(self.commit_point().unwrap_or(0) as f64);
+        self.metrics.pending.set(self.entries.len() as f64);
+    }
+
+    /// Leaves the first abandoned offset to the caller to log.
+    pub(crate) fn quiet(mut self) -> Self {
+        self.metrics.quiet = true;
+        self
     }
 
     /// Starts tracking `offset`: it was handed out (fetched, delivered) and
@@ -218,6 +295,7 @@ impl Watermark {
             mark: Mark::Pending,
         });
         self.last_tracked = Some(offset);
+        self.metrics.pending.set(self.entries.len() as f64);
         Ok(())
     }
 
@@ -262,7 +340,10 @@ impl Watermark {
             self.passed = Some(front.offset);
             self.entries.pop_front();
         }
-        Ok(self.commit_point())
+        let point = self.commit_point();
+        self.metrics.pending.set(self.entries.len() as f64);
+        self.metrics.commit_point.set(point.unwrap_or(0) as f64);
+        Ok(point)
     }
 
     /// Marks the pending `offset` as never to be acknowledged: the
@@ -274,6 +355,14 @@ impl Watermark {
             return Err(AckError::Duplicate { offset });
         }
         entry.mark = Mark::Abandoned;
+        if self.abandoned.is_none() && !self.metrics.quiet {
+            tracing::warn!(
+                name = self.metrics.name.as_str(),
+                offset,
+                "watermark: an offset was abandoned (its ack dropped); \
+                 the commit point will never pass it"
+            );
+        }
         self.abandoned = Some(self.abandoned.map_or(offset, |low| low.min(offset)));
         Ok(())
     }
@@ -468,6 +557,7 @@ impl fmt::Debug for Watermark {
             .field("last_tracked", &self.last_tracked)
             .field("pending", &self.entries.len())
             .field("max_pending", &self.max_pending)
+            .field("name", &self.metrics.name)
             .finish()
     }
 }

@@ -9,6 +9,7 @@ use foldhash::fast::RandomState;
 
 use super::Watermark;
 use super::error::{AckError, TrackError};
+use crate::telemetry::{Gauge, Name};
 
 struct Partition {
     watermark: Watermark,
@@ -49,6 +50,11 @@ pub struct PartitionedWatermark<P> {
     /// in the order they first moved.
     changed: Vec<P>,
     max_pending: usize,
+    name: Name,
+    /// `flowgate_source_watermark_pending`: over every partition.
+    pending: Gauge,
+    /// `flowgate_source_watermark_partitions`.
+    partition_count: Gauge,
 }
 
 impl<P: Hash + Eq + Clone> PartitionedWatermark<P> {
@@ -94,7 +100,52 @@ impl<P: Hash + Eq + Clone> PartitionedWatermark<P> {
             partitions: HashMap::default(),
             changed: Vec::new(),
             max_pending,
+            name: Name::none(),
+            pending: Gauge::noop(),
+            partition_count: Gauge::noop(),
         }
+    }
+
+    /// Names the watermarks: the `name` label of their series (feature
+    /// `metrics`). Any string is accepted as given. The series are
+    /// registered now, with the recorder current at this call, and set to
+    /// the present state. Without a name, no metrics. Partitions are not a
+    /// label (their number is unbounded): the series sum over them.
+    ///
+    /// Enables (see [`crate::metrics`] for the table):
+    ///
+    /// - `flowgate_source_watermark_pending` (gauge): pending offsets over
+    ///   every partition;
+    /// - `flowgate_source_watermark_partitions` (gauge): partitions tracked.
+    ///
+    /// Read each partition's commit point from
+    /// [`take_changed`](Self::take_changed) or [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::PartitionedWatermark;
+    ///
+    /// let mut watermark = PartitionedWatermark::new().name("orders");
+    /// watermark.track(0u32, 5).unwrap();
+    /// watermark.track(1u32, 9).unwrap();
+    /// // flowgate_source_watermark_pending{name="orders"} is 2,
+    /// // flowgate_source_watermark_partitions{name="orders"} 2.
+    /// watermark.ack(&1, 9).unwrap();
+    /// assert_eq!(watermark.take_changed(), vec![(1, 10)]);
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self.pending = self.name.gauge("flowgate_source_watermark_pending");
+        self.partition_count = self.name.gauge("flowgate_source_watermark_partitions");
+        let pending: usize = self
+            .partitions
+            .values()
+            .map(|entry| entry.watermark.pending())
+            .sum();
+        self.pending.set(pending as f64);
+        self.partition_count.set(self.partitions.len() as f64);
+        self
     }
 
     /// Tracks `offset` of `partition`, creating the partition's watermark on
@@ -117,10 +168,14 @@ impl<P: Hash + Eq + Clone> PartitionedWatermark<P> {
     /// ```
     pub fn track(&mut self, partition: P, offset: u64) -> Result<(), TrackError> {
         if let Some(existing) = self.partitions.get_mut(&partition) {
-            return existing.watermark.track(offset);
+            existing.watermark.track(offset)?;
+            self.pending.inc();
+            return Ok(());
         }
         let mut watermark = Watermark::with_max_pending(self.max_pending);
         watermark.track(offset)?;
+        self.pending.inc();
+        self.partition_count.inc();
         self.partitions.insert(
             partition,
             Partition {
@@ -154,7 +209,12 @@ impl<P: Hash + Eq + Clone> PartitionedWatermark<P> {
         let Some(entry) = self.partitions.get_mut(partition) else {
             return Err(AckError::Untracked { offset });
         };
+        let before = entry.watermark.pending();
         let moved = entry.watermark.ack(offset)?;
+        if moved.is_some() {
+            self.pending
+                .sub((before - entry.watermark.pending()) as f64);
+        }
         if moved.is_some() && !entry.changed {
             entry.changed = true;
             self.changed.push(partition.clone());
@@ -219,6 +279,8 @@ impl<P: Hash + Eq + Clone> PartitionedWatermark<P> {
     /// ```
     pub fn remove(&mut self, partition: &P) -> Option<Watermark> {
         let entry = self.partitions.remove(partition)?;
+        self.pending.sub(entry.watermark.pending() as f64);
+        self.partition_count.dec();
         if entry.changed {
             self.changed.retain(|changed| changed != partition);
         }
@@ -271,6 +333,7 @@ impl<P: fmt::Debug> fmt::Debug for PartitionedWatermark<P> {
             .field("partitions", &self.partitions.len())
             .field("changed", &self.changed)
             .field("max_pending", &self.max_pending)
+            .field("name", &self.name)
             .finish()
     }
 }

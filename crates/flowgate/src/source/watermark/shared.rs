@@ -115,6 +115,43 @@ impl SharedWatermark {
         Self::from_watermark(Watermark::with_max_pending(max_pending))
     }
 
+    /// Names the watermark: the `name` label of its series (feature
+    /// `metrics`) and the `name` field of its events, as
+    /// [`Watermark::name`], for every handle and token. Any string is
+    /// accepted as given; the series are registered now, with the recorder
+    /// current at this call. Without a name, no metrics.
+    ///
+    /// Enables `flowgate_source_watermark_commit_point` and
+    /// `flowgate_source_watermark_pending` (gauges; see [`crate::metrics`]).
+    /// The first abandoned offset logs one `warn` event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::source::SharedWatermark;
+    ///
+    /// let watermark = SharedWatermark::new().name("stream:orders");
+    /// let ack = watermark.try_track(41).unwrap();
+    /// std::thread::spawn(move || ack.ack()).join().unwrap();
+    /// // flowgate_source_watermark_commit_point{name="stream:orders"} is 42.
+    /// assert_eq!(watermark.commit_point(), Some(42));
+    /// ```
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let name = crate::telemetry::Name::new(name);
+        // Not a move of the commit point: no one to wake.
+        self.cell.send_if_modified(|watermark| {
+            watermark.set_name(name);
+            false
+        });
+        self
+    }
+
+    /// A watermark whose first abandoned offset its owner logs itself (a
+    /// cursor source).
+    pub(crate) fn quiet() -> Self {
+        Self::from_watermark(Watermark::new().quiet())
+    }
+
     fn from_watermark(watermark: Watermark) -> Self {
         SharedWatermark {
             cell: Arc::new(watch::Sender::new(watermark)),
