@@ -218,6 +218,7 @@ mod error;
 mod fair;
 mod in_flight;
 mod keyed;
+mod metrics;
 mod rate;
 
 pub use self::error::{BuildError, NotReady, RateError};

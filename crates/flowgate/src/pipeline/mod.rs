@@ -209,6 +209,7 @@ mod error;
 mod heartbeat;
 mod in_flight;
 mod merge;
+mod metrics;
 mod par_map;
 mod par_map_adaptive;
 mod par_map_keyed;
