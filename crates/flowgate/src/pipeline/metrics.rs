@@ -87,6 +87,7 @@ impl Flow {
 ///
 /// Without the `metrics` feature it is zero-sized and does nothing.
 pub(super) struct Level {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     gauge: Gauge,
     #[cfg(feature = "metrics")]
     reported: usize,
