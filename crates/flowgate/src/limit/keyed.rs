@@ -37,10 +37,10 @@ use slab::Slab;
 use tokio::time::{Sleep, sleep_until};
 
 use super::error::{BuildError, NotReady};
-use super::metrics::{Kind, LimitMetrics, refused};
-use crate::telemetry::{GaugeGuard, Name};
+use super::metrics::{Kind, LimitMetrics};
 use super::rate::{Clock, Params, Rate, gcra_step};
 use crate::sync::lock;
+use crate::telemetry::{GaugeGuard, Name};
 
 /// No node: the end of a waiter list.
 const NONE: usize = usize::MAX;
@@ -981,8 +981,13 @@ where
     /// assert_eq!(err, BuildError::ZeroSweepThreshold);
     /// ```
     pub fn build(self) -> Result<KeyedRateLimiter<K>, BuildError> {
-        self.try_build()
-            .inspect_err(|err| refused("KeyedRateLimiter", &self.name, err))
+        self.try_build().inspect_err(|err| {
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "KeyedRateLimiter configuration refused"
+            );
+        })
     }
 
     fn try_build(&self) -> Result<KeyedRateLimiter<K>, BuildError> {

@@ -77,13 +77,3 @@ impl LimitMetrics {
         self.wait.record(nanos as f64 / 1e9);
     }
 }
-
-/// Logs a builder refusing its configuration (the caller gets the error).
-pub(super) fn refused(limiter: &'static str, name: &Name, err: &super::BuildError) {
-    tracing::warn!(
-        limiter,
-        name = %name.as_str(),
-        error = %err,
-        "limiter configuration refused"
-    );
-}

@@ -557,14 +557,12 @@ impl RateLimiter {
     /// # }
     /// ```
     pub fn try_acquire(&self) -> Result<(), NotReady> {
-        self.gcra
-            .take(self.gcra.now(), None)
-            .map_err(|slot| {
-                self.gcra.metrics.rejected.inc();
-                NotReady {
-                    ready_at: self.gcra.instant(slot),
-                }
-            })
+        self.gcra.take(self.gcra.now(), None).map_err(|slot| {
+            self.gcra.metrics.rejected.inc();
+            NotReady {
+                ready_at: self.gcra.instant(slot),
+            }
+        })
     }
 
     /// Waits until a cell is free and takes it.

@@ -211,7 +211,14 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
         //    asked for in between still wakes us.
         this.flush.waker.register(cx.waker());
         if this.flush.requested.swap(false, Ordering::AcqRel) && !this.items.is_empty() {
-            let batch = take_batch(this.items, this.dedup, this.sleep, max_delay, series, &series.flush);
+            let batch = take_batch(
+                this.items,
+                this.dedup,
+                this.sleep,
+                max_delay,
+                series,
+                &series.flush,
+            );
             return Poll::Ready(Some(batch));
         }
 
@@ -240,7 +247,14 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                     }
                     this.items.push(item);
                     if this.items.len() >= *this.max_items {
-                        let batch = take_batch(this.items, this.dedup, this.sleep, max_delay, series, &series.size);
+                        let batch = take_batch(
+                            this.items,
+                            this.dedup,
+                            this.sleep,
+                            max_delay,
+                            series,
+                            &series.size,
+                        );
                         return Poll::Ready(Some(batch));
                     }
                 }
@@ -249,7 +263,14 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                     if this.items.is_empty() {
                         return Poll::Ready(None);
                     }
-                    let batch = take_batch(this.items, this.dedup, this.sleep, max_delay, series, &series.end);
+                    let batch = take_batch(
+                        this.items,
+                        this.dedup,
+                        this.sleep,
+                        max_delay,
+                        series,
+                        &series.end,
+                    );
                     return Poll::Ready(Some(batch));
                 }
                 Poll::Pending => {
@@ -257,7 +278,14 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                     if let Some(sleep) = this.sleep.as_mut().as_pin_mut()
                         && sleep.poll(cx).is_ready()
                     {
-                        let batch = take_batch(this.items, this.dedup, this.sleep, max_delay, series, &series.delay);
+                        let batch = take_batch(
+                            this.items,
+                            this.dedup,
+                            this.sleep,
+                            max_delay,
+                            series,
+                            &series.delay,
+                        );
                         return Poll::Ready(Some(batch));
                     }
                     return Poll::Pending;
@@ -289,7 +317,9 @@ fn take_batch<T, D: Dedup<T>>(
         && let Some(timer) = sleep.as_ref().as_pin_ref()
     {
         let opened = timer.deadline() - max_delay;
-        series.open.record_duration(Instant::now().saturating_duration_since(opened));
+        series
+            .open
+            .record_duration(Instant::now().saturating_duration_since(opened));
     }
     trigger.inc();
     series.batch_size.record(items.len() as f64);

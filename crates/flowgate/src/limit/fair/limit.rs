@@ -10,9 +10,9 @@ use std::task::{Context, Poll, Waker};
 
 use super::{NONE, Tenants, store_waker, wake};
 use crate::limit::error::BuildError;
-use crate::limit::metrics::{Kind, LimitMetrics, refused};
-use crate::telemetry::Name;
+use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::sync::lock;
+use crate::telemetry::Name;
 
 /// A limit on work in flight — `capacity` permits in all — shared fairly by
 /// tenants (keys `T`) with weights.
@@ -102,7 +102,8 @@ struct State<T> {
     ready: BTreeSet<Share>,
     in_use: usize,
     capacity: usize,
-    waiting: usize,    /// The limit's series (set under the lock, so they are exact).
+    waiting: usize,
+    /// The limit's series (set under the lock, so they are exact).
     metrics: LimitMetrics,
 }
 
@@ -691,7 +692,11 @@ where
             None
         };
         if let Some(err) = refusal {
-            refused("FairLimit", &self.name, &err);
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "FairLimit configuration refused"
+            );
             return Err(err);
         }
         Ok(FairLimit::with(self.capacity, self.weights, self.name))

@@ -12,10 +12,10 @@ use tokio::time::{Sleep, sleep_until};
 
 use super::{Tenants, store_waker, wake};
 use crate::limit::error::{BuildError, NotReady};
-use crate::limit::metrics::{Kind, LimitMetrics, refused};
+use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::limit::rate::{Clock, Params, Rate, gcra_step};
-use crate::telemetry::Name;
 use crate::sync::lock;
+use crate::telemetry::Name;
 
 /// One unit of virtual time per grant to a tenant of weight 1: a grant to a
 /// tenant of weight `w` costs `SCALE / w`, at least 1 for any `u32` weight.
@@ -100,7 +100,8 @@ struct State<T> {
     tat: u64,
     /// The slot the head was told to sleep until.
     promised: Option<u64>,
-    waiting: usize,    /// The limiter's series (set under the lock, so they are exact).
+    waiting: usize,
+    /// The limiter's series (set under the lock, so they are exact).
     metrics: LimitMetrics,
 }
 
@@ -461,7 +462,8 @@ struct Waiting<'a, T: Hash + Eq + Clone> {
     key: &'a T,
     node: Option<usize>,
     /// The head's timer, until the next cell.
-    sleep: Option<Pin<Box<Sleep>>>,    /// When it started waiting, on the limiter's clock (while `node` is
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// When it started waiting, on the limiter's clock (while `node` is
     /// set).
     since: u64,
 }
@@ -594,7 +596,11 @@ where
     pub fn build(self) -> Result<FairRate<T>, BuildError> {
         if self.weights.iter().any(|&(_, w)| w == 0) {
             let err = BuildError::ZeroWeight;
-            refused("FairRate", &self.name, &err);
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "FairRate configuration refused"
+            );
             return Err(err);
         }
         Ok(FairRate::with(self.rate, self.weights, self.name))
