@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use super::metrics::DebugName;
 use super::metrics::{Kind, LimitMetrics};
 use crate::telemetry::{GaugeGuard, Name};
 
@@ -297,7 +298,7 @@ impl fmt::Debug for InFlightLimit {
         f.debug_struct("InFlightLimit")
             .field("max", &self.max)
             .field("in_flight", &self.in_flight())
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish()
     }
 }

@@ -37,6 +37,7 @@ use slab::Slab;
 use tokio::time::{Sleep, sleep_until};
 
 use super::error::{BuildError, NotReady};
+use super::metrics::DebugName;
 use super::metrics::{Kind, LimitMetrics};
 use super::rate::{Clock, Params, Rate, gcra_step};
 use crate::sync::lock;
@@ -1039,7 +1040,7 @@ impl<K> fmt::Debug for KeyedRateLimiterBuilder<K> {
             .field("overrides", &self.overrides.len())
             .field("shards", &self.shards)
             .field("sweep_threshold", &self.sweep_threshold)
-            .field("name", &self.name)
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -1057,7 +1058,7 @@ impl<K> fmt::Debug for KeyedRateLimiter<K> {
         f.debug_struct("KeyedRateLimiter")
             .field("rate", &self.shared.rate)
             .field("shards", &self.shared.shards.len())
-            .field("name", &self.shared.metrics.name)
+            .name_field(&self.shared.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -77,3 +77,18 @@ impl LimitMetrics {
         self.wait.record(nanos as f64 / 1e9);
     }
 }
+
+/// `Debug` of a named primitive: `name: "…"` is added when it has one, so
+/// unnamed ones print as before.
+pub(crate) trait DebugName {
+    fn name_field(&mut self, name: &Name) -> &mut Self;
+}
+
+impl DebugName for std::fmt::DebugStruct<'_, '_> {
+    fn name_field(&mut self, name: &Name) -> &mut Self {
+        if let Some(name) = name.get() {
+            self.field("name", &name);
+        }
+        self
+    }
+}

@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 
 use super::error::{NotReady, RateError};
+use super::metrics::DebugName;
 use super::metrics::{Kind, LimitMetrics};
 use crate::telemetry::{GaugeGuard, Name};
 
@@ -647,7 +648,7 @@ impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
             .field("rate", &self.rate)
-            .field("name", &self.gcra.metrics.name)
+            .name_field(&self.gcra.metrics.name)
             .finish_non_exhaustive()
     }
 }

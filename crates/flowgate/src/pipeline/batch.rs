@@ -20,6 +20,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
 use super::metrics::{BatchSeries, recording};
 use crate::telemetry::{Counter, Name};
 
@@ -472,7 +473,7 @@ impl<S: Stream> fmt::Debug for Batch<S> {
             .field("max_items", &self.core.max_items)
             .field("max_delay", &self.core.max_delay)
             .field("pending", &self.core.items.len())
-            .field("name", &self.core.metrics.name)
+            .name_field(&self.core.metrics.name)
             .finish_non_exhaustive()
     }
 }
@@ -632,7 +633,7 @@ impl<S: Stream, F, K> fmt::Debug for BatchDedup<S, F, K> {
             .field("max_delay", &self.core.max_delay)
             .field("pending", &self.core.items.len())
             .field("duplicates", &self.core.duplicates)
-            .field("name", &self.core.metrics.name)
+            .name_field(&self.core.metrics.name)
             .finish_non_exhaustive()
     }
 }

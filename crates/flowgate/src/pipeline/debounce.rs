@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
 use super::metrics::{DROPPED, Flow, REASON_SUPERSEDED};
 use crate::telemetry::{Counter, Name};
 
@@ -184,7 +185,7 @@ impl<S: Stream> fmt::Debug for Debounce<S> {
             .field("quiet", &self.quiet)
             .field("holding_item", &self.held.is_some())
             .field("dropped", &self.dropped)
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

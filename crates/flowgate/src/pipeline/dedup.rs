@@ -16,6 +16,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::BUDGET;
+use super::metrics::DebugName;
 use super::metrics::{DROPPED, Flow, REASON_DUPLICATE};
 use crate::telemetry::{Counter, Name};
 
@@ -274,7 +275,7 @@ impl<S, F, K> fmt::Debug for Dedup<S, F, K> {
             .field("window", &kind)
             .field("remembered", &remembered)
             .field("dropped", &self.dropped)
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

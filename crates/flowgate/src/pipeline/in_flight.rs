@@ -10,6 +10,7 @@ use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
 use tokio_util::sync::PollSemaphore;
 
+use super::metrics::DebugName;
 use super::metrics::{Flow, HELD, Level};
 use crate::limit::{InFlightLimit, InFlightPermit};
 use crate::telemetry::{GaugeGuard, Name};
@@ -156,7 +157,7 @@ impl<S: Stream> fmt::Debug for LimitInFlight<S> {
         f.debug_struct("LimitInFlight")
             .field("available", &self.semaphore.available_permits())
             .field("holding_item", &self.pending.is_some())
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -187,3 +187,18 @@ impl BatchSeries {
         }
     }
 }
+
+/// `Debug` of a named primitive: `name: "…"` is added when it has one, so
+/// unnamed ones print as before.
+pub(crate) trait DebugName {
+    fn name_field(&mut self, name: &Name) -> &mut Self;
+}
+
+impl DebugName for std::fmt::DebugStruct<'_, '_> {
+    fn name_field(&mut self, name: &Name) -> &mut Self {
+        if let Some(name) = name.get() {
+            self.field("name", &name);
+        }
+        self
+    }
+}

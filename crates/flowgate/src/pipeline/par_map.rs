@@ -15,6 +15,7 @@ use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
+use super::metrics::DebugName;
 use super::metrics::{Flow, HELD, IN_FLIGHT, Level};
 use crate::telemetry::Name;
 
@@ -396,7 +397,7 @@ macro_rules! par_map_stream {
                 f.debug_struct(stringify!($name))
                     .field("limit", &self.core.limit)
                     .field("in_flight", &self.core.in_progress.len())
-                    .field("name", &self.core.metrics.name)
+                    .name_field(&self.core.metrics.name)
                     .finish_non_exhaustive()
             }
         }

@@ -25,6 +25,7 @@ use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
+use super::metrics::DebugName;
 use super::metrics::{Flow, HELD, IN_FLIGHT, Level};
 use crate::telemetry::Name;
 
@@ -559,7 +560,7 @@ macro_rules! par_map_keyed_stream {
                     .field("held", &self.core.held)
                     .field("running", &self.core.calls.len())
                     .field("keys", &self.core.keys.len())
-                    .field("name", &self.core.metrics.name)
+                    .name_field(&self.core.metrics.name)
                     .finish_non_exhaustive()
             }
         }

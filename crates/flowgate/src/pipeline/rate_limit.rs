@@ -11,6 +11,7 @@ use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::{Sleep, sleep_until};
 
+use super::metrics::DebugName;
 use super::metrics::{Flow, HELD, Level};
 use crate::limit::RateLimiter;
 use crate::telemetry::{GaugeGuard, Name};
@@ -192,7 +193,7 @@ impl<S: Stream> fmt::Debug for RateLimit<S> {
         f.debug_struct("RateLimit")
             .field("rate", &self.limiter.rate())
             .field("holding_item", &self.pending.is_some())
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -13,6 +13,7 @@ use std::task::ready;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
 use super::metrics::{DROPPED, Flow, REASON_SUPERSEDED, REASON_THROTTLED};
 use crate::telemetry::{Counter, Name};
 
@@ -223,7 +224,7 @@ impl<S: Stream> fmt::Debug for ThrottleKeep<S> {
             .field("period", &self.period)
             .field("keep", &self.keep)
             .field("dropped", &self.dropped)
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

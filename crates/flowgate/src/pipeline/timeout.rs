@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::error::{Elapsed, IdleElapsed};
+use super::metrics::DebugName;
 use super::metrics::{Flow, TIMEOUTS};
 use crate::telemetry::{Counter, Name};
 
@@ -174,7 +175,7 @@ impl<S> fmt::Debug for ItemTimeout<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ItemTimeout")
             .field("duration", &self.duration)
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }
@@ -320,7 +321,7 @@ impl<S> fmt::Debug for IdleTimeout<S> {
         f.debug_struct("IdleTimeout")
             .field("duration", &self.duration)
             .field("timed_out", &self.timed_out)
-            .field("name", &self.metrics.name)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

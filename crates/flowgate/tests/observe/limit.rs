@@ -9,7 +9,9 @@ use crate::common::Traced;
 mod series {
     use std::time::Duration;
 
-    use flowgate::limit::{FairLimit, FairRate, InFlightLimit, KeyedRateLimiter, Rate, RateLimiter};
+    use flowgate::limit::{
+        FairLimit, FairRate, InFlightLimit, KeyedRateLimiter, Rate, RateLimiter,
+    };
     use tokio::time::advance;
     use tokio_test::task;
     use tokio_test::{assert_pending, assert_ready};
@@ -197,7 +199,13 @@ mod series {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn fair_limit_counts_grants_in_flight_waiters_and_rejections() {
         let rec = Recorded::new();
-        let limit = rec.scope(|| FairLimit::builder(1).weight("a", 2).name("pool").build().unwrap());
+        let limit = rec.scope(|| {
+            FairLimit::builder(1)
+                .weight("a", 2)
+                .name("pool")
+                .build()
+                .unwrap()
+        });
         let l = named("pool");
         assert_eq!(
             rec.names(),
@@ -336,7 +344,14 @@ fn refused_configurations_warn_with_the_name() {
     let warns = traced.events_at_least(tracing::Level::WARN, "flowgate::limit");
     let seen: Vec<_> = warns
         .iter()
-        .map(|e| (e.level, e.target.as_str(), e.field("name"), e.field("error")))
+        .map(|e| {
+            (
+                e.level,
+                e.target.as_str(),
+                e.field("name"),
+                e.field("error"),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -379,7 +394,9 @@ async fn limiters_log_nothing_per_call_at_info_or_above() {
         assert!(fair.try_acquire(&i).is_none());
         drop(p);
     }
-    assert!(traced
-        .events_at_least(tracing::Level::INFO, "flowgate")
-        .is_empty());
+    assert!(
+        traced
+            .events_at_least(tracing::Level::INFO, "flowgate")
+            .is_empty()
+    );
 }

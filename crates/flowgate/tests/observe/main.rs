@@ -8,5 +8,5 @@
 //! primitive's own tasks).
 
 mod common;
-mod pipeline;
 mod limit;
+mod pipeline;

@@ -281,7 +281,10 @@ mod series {
         drop(s);
         assert_eq!(rec.gauge(HELD, &named("calls")), 0.0);
         assert_eq!(rec.gauge("flowgate_limit_waiting", &named("api")), 0.0);
-        assert_eq!(rec.histogram("flowgate_limit_wait_seconds", &named("api")), vec![0.0]);
+        assert_eq!(
+            rec.histogram("flowgate_limit_wait_seconds", &named("api")),
+            vec![0.0]
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -289,7 +292,9 @@ mod series {
         let rec = Recorded::new();
         let (limit, stage) = rec.scope(|| {
             let limit = InFlightLimit::with_name(1, "db");
-            let stage = stream::iter([1u32, 2]).limit_in_flight(&limit).name("writes");
+            let stage = stream::iter([1u32, 2])
+                .limit_in_flight(&limit)
+                .name("writes");
             (limit, stage)
         });
         let (l, db) = (named("writes"), named("db"));
@@ -370,18 +375,30 @@ mod series {
         assert_eq!(rec.gauge(HELD, &l), 0.0);
         assert_eq!(rec.counter(OUT, &l), 3);
         assert_eq!(
-            rec.counter("flowgate_pipeline_batches_total", &[("name", "rows"), ("trigger", "size")]),
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "rows"), ("trigger", "size")]
+            ),
             1
         );
         assert_eq!(
-            rec.counter("flowgate_pipeline_batches_total", &[("name", "rows"), ("trigger", "delay")]),
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "rows"), ("trigger", "delay")]
+            ),
             1
         );
         assert_eq!(
-            rec.counter("flowgate_pipeline_batches_total", &[("name", "rows"), ("trigger", "flush")]),
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "rows"), ("trigger", "flush")]
+            ),
             0
         );
-        assert_eq!(rec.histogram("flowgate_pipeline_batch_size", &l), vec![2.0, 1.0]);
+        assert_eq!(
+            rec.histogram("flowgate_pipeline_batch_size", &l),
+            vec![2.0, 1.0]
+        );
         assert_eq!(
             rec.histogram("flowgate_pipeline_batch_open_seconds", &l),
             vec![0.0, 0.05]
@@ -390,7 +407,10 @@ mod series {
         flush.flush();
         assert_pending!(s.poll_next());
         assert_eq!(
-            rec.counter("flowgate_pipeline_batches_total", &[("name", "rows"), ("trigger", "flush")]),
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "rows"), ("trigger", "flush")]
+            ),
             0
         );
     }
@@ -417,10 +437,22 @@ mod series {
         drop(tx);
         assert_ready_eq!(s.poll_next(), Some(vec![2, 3]));
         assert_ready_eq!(s.poll_next(), None);
-        assert_eq!(rec.counter("flowgate_pipeline_batches_total", &trig("flush")), 1);
-        assert_eq!(rec.counter("flowgate_pipeline_batches_total", &trig("end")), 1);
-        assert_eq!(rec.counter("flowgate_pipeline_batches_total", &trig("size")), 0);
-        assert_eq!(rec.counter("flowgate_pipeline_batches_total", &trig("delay")), 0);
+        assert_eq!(
+            rec.counter("flowgate_pipeline_batches_total", &trig("flush")),
+            1
+        );
+        assert_eq!(
+            rec.counter("flowgate_pipeline_batches_total", &trig("end")),
+            1
+        );
+        assert_eq!(
+            rec.counter("flowgate_pipeline_batches_total", &trig("size")),
+            0
+        );
+        assert_eq!(
+            rec.counter("flowgate_pipeline_batches_total", &trig("delay")),
+            0
+        );
         assert_eq!(
             rec.histogram("flowgate_pipeline_batch_open_seconds", &named("rows")),
             vec![0.02, 0.0]
@@ -471,7 +503,11 @@ mod series {
     async fn dedup_counts_duplicates_as_dropped() {
         let rec = Recorded::new();
         let out: Vec<u32> = rec
-            .scope(|| stream::iter([1u32, 1, 2, 1]).dedup_last(8, |x| *x).name("events"))
+            .scope(|| {
+                stream::iter([1u32, 1, 2, 1])
+                    .dedup_last(8, |x| *x)
+                    .name("events")
+            })
             .collect()
             .await;
         assert_eq!(out, vec![1, 2]);
@@ -566,9 +602,15 @@ mod series {
         assert_ready_eq!(s.poll_next(), Some(Ok(1)));
         assert_pending!(s.poll_next());
         advance(Duration::from_secs(1)).await;
-        assert!(matches!(s.poll_next(), std::task::Poll::Ready(Some(Err(_)))));
+        assert!(matches!(
+            s.poll_next(),
+            std::task::Poll::Ready(Some(Err(_)))
+        ));
         advance(Duration::from_secs(1)).await;
-        assert!(matches!(s.poll_next(), std::task::Poll::Ready(Some(Err(_)))));
+        assert!(matches!(
+            s.poll_next(),
+            std::task::Poll::Ready(Some(Err(_)))
+        ));
         let l = named("ticks");
         assert_eq!(rec.counter(IN, &l), 1);
         assert_eq!(rec.counter(OUT, &l), 1);
@@ -639,7 +681,11 @@ mod series {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_named_stage_registers_every_series_at_zero_when_named() {
         let rec = Recorded::new();
-        let _stage = rec.scope(|| stream::iter([1u32]).batch(2, Duration::from_secs(1)).name("b"));
+        let _stage = rec.scope(|| {
+            stream::iter([1u32])
+                .batch(2, Duration::from_secs(1))
+                .name("b")
+        });
         assert_eq!(
             rec.names(),
             vec![
@@ -690,11 +736,16 @@ async fn item_timeouts_are_debug_events_not_warnings() {
     for _ in 0..3 {
         assert_pending!(s.poll_next());
         advance(Duration::from_secs(1)).await;
-        assert!(matches!(s.poll_next(), std::task::Poll::Ready(Some(Err(_)))));
+        assert!(matches!(
+            s.poll_next(),
+            std::task::Poll::Ready(Some(Err(_)))
+        ));
     }
-    assert!(traced
-        .events_at_least(tracing::Level::INFO, "flowgate::pipeline")
-        .is_empty());
+    assert!(
+        traced
+            .events_at_least(tracing::Level::INFO, "flowgate::pipeline")
+            .is_empty()
+    );
     let debug: Vec<_> = traced
         .events_at_least(tracing::Level::DEBUG, "flowgate::pipeline::timeout")
         .into_iter()
@@ -721,7 +772,9 @@ async fn stages_log_nothing_per_item_at_info_or_above() {
         .collect()
         .await;
     assert_eq!(out.concat().len(), 100);
-    assert!(traced
-        .events_at_least(tracing::Level::INFO, "flowgate")
-        .is_empty());
+    assert!(
+        traced
+            .events_at_least(tracing::Level::INFO, "flowgate")
+            .is_empty()
+    );
 }

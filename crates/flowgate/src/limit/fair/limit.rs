@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::{NONE, Tenants, store_waker, wake};
 use crate::limit::error::BuildError;
+use crate::limit::metrics::DebugName;
 use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::sync::lock;
 use crate::telemetry::Name;
@@ -739,7 +740,7 @@ impl<T> fmt::Debug for FairLimitBuilder<T> {
         f.debug_struct("FairLimitBuilder")
             .field("capacity", &self.capacity)
             .field("weights", &self.weights.len())
-            .field("name", &self.name)
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -759,7 +760,7 @@ impl<T> fmt::Debug for FairLimit<T> {
             .field("capacity", &self.shared.capacity)
             .field("in_use", &state.in_use)
             .field("waiting", &state.waiting)
-            .field("name", &state.metrics.name)
+            .name_field(&state.metrics.name)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::{Sleep, sleep_until};
 
 use super::{Tenants, store_waker, wake};
 use crate::limit::error::{BuildError, NotReady};
+use crate::limit::metrics::DebugName;
 use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::limit::rate::{Clock, Params, Rate, gcra_step};
 use crate::sync::lock;
@@ -645,7 +646,7 @@ impl<T> fmt::Debug for FairRateBuilder<T> {
         f.debug_struct("FairRateBuilder")
             .field("rate", &self.rate)
             .field("weights", &self.weights.len())
-            .field("name", &self.name)
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -664,7 +665,7 @@ impl<T> fmt::Debug for FairRate<T> {
         f.debug_struct("FairRate")
             .field("rate", &self.shared.rate)
             .field("waiting", &state.waiting)
-            .field("name", &state.metrics.name)
+            .name_field(&state.metrics.name)
             .finish()
     }
 }
