@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use flowgate::pipeline::Keep;
 use flowgate::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use tokio::time::advance;
@@ -22,6 +21,7 @@ mod series {
     use super::*;
 
     use flowgate::limit::{InFlightLimit, Rate, RateLimiter};
+    use flowgate::pipeline::Keep;
 
     use crate::common::Recorded;
 
@@ -180,7 +180,7 @@ mod series {
         // Key = the item's parity; one call per key at a time.
         let stage = rec.scope(|| {
             stream::iter([10u64, 30, 20, 40])
-                .par_map_keyed(4, 1, |x| (*x / 10) % 2, |x| sleep_ms(x))
+                .par_map_keyed(4, 1, |x| (*x / 10) % 2, sleep_ms)
                 .name("accounts")
         });
         let l = named("accounts");
