@@ -194,7 +194,6 @@ impl<S, F, K> Dedup<S, F, K> {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
     /// use flowgate::prelude::*;
     /// use futures_util::{stream, StreamExt};
     ///

@@ -117,6 +117,7 @@ impl<S: Stream> ThrottleKeep<S> {
     ///
     /// ```
     /// use std::time::Duration;
+    /// use flowgate::pipeline::Keep;
     /// use flowgate::prelude::*;
     /// use futures_util::{stream, StreamExt};
     ///
