@@ -443,8 +443,13 @@ impl<S: Stream> Batch<S> {
     }
 
     #[doc = batch_name_doc!("batch(2, Duration::from_millis(10))", "")]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.metrics = BatchSeries::new(Name::new(name), false);
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.named(Name::new(name))
+    }
+
+    /// [`name`](Self::name), for stages built on this one.
+    pub(super) fn named(mut self, name: Name) -> Self {
+        self.core.metrics = BatchSeries::new(name, false);
         self
     }
 }
