@@ -21,6 +21,9 @@ pub(super) const ITEMS_OUT: &str = "flowgate_pipeline_items_out_total";
 pub(super) const IN_FLIGHT: &str = "flowgate_pipeline_in_flight";
 /// Items the stage holds besides its calls in flight (gauge).
 pub(super) const HELD: &str = "flowgate_pipeline_held";
+/// How long each call took, where the stage reads the clock anyway
+/// (histogram, seconds).
+pub(super) const CALL_DURATION: &str = "flowgate_pipeline_call_duration_seconds";
 /// Items a stage dropped, by `reason` (counter).
 pub(super) const DROPPED: &str = "flowgate_pipeline_items_dropped_total";
 /// Timeouts a timeout stage reported (counter).
@@ -131,6 +134,42 @@ impl Drop for Level {
 impl std::fmt::Debug for Level {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Level")
+    }
+}
+
+/// A count kept only for a gauge (items backing off, …): zero-sized and
+/// free without the `metrics` feature, where [`get`](Self::get) is 0.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    #[cfg(feature = "metrics")]
+    n: usize,
+}
+
+impl Tally {
+    #[inline]
+    pub(super) fn inc(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.n += 1;
+        }
+    }
+
+    #[inline]
+    pub(super) fn dec(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.n -= 1;
+        }
+    }
+
+    #[inline]
+    pub(super) fn get(&self) -> usize {
+        #[cfg(feature = "metrics")]
+        {
+            self.n
+        }
+        #[cfg(not(feature = "metrics"))]
+        0
     }
 }
 
