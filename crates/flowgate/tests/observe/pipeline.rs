@@ -635,6 +635,217 @@ mod series {
         assert_eq!(rec.counter("flowgate_pipeline_timeouts_total", &l), 1);
     }
 
+    // ===== write_batches, par_map_retry, par_map_adaptive =====
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn write_batches_counts_its_batches_and_writes_in_flight() {
+        let rec = Recorded::new();
+        let stage = rec.scope(|| {
+            stream::iter((0..5u32).map(|i| (i, i)))
+                .write_batches(2, Duration::from_secs(1), 2, |rows: Vec<u32>| async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    rows.len()
+                })
+                .name("orders")
+        });
+        let l = named("orders");
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 2.0);
+        assert_eq!(rec.counter(IN, &l), 4);
+        assert_eq!(rec.counter(OUT, &l), 4);
+        drop(s);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+
+        let rec = Recorded::new();
+        let acks: Vec<(usize, Vec<u32>)> = rec
+            .scope(|| {
+                stream::iter((0..5u32).map(|i| (i, i)))
+                    .write_batches(2, Duration::from_secs(1), 2, |rows: Vec<u32>| async move {
+                        rows.len()
+                    })
+                    .name("orders")
+            })
+            .collect()
+            .await;
+        assert_eq!(acks.len(), 3);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+        assert_eq!(rec.counter(IN, &l), 5);
+        assert_eq!(
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "orders"), ("trigger", "size")]
+            ),
+            2
+        );
+        assert_eq!(
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "orders"), ("trigger", "end")]
+            ),
+            1
+        );
+        assert_eq!(
+            rec.histogram("flowgate_pipeline_batch_size", &l),
+            vec![2.0, 2.0, 1.0]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn par_map_retry_counts_attempts_running_and_items_backing_off() {
+        use flowgate::resilience::{Backoff, Retry};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        let rec = Recorded::new();
+        let calls = Arc::new(AtomicU32::new(0));
+        let retry = Retry::new(Backoff::constant(Duration::from_millis(100))).max_attempts(2);
+        let stage = rec.scope(|| {
+            let calls = calls.clone();
+            stream::iter([1u32, 2])
+                .par_map_retry(2, retry, move |x: &u32| {
+                    let (x, calls) = (*x, calls.clone());
+                    // 2 fails on its first call; each call takes 10 ms.
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        if x == 2 && calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                            Err("flaky")
+                        } else {
+                            Ok(x)
+                        }
+                    }
+                })
+                .name("deliver")
+        });
+        let l = named("deliver");
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.counter(IN, &l), 2);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 2.0);
+        assert_eq!(rec.gauge(HELD, &l), 0.0);
+
+        advance(Duration::from_millis(10)).await;
+        // One of the two finished: 1 ok, or 2 failed and backing off.
+        let first = s.poll_next();
+        let mut out = Vec::new();
+        if let std::task::Poll::Ready(Some(r)) = first {
+            out.push(r.unwrap());
+        }
+        while let std::task::Poll::Ready(Some(r)) = s.poll_next() {
+            out.push(r.unwrap());
+        }
+        assert_eq!(out, vec![1]);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+        assert_eq!(rec.gauge(HELD, &l), 1.0);
+        assert_eq!(rec.counter(OUT, &l), 1);
+
+        // The back-off ends, the second attempt runs, then succeeds.
+        advance(Duration::from_millis(100)).await;
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 1.0);
+        assert_eq!(rec.gauge(HELD, &l), 0.0);
+        advance(Duration::from_millis(10)).await;
+        assert_ready_eq!(s.poll_next().map(|r| r.map(Result::unwrap)), Some(2));
+        assert_ready_eq!(s.poll_next().map(|r| r.map(Result::unwrap)), None);
+        assert_eq!(rec.counter(OUT, &l), 2);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn par_map_retry_dropped_while_backing_off_gives_its_levels_back() {
+        use flowgate::resilience::{Backoff, Retry};
+
+        let rec = Recorded::new();
+        let retry = Retry::new(Backoff::constant(Duration::from_secs(1))).max_attempts(3);
+        let stage = rec.scope(|| {
+            stream::iter([1u32, 2])
+                .par_map_retry(2, retry, |x: &u32| {
+                    let x = *x;
+                    async move {
+                        if x == 1 {
+                            Err::<u32, &str>("down")
+                        } else {
+                            std::future::pending().await
+                        }
+                    }
+                })
+                .name("deliver")
+        });
+        let l = named("deliver");
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 1.0);
+        assert_eq!(rec.gauge(HELD, &l), 1.0);
+        drop(s);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+        assert_eq!(rec.gauge(HELD, &l), 0.0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn par_map_adaptive_counts_calls_and_their_durations() {
+        let rec = Recorded::new();
+        let stage = rec.scope(|| {
+            stream::iter([30u64, 10, 20])
+                .par_map_adaptive(2..=2, |ms| async move { Ok::<_, ()>(sleep_ms(ms).await) })
+                .name("calls")
+        });
+        let l = named("calls");
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.counter(IN, &l), 3);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 2.0);
+        assert_eq!(rec.gauge(HELD, &l), 1.0);
+
+        advance(Duration::from_millis(10)).await;
+        assert_ready_eq!(s.poll_next(), Some(Ok(10)));
+        assert_eq!(rec.counter(OUT, &l), 1);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 2.0);
+        assert_eq!(rec.gauge(HELD, &l), 0.0);
+
+        let rest: Vec<_> = s.collect().await;
+        assert_eq!(rest, vec![Ok(30), Ok(20)]);
+        assert_eq!(rec.counter(OUT, &l), 3);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+        assert_eq!(
+            rec.histogram("flowgate_pipeline_call_duration_seconds", &l),
+            vec![0.01, 0.03, 0.02]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn par_map_adaptive_dropped_gives_its_levels_back() {
+        let rec = Recorded::new();
+        let stage = rec.scope(|| {
+            stream::iter([1u32, 2, 3])
+                .par_map_adaptive(2..=2, |_| std::future::pending::<Result<(), ()>>())
+                .name("calls")
+        });
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        assert_eq!(rec.gauge(IN_FLIGHT, &named("calls")), 2.0);
+        assert_eq!(rec.gauge(HELD, &named("calls")), 1.0);
+        drop(s);
+        assert_eq!(rec.gauge(IN_FLIGHT, &named("calls")), 0.0);
+        assert_eq!(rec.gauge(HELD, &named("calls")), 0.0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn debug_shows_the_name_only_when_named() {
+        let unnamed = stream::iter([1u32]).par_map(2, std::future::ready);
+        assert_eq!(
+            format!("{unnamed:?}"),
+            "ParMap { limit: 2, in_flight: 0, .. }"
+        );
+        let named = stream::iter([1u32])
+            .par_map(2, std::future::ready)
+            .name("x");
+        assert_eq!(
+            format!("{named:?}"),
+            "ParMap { limit: 2, in_flight: 0, name: \"x\", .. }"
+        );
+    }
+
     // ===== unnamed =====
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
