@@ -86,6 +86,9 @@ pin_project! {
     }
 }
 
+/// What the stage yields for one item.
+type Outcome<T, O, E> = Result<O, DeadLetter<T, E>>;
+
 /// The series of a named `par_map_retry` stage.
 #[derive(Debug)]
 struct Metrics {
@@ -230,7 +233,7 @@ where
     fn poll_items(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<O, DeadLetter<S::Item, E>>>> {
+    ) -> Poll<Option<Outcome<S::Item, O, E>>> {
         let mut this = self.project();
 
         // 1. Start new items while there is room. An item backing off holds
