@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use super::metrics::DebugName;
+use super::metrics::{Kind, LimitMetrics};
+use crate::telemetry::{GaugeGuard, Name};
+
 /// A limit on how much work is in flight at once, shared by every clone.
 ///
 /// Where [`par_map(n, ..)`](crate::pipeline::PipelineExt::par_map) bounds the calls of
@@ -51,6 +55,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 pub struct InFlightLimit {
     semaphore: Arc<Semaphore>,
     max: usize,
+    metrics: Arc<LimitMetrics>,
 }
 
 impl InFlightLimit {
@@ -73,15 +78,60 @@ impl InFlightLimit {
     /// ```
     #[track_caller]
     pub fn new(max: usize) -> Self {
-        assert!(max > 0, "InFlightLimit::new: max must be at least 1");
+        Self::named("InFlightLimit::new", max, Name::none())
+    }
+
+    /// A limit of `max` units of work in flight at once, named `name`: with
+    /// the `metrics` feature it records, with the label `name` (any string,
+    /// as given; see [`crate::metrics`]):
+    ///
+    /// - `flowgate_limit_granted_total`: permits handed out (by
+    ///   [`acquire`](Self::acquire), [`try_acquire`](Self::try_acquire),
+    ///   [`run`](Self::run) and the
+    ///   [`limit_in_flight`](crate::pipeline::PipelineExt::limit_in_flight)
+    ///   stage);
+    /// - `flowgate_limit_in_flight`: permits held now;
+    /// - `flowgate_limit_waiting`: `acquire` calls (and `limit_in_flight`
+    ///   stages holding an item) waiting for room now;
+    /// - `flowgate_limit_rejected_total{reason="no_capacity"}`: refused
+    ///   `try_acquire` calls.
+    ///
+    /// No wait histogram: the semaphore does not time its waits, and the
+    /// limit reads no clock of its own. Clones share the name and the
+    /// series; [`new`](Self::new) records nothing.
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::InFlightLimit;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let limit = InFlightLimit::with_name(8, "db");
+    /// assert_eq!(limit.run(async { 40 + 2 }).await, 42);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_name(max: usize, name: impl Into<String>) -> Self {
+        Self::named("InFlightLimit::with_name", max, Name::new(name))
+    }
+
+    #[track_caller]
+    fn named(op: &str, max: usize, name: Name) -> Self {
+        assert!(max > 0, "{op}: max must be at least 1");
         assert!(
             max <= Self::MAX,
-            "InFlightLimit::new: max must be at most InFlightLimit::MAX ({})",
+            "{op}: max must be at most InFlightLimit::MAX ({})",
             Self::MAX
         );
         InFlightLimit {
             semaphore: Arc::new(Semaphore::new(max)),
             max,
+            metrics: Arc::new(LimitMetrics::new(name, Kind::InFlight)),
         }
     }
 
@@ -107,8 +157,14 @@ impl InFlightLimit {
     /// # }
     /// ```
     pub async fn acquire(&self) -> InFlightPermit {
+        // Room now: no wait to count. (A semaphore with waiters has no
+        // permits available, so this takes nothing from them.)
+        if let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() {
+            return self.permit(permit);
+        }
+        let _waiting = GaugeGuard::new(&self.metrics.waiting);
         match Arc::clone(&self.semaphore).acquire_owned().await {
-            Ok(permit) => InFlightPermit { permit },
+            Ok(permit) => self.permit(permit),
             // The semaphore is private and never closed.
             Err(_) => unreachable!("the in-flight semaphore is never closed"),
         }
@@ -132,8 +188,11 @@ impl InFlightLimit {
     /// ```
     pub fn try_acquire(&self) -> Option<InFlightPermit> {
         match Arc::clone(&self.semaphore).try_acquire_owned() {
-            Ok(permit) => Some(InFlightPermit { permit }),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => None,
+            Ok(permit) => Some(self.permit(permit)),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+                self.metrics.rejected.inc();
+                None
+            }
         }
     }
 
@@ -217,6 +276,21 @@ impl InFlightLimit {
     pub(crate) fn semaphore(&self) -> Arc<Semaphore> {
         Arc::clone(&self.semaphore)
     }
+
+    /// Wraps room taken from [`semaphore`](Self::semaphore): counted as
+    /// granted and in flight until the permit drops.
+    pub(crate) fn permit(&self, permit: OwnedSemaphorePermit) -> InFlightPermit {
+        self.metrics.granted.inc();
+        InFlightPermit {
+            permit,
+            _in_flight: GaugeGuard::new(&self.metrics.in_flight),
+        }
+    }
+
+    /// The limit's series, for stages that wait on it.
+    pub(crate) fn metrics(&self) -> &LimitMetrics {
+        &self.metrics
+    }
 }
 
 impl fmt::Debug for InFlightLimit {
@@ -224,6 +298,7 @@ impl fmt::Debug for InFlightLimit {
         f.debug_struct("InFlightLimit")
             .field("max", &self.max)
             .field("in_flight", &self.in_flight())
+            .name_field(&self.metrics.name)
             .finish()
     }
 }
@@ -232,13 +307,8 @@ impl fmt::Debug for InFlightLimit {
 #[must_use = "the room is given back as soon as the permit is dropped"]
 pub struct InFlightPermit {
     permit: OwnedSemaphorePermit,
-}
-
-impl InFlightPermit {
-    /// Wraps room taken from an [`InFlightLimit`]'s semaphore.
-    pub(crate) fn new(permit: OwnedSemaphorePermit) -> InFlightPermit {
-        InFlightPermit { permit }
-    }
+    // The limit's in-flight gauge, down again when the permit drops.
+    _in_flight: GaugeGuard,
 }
 
 impl fmt::Debug for InFlightPermit {

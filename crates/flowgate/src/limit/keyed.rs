@@ -37,8 +37,11 @@ use slab::Slab;
 use tokio::time::{Sleep, sleep_until};
 
 use super::error::{BuildError, NotReady};
+use super::metrics::DebugName;
+use super::metrics::{Kind, LimitMetrics};
 use super::rate::{Clock, Params, Rate, gcra_step};
 use crate::sync::lock;
+use crate::telemetry::{GaugeGuard, Name};
 
 /// No node: the end of a waiter list.
 const NONE: usize = usize::MAX;
@@ -129,6 +132,7 @@ struct Shared<K> {
     shards: Box<[Padded<Mutex<Shard<K>>>]>,
     /// Per shard: the size below which a shard never sweeps.
     sweep_at: usize,
+    metrics: LimitMetrics,
 }
 
 /// A shard on a cache line (pair) of its own, so two cores working on two
@@ -229,6 +233,7 @@ where
             overrides: Vec::new(),
             shards: None,
             sweep_threshold: DEFAULT_SWEEP_THRESHOLD,
+            name: Name::none(),
         }
     }
 
@@ -378,8 +383,11 @@ where
             None => shard.take(shared, hash, key, now, None),
         };
         drop(shard);
-        taken.map_err(|slot| NotReady {
-            ready_at: shared.clock.instant(slot),
+        taken.map_err(|slot| {
+            shared.metrics.rejected.inc();
+            NotReady {
+                ready_at: shared.clock.instant(slot),
+            }
         })
     }
 
@@ -428,6 +436,7 @@ where
             hash: self.shared.hasher.hash_one(key),
             node: None,
             sleep: None,
+            waiting: None,
         };
         poll_fn(|cx| waiting.poll(cx)).await;
     }
@@ -574,6 +583,7 @@ impl<K: Hash + Eq + Clone> Shard<K> {
         let params = self.params(shared, hash, key);
         if let Some(entry) = self.entries.find_mut(hash, |e| e.key == *key) {
             entry.tat = gcra_step(entry.tat, now, promised, params)?;
+            shared.metrics.granted.inc();
             return Ok(());
         }
         // A key never seen, or evicted: the same as a TAT of 0.
@@ -589,6 +599,8 @@ impl<K: Hash + Eq + Clone> Shard<K> {
             },
             |e| shared.hasher.hash_one(&e.key),
         );
+        shared.metrics.keys.inc();
+        shared.metrics.granted.inc();
         Ok(())
     }
 
@@ -608,6 +620,7 @@ impl<K: Hash + Eq + Clone> Shard<K> {
     fn sweep(&mut self, shared: &Shared<K>, now: u64) {
         let hasher = &shared.hasher;
         let queues = &self.queues;
+        let before = self.entries.len();
         self.entries.retain(|e| {
             e.tat > now
                 || (!queues.is_empty()
@@ -616,6 +629,9 @@ impl<K: Hash + Eq + Clone> Shard<K> {
                         .is_some())
         });
         let len = self.entries.len();
+        if len < before {
+            shared.metrics.keys.sub((before - len) as f64);
+        }
         self.next_sweep = shared.sweep_at.max(len.saturating_mul(2));
         let room = len.saturating_mul(2).max(MIN_CAPACITY);
         if self.entries.capacity() > room.saturating_mul(2) {
@@ -714,6 +730,9 @@ struct Waiting<'a, K: Hash + Eq + Clone> {
     node: Option<usize>,
     /// The head's timer, until its slot.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// From the first refusal: when the wait began (on the limiter's
+    /// clock) and the waiting gauge's share, given back on return or drop.
+    waiting: Option<(u64, GaugeGuard)>,
 }
 
 impl<K: Hash + Eq + Clone> Waiting<'_, K> {
@@ -727,13 +746,18 @@ impl<K: Hash + Eq + Clone> Waiting<'_, K> {
                     if shard.queue(hash, key).is_some() {
                         // Others wait: behind them.
                         self.node = Some(shard.enqueue(shared, hash, key, cx.waker()));
+                        self.waiting = Some((now, GaugeGuard::new(&shared.metrics.waiting)));
                         return Poll::Pending;
                     }
                     match shard.take(shared, hash, key, now, None) {
-                        Ok(()) => return Poll::Ready(()),
+                        Ok(()) => {
+                            shared.metrics.waited(0);
+                            return Poll::Ready(());
+                        }
                         Err(slot) => {
                             let node = shard.enqueue(shared, hash, key, cx.waker());
                             self.node = Some(node);
+                            self.waiting = Some((now, GaugeGuard::new(&shared.metrics.waiting)));
                             if let Some(queue) = shard.queues.find_mut(hash, |q| q.key == *key) {
                                 queue.promised = Some(slot);
                             }
@@ -754,6 +778,9 @@ impl<K: Hash + Eq + Clone> Waiting<'_, K> {
                     match shard.take(shared, hash, key, now, promised) {
                         Ok(()) => {
                             self.node = None;
+                            if let Some((since, _)) = self.waiting.take() {
+                                shared.metrics.waited(now.saturating_sub(since));
+                            }
                             let next = shard.dequeue(hash, key, node);
                             if let Some(queue) = shard.queues.find_mut(hash, |q| q.key == *key) {
                                 queue.promised = None;
@@ -830,6 +857,7 @@ pub struct KeyedRateLimiterBuilder<K> {
     overrides: Vec<(K, Rate)>,
     shards: Option<usize>,
     sweep_threshold: usize,
+    name: Name,
 }
 
 impl<K> KeyedRateLimiterBuilder<K>
@@ -901,6 +929,38 @@ where
         self
     }
 
+    /// Names the limiter: with the `metrics` feature it records, with the
+    /// label `name` (any string, as given; see [`crate::metrics`]):
+    ///
+    /// - `flowgate_limit_granted_total`: cells taken, all keys together;
+    /// - `flowgate_limit_rejected_total{reason="not_ready"}`: refused
+    ///   [`try_acquire`](KeyedRateLimiter::try_acquire) calls;
+    /// - `flowgate_limit_waiting`: [`acquire`](KeyedRateLimiter::acquire)
+    ///   calls waiting now (a cancelled one leaves at once);
+    /// - `flowgate_limit_wait_seconds`: how long each `acquire` waited, 0
+    ///   for those that did not, from the times the limiter reads anyway;
+    /// - `flowgate_limit_keys`: keys with state now (the
+    ///   [`len`](KeyedRateLimiter::len)).
+    ///
+    /// Keys are an open set, so no series is per key. Unnamed, the limiter
+    /// records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{KeyedRateLimiter, Rate};
+    ///
+    /// let limiter = KeyedRateLimiter::<String>::builder(Rate::per_second(5))
+    ///     .name("per-user")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(limiter);
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
+    }
+
     /// The limiter, or the first broken rule.
     ///
     /// # Errors
@@ -922,6 +982,16 @@ where
     /// assert_eq!(err, BuildError::ZeroSweepThreshold);
     /// ```
     pub fn build(self) -> Result<KeyedRateLimiter<K>, BuildError> {
+        self.try_build().inspect_err(|err| {
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "KeyedRateLimiter configuration refused"
+            );
+        })
+    }
+
+    fn try_build(&self) -> Result<KeyedRateLimiter<K>, BuildError> {
         let shards = match self.shards {
             Some(0) => return Err(BuildError::ZeroShards),
             Some(n) if n > KeyedRateLimiter::<K>::MAX_SHARDS => {
@@ -951,12 +1021,13 @@ where
                 .map(|_| Padded(Mutex::new(Shard::new(sweep_at))))
                 .collect(),
             sweep_at,
+            metrics: LimitMetrics::new(self.name.clone(), Kind::Keyed),
         };
         let limiter = KeyedRateLimiter {
             shared: Arc::new(shared),
         };
-        for (key, rate) in self.overrides {
-            limiter.set_rate_for(key, rate);
+        for (key, rate) in &self.overrides {
+            limiter.set_rate_for(key.clone(), *rate);
         }
         Ok(limiter)
     }
@@ -969,6 +1040,7 @@ impl<K> fmt::Debug for KeyedRateLimiterBuilder<K> {
             .field("overrides", &self.overrides.len())
             .field("shards", &self.shards)
             .field("sweep_threshold", &self.sweep_threshold)
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -986,6 +1058,7 @@ impl<K> fmt::Debug for KeyedRateLimiter<K> {
         f.debug_struct("KeyedRateLimiter")
             .field("rate", &self.shared.rate)
             .field("shards", &self.shared.shards.len())
+            .name_field(&self.shared.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -203,6 +203,29 @@
 //!   A [`sweep_threshold`](KeyedRateLimiterBuilder::sweep_threshold) of
 //!   `usize::MAX` means "never sweep by itself".
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature, a limiter records its series once it is
+//! named: [`RateLimiter::with_name`] and [`InFlightLimit::with_name`] (they
+//! have no builder), or the builders' `name` setter
+//! ([`KeyedRateLimiterBuilder::name`], [`FairLimitBuilder::name`],
+//! [`FairRateBuilder::name`]). Every limiter counts what it granted
+//! (`flowgate_limit_granted_total`), the callers waiting now
+//! (`flowgate_limit_waiting`, back down when a waiting `acquire` is
+//! cancelled) and the refused `try_acquire` calls
+//! (`flowgate_limit_rejected_total{reason}`: `not_ready` for the rate
+//! limiters, `no_capacity` for the in-flight ones). The rate limiters also
+//! record each `acquire`'s wait (`flowgate_limit_wait_seconds`, from the
+//! times their GCRA reads anyway: no extra clock read), the in-flight ones
+//! their permits held (`flowgate_limit_in_flight`), the keyed one its keys
+//! (`flowgate_limit_keys`). Keys and tenants are open sets, so no series is
+//! per key or per tenant. The table is in [`crate::metrics`]; clones share
+//! the series.
+//!
+//! Tracing: a builder refusing its configuration logs a `warn` event (with
+//! the `name` and the `error`) besides returning the [`BuildError`];
+//! nothing is logged per call at `info` or above.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -218,6 +241,7 @@ mod error;
 mod fair;
 mod in_flight;
 mod keyed;
+mod metrics;
 mod rate;
 
 pub use self::error::{BuildError, NotReady, RateError};

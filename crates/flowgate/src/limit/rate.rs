@@ -27,6 +27,9 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 
 use super::error::{NotReady, RateError};
+use super::metrics::DebugName;
+use super::metrics::{Kind, LimitMetrics};
+use crate::telemetry::{GaugeGuard, Name};
 
 /// How many calls may pass per period, and how many of them at once.
 ///
@@ -367,14 +370,16 @@ struct Gcra {
     params: Params,
     /// The theoretical arrival time of the next cell.
     tat: AtomicU64,
+    metrics: LimitMetrics,
 }
 
 impl Gcra {
-    fn new(rate: Rate) -> Gcra {
+    fn new(rate: Rate, name: Name) -> Gcra {
         Gcra {
             clock: Clock::new(),
             params: Params::of(rate),
             tat: AtomicU64::new(0),
+            metrics: LimitMetrics::new(name, Kind::Rate),
         }
     }
 
@@ -398,7 +403,10 @@ impl Gcra {
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.metrics.granted.inc();
+                    return Ok(());
+                }
                 Err(actual) => tat = actual,
             }
         }
@@ -468,8 +476,46 @@ impl RateLimiter {
     /// # }
     /// ```
     pub fn new(rate: Rate) -> RateLimiter {
+        RateLimiter::named(rate, Name::none())
+    }
+
+    /// A limiter letting `rate` calls through, named `name`: with the
+    /// `metrics` feature it records, with the label `name` (any string, as
+    /// given; see [`crate::metrics`]):
+    ///
+    /// - `flowgate_limit_granted_total`: cells taken (by
+    ///   [`acquire`](Self::acquire), [`try_acquire`](Self::try_acquire) and
+    ///   the [`rate_limit`](crate::pipeline::PipelineExt::rate_limit) stage);
+    /// - `flowgate_limit_rejected_total{reason="not_ready"}`: refused
+    ///   `try_acquire` calls;
+    /// - `flowgate_limit_waiting`: `acquire` calls (and `rate_limit` stages
+    ///   holding an item) waiting for a cell now;
+    /// - `flowgate_limit_wait_seconds`: how long each `acquire` (and each
+    ///   item of a `rate_limit` stage) waited, 0 for those that did not,
+    ///   from the times the limiter reads anyway.
+    ///
+    /// Clones share the name and the series. [`new`](Self::new) records
+    /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{Rate, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let limiter = RateLimiter::with_name(Rate::per_second(10), "api");
+    /// limiter.acquire().await;
+    /// assert!(limiter.try_acquire().is_err());
+    /// # }
+    /// ```
+    pub fn with_name(rate: Rate, name: impl Into<String>) -> RateLimiter {
+        RateLimiter::named(rate, Name::new(name))
+    }
+
+    fn named(rate: Rate, name: Name) -> RateLimiter {
         RateLimiter {
-            gcra: Arc::new(Gcra::new(rate)),
+            gcra: Arc::new(Gcra::new(rate, name)),
             rate,
         }
     }
@@ -512,11 +558,12 @@ impl RateLimiter {
     /// # }
     /// ```
     pub fn try_acquire(&self) -> Result<(), NotReady> {
-        self.gcra
-            .take(self.gcra.now(), None)
-            .map_err(|slot| NotReady {
+        self.gcra.take(self.gcra.now(), None).map_err(|slot| {
+            self.gcra.metrics.rejected.inc();
+            NotReady {
                 ready_at: self.gcra.instant(slot),
-            })
+            }
+        })
     }
 
     /// Waits until a cell is free and takes it.
@@ -543,12 +590,23 @@ impl RateLimiter {
     /// # }
     /// ```
     pub async fn acquire(&self) {
+        let metrics = &self.gcra.metrics;
         let mut promised = None;
+        // Set at the first refusal: when the wait began, and the waiting
+        // gauge's share (given back on return and on cancellation).
+        let mut waiting: Option<(u64, GaugeGuard)> = None;
         loop {
-            match self.gcra.take(self.gcra.now(), promised) {
-                Ok(()) => return,
+            let now = self.gcra.now();
+            match self.gcra.take(now, promised) {
+                Ok(()) => {
+                    metrics.waited(waiting.map_or(0, |(since, _)| now.saturating_sub(since)));
+                    return;
+                }
                 Err(slot) => {
                     promised = Some(slot);
+                    if waiting.is_none() {
+                        waiting = Some((now, GaugeGuard::new(&metrics.waiting)));
+                    }
                     sleep_until(self.gcra.instant(slot)).await;
                 }
             }
@@ -557,10 +615,21 @@ impl RateLimiter {
 }
 
 impl RateLimiter {
-    /// Takes a cell now, or returns the slot (nanoseconds since the start)
-    /// at which one frees up; `promised` is the slot a waiter slept until.
-    pub(crate) fn take(&self, promised: Option<u64>) -> Result<(), u64> {
-        self.gcra.take(self.gcra.now(), promised)
+    /// The limiter's clock: nanoseconds since its start.
+    pub(crate) fn now(&self) -> u64 {
+        self.gcra.now()
+    }
+
+    /// Takes a cell at `now` (from [`now`](Self::now)), or returns the slot
+    /// (nanoseconds since the start) at which one frees up; `promised` is
+    /// the slot a waiter slept until.
+    pub(crate) fn take_at(&self, now: u64, promised: Option<u64>) -> Result<(), u64> {
+        self.gcra.take(now, promised)
+    }
+
+    /// The limiter's series, for stages that wait on it.
+    pub(crate) fn metrics(&self) -> &LimitMetrics {
+        &self.gcra.metrics
     }
 
     /// The instant of a slot returned by [`take`](Self::take).
@@ -579,6 +648,7 @@ impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
             .field("rate", &self.rate)
+            .name_field(&self.gcra.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -20,6 +20,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
+use super::metrics::{BatchSeries, recording};
+use crate::telemetry::{Counter, Name};
 
 /// The most items a batch reserves room for when it opens, and the most one
 /// poll adds to it beyond [`BUDGET`].
@@ -144,6 +147,7 @@ pin_project! {
         // Runs from the first item of the open batch.
         #[pin]
         sleep: Option<Sleep>,
+        metrics: BatchSeries,
     }
 }
 
@@ -165,6 +169,7 @@ impl<S: Stream, D> Core<S, D> {
             duplicates: 0,
             flush: Arc::default(),
             sleep: None,
+            metrics: BatchSeries::none(),
         }
     }
 
@@ -190,14 +195,32 @@ impl<S: Stream, D> Core<S, D> {
 }
 
 impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
+        let next = self.as_mut().poll_batch(cx);
+        // The open batch's size, once per poll.
+        let this = self.project();
+        this.metrics.held.set(this.items.len());
+        next
+    }
+
+    fn poll_batch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
         let mut this = self.project();
+        let series = &*this.metrics;
+        let max_delay = *this.max_delay;
 
         // 1. An on-demand flush. Register before reading the flag, so a flush
         //    asked for in between still wakes us.
         this.flush.waker.register(cx.waker());
         if this.flush.requested.swap(false, Ordering::AcqRel) && !this.items.is_empty() {
-            return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+            let batch = take_batch(
+                this.items,
+                this.dedup,
+                this.sleep,
+                max_delay,
+                series,
+                &series.flush,
+            );
+            return Poll::Ready(Some(batch));
         }
 
         // 2. Fill the batch from upstream. Duplicates do not count, so the
@@ -208,8 +231,10 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
         for _ in 0..(*this.max_items).min(RESERVE).saturating_add(BUDGET) {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
+                    series.flow.items_in.inc();
                     if !this.dedup.admit(&item) {
                         *this.duplicates += 1;
+                        series.duplicates.inc();
                         continue;
                     }
                     if this.items.is_empty() {
@@ -223,7 +248,15 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                     }
                     this.items.push(item);
                     if this.items.len() >= *this.max_items {
-                        return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+                        let batch = take_batch(
+                            this.items,
+                            this.dedup,
+                            this.sleep,
+                            max_delay,
+                            series,
+                            &series.size,
+                        );
+                        return Poll::Ready(Some(batch));
                     }
                 }
                 // Upstream ended: yield what is left, then end.
@@ -231,14 +264,30 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
                     if this.items.is_empty() {
                         return Poll::Ready(None);
                     }
-                    return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+                    let batch = take_batch(
+                        this.items,
+                        this.dedup,
+                        this.sleep,
+                        max_delay,
+                        series,
+                        &series.end,
+                    );
+                    return Poll::Ready(Some(batch));
                 }
                 Poll::Pending => {
                     // 3. The open batch's delay passed: yield it partial.
                     if let Some(sleep) = this.sleep.as_mut().as_pin_mut()
                         && sleep.poll(cx).is_ready()
                     {
-                        return Poll::Ready(Some(take_batch(this.items, this.dedup, this.sleep)));
+                        let batch = take_batch(
+                            this.items,
+                            this.dedup,
+                            this.sleep,
+                            max_delay,
+                            series,
+                            &series.delay,
+                        );
+                        return Poll::Ready(Some(batch));
                     }
                     return Poll::Pending;
                 }
@@ -253,14 +302,68 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
 /// Hands over the open batch and starts a new one.
 ///
 /// The next batch reserves room when its first item arrives.
+/// Takes the open batch, recording it under `trigger` (one of `series`'
+/// trigger counters): once per batch, its size, and how long it was open
+/// (its timer was set at the first item, `max_delay` ahead; the one clock
+/// read is made only when the series are recorded).
 fn take_batch<T, D: Dedup<T>>(
     items: &mut Vec<T>,
     dedup: &mut D,
     mut sleep: Pin<&mut Option<Sleep>>,
+    max_delay: Duration,
+    series: &BatchSeries,
+    trigger: &Counter,
 ) -> Vec<T> {
+    if recording(&series.name)
+        && let Some(timer) = sleep.as_ref().as_pin_ref()
+    {
+        let opened = timer.deadline() - max_delay;
+        series
+            .open
+            .record_duration(Instant::now().saturating_duration_since(opened));
+    }
+    trigger.inc();
+    series.batch_size.record(items.len() as f64);
+    series.flow.items_out.add(items.len() as u64);
     dedup.clear();
     sleep.set(None);
     mem::take(items)
+}
+
+/// The doc of the `name` method of both batch stages.
+macro_rules! batch_name_doc {
+    ($op:literal, $extra:literal) => {
+        concat!(
+            "Names the stage: with the `metrics` feature it records, with the label `name` ",
+            "(any string, as given; see [`crate::metrics`]):\n\n",
+            "- `flowgate_pipeline_items_in_total`: items pulled from upstream",
+            $extra,
+            ";\n- `flowgate_pipeline_items_out_total`: items yielded, in batches;\n",
+            "- `flowgate_pipeline_held`: items in the open batch;\n",
+            "- `flowgate_pipeline_batches_total{trigger}`: batches yielded, by what closed them: ",
+            "`size` (`max_items`), `delay` (`max_delay`), `flush` (a [`BatchFlush`]), `end` (upstream ended);\n",
+            "- `flowgate_pipeline_batch_size`: items per batch (histogram);\n",
+            "- `flowgate_pipeline_batch_open_seconds`: how long each batch was open, from its first item ",
+            "(histogram; one clock read per batch).\n\n",
+            "An unnamed stage records nothing. The series are registered here, with the recorder ",
+            "current now.\n\n",
+            "# Examples\n\n",
+            "```\n",
+            "use std::time::Duration;\n",
+            "use flowgate::prelude::*;\n",
+            "use futures_util::{stream, StreamExt};\n\n",
+            "# #[tokio::main(flavor = \"current_thread\", start_paused = true)]\n",
+            "# async fn main() {\n",
+            "let batches: Vec<Vec<u32>> = stream::iter([1u32, 2, 3])\n",
+            "    .", $op, "\n",
+            "    .name(\"rows\")\n",
+            "    .collect()\n",
+            "    .await;\n",
+            "assert_eq!(batches, vec![vec![1, 2], vec![3]]);\n",
+            "# }\n",
+            "```"
+        )
+    };
 }
 
 // ===== impl Batch =====
@@ -338,6 +441,17 @@ impl<S: Stream> Batch<S> {
     pub fn pending(&self) -> usize {
         self.core.items.len()
     }
+
+    #[doc = batch_name_doc!("batch(2, Duration::from_millis(10))", "")]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.named(Name::new(name))
+    }
+
+    /// [`name`](Self::name), for stages built on this one.
+    pub(super) fn named(mut self, name: Name) -> Self {
+        self.core.metrics = BatchSeries::new(name, false);
+        self
+    }
 }
 
 impl<S: Stream> Stream for Batch<S> {
@@ -364,6 +478,7 @@ impl<S: Stream> fmt::Debug for Batch<S> {
             .field("max_items", &self.core.max_items)
             .field("max_delay", &self.core.max_delay)
             .field("pending", &self.core.items.len())
+            .name_field(&self.core.metrics.name)
             .finish_non_exhaustive()
     }
 }
@@ -477,6 +592,15 @@ impl<S: Stream, F, K> BatchDedup<S, F, K> {
     pub fn duplicates(&self) -> u64 {
         self.core.duplicates
     }
+
+    #[doc = batch_name_doc!(
+        "batch_dedup_by_key(2, Duration::from_millis(10), |x| *x)",
+        ", duplicates included;\n- `flowgate_pipeline_items_dropped_total{reason=\"duplicate\"}`: items dropped as repeats within their batch (the [`duplicates`](Self::duplicates))"
+    )]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.core.metrics = BatchSeries::new(Name::new(name), true);
+        self
+    }
 }
 
 impl<S, F, K> Stream for BatchDedup<S, F, K>
@@ -514,6 +638,7 @@ impl<S: Stream, F, K> fmt::Debug for BatchDedup<S, F, K> {
             .field("max_delay", &self.core.max_delay)
             .field("pending", &self.core.items.len())
             .field("duplicates", &self.core.duplicates)
+            .name_field(&self.core.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -13,6 +13,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
+use super::metrics::{DROPPED, Flow, REASON_SUPERSEDED};
+use crate::telemetry::{Counter, Name};
 
 pin_project! {
     /// Stream for [`debounce`](super::PipelineExt::debounce).
@@ -28,7 +31,16 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         dropped: u64,
+        metrics: Metrics,
     }
+}
+
+/// The series of a named debounce stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    dropped: Counter,
 }
 
 impl<S: Stream> Debounce<S> {
@@ -44,6 +56,11 @@ impl<S: Stream> Debounce<S> {
             held: None,
             sleep: None,
             dropped: 0,
+            metrics: Metrics {
+                name: Name::none(),
+                flow: Flow::none(),
+                dropped: Counter::noop(),
+            },
         }
     }
 
@@ -66,6 +83,39 @@ impl<S: Stream> Debounce<S> {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`
+    /// and `flowgate_pipeline_items_dropped_total{reason="superseded"}` (the
+    /// [`dropped`](Self::dropped) items, replaced by a newer one), with the label `name` (any string, as given; see
+    /// [`crate::metrics`]). An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 1, 2])
+    ///     .debounce(Duration::from_millis(10))
+    ///     .name("search-box")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![2]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            dropped: name.counter_with(DROPPED, &[("reason", REASON_SUPERSEDED)]),
+            name,
+        };
+        self
+    }
 }
 
 impl<S: Stream> Stream for Debounce<S> {
@@ -79,8 +129,10 @@ impl<S: Stream> Stream for Debounce<S> {
             //    so an item that arrived in time always supersedes.
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
+                    this.metrics.flow.items_in.inc();
                     if this.held.replace(item).is_some() {
                         *this.dropped += 1;
+                        this.metrics.dropped.inc();
                     }
                     let deadline = crate::time::deadline(Instant::now(), *this.quiet);
                     match this.sleep.as_mut().as_pin_mut() {
@@ -93,7 +145,11 @@ impl<S: Stream> Stream for Debounce<S> {
                 // is yielded at once.
                 Poll::Ready(None) => {
                     this.sleep.set(None);
-                    return Poll::Ready(this.held.take());
+                    let last = this.held.take();
+                    if last.is_some() {
+                        this.metrics.flow.items_out.inc();
+                    }
+                    return Poll::Ready(last);
                 }
                 Poll::Pending => {}
             }
@@ -102,6 +158,7 @@ impl<S: Stream> Stream for Debounce<S> {
                 && sleep.poll(cx).is_ready()
             {
                 this.sleep.set(None);
+                this.metrics.flow.items_out.inc();
                 return Poll::Ready(this.held.take());
             }
             return Poll::Pending;
@@ -128,6 +185,7 @@ impl<S: Stream> fmt::Debug for Debounce<S> {
             .field("quiet", &self.quiet)
             .field("holding_item", &self.held.is_some())
             .field("dropped", &self.dropped)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

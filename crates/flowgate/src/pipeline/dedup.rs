@@ -16,6 +16,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::BUDGET;
+use super::metrics::DebugName;
+use super::metrics::{DROPPED, Flow, REASON_DUPLICATE};
+use crate::telemetry::{Counter, Name};
 
 /// What "recently" means.
 enum Window<K> {
@@ -96,6 +99,25 @@ pin_project! {
         key: F,
         window: Window<K>,
         dropped: u64,
+        metrics: Metrics,
+    }
+}
+
+/// The series of a named dedup stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    duplicates: Counter,
+}
+
+impl Metrics {
+    fn none() -> Metrics {
+        Metrics {
+            name: Name::none(),
+            flow: Flow::none(),
+            duplicates: Counter::noop(),
+        }
     }
 }
 
@@ -120,6 +142,7 @@ where
                 order: VecDeque::new(),
             },
             dropped: 0,
+            metrics: Metrics::none(),
         }
     }
 
@@ -135,6 +158,7 @@ where
                 order: VecDeque::with_capacity(capacity.min(1024)),
             },
             dropped: 0,
+            metrics: Metrics::none(),
         }
     }
 }
@@ -160,6 +184,38 @@ impl<S, F, K> Dedup<S, F, K> {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`
+    /// and `flowgate_pipeline_items_dropped_total{reason="duplicate"}` (the
+    /// [`dropped`](Self::dropped) items), with the label `name` (any string, as given; see
+    /// [`crate::metrics`]). An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 1, 2])
+    ///     .dedup_last(8, |x| *x)
+    ///     .name("events")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            duplicates: name.counter_with(DROPPED, &[("reason", REASON_DUPLICATE)]),
+            name,
+        };
+        self
+    }
 }
 
 impl<S, F, K> Stream for Dedup<S, F, K>
@@ -175,10 +231,13 @@ where
         for _ in 0..BUDGET {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
+                    this.metrics.flow.items_in.inc();
                     if this.window.admit((this.key)(&item)) {
+                        this.metrics.flow.items_out.inc();
                         return Poll::Ready(Some(item));
                     }
                     *this.dropped += 1;
+                    this.metrics.duplicates.inc();
                 }
                 other => return other,
             }
@@ -215,6 +274,7 @@ impl<S, F, K> fmt::Debug for Dedup<S, F, K> {
             .field("window", &kind)
             .field("remembered", &remembered)
             .field("dropped", &self.dropped)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

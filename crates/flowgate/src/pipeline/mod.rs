@@ -176,6 +176,34 @@
 //! | `route_errors` | one error, waiting for room in the dead-letter channel (which holds its own `capacity`) |
 //! | the others (`pausable` among them) | nothing |
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature, a stage with a bound records its series once
+//! it is named with its `name` method, chained right after the operator:
+//! `stream.par_map(8, f).name("enrich")`. Every named stage counts the items
+//! it pulled (`flowgate_pipeline_items_in_total`) and yielded
+//! (`flowgate_pipeline_items_out_total`); `par_map`-like stages follow their
+//! calls in flight (`flowgate_pipeline_in_flight`), stages that hold items
+//! the items held (`flowgate_pipeline_held`), lossy ones their drops by
+//! `reason`, timeouts their timeouts, batch stages their batches by
+//! `trigger`, sizes and how long they were open. The `name` setters are on
+//! [`ParMap`], [`ParMapUnordered`], [`ParMapKeyed`],
+//! [`ParMapKeyedUnordered`], [`RateLimit`], [`LimitInFlight`], [`Batch`],
+//! [`BatchDedup`], [`Dedup`], [`ThrottleKeep`], [`Debounce`],
+//! [`ItemTimeout`] and [`IdleTimeout`]; each one's doc lists its series,
+//! and [`crate::metrics`] has the table. An unnamed stage records nothing,
+//! and a named one updates at most two handles per item (`par_map` in its
+//! steady state: the in and out counters; its gauges move only when a poll
+//! changed them). A stage dropped with calls in flight or items held takes
+//! them back out of its gauges. The shared limiters ([`RateLimiter`],
+//! [`InFlightLimit`]) record their own series, named when they are made
+//! ([`RateLimiter::with_name`], [`InFlightLimit::with_name`]).
+//!
+//! Tracing: an [`idle_timeout`](PipelineExt::idle_timeout) ending its
+//! stream is a `warn` event, each [`item_timeout`](PipelineExt::item_timeout)
+//! timeout a `debug` one (it may be frequent), both with the stage's `name`
+//! field; nothing is logged per item at `info` or above.
+//!
 //! # Pinning
 //!
 //! Operators that own a timer (`rate_limit`, `throttle_keep`, `debounce`,
@@ -209,6 +237,7 @@ mod error;
 mod heartbeat;
 mod in_flight;
 mod merge;
+mod metrics;
 mod par_map;
 mod par_map_adaptive;
 mod par_map_keyed;

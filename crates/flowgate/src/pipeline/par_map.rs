@@ -1,16 +1,125 @@
 //! [`par_map`](super::PipelineExt::par_map) and
 //! [`par_map_unordered`](super::PipelineExt::par_map_unordered): one core,
-//! generic over the queue of calls in flight ([`FuturesOrdered`] yields in
-//! input order, [`FuturesUnordered`] as calls complete).
+//! generic over the queue of calls in flight ([`Ordered`] yields in input
+//! order, [`FuturesUnordered`] as calls complete).
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::stream::{FusedStream, Stream};
-use futures_util::stream::{Fuse, FuturesOrdered, FuturesUnordered, StreamExt};
+use futures_util::stream::{Fuse, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
+
+use super::metrics::DebugName;
+use super::metrics::{Flow, HELD, IN_FLIGHT, Level};
+use crate::telemetry::Name;
+
+// ===== the ordered queue =====
+
+pin_project! {
+    /// A call tagged with its input position.
+    struct Indexed<Fut> {
+        index: u64,
+        #[pin]
+        future: Fut,
+    }
+}
+
+impl<Fut: Future> Future for Indexed<Fut> {
+    type Output = Finished<Fut::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.future.poll(cx));
+        Poll::Ready(Finished {
+            index: *this.index,
+            output,
+        })
+    }
+}
+
+/// A finished call's output, ordered so that the lowest index is the top of
+/// a `BinaryHeap` (a max-heap).
+struct Finished<O> {
+    index: u64,
+    output: O,
+}
+
+impl<O> PartialEq for Finished<O> {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+
+impl<O> Eq for Finished<O> {}
+
+impl<O> PartialOrd for Finished<O> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<O> Ord for Finished<O> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.index.cmp(&self.index)
+    }
+}
+
+/// `futures`' `FuturesOrdered`, written out (the same algorithm: the calls
+/// run in a `FuturesUnordered`, outputs that finish early wait in a heap by
+/// input position) so that the stage can tell running calls from finished
+/// outputs waiting for an older one: the `in_flight` and `held` series.
+struct Ordered<Fut: Future> {
+    running: FuturesUnordered<Indexed<Fut>>,
+    waiting: BinaryHeap<Finished<Fut::Output>>,
+    next_in: u64,
+    next_out: u64,
+}
+
+impl<Fut: Future> Default for Ordered<Fut> {
+    fn default() -> Self {
+        Ordered {
+            running: FuturesUnordered::new(),
+            waiting: BinaryHeap::new(),
+            next_in: 0,
+            next_out: 0,
+        }
+    }
+}
+
+impl<Fut: Future> Unpin for Ordered<Fut> {}
+
+impl<Fut: Future> Stream for Ordered<Fut> {
+    type Item = Fut::Output;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        let this = &mut *self;
+        // The next output may have finished already.
+        if let Some(top) = this.waiting.peek_mut()
+            && top.index == this.next_out
+        {
+            this.next_out += 1;
+            return Poll::Ready(Some(PeekMut::pop(top).output));
+        }
+        loop {
+            match std::task::ready!(this.running.poll_next_unpin(cx)) {
+                Some(finished) if finished.index == this.next_out => {
+                    this.next_out += 1;
+                    return Poll::Ready(Some(finished.output));
+                }
+                Some(finished) => this.waiting.push(finished),
+                // Nothing running: nothing waits either (the oldest output
+                // would have been yielded above).
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
 
 // ===== the shared core =====
 
@@ -18,18 +127,28 @@ use pin_project_lite::pin_project;
 /// in. Monomorphised, so the core costs nothing over a hand-written copy.
 trait InFlight<Fut: Future>: Stream<Item = Fut::Output> + Unpin + Default {
     fn push(&mut self, future: Fut);
+    /// Slots taken: calls running and outputs waiting to be yielded.
     fn len(&self) -> usize;
+    /// Outputs finished and waiting for an older one.
+    fn waiting(&self) -> usize;
 }
 
-impl<Fut: Future> InFlight<Fut> for FuturesOrdered<Fut> {
+impl<Fut: Future> InFlight<Fut> for Ordered<Fut> {
     #[inline]
     fn push(&mut self, future: Fut) {
-        self.push_back(future);
+        let index = self.next_in;
+        self.next_in += 1;
+        self.running.push(Indexed { index, future });
     }
 
     #[inline]
     fn len(&self) -> usize {
-        FuturesOrdered::len(self)
+        self.running.len() + self.waiting.len()
+    }
+
+    #[inline]
+    fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 }
 
@@ -43,6 +162,11 @@ impl<Fut: Future> InFlight<Fut> for FuturesUnordered<Fut> {
     fn len(&self) -> usize {
         FuturesUnordered::len(self)
     }
+
+    #[inline]
+    fn waiting(&self) -> usize {
+        0
+    }
 }
 
 pin_project! {
@@ -52,6 +176,41 @@ pin_project! {
         f: F,
         in_progress: Q,
         limit: usize,
+        metrics: Metrics,
+    }
+}
+
+/// The series of a named `par_map`: `held` is registered for the ordered
+/// one only (the unordered one holds no finished output).
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    in_flight: Level,
+    held: Level,
+}
+
+impl Metrics {
+    fn none() -> Metrics {
+        Metrics {
+            name: Name::none(),
+            flow: Flow::none(),
+            in_flight: Level::none(),
+            held: Level::none(),
+        }
+    }
+
+    fn new(name: Name, ordered: bool) -> Metrics {
+        Metrics {
+            flow: Flow::new(&name),
+            in_flight: Level::of(name.gauge(IN_FLIGHT)),
+            held: if ordered {
+                Level::of(name.gauge(HELD))
+            } else {
+                Level::none()
+            },
+            name,
+        }
     }
 }
 
@@ -70,27 +229,54 @@ where
             f,
             in_progress: Q::default(),
             limit,
+            metrics: Metrics::none(),
         }
     }
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
-        let mut this = self.project();
+        let this = self.project();
+        let (stream, f, in_progress, limit) = (this.stream, this.f, this.in_progress, *this.limit);
+        let next = Self::poll_calls(stream, f, in_progress, limit, &this.metrics.flow, cx);
+        // The levels, once per poll: no gauge update in a poll that started
+        // as many calls as it finished.
+        let metrics = this.metrics;
+        let waiting = in_progress.waiting();
+        metrics.in_flight.set(in_progress.len() - waiting);
+        metrics.held.set(waiting);
+        if let Poll::Ready(Some(_)) = next {
+            metrics.flow.items_out.inc();
+        }
+        next
+    }
 
+    fn poll_calls(
+        mut stream: Pin<&mut Fuse<S>>,
+        f: &mut F,
+        in_progress: &mut Q,
+        limit: usize,
+        flow: &Flow,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Fut::Output>> {
         // 1. Start calls while there is room. Bounded by `limit`, so this
         //    loop cannot starve other tasks.
-        while this.in_progress.len() < *this.limit {
-            match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => this.in_progress.push((this.f)(item)),
+        let mut pulled = 0;
+        while in_progress.len() < limit {
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    pulled += 1;
+                    in_progress.push(f(item));
+                }
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
+        flow.pulled(pulled);
 
         // 2. Yield the next output: the oldest call's once it is ready
         //    (ordered), or whichever finishes first (unordered; it polls only
         //    woken futures and yields to the executor after a full pass). A
         //    panic in a call unwinds out of this poll, into the consumer:
         //    never a lost item.
-        match this.in_progress.poll_next_unpin(cx) {
+        match in_progress.poll_next_unpin(cx) {
             Poll::Ready(Some(output)) => return Poll::Ready(Some(output)),
             Poll::Ready(None) => {}
             Poll::Pending => return Poll::Pending,
@@ -98,7 +284,7 @@ where
 
         // 3. Nothing in flight: the stream ends only when upstream has
         //    ended, so no call's output is ever dropped by an early close.
-        if this.stream.is_done() {
+        if stream.is_done() {
             Poll::Ready(None)
         } else {
             Poll::Pending
@@ -125,7 +311,7 @@ where
 
 /// Defines a public stream type over [`Core`] with queue `$queue`.
 macro_rules! par_map_stream {
-    ($(#[$doc:meta])* $name:ident, $op:literal, $queue:ident) => {
+    ($(#[$doc:meta])* $name:ident, $op:literal, $queue:ident, $ordered:literal, $series:literal) => {
         pin_project! {
             $(#[$doc])*
             #[must_use = "streams do nothing unless polled"]
@@ -149,6 +335,31 @@ macro_rules! par_map_stream {
                 $name {
                     core: Core::new($op, stream, limit, f),
                 }
+            }
+
+            #[doc = concat!("Names the stage: with the `metrics` feature it records ", $series, " with the label `name` (any string, as given; see [`crate::metrics`]). An unnamed stage records nothing.")]
+            ///
+            /// The series are registered here, with the recorder current
+            /// now. Name the stage before the first poll.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use flowgate::prelude::*;
+            /// use futures_util::{stream, StreamExt};
+            ///
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() {
+            #[doc = concat!("let out: Vec<u32> = stream::iter([1u32, 2, 3])\n    .", $op, "(2, |x| async move { x * 10 })")]
+            ///     .name("enrich")
+            ///     .collect()
+            ///     .await;
+            /// assert_eq!(out.len(), 3);
+            /// # }
+            /// ```
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.metrics = Metrics::new(Name::new(name), $ordered);
+                self
             }
         }
 
@@ -186,6 +397,7 @@ macro_rules! par_map_stream {
                 f.debug_struct(stringify!($name))
                     .field("limit", &self.core.limit)
                     .field("in_flight", &self.core.in_progress.len())
+                    .name_field(&self.core.metrics.name)
                     .finish_non_exhaustive()
             }
         }
@@ -195,12 +407,14 @@ macro_rules! par_map_stream {
 par_map_stream! {
     /// Stream for [`par_map`](super::PipelineExt::par_map): runs up to `limit`
     /// calls at once and yields their outputs in input order.
-    ParMap, "par_map", FuturesOrdered
+    ParMap, "par_map", Ordered, true,
+    "`flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`, `flowgate_pipeline_in_flight` (calls running) and `flowgate_pipeline_held` (outputs finished early, waiting for an older one)"
 }
 
 par_map_stream! {
     /// Stream for [`par_map_unordered`](super::PipelineExt::par_map_unordered):
     /// runs up to `limit` calls at once and yields their outputs as they
     /// complete.
-    ParMapUnordered, "par_map_unordered", FuturesUnordered
+    ParMapUnordered, "par_map_unordered", FuturesUnordered, false,
+    "`flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total` and `flowgate_pipeline_in_flight` (calls running)"
 }

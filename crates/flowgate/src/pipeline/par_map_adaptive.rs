@@ -14,6 +14,9 @@ use tokio_util::sync::PollSemaphore;
 
 use crate::resilience::{AdaptiveLimit, AdaptivePermit, Outcome};
 
+use super::metrics::{CALL_DURATION, DebugName, Flow, HELD, IN_FLIGHT, Level};
+use crate::telemetry::{Histogram, Name};
+
 pin_project! {
     /// A call holding its room under the limit; notes when it finished, so
     /// the RTT does not include the time its output waits to be yielded.
@@ -54,7 +57,18 @@ pin_project! {
         // An item taken from upstream, waiting for room.
         pending: Option<S::Item>,
         in_progress: FuturesUnordered<Measured<Fut>>,
+        metrics: Metrics,
     }
+}
+
+/// The series of a named `par_map_adaptive` stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    in_flight: Level,
+    held: Level,
+    duration: Histogram,
 }
 
 impl<S, F, Fut, C> ParMapAdaptive<S, F, Fut, C>
@@ -73,7 +87,52 @@ where
             limit,
             pending: None,
             in_progress: FuturesUnordered::new(),
+            metrics: Metrics {
+                name: Name::none(),
+                flow: Flow::none(),
+                in_flight: Level::none(),
+                held: Level::none(),
+                duration: Histogram::noop(),
+            },
         }
+    }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`,
+    /// `flowgate_pipeline_in_flight` (calls running),
+    /// `flowgate_pipeline_held` (the item taken from upstream and waiting for
+    /// room: 0 or 1) and `flowgate_pipeline_call_duration_seconds` (each
+    /// call's time from admission to its end, the RTT the limit is fed:
+    /// no extra clock read), with the label `name` (any string, as given;
+    /// see [`crate::metrics`]). The limit's own value is the
+    /// [`AdaptiveLimit`]'s to report. An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<Result<u32, ()>> = stream::iter([1u32, 2])
+    ///     .par_map_adaptive(1..=4, |x| async move { Ok(x) })
+    ///     .name("calls")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 2);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            in_flight: Level::of(name.gauge(IN_FLIGHT)),
+            held: Level::of(name.gauge(HELD)),
+            duration: name.histogram(CALL_DURATION),
+            name,
+        };
+        self
     }
 
     /// The limit this stage runs under: read its current value with
@@ -105,7 +164,31 @@ where
 {
     type Item = Fut::Output;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.as_mut().poll_calls(cx);
+        // The levels, once per poll.
+        let this = self.project();
+        this.metrics.in_flight.set(this.in_progress.len());
+        this.metrics.held.set(usize::from(this.pending.is_some()));
+        if let Poll::Ready(Some(_)) = next {
+            this.metrics.flow.items_out.inc();
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.size_hint_of()
+    }
+}
+
+impl<S, F, Fut, C> ParMapAdaptive<S, F, Fut, C>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+    C: FnMut(&Fut::Output) -> Outcome,
+{
+    fn poll_calls(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
 
         // 1. Start calls while the limit has room. An item is taken from
@@ -114,7 +197,10 @@ where
         loop {
             if this.pending.is_none() {
                 match this.stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => *this.pending = Some(item),
+                    Poll::Ready(Some(item)) => {
+                        this.metrics.flow.items_in.inc();
+                        *this.pending = Some(item);
+                    }
                     Poll::Ready(None) | Poll::Pending => break,
                 }
             }
@@ -136,6 +222,9 @@ where
         //    its RTT up to when it finished) to the limit.
         match this.in_progress.poll_next_unpin(cx) {
             Poll::Ready(Some((permit, finished, output))) => {
+                this.metrics
+                    .duration
+                    .record_duration(finished.saturating_duration_since(permit.started()));
                 permit.record_at((this.classify)(&output), finished);
                 return Poll::Ready(Some(output));
             }
@@ -150,7 +239,7 @@ where
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    fn size_hint_of(&self) -> (usize, Option<usize>) {
         let held = self.in_progress.len() + usize::from(self.pending.is_some());
         let (lower, upper) = self.stream.size_hint();
         (
@@ -178,6 +267,7 @@ impl<S: Stream, F, Fut, C> fmt::Debug for ParMapAdaptive<S, F, Fut, C> {
             .field("limit", &self.limit)
             .field("in_flight", &self.in_progress.len())
             .field("holding_item", &self.pending.is_some())
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

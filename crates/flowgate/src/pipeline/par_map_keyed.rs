@@ -25,6 +25,10 @@ use futures_core::stream::{FusedStream, Stream};
 use futures_util::stream::{Fuse, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
+use super::metrics::DebugName;
+use super::metrics::{Flow, HELD, IN_FLIGHT, Level};
+use crate::telemetry::Name;
+
 type Map<K, V> = std::collections::HashMap<K, V, RandomState>;
 
 pin_project! {
@@ -118,6 +122,36 @@ pin_project! {
         limit: usize,
         per_key: usize,
         buffer: usize,
+        metrics: Metrics,
+    }
+}
+
+/// The series of a named keyed stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    in_flight: Level,
+    held: Level,
+}
+
+impl Metrics {
+    fn none() -> Metrics {
+        Metrics {
+            name: Name::none(),
+            flow: Flow::none(),
+            in_flight: Level::none(),
+            held: Level::none(),
+        }
+    }
+
+    fn new(name: Name) -> Metrics {
+        Metrics {
+            flow: Flow::new(&name),
+            in_flight: Level::of(name.gauge(IN_FLIGHT)),
+            held: Level::of(name.gauge(HELD)),
+            name,
+        }
     }
 }
 
@@ -164,10 +198,30 @@ where
             per_key,
             // The default: as many items may wait as may run.
             buffer: limit,
+            metrics: Metrics::none(),
         }
     }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        let before = self.next_seq;
+        let next = self.as_mut().poll_items(cx);
+        // The series, once per poll: items pulled (every one got a sequence
+        // number), the levels (no update when they did not change).
+        let this = self.project();
+        let metrics = this.metrics;
+        metrics
+            .flow
+            .pulled(usize::try_from(*this.next_seq - before).unwrap_or(usize::MAX));
+        let running = this.calls.len();
+        metrics.in_flight.set(running);
+        metrics.held.set(*this.held - running);
+        if let Poll::Ready(Some(_)) = next {
+            metrics.flow.items_out.inc();
+        }
+        next
+    }
+
+    fn poll_items(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
         let capacity = this.limit.saturating_add(*this.buffer);
         let per_key = *this.per_key;
@@ -425,6 +479,39 @@ macro_rules! par_map_keyed_stream {
             pub fn held(&self) -> usize {
                 self.core.held
             }
+
+            /// Names the stage: with the `metrics` feature it records
+            /// `flowgate_pipeline_items_in_total`,
+            /// `flowgate_pipeline_items_out_total`,
+            /// `flowgate_pipeline_in_flight` (calls running) and
+            /// `flowgate_pipeline_held` (items waiting for their key or the
+            /// stage, and outputs finished before an earlier one: the
+            /// stage's [`held`](Self::held) minus its calls running), with
+            /// the label `name` (any string, as given; see
+            /// [`crate::metrics`]). An unnamed stage records nothing.
+            ///
+            /// The series are registered here, with the recorder current
+            /// now. Name the stage before the first poll.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use flowgate::prelude::*;
+            /// use futures_util::{stream, StreamExt};
+            ///
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() {
+            #[doc = concat!("let out: Vec<u32> = stream::iter([1u32, 2, 3, 4])\n    .", $op, "(2, 1, |x| x % 2, |x| async move { x * 10 })")]
+            ///     .name("accounts")
+            ///     .collect()
+            ///     .await;
+            /// assert_eq!(out.len(), 4);
+            /// # }
+            /// ```
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.metrics = Metrics::new(Name::new(name));
+                self
+            }
         }
 
         impl<S, K, KF, F, Fut> Stream for $name<S, K, KF, F, Fut>
@@ -473,6 +560,7 @@ macro_rules! par_map_keyed_stream {
                     .field("held", &self.core.held)
                     .field("running", &self.core.calls.len())
                     .field("keys", &self.core.keys.len())
+                    .name_field(&self.core.metrics.name)
                     .finish_non_exhaustive()
             }
         }

@@ -13,8 +13,10 @@ use pin_project_lite::pin_project;
 use tokio::time::{Sleep, sleep};
 
 use super::BUDGET;
+use super::metrics::{DebugName, Flow, HELD, IN_FLIGHT, Level, Tally};
 use crate::resilience::retry::Attempts;
 use crate::resilience::{DeadLetter, PauseGuard, Retry, RetryError};
+use crate::telemetry::Name;
 
 #[track_caller]
 fn check_limit(limit: usize) {
@@ -80,6 +82,33 @@ pin_project! {
         retry: Retry<E>,
         in_progress: FuturesUnordered<Task<S::Item, Fut>>,
         limit: usize,
+        metrics: Metrics,
+    }
+}
+
+/// What the stage yields for one item.
+type Outcome<T, O, E> = Result<O, DeadLetter<T, E>>;
+
+/// The series of a named `par_map_retry` stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    in_flight: Level,
+    held: Level,
+    // Items in `in_progress` that are backing off.
+    backing_off: Tally,
+}
+
+impl Metrics {
+    fn none() -> Metrics {
+        Metrics {
+            name: Name::none(),
+            flow: Flow::none(),
+            in_flight: Level::none(),
+            held: Level::none(),
+            backing_off: Tally::default(),
+        }
     }
 }
 
@@ -98,7 +127,49 @@ where
             retry,
             in_progress: FuturesUnordered::new(),
             limit,
+            metrics: Metrics::none(),
         }
+    }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`
+    /// (outputs and dead letters alike), `flowgate_pipeline_in_flight` (attempts
+    /// running) and `flowgate_pipeline_held` (items backing off before their
+    /// next attempt), with the label `name` (any string, as given; see
+    /// [`crate::metrics`]). Retries and give-ups are the [`Retry`]'s to
+    /// report. An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::prelude::*;
+    /// use flowgate::resilience::{Backoff, Retry};
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let retry = Retry::new(Backoff::constant(std::time::Duration::from_millis(10))).max_attempts(3);
+    /// let out: Vec<_> = stream::iter([1u32, 2])
+    ///     .par_map_retry(2, retry, |x: &u32| {
+    ///         let x = *x;
+    ///         async move { Ok::<_, &str>(x * 10) }
+    ///     })
+    ///     .name("deliver")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out.len(), 2);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            in_flight: Level::of(name.gauge(IN_FLIGHT)),
+            held: Level::of(name.gauge(HELD)),
+            backing_off: Tally::default(),
+            name,
+        };
+        self
     }
 
     /// The retry policy of this stage.
@@ -134,7 +205,35 @@ where
 {
     type Item = Result<O, DeadLetter<S::Item, E>>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.as_mut().poll_items(cx);
+        // The levels, once per poll.
+        let this = self.project();
+        let metrics = this.metrics;
+        let backing_off = metrics.backing_off.get();
+        metrics.in_flight.set(this.in_progress.len() - backing_off);
+        metrics.held.set(backing_off);
+        if let Poll::Ready(Some(_)) = next {
+            metrics.flow.items_out.inc();
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.size_hint_of()
+    }
+}
+
+impl<S, F, Fut, O, E> ParMapRetry<S, F, Fut, E>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> Fut,
+    Fut: Future<Output = Result<O, E>>,
+{
+    fn poll_items(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Outcome<S::Item, O, E>>> {
         let mut this = self.project();
 
         // 1. Start new items while there is room. An item backing off holds
@@ -142,6 +241,7 @@ where
         while this.in_progress.len() < *this.limit {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
+                    this.metrics.flow.items_in.inc();
                     let mut attempts = this.retry.start();
                     attempts.start_attempt();
                     let fut = (this.f)(&item);
@@ -172,6 +272,7 @@ where
                         Ok(delay) => {
                             drop(err);
                             entry._pause = this.retry.hold_pause();
+                            this.metrics.backing_off.inc();
                             this.in_progress.push(Task::Sleeping {
                                 sleep: sleep(delay),
                                 entry: Some(entry),
@@ -187,6 +288,7 @@ where
                     }
                 }
                 Poll::Ready(Some((mut entry, None))) => {
+                    this.metrics.backing_off.dec();
                     entry._pause = None;
                     entry.attempts.start_attempt();
                     let fut = (this.f)(&entry.item);
@@ -210,7 +312,7 @@ where
         Poll::Pending
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    fn size_hint_of(&self) -> (usize, Option<usize>) {
         let in_progress = self.in_progress.len();
         let (lower, upper) = self.stream.size_hint();
         (
@@ -237,6 +339,7 @@ impl<S: Stream, F, Fut, E> fmt::Debug for ParMapRetry<S, F, Fut, E> {
             .field("limit", &self.limit)
             .field("in_progress", &self.in_progress.len())
             .field("retry", &self.retry)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,10 @@ use futures_util::stream::{Fuse, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::{Sleep, sleep_until};
 
+use super::metrics::DebugName;
+use super::metrics::{Flow, HELD, Level};
 use crate::limit::RateLimiter;
+use crate::telemetry::{GaugeGuard, Name};
 
 // ===== impl RateLimit =====
 
@@ -31,7 +34,19 @@ pin_project! {
         promised: Option<u64>,
         #[pin]
         sleep: Option<Sleep>,
+        // While the pending item waits for a cell: when it began (on the
+        // limiter's clock) and its share of the limiter's waiting gauge.
+        waiting: Option<(u64, GaugeGuard)>,
+        metrics: Metrics,
     }
+}
+
+/// The series of a named `rate_limit` stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    held: Level,
 }
 
 impl<S: Stream> RateLimit<S> {
@@ -42,6 +57,12 @@ impl<S: Stream> RateLimit<S> {
             pending: None,
             promised: None,
             sleep: None,
+            waiting: None,
+            metrics: Metrics {
+                name: Name::none(),
+                flow: Flow::none(),
+                held: Level::none(),
+            },
         }
     }
 
@@ -64,6 +85,41 @@ impl<S: Stream> RateLimit<S> {
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
     }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`
+    /// and `flowgate_pipeline_held` (the item taken from upstream and
+    /// waiting for a cell: 0 or 1), with the label `name` (any string, as
+    /// given; see [`crate::metrics`]). An unnamed stage records nothing of
+    /// its own; the limiter records its own series if it was made with
+    /// [`RateLimiter::with_name`] (the stage's waits included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::Rate;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 2, 3])
+    ///     .rate_limit(Rate::per_second(10))
+    ///     .name("api")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1, 2, 3]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            held: Level::of(name.gauge(HELD)),
+            name,
+        };
+        self
+    }
 }
 
 impl<S: Stream> Stream for RateLimit<S> {
@@ -76,7 +132,11 @@ impl<S: Stream> Stream for RateLimit<S> {
             //    slow upstream.
             if this.pending.is_none() {
                 match this.stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => *this.pending = Some(item),
+                    Poll::Ready(Some(item)) => {
+                        *this.pending = Some(item);
+                        this.metrics.flow.items_in.inc();
+                        this.metrics.held.set(1);
+                    }
                     Poll::Ready(None) => return Poll::Ready(None),
                     Poll::Pending => return Poll::Pending,
                 }
@@ -90,9 +150,20 @@ impl<S: Stream> Stream for RateLimit<S> {
             }
             // 3. Take a cell, or sleep until one frees up. Another user of a
             //    shared limiter may take it first; then we sleep again.
-            match this.limiter.take(this.promised.take()) {
-                Ok(()) => return Poll::Ready(this.pending.take()),
+            let now = this.limiter.now();
+            match this.limiter.take_at(now, this.promised.take()) {
+                Ok(()) => {
+                    let since = this.waiting.take().map_or(now, |(since, _)| since);
+                    this.limiter.metrics().waited(now.saturating_sub(since));
+                    this.metrics.held.set(0);
+                    this.metrics.flow.items_out.inc();
+                    return Poll::Ready(this.pending.take());
+                }
                 Err(slot) => {
+                    if this.waiting.is_none() {
+                        *this.waiting =
+                            Some((now, GaugeGuard::new(&this.limiter.metrics().waiting)));
+                    }
                     *this.promised = Some(slot);
                     this.sleep
                         .set(Some(sleep_until(this.limiter.slot_instant(slot))));
@@ -122,6 +193,7 @@ impl<S: Stream> fmt::Debug for RateLimit<S> {
         f.debug_struct("RateLimit")
             .field("rate", &self.limiter.rate())
             .field("holding_item", &self.pending.is_some())
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

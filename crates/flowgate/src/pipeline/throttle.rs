@@ -13,6 +13,9 @@ use std::task::ready;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
+use super::metrics::DebugName;
+use super::metrics::{DROPPED, Flow, REASON_SUPERSEDED, REASON_THROTTLED};
+use crate::telemetry::{Counter, Name};
 
 /// Which item of a period a [`throttle_keep`](super::PipelineExt::throttle_keep) keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +48,16 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         dropped: u64,
+        metrics: Metrics,
     }
+}
+
+/// The series of a named throttle stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    dropped: Counter,
 }
 
 impl<S: Stream> ThrottleKeep<S> {
@@ -63,6 +75,11 @@ impl<S: Stream> ThrottleKeep<S> {
             held: None,
             sleep: None,
             dropped: 0,
+            metrics: Metrics {
+                name: Name::none(),
+                flow: Flow::none(),
+                dropped: Counter::noop(),
+            },
         }
     }
 
@@ -87,6 +104,46 @@ impl<S: Stream> ThrottleKeep<S> {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total`, `flowgate_pipeline_items_out_total`
+    /// and `flowgate_pipeline_items_dropped_total` (the [`dropped`](Self::dropped)
+    /// items) with `reason="throttled"` for [`Keep::First`] (an item inside
+    /// the window) or `reason="superseded"` for [`Keep::Last`] (a held item
+    /// replaced by a newer one), with the label `name` (any string, as given; see
+    /// [`crate::metrics`]). An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::pipeline::Keep;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<u32> = stream::iter([1u32, 1, 2])
+    ///     .throttle_keep(Duration::from_secs(1), Keep::First)
+    ///     .name("clicks")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![1]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        let reason = match self.keep {
+            Keep::First => REASON_THROTTLED,
+            Keep::Last => REASON_SUPERSEDED,
+        };
+        self.metrics = Metrics {
+            flow: Flow::new(&name),
+            dropped: name.counter_with(DROPPED, &[("reason", reason)]),
+            name,
+        };
+        self
+    }
 }
 
 impl<S: Stream> Stream for ThrottleKeep<S> {
@@ -100,11 +157,16 @@ impl<S: Stream> Stream for ThrottleKeep<S> {
                     let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
                         return Poll::Ready(None);
                     };
+                    this.metrics.flow.items_in.inc();
                     let now = Instant::now();
                     match *this.window_end {
-                        Some(end) if now < end => *this.dropped += 1,
+                        Some(end) if now < end => {
+                            *this.dropped += 1;
+                            this.metrics.dropped.inc();
+                        }
                         _ => {
                             *this.window_end = Some(crate::time::deadline(now, *this.period));
+                            this.metrics.flow.items_out.inc();
                             return Poll::Ready(Some(item));
                         }
                     }
@@ -117,14 +179,17 @@ impl<S: Stream> Stream for ThrottleKeep<S> {
                         && sleep.poll(cx).is_ready()
                     {
                         this.sleep.set(None);
+                        this.metrics.flow.items_out.inc();
                         return Poll::Ready(this.held.take());
                     }
                     // 2. Take the next item: it opens a window or supersedes
                     //    the held one.
                     match this.stream.as_mut().poll_next(cx) {
                         Poll::Ready(Some(item)) => {
+                            this.metrics.flow.items_in.inc();
                             if this.held.replace(item).is_some() {
                                 *this.dropped += 1;
+                                this.metrics.dropped.inc();
                             } else {
                                 let end = crate::time::deadline(Instant::now(), *this.period);
                                 this.sleep.set(Some(sleep_until(end)));
@@ -160,6 +225,7 @@ impl<S: Stream> fmt::Debug for ThrottleKeep<S> {
             .field("period", &self.period)
             .field("keep", &self.keep)
             .field("dropped", &self.dropped)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

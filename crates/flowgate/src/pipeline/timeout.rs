@@ -13,6 +13,35 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::error::{Elapsed, IdleElapsed};
+use super::metrics::DebugName;
+use super::metrics::{Flow, TIMEOUTS};
+use crate::telemetry::{Counter, Name};
+
+/// The series of a named timeout stage.
+#[derive(Debug)]
+struct Metrics {
+    name: Name,
+    flow: Flow,
+    timeouts: Counter,
+}
+
+impl Metrics {
+    fn none() -> Metrics {
+        Metrics {
+            name: Name::none(),
+            flow: Flow::none(),
+            timeouts: Counter::noop(),
+        }
+    }
+
+    fn new(name: Name) -> Metrics {
+        Metrics {
+            flow: Flow::new(&name),
+            timeouts: name.counter(TIMEOUTS),
+            name,
+        }
+    }
+}
 
 /// Restarts `sleep` to fire `duration` from now.
 fn restart(mut sleep: Pin<&mut Option<Sleep>>, duration: Duration) {
@@ -47,6 +76,7 @@ pin_project! {
         duration: Duration,
         #[pin]
         sleep: Option<Sleep>,
+        metrics: Metrics,
     }
 }
 
@@ -61,7 +91,39 @@ impl<S: Stream> ItemTimeout<S> {
             stream: stream.fuse(),
             duration,
             sleep: None,
+            metrics: Metrics::none(),
         }
+    }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total` and
+    /// `flowgate_pipeline_items_out_total` (items passed through; the
+    /// [`Elapsed`] errors are not items) and `flowgate_pipeline_timeouts_total`
+    /// (the `Elapsed` errors yielded), with the label `name` (any string, as
+    /// given; see [`crate::metrics`]). An unnamed stage records nothing.
+    /// Each timeout is also a `debug` event of target
+    /// `flowgate::pipeline::timeout`, named or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<_> = stream::iter([1u32, 2])
+    ///     .item_timeout(Duration::from_secs(1))
+    ///     .name("ticks")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![Ok(1), Ok(2)]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.metrics = Metrics::new(Name::new(name));
+        self
     }
 }
 
@@ -74,6 +136,8 @@ impl<S: Stream> Stream for ItemTimeout<S> {
         match this.stream.poll_next(cx) {
             Poll::Ready(Some(item)) => {
                 restart(this.sleep, *this.duration);
+                this.metrics.flow.items_in.inc();
+                this.metrics.flow.items_out.inc();
                 return Poll::Ready(Some(Ok(item)));
             }
             Poll::Ready(None) => return Poll::Ready(None),
@@ -83,6 +147,13 @@ impl<S: Stream> Stream for ItemTimeout<S> {
         //    timeout; when it passes, report it and start the next one.
         if poll_deadline(this.sleep.as_mut(), *this.duration, cx).is_ready() {
             restart(this.sleep, *this.duration);
+            this.metrics.timeouts.inc();
+            // Per timeout, possibly often: debug, not warn.
+            tracing::debug!(
+                name = %this.metrics.name.as_str(),
+                timeout = ?*this.duration,
+                "no item within the timeout"
+            );
             return Poll::Ready(Some(Err(Elapsed(()))));
         }
         Poll::Pending
@@ -104,6 +175,7 @@ impl<S> fmt::Debug for ItemTimeout<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ItemTimeout")
             .field("duration", &self.duration)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +190,7 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         timed_out: bool,
+        metrics: Metrics,
     }
 }
 
@@ -133,7 +206,39 @@ impl<S: Stream> IdleTimeout<S> {
             duration,
             sleep: None,
             timed_out: false,
+            metrics: Metrics::none(),
         }
+    }
+
+    /// Names the stage: with the `metrics` feature it records
+    /// `flowgate_pipeline_items_in_total` and
+    /// `flowgate_pipeline_items_out_total` (items passed through) and
+    /// `flowgate_pipeline_timeouts_total` (0, or 1 once the stream ended
+    /// with [`IdleElapsed`]), with the label `name` (any string, as given;
+    /// see [`crate::metrics`]). An unnamed stage records nothing. The
+    /// timeout is also a `warn` event of target
+    /// `flowgate::pipeline::timeout`, named or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out: Vec<_> = stream::iter([1u32, 2])
+    ///     .idle_timeout(Duration::from_secs(1))
+    ///     .name("feed")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, vec![Ok(1), Ok(2)]);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.metrics = Metrics::new(Name::new(name));
+        self
     }
 
     /// Whether the stream ended because upstream was idle too long.
@@ -171,6 +276,8 @@ impl<S: Stream> Stream for IdleTimeout<S> {
         match this.stream.poll_next(cx) {
             Poll::Ready(Some(item)) => {
                 restart(this.sleep, *this.duration);
+                this.metrics.flow.items_in.inc();
+                this.metrics.flow.items_out.inc();
                 return Poll::Ready(Some(Ok(item)));
             }
             Poll::Ready(None) => return Poll::Ready(None),
@@ -181,6 +288,13 @@ impl<S: Stream> Stream for IdleTimeout<S> {
             // again (drop the stream to release it).
             *this.timed_out = true;
             this.sleep.set(None);
+            this.metrics.timeouts.inc();
+            // The stream ends with the error: the caller gets it.
+            tracing::warn!(
+                name = %this.metrics.name.as_str(),
+                timeout = ?*this.duration,
+                "upstream idle too long, ending the stream"
+            );
             return Poll::Ready(Some(Err(IdleElapsed(()))));
         }
         Poll::Pending
@@ -207,6 +321,7 @@ impl<S> fmt::Debug for IdleTimeout<S> {
         f.debug_struct("IdleTimeout")
             .field("duration", &self.duration)
             .field("timed_out", &self.timed_out)
+            .name_field(&self.metrics.name)
             .finish_non_exhaustive()
     }
 }

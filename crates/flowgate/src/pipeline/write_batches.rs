@@ -12,6 +12,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
 use super::batch::Batch;
+use super::metrics::{IN_FLIGHT, Level};
+use crate::telemetry::Name;
 
 pin_project! {
     /// One batch's write, with the tokens of its items.
@@ -51,6 +53,8 @@ pin_project! {
         in_flight: FuturesUnordered<Write<Fut, T>>,
         limit: usize,
         upstream_done: bool,
+        // Writes in flight, once named.
+        writes: Level,
     }
 }
 
@@ -78,7 +82,42 @@ where
             in_flight: FuturesUnordered::new(),
             limit: concurrency,
             upstream_done: false,
+            writes: Level::none(),
         }
+    }
+
+    /// Names the stage: with the `metrics` feature it records the series of
+    /// its [`batch`](super::PipelineExt::batch) (`flowgate_pipeline_items_in_total`,
+    /// the rows pulled; `flowgate_pipeline_items_out_total`, the rows handed
+    /// to a write; `flowgate_pipeline_held`, the rows of the open batch;
+    /// `flowgate_pipeline_batches_total{trigger}`,
+    /// `flowgate_pipeline_batch_size`, `flowgate_pipeline_batch_open_seconds`)
+    /// and `flowgate_pipeline_in_flight` (the writes in flight, the
+    /// [`in_flight`](Self::in_flight)), with the label `name` (any string, as
+    /// given; see [`crate::metrics`]). An unnamed stage records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let acks: Vec<(usize, Vec<u32>)> = stream::iter((0..4u32).map(|i| (i, i)))
+    ///     .write_batches(2, Duration::from_millis(10), 2, |rows: Vec<u32>| async move { rows.len() })
+    ///     .name("orders")
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(acks.len(), 2);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = Name::new(name);
+        self.writes = Level::of(name.gauge(IN_FLIGHT));
+        self.batches = self.batches.named(name);
+        self
     }
 
     /// Batch writes in flight now.
@@ -117,7 +156,29 @@ where
 {
     type Item = (Fut::Output, Vec<T>);
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.as_mut().poll_writes(cx);
+        // Writes in flight, once per poll.
+        let this = self.project();
+        this.writes.set(this.in_flight.len());
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.size_hint_of()
+    }
+}
+
+impl<S, F, Fut, R, T> WriteBatches<S, F, Fut, R, T>
+where
+    S: Stream<Item = (R, T)>,
+    F: FnMut(Vec<R>) -> Fut,
+    Fut: Future,
+{
+    fn poll_writes(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(Fut::Output, Vec<T>)>> {
         let mut this = self.project();
         // Start writes while there is room: the next batch is only formed
         // (and upstream only pulled) when fewer than `limit` are in flight.
@@ -142,7 +203,7 @@ where
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    fn size_hint_of(&self) -> (usize, Option<usize>) {
         let (_, upper) = self.batches.size_hint();
         let in_flight = self.in_flight.len();
         (in_flight, upper.and_then(|u| u.checked_add(in_flight)))

@@ -10,5 +10,7 @@
 mod batch;
 mod common;
 mod dataloader;
+mod limit;
+mod pipeline;
 mod resilience;
 mod source;

@@ -10,7 +10,10 @@ use std::task::{Context, Poll, Waker};
 
 use super::{NONE, Tenants, store_waker, wake};
 use crate::limit::error::BuildError;
+use crate::limit::metrics::DebugName;
+use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::sync::lock;
+use crate::telemetry::Name;
 
 /// A limit on work in flight — `capacity` permits in all — shared fairly by
 /// tenants (keys `T`) with weights.
@@ -101,6 +104,8 @@ struct State<T> {
     in_use: usize,
     capacity: usize,
     waiting: usize,
+    /// The limit's series (set under the lock, so they are exact).
+    metrics: LimitMetrics,
 }
 
 #[derive(Default)]
@@ -167,6 +172,8 @@ impl<T: Hash + Eq + Clone> State<T> {
     fn take(&mut self, t: usize) {
         self.tenants.slots[t].data.in_use += 1;
         self.in_use += 1;
+        self.metrics.granted.inc();
+        self.metrics.in_flight.set(self.in_use as f64);
     }
 
     /// Hands a free permit to the head waiter of the tenant furthest below
@@ -179,6 +186,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         let node = self.tenants.slots[t].head;
         self.tenants.unlink(node);
         self.waiting -= 1;
+        self.metrics.waiting.set(self.waiting as f64);
         let waiter = &mut self.tenants.waiters[node];
         waiter.granted = true;
         let waker = waiter.waker.take();
@@ -191,6 +199,7 @@ impl<T: Hash + Eq + Clone> State<T> {
     fn release(&mut self, t: usize) -> Option<Waker> {
         self.tenants.slots[t].data.in_use -= 1;
         self.in_use -= 1;
+        self.metrics.in_flight.set(self.in_use as f64);
         self.refresh(t);
         let waker = self.grant_next();
         self.remove_if_idle(t);
@@ -227,7 +236,7 @@ where
     #[track_caller]
     pub fn new(capacity: usize) -> FairLimit<T> {
         assert!(capacity > 0, "FairLimit::new: capacity must be at least 1");
-        FairLimit::with(capacity, Vec::new())
+        FairLimit::with(capacity, Vec::new(), Name::none())
     }
 
     /// A builder, for weights given up front (from configuration).
@@ -245,16 +254,18 @@ where
         FairLimitBuilder {
             capacity,
             weights: Vec::new(),
+            name: Name::none(),
         }
     }
 
-    fn with(capacity: usize, weights: Vec<(T, u32)>) -> FairLimit<T> {
+    fn with(capacity: usize, weights: Vec<(T, u32)>, name: Name) -> FairLimit<T> {
         let state = State {
             tenants: Tenants::new(weights),
             ready: BTreeSet::new(),
             in_use: 0,
             capacity,
             waiting: 0,
+            metrics: LimitMetrics::new(name, Kind::InFlight),
         };
         FairLimit {
             shared: Arc::new(Shared {
@@ -314,6 +325,7 @@ where
     pub fn try_acquire(&self, tenant: &T) -> Option<FairPermit> {
         let mut state = lock(&self.shared.state);
         if state.in_use >= state.capacity {
+            state.metrics.rejected.inc();
             return None;
         }
         let t = state.tenants.find_or_insert(tenant, Usage::default);
@@ -540,6 +552,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Waiting<'_, T> {
                 let t = state.tenants.find_or_insert(self.key, Usage::default);
                 self.node = Some(state.tenants.push(t, cx.waker()));
                 state.waiting += 1;
+                state.metrics.waiting.set(state.waiting as f64);
                 state.refresh(t);
                 return Poll::Pending;
             }
@@ -576,6 +589,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Drop for Waiting<'_, T> {
             state.release(t)
         } else {
             state.waiting -= 1;
+            state.metrics.waiting.set(state.waiting as f64);
             state.refresh(t);
             state.remove_if_idle(t);
             None
@@ -633,6 +647,7 @@ impl fmt::Debug for FairPermit {
 pub struct FairLimitBuilder<T> {
     capacity: usize,
     weights: Vec<(T, u32)>,
+    name: Name,
 }
 
 impl<T> FairLimitBuilder<T>
@@ -670,13 +685,53 @@ where
     /// assert!(FairLimit::<u64>::builder(usize::MAX).build().is_ok());
     /// ```
     pub fn build(self) -> Result<FairLimit<T>, BuildError> {
-        if self.capacity == 0 {
-            return Err(BuildError::ZeroCapacity);
+        let refusal = if self.capacity == 0 {
+            Some(BuildError::ZeroCapacity)
+        } else if self.weights.iter().any(|&(_, w)| w == 0) {
+            Some(BuildError::ZeroWeight)
+        } else {
+            None
+        };
+        if let Some(err) = refusal {
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "FairLimit configuration refused"
+            );
+            return Err(err);
         }
-        if self.weights.iter().any(|&(_, w)| w == 0) {
-            return Err(BuildError::ZeroWeight);
-        }
-        Ok(FairLimit::with(self.capacity, self.weights))
+        Ok(FairLimit::with(self.capacity, self.weights, self.name))
+    }
+
+    /// Names the limit: with the `metrics` feature it records, with the
+    /// label `name` (any string, as given; see [`crate::metrics`]):
+    ///
+    /// - `flowgate_limit_granted_total`: permits handed out (to
+    ///   [`acquire`](FairLimit::acquire) and
+    ///   [`try_acquire`](FairLimit::try_acquire); a permit handed to a
+    ///   waiter that was cancelled before taking it is passed on, and
+    ///   counts again);
+    /// - `flowgate_limit_in_flight`: permits held now
+    ///   ([`in_use`](FairLimit::in_use));
+    /// - `flowgate_limit_waiting`: `acquire` calls waiting now
+    ///   ([`waiting`](FairLimit::waiting));
+    /// - `flowgate_limit_rejected_total{reason="no_capacity"}`: refused
+    ///   `try_acquire` calls.
+    ///
+    /// All tenants together: tenants are an open set (any `T`), so no
+    /// series is per tenant. Unnamed, the limit records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::FairLimit;
+    ///
+    /// let pool = FairLimit::builder(4).weight("api", 3).name("db-pool").build().unwrap();
+    /// assert!(pool.try_acquire(&"api").is_some());
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
     }
 }
 
@@ -685,6 +740,7 @@ impl<T> fmt::Debug for FairLimitBuilder<T> {
         f.debug_struct("FairLimitBuilder")
             .field("capacity", &self.capacity)
             .field("weights", &self.weights.len())
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -704,6 +760,7 @@ impl<T> fmt::Debug for FairLimit<T> {
             .field("capacity", &self.shared.capacity)
             .field("in_use", &state.in_use)
             .field("waiting", &state.waiting)
+            .name_field(&state.metrics.name)
             .finish()
     }
 }

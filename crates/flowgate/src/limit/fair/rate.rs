@@ -12,8 +12,11 @@ use tokio::time::{Sleep, sleep_until};
 
 use super::{Tenants, store_waker, wake};
 use crate::limit::error::{BuildError, NotReady};
+use crate::limit::metrics::DebugName;
+use crate::limit::metrics::{Kind, LimitMetrics};
 use crate::limit::rate::{Clock, Params, Rate, gcra_step};
 use crate::sync::lock;
+use crate::telemetry::Name;
 
 /// One unit of virtual time per grant to a tenant of weight 1: a grant to a
 /// tenant of weight `w` costs `SCALE / w`, at least 1 for any `u32` weight.
@@ -99,6 +102,8 @@ struct State<T> {
     /// The slot the head was told to sleep until.
     promised: Option<u64>,
     waiting: usize,
+    /// The limiter's series (set under the lock, so they are exact).
+    metrics: LimitMetrics,
 }
 
 #[derive(Default)]
@@ -178,6 +183,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         self.tenants.unlink(node);
         self.tenants.waiters.remove(node);
         self.waiting -= 1;
+        self.metrics.waiting.set(self.waiting as f64);
     }
 }
 
@@ -196,7 +202,7 @@ where
     /// assert_eq!(fair.rate(), Rate::per_second(100));
     /// ```
     pub fn new(rate: Rate) -> FairRate<T> {
-        FairRate::with(rate, Vec::new())
+        FairRate::with(rate, Vec::new(), Name::none())
     }
 
     /// A builder, for weights given up front (from configuration).
@@ -213,10 +219,11 @@ where
         FairRateBuilder {
             rate,
             weights: Vec::new(),
+            name: Name::none(),
         }
     }
 
-    fn with(rate: Rate, weights: Vec<(T, u32)>) -> FairRate<T> {
+    fn with(rate: Rate, weights: Vec<(T, u32)>, name: Name) -> FairRate<T> {
         let state = State {
             tenants: Tenants::new(weights),
             ready: BTreeSet::new(),
@@ -225,6 +232,7 @@ where
             tat: 0,
             promised: None,
             waiting: 0,
+            metrics: LimitMetrics::new(name, Kind::Rate),
         };
         FairRate {
             shared: Arc::new(Shared {
@@ -293,6 +301,10 @@ where
         } else {
             gcra_step(state.tat, now, None, p).map(|tat| state.tat = tat)
         };
+        match taken {
+            Ok(()) => state.metrics.granted.inc(),
+            Err(_) => state.metrics.rejected.inc(),
+        }
         drop(state);
         taken.map_err(|slot| NotReady {
             ready_at: shared.clock.instant(slot),
@@ -333,6 +345,7 @@ where
             key: tenant,
             node: None,
             sleep: None,
+            since: 0,
         };
         poll_fn(|cx| waiting.poll(cx)).await;
     }
@@ -451,6 +464,9 @@ struct Waiting<'a, T: Hash + Eq + Clone> {
     node: Option<usize>,
     /// The head's timer, until the next cell.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// When it started waiting, on the limiter's clock (while `node` is
+    /// set).
+    since: u64,
 }
 
 impl<T: Hash + Eq + Clone> Waiting<'_, T> {
@@ -466,11 +482,15 @@ impl<T: Hash + Eq + Clone> Waiting<'_, T> {
                         && let Ok(tat) = gcra_step(state.tat, now, None, shared.params)
                     {
                         state.tat = tat;
+                        state.metrics.granted.inc();
+                        state.metrics.waited(0);
                         return Poll::Ready(());
                     }
                     let t = state.tenants.find_or_insert(self.key, Turn::default);
                     let node = state.tenants.push(t, cx.waker());
                     state.waiting += 1;
+                    state.metrics.waiting.set(state.waiting as f64);
+                    self.since = now;
                     if state.tenants.slots[t].data.stamp.is_none() {
                         state.stamp(t);
                     }
@@ -487,6 +507,8 @@ impl<T: Hash + Eq + Clone> Waiting<'_, T> {
                 Ok(tat) => {
                     state.tat = tat;
                     self.node = None;
+                    state.metrics.granted.inc();
+                    state.metrics.waited(now.saturating_sub(self.since));
                     let next = state.granted(node);
                     drop(state);
                     wake(next);
@@ -536,6 +558,7 @@ impl<T: Hash + Eq + Clone> Drop for Waiting<'_, T> {
 pub struct FairRateBuilder<T> {
     rate: Rate,
     weights: Vec<(T, u32)>,
+    name: Name,
 }
 
 impl<T> FairRateBuilder<T>
@@ -573,9 +596,48 @@ where
     /// ```
     pub fn build(self) -> Result<FairRate<T>, BuildError> {
         if self.weights.iter().any(|&(_, w)| w == 0) {
-            return Err(BuildError::ZeroWeight);
+            let err = BuildError::ZeroWeight;
+            tracing::warn!(
+                name = %self.name.as_str(),
+                error = %err,
+                "FairRate configuration refused"
+            );
+            return Err(err);
         }
-        Ok(FairRate::with(self.rate, self.weights))
+        Ok(FairRate::with(self.rate, self.weights, self.name))
+    }
+
+    /// Names the limiter: with the `metrics` feature it records, with the
+    /// label `name` (any string, as given; see [`crate::metrics`]):
+    ///
+    /// - `flowgate_limit_granted_total`: cells taken (by
+    ///   [`acquire`](FairRate::acquire) and
+    ///   [`try_acquire`](FairRate::try_acquire));
+    /// - `flowgate_limit_rejected_total{reason="not_ready"}`: refused
+    ///   `try_acquire` calls;
+    /// - `flowgate_limit_waiting`: `acquire` calls waiting now
+    ///   ([`waiting`](FairRate::waiting));
+    /// - `flowgate_limit_wait_seconds`: how long each `acquire` waited, 0
+    ///   for those that did not, from the times the limiter reads anyway.
+    ///
+    /// All tenants together: tenants are an open set (any `T`), so no
+    /// series is per tenant. Unnamed, the limiter records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::limit::{FairRate, Rate};
+    ///
+    /// let rate = FairRate::builder(Rate::per_second(100))
+    ///     .weight("api", 3)
+    ///     .name("vendor-api")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _: FairRate<&str> = rate;
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
     }
 }
 
@@ -584,6 +646,7 @@ impl<T> fmt::Debug for FairRateBuilder<T> {
         f.debug_struct("FairRateBuilder")
             .field("rate", &self.rate)
             .field("weights", &self.weights.len())
+            .name_field(&self.name)
             .finish()
     }
 }
@@ -602,6 +665,7 @@ impl<T> fmt::Debug for FairRate<T> {
         f.debug_struct("FairRate")
             .field("rate", &self.shared.rate)
             .field("waiting", &state.waiting)
+            .name_field(&state.metrics.name)
             .finish()
     }
 }
