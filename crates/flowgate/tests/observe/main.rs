@@ -8,3 +8,4 @@
 //! primitive's own tasks).
 
 mod common;
+mod broadcast;
