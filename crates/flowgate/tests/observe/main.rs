@@ -9,3 +9,4 @@
 
 mod common;
 mod broadcast;
+mod coalesce;
