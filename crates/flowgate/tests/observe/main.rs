@@ -10,3 +10,4 @@
 mod common;
 mod broadcast;
 mod coalesce;
+mod group;
