@@ -50,8 +50,8 @@ use std::sync::OnceLock;
 
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Arc;
-use crate::telemetry::Gauge;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::telemetry::Gauge;
 
 /// Slots per block. Events are reclaimed a block at a time, so smaller is
 /// finer; but every block costs an allocation, a free (often on another

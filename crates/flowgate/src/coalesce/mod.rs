@@ -719,9 +719,7 @@ impl<K, T, A> Consumer<K, T, A> {
         let before = state.items();
         match state.dequeue() {
             Some(entry) => {
-                self.shared
-                    .metrics
-                    .dequeued(before - state.items(), &state);
+                self.shared.metrics.dequeued(before - state.items(), &state);
                 let producers = if state.producers.is_empty() {
                     Vec::new()
                 } else {

@@ -264,7 +264,10 @@ impl<K, A> State<K, A> {
     /// closed). It no longer accepts items.
     fn release(&mut self, idx: usize, trigger: Trigger) {
         self.unkey(idx);
-        let items = self.slots[idx].released.as_ref().map_or(0, |keyed| keyed.count);
+        let items = self.slots[idx]
+            .released
+            .as_ref()
+            .map_or(0, |keyed| keyed.count);
         self.windows.released(trigger, items);
         Self::unlink(&mut self.slots, &mut self.open, idx);
         Self::push_back(&mut self.slots, &mut self.ready, idx);

@@ -126,9 +126,9 @@ pub use self::results::{IntoIter, Iter, Outcome, Results};
 pub use self::wait::Wait;
 
 use self::core::Core;
-use crate::telemetry::Name;
 use self::results::IdIndex;
 use self::wait::Deadline;
+use crate::telemetry::Name;
 
 /// A group of operations whose completion runs once, with every result by
 /// id, after the last one finished; see the [module documentation](self).

@@ -99,7 +99,11 @@ mod metrics {
         let n = &[("name", "live")];
         let mut sub = publisher.subscribe();
         publisher.publish(1);
-        assert_eq!(rec.counter(PUBLISHED, n), 0, "less than a block, nobody waits");
+        assert_eq!(
+            rec.counter(PUBLISHED, n),
+            0,
+            "less than a block, nobody waits"
+        );
         assert_eq!(sub.try_recv(), Ok(1));
         let mut recv = task::spawn(sub.recv());
         assert_pending!(recv.poll());
@@ -153,7 +157,11 @@ mod metrics {
             assert_eq!(rec.gauge(WAITING, n), 0.0);
         }
         assert_eq!(rec.counter(REJECTED, full), 1, "waiting is not refusing");
-        assert_eq!(rec.counter(PUBLISHED, n), 1, "the second is in the open block");
+        assert_eq!(
+            rec.counter(PUBLISHED, n),
+            1,
+            "the second is in the open block"
+        );
         publisher.close();
         assert_eq!(rec.counter(PUBLISHED, n), 2);
     }
@@ -161,7 +169,9 @@ mod metrics {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn shared_publishers_waiting_and_refused_full_and_closed() {
         let rec = Recorded::new();
-        let publisher = rec.scope(|| BoundedPublisher::with_name(1, "shared")).into_shared();
+        let publisher = rec
+            .scope(|| BoundedPublisher::with_name(1, "shared"))
+            .into_shared();
         let n = &[("name", "shared")];
         let rejected = |reason| rec.counter(REJECTED, &[("name", "shared"), ("reason", reason)]);
         let _sub = publisher.subscribe();

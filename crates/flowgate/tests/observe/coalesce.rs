@@ -50,8 +50,14 @@ mod metrics {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn items_keys_waiting_and_refusals_follow_the_queue() {
         let rec = Recorded::new();
-        let (queue, consumer) =
-            rec.scope(|| OpQueue::<u32, &str>::builder().name("q").depth(2).width(2).build().unwrap());
+        let (queue, consumer) = rec.scope(|| {
+            OpQueue::<u32, &str>::builder()
+                .name("q")
+                .depth(2)
+                .width(2)
+                .build()
+                .unwrap()
+        });
         let n = &[("name", "q")];
         let enqueued = |outcome| rec.counter(ENQUEUED, &[("name", "q"), ("outcome", outcome)]);
         let rejected = |reason| rec.counter(REJECTED, &[("name", "q"), ("reason", reason)]);
@@ -92,7 +98,11 @@ mod metrics {
         drop(waiting);
         assert_eq!(rec.gauge(WAITING, n), 0.0);
         assert_eq!(depths(), (2.0, 2.0));
-        assert_eq!((rejected("depth_full"), rejected("width_full")), (1, 1), "waiting is not refusing");
+        assert_eq!(
+            (rejected("depth_full"), rejected("width_full")),
+            (1, 1),
+            "waiting is not refusing"
+        );
 
         let mut taken = Vec::new();
         assert_eq!(consumer.dequeue_many(&mut taken, 10).await, 2);
@@ -111,7 +121,8 @@ mod metrics {
     #[test]
     fn items_left_when_the_last_consumer_goes_are_counted_as_dropped() {
         let rec = Recorded::new();
-        let (queue, consumer) = rec.scope(|| OpQueue::<u32, u32>::builder().name("d").build().unwrap());
+        let (queue, consumer) =
+            rec.scope(|| OpQueue::<u32, u32>::builder().name("d").build().unwrap());
         let n = &[("name", "d")];
         queue.try_enqueue(1, 10).unwrap();
         queue.try_enqueue(1, 11).unwrap();
@@ -135,7 +146,10 @@ mod metrics {
         });
         let released = |trigger| rec.counter(RELEASED, &[("name", "w"), ("trigger", trigger)]);
         let n = &[("name", "w")];
-        assert_eq!((released("window"), released("width"), released("close")), (0, 0, 0));
+        assert_eq!(
+            (released("window"), released("width"), released("close")),
+            (0, 0, 0)
+        );
 
         queue.try_enqueue(1, 1).unwrap();
         queue.try_enqueue(1, 2).unwrap();
@@ -152,7 +166,10 @@ mod metrics {
         queue.close();
         assert_eq!(released("close"), 1);
         assert_eq!(consumer.dequeue().await, Some((3, vec![7])));
-        assert_eq!((released("window"), released("width"), released("close")), (1, 1, 1));
+        assert_eq!(
+            (released("window"), released("width"), released("close")),
+            (1, 1, 1)
+        );
         assert_eq!(rec.histogram(BATCH, n), [2.0, 3.0, 1.0]);
         assert_eq!(rec.counter(DEQUEUED, n), 6);
     }
@@ -199,12 +216,20 @@ fn dropping_the_last_consumer_with_items_queued_is_an_error_event() {
 fn an_empty_queue_losing_its_consumer_and_full_refusals_do_not_warn() {
     let traced = Traced::new();
     let _guard = traced.set_default();
-    let (queue, consumer) = OpQueue::<u32, u32>::builder().name("quiet").depth(1).build().unwrap();
+    let (queue, consumer) = OpQueue::<u32, u32>::builder()
+        .name("quiet")
+        .depth(1)
+        .build()
+        .unwrap();
     queue.try_enqueue(1, 1).unwrap();
     assert!(queue.try_enqueue(2, 1).unwrap_err().is_depth_full());
     assert_eq!(consumer.try_dequeue(), Ok((1, vec![1])));
     drop(consumer);
-    assert!(traced.events_at_least(Level::WARN, "flowgate::coalesce").is_empty());
+    assert!(
+        traced
+            .events_at_least(Level::WARN, "flowgate::coalesce")
+            .is_empty()
+    );
     let debug = traced.events_at_least(Level::DEBUG, "flowgate::coalesce");
     assert_eq!(debug.len(), 1, "{debug:?}");
     assert_eq!(debug[0].field("name"), Some("quiet"));

@@ -61,7 +61,10 @@ mod metrics {
         ops.next().unwrap().finish(Err("no".into()));
         drop(ops.next().unwrap());
         let straggler = ops.next().unwrap();
-        assert_eq!((finished("ok"), finished("error"), finished("abandoned")), (1, 1, 1));
+        assert_eq!(
+            (finished("ok"), finished("error"), finished("abandoned")),
+            (1, 1, 1)
+        );
         assert_eq!(rec.gauge(IN_FLIGHT, n), 1.0);
 
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -69,7 +72,10 @@ mod metrics {
         let results = group.wait().await;
         assert_eq!(results.get(&3), Some(&Outcome::TimedOut));
         assert_eq!(finished("timed_out"), 1);
-        assert_eq!((groups("complete"), groups("timed_out"), groups("dropped")), (0, 1, 0));
+        assert_eq!(
+            (groups("complete"), groups("timed_out"), groups("dropped")),
+            (0, 1, 0)
+        );
         // From the first op added to the deadline.
         assert_eq!(rec.histogram(DURATION, n), [0.015]);
         assert_eq!(rec.gauge(IN_FLIGHT, n), 1.0, "the straggler still runs");
@@ -125,7 +131,11 @@ mod metrics {
             rec.counter(FINISHED, &[("name", "req"), ("outcome", "ok")]),
             2
         );
-        assert_eq!(rec.histogram(DURATION, n).len(), 2, "dropped groups have no duration");
+        assert_eq!(
+            rec.histogram(DURATION, n).len(),
+            2,
+            "dropped groups have no duration"
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -140,8 +150,14 @@ mod metrics {
             let _ = tx.send(results.get(&1).cloned());
         });
         assert_eq!(rx.await.unwrap(), Some(Outcome::TimedOut));
-        assert_eq!(rec.counter(GROUPS, &[("name", "cb"), ("outcome", "timed_out")]), 1);
-        assert_eq!(rec.counter(FINISHED, &[("name", "cb"), ("outcome", "timed_out")]), 1);
+        assert_eq!(
+            rec.counter(GROUPS, &[("name", "cb"), ("outcome", "timed_out")]),
+            1
+        );
+        assert_eq!(
+            rec.counter(FINISHED, &[("name", "cb"), ("outcome", "timed_out")]),
+            1
+        );
         assert_eq!(rec.histogram(DURATION, n), [0.02]);
         drop(op);
         assert_eq!(rec.counter(LATE, n), 1);
@@ -211,7 +227,10 @@ async fn abandoned_ops_warn_once_per_group_and_a_clean_group_is_quiet() {
     let mut clean = CallGroup::<u32, u32, ()>::new().name("clean");
     clean.add(1, ()).unwrap().finish(Ok(1));
     let _ = clean.wait().await;
-    assert_eq!(traced.events_at_least(Level::WARN, "flowgate::group").len(), 1);
+    assert_eq!(
+        traced.events_at_least(Level::WARN, "flowgate::group").len(),
+        1
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! current-thread runtime (so the thread-local subscriber sees the
 //! primitive's own tasks).
 
-mod common;
 mod broadcast;
 mod coalesce;
+mod common;
 mod group;
+mod idempotency;
