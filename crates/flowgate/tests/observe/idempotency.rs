@@ -163,7 +163,7 @@ mod metrics {
 
         // An effect cancelled while it runs is no longer counted as running,
         // and has no outcome.
-        let mut dropped = task::spawn(once.run(8, || std::future::pending::<Result<(), ()>>()));
+        let mut dropped = task::spawn(once.run(8, std::future::pending::<Result<(), ()>>));
         assert_pending!(dropped.poll());
         assert_eq!(rec.gauge(RUNNING, n), 1.0);
         drop(dropped);
