@@ -49,6 +49,7 @@ impl Metrics {
     pub(crate) fn reject_full(&self) {
         self.rejected_full.inc();
         tracing::debug!(
+            target: "flowgate::broadcast",
             name = %self.name.as_str(),
             "publish refused: the slowest subscriber is `bound` events behind"
         );
@@ -59,6 +60,7 @@ impl Metrics {
     pub(crate) fn reject_closed(&self) {
         self.rejected_closed.inc();
         tracing::warn!(
+            target: "flowgate::broadcast",
             name = %self.name.as_str(),
             "publish to a closed event stream: the event is handed back"
         );

@@ -86,6 +86,7 @@ impl Metrics {
         }
         self.dropped.add(items as u64);
         tracing::error!(
+            target: "flowgate::coalesce",
             name = %self.name.as_str(),
             keys,
             items,
@@ -98,15 +99,24 @@ impl Metrics {
         match reason {
             Reason::DepthFull => {
                 self.depth_full.inc();
-                tracing::debug!(name = %self.name.as_str(), "enqueue refused: depth full");
+                tracing::debug!(
+                    target: "flowgate::coalesce",
+                    name = %self.name.as_str(),
+                    "enqueue refused: depth full"
+                );
             }
             Reason::WidthFull => {
                 self.width_full.inc();
-                tracing::debug!(name = %self.name.as_str(), "enqueue refused: width full");
+                tracing::debug!(
+                    target: "flowgate::coalesce",
+                    name = %self.name.as_str(),
+                    "enqueue refused: width full"
+                );
             }
             Reason::Closed => {
                 self.closed.inc();
                 tracing::warn!(
+                    target: "flowgate::coalesce",
                     name = %self.name.as_str(),
                     "enqueue to a closed coalescing queue: the item is handed back"
                 );

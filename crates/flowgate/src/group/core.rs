@@ -78,6 +78,7 @@ impl<R, E> Action<R, E> {
                 // a second panic there would abort the process.
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(move || deliver(outcomes))) {
                     tracing::error!(
+                        target: "flowgate::group",
                         name = %name.as_str(),
                         panic = %panic_message(&*payload),
                         "a call group completion callback panicked"
@@ -136,6 +137,7 @@ impl<R, E> Inner<R, E> {
         let name = self.metrics.name.as_str();
         match end {
             End::TimedOut => tracing::warn!(
+                target: "flowgate::group",
                 name,
                 timed_out = self.running,
                 abandoned = self.abandoned,
@@ -143,12 +145,14 @@ impl<R, E> Inner<R, E> {
                 "call group deadline passed with operations still running"
             ),
             End::Complete if self.abandoned > 0 => tracing::warn!(
+                target: "flowgate::group",
                 name,
                 abandoned = self.abandoned,
                 ops = self.outcomes.len(),
                 "call group completed with abandoned operations"
             ),
             End::Dropped if self.running > 0 => tracing::debug!(
+                target: "flowgate::group",
                 name,
                 running = self.running,
                 "call group dropped with operations running; their results will be dropped"

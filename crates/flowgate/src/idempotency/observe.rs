@@ -48,6 +48,7 @@ impl Metrics {
     pub(crate) fn failed(&self) {
         self.failed.inc();
         tracing::warn!(
+            target: "flowgate::idempotency",
             name = %self.name.as_str(),
             "idempotent effect failed; its key is not recorded"
         );
@@ -57,6 +58,7 @@ impl Metrics {
     pub(crate) fn lookup_failed(&self, error: &StoreError) {
         self.lookup.inc();
         tracing::warn!(
+            target: "flowgate::idempotency",
             name = %self.name.as_str(),
             error = %error,
             "idempotency store lookup failed; the effect did not run"
@@ -70,9 +72,10 @@ impl Metrics {
         self.ok.inc();
         self.record.inc();
         tracing::error!(
+            target: "flowgate::idempotency",
             name = %self.name.as_str(),
             error = %error,
-            "idempotency store failed to record a key after its effect succeeded; a redelivery would repeat the effect"
+            "idempotency key not recorded after its effect succeeded: a redelivery would repeat the effect"
         );
     }
 }

@@ -234,6 +234,7 @@ async fn publishing_to_a_closed_stream_warns_with_the_name() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     for event in &warnings {
         assert_eq!(event.level, Level::WARN);
+        assert_eq!(event.target, "flowgate::broadcast");
         assert_eq!(event.field("name"), Some("closed-stream"));
     }
 }

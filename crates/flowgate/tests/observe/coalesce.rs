@@ -201,6 +201,7 @@ fn dropping_the_last_consumer_with_items_queued_is_an_error_event() {
     drop(consumer);
     let errors = traced.events_at_least(Level::ERROR, "flowgate::coalesce");
     assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].target, "flowgate::coalesce");
     assert_eq!(errors[0].field("name"), Some("lost"));
     assert_eq!(errors[0].field("items"), Some("2"));
     assert_eq!(errors[0].field("keys"), Some("1"));

@@ -206,6 +206,7 @@ async fn a_timed_out_group_warns_once_with_the_name() {
     let warnings = traced.events_at_least(Level::WARN, "flowgate::group");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].level, Level::WARN);
+    assert_eq!(warnings[0].target, "flowgate::group");
     assert_eq!(warnings[0].field("name"), Some("slow"));
     assert_eq!(warnings[0].field("timed_out"), Some("2"));
 }
@@ -243,5 +244,6 @@ fn a_panicking_callback_is_an_error_event_with_the_name() {
     op.finish(Ok(1));
     let errors = traced.events_at_least(Level::ERROR, "flowgate::group");
     assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].target, "flowgate::group");
     assert_eq!(errors[0].field("name"), Some("cb-panic"));
 }

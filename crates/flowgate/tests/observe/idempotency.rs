@@ -217,6 +217,7 @@ async fn failures_warn_and_an_unrecorded_key_is_an_error() {
         "{events:?}"
     );
     assert!(events.iter().all(|e| e.field("name") == Some("orders")));
+    assert!(events.iter().all(|e| e.target == "flowgate::idempotency"));
     assert_eq!(events[1].field("error"), Some("store failed: busy"));
     assert_eq!(events[2].field("error"), Some("store failed: read-only"));
 
