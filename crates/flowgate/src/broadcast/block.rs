@@ -51,6 +51,7 @@ use std::sync::OnceLock;
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Arc;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::telemetry::Gauge;
 
 /// Slots per block. Events are reclaimed a block at a time, so smaller is
 /// finer; but every block costs an allocation, a free (often on another
@@ -98,6 +99,9 @@ struct Block<T> {
     /// untouched except by the tail. Boxed rather than inline, so that a block
     /// of large events is never built on the stack.
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// The stream's `events_buffered` gauge: raised by [`BLOCK_CAP`] when
+    /// the tail fills the block, lowered again when a full block is freed.
+    buffered: Gauge,
 }
 
 // SAFETY: a block is shared between the tail's thread and readers' threads.
@@ -110,7 +114,7 @@ struct Block<T> {
 unsafe impl<T: Send + Sync> Sync for Block<T> {}
 
 impl<T> Block<T> {
-    fn new(start: u64) -> Arc<Self> {
+    fn new(start: u64, buffered: Gauge) -> Arc<Self> {
         Arc::new(Block {
             state: AtomicUsize::new(0),
             start,
@@ -118,6 +122,7 @@ impl<T> Block<T> {
             slots: (0..BLOCK_CAP)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
+            buffered,
         })
     }
 
@@ -145,6 +150,11 @@ impl<T> Drop for Block<T> {
         // released this block synchronised with all their drops, so every
         // write to the slots and the state happens-before this point.
         let len = Seen::decode(self.state.load(Ordering::Acquire)).len;
+        if len == BLOCK_CAP {
+            // Only a full block was counted (by `Tail::push`, when it filled
+            // it); the tail's last block never is.
+            self.buffered.sub(BLOCK_CAP as f64);
+        }
         for slot in &self.slots[..len] {
             // SAFETY: slots below the committed `len` were initialised by the
             // tail (`Tail::push` writes before it commits) and are dropped
@@ -186,6 +196,8 @@ pub(crate) struct Tail<T> {
     block: Arc<Block<T>>,
     /// The next slot to write in `block`: the block's committed `len`.
     index: usize,
+    /// The stream's `events_buffered` gauge, handed to every new block.
+    buffered: Gauge,
 }
 
 /// What [`Tail::push`] did besides storing the event.
@@ -198,11 +210,12 @@ pub(crate) struct Pushed {
 }
 
 impl<T> Tail<T> {
-    /// A new, empty chain.
-    pub(crate) fn new() -> Self {
+    /// A new, empty chain, whose full blocks are counted in `buffered`.
+    pub(crate) fn new(buffered: Gauge) -> Self {
         Tail {
-            block: Block::new(0),
+            block: Block::new(0, buffered.clone()),
             index: 0,
+            buffered,
         }
     }
 
@@ -238,7 +251,9 @@ impl<T> Tail<T> {
         let next = last.then(|| {
             // Link before committing: a reader that sees the block full
             // must find its successor.
-            let next = Block::new(block.start + BLOCK_CAP as u64);
+            let next = Block::new(block.start + BLOCK_CAP as u64, self.buffered.clone());
+            // Counted from now until the block is freed (`Block::drop`).
+            self.buffered.add(BLOCK_CAP as f64);
             let linked = block.next.set(Arc::clone(&next));
             debug_assert!(linked.is_ok(), "broadcast: block linked twice");
             next
@@ -449,7 +464,7 @@ mod tests {
 
     #[test]
     fn dropping_a_long_chain_does_not_recurse() {
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let reader = tail.reader();
         let blocks = if cfg!(miri) { 50 } else { 200_000 };
         for i in 0..(blocks * BLOCK_CAP) as u64 {
@@ -461,7 +476,7 @@ mod tests {
 
     #[test]
     fn push_reports_and_clears_waiting() {
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let mut reader = tail.reader();
         assert!(!tail.push(7).wake);
         assert!(matches!(reader.next(), Next::Event(7)));
@@ -482,7 +497,7 @@ mod tests {
 
     #[test]
     fn mark_waiting_sees_a_concurrent_push() {
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let mut reader = tail.reader();
         assert!(matches!(reader.next(), Next::Empty));
         tail.push(String::from("raced"));
@@ -493,7 +508,7 @@ mod tests {
     #[test]
     fn readers_cross_blocks_and_events_are_dropped_once() {
         let event = std::sync::Arc::new(());
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let mut a = tail.reader();
         for _ in 0..3 * BLOCK_CAP + 5 {
             tail.push(std::sync::Arc::clone(&event));
@@ -516,7 +531,7 @@ mod tests {
     #[test]
     fn a_concurrent_reader_sees_every_event_in_order() {
         let events: u64 = if cfg!(miri) { 300 } else { 100_000 };
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let mut reader = tail.reader();
         let fork = reader.clone();
         let reading = std::thread::spawn(move || {
@@ -543,7 +558,7 @@ mod tests {
 
     #[test]
     fn a_reader_at_the_end_of_a_full_block_moves_on() {
-        let mut tail = Tail::new();
+        let mut tail = Tail::new(Gauge::noop());
         let pointer = tail.pointer();
         for i in 0..BLOCK_CAP as u64 {
             tail.push(i);

@@ -119,6 +119,20 @@
 //! <div class="warning">The block size (128) and the batching of the
 //! cooperative budget (16) are implementation details that may change.</div>
 //!
+//! # Metrics
+//!
+//! A stream created with a name — [`Publisher::with_name`],
+//! [`BoundedPublisher::with_name`] — records, with the `metrics` feature,
+//! the `flowgate_broadcast_*` series listed in [`crate::metrics`]: events
+//! published, live subscribers, subscribers that left (by `reason`), events
+//! held for lagging subscribers, publishers waiting for room, and publishes
+//! refused (by `reason`). None of them costs anything per event: events are
+//! counted a block at a time (and whenever the publisher wakes a subscriber,
+//! finds no room, or closes), and held events are counted in whole blocks of
+//! 128, from when the block fills until its last subscriber moves on. A
+//! publish refused because the stream is closed is logged at `warn`, one
+//! refused because it is full at `debug`.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -134,6 +148,7 @@
 mod block;
 mod error;
 mod handle;
+mod observe;
 mod publisher;
 mod shared;
 mod shared_publisher;

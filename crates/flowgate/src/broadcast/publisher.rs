@@ -8,6 +8,7 @@ use super::handle::SubscribeHandle;
 use super::shared_publisher::SharedPublisher;
 use super::subscriber::Subscriber;
 use super::writer::Writer;
+use crate::telemetry::{GaugeGuard, Name};
 
 /// The single publisher of an unbounded event stream; see the
 /// [module documentation](super).
@@ -55,7 +56,38 @@ impl<T> Publisher<T> {
     /// ```
     pub fn new() -> Self {
         Publisher {
-            writer: Writer::new(None),
+            writer: Writer::new(None, Name::none()),
+        }
+    }
+
+    /// Creates an unbounded event stream, like [`new`](Self::new), whose
+    /// metrics are recorded under `name` (feature `metrics`): the `name`
+    /// label of each of its series. Any string is accepted as given; give
+    /// each stream its own. The name stays with the stream through
+    /// [`into_shared`](Self::into_shared).
+    ///
+    /// It enables `flowgate_broadcast_events_published_total`,
+    /// `flowgate_broadcast_subscribers`,
+    /// `flowgate_broadcast_subscribers_left_total{reason}`,
+    /// `flowgate_broadcast_events_buffered`, and (for a bounded or shared
+    /// publisher) `flowgate_broadcast_publishers_waiting` and
+    /// `flowgate_broadcast_publish_rejected_total{reason}`, all registered
+    /// here; see [`crate::metrics`] for what each one counts. A stream made
+    /// with [`new`](Self::new) records nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::Publisher;
+    ///
+    /// let mut publisher = Publisher::with_name("orders");
+    /// let mut sub = publisher.subscribe();
+    /// publisher.publish(1);
+    /// assert_eq!(sub.try_recv(), Ok(1));
+    /// ```
+    pub fn with_name(name: impl Into<String>) -> Self {
+        Publisher {
+            writer: Writer::new(None, Name::new(name)),
         }
     }
 
@@ -280,9 +312,45 @@ impl<T> BoundedPublisher<T> {
     #[track_caller]
     pub fn new(bound: usize) -> Self {
         assert!(bound > 0, "BoundedPublisher::new: bound must be at least 1");
+        Self::create(bound, Name::none())
+    }
+
+    /// Creates a bounded event stream, like [`new`](Self::new), whose metrics
+    /// are recorded under `name` (feature `metrics`); the series are those
+    /// listed on [`Publisher::with_name`], and any string is accepted as
+    /// given. `flowgate_broadcast_publishers_waiting` counts the `publish` and
+    /// `reserve` calls waiting for room and
+    /// `flowgate_broadcast_publish_rejected_total{reason="full"}` the
+    /// [`try_publish`](Self::try_publish) calls refused.
+    ///
+    /// # Panics
+    ///
+    /// `"BoundedPublisher::with_name: bound must be at least 1"` if `bound`
+    /// is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::broadcast::BoundedPublisher;
+    ///
+    /// let mut publisher = BoundedPublisher::with_name(1, "ticks");
+    /// let _slow = publisher.subscribe();
+    /// publisher.try_publish(1).unwrap();
+    /// assert!(publisher.try_publish(2).is_err()); // counted as reason="full"
+    /// ```
+    #[track_caller]
+    pub fn with_name(bound: usize, name: impl Into<String>) -> Self {
+        assert!(
+            bound > 0,
+            "BoundedPublisher::with_name: bound must be at least 1"
+        );
+        Self::create(bound, Name::new(name))
+    }
+
+    fn create(bound: usize, name: Name) -> Self {
         BoundedPublisher {
             // A usize always fits in a u64 on the platforms tokio supports.
-            writer: Writer::new(Some(u64::try_from(bound).unwrap_or(u64::MAX))),
+            writer: Writer::new(Some(u64::try_from(bound).unwrap_or(u64::MAX)), name),
         }
     }
 
@@ -370,7 +438,20 @@ impl<T> BoundedPublisher<T> {
     /// # }
     /// ```
     pub async fn reserve(&mut self) -> Permit<'_, T> {
-        poll_fn(|cx| self.writer.poll_own_room(cx)).await;
+        // Counted among the waiting publishers from the first `Pending` until
+        // this returns or is dropped (no handle is touched when there is room).
+        let mut waiting = None;
+        poll_fn(|cx| {
+            let polled = self.writer.poll_own_room(cx);
+            if polled.is_pending() && waiting.is_none() {
+                waiting = Some(GaugeGuard::new(
+                    &self.writer.shared.metrics.publishers_waiting,
+                ));
+            }
+            polled
+        })
+        .await;
+        drop(waiting);
         Permit { publisher: self }
     }
 
@@ -400,6 +481,7 @@ impl<T> BoundedPublisher<T> {
             self.writer.push(event);
             Ok(())
         } else {
+            self.writer.shared.metrics.reject_full();
             Err(TryPublishError::Full(event))
         }
     }

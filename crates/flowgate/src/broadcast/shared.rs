@@ -5,6 +5,7 @@ use std::fmt;
 use slab::Slab;
 
 use super::block::{Reader, TailPointer};
+use super::observe::Metrics;
 use super::waiters::Waiters;
 use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +30,8 @@ pub(crate) struct Shared<T> {
     pub(crate) cursors: Mutex<Slab<Arc<Cursor>>>,
     /// Live subscribers.
     pub(crate) subscribers: AtomicUsize,
+    /// The stream's series (no-op handles when it has no name).
+    pub(crate) metrics: Metrics,
 }
 
 /// A subscriber's position in a bounded stream: the sequence number of the
@@ -57,8 +60,9 @@ impl<T> Shared<T> {
         self.subscribers.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn new(tail: TailPointer<T>, bound: Option<u64>) -> Self {
+    pub(crate) fn new(tail: TailPointer<T>, bound: Option<u64>, metrics: Metrics) -> Self {
         Shared {
+            metrics,
             tail: Mutex::new(tail),
             readers: Waiters::new(),
             room: Waiters::new(),
@@ -85,6 +89,7 @@ impl<T> Shared<T> {
             CursorKey { cursor, key }
         });
         self.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.metrics.subscribers.inc();
         Start { reader, cursor }
     }
 
@@ -103,6 +108,7 @@ impl<T> Shared<T> {
     /// publisher relies on, so the fork's is too.
     pub(crate) fn fork(&self, pos: u64) -> Option<CursorKey> {
         self.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.metrics.subscribers.inc();
         self.bound?;
         let cursor = Arc::new(Cursor {
             pos: AtomicU64::new(pos),
@@ -111,8 +117,14 @@ impl<T> Shared<T> {
         Some(CursorKey { cursor, key })
     }
 
-    /// Unregisters a subscriber that is going away.
-    pub(crate) fn leave(&self, cursor: Option<CursorKey>, reader_key: &mut Option<usize>) {
+    /// Unregisters a subscriber that is going away; `finished` if it had
+    /// read to the end of the closed stream.
+    pub(crate) fn leave(
+        &self,
+        cursor: Option<CursorKey>,
+        reader_key: &mut Option<usize>,
+        finished: bool,
+    ) {
         self.readers.remove(reader_key);
         if let Some(CursorKey { cursor, key }) = cursor {
             lock(&self.cursors).remove(key);
@@ -123,6 +135,12 @@ impl<T> Shared<T> {
             }
         }
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.subscribers.dec();
+        if finished {
+            self.metrics.left_finished.inc();
+        } else {
+            self.metrics.left_dropped.inc();
+        }
     }
 
     /// The smallest position of a live subscriber, or `published` if there is

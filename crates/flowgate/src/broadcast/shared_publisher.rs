@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::Mutex;
-use std::task::{Poll, ready};
+use std::task::Poll;
 
 use super::error::{PublishError, TryPublishError};
 use super::handle::SubscribeHandle;
@@ -11,6 +11,7 @@ use super::shared::Shared;
 use super::subscriber::Subscriber;
 use super::writer::Writer;
 use crate::sync::lock;
+use crate::telemetry::GaugeGuard;
 
 /// A publisher that can be cloned and used from several tasks at once; see
 /// the [module documentation](super).
@@ -118,13 +119,24 @@ impl<T> SharedPublisher<T> {
             shared: &self.inner.shared,
             key: None,
         };
+        let metrics = &self.inner.shared.metrics;
+        // Counted among the waiting publishers from the first `Pending` until
+        // this resolves or is dropped.
+        let mut waiting = None;
         poll_fn(|cx| {
             let mut writer = lock(&self.inner.writer);
             if writer.is_closed() {
+                drop(writer);
+                metrics.reject_closed();
                 let event = event.take().expect("polled after completion");
                 return Poll::Ready(Err(PublishError(event)));
             }
-            ready!(writer.poll_room(cx, &mut key.key));
+            if writer.poll_room(cx, &mut key.key).is_pending() {
+                if waiting.is_none() {
+                    waiting = Some(GaugeGuard::new(&metrics.publishers_waiting));
+                }
+                return Poll::Pending;
+            }
             writer.push(event.take().expect("polled after completion"));
             Poll::Ready(Ok(()))
         })
@@ -155,11 +167,15 @@ impl<T> SharedPublisher<T> {
     pub fn try_publish(&self, event: T) -> Result<(), TryPublishError<T>> {
         let mut writer = lock(&self.inner.writer);
         if writer.is_closed() {
+            drop(writer);
+            self.inner.shared.metrics.reject_closed();
             Err(TryPublishError::Closed(event))
         } else if writer.has_room() {
             writer.push(event);
             Ok(())
         } else {
+            drop(writer);
+            self.inner.shared.metrics.reject_full();
             Err(TryPublishError::Full(event))
         }
     }

@@ -297,7 +297,9 @@ impl<T> Clone for Subscriber<T> {
 
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
-        self.shared.leave(self.cursor.take(), &mut self.reader_key);
+        let finished = self.terminated || self.reader.is_finished();
+        self.shared
+            .leave(self.cursor.take(), &mut self.reader_key, finished);
     }
 }
 

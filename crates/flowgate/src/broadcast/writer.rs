@@ -4,9 +4,11 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use super::block::Tail;
+use super::observe::Metrics;
 use super::shared::Shared;
 use crate::loom::lock;
 use crate::loom::sync::Arc;
+use crate::telemetry::Name;
 
 pub(crate) struct Writer<T> {
     tail: Tail<T>,
@@ -18,19 +20,35 @@ pub(crate) struct Writer<T> {
     /// The owning publisher's entry among the room waiters.
     room_key: Option<usize>,
     closed: bool,
+    /// Events already added to the `events_published` counter. The counter
+    /// is brought up to date by [`report`](Self::report) a block at a time
+    /// and whenever the publisher wakes someone or waits, never per event.
+    reported: u64,
 }
 
 impl<T> Writer<T> {
-    pub(crate) fn new(bound: Option<u64>) -> Self {
-        let tail = Tail::new();
-        let shared = Arc::new(Shared::new(tail.pointer(), bound));
+    pub(crate) fn new(bound: Option<u64>, name: Name) -> Self {
+        let metrics = Metrics::new(name);
+        let tail = Tail::new(metrics.buffered.clone());
+        let shared = Arc::new(Shared::new(tail.pointer(), bound, metrics));
         Writer {
             tail,
             shared,
             min_pos: 0,
             room_key: None,
             closed: false,
+            reported: 0,
         }
+    }
+
+    /// Brings the `events_published` counter up to date. Called once per
+    /// block, when waiting subscribers are woken, when the publisher finds no
+    /// room, and at close: so the counter lags by less than a block only
+    /// while every subscriber is busy reading.
+    fn report(&mut self) {
+        let published = self.published();
+        self.shared.metrics.published.add(published - self.reported);
+        self.reported = published;
     }
 
     /// Events published so far.
@@ -54,6 +72,10 @@ impl<T> Writer<T> {
             // of the full block, which is the same position.
             *lock(&self.shared.tail) = self.tail.pointer();
         }
+        if pushed.wake || pushed.new_block {
+            // Beside a wake-up or a lock: not on the per-event path.
+            self.report();
+        }
     }
 
     /// Whether one more event fits within the bound, without waiting.
@@ -66,7 +88,11 @@ impl<T> Writer<T> {
             return true;
         }
         self.min_pos = self.shared.min_position(published, bound, false);
-        published - self.min_pos < bound
+        if published - self.min_pos < bound {
+            return true;
+        }
+        self.report();
+        false
     }
 
     /// Waits until one more event fits within the bound. `key` is the caller's
@@ -105,6 +131,7 @@ impl<T> Writer<T> {
             return;
         }
         self.closed = true;
+        self.report();
         self.tail.close();
         self.shared.readers.wake_all();
         self.shared.room.wake_all();

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::BuildError;
+use super::observe::{Metrics, WindowMetrics};
 use super::shared::Shared;
 use super::state::{Add, Config, Start, State};
 use super::{Consumer, OpQueue};
+use crate::telemetry::Name;
 
 /// Configures and builds an [`OpQueue`] and its [`Consumer`]. Created by
 /// [`OpQueue::builder`].
@@ -22,6 +24,7 @@ use super::{Consumer, OpQueue};
 /// | [`width`](Self::width) | 1024 | at least 1; up to `usize::MAX` (unbounded in practice) |
 /// | [`window`](Self::window) | none (released at once) | greater than zero; needs a tokio runtime; a window too long for an `Instant`, up to `Duration::MAX`, never ends by time (a batch is released when it reaches `width` or the queue closes) |
 /// | [`merge`](Self::merge) / [`fold`](Self::fold) | items collected in a `Vec` | — |
+/// | [`name`](Self::name) | none (no metrics) | any string |
 ///
 /// Every rule is checked by [`build`](Self::build), which returns a
 /// [`BuildError`] naming the first one broken.
@@ -39,6 +42,7 @@ pub struct OpQueueBuilder<K, T, A = Vec<T>> {
     window: Option<Duration>,
     start: Start<T, A>,
     add: Add<T, A>,
+    name: Name,
     _keys: PhantomData<fn(K)>,
 }
 
@@ -53,6 +57,7 @@ where
             window: None,
             start: Box::new(|item| vec![item]),
             add: Box::new(|items: &mut Vec<T>, item| items.push(item)),
+            name: Name::none(),
             _keys: PhantomData,
         }
     }
@@ -151,6 +156,39 @@ where
         self
     }
 
+    /// Names the queue: with the `metrics` feature, its series are recorded
+    /// with the label `name="…"` (any string is accepted as given; give each
+    /// queue its own). An unnamed queue records nothing.
+    ///
+    /// It enables, registered by [`build`](Self::build):
+    /// `flowgate_coalesce_items_enqueued_total{outcome="queued"|"merged"}`
+    /// (items that queued a key / joined a queued key),
+    /// `flowgate_coalesce_items_dequeued_total`,
+    /// `flowgate_coalesce_items_dropped_total`,
+    /// `flowgate_coalesce_keys_queued`, `flowgate_coalesce_items_queued`,
+    /// `flowgate_coalesce_enqueuers_waiting`,
+    /// `flowgate_coalesce_enqueue_rejected_total{reason}`, and for a windowed
+    /// queue `flowgate_coalesce_batches_released_total{trigger}` and
+    /// `flowgate_coalesce_batch_items`. See [`crate::metrics`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::coalesce::OpQueue;
+    ///
+    /// let (queue, consumer) = OpQueue::<u64, &str>::builder()
+    ///     .name("reloads")
+    ///     .build()
+    ///     .unwrap();
+    /// queue.try_enqueue(424, "a").unwrap();
+    /// queue.try_enqueue(424, "b").unwrap(); // counted as outcome="merged"
+    /// assert_eq!(consumer.try_dequeue(), Ok((424, vec!["a", "b"])));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Name::new(name);
+        self
+    }
+
     /// Folds each key's items into one value with `merge` instead of
     /// collecting them: the key's first item is the starting value and
     /// `merge(&mut value, item)` folds in each later one. Consumers receive
@@ -183,6 +221,7 @@ where
             window: self.window,
             start: Box::new(|item| item),
             add: Box::new(merge),
+            name: self.name,
             _keys: PhantomData,
         }
     }
@@ -224,6 +263,7 @@ where
             window: self.window,
             start: Box::new(start),
             add: Box::new(add),
+            name: self.name,
             _keys: PhantomData,
         }
     }
@@ -268,8 +308,10 @@ where
             }
             None => None,
         };
+        let windows = WindowMetrics::new(&self.name, self.window.is_some());
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(self.depth)),
+            state: Mutex::new(State::new(self.depth, windows)),
+            metrics: Metrics::new(self.name),
             config: Config {
                 depth: self.depth,
                 width: self.width,
@@ -297,6 +339,7 @@ impl<K, T, A> fmt::Debug for OpQueueBuilder<K, T, A> {
             .field("depth", &self.depth)
             .field("width", &self.width)
             .field("window", &self.window)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }

@@ -98,6 +98,19 @@
 //! | [`Consumer::dequeue`], [`Consumer::dequeue_many`], `StreamExt::next` on a [`Consumer`] | yes | nothing: entries are taken only when the call returns them |
 //! | [`OpQueue::enqueue`] | no | the key and the item, if cancelled while waiting for room (use [`try_enqueue`](OpQueue::try_enqueue) in a retry loop to keep them) |
 //!
+//! # Metrics
+//!
+//! A queue named with [`OpQueueBuilder::name`] records, with the `metrics`
+//! feature, the `flowgate_coalesce_*` series listed in [`crate::metrics`]:
+//! items enqueued (`outcome="queued"` for an item that queued its key,
+//! `"merged"` for one that joined a queued key), dequeued and dropped; keys
+//! and items queued; `enqueue` calls waiting for room; refusals by `reason`;
+//! and, in windowed mode, batches released by `trigger` with their sizes.
+//! Each is updated under the queue's lock, where the counts are exact: an
+//! item costs one counter increment and the depth gauges are set (one store
+//! each). Refusals are logged at `debug` (full) or `warn` (closed); dropping
+//! the last consumer with items queued is logged at `error`.
+//!
 //! # Hashing
 //!
 //! Keys are hashed with [foldhash](https://docs.rs/foldhash), randomly seeded
@@ -121,6 +134,7 @@
 
 mod builder;
 mod error;
+mod observe;
 mod shared;
 mod state;
 mod waiters;
@@ -298,6 +312,7 @@ where
             hash: self.shared.hash(&key),
             pending: Some((key, item)),
             waiter: None,
+            waiting: false,
         }
     }
 
@@ -509,6 +524,9 @@ pub struct Enqueue<'a, K, T, A> {
     /// `None` once the outcome was returned.
     pending: Option<(K, T)>,
     waiter: Option<u64>,
+    /// Counted in the `enqueuers_waiting` gauge (from the first `Pending`
+    /// until it resolves or is dropped).
+    waiting: bool,
 }
 
 // Nothing of it is pinned in place.
@@ -530,9 +548,19 @@ where
             .shared
             .poll_enqueue(cx, &mut this.waiter, this.hash, key, item)
         {
-            Enqueued::Done => Poll::Ready(Ok(())),
-            Enqueued::Closed(key, item) => Poll::Ready(Err(EnqueueError(key, item))),
+            Enqueued::Done => {
+                this.stop_waiting();
+                Poll::Ready(Ok(()))
+            }
+            Enqueued::Closed(key, item) => {
+                this.stop_waiting();
+                Poll::Ready(Err(EnqueueError(key, item)))
+            }
             Enqueued::Parked(key, item) => {
+                if !this.waiting {
+                    this.waiting = true;
+                    this.shared.metrics.waiting().inc();
+                }
                 this.pending = Some((key, item));
                 Poll::Pending
             }
@@ -540,8 +568,17 @@ where
     }
 }
 
+impl<K, T, A> Enqueue<'_, K, T, A> {
+    fn stop_waiting(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.shared.metrics.waiting().dec();
+        }
+    }
+}
+
 impl<K, T, A> Drop for Enqueue<'_, K, T, A> {
     fn drop(&mut self) {
+        self.stop_waiting();
         self.shared.cancel_producer(self.waiter.take());
     }
 }
@@ -679,8 +716,10 @@ impl<K, T, A> Consumer<K, T, A> {
         if self.shared.config.window.is_some() {
             state.release_expired(Instant::now());
         }
+        let before = state.items();
         match state.dequeue() {
             Some(entry) => {
+                self.shared.metrics.dequeued(before - state.items(), &state);
                 let producers = if state.producers.is_empty() {
                     Vec::new()
                 } else {

@@ -25,6 +25,7 @@ use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
 use super::error::TryEnqueueError;
+use super::observe::{Metrics, Reason};
 use super::state::{Added, Config, Refused, State};
 use crate::sync::lock;
 
@@ -39,6 +40,8 @@ pub(crate) struct Shared<K, T, A> {
     /// Live `Consumer` handles; the queue closes and empties when the last
     /// one goes.
     pub(crate) consumers: AtomicUsize,
+    /// The queue's series (no-op handles when it has no name).
+    pub(crate) metrics: Metrics,
 }
 
 /// The parking state of one waiting consumer (a `dequeue` future, or a
@@ -68,10 +71,12 @@ impl<K, T, A> Shared<K, T, A>
 where
     K: Hash + Eq,
 {
-    /// After an item was added: releases the lock, then wakes one parked
-    /// consumer if the addition made something ready, and drops the spare
-    /// key (the caller's) outside the lock.
-    fn wake_for(mut state: MutexGuard<'_, State<K, A>>, added: Added<K>) {
+    /// After an item was added: records it, releases the lock, then wakes
+    /// one parked consumer if the addition made something ready, and drops
+    /// the spare key (the caller's) outside the lock.
+    #[inline]
+    fn wake_for(&self, mut state: MutexGuard<'_, State<K, A>>, added: Added<K>) {
+        self.metrics.enqueued(added.merged(), &state);
         let consumer = if added.wake {
             state.consumers.pop()
         } else {
@@ -95,14 +100,26 @@ where
         let mut state = lock(&self.state);
         match state.enqueue(&self.config, hash, key, item) {
             Ok(added) => {
-                Self::wake_for(state, added);
+                self.wake_for(state, added);
                 Ok(())
             }
-            Err((refused, key, item)) => Err(match refused {
-                Refused::DepthFull => TryEnqueueError::DepthFull(key, item),
-                Refused::WidthFull => TryEnqueueError::WidthFull(key, item),
-                Refused::Closed => TryEnqueueError::Closed(key, item),
-            }),
+            Err((refused, key, item)) => {
+                drop(state);
+                Err(match refused {
+                    Refused::DepthFull => {
+                        self.metrics.rejected(Reason::DepthFull);
+                        TryEnqueueError::DepthFull(key, item)
+                    }
+                    Refused::WidthFull => {
+                        self.metrics.rejected(Reason::WidthFull);
+                        TryEnqueueError::WidthFull(key, item)
+                    }
+                    Refused::Closed => {
+                        self.metrics.rejected(Reason::Closed);
+                        TryEnqueueError::Closed(key, item)
+                    }
+                })
+            }
         }
     }
 
@@ -120,13 +137,15 @@ where
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
                 }
-                Self::wake_for(state, added);
+                self.wake_for(state, added);
                 Enqueued::Done
             }
             Err((Refused::Closed, key, item)) => {
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
                 }
+                drop(state);
+                self.metrics.rejected(Reason::Closed);
                 Enqueued::Closed(key, item)
             }
             Err((Refused::DepthFull | Refused::WidthFull, key, item)) => {
@@ -182,7 +201,9 @@ impl<K, T, A> Shared<K, T, A> {
             if self.config.window.is_some() {
                 state.release_expired(Instant::now());
             }
+            let before = state.items();
             if let Some(taken) = take(&mut state) {
+                self.metrics.dequeued(before - state.items(), &state);
                 if let Some(id) = wait.waiter.take() {
                     state.consumers.remove(id);
                 }
@@ -279,10 +300,12 @@ impl<K, T, A> Shared<K, T, A> {
     pub(crate) fn close_and_clear(&self) {
         let mut state = lock(&self.state);
         state.close();
+        let items = state.items();
         let drained = state.clear();
         let consumers = state.consumers.take_all();
         let producers = state.producers.take_all();
         drop(state);
+        self.metrics.dropped(drained.len(), items);
         // Items are the caller's: dropped outside the lock.
         drop(drained);
         wake_all(consumers);

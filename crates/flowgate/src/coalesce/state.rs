@@ -31,6 +31,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
+use super::observe::{Trigger, WindowMetrics};
 use super::waiters::WaitList;
 
 const NIL: usize = usize::MAX;
@@ -61,7 +62,8 @@ pub(crate) struct Added<K> {
     /// A parked consumer should be woken.
     pub(crate) wake: bool,
     /// The key of an item that joined an entry, no longer needed: dropped
-    /// by the caller outside the lock (a `String` key is a free).
+    /// by the caller outside the lock (a `String` key is a free). `Some`
+    /// exactly when the item was merged into a queued entry.
     pub(crate) spare_key: Option<K>,
 }
 
@@ -76,6 +78,11 @@ impl<K> Added<K> {
     fn with_spare(mut self, key: K) -> Self {
         self.spare_key = Some(key);
         self
+    }
+
+    /// Whether the item joined a queued entry rather than starting one.
+    pub(crate) fn merged(&self) -> bool {
+        self.spare_key.is_some()
     }
 }
 
@@ -136,10 +143,12 @@ pub(crate) struct State<K, A> {
     pub(crate) consumers: WaitList,
     /// Parked `enqueue` calls (waiting for room).
     pub(crate) producers: WaitList,
+    /// Windowed mode: the series of released batches.
+    windows: WindowMetrics,
 }
 
 impl<K, A> State<K, A> {
-    pub(crate) fn new(depth: usize) -> Self {
+    pub(crate) fn new(depth: usize, windows: WindowMetrics) -> Self {
         let capacity = depth.min(1024);
         State {
             table: HashTable::with_capacity(capacity),
@@ -152,6 +161,7 @@ impl<K, A> State<K, A> {
             closed: false,
             consumers: WaitList::default(),
             producers: WaitList::default(),
+            windows,
         }
     }
 
@@ -252,8 +262,13 @@ impl<K, A> State<K, A> {
 
     /// Moves an open entry to the ready list (its window closed or the queue
     /// closed). It no longer accepts items.
-    fn release(&mut self, idx: usize) {
+    fn release(&mut self, idx: usize, trigger: Trigger) {
         self.unkey(idx);
+        let items = self.slots[idx]
+            .released
+            .as_ref()
+            .map_or(0, |keyed| keyed.count);
+        self.windows.released(trigger, items);
         Self::unlink(&mut self.slots, &mut self.open, idx);
         Self::push_back(&mut self.slots, &mut self.ready, idx);
     }
@@ -263,7 +278,7 @@ impl<K, A> State<K, A> {
         while !self.open.is_empty() {
             let head = self.open.head;
             match self.slots[head].deadline {
-                Some(deadline) if deadline <= now => self.release(head),
+                Some(deadline) if deadline <= now => self.release(head, Trigger::Window),
                 _ => break,
             }
         }
@@ -272,7 +287,7 @@ impl<K, A> State<K, A> {
     /// Releases every open entry, whatever its window.
     fn release_all(&mut self) {
         while !self.open.is_empty() {
-            self.release(self.open.head);
+            self.release(self.open.head, Trigger::Close);
         }
     }
 
@@ -315,7 +330,8 @@ impl<K, A> State<K, A> {
             self.items += 1;
             if config.window.is_some() && keyed.count >= config.width {
                 // A full batch is released at once.
-                let idx = keyed.slot;
+                let (idx, count) = (keyed.slot, keyed.count);
+                self.windows.released(Trigger::Width, count);
                 self.unkey(idx);
                 Self::unlink(&mut self.slots, &mut self.open, idx);
                 Self::push_back(&mut self.slots, &mut self.ready, idx);
@@ -343,6 +359,7 @@ impl<K, A> State<K, A> {
         if config.window.is_some() && config.width == 1 {
             // A windowed entry of width 1 is full with its first item: it
             // never enters the table.
+            self.windows.released(Trigger::Width, 1);
             self.slots[idx].released = Some(Box::new(keyed));
             Self::push_back(&mut self.slots, &mut self.ready, idx);
             return Ok(Added::woke(true));

@@ -11,9 +11,12 @@ use std::sync::Mutex;
 use std::task::Waker;
 
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
+use super::observe::{End, Metrics};
 use super::results::Outcome;
 use crate::sync::{lock, panic_message};
+use crate::telemetry::Name;
 
 /// The recorded outcomes, by position; `None` while the operation runs.
 pub(crate) type Outcomes<R, E> = Vec<Option<Outcome<R, E>>>;
@@ -33,6 +36,13 @@ struct Inner<R, E> {
     phase: Phase<R, E>,
     /// The deadline timer of a callback group, cancelled on completion.
     timer: Option<AbortHandle>,
+    /// The group's series (no-op handles until it is named).
+    metrics: Metrics,
+    /// When the first operation was added, in a named group (the only
+    /// clock read: one per group).
+    started: Option<Instant>,
+    /// Operations recorded as abandoned, for the completion's warning.
+    abandoned: usize,
 }
 
 /// Where the group is in its life. Completion is only possible once the group
@@ -55,7 +65,7 @@ enum Phase<R, E> {
 enum Action<R, E> {
     None,
     Wake(Waker),
-    Deliver(Deliver<R, E>, Outcomes<R, E>),
+    Deliver(Deliver<R, E>, Outcomes<R, E>, Name),
 }
 
 impl<R, E> Action<R, E> {
@@ -63,11 +73,13 @@ impl<R, E> Action<R, E> {
         match self {
             Action::None => {}
             Action::Wake(waker) => waker.wake(),
-            Action::Deliver(deliver, outcomes) => {
+            Action::Deliver(deliver, outcomes, name) => {
                 // The callback may run inside an `Op`'s drop during a panic;
                 // a second panic there would abort the process.
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(move || deliver(outcomes))) {
                     tracing::error!(
+                        target: "flowgate::group",
+                        name = %name.as_str(),
                         panic = %panic_message(&*payload),
                         "a call group completion callback panicked"
                     );
@@ -87,6 +99,7 @@ impl<R, E> Inner<R, E> {
             Phase::Waiting(waker) => {
                 let waker = waker.take();
                 self.phase = Phase::Ready(mem::take(&mut self.outcomes));
+                self.ended(End::Complete);
                 waker.map_or(Action::None, Action::Wake)
             }
             Phase::Callback(_) => self.deliver(),
@@ -101,12 +114,50 @@ impl<R, E> Inner<R, E> {
                 if let Some(timer) = self.timer.take() {
                     timer.abort();
                 }
-                Action::Deliver(deliver, mem::take(&mut self.outcomes))
+                self.ended(if self.running == 0 {
+                    End::Complete
+                } else {
+                    End::TimedOut
+                });
+                let name = self.metrics.name.clone();
+                Action::Deliver(deliver, mem::take(&mut self.outcomes), name)
             }
             other => {
                 self.phase = other;
                 Action::None
             }
+        }
+    }
+
+    /// Records how the group ended (once per group), and warns if that lost
+    /// work: operations abandoned, or still running at the deadline.
+    fn ended(&mut self, end: End) {
+        let elapsed = self.started.map(|started| started.elapsed());
+        self.metrics.ended(end, self.running, elapsed);
+        let name = self.metrics.name.as_str();
+        match end {
+            End::TimedOut => tracing::warn!(
+                target: "flowgate::group",
+                name,
+                timed_out = self.running,
+                abandoned = self.abandoned,
+                ops = self.outcomes.len(),
+                "call group deadline passed with operations still running"
+            ),
+            End::Complete if self.abandoned > 0 => tracing::warn!(
+                target: "flowgate::group",
+                name,
+                abandoned = self.abandoned,
+                ops = self.outcomes.len(),
+                "call group completed with abandoned operations"
+            ),
+            End::Dropped if self.running > 0 => tracing::debug!(
+                target: "flowgate::group",
+                name,
+                running = self.running,
+                "call group dropped with operations running; their results will be dropped"
+            ),
+            End::Complete | End::Dropped => {}
         }
     }
 }
@@ -123,13 +174,32 @@ impl<R, E> Core<R, E> {
                 running: 0,
                 phase: Phase::Adding,
                 timer: None,
+                metrics: Metrics::new(Name::none()),
+                started: None,
+                abandoned: 0,
             }),
+        }
+    }
+
+    /// Records the group's metrics under `name` from now on; operations
+    /// already added are counted as added now.
+    pub(crate) fn set_name(&self, name: Name) {
+        let metrics = Metrics::new(name);
+        let mut inner = lock(&self.inner);
+        metrics.added(inner.running);
+        inner.metrics = metrics;
+        if inner.started.is_none() && !inner.outcomes.is_empty() {
+            inner.started = Some(Instant::now());
         }
     }
 
     /// Registers a new operation; returns its position.
     pub(crate) fn register(&self) -> usize {
         let mut inner = lock(&self.inner);
+        inner.metrics.added(1);
+        if inner.started.is_none() && inner.metrics.name.is_some() {
+            inner.started = Some(Instant::now());
+        }
         inner.running += 1;
         inner.outcomes.push(None);
         inner.outcomes.len() - 1
@@ -142,9 +212,14 @@ impl<R, E> Core<R, E> {
         if matches!(inner.phase, Phase::Ready(_) | Phase::Closed) {
             // Too late (deadline) or no one will look: drop the outcome, which
             // is user code, after unlocking.
+            inner.metrics.finished(&outcome, false);
             drop(inner);
             drop(outcome);
             return;
+        }
+        inner.metrics.finished(&outcome, true);
+        if matches!(outcome, Outcome::Abandoned) {
+            inner.abandoned += 1;
         }
         inner.outcomes[pos] = Some(outcome);
         inner.running -= 1;
@@ -202,7 +277,10 @@ impl<R, E> Core<R, E> {
         let mut inner = lock(&self.inner);
         match mem::replace(&mut inner.phase, Phase::Closed) {
             Phase::Ready(outcomes) => outcomes,
-            _ => mem::take(&mut inner.outcomes),
+            _ => {
+                inner.ended(End::TimedOut);
+                mem::take(&mut inner.outcomes)
+            }
         }
     }
 
@@ -246,9 +324,14 @@ impl<R, E> Core<R, E> {
     /// or its `Wait` future was dropped.
     pub(crate) fn detach(&self) {
         let mut inner = lock(&self.inner);
-        inner.phase = Phase::Closed;
+        let phase = mem::replace(&mut inner.phase, Phase::Closed);
+        if matches!(phase, Phase::Adding | Phase::Waiting(_)) {
+            inner.ended(End::Dropped);
+        }
         let outcomes = mem::take(&mut inner.outcomes);
         drop(inner);
+        // User values (outcomes, a waker), dropped after unlocking.
+        drop(phase);
         drop(outcomes);
     }
 }

@@ -74,6 +74,16 @@
 //! [`Op::is_closed`] returns true. Running operations are not cancelled — they
 //! are yours.
 //!
+//! # Metrics
+//!
+//! A group named with [`CallGroup::name`] records, with the `metrics`
+//! feature, the `flowgate_group_*` series listed in [`crate::metrics`]:
+//! operations added, finished by `outcome`, finished too late, in flight;
+//! groups finished by `outcome`; and how long a group took. Each operation
+//! costs two handle updates when added and two when finished. A group that
+//! times out, or completes with abandoned operations, is logged once at
+//! `warn`; a panicking completion callback at `error`.
+//!
 //! # Which one should I use?
 //!
 //! | you want | use |
@@ -96,6 +106,7 @@
 
 mod core;
 mod error;
+mod observe;
 mod op;
 mod results;
 mod wait;
@@ -117,6 +128,7 @@ pub use self::wait::Wait;
 use self::core::Core;
 use self::results::IdIndex;
 use self::wait::Deadline;
+use crate::telemetry::Name;
 
 /// A group of operations whose completion runs once, with every result by
 /// id, after the last one finished; see the [module documentation](self).
@@ -196,6 +208,41 @@ where
             core: Detach(Some(Arc::new(Core::new(capacity)))),
             deadline: None,
         }
+    }
+
+    /// Names the group: with the `metrics` feature, its series are recorded
+    /// with the label `name="…"` (any string is accepted as given). Groups
+    /// made per request can share one name; their series add up. An unnamed
+    /// group records nothing and reads no clock.
+    ///
+    /// Name it before adding operations (any still running are counted as
+    /// added when it is named). Naming registers the series with the
+    /// recorder: one look-up per series, for every group named.
+    ///
+    /// It enables `flowgate_group_ops_added_total`,
+    /// `flowgate_group_ops_finished_total{outcome="ok"|"error"|"abandoned"|"timed_out"}`,
+    /// `flowgate_group_ops_late_total`, `flowgate_group_ops_in_flight`,
+    /// `flowgate_group_groups_finished_total{outcome="complete"|"timed_out"|"dropped"}`
+    /// and `flowgate_group_duration_seconds` (from the first operation added
+    /// to completion or the deadline, on tokio's clock); see
+    /// [`crate::metrics`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use flowgate::group::CallGroup;
+    ///
+    /// let mut group = CallGroup::<u32, u32, ()>::new().name("fan-out");
+    /// let op = group.add(1, 20).unwrap();
+    /// op.finish(Ok(40)); // counted as outcome="ok"
+    /// assert_eq!(group.wait().await.get(&1).unwrap().clone().ok(), Some(40));
+    /// # }
+    /// ```
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.core.core().set_name(Name::new(name));
+        self
     }
 
     /// Sets the group's deadline `timeout` from now; see

@@ -67,6 +67,16 @@
 //! TTLs follow paused time in tests (moka's own clock cannot be paused). It
 //! keeps the core crate free of moka's dependencies.
 //!
+//! # Metrics
+//!
+//! An [`Idempotency`] named with [`Idempotency::name`] records, with the
+//! `metrics` feature, the `flowgate_idempotency_*` series listed in
+//! [`crate::metrics`]: effects run by `outcome`, duplicates skipped, store
+//! errors by `reason`, effects running, and runs waiting for a concurrent run
+//! of their key. A failed effect or store lookup is logged at `warn`; a key
+//! that could not be recorded after its effect succeeded at `error` (a
+//! redelivery would repeat the effect).
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
@@ -75,6 +85,7 @@
 //! | [`Idempotency::is_processed`] | yes | nothing |
 
 mod error;
+mod observe;
 mod store;
 
 use std::collections::HashMap;
@@ -90,6 +101,9 @@ pub use self::store::{IdempotencyStore, MemoryIdempotencyStore};
 pub use crate::store::StoreError;
 
 use crate::sync::lock;
+use crate::telemetry::{GaugeGuard, Name};
+
+use self::observe::Metrics;
 
 /// What [`Idempotency::run`] did with an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +155,8 @@ pub struct Idempotency<K> {
     /// Keys whose effect is running in this process. The receiver reports
     /// closed when the run ends (its sender lives in the [`Claim`]).
     claims: Arc<Mutex<HashMap<K, watch::Receiver<()>>>>,
+    /// Its series (no-op handles unless named), shared by clones.
+    metrics: Arc<Metrics>,
 }
 
 impl<K> Idempotency<K>
@@ -167,7 +183,41 @@ where
         Idempotency {
             store: Arc::new(store),
             claims: Arc::new(Mutex::new(HashMap::new())),
+            metrics: Arc::new(Metrics::new(Name::none())),
         }
+    }
+
+    /// Names this `Idempotency` (and the clones made from it afterwards):
+    /// with the `metrics` feature, its series are recorded with the label
+    /// `name="…"`; any string is accepted as given. Unnamed, it records
+    /// nothing.
+    ///
+    /// It enables `flowgate_idempotency_effects_total{outcome="ok"|"error"}`
+    /// (effects run, by how they ended), `flowgate_idempotency_skipped_total`
+    /// (duplicates skipped), `flowgate_idempotency_store_errors_total{reason="lookup"|"record"}`,
+    /// `flowgate_idempotency_effects_running` and
+    /// `flowgate_idempotency_runs_waiting` (runs waiting for a concurrent run
+    /// of the same key), registered here; see [`crate::metrics`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use flowgate::idempotency::{Idempotency, MemoryIdempotencyStore, Processed};
+    ///
+    /// let store = MemoryIdempotencyStore::new(1000, Duration::from_secs(60));
+    /// let once = Idempotency::new(store).name("payments");
+    /// let charge = || async { Ok::<_, ()>("charged") };
+    /// assert_eq!(once.run(1u64, charge).await.unwrap(), Processed::Done("charged"));
+    /// // Counted in flowgate_idempotency_skipped_total{name="payments"}:
+    /// assert_eq!(once.run(1u64, charge).await.unwrap(), Processed::Skipped);
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.metrics = Arc::new(Metrics::new(Name::new(name)));
+        self
     }
 
     /// Runs `effect` unless `key` was already processed successfully, and
@@ -214,17 +264,36 @@ where
         Fut: Future<Output = Result<O, E>>,
     {
         let _claim = self.claim(&key).await;
+        let metrics = &*self.metrics;
         match self.store.contains(&key).await {
-            Ok(true) => return Ok(Processed::Skipped),
+            Ok(true) => {
+                metrics.skipped();
+                return Ok(Processed::Skipped);
+            }
             Ok(false) => {}
-            Err(err) => return Err(RunError::Lookup(err)),
+            Err(err) => {
+                metrics.lookup_failed(&err);
+                return Err(RunError::Lookup(err));
+            }
         }
-        match effect().await {
+        let running = GaugeGuard::new(&metrics.running);
+        let ran = effect().await;
+        drop(running);
+        match ran {
             Ok(output) => match self.store.record(&key).await {
-                Ok(()) => Ok(Processed::Done(output)),
-                Err(error) => Err(RunError::Record { output, error }),
+                Ok(()) => {
+                    metrics.succeeded();
+                    Ok(Processed::Done(output))
+                }
+                Err(error) => {
+                    metrics.record_failed(&error);
+                    Err(RunError::Record { output, error })
+                }
             },
-            Err(err) => Err(RunError::Failed(err)),
+            Err(err) => {
+                metrics.failed();
+                Err(RunError::Failed(err))
+            }
         }
     }
 
@@ -279,6 +348,7 @@ where
             };
             // Nothing is ever sent: this resolves (with an error) when the
             // holder's claim is dropped, however its run ended.
+            let _waiting = GaugeGuard::new(&self.metrics.waiting);
             let _ = running.changed().await;
         }
     }
@@ -307,6 +377,7 @@ impl<K> Clone for Idempotency<K> {
         Idempotency {
             store: Arc::clone(&self.store),
             claims: Arc::clone(&self.claims),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }

@@ -8,8 +8,12 @@
 //! primitive's own tasks).
 
 mod batch;
+mod broadcast;
+mod coalesce;
 mod common;
 mod dataloader;
+mod group;
+mod idempotency;
 mod limit;
 mod pipeline;
 mod resilience;
