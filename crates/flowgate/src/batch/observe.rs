@@ -133,9 +133,9 @@ pub(crate) struct Metrics {
     pub(crate) waiting: Gauge,
     /// `flowgate_batch_open_keys` (keyed only).
     pub(crate) open_keys: Gauge,
-    /// `flowgate_batch_rejections_total{reason="closed"}`.
+    /// `flowgate_batch_rejected_total{reason="closed"}`.
     pub(crate) rejected_closed: Counter,
-    /// `flowgate_batch_rejections_total{reason="full"}`.
+    /// `flowgate_batch_rejected_total{reason="full"}`.
     pub(crate) rejected_full: Counter,
     /// `flowgate_batch_flushes_total{trigger}`, by [`Trigger`].
     flushes: [Counter; 7],
@@ -191,9 +191,9 @@ impl Metrics {
                 Gauge::noop()
             },
             rejected_closed: name
-                .counter_with("flowgate_batch_rejections_total", &[("reason", "closed")]),
+                .counter_with("flowgate_batch_rejected_total", &[("reason", "closed")]),
             rejected_full: name
-                .counter_with("flowgate_batch_rejections_total", &[("reason", "full")]),
+                .counter_with("flowgate_batch_rejected_total", &[("reason", "full")]),
             flushes,
             completed,
             size: name.histogram("flowgate_batch_flush_size"),

@@ -169,7 +169,7 @@ where
     /// `flowgate_coalesce_enqueuers_waiting`,
     /// `flowgate_coalesce_enqueue_rejected_total{reason}`, and for a windowed
     /// queue `flowgate_coalesce_batches_released_total{trigger}` and
-    /// `flowgate_coalesce_batch_items`. See [`crate::metrics`].
+    /// `flowgate_coalesce_batch_size`. See [`crate::metrics`].
     ///
     /// # Examples
     ///

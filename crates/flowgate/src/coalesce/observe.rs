@@ -140,7 +140,7 @@ pub(crate) struct WindowMetrics {
     by_width: Counter,
     /// `{trigger="close"}`: the queue closed with the window open.
     by_close: Counter,
-    /// `flowgate_coalesce_batch_items`: items in a batch when released.
+    /// `flowgate_coalesce_batch_size`: items in a batch when released.
     items: Histogram,
 }
 
@@ -166,7 +166,7 @@ impl WindowMetrics {
             by_window: name.counter_with(RELEASED, &[("trigger", "window")]),
             by_width: name.counter_with(RELEASED, &[("trigger", "width")]),
             by_close: name.counter_with(RELEASED, &[("trigger", "close")]),
-            items: name.histogram("flowgate_coalesce_batch_items"),
+            items: name.histogram("flowgate_coalesce_batch_size"),
         }
     }
 

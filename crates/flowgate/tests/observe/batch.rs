@@ -78,7 +78,7 @@ mod series {
         }
         for reason in ["closed", "full"] {
             let labels = [("name", name), ("reason", reason)];
-            let value = rec.counter("flowgate_batch_rejections_total", &labels);
+            let value = rec.counter("flowgate_batch_rejected_total", &labels);
             out.push((format!("rejected_{reason}"), value as f64));
         }
         out
@@ -474,8 +474,8 @@ mod series {
             "flowgate_batch_items_pending{name=p}".into(),
             "flowgate_batch_items_submitted_total{name=p}".into(),
             "flowgate_batch_oldest_item_age_seconds{name=p}".into(),
-            "flowgate_batch_rejections_total{name=p,reason=closed}".into(),
-            "flowgate_batch_rejections_total{name=p,reason=full}".into(),
+            "flowgate_batch_rejected_total{name=p,reason=closed}".into(),
+            "flowgate_batch_rejected_total{name=p,reason=full}".into(),
             "flowgate_batch_submitters_waiting{name=p}".into(),
         ];
         expected.extend(
@@ -566,7 +566,7 @@ mod series {
         );
         assert_eq!(
             rec.counter(
-                "flowgate_batch_rejections_total",
+                "flowgate_batch_rejected_total",
                 &[("name", "k"), ("reason", "full")]
             ),
             1

@@ -23,7 +23,7 @@ mod metrics {
     const WAITING: &str = "flowgate_coalesce_enqueuers_waiting";
     const REJECTED: &str = "flowgate_coalesce_enqueue_rejected_total";
     const RELEASED: &str = "flowgate_coalesce_batches_released_total";
-    const BATCH: &str = "flowgate_coalesce_batch_items";
+    const BATCH: &str = "flowgate_coalesce_batch_size";
 
     #[test]
     fn every_series_is_registered_by_build() {
