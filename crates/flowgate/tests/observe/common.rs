@@ -194,13 +194,22 @@ impl Traced {
         Self::default()
     }
 
-    /// Makes this the current thread's subscriber until the guard drops.
-    pub(crate) fn set_default(&self) -> tracing::subscriber::DefaultGuard {
-        use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = tracing_subscriber::registry().with(Layer {
-            log: self.log.clone(),
+    /// Records what this thread emits until the guard drops.
+    ///
+    /// One subscriber is installed globally, once, and routes each span and
+    /// event to the `Traced` of the thread it happens on. (Thread-local
+    /// subscribers, one per test, race with tracing's global per-callsite
+    /// interest cache when tests run in parallel: an event could be missed.)
+    pub(crate) fn set_default(&self) -> TracedGuard {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber = tracing_subscriber::registry().with(Layer);
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber");
         });
-        tracing::subscriber::set_default(subscriber)
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.log.clone()));
+        TracedGuard(())
     }
 
     pub(crate) fn spans(&self) -> Vec<SpanRecord> {
@@ -228,9 +237,25 @@ impl Traced {
     }
 }
 
-struct Layer {
-    log: Arc<Mutex<Log>>,
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<Mutex<Log>>>> = const { std::cell::RefCell::new(None) };
 }
+
+/// The log of the current thread's [`Traced`], if one is set.
+fn current() -> Option<Arc<Mutex<Log>>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Stops recording this thread's spans and events when dropped.
+pub(crate) struct TracedGuard(());
+
+impl Drop for TracedGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+struct Layer;
 
 #[derive(Default)]
 struct Fields(Vec<(String, String)>);
@@ -255,6 +280,7 @@ where
         id: &tracing::span::Id,
         ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
+        let Some(log) = current() else { return };
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         let parent = if attrs.is_root() {
@@ -265,7 +291,7 @@ where
             ctx.current_span().id().map(|i| i.into_u64())
         };
         let meta = attrs.metadata();
-        self.log.lock().unwrap().spans.push(SpanRecord {
+        log.lock().unwrap().spans.push(SpanRecord {
             id: id.into_u64(),
             target: meta.target().to_string(),
             name: meta.name().to_string(),
@@ -283,9 +309,10 @@ where
         values: &tracing::span::Record<'_>,
         _: tracing_subscriber::layer::Context<'_, S>,
     ) {
+        let Some(log) = current() else { return };
         let mut fields = Fields::default();
         values.record(&mut fields);
-        let mut log = self.log.lock().unwrap();
+        let mut log = log.lock().unwrap();
         if let Some(span) = log
             .spans
             .iter_mut()
@@ -302,7 +329,8 @@ where
         follows: &tracing::span::Id,
         _: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        let mut log = self.log.lock().unwrap();
+        let Some(log) = current() else { return };
+        let mut log = log.lock().unwrap();
         if let Some(s) = log
             .spans
             .iter_mut()
@@ -314,6 +342,7 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(log) = current() else { return };
         let mut fields = Fields::default();
         event.record(&mut fields);
         let message = fields
@@ -324,7 +353,7 @@ where
             .unwrap_or_default();
         let meta = event.metadata();
         let span = ctx.event_span(event).map(|s| s.id().into_u64());
-        self.log.lock().unwrap().events.push(EventRecord {
+        log.lock().unwrap().events.push(EventRecord {
             target: meta.target().to_string(),
             level: *meta.level(),
             message,
@@ -334,7 +363,8 @@ where
     }
 
     fn on_close(&self, id: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut log = self.log.lock().unwrap();
+        let Some(log) = current() else { return };
+        let mut log = log.lock().unwrap();
         if let Some(s) = log
             .spans
             .iter_mut()

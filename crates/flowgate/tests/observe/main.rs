@@ -9,6 +9,8 @@
 
 mod batch;
 mod broadcast;
+#[cfg(feature = "metrics")]
+mod catalog;
 mod coalesce;
 mod common;
 mod dataloader;
