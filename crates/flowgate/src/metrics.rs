@@ -21,6 +21,21 @@
 //! one, or a [`metrics::with_local_recorder`](https://docs.rs/metrics/0.24/metrics/fn.with_local_recorder.html) scope), one series per label
 //! value, so every series exists — at zero — from the start.
 //!
+//! How each primitive is named (a setter on its builder where it has one; a
+//! constructor where clones or shared state exist from the start):
+//!
+//! | primitive | name it with |
+//! |---|---|
+//! | `Batcher`, `KeyedBatcher`, `DataLoader` | `name` on the builder |
+//! | `Publisher`, `BoundedPublisher` | `Publisher::with_name(name)`, `BoundedPublisher::with_name(bound, name)` |
+//! | `OpQueue` | `OpQueueBuilder::name` |
+//! | `CallGroup`, `Idempotency` | `name` on the value |
+//! | pipeline stages (`par_map`, `par_map_keyed`, `write_batches`, `rate_limit`, …) | `name` on the stage: `stream.par_map(8, f).name("enrich")` |
+//! | `RateLimiter`, `InFlightLimit` | `with_name` constructors |
+//! | `KeyedRateLimiter`, `FairLimit`, `FairRate` | `name` on the builder |
+//! | `CircuitBreaker`, `AdaptiveLimit`, `CursorSource` | `name` on the builder |
+//! | `Retry`, `Guard`, `PauseHandle`, dead letters, watermarks | `name` on the value |
+//!
 //! Conventions: names start with `flowgate_<module>_`; counters end in
 //! `_total`; durations are histograms in seconds (`_seconds`); extra labels
 //! are fixed sets: `reason` (why an item was refused or dropped), `outcome`
