@@ -918,7 +918,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         control: control.clone(),
         failure: Mutex::new(None),
     });
-    let pause = PauseHandle::new();
+    let pause = PauseHandle::new().name("ingest");
     let health = Arc::new(Health::new());
     let retry = Arc::new(
         Retry::new(
@@ -931,7 +931,8 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         .on_retry({
             let health = Arc::clone(&health);
             move |err: &SinkError, attempt, delay| health.failed(err, attempt, delay)
-        }),
+        })
+        .name("sink"),
     );
 
     // Read as many entries at once as a batch holds.
@@ -1060,24 +1061,27 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                 config.flush_concurrency,
                 write,
             )
+            .name("ingest")
             .boxed()
     };
     let ack_totals = Arc::clone(&progress);
     let batch_acker = opened.acker.clone();
-    let finished = written.par_map_unordered(
-        config.flush_concurrency.saturating_mul(2),
-        move |((result, batch), entries): ((_, tracing::Span), _)| {
-            let ack = tracing::info_span!(parent: &batch, "ack");
-            finish_batch(
-                result,
-                entries,
-                Arc::clone(&ack_totals),
-                batch_acker.clone(),
-                batch,
-            )
-            .instrument(ack)
-        },
-    );
+    let finished = written
+        .par_map_unordered(
+            config.flush_concurrency.saturating_mul(2),
+            move |((result, batch), entries): ((_, tracing::Span), _)| {
+                let ack = tracing::info_span!(parent: &batch, "ack");
+                finish_batch(
+                    result,
+                    entries,
+                    Arc::clone(&ack_totals),
+                    batch_acker.clone(),
+                    batch,
+                )
+                .instrument(ack)
+            },
+        )
+        .name("ingest-ack");
 
     let mut report = Report {
         route,

@@ -64,12 +64,17 @@ where
         }
         // Dropping the senders ends the lanes once they are drained.
     });
-    let lanes = receivers.into_iter().map(move |receiver| {
-        let rows = stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|pair| (pair, receiver))
+    let lanes = receivers
+        .into_iter()
+        .enumerate()
+        .map(move |(lane, receiver)| {
+            let rows = stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|pair| (pair, receiver))
+            });
+            rows.write_batches(size, delay, 1, write.clone())
+                .name(format!("ingest-lane{lane}"))
+                .boxed()
         });
-        rows.write_batches(size, delay, 1, write.clone()).boxed()
-    });
     stream::select_all(lanes).boxed()
 }
 

@@ -174,6 +174,24 @@ async fn ingest_serves_the_documented_series_and_they_match_the_report() {
         scrape.value("flowgate_redis_source_held{name=\"ingest\"}"),
         0.0
     );
+    // The primitives on the path, by the names the binary gives them: the
+    // write stage took in every message the pipeline received.
+    #[cfg(feature = "metrics")]
+    {
+        assert_eq!(
+            scrape.value("flowgate_pipeline_items_in_total{name=\"ingest\"}"),
+            1001.0
+        );
+        assert_eq!(
+            scrape.value("flowgate_pipeline_in_flight{name=\"ingest\"}"),
+            0.0
+        );
+        assert_eq!(
+            scrape.value("flowgate_retry_retries_total{name=\"sink\"}"),
+            0.0
+        );
+        assert_eq!(scrape.value("flowgate_pause_holds{name=\"ingest\"}"), 0.0);
+    }
     // Every series the binary documents for ingest is served.
     for (name, _) in flowgate_cli::metrics::INGEST {
         assert!(
@@ -204,6 +222,8 @@ fn run_serves_its_totals_while_it_runs_and_they_match_the_summary() {
             "--dedup",
             "-j",
             "2",
+            "--rate",
+            "1000/s",
             "--",
             "sh",
             "-c",
@@ -249,6 +269,12 @@ fn run_serves_its_totals_while_it_runs_and_they_match_the_summary() {
     );
     assert_eq!(scrape.value("flowgate_run_jobs_running"), 0.0);
     assert_eq!(scrape.value("flowgate_run_jobs_waiting"), 0.0);
+    // The rate limiter, by its name: one token per job started.
+    #[cfg(feature = "metrics")]
+    assert_eq!(
+        scrape.value("flowgate_limit_granted_total{name=\"run\"}"),
+        4.0
+    );
     for (name, _) in flowgate_cli::metrics::RUN {
         assert!(
             scrape.has_family(name),

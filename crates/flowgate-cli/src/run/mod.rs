@@ -491,12 +491,18 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
             .min_calls(spec.window)
             .cooldown(spec.cooldown)
             .half_open_probes(1)
+            .name("run")
             .build()
             .expect("validated by the flag parser")
     });
-    let adaptive = config.adaptive.clone().map(AdaptiveLimit::new);
+    let adaptive = config.adaptive.clone().map(|range| {
+        AdaptiveLimit::builder(range)
+            .name("run")
+            .build()
+            .expect("validated by the flag parser")
+    });
     let gates = Arc::new(Gates {
-        rate: config.rate.map(RateLimiter::new),
+        rate: config.rate.map(|rate| RateLimiter::with_name(rate, "run")),
         breaker,
         adaptive,
         retries: config.retries,
