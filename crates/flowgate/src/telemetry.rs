@@ -16,8 +16,6 @@
 //! (`reason="full"`, `reason="closed"`, …) — so the hot path never looks a
 //! key up, and a recorder installed for a scope sees every series.
 
-#![allow(dead_code)] // until every primitive uses every handle kind
-
 use std::fmt;
 use std::sync::Arc;
 
