@@ -6,7 +6,8 @@
 //! `metrics` facade's own (`metrics::Counter`, …), registered with the
 //! recorder that is current when the primitive is built (the global one, or
 //! a `metrics::with_local_recorder` scope in tests); with no recorder it is a
-//! no-op handle (one branch per update).
+//! no-op handle (one branch per update); an unnamed primitive's handles are
+//! empty (`None`): one inlined branch per update and no call into `metrics`.
 //!
 //! A primitive records metrics only once it has a [`Name`]: the user's label
 //! `name="…"` on every series. Unnamed primitives hold no-op handles, so two
@@ -65,8 +66,8 @@ impl Name {
         #[cfg(feature = "metrics")]
         {
             match &self.0 {
-                Some(name) => Counter(::metrics::counter!(metric, labels_of(name, labels))),
-                None => Counter(::metrics::Counter::noop()),
+                Some(name) => Counter(Some(::metrics::counter!(metric, labels_of(name, labels)))),
+                None => Counter(None),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -88,8 +89,8 @@ impl Name {
         #[cfg(feature = "metrics")]
         {
             match &self.0 {
-                Some(name) => Gauge(::metrics::gauge!(metric, labels_of(name, labels))),
-                None => Gauge(::metrics::Gauge::noop()),
+                Some(name) => Gauge(Some(::metrics::gauge!(metric, labels_of(name, labels)))),
+                None => Gauge(None),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -111,8 +112,10 @@ impl Name {
         #[cfg(feature = "metrics")]
         {
             match &self.0 {
-                Some(name) => Histogram(::metrics::histogram!(metric, labels_of(name, labels))),
-                None => Histogram(::metrics::Histogram::noop()),
+                Some(name) => {
+                    Histogram(Some(::metrics::histogram!(metric, labels_of(name, labels))))
+                }
+                None => Histogram(None),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -149,14 +152,14 @@ fn labels_of(name: &Arc<str>, labels: &[(&'static str, &'static str)]) -> Vec<::
 
 /// A monotonic counter (`_total`).
 #[derive(Clone)]
-pub(crate) struct Counter(#[cfg(feature = "metrics")] ::metrics::Counter);
+pub(crate) struct Counter(#[cfg(feature = "metrics")] Option<::metrics::Counter>);
 
 impl Counter {
     /// A handle that records nothing.
     pub(crate) fn noop() -> Self {
         #[cfg(feature = "metrics")]
         {
-            Counter(::metrics::Counter::noop())
+            Counter(None)
         }
         #[cfg(not(feature = "metrics"))]
         Counter()
@@ -167,7 +170,9 @@ impl Counter {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn add(&self, n: u64) {
         #[cfg(feature = "metrics")]
-        self.0.increment(n);
+        if let Some(counter) = &self.0 {
+            counter.increment(n);
+        }
     }
 
     /// Adds one.
@@ -179,14 +184,14 @@ impl Counter {
 
 /// A value that goes up and down (a depth, a limit, a state).
 #[derive(Clone)]
-pub(crate) struct Gauge(#[cfg(feature = "metrics")] ::metrics::Gauge);
+pub(crate) struct Gauge(#[cfg(feature = "metrics")] Option<::metrics::Gauge>);
 
 impl Gauge {
     /// A handle that records nothing.
     pub(crate) fn noop() -> Self {
         #[cfg(feature = "metrics")]
         {
-            Gauge(::metrics::Gauge::noop())
+            Gauge(None)
         }
         #[cfg(not(feature = "metrics"))]
         Gauge()
@@ -197,7 +202,9 @@ impl Gauge {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn set(&self, value: f64) {
         #[cfg(feature = "metrics")]
-        self.0.set(value);
+        if let Some(gauge) = &self.0 {
+            gauge.set(value);
+        }
     }
 
     /// Adds `by` (may be fractional).
@@ -205,7 +212,9 @@ impl Gauge {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn add(&self, by: f64) {
         #[cfg(feature = "metrics")]
-        self.0.increment(by);
+        if let Some(gauge) = &self.0 {
+            gauge.increment(by);
+        }
     }
 
     /// Subtracts `by`.
@@ -213,7 +222,9 @@ impl Gauge {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn sub(&self, by: f64) {
         #[cfg(feature = "metrics")]
-        self.0.decrement(by);
+        if let Some(gauge) = &self.0 {
+            gauge.decrement(by);
+        }
     }
 
     /// Adds one.
@@ -231,14 +242,14 @@ impl Gauge {
 
 /// A distribution (batch sizes, latencies in seconds).
 #[derive(Clone)]
-pub(crate) struct Histogram(#[cfg(feature = "metrics")] ::metrics::Histogram);
+pub(crate) struct Histogram(#[cfg(feature = "metrics")] Option<::metrics::Histogram>);
 
 impl Histogram {
     /// A handle that records nothing.
     pub(crate) fn noop() -> Self {
         #[cfg(feature = "metrics")]
         {
-            Histogram(::metrics::Histogram::noop())
+            Histogram(None)
         }
         #[cfg(not(feature = "metrics"))]
         Histogram()
@@ -249,7 +260,9 @@ impl Histogram {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn record(&self, value: f64) {
         #[cfg(feature = "metrics")]
-        self.0.record(value);
+        if let Some(histogram) = &self.0 {
+            histogram.record(value);
+        }
     }
 
     /// Records a duration, in seconds.

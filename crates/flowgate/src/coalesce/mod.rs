@@ -538,6 +538,7 @@ where
 {
     type Output = Result<(), EnqueueError<K, T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let (key, item) = this
