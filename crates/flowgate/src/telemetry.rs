@@ -272,6 +272,65 @@ impl Histogram {
     }
 }
 
+/// All the handles of one primitive, present only once it is named: an
+/// unnamed primitive pays one inlined branch per event, however many series
+/// the event updates (with per-handle options it would pay one per handle).
+/// With the feature off it is zero-sized and `with` is empty.
+pub(crate) struct Series<T>(
+    #[cfg(feature = "metrics")] Option<Box<T>>,
+    #[cfg(not(feature = "metrics"))] std::marker::PhantomData<fn() -> T>,
+);
+
+impl<T> Series<T> {
+    /// The handles `make` registers under `name`; none when it is unnamed
+    /// (and `make` is not called).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(name: &Name, make: impl FnOnce(&Name) -> T) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            Series(name.is_some().then(|| Box::new(make(name))))
+        }
+        #[cfg(not(feature = "metrics"))]
+        Series(std::marker::PhantomData)
+    }
+
+    /// No handles.
+    pub(crate) fn none() -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            Series(None)
+        }
+        #[cfg(not(feature = "metrics"))]
+        Series(std::marker::PhantomData)
+    }
+
+    /// Runs `f` on the handles, if there are any.
+    #[inline(always)]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn with(&self, f: impl FnOnce(&T)) {
+        #[cfg(feature = "metrics")]
+        if let Some(series) = &self.0 {
+            f(series);
+        }
+    }
+
+    /// Runs `f` on the handles mutably, if there are any.
+    #[inline(always)]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn with_mut(&mut self, f: impl FnOnce(&mut T)) {
+        #[cfg(feature = "metrics")]
+        if let Some(series) = &mut self.0 {
+            f(series);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Series<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Series")
+    }
+}
+
 macro_rules! debug_opaque {
     ($($t:ident),*) => {$(
         impl fmt::Debug for $t {

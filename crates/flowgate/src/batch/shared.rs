@@ -334,6 +334,7 @@ impl<K: BatchKey, T, O, E> State<K, T, O, E> {
     /// `link` is the submitter's span, if the flush span should follow from
     /// it.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(crate) fn add<R>(
         &mut self,
         limits: &Limits,

@@ -312,7 +312,6 @@ where
             hash: self.shared.hash(&key),
             pending: Some((key, item)),
             waiter: None,
-            waiting: false,
         }
     }
 
@@ -523,10 +522,10 @@ pub struct Enqueue<'a, K, T, A> {
     hash: u64,
     /// `None` once the outcome was returned.
     pending: Option<(K, T)>,
+    /// Its place among the producers waiting for room, from its first
+    /// `Pending` until it resolves or is dropped: while it has one, it is
+    /// counted in the `enqueuers_waiting` gauge.
     waiter: Option<u64>,
-    /// Counted in the `enqueuers_waiting` gauge (from the first `Pending`
-    /// until it resolves or is dropped).
-    waiting: bool,
 }
 
 // Nothing of it is pinned in place.
@@ -549,19 +548,9 @@ where
             .shared
             .poll_enqueue(cx, &mut this.waiter, this.hash, key, item)
         {
-            Enqueued::Done => {
-                this.stop_waiting();
-                Poll::Ready(Ok(()))
-            }
-            Enqueued::Closed(key, item) => {
-                this.stop_waiting();
-                Poll::Ready(Err(EnqueueError(key, item)))
-            }
+            Enqueued::Done => Poll::Ready(Ok(())),
+            Enqueued::Closed(key, item) => Poll::Ready(Err(EnqueueError(key, item))),
             Enqueued::Parked(key, item) => {
-                if !this.waiting {
-                    this.waiting = true;
-                    this.shared.metrics.waiting().inc();
-                }
                 this.pending = Some((key, item));
                 Poll::Pending
             }
@@ -569,17 +558,8 @@ where
     }
 }
 
-impl<K, T, A> Enqueue<'_, K, T, A> {
-    fn stop_waiting(&mut self) {
-        if std::mem::take(&mut self.waiting) {
-            self.shared.metrics.waiting().dec();
-        }
-    }
-}
-
 impl<K, T, A> Drop for Enqueue<'_, K, T, A> {
     fn drop(&mut self) {
-        self.stop_waiting();
         self.shared.cancel_producer(self.waiter.take());
     }
 }

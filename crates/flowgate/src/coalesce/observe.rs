@@ -7,7 +7,7 @@
 //! race), and each accepted item costs one counter increment.
 
 use super::state::State;
-use crate::telemetry::{Counter, Gauge, Histogram, Name};
+use crate::telemetry::{Counter, Gauge, Histogram, Name, Series};
 
 const ENQUEUED: &str = "flowgate_coalesce_items_enqueued_total";
 const REJECTED: &str = "flowgate_coalesce_enqueue_rejected_total";
@@ -21,10 +21,14 @@ pub(crate) enum Reason {
     Closed,
 }
 
-/// Every series of one queue; no-op handles when it has no name.
+/// Every series of one queue; none when it has no name.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     name: Name,
+    series: Series<Handles>,
+}
+
+struct Handles {
     /// `items_enqueued_total{outcome="queued"}`: items that queued a key.
     queued: Counter,
     /// `items_enqueued_total{outcome="merged"}`: items that joined one.
@@ -42,16 +46,18 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new(name: Name) -> Self {
         Metrics {
-            queued: name.counter_with(ENQUEUED, &[("outcome", "queued")]),
-            merged: name.counter_with(ENQUEUED, &[("outcome", "merged")]),
-            dequeued: name.counter("flowgate_coalesce_items_dequeued_total"),
-            dropped: name.counter("flowgate_coalesce_items_dropped_total"),
-            keys: name.gauge("flowgate_coalesce_keys_queued"),
-            items: name.gauge("flowgate_coalesce_items_queued"),
-            waiting: name.gauge("flowgate_coalesce_enqueuers_waiting"),
-            depth_full: name.counter_with(REJECTED, &[("reason", "depth_full")]),
-            width_full: name.counter_with(REJECTED, &[("reason", "width_full")]),
-            closed: name.counter_with(REJECTED, &[("reason", "closed")]),
+            series: Series::new(&name, |name| Handles {
+                queued: name.counter_with(ENQUEUED, &[("outcome", "queued")]),
+                merged: name.counter_with(ENQUEUED, &[("outcome", "merged")]),
+                dequeued: name.counter("flowgate_coalesce_items_dequeued_total"),
+                dropped: name.counter("flowgate_coalesce_items_dropped_total"),
+                keys: name.gauge("flowgate_coalesce_keys_queued"),
+                items: name.gauge("flowgate_coalesce_items_queued"),
+                waiting: name.gauge("flowgate_coalesce_enqueuers_waiting"),
+                depth_full: name.counter_with(REJECTED, &[("reason", "depth_full")]),
+                width_full: name.counter_with(REJECTED, &[("reason", "width_full")]),
+                closed: name.counter_with(REJECTED, &[("reason", "closed")]),
+            }),
             name,
         }
     }
@@ -59,32 +65,38 @@ impl Metrics {
     /// An item was accepted; `state` is still locked.
     #[inline]
     pub(crate) fn enqueued<K, A>(&self, merged: bool, state: &State<K, A>) {
-        if merged {
-            self.merged.inc();
-        } else {
-            self.queued.inc();
-            self.keys.set(state.len() as f64);
-        }
-        self.items.set(state.items() as f64);
+        self.series.with(|s| {
+            if merged {
+                s.merged.inc();
+            } else {
+                s.queued.inc();
+                s.keys.set(state.len() as f64);
+            }
+            s.items.set(state.items() as f64);
+        });
     }
 
     /// Consumers took `items` items; `state` is still locked.
     #[inline]
     pub(crate) fn dequeued<K, A>(&self, items: usize, state: &State<K, A>) {
-        self.dequeued.add(items as u64);
-        self.keys.set(state.len() as f64);
-        self.items.set(state.items() as f64);
+        self.series.with(|s| {
+            s.dequeued.add(items as u64);
+            s.keys.set(state.len() as f64);
+            s.items.set(state.items() as f64);
+        });
     }
 
     /// The last consumer went away and `items` items in `keys` entries were
     /// dropped with the queue's contents (lock released).
     pub(crate) fn dropped(&self, keys: usize, items: usize) {
-        self.keys.set(0.0);
-        self.items.set(0.0);
+        self.series.with(|s| {
+            s.keys.set(0.0);
+            s.items.set(0.0);
+            s.dropped.add(items as u64);
+        });
         if items == 0 {
             return;
         }
-        self.dropped.add(items as u64);
         tracing::error!(
             target: "flowgate::coalesce",
             name = %self.name.as_str(),
@@ -98,7 +110,7 @@ impl Metrics {
     pub(crate) fn rejected(&self, reason: Reason) {
         match reason {
             Reason::DepthFull => {
-                self.depth_full.inc();
+                self.series.with(|s| s.depth_full.inc());
                 tracing::debug!(
                     target: "flowgate::coalesce",
                     name = %self.name.as_str(),
@@ -106,7 +118,7 @@ impl Metrics {
                 );
             }
             Reason::WidthFull => {
-                self.width_full.inc();
+                self.series.with(|s| s.width_full.inc());
                 tracing::debug!(
                     target: "flowgate::coalesce",
                     name = %self.name.as_str(),
@@ -114,7 +126,7 @@ impl Metrics {
                 );
             }
             Reason::Closed => {
-                self.closed.inc();
+                self.series.with(|s| s.closed.inc());
                 tracing::warn!(
                     target: "flowgate::coalesce",
                     name = %self.name.as_str(),
@@ -124,9 +136,14 @@ impl Metrics {
         }
     }
 
-    /// The gauge of `enqueue` calls waiting for room.
-    pub(crate) fn waiting(&self) -> &Gauge {
-        &self.waiting
+    /// An `enqueue` call started waiting for room.
+    pub(crate) fn wait_started(&self) {
+        self.series.with(|s| s.waiting.inc());
+    }
+
+    /// An `enqueue` call that waited for room stopped waiting.
+    pub(crate) fn wait_ended(&self) {
+        self.series.with(|s| s.waiting.dec());
     }
 }
 

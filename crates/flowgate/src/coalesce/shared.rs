@@ -136,6 +136,7 @@ where
             Ok(added) => {
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
+                    self.metrics.wait_ended();
                 }
                 self.wake_for(state, added);
                 Enqueued::Done
@@ -143,12 +144,16 @@ where
             Err((Refused::Closed, key, item)) => {
                 if let Some(id) = waiter.take() {
                     state.producers.remove(id);
+                    self.metrics.wait_ended();
                 }
                 drop(state);
                 self.metrics.rejected(Reason::Closed);
                 Enqueued::Closed(key, item)
             }
             Err((Refused::DepthFull | Refused::WidthFull, key, item)) => {
+                if waiter.is_none() {
+                    self.metrics.wait_started();
+                }
                 state.producers.register(waiter, cx.waker());
                 Enqueued::Parked(key, item)
             }
@@ -185,6 +190,7 @@ impl<K, T, A> Shared<K, T, A> {
     pub(crate) fn cancel_producer(&self, waiter: Option<u64>) {
         if let Some(id) = waiter {
             lock(&self.state).producers.remove(id);
+            self.metrics.wait_ended();
         }
     }
 

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 
 use super::metrics::DebugName;
 use super::metrics::{Flow, HELD, IN_FLIGHT, Level};
-use crate::telemetry::Name;
+use crate::telemetry::{Name, Series};
 
 // ===== the ordered queue =====
 
@@ -185,6 +185,11 @@ pin_project! {
 #[derive(Debug)]
 struct Metrics {
     name: Name,
+    series: Series<Handles>,
+}
+
+#[derive(Debug)]
+struct Handles {
     flow: Flow,
     in_flight: Level,
     held: Level,
@@ -194,21 +199,21 @@ impl Metrics {
     fn none() -> Metrics {
         Metrics {
             name: Name::none(),
-            flow: Flow::none(),
-            in_flight: Level::none(),
-            held: Level::none(),
+            series: Series::none(),
         }
     }
 
     fn new(name: Name, ordered: bool) -> Metrics {
         Metrics {
-            flow: Flow::new(&name),
-            in_flight: Level::of(name.gauge(IN_FLIGHT)),
-            held: if ordered {
-                Level::of(name.gauge(HELD))
-            } else {
-                Level::none()
-            },
+            series: Series::new(&name, |name| Handles {
+                flow: Flow::new(name),
+                in_flight: Level::of(name.gauge(IN_FLIGHT)),
+                held: if ordered {
+                    Level::of(name.gauge(HELD))
+                } else {
+                    Level::none()
+                },
+            }),
             name,
         }
     }
@@ -236,16 +241,19 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let this = self.project();
         let (stream, f, in_progress, limit) = (this.stream, this.f, this.in_progress, *this.limit);
-        let next = Self::poll_calls(stream, f, in_progress, limit, &this.metrics.flow, cx);
+        let mut pulled = 0;
+        let next = Self::poll_calls(stream, f, in_progress, limit, &mut pulled, cx);
         // The levels, once per poll: no gauge update in a poll that started
         // as many calls as it finished.
-        let metrics = this.metrics;
-        let waiting = in_progress.waiting();
-        metrics.in_flight.set(in_progress.len() - waiting);
-        metrics.held.set(waiting);
-        if let Poll::Ready(Some(_)) = next {
-            metrics.flow.items_out.inc();
-        }
+        this.metrics.series.with_mut(|s| {
+            s.flow.pulled(pulled);
+            let waiting = in_progress.waiting();
+            s.in_flight.set(in_progress.len() - waiting);
+            s.held.set(waiting);
+            if let Poll::Ready(Some(_)) = next {
+                s.flow.items_out.inc();
+            }
+        });
         next
     }
 
@@ -254,23 +262,20 @@ where
         f: &mut F,
         in_progress: &mut Q,
         limit: usize,
-        flow: &Flow,
+        pulled: &mut usize,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Fut::Output>> {
         // 1. Start calls while there is room. Bounded by `limit`, so this
         //    loop cannot starve other tasks.
-        let mut pulled = 0;
         while in_progress.len() < limit {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
-                    pulled += 1;
+                    *pulled += 1;
                     in_progress.push(f(item));
                 }
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
-        flow.pulled(pulled);
-
         // 2. Yield the next output: the oldest call's once it is ready
         //    (ordered), or whichever finishes first (unordered; it polls only
         //    woken futures and yields to the executor after a full pass). A

@@ -176,15 +176,12 @@ impl CircuitBreaker {
             let result = match result {
                 Ok(()) => {
                     inner.admitted += 1;
-                    inner.metrics.permitted.inc();
+                    inner.metrics.permitted();
                     Ok(inner.generation)
                 }
                 Err(rejected) => {
                     inner.rejected += 1;
-                    match rejected {
-                        Rejected::Open { .. } => inner.metrics.rejected_open.inc(),
-                        Rejected::HalfOpen => inner.metrics.rejected_half_open.inc(),
-                    }
+                    inner.metrics.rejected(&rejected);
                     Err(rejected)
                 }
             };

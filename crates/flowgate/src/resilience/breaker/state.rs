@@ -201,11 +201,11 @@ impl Shared {
         match failed {
             Some(true) => {
                 inner.failures += 1;
-                inner.metrics.failures.inc();
+                inner.metrics.outcome(true);
             }
             Some(false) => {
                 inner.successes += 1;
-                inner.metrics.successes.inc();
+                inner.metrics.outcome(false);
             }
             None => {}
         }
