@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Starts redis-server and PostgreSQL for the tests and benchmarks, installing
+# Starts redis-server, PostgreSQL and nats-server for the tests and benchmarks, installing
 # them from Debian packages (apt-get) when missing, in a temporary directory on
 # free loopback ports, and stops them when the sourcing script exits.
 #
-#   source dev/servers.sh   # then: start_redis; start_postgres
+#   source dev/servers.sh   # then: start_redis; start_postgres; start_nats
 #
 # Exports FLOWGATE_TEST_REDIS_URL and FLOWGATE_TEST_POSTGRES_URL (the shared
 # servers), and what tests need to run PRIVATE instances of their own, which
@@ -12,6 +12,8 @@
 #   FLOWGATE_TEST_REDIS_SERVER  the redis-server binary            (start_redis)
 #   FLOWGATE_TEST_PG_BIN        the directory of initdb, pg_ctl and postgres
 #                                                                (start_postgres)
+#   FLOWGATE_TEST_NATS_SERVER   the nats-server binary (start_nats; the NATS
+#                               tests run a private JetStream server each)
 #   FLOWGATE_TEST_PG_RUN_AS     the user PostgreSQL's tools must run as (set
 #                               only when running as root: PostgreSQL refuses
 #                               root, so data directories belong to that user)
@@ -43,6 +45,11 @@ stop_private_leftovers() {
     fi
     pid=$(head -n 1 "$pidfile" 2>/dev/null)
     is_running "$pid" postgres && kill -9 "$pid" 2>/dev/null
+  done
+  for pidfile in "$tmp"/private/flowgate-nats-test-*/nats.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(head -n 1 "$pidfile" 2>/dev/null)
+    is_running "$pid" nats-server && kill -9 "$pid" 2>/dev/null
   done
   for pidfile in "$tmp"/private/*/redis.pid; do
     [ -f "$pidfile" ] || continue
@@ -198,3 +205,13 @@ start_postgres() {
   log "postgres on port $port"
 }
 
+
+# nats-server (Debian's 2.9 has JetStream): the tests start private servers
+# (`nats-server -js -a 127.0.0.1 -p PORT -sd DIR`) themselves; this makes sure
+# the binary is there and tells them where.
+start_nats() {
+  command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  FLOWGATE_TEST_NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
+  export FLOWGATE_TEST_NATS_SERVER
+  log "nats-server at $FLOWGATE_TEST_NATS_SERVER ($("$FLOWGATE_TEST_NATS_SERVER" --version))"
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine with only the Rust toolchain
-# it installs what the tests need (redis-server and PostgreSQL, from Debian
-# packages via apt-get, when missing), starts both in a temporary directory on
+# it installs what the tests need (redis-server, PostgreSQL and nats-server,
+# from Debian packages via apt-get, when missing), starts them in a temporary directory on
 # free loopback ports, runs every test of the workspace with every feature,
 # and stops the servers again, whatever happened.
 #
@@ -11,7 +11,7 @@
 # With -p/--package only those packages are tested, otherwise the whole
 # workspace. The tests find the shared servers through FLOWGATE_TEST_REDIS_URL
 # and FLOWGATE_TEST_POSTGRES_URL, and run private instances (to stop and
-# restart them) with FLOWGATE_TEST_REDIS_SERVER, FLOWGATE_TEST_PG_BIN,
+# restart them) with FLOWGATE_TEST_REDIS_SERVER, FLOWGATE_TEST_NATS_SERVER, FLOWGATE_TEST_PG_BIN,
 # FLOWGATE_TEST_PG_RUN_AS and FLOWGATE_TEST_TMPDIR (see dev/servers.sh). Under
 # CI=true a test that needs a server fails (never skips) when its variable is
 # missing.
@@ -23,6 +23,7 @@ source dev/servers.sh
 
 start_redis
 start_postgres
+start_nats
 
 # `cargo test --workspace -p X` would test the whole workspace: --workspace only
 # when no package was named.

@@ -72,6 +72,9 @@ impl PrivateNats {
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.dir.join("store"))
+            // For dev/servers.sh, which stops servers a killed test left.
+            .arg("-P")
+            .arg(self.dir.join("nats.pid"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
