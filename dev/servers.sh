@@ -46,7 +46,7 @@ stop_private_leftovers() {
     pid=$(head -n 1 "$pidfile" 2>/dev/null)
     is_running "$pid" postgres && kill -9 "$pid" 2>/dev/null
   done
-  for pidfile in "$tmp"/private/flowgate-nats-test-*/nats.pid; do
+  for pidfile in "$tmp"/private/*/nats.pid; do
     [ -f "$pidfile" ] || continue
     pid=$(head -n 1 "$pidfile" 2>/dev/null)
     is_running "$pid" nats-server && kill -9 "$pid" 2>/dev/null

@@ -59,6 +59,59 @@ pub enum SourceConfig {
     },
     /// A Redis stream, read as one consumer of a group.
     Redis(RedisConfig),
+    /// A NATS JetStream stream, read through a durable pull consumer.
+    Nats(NatsConfig),
+}
+
+/// How to read a JetStream stream.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port` (several, comma-separated).
+    pub url: String,
+    /// The JetStream stream.
+    pub stream: String,
+    /// The durable consumer: every instance reading with the same name
+    /// shares the stream's messages.
+    pub consumer: String,
+    /// Create the stream with these subjects if it is missing (empty: it
+    /// must exist).
+    pub subjects: Vec<String>,
+    /// The consumer's ack wait (when the source creates it): a message
+    /// neither acked nor signalled in progress for this long is delivered
+    /// again.
+    pub ack_wait: Duration,
+    /// A message delivered more often than this (its consumers died, hung
+    /// or handed it back) goes to the dead-letter subject.
+    pub max_deliveries: u64,
+    /// Where bad messages go; `None`: `flowgate.dead.<stream>`.
+    pub dead_letter_subject: Option<String>,
+    /// As [`RedisConfig::exit_when_idle`].
+    pub exit_when_idle: Option<Duration>,
+    /// As [`RedisConfig::max_messages`].
+    pub max_messages: Option<u64>,
+}
+
+impl NatsConfig {
+    /// A configuration with the CLI's defaults: ack wait 30 s, 5
+    /// deliveries, dead letters to `flowgate.dead.<stream>`, no stop
+    /// condition.
+    pub fn new(
+        url: impl Into<String>,
+        stream: impl Into<String>,
+        consumer: impl Into<String>,
+    ) -> Self {
+        NatsConfig {
+            url: url.into(),
+            stream: stream.into(),
+            consumer: consumer.into(),
+            subjects: Vec::new(),
+            ack_wait: Duration::from_secs(30),
+            max_deliveries: 5,
+            dead_letter_subject: None,
+            exit_when_idle: None,
+            max_messages: None,
+        }
+    }
 }
 
 /// How to read a Redis stream.
@@ -364,8 +417,9 @@ pub enum IngestError {
         /// Why.
         source: SinkError,
     },
-    /// The source could not be opened.
-    Source(flowgate_redis::SourceError),
+    /// The source could not be opened (a `flowgate_redis::SourceError` or
+    /// a `flowgate_nats::SourceError`).
+    Source(Box<dyn Error + Send + Sync>),
 }
 
 impl fmt::Display for IngestError {
@@ -383,7 +437,7 @@ impl Error for IngestError {
         match self {
             Self::Config(_) => None,
             Self::Sink { source, .. } => Some(source),
-            Self::Source(err) => Some(err),
+            Self::Source(err) => Some(&**err),
         }
     }
 }
@@ -415,9 +469,9 @@ impl Error for WriteFailure {
     }
 }
 
-/// The source failed for good (a permanent Redis error).
+/// The source failed for good (a permanent broker error).
 #[derive(Debug)]
-struct SourceFailed(Box<flowgate_redis::SourceError>);
+struct SourceFailed(Box<dyn Error + Send + Sync>);
 
 impl fmt::Display for SourceFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -451,28 +505,132 @@ enum Acknowledge {
     Embedded,
     /// Redis: a batched `XACK`, or a dead letter.
     Redis(AckToken),
+    /// NATS: a batched `+ACK`, or a dead letter (of the original message).
+    Nats(flowgate_nats::AckToken, flowgate_nats::Message),
+}
+
+/// The acker of a broker source.
+#[derive(Clone)]
+enum SourceAcker {
+    Redis(flowgate_redis::Acker),
+    Nats(flowgate_nats::Acker),
+}
+
+impl SourceAcker {
+    async fn close(&self) {
+        match self {
+            SourceAcker::Redis(acker) => acker.close().await,
+            SourceAcker::Nats(acker) => acker.close().await,
+        }
+    }
+}
+
+/// The stop handle of a broker source.
+#[derive(Clone)]
+enum SourceStop {
+    Redis(flowgate_redis::StopHandle),
+    Nats(flowgate_nats::StopHandle),
+}
+
+impl SourceStop {
+    fn stop(&self) {
+        match self {
+            SourceStop::Redis(stop) => stop.stop(),
+            SourceStop::Nats(stop) => stop.stop(),
+        }
+    }
+}
+
+/// A broker source's counters, for the report and the metrics.
+#[derive(Clone, Copy)]
+enum SourceTotals {
+    Redis(flowgate_redis::SourceStats),
+    Nats(flowgate_nats::SourceStats),
+}
+
+impl SourceTotals {
+    /// Messages the source dead-lettered itself (never handed out).
+    fn by_source(&self) -> u64 {
+        match self {
+            SourceTotals::Redis(stats) => stats.unreadable + stats.deleted + stats.dead_lettered,
+            SourceTotals::Nats(stats) => stats.dead_lettered,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            SourceTotals::Redis(stats) => tracing::info!(
+                read = stats.read,
+                recovered = stats.recovered,
+                taken_over = stats.claimed,
+                unreadable = stats.unreadable,
+                deleted = stats.deleted,
+                too_many_deliveries = stats.dead_lettered,
+                leases_lost = stats.leases_lost,
+                lease_renewal_failures = stats.lease_renewal_failures,
+                read_retries = stats.retries,
+                ack_retries = stats.ack_retries,
+                "redis source totals"
+            ),
+            SourceTotals::Nats(stats) => tracing::info!(
+                read = stats.read,
+                too_many_deliveries = stats.dead_lettered,
+                released = stats.released,
+                progress_signals = stats.progress_signals,
+                progress_failures = stats.progress_failures,
+                read_retries = stats.retries,
+                ack_retries = stats.ack_retries,
+                "nats source totals"
+            ),
+        }
+    }
 }
 
 impl Acknowledge {
     /// Acknowledges a written batch's messages — for Redis with one `XACK`
     /// ([`Acker::ack_all`](flowgate_redis::Acker::ack_all)); returns how many
     /// were left unacknowledged (pending).
-    async fn ack_all(acks: Vec<Acknowledge>, acker: Option<&flowgate_redis::Acker>) -> u64 {
+    async fn ack_all(acks: Vec<Acknowledge>, acker: Option<&SourceAcker>) -> u64 {
         let total = acks.len() as u64;
-        let tokens: Vec<AckToken> = acks
-            .into_iter()
-            .filter_map(|ack| match ack {
-                Acknowledge::Embedded => None,
-                Acknowledge::Redis(token) => Some(token),
-            })
-            .collect();
-        let (Some(acker), false) = (acker, tokens.is_empty()) else {
-            return 0;
+        let result = match acker {
+            None => return 0,
+            Some(SourceAcker::Redis(acker)) => {
+                let tokens: Vec<AckToken> = acks
+                    .into_iter()
+                    .filter_map(|ack| match ack {
+                        Acknowledge::Redis(token) => Some(token),
+                        _ => None,
+                    })
+                    .collect();
+                if tokens.is_empty() {
+                    return 0;
+                }
+                acker
+                    .ack_all(tokens)
+                    .await
+                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+            }
+            Some(SourceAcker::Nats(acker)) => {
+                let tokens: Vec<flowgate_nats::AckToken> = acks
+                    .into_iter()
+                    .filter_map(|ack| match ack {
+                        Acknowledge::Nats(token, _) => Some(token),
+                        _ => None,
+                    })
+                    .collect();
+                if tokens.is_empty() {
+                    return 0;
+                }
+                acker
+                    .ack_all(tokens)
+                    .await
+                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+            }
         };
-        match acker.ack_all(tokens).await {
+        match result {
             Ok(()) => 0,
             Err(err) => {
-                tracing::warn!(messages = total, error = %Chain(&err), "XACK failed; the batch's messages stay pending");
+                tracing::warn!(messages = total, error = %Chain(&*err), "ack failed; the batch's messages stay pending");
                 total
             }
         }
@@ -492,6 +650,16 @@ impl Acknowledge {
                     false
                 }
             },
+            // flowgate-nats logs the dead letter, with its subject.
+            Acknowledge::Nats(token, original) => {
+                match token.dead_letter(&original, reason).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!(sequence = original.stream_sequence, error = %Chain(&err), "dead-lettering failed; the message is delivered again");
+                        false
+                    }
+                }
+            }
         }
     }
 }
@@ -599,7 +767,7 @@ impl Tally {
 /// dead-lettered itself (never handed out) added to the ingest series as the
 /// report adds them: received, dead-lettered, acked.
 struct SourceExport {
-    stats: Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>,
+    stats: Arc<dyn Fn() -> SourceTotals + Send + Sync>,
     by_source: Mutex<u64>,
     received: metrics::Counter,
     dead_lettered: metrics::Counter,
@@ -607,7 +775,7 @@ struct SourceExport {
 }
 
 impl SourceExport {
-    fn new(stats: Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>) -> Self {
+    fn new(stats: Arc<dyn Fn() -> SourceTotals + Send + Sync>) -> Self {
         SourceExport {
             stats,
             by_source: Mutex::new(0),
@@ -620,8 +788,10 @@ impl SourceExport {
     fn sync(&self) {
         let stats = (self.stats)();
         #[cfg(feature = "metrics")]
-        stats.record("ingest");
-        let total = stats.unreadable + stats.deleted + stats.dead_lettered;
+        if let SourceTotals::Redis(stats) = &stats {
+            stats.record("ingest");
+        }
+        let total = stats.by_source();
         let mut seen = self
             .by_source
             .lock()
@@ -772,7 +942,7 @@ async fn finish_batch(
     result: Result<Vec<Option<RowOutcome>>, WriteFailure>,
     entries: Vec<Entry>,
     progress: Arc<Progress>,
-    acker: Option<flowgate_redis::Acker>,
+    acker: Option<SourceAcker>,
     batch: tracing::Span,
 ) {
     let outcomes = match result {
@@ -1113,24 +1283,12 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
         // Dead-lettered by the source itself, never handed out: unreadable
         // entries, entries deleted while pending, and messages delivered too
         // often to consumers that died holding them.
-        let by_source = stats.unreadable + stats.deleted + stats.dead_lettered;
+        let by_source = stats.by_source();
         report.received += by_source;
         report.dead_lettered += by_source;
         report.acked += by_source;
         report.dead_lettered_by_source = by_source;
-        tracing::info!(
-            read = stats.read,
-            recovered = stats.recovered,
-            taken_over = stats.claimed,
-            unreadable = stats.unreadable,
-            deleted = stats.deleted,
-            too_many_deliveries = stats.dead_lettered,
-            leases_lost = stats.leases_lost,
-            lease_renewal_failures = stats.lease_renewal_failures,
-            read_retries = stats.retries,
-            ack_retries = stats.ack_retries,
-            "redis source totals"
-        );
+        stats.log();
     }
     report.retries = health.retries.get();
     report.failure = run
@@ -1253,14 +1411,14 @@ impl fmt::Debug for Chain<'_> {
 }
 
 struct Opened {
-    stream: BoxStream<'static, Result<Incoming, Box<flowgate_redis::SourceError>>>,
+    stream: BoxStream<'static, Result<Incoming, Box<dyn Error + Send + Sync>>>,
     expected: Option<u64>,
     name: String,
-    stop: Option<flowgate_redis::StopHandle>,
-    acker: Option<flowgate_redis::Acker>,
+    stop: Option<SourceStop>,
+    acker: Option<SourceAcker>,
     dead_letter_stream: Option<String>,
-    /// The Redis source's counters.
-    stats: Option<Arc<dyn Fn() -> flowgate_redis::SourceStats + Send + Sync>>,
+    /// The broker source's counters.
+    stats: Option<Arc<dyn Fn() -> SourceTotals + Send + Sync>>,
 }
 
 async fn open_source(
@@ -1358,9 +1516,9 @@ async fn open_source(
             .block(Duration::from_millis(500))
             .connect()
             .await
-            .map_err(IngestError::Source)?;
-            let stop = source.stop_handle();
-            let acker = source.acker().clone();
+            .map_err(|err| IngestError::Source(Box::new(err)))?;
+            let stop = SourceStop::Redis(source.stop_handle());
+            let acker = SourceAcker::Redis(source.acker().clone());
             let source = Arc::new(Mutex::new(source));
             let stats = Arc::clone(&source);
             let stream = stream::poll_fn(move |cx| {
@@ -1370,14 +1528,16 @@ async fn open_source(
                     .poll_next_unpin(cx)
             })
             .map(|delivery| {
-                delivery.map_err(Box::new).map(|delivery| {
-                    let (message, token) = delivery.into_parts();
-                    Incoming {
-                        message,
-                        ack: Acknowledge::Redis(token),
-                        received: Instant::now(),
-                    }
-                })
+                delivery
+                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+                    .map(|delivery| {
+                        let (message, token) = delivery.into_parts();
+                        Incoming {
+                            message,
+                            ack: Acknowledge::Redis(token),
+                            received: Instant::now(),
+                        }
+                    })
             })
             .boxed();
             let name = format!(
@@ -1392,10 +1552,98 @@ async fn open_source(
                 acker: Some(acker),
                 dead_letter_stream: Some(dead_letter),
                 stats: Some(Arc::new(move || {
-                    stats.lock().unwrap_or_else(PoisonError::into_inner).stats()
+                    SourceTotals::Redis(
+                        stats.lock().unwrap_or_else(PoisonError::into_inner).stats(),
+                    )
                 })),
             })
         }
+        SourceConfig::Nats(nats) => {
+            let mut builder =
+                flowgate_nats::NatsSource::builder(&nats.url, &nats.stream, &nats.consumer)
+                    .subjects(nats.subjects.iter().cloned())
+                    .max_in_flight(max_in_flight)
+                    .batch_size(max_in_flight.min(read_count))
+                    .ack_wait(nats.ack_wait)
+                    .max_deliveries(nats.max_deliveries)
+                    .block(Duration::from_millis(500));
+            if let Some(subject) = &nats.dead_letter_subject {
+                builder = builder.dead_letter_subject(subject.clone());
+            }
+            let source = builder
+                .connect()
+                .await
+                .map_err(|err| IngestError::Source(Box::new(err)))?;
+            let dead_letter = source.dead_letter_subject().to_owned();
+            let stop = SourceStop::Nats(source.stop_handle());
+            let acker = SourceAcker::Nats(source.acker().clone());
+            let source = Arc::new(Mutex::new(source));
+            let stats = Arc::clone(&source);
+            let stream = stream::poll_fn(move |cx| {
+                source
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .poll_next_unpin(cx)
+            })
+            .map(|delivery| {
+                delivery
+                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+                    .map(|delivery| {
+                        let (original, token) = delivery.into_parts();
+                        Incoming {
+                            message: nats_message(&original),
+                            ack: Acknowledge::Nats(token, original),
+                            received: Instant::now(),
+                        }
+                    })
+            })
+            .boxed();
+            let name = format!(
+                "NATS stream {:?} (consumer {:?})",
+                nats.stream, nats.consumer
+            );
+            Ok(Opened {
+                stream,
+                expected: None,
+                name,
+                stop: Some(stop),
+                acker: Some(acker),
+                dead_letter_stream: Some(dead_letter),
+                stats: Some(Arc::new(move || {
+                    SourceTotals::Nats(stats.lock().unwrap_or_else(PoisonError::into_inner).stats())
+                })),
+            })
+        }
+    }
+}
+
+/// A JetStream message as the mapping sees it: its id is the stream
+/// sequence; its fields are its headers (the first value of each), `body`
+/// (the payload) and `subject` — a header of either name is shadowed.
+fn nats_message(message: &flowgate_nats::Message) -> Message {
+    let headers = message.headers.as_ref();
+    let count = headers.map_or(0, |h| h.iter().count());
+    let mut fields = FieldsBuilder::with_capacity(
+        message.payload.len() + message.subject.len() + 64,
+        count + 2,
+    );
+    if let Some(headers) = headers {
+        for (name, values) in headers.iter() {
+            let name: &str = name.as_ref();
+            if name == "body" || name == "subject" {
+                continue;
+            }
+            if let Some(value) = values.first() {
+                fields.field(name, value.as_str().as_bytes());
+            }
+        }
+    }
+    fields.field("subject", message.subject.as_bytes());
+    fields.field("body", &message.payload);
+    Message {
+        id: message.stream_sequence.to_string(),
+        fields: fields.build(),
+        deliveries: message.deliveries,
     }
 }
 
@@ -1428,10 +1676,11 @@ fn spawn_stop_conditions(
     progress: &Arc<Progress>,
     pause: &PauseHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let SourceConfig::Redis(redis) = source else {
-        return None;
+    let (exit_when_idle, max_messages) = match source {
+        SourceConfig::Embedded { .. } => return None,
+        SourceConfig::Redis(redis) => (redis.exit_when_idle, redis.max_messages),
+        SourceConfig::Nats(nats) => (nats.exit_when_idle, nats.max_messages),
     };
-    let (exit_when_idle, max_messages) = (redis.exit_when_idle, redis.max_messages);
     if exit_when_idle.is_none() && max_messages.is_none() {
         return None;
     }

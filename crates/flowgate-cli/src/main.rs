@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use flowgate::limit::Rate;
 use flowgate::resilience::{Backoff, Jitter};
 use flowgate_cli::ingest::{
-    self, Chain, Control, IngestConfig, RedisConfig, SinkConfig, SourceConfig,
+    self, Chain, Control, IngestConfig, NatsConfig, RedisConfig, SinkConfig, SourceConfig,
 };
 use flowgate_cli::logging::{self, LogFormat};
 use flowgate_cli::mapping::{Mapping, MappingError};
@@ -34,7 +34,8 @@ enum Command {
     ///
     /// By default everything is embedded: generated messages go into a SQLite
     /// file, no server needed. `--redis` reads a Redis stream as one consumer
-    /// of a group (run several, on several machines, to scale out);
+    /// of a group, `--nats` a JetStream stream through a durable pull
+    /// consumer (run several, on several machines, to scale out);
     /// `--postgres` writes to PostgreSQL. `--column`/`--key` or `--schema`
     /// map fields onto your own table. Every message is acknowledged only
     /// after its row was written (or it was dead-lettered with the reason);
@@ -51,7 +52,9 @@ enum Command {
     /// failed jobs (at most 101); 255 for a usage error; 127 when COMMAND
     /// cannot be found.
     Run(Box<RunArgs>),
-    /// Append generated messages (fields `seq` and `body`) to a Redis stream.
+    /// Append generated messages (fields `seq` and `body`) to a Redis stream,
+    /// or publish them to a JetStream subject (header `seq`, the body as
+    /// payload).
     Publish(PublishArgs),
     /// The naive loop `ingest` is measured against: per message, INSERT into
     /// PostgreSQL, then XACK.
@@ -72,13 +75,14 @@ const DAY_MS: u64 = 86_400_000;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = INGEST_HELP)]
+#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats"])))]
 struct IngestArgs {
     /// Embedded source: how many messages to generate.
     #[arg(
         long,
         value_name = "N",
         default_value_t = 200_000,
-        conflicts_with = "redis",
+        conflicts_with = "broker",
         help_heading = "Embedded source (the default)"
     )]
     messages: u64,
@@ -88,7 +92,7 @@ struct IngestArgs {
         long,
         value_name = "N",
         default_value_t = 100,
-        conflicts_with = "redis",
+        conflicts_with = "broker",
         help_heading = "Embedded source (the default)"
     )]
     redeliver_every: u64,
@@ -96,46 +100,82 @@ struct IngestArgs {
     /// Read from a Redis stream instead of generating, e.g. redis://127.0.0.1:6379/.
     #[arg(long, value_name = "URL", requires_all = ["stream", "group"], help_heading = "Redis source")]
     redis: Option<String>,
-    /// Redis stream key.
+    /// Read from a NATS JetStream stream instead of generating, e.g.
+    /// nats://127.0.0.1:4222, through the durable pull consumer --group.
+    #[arg(long, value_name = "URL", requires_all = ["stream", "group"], conflicts_with = "redis",
+          help_heading = "NATS source")]
+    nats: Option<String>,
+    /// Redis stream key, or JetStream stream name.
     #[arg(
         long,
         value_name = "KEY",
-        requires = "redis",
+        requires = "broker",
         help_heading = "Redis source"
     )]
     stream: Option<String>,
-    /// Redis consumer group (created, with the stream, if missing).
+    /// Redis consumer group (created, with the stream, if missing), or the
+    /// JetStream durable consumer (created with explicit acks if missing):
+    /// every instance with the same --group shares the messages.
     #[arg(
         long,
         value_name = "NAME",
-        requires = "redis",
+        requires = "broker",
         help_heading = "Redis source"
     )]
     group: Option<String>,
+    /// NATS: create the stream with this subject (repeatable; wildcards
+    /// allowed) if it does not exist. Without it the stream must exist.
+    #[arg(
+        long = "subject",
+        value_name = "SUBJECT",
+        requires = "nats",
+        conflicts_with = "redis",
+        help_heading = "NATS source"
+    )]
+    subjects: Vec<String>,
+    /// NATS: the ack wait of the consumer when it is created: a message
+    /// neither acked nor signalled in progress for this long (its consumer
+    /// died or lost the server) is delivered again. Held messages are
+    /// signalled every third of it [default: 30000].
+    #[arg(long, value_name = "MS", requires = "nats", conflicts_with = "redis", value_parser = positive::<u64>(DAY_MS),
+          help_heading = "NATS source")]
+    ack_wait_ms: Option<u64>,
+    /// NATS: where bad messages go, with the reason in headers [default:
+    /// flowgate.dead.<stream>, in a stream <stream>-dead created if none
+    /// captures it].
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        requires = "nats",
+        conflicts_with = "redis",
+        help_heading = "NATS source"
+    )]
+    dead_letter_subject: Option<String>,
     /// This consumer's name in the group (default: host name and process id).
     /// Restart with the same name to resume its pending messages first.
     #[arg(
         long,
         value_name = "NAME",
         requires = "redis",
+        conflicts_with = "nats",
         help_heading = "Redis source"
     )]
     consumer: Option<String>,
     /// The lease: while running, this consumer renews its claim on the
     /// messages it holds; one that stops renewing for this long (it died or
     /// hangs) loses them to another consumer of the group.
-    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "redis", conflicts_with = "nats", value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     claim_idle_ms: Option<u64>,
     /// A consumer still connected to Redis but renewing no lease (hung,
     /// starved, partitioned) loses its messages after this long
     /// [default: 10 × --claim-idle-ms].
-    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "redis", conflicts_with = "nats", value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     hung_after_ms: Option<u64>,
     /// Dead-letter a message delivered more often than this to consumers that
-    /// died or hung while holding it [default: 5].
-    #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u64>(u64::from(u32::MAX)),
+    /// died or hung while holding it (NATS: or handed it back) [default: 5].
+    #[arg(long, value_name = "N", requires = "broker", value_parser = positive::<u64>(u64::from(u32::MAX)),
           help_heading = "Redis source")]
     max_deliveries: Option<u64>,
     /// Where bad messages go, with the reason [default: <stream>:dead].
@@ -143,16 +183,17 @@ struct IngestArgs {
         long,
         value_name = "KEY",
         requires = "redis",
+        conflicts_with = "nats",
         help_heading = "Redis source"
     )]
     dead_letter_stream: Option<String>,
     /// Stop once no message arrived for this many milliseconds (default: run
     /// until Ctrl-C). The wait is not counted in the elapsed time.
-    #[arg(long, value_name = "MS", requires = "redis", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "broker", value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     exit_when_idle_ms: Option<u64>,
     /// Stop after this many messages.
-    #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u64>(u64::MAX),
+    #[arg(long, value_name = "N", requires = "broker", value_parser = positive::<u64>(u64::MAX),
           help_heading = "Redis source")]
     max_messages: Option<u64>,
 
@@ -214,10 +255,10 @@ struct IngestArgs {
     /// key). Without it, batches are written in whatever order they finish.
     #[arg(long, value_name = "FIELD", value_parser = non_empty_field, help_heading = "Pipeline")]
     order_key: Option<String>,
-    /// Redis: messages between receipt and ack at once (the source's bound;
-    /// the pipeline itself holds at most batch-size × (flush-concurrency + 1)).
+    /// Redis, NATS: messages between receipt and ack at once (the source's
+    /// bound; the pipeline itself holds at most batch-size × (flush-concurrency + 1)).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive::<usize>(10_000_000),
-          requires = "redis", help_heading = "Redis source")]
+          requires = "broker", help_heading = "Redis source")]
     max_in_flight: usize,
 
     /// No progress bar.
@@ -452,11 +493,20 @@ not go on (the reason is printed).
 ";
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats"]).required(true)))]
 struct PublishArgs {
-    /// Redis URL.
+    /// Redis URL: append to the stream --stream.
     #[arg(long, value_name = "URL")]
-    redis: String,
-    /// Stream key.
+    redis: Option<String>,
+    /// NATS URL: publish to --subject, stored by the JetStream stream
+    /// --stream (created with that subject if missing); the header `seq`
+    /// and the body as payload.
+    #[arg(long, value_name = "URL", requires = "subject")]
+    nats: Option<String>,
+    /// NATS: the subject to publish to.
+    #[arg(long, requires = "nats")]
+    subject: Option<String>,
+    /// Stream key (Redis) or name (JetStream).
     #[arg(long)]
     stream: String,
     /// How many messages.
@@ -492,7 +542,19 @@ async fn main() -> ExitCode {
         Command::Ingest(args) => ingest_command(*args).await,
         Command::Run(args) => run_command(*args).await,
         Command::Publish(args) => {
-            match naive::publish(&args.redis, &args.stream, args.messages).await {
+            let published = match (&args.redis, &args.nats, &args.subject) {
+                (Some(redis), _, _) => naive::publish(redis, &args.stream, args.messages)
+                    .await
+                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
+                (None, Some(nats), Some(subject)) => {
+                    naive::publish_nats(nats, &args.stream, subject, args.messages).await
+                }
+                _ => {
+                    eprintln!("flowgate publish: --nats needs --subject");
+                    return ExitCode::from(2);
+                }
+            };
+            match published {
                 Ok(took) => {
                     println!(
                         "published {} messages to {:?} in {:.2} s",
@@ -503,7 +565,7 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(err) => {
-                    eprintln!("flowgate publish: {err}");
+                    print_error("flowgate publish", &*err);
                     ExitCode::FAILURE
                 }
             }
@@ -724,8 +786,26 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             })?
         }
     };
-    let source = match args.redis {
-        Some(url) => {
+    let source = match (args.redis, args.nats) {
+        (None, Some(url)) => {
+            let mut nats = NatsConfig::new(
+                url,
+                args.stream.expect("clap requires --stream with --nats"),
+                args.group.expect("clap requires --group with --nats"),
+            );
+            nats.subjects = args.subjects;
+            if let Some(ms) = args.ack_wait_ms {
+                nats.ack_wait = Duration::from_millis(ms);
+            }
+            if let Some(n) = args.max_deliveries {
+                nats.max_deliveries = n;
+            }
+            nats.dead_letter_subject = args.dead_letter_subject;
+            nats.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
+            nats.max_messages = args.max_messages;
+            SourceConfig::Nats(nats)
+        }
+        (Some(url), _) => {
             let mut redis = RedisConfig::new(
                 url,
                 args.stream.expect("clap requires --stream with --redis"),
@@ -744,7 +824,7 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             redis.max_messages = args.max_messages;
             SourceConfig::Redis(redis)
         }
-        None => SourceConfig::Embedded {
+        (None, None) => SourceConfig::Embedded {
             messages: args.messages,
             redeliver_every: args.redeliver_every,
         },

@@ -42,6 +42,63 @@ pub async fn publish(url: &str, stream: &str, messages: u64) -> redis::RedisResu
     Ok(start.elapsed())
 }
 
+/// Fills the JetStream stream `stream` (created with `subject` if missing)
+/// with `messages` generated messages published to `subject`: header `seq`
+/// and the body as payload — the fields `seq` and `body` the demo mapping
+/// reads. Each is stored before this returns; up to 1000 are in flight at
+/// once. Returns how long it took.
+///
+/// # Errors
+///
+/// If NATS fails (unreachable, JetStream off, the subject belongs to
+/// another stream).
+pub async fn publish_nats(
+    url: &str,
+    stream: &str,
+    subject: &str,
+    messages: u64,
+) -> Result<Duration, Box<dyn std::error::Error + Send + Sync>> {
+    use async_nats::jetstream;
+    let start = Instant::now();
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await?;
+    let js = jetstream::new(client);
+    match js.get_stream(stream).await {
+        Ok(_) => {}
+        Err(_) => {
+            js.create_stream(jetstream::stream::Config {
+                name: stream.to_owned(),
+                subjects: vec![subject.to_owned()],
+                ..Default::default()
+            })
+            .await?;
+        }
+    }
+    let mut i = 0;
+    while i < messages {
+        let end = (i + 1000).min(messages);
+        let mut acks = Vec::with_capacity((end - i) as usize);
+        for j in i..end {
+            let message = generate(j);
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("seq", j.to_string().as_str());
+            let body =
+                bytes::Bytes::copy_from_slice(message.fields.get("body").unwrap_or_default());
+            acks.push(
+                js.publish_with_headers(subject.to_owned(), headers, body)
+                    .await?,
+            );
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        i = end;
+    }
+    Ok(start.elapsed())
+}
+
 /// Reads `stream` as `consumer` of `group` and, per message, inserts its row
 /// into PostgreSQL then acks it, until `messages` were handled or none
 /// arrived for `idle`. Returns how many were handled and how long it took.
