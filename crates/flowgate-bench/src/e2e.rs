@@ -791,3 +791,156 @@ mod tests {
         assert!(err.to_string().contains("integer seq"), "{err}");
     }
 }
+
+/// Settings of the JetStream loops ([`nats_loop`]).
+#[derive(Debug, Clone)]
+pub struct NatsLoop {
+    /// `nats://host:port`.
+    pub nats: String,
+    /// Write to this PostgreSQL database (`None`: the NATS-alone ceiling,
+    /// which only acknowledges).
+    pub postgres: Option<String>,
+    /// The JetStream stream.
+    pub stream: String,
+    /// The durable consumer (created from the stream's start, explicit
+    /// acks, if missing).
+    pub consumer: String,
+    /// The table.
+    pub table: String,
+    /// Stop after this many messages.
+    pub messages: u64,
+    /// Messages per pull request and per insert.
+    pub batch: usize,
+    /// Writer tasks, each with its own PostgreSQL connection.
+    pub writers: usize,
+    /// Stop once a pull found nothing for this long (not counted).
+    pub idle: Duration,
+}
+
+/// The hand-written JetStream batch loop (with a sink) or the NATS-alone
+/// ceiling (without), shaped as [`redis_loop`]: one reader task pulls
+/// `batch` messages at a time (rows: id = the stream sequence, `seq` from
+/// the header of that name, `body` = the payload, as `flowgate ingest
+/// --nats` maps them) and hands each batch to the first free of `writers`
+/// tasks, which stores it in one transaction, then publishes `+ACK` to each
+/// message's reply subject and flushes once.
+///
+/// # Errors
+///
+/// If a server fails: the peer has no retries and no dead letters; what was
+/// not acked is delivered again after the ack wait.
+///
+/// # Cancel safety
+///
+/// Cancelling stops reading; the writer tasks finish what they hold.
+pub async fn nats_loop(config: NatsLoop) -> Result<Outcome, BoxError> {
+    use async_nats::jetstream::{self, consumer::pull};
+    use futures_util::StreamExt;
+    let client = async_nats::connect(&config.nats).await?;
+    let js = jetstream::new(client.clone());
+    let stream = js.get_stream(&config.stream).await?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &config.consumer,
+            pull::Config {
+                durable_name: Some(config.consumer.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                max_ack_pending: 100_000,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut writers = Vec::with_capacity(config.writers.max(1));
+    for _ in 0..config.writers.max(1) {
+        writers.push(match &config.postgres {
+            Some(url) => Some(PgWriter::connect(url, &config.table, PgMode::Unnest).await?),
+            None => None,
+        });
+    }
+    let (tx, rx) = mpsc::channel::<(Rows, Vec<async_nats::Subject>)>(config.writers.max(1));
+    let rx = Arc::new(Mutex::new(rx));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(writers.len());
+    for mut pg in writers {
+        let rx = Arc::clone(&rx);
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut acked, mut inserted, mut last) = (0_u64, 0_u64, None);
+            let ack = bytes_ack();
+            loop {
+                let Some((rows, replies)) = rx.lock().await.recv().await else {
+                    break;
+                };
+                if let Some(pg) = &mut pg {
+                    inserted += pg.write(&rows).await?;
+                }
+                for reply in replies {
+                    client.publish(reply, ack.clone()).await?;
+                }
+                client.flush().await?;
+                acked += rows.len() as u64;
+                last = Some(Instant::now());
+            }
+            Ok::<_, BoxError>((acked, inserted, last))
+        }));
+    }
+
+    let mut read = 0_u64;
+    let mut last_read = Instant::now();
+    while read < config.messages {
+        let count = (config.messages - read).min(config.batch as u64) as usize;
+        let mut batch = consumer
+            .batch()
+            .max_messages(count)
+            .expires(Duration::from_millis(100))
+            .messages()
+            .await?;
+        let mut rows = Rows::with_capacity(count);
+        let mut replies = Vec::with_capacity(count);
+        while let Some(message) = batch.next().await {
+            let message = message?;
+            let sequence = message.info()?.stream_sequence;
+            let seq = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("seq"))
+                .and_then(|v| v.as_str().parse::<i64>().ok())
+                .ok_or_else(|| BadReply(format!("message {sequence} has no numeric seq header")))?;
+            let jetstream::Message { message, .. } = message;
+            rows.push(sequence.to_string(), seq, message.payload.to_vec());
+            replies.push(message.reply.ok_or("a JetStream message without a reply subject")?);
+        }
+        if rows.is_empty() {
+            if last_read.elapsed() >= config.idle {
+                break;
+            }
+            continue;
+        }
+        read += rows.len() as u64;
+        last_read = Instant::now();
+        if tx.send((rows, replies)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let mut outcome = Outcome {
+        read,
+        ..Outcome::default()
+    };
+    let mut end = start;
+    for task in tasks {
+        let (acked, inserted, last) = task.await??;
+        outcome.done += acked;
+        outcome.inserted += inserted;
+        if let Some(last) = last {
+            end = end.max(last);
+        }
+    }
+    outcome.elapsed = end.duration_since(start);
+    Ok(outcome)
+}
+
+/// The `+ACK` payload.
+fn bytes_ack() -> bytes::Bytes {
+    async_nats::jetstream::AckKind::Ack.into()
+}
