@@ -908,7 +908,11 @@ pub async fn nats_loop(config: NatsLoop) -> Result<Outcome, BoxError> {
                 .ok_or_else(|| BadReply(format!("message {sequence} has no numeric seq header")))?;
             let jetstream::Message { message, .. } = message;
             rows.push(sequence.to_string(), seq, message.payload.to_vec());
-            replies.push(message.reply.ok_or("a JetStream message without a reply subject")?);
+            replies.push(
+                message
+                    .reply
+                    .ok_or("a JetStream message without a reply subject")?,
+            );
         }
         if rows.is_empty() {
             if last_read.elapsed() >= config.idle {

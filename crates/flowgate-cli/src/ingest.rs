@@ -788,8 +788,9 @@ impl SourceExport {
     fn sync(&self) {
         let stats = (self.stats)();
         #[cfg(feature = "metrics")]
-        if let SourceTotals::Redis(stats) = &stats {
-            stats.record("ingest");
+        match &stats {
+            SourceTotals::Redis(stats) => stats.record("ingest"),
+            SourceTotals::Nats(stats) => stats.record("ingest"),
         }
         let total = stats.by_source();
         let mut seen = self

@@ -88,6 +88,8 @@ mod source;
 pub use async_nats::HeaderMap;
 pub use delivery::{AckToken, Acker, Delivery, Message};
 pub use error::{BuildError, NatsError, SourceError};
+#[cfg(feature = "metrics")]
+pub use source::SOURCE_SERIES;
 pub use source::{NatsSource, SourceBuilder, SourceStats, StopHandle};
 
 // The public types can move between tasks and threads.

@@ -612,6 +612,61 @@ pub struct SourceStats {
     pub ack_retries: u64,
 }
 
+/// The series [`SourceStats::record`] sets, each `name{name="…"}`: every
+/// counter field as `flowgate_nats_source_<field>_total`, and `held` as the
+/// gauge `flowgate_nats_source_held`.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub const SOURCE_SERIES: &[&str] = &[
+    "flowgate_nats_source_read_total",
+    "flowgate_nats_source_dead_lettered_total",
+    "flowgate_nats_source_rejected_total",
+    "flowgate_nats_source_naked_total",
+    "flowgate_nats_source_released_total",
+    "flowgate_nats_source_progress_signals_total",
+    "flowgate_nats_source_progress_failures_total",
+    "flowgate_nats_source_acked_total",
+    "flowgate_nats_source_retries_total",
+    "flowgate_nats_source_ack_retries_total",
+    "flowgate_nats_source_held",
+];
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+impl SourceStats {
+    /// Sets the [`SOURCE_SERIES`] to these counts, labelled `name`, through
+    /// the `metrics` facade (feature `metrics`): call it on a timer (and once
+    /// at the end) with [`NatsSource::stats`] to export the source. Counters
+    /// are set to the absolute totals, so calling it twice with the same
+    /// stats changes nothing.
+    ///
+    /// ```
+    /// use flowgate_nats::SourceStats;
+    ///
+    /// // With no recorder installed this records nothing.
+    /// SourceStats::default().record("orders");
+    /// ```
+    pub fn record(&self, name: &str) {
+        let counts = [
+            self.read,
+            self.dead_lettered,
+            self.rejected,
+            self.naked,
+            self.released,
+            self.progress_signals,
+            self.progress_failures,
+            self.acked,
+            self.retries,
+            self.ack_retries,
+        ];
+        for (series, count) in SOURCE_SERIES.iter().zip(counts) {
+            metrics::counter!(*series, "name" => name.to_owned()).absolute(count);
+        }
+        metrics::gauge!("flowgate_nats_source_held", "name" => name.to_owned())
+            .set(self.held as f64);
+    }
+}
+
 /// The task that pulls messages while there is room and hands them out.
 struct Reader {
     shared: Arc<Shared>,
