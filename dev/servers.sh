@@ -12,6 +12,8 @@
 #   FLOWGATE_TEST_REDIS_SERVER  the redis-server binary            (start_redis)
 #   FLOWGATE_TEST_PG_BIN        the directory of initdb, pg_ctl and postgres
 #                                                                (start_postgres)
+#   FLOWGATE_TEST_REDIS_CLUSTER_URL  a node of a 3-node Redis Cluster
+#                               (start_redis_cluster; no replicas)
 #   FLOWGATE_TEST_NATS_SERVER   the nats-server binary (start_nats; the NATS
 #                               tests run a private JetStream server each)
 #   FLOWGATE_TEST_PG_RUN_AS     the user PostgreSQL's tools must run as (set
@@ -29,6 +31,7 @@ mkdir -p "$tmp/private"
 chmod 755 "$tmp/private"
 export FLOWGATE_TEST_TMPDIR="$tmp/private"
 redis_pid=""
+cluster_pids=""
 pg_data=""
 pg_bin=""
 
@@ -71,6 +74,11 @@ cleanup() {
     kill "$redis_pid" 2>/dev/null
     wait "$redis_pid" 2>/dev/null
   fi
+  local pid
+  for pid in $cluster_pids; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
   if [ -n "$pg_data" ] && [ -f "$pg_data/postmaster.pid" ]; then
     as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null 2>&1
   fi
@@ -214,4 +222,40 @@ start_nats() {
   FLOWGATE_TEST_NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
   export FLOWGATE_TEST_NATS_SERVER
   log "nats-server at $FLOWGATE_TEST_NATS_SERVER ($("$FLOWGATE_TEST_NATS_SERVER" --version))"
+}
+
+# A Redis Cluster of three masters (no replicas) on free loopback ports:
+# `redis-cli --cluster create`, then waits until every slot is served.
+start_redis_cluster() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local port=17000 nodes="" i pid
+  for i in 1 2 3; do
+    port=$(free_port "$port")
+    mkdir -p "$tmp/cluster/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/cluster/$port" \
+      --cluster-enabled yes --cluster-config-file "$tmp/cluster/$port/nodes.conf" \
+      --save '' --appendonly no --logfile "$tmp/cluster/$port/redis.log" &
+    pid=$!
+    cluster_pids="$cluster_pids $pid"
+    for _ in $(seq 1 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.1
+    done
+    nodes="$nodes 127.0.0.1:$port"
+    port=$((port + 1))
+  done
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $nodes --cluster-replicas 0 --cluster-yes >"$tmp/cluster/create.log" 2>&1 || {
+    cat "$tmp/cluster/create.log" >&2
+    log "redis cluster create failed"
+    exit 1
+  }
+  local first=${nodes# }
+  first=${first%% *}
+  for _ in $(seq 1 100); do
+    redis-cli -h 127.0.0.1 -p "${first#*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  export FLOWGATE_TEST_REDIS_CLUSTER_URL="redis://$first/"
+  log "redis cluster on$nodes"
 }

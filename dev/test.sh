@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine with only the Rust toolchain
-# it installs what the tests need (redis-server, PostgreSQL and nats-server,
+# it installs what the tests need (redis-server — one, and a 3-node cluster —,
+# PostgreSQL and nats-server,
 # from Debian packages via apt-get, when missing), starts them in a temporary directory on
 # free loopback ports, runs every test of the workspace with every feature,
 # and stops the servers again, whatever happened.
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 source dev/servers.sh
 
 start_redis
+start_redis_cluster
 start_postgres
 start_nats
 

@@ -141,6 +141,11 @@ pub struct RedisConfig {
     pub exit_when_idle: Option<Duration>,
     /// Stop after this many messages (`None`: no limit).
     pub max_messages: Option<u64>,
+    /// Read the `N` shards `<stream>:{0}` … `<stream>:{N-1}` of a sharded
+    /// stream (see [`crate::shards`]), each with its own group of this name
+    /// and its dead letters in `<shard>:dead`; on a Redis Cluster each from
+    /// the node serving it. `None`: the one stream `stream`.
+    pub shards: Option<u32>,
 }
 
 impl RedisConfig {
@@ -163,6 +168,7 @@ impl RedisConfig {
             dead_letter_stream: None,
             exit_when_idle: None,
             max_messages: None,
+            shards: None,
         }
     }
 
@@ -503,8 +509,9 @@ struct Row(Vec<Value>);
 enum Acknowledge {
     /// Embedded: nothing to tell.
     Embedded,
-    /// Redis: a batched `XACK`, or a dead letter.
-    Redis(AckToken),
+    /// Redis: a batched `XACK` (by the acker of shard `.0`), or a dead
+    /// letter.
+    Redis(usize, AckToken),
     /// NATS: a batched `+ACK`, or a dead letter (of the original message).
     Nats(flowgate_nats::AckToken, flowgate_nats::Message),
 }
@@ -512,14 +519,17 @@ enum Acknowledge {
 /// The acker of a broker source.
 #[derive(Clone)]
 enum SourceAcker {
-    Redis(flowgate_redis::Acker),
+    /// One per shard (one for an unsharded stream).
+    Redis(Vec<flowgate_redis::Acker>),
     Nats(flowgate_nats::Acker),
 }
 
 impl SourceAcker {
     async fn close(&self) {
         match self {
-            SourceAcker::Redis(acker) => acker.close().await,
+            SourceAcker::Redis(ackers) => {
+                futures_util::future::join_all(ackers.iter().map(|acker| acker.close())).await;
+            }
             SourceAcker::Nats(acker) => acker.close().await,
         }
     }
@@ -528,14 +538,15 @@ impl SourceAcker {
 /// The stop handle of a broker source.
 #[derive(Clone)]
 enum SourceStop {
-    Redis(flowgate_redis::StopHandle),
+    /// One per shard.
+    Redis(Vec<flowgate_redis::StopHandle>),
     Nats(flowgate_nats::StopHandle),
 }
 
 impl SourceStop {
     fn stop(&self) {
         match self {
-            SourceStop::Redis(stop) => stop.stop(),
+            SourceStop::Redis(stops) => stops.iter().for_each(flowgate_redis::StopHandle::stop),
             SourceStop::Nats(stop) => stop.stop(),
         }
     }
@@ -594,21 +605,36 @@ impl Acknowledge {
         let total = acks.len() as u64;
         let result = match acker {
             None => return 0,
-            Some(SourceAcker::Redis(acker)) => {
-                let tokens: Vec<AckToken> = acks
-                    .into_iter()
-                    .filter_map(|ack| match ack {
-                        Acknowledge::Redis(token) => Some(token),
-                        _ => None,
-                    })
-                    .collect();
-                if tokens.is_empty() {
-                    return 0;
+            Some(SourceAcker::Redis(ackers)) => {
+                let mut by_shard: Vec<Vec<AckToken>> =
+                    (0..ackers.len()).map(|_| Vec::new()).collect();
+                for ack in acks {
+                    if let Acknowledge::Redis(shard, token) = ack
+                        && let Some(tokens) = by_shard.get_mut(shard)
+                    {
+                        tokens.push(token);
+                    }
                 }
-                acker
-                    .ack_all(tokens)
-                    .await
-                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+                // One XACK per shard that has tokens, all at once.
+                let results = futures_util::future::join_all(
+                    ackers
+                        .iter()
+                        .zip(by_shard)
+                        .filter(|(_, tokens)| !tokens.is_empty())
+                        .map(|(acker, tokens)| async move {
+                            let n = tokens.len() as u64;
+                            (n, acker.ack_all(tokens).await)
+                        }),
+                )
+                .await;
+                let mut unacked = 0;
+                for (n, result) in results {
+                    if let Err(err) = result {
+                        tracing::warn!(messages = n, error = %Chain(&err), "XACK failed; the batch's messages stay pending");
+                        unacked += n;
+                    }
+                }
+                return unacked;
             }
             Some(SourceAcker::Nats(acker)) => {
                 let tokens: Vec<flowgate_nats::AckToken> = acks
@@ -643,7 +669,7 @@ impl Acknowledge {
                 true
             }
             // flowgate-redis logs the dead letter, with its stream.
-            Acknowledge::Redis(token) => match token.dead_letter(message, reason).await {
+            Acknowledge::Redis(_, token) => match token.dead_letter(message, reason).await {
                 Ok(()) => true,
                 Err(err) => {
                     tracing::error!(id = %message.id, error = %Chain(&err), "dead-lettering failed; the message stays pending");
@@ -1497,65 +1523,117 @@ async fn open_source(
             })
         }
         SourceConfig::Redis(redis) => {
-            let dead_letter = redis.dead_letter_stream();
-            let source = RedisStreamSource::builder(
-                &redis.url,
-                &redis.stream,
-                &redis.group,
-                &redis.consumer,
-            )
-            .max_in_flight(max_in_flight)
-            .batch_size(max_in_flight.min(read_count))
-            .claim_idle(redis.claim_idle)
-            .hung_after(
-                redis
-                    .hung_after
-                    .unwrap_or(redis.claim_idle.saturating_mul(10)),
-            )
-            .max_deliveries(redis.max_deliveries)
-            .dead_letter_stream(dead_letter.clone())
-            .block(Duration::from_millis(500))
-            .connect()
-            .await
-            .map_err(|err| IngestError::Source(Box::new(err)))?;
-            let stop = SourceStop::Redis(source.stop_handle());
-            let acker = SourceAcker::Redis(source.acker().clone());
-            let source = Arc::new(Mutex::new(source));
-            let stats = Arc::clone(&source);
-            let stream = stream::poll_fn(move |cx| {
-                source
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .poll_next_unpin(cx)
-            })
-            .map(|delivery| {
-                delivery
-                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
-                    .map(|delivery| {
-                        let (message, token) = delivery.into_parts();
-                        Incoming {
-                            message,
-                            ack: Acknowledge::Redis(token),
-                            received: Instant::now(),
-                        }
+            // One stream, or the shards of a sharded one, each read from the
+            // node that serves it.
+            let (keys, urls) = match redis.shards {
+                None => (vec![redis.stream.clone()], vec![redis.url.clone()]),
+                Some(n) => {
+                    let keys = crate::shards::keys(&redis.stream, n);
+                    let urls = crate::shards::locate(&redis.url, &keys)
+                        .await
+                        .map_err(|err| IngestError::Source(Box::new(err)))?;
+                    (keys, urls)
+                }
+            };
+            let mut streams = Vec::with_capacity(keys.len());
+            let mut stops = Vec::with_capacity(keys.len());
+            let mut ackers = Vec::with_capacity(keys.len());
+            let mut sources = Vec::with_capacity(keys.len());
+            for (shard, (key, url)) in keys.iter().zip(&urls).enumerate() {
+                let dead_letter = match redis.shards {
+                    Some(_) => crate::shards::dead_letter(key),
+                    None => redis.dead_letter_stream(),
+                };
+                let source = RedisStreamSource::builder(url, key, &redis.group, &redis.consumer)
+                    .max_in_flight(max_in_flight)
+                    .batch_size(max_in_flight.min(read_count))
+                    .claim_idle(redis.claim_idle)
+                    .hung_after(
+                        redis
+                            .hung_after
+                            .unwrap_or(redis.claim_idle.saturating_mul(10)),
+                    )
+                    .max_deliveries(redis.max_deliveries)
+                    .dead_letter_stream(dead_letter)
+                    .block(Duration::from_millis(500))
+                    .connect()
+                    .await
+                    .map_err(|err| IngestError::Source(Box::new(err)))?;
+                stops.push(source.stop_handle());
+                ackers.push(source.acker().clone());
+                let source = Arc::new(Mutex::new(source));
+                sources.push(Arc::clone(&source));
+                streams.push(
+                    stream::poll_fn(move |cx| {
+                        source
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .poll_next_unpin(cx)
                     })
-            })
-            .boxed();
-            let name = format!(
-                "Redis stream {:?} (group {:?}, consumer {:?})",
-                redis.stream, redis.group, redis.consumer
-            );
+                    .map(move |delivery| {
+                        delivery
+                            .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+                            .map(|delivery| {
+                                let (message, token) = delivery.into_parts();
+                                Incoming {
+                                    message,
+                                    ack: Acknowledge::Redis(shard, token),
+                                    received: Instant::now(),
+                                }
+                            })
+                    })
+                    .boxed(),
+                );
+            }
+            let stream = if streams.len() == 1 {
+                streams.pop().expect("one stream")
+            } else {
+                stream::select_all(streams).boxed()
+            };
+            let (name, dead_letter) = match redis.shards {
+                None => (
+                    format!(
+                        "Redis stream {:?} (group {:?}, consumer {:?})",
+                        redis.stream, redis.group, redis.consumer
+                    ),
+                    redis.dead_letter_stream(),
+                ),
+                Some(n) => {
+                    let mut nodes: Vec<&String> = urls.iter().collect();
+                    nodes.sort();
+                    nodes.dedup();
+                    (
+                        format!(
+                            "Redis streams \"{}:{{0..{}}}\" ({n} shards on {} node{}, group {:?}, consumer {:?})",
+                            redis.stream,
+                            n - 1,
+                            nodes.len(),
+                            if nodes.len() == 1 { "" } else { "s" },
+                            redis.group,
+                            redis.consumer
+                        ),
+                        format!("{}:{{0..{}}}:dead", redis.stream, n - 1),
+                    )
+                }
+            };
             Ok(Opened {
                 stream,
                 expected: None,
                 name,
-                stop: Some(stop),
-                acker: Some(acker),
+                stop: Some(SourceStop::Redis(stops)),
+                acker: Some(SourceAcker::Redis(ackers)),
                 dead_letter_stream: Some(dead_letter),
                 stats: Some(Arc::new(move || {
-                    SourceTotals::Redis(
-                        stats.lock().unwrap_or_else(PoisonError::into_inner).stats(),
-                    )
+                    let mut total = flowgate_redis::SourceStats::default();
+                    for source in &sources {
+                        total.merge(
+                            &source
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .stats(),
+                        );
+                    }
+                    SourceTotals::Redis(total)
                 })),
             })
         }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  source ──> map (fields -> row) ──> Batcher ──> sink ──> ack | dead letter
-//!  embedded generator | Redis Streams group       SQLite | PostgreSQL
+//!  embedded generator | Redis Streams group (sharded on a cluster) | JetStream      SQLite | PostgreSQL
 //! ```
 //!
 //! Running the pipeline from code, on the embedded generator:
@@ -34,3 +34,4 @@ pub mod mapping;
 pub mod metrics;
 pub mod naive;
 pub mod run;
+pub mod shards;

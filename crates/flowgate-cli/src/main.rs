@@ -187,6 +187,13 @@ struct IngestArgs {
         help_heading = "Redis source"
     )]
     dead_letter_stream: Option<String>,
+    /// Read a sharded stream: the N stream keys <stream>:{0} … <stream>:{N-1},
+    /// a group each, dead letters in <shard>:dead; on a Redis Cluster each
+    /// from the node serving its slot (--redis is any node). `flowgate
+    /// publish --shards N` spreads messages over them.
+    #[arg(long, value_name = "N", requires = "redis", conflicts_with_all = ["nats", "dead_letter_stream"],
+          value_parser = positive::<u32>(16_384), help_heading = "Redis source")]
+    shards: Option<u32>,
     /// Stop once no message arrived for this many milliseconds (default: run
     /// until Ctrl-C). The wait is not counted in the elapsed time.
     #[arg(long, value_name = "MS", requires = "broker", value_parser = positive::<u64>(DAY_MS),
@@ -506,6 +513,10 @@ struct PublishArgs {
     /// NATS: the subject to publish to.
     #[arg(long, requires = "nats")]
     subject: Option<String>,
+    /// Redis: spread the messages over the N shards <stream>:{0} …
+    /// <stream>:{N-1} (on a Redis Cluster, each on the node serving it).
+    #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u32>(16_384))]
+    shards: Option<u32>,
     /// Stream key (Redis) or name (JetStream).
     #[arg(long)]
     stream: String,
@@ -543,9 +554,14 @@ async fn main() -> ExitCode {
         Command::Run(args) => run_command(*args).await,
         Command::Publish(args) => {
             let published = match (&args.redis, &args.nats, &args.subject) {
-                (Some(redis), _, _) => naive::publish(redis, &args.stream, args.messages)
-                    .await
-                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
+                (Some(redis), _, _) => match args.shards {
+                    Some(shards) => {
+                        naive::publish_sharded(redis, &args.stream, shards, args.messages).await
+                    }
+                    None => naive::publish(redis, &args.stream, args.messages)
+                        .await
+                        .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
+                },
                 (None, Some(nats), Some(subject)) => {
                     naive::publish_nats(nats, &args.stream, subject, args.messages).await
                 }
@@ -822,6 +838,7 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             redis.dead_letter_stream = args.dead_letter_stream;
             redis.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
             redis.max_messages = args.max_messages;
+            redis.shards = args.shards;
             SourceConfig::Redis(redis)
         }
         (None, None) => SourceConfig::Embedded {

@@ -625,6 +625,51 @@ pub struct SourceStats {
     pub ack_retries: u64,
 }
 
+impl SourceStats {
+    /// Adds `other`'s counts to these: the totals of several sources (the
+    /// shards of one sharded stream, say).
+    ///
+    /// ```
+    /// use flowgate_redis::SourceStats;
+    ///
+    /// let mut total = SourceStats::default();
+    /// total.merge(&SourceStats::default());
+    /// assert_eq!(total, SourceStats::default());
+    /// ```
+    pub fn merge(&mut self, other: &SourceStats) {
+        let SourceStats {
+            read,
+            recovered,
+            claimed,
+            skipped,
+            dead_lettered,
+            unreadable,
+            deleted,
+            rejected,
+            lease_renewals,
+            lease_renewal_failures,
+            leases_lost,
+            held,
+            retries,
+            ack_retries,
+        } = *other;
+        self.read += read;
+        self.recovered += recovered;
+        self.claimed += claimed;
+        self.skipped += skipped;
+        self.dead_lettered += dead_lettered;
+        self.unreadable += unreadable;
+        self.deleted += deleted;
+        self.rejected += rejected;
+        self.lease_renewals += lease_renewals;
+        self.lease_renewal_failures += lease_renewal_failures;
+        self.leases_lost += leases_lost;
+        self.held += held;
+        self.retries += retries;
+        self.ack_retries += ack_retries;
+    }
+}
+
 /// The series [`SourceStats::record`] sets, each `name{name="…"}`: every
 /// counter field as `flowgate_redis_source_<field>_total`, and `held` as the
 /// gauge `flowgate_redis_source_held`.
