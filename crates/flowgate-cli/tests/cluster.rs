@@ -134,6 +134,108 @@ async fn two_consumers_share_a_sharded_stream_on_a_cluster_and_store_each_messag
     assert!(reason.contains("seq"), "{reason}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_holding_messages_on_every_shard_is_taken_over() {
+    let Some(cluster) = need("FLOWGATE_TEST_REDIS_CLUSTER_URL") else {
+        return;
+    };
+    let Some(postgres) = shared_postgres() else {
+        return;
+    };
+    let name = unique("cluster_kill");
+    let (stream, table, n) = (name.clone(), name.clone(), 20_000u64);
+    let keys = shards::keys(&stream, 3);
+    let urls = shards::locate(&cluster, &keys).await.unwrap();
+    run_flowgate(
+        "publish",
+        [
+            "publish",
+            "--redis",
+            &cluster,
+            "--stream",
+            &stream,
+            "--shards",
+            "3",
+            "--messages",
+            &n.to_string(),
+        ],
+        RUN_TIMEOUT,
+    )
+    .assert_code(0);
+    let spawn = |consumer: &str| {
+        flowgate(
+            consumer,
+            [
+                "ingest",
+                "--no-progress",
+                "--redis",
+                &cluster,
+                "--stream",
+                &stream,
+                "--shards",
+                "3",
+                "--group",
+                "writers",
+                "--consumer",
+                consumer,
+                "--postgres",
+                &postgres,
+                "--table",
+                &table,
+                "--claim-idle-ms",
+                "500",
+            ],
+        )
+    };
+    // Killed with messages read and not acked: frozen first, so that the
+    // pending count cannot drop before the kill.
+    let mut victim = spawn("victim");
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never held unacked messages\n{}",
+            victim.describe()
+        );
+        if let Some(status) = victim.try_status() {
+            panic!("exited before the kill: {status}\n{}", victim.describe());
+        }
+        if rows(&postgres, &table).await.0 > 0 && pending_all(&urls, &keys, "writers").await > 0 {
+            victim.signal("STOP");
+            if pending_all(&urls, &keys, "writers").await > 0 {
+                let killed = victim.kill();
+                assert_eq!(killed.code(), None, "killed by a signal\n{killed}");
+                break;
+            }
+            victim.signal("CONT");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut heir = spawn("heir");
+    wait_until(
+        "every message stored once and acked",
+        RUN_TIMEOUT,
+        &mut [&mut heir],
+        async || {
+            let (rows, distinct) = rows(&postgres, &table).await;
+            let pending = pending_all(&urls, &keys, "writers").await;
+            if rows != distinct {
+                Check::Fail(format!("a key stored twice: {rows} rows, {distinct} keys"))
+            } else if rows == n && pending == 0 {
+                Check::Done
+            } else {
+                Check::Wait(format!("{rows} rows, {pending} pending"))
+            }
+        },
+    )
+    .await;
+    let done = heir.stop().await;
+    done.assert_code(0);
+    let report = done.report();
+    report.assert_clean();
+    assert_eq!(report.dead_lettered, 0, "{done}");
+}
+
 #[test]
 fn shards_apply_to_redis_only() {
     for args in [
