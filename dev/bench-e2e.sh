@@ -66,7 +66,6 @@ start_redis
 start_postgres
 redis=$FLOWGATE_TEST_REDIS_URL
 pg=$FLOWGATE_TEST_POSTGRES_URL
-pg_master=$(head -n 1 "$pg_data/postmaster.pid")
 # No autovacuum of one contender's table during the next one's run.
 psql -q "$pg" -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 
@@ -79,30 +78,9 @@ clk=$(getconf CLK_TCK)
 results=$tmp/results.tsv
 : >"$results"
 
-# CPU ticks of redis-server (all its threads).
+# CPU ticks of redis-server (all its threads); PostgreSQL's: pg_ticks and
+# pg_settle, in dev/servers.sh.
 redis_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$redis_pid/stat"; }
-# CPU ticks of PostgreSQL: the postmaster, its live children, and (cutime,
-# cstime) the children it has reaped, such as the backends of closed
-# connections.
-pg_ticks() {
-  local total child
-  total=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$pg_master/stat")
-  for child in $(ps -o pid= --ppid "$pg_master"); do
-    if [ -r "/proc/$child/stat" ]; then
-      total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$child/stat" 2>/dev/null || echo 0)))
-    fi
-  done
-  echo "$total"
-}
-# Waits until PostgreSQL has no client backend left (a finished contender's
-# backends exit, and are reaped, shortly after it closed its connections).
-pg_settle() {
-  local i
-  for i in $(seq 1 50); do
-    [ "$(psql -tA "$pg" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return
-    sleep 0.1
-  done
-}
 
 wanted() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 

@@ -39,7 +39,6 @@ source dev/servers.sh
 start_postgres
 start_nats
 pg=$FLOWGATE_TEST_POSTGRES_URL
-pg_master=$(head -n 1 "$pg_data/postmaster.pid")
 psql -q "$pg" -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 
 nats_port=$(free_port 14222)
@@ -58,28 +57,9 @@ clk=$(getconf CLK_TCK)
 results=$tmp/results.tsv
 : >"$results"
 
+# CPU ticks of nats-server; PostgreSQL's: pg_ticks and pg_settle, in
+# dev/servers.sh.
 nats_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$nats_pid/stat"; }
-pg_ticks() {
-  local total child
-  total=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$pg_master/stat")
-  for child in $(ps -o pid= --ppid "$pg_master"); do
-    if [ -r "/proc/$child/stat" ]; then
-      total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$child/stat" 2>/dev/null || echo 0)))
-    fi
-  done
-  echo "$total"
-}
-
-# Waits until PostgreSQL has no client backend left (a finished contender's
-# backends exit, and are reaped, shortly after it closed its connections), so
-# that each contender's PostgreSQL CPU is its own.
-pg_settle() {
-  local i
-  for i in $(seq 1 50); do
-    [ "$(psql -tA "$pg" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return
-    sleep 0.1
-  done
-}
 
 # run NAME TABLE -- COMMAND…: one contender under /usr/bin/time; TABLE (or -)
 # is counted and dropped after.

@@ -259,3 +259,29 @@ start_redis_cluster() {
   export FLOWGATE_TEST_REDIS_CLUSTER_URL="redis://$first/"
   log "redis cluster on$nodes"
 }
+
+# For the benchmarks: CPU ticks of PostgreSQL — the postmaster, its live
+# children, and (cutime, cstime) the children it has reaped, such as the
+# backends of closed connections.
+pg_ticks() {
+  local master total child
+  master=$(head -n 1 "$pg_data/postmaster.pid")
+  total=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$master/stat")
+  for child in $(ps -o pid= --ppid "$master"); do
+    if [ -r "/proc/$child/stat" ]; then
+      total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$child/stat" 2>/dev/null || echo 0)))
+    fi
+  done
+  echo "$total"
+}
+
+# For the benchmarks: waits until PostgreSQL has no client backend left (a
+# finished contender's backends exit, and are reaped, shortly after it closed
+# its connections), so that the next one's PostgreSQL CPU is its own.
+pg_settle() {
+  local i
+  for i in $(seq 1 50); do
+    [ "$(psql -tA "$FLOWGATE_TEST_POSTGRES_URL" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return
+    sleep 0.1
+  done
+}

@@ -11,104 +11,145 @@ mod support;
 use flowgate_cli::shards;
 use support::*;
 
-/// Entries delivered and not acked, over every shard of `stream` in `group`.
-async fn pending_all(urls: &[String], keys: &[String], group: &str) -> u64 {
-    let mut total = 0;
-    for (url, key) in urls.iter().zip(keys) {
-        total += pending(url, key, group).await;
+/// One sharded stream on the cluster, one group, one table.
+struct Sharded {
+    cluster: String,
+    postgres: String,
+    stream: String,
+    table: String,
+    shards: u32,
+    keys: Vec<String>,
+    /// The node of each shard.
+    urls: Vec<String>,
+}
+
+impl Sharded {
+    /// `None` (skipped) without the cluster or PostgreSQL.
+    async fn new(test: &str, shards: u32) -> Option<Self> {
+        let cluster = need("FLOWGATE_TEST_REDIS_CLUSTER_URL")?;
+        let postgres = shared_postgres()?;
+        let name = unique(test);
+        let keys = shards::keys(&name, shards);
+        let urls = shards::locate(&cluster, &keys).await.unwrap();
+        Some(Sharded {
+            cluster,
+            postgres,
+            stream: name.clone(),
+            table: name,
+            shards,
+            keys,
+            urls,
+        })
     }
-    total
+
+    /// `flowgate publish --shards`: `n` messages spread over the shards.
+    fn publish(&self, n: u64) {
+        let (shards, n) = (self.shards.to_string(), n.to_string());
+        run_flowgate(
+            "publish",
+            [
+                "publish",
+                "--redis",
+                &self.cluster,
+                "--stream",
+                &self.stream,
+                "--shards",
+                &shards,
+                "--messages",
+                &n,
+            ],
+            RUN_TIMEOUT,
+        )
+        .assert_code(0);
+    }
+
+    fn spawn(&self, consumer: &str, extra: &[&str]) -> Flowgate {
+        let shards = self.shards.to_string();
+        let mut args = vec![
+            "ingest",
+            "--no-progress",
+            "--redis",
+            &self.cluster,
+            "--stream",
+            &self.stream,
+            "--shards",
+            &shards,
+            "--group",
+            "writers",
+            "--consumer",
+            consumer,
+            "--postgres",
+            &self.postgres,
+            "--table",
+            &self.table,
+        ];
+        args.extend_from_slice(extra);
+        flowgate(consumer, args)
+    }
+
+    /// Entries delivered to the group and not acked, over every shard.
+    async fn pending(&self) -> u64 {
+        let mut total = 0;
+        for (url, key) in self.urls.iter().zip(&self.keys) {
+            total += pending(url, key, "writers").await;
+        }
+        total
+    }
+
+    async fn rows(&self) -> (u64, u64) {
+        rows(&self.postgres, &self.table).await
+    }
+
+    /// Done when `n` distinct rows are stored, nothing is pending and
+    /// shard 2 has `dead` dead letters.
+    async fn check(&self, n: u64, dead: u64) -> Check {
+        let (rows, distinct) = self.rows().await;
+        let pending = self.pending().await;
+        let letters = xlen(&self.urls[2], &shards::dead_letter(&self.keys[2])).await;
+        if rows != distinct {
+            Check::Fail(format!("a key stored twice: {rows} rows, {distinct} keys"))
+        } else if rows == n && pending == 0 && letters == dead {
+            Check::Done
+        } else {
+            Check::Wait(format!(
+                "{rows} rows, {pending} pending, {letters} dead letters"
+            ))
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_consumers_share_a_sharded_stream_on_a_cluster_and_store_each_message_once() {
-    let Some(cluster) = need("FLOWGATE_TEST_REDIS_CLUSTER_URL") else {
+    let Some(t) = Sharded::new("cluster", 4).await else {
         return;
     };
-    let Some(postgres) = shared_postgres() else {
-        return;
-    };
-    let name = unique("cluster");
-    let (stream, table, n) = (name.clone(), name.clone(), 8_000u64);
-    let keys = shards::keys(&stream, 4);
-    let urls = shards::locate(&cluster, &keys).await.unwrap();
-    let mut nodes = urls.clone();
+    let n = 8_000u64;
+    let mut nodes = t.urls.clone();
     nodes.sort();
     nodes.dedup();
     assert!(
         nodes.len() >= 2,
-        "the shards spread over the cluster: {urls:?}"
+        "the shards spread over the cluster: {:?}",
+        t.urls
     );
-
-    run_flowgate(
-        "publish",
-        [
-            "publish",
-            "--redis",
-            &cluster,
-            "--stream",
-            &stream,
-            "--shards",
-            "4",
-            "--messages",
-            &n.to_string(),
-        ],
-        RUN_TIMEOUT,
-    )
-    .assert_code(0);
-    for (url, key) in urls.iter().zip(&keys) {
+    t.publish(n);
+    for (url, key) in t.urls.iter().zip(&t.keys) {
         assert_eq!(xlen(url, key).await, n / 4, "{key} on {url}");
     }
     // One message that does not fit the mapping, in shard 2.
     xadd(
-        &urls[2],
-        &keys[2],
+        &t.urls[2],
+        &t.keys[2],
         &[(b"seq", b"not a number"), (b"body", b"x")],
     )
     .await;
 
-    let spawn = |consumer: &str| {
-        flowgate(
-            consumer,
-            [
-                "ingest",
-                "--no-progress",
-                "--redis",
-                &cluster,
-                "--stream",
-                &stream,
-                "--shards",
-                "4",
-                "--group",
-                "writers",
-                "--consumer",
-                consumer,
-                "--postgres",
-                &postgres,
-                "--table",
-                &table,
-            ],
-        )
-    };
-    let (mut a, mut b) = (spawn("a"), spawn("b"));
+    let (mut a, mut b) = (t.spawn("a", &[]), t.spawn("b", &[]));
     wait_until(
         "every message stored once and acked",
         RUN_TIMEOUT,
         &mut [&mut a, &mut b],
-        async || {
-            let (rows, distinct) = rows(&postgres, &table).await;
-            let pending = pending_all(&urls, &keys, "writers").await;
-            let dead = xlen(&urls[2], &shards::dead_letter(&keys[2])).await;
-            if rows != distinct {
-                Check::Fail(format!("a key stored twice: {rows} rows, {distinct} keys"))
-            } else if rows == n && pending == 0 && dead == 1 {
-                Check::Done
-            } else {
-                Check::Wait(format!(
-                    "{rows} rows, {pending} pending, {dead} dead letters"
-                ))
-            }
-        },
+        async || t.check(n, 1).await,
     )
     .await;
     a.signal("TERM");
@@ -128,7 +169,7 @@ async fn two_consumers_share_a_sharded_stream_on_a_cluster_and_store_each_messag
     assert_eq!(ra.dead_lettered + rb.dead_lettered, 1);
     assert!(ra.route.contains("4 shards on"), "{}", ra.route);
     // The dead letter carries its reason, beside its shard.
-    let letters = dead_letters(&urls[2], &shards::dead_letter(&keys[2])).await;
+    let letters = dead_letters(&t.urls[2], &shards::dead_letter(&t.keys[2])).await;
     assert_eq!(letters.len(), 1);
     let reason = letters[0].get("flowgate-reason").unwrap_or_default();
     assert!(reason.contains("seq"), "{reason}");
@@ -136,97 +177,23 @@ async fn two_consumers_share_a_sharded_stream_on_a_cluster_and_store_each_messag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_holding_messages_on_every_shard_is_taken_over() {
-    let Some(cluster) = need("FLOWGATE_TEST_REDIS_CLUSTER_URL") else {
+    let Some(t) = Sharded::new("cluster_kill", 3).await else {
         return;
     };
-    let Some(postgres) = shared_postgres() else {
-        return;
-    };
-    let name = unique("cluster_kill");
-    let (stream, table, n) = (name.clone(), name.clone(), 20_000u64);
-    let keys = shards::keys(&stream, 3);
-    let urls = shards::locate(&cluster, &keys).await.unwrap();
-    run_flowgate(
-        "publish",
-        [
-            "publish",
-            "--redis",
-            &cluster,
-            "--stream",
-            &stream,
-            "--shards",
-            "3",
-            "--messages",
-            &n.to_string(),
-        ],
-        RUN_TIMEOUT,
-    )
-    .assert_code(0);
-    let spawn = |consumer: &str| {
-        flowgate(
-            consumer,
-            [
-                "ingest",
-                "--no-progress",
-                "--redis",
-                &cluster,
-                "--stream",
-                &stream,
-                "--shards",
-                "3",
-                "--group",
-                "writers",
-                "--consumer",
-                consumer,
-                "--postgres",
-                &postgres,
-                "--table",
-                &table,
-                "--claim-idle-ms",
-                "500",
-            ],
-        )
-    };
-    // Killed with messages read and not acked: frozen first, so that the
-    // pending count cannot drop before the kill.
-    let mut victim = spawn("victim");
-    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never held unacked messages\n{}",
-            victim.describe()
-        );
-        if let Some(status) = victim.try_status() {
-            panic!("exited before the kill: {status}\n{}", victim.describe());
-        }
-        if rows(&postgres, &table).await.0 > 0 && pending_all(&urls, &keys, "writers").await > 0 {
-            victim.signal("STOP");
-            if pending_all(&urls, &keys, "writers").await > 0 {
-                let killed = victim.kill();
-                assert_eq!(killed.code(), None, "killed by a signal\n{killed}");
-                break;
-            }
-            victim.signal("CONT");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    let mut heir = spawn("heir");
+    let n = 20_000u64;
+    t.publish(n);
+    let args = ["--claim-idle-ms", "500"];
+    let mut victim = t.spawn("victim", &args);
+    kill_while_holding(&mut victim, async || {
+        t.rows().await.0 > 0 && t.pending().await > 0
+    })
+    .await;
+    let mut heir = t.spawn("heir", &args);
     wait_until(
         "every message stored once and acked",
         RUN_TIMEOUT,
         &mut [&mut heir],
-        async || {
-            let (rows, distinct) = rows(&postgres, &table).await;
-            let pending = pending_all(&urls, &keys, "writers").await;
-            if rows != distinct {
-                Check::Fail(format!("a key stored twice: {rows} rows, {distinct} keys"))
-            } else if rows == n && pending == 0 {
-                Check::Done
-            } else {
-                Check::Wait(format!("{rows} rows, {pending} pending"))
-            }
-        },
+        async || t.check(n, 0).await,
     )
     .await;
     let done = heir.stop().await;

@@ -190,29 +190,10 @@ async fn sigkill_restart_and_a_second_consumer_store_every_message_exactly_once(
     let args = ["--ack-wait-ms", "2000", "--max-deliveries", "20"];
     for _ in 0..2 {
         let mut ingest = t.spawn("c1", &args);
-        // Killed with messages delivered and not acked: frozen first, so the
-        // pending count cannot change before the kill.
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "never held unacked messages\n{}",
-                ingest.describe()
-            );
-            if let Some(status) = ingest.try_status() {
-                panic!("exited before the kill: {status}\n{}", ingest.describe());
-            }
-            if t.rows().await.0 > 0 && t.pending().await.is_some_and(|(_, held)| held > 0) {
-                ingest.signal("STOP");
-                if t.pending().await.is_some_and(|(_, held)| held > 0) {
-                    let killed = ingest.kill();
-                    assert_eq!(killed.code(), None, "killed by a signal\n{killed}");
-                    break;
-                }
-                ingest.signal("CONT");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        kill_while_holding(&mut ingest, async || {
+            t.rows().await.0 > 0 && t.pending().await.is_some_and(|(_, held)| held > 0)
+        })
+        .await;
     }
     // Restarted, and joined by a second instance of the same consumer.
     let mut a = t.spawn("a", &args);

@@ -1524,6 +1524,39 @@ impl State {
     }
 }
 
+/// SIGKILLs `process` while it holds messages read and not acked, as
+/// `holding` tells (for example: rows written and something pending): once
+/// `holding` is true the process is frozen (SIGSTOP) and asked again while
+/// it cannot ack, and killed only if it still holds something; otherwise it
+/// is thawed and watched again. Polled without pause: a release build acks
+/// a burst within milliseconds.
+pub(crate) async fn kill_while_holding<F>(process: &mut Flowgate, mut holding: F)
+where
+    F: AsyncFnMut() -> bool,
+{
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "never held unacked messages\n{}",
+            process.describe()
+        );
+        if let Some(status) = process.try_status() {
+            panic!("exited before the kill: {status}\n{}", process.describe());
+        }
+        if holding().await {
+            process.signal("STOP");
+            if holding().await {
+                let killed = process.kill();
+                assert_eq!(killed.code(), None, "killed by a signal\n{killed}");
+                return;
+            }
+            process.signal("CONT");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Polls `check` until it says done; fails the test when it says failed,
 /// when one of `live` exits meanwhile, or after `timeout`, with the last
 /// state and the output of `live`.
