@@ -2,7 +2,6 @@
 //! held deliveries (kept from redelivery with in-progress signals) and the
 //! counters.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -37,12 +36,39 @@ impl Counters {
     }
 }
 
-/// The deliveries handed out and not yet resolved, by a key of their own:
-/// their reply subjects get the in-progress signal.
+/// The deliveries handed out and not yet resolved, by a key of their own
+/// (a slot index: no hashing, slots reused): their reply subjects get the
+/// in-progress signal. Each key is resolved or released exactly once, by
+/// the delivery that holds it.
 #[derive(Default)]
 struct Held {
-    next: u64,
-    subjects: HashMap<u64, Subject>,
+    slots: Vec<Option<Subject>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Held {
+    fn insert(&mut self, reply: Subject) -> u64 {
+        self.len += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(reply);
+                slot as u64
+            }
+            None => {
+                self.slots.push(Some(reply));
+                (self.slots.len() - 1) as u64
+            }
+        }
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Subject> {
+        let slot = usize::try_from(key).ok()?;
+        let reply = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(reply)
+    }
 }
 
 pub(crate) struct Shared {
@@ -80,31 +106,27 @@ impl Shared {
 
     /// Registers a delivery as held; returns its key.
     pub(crate) fn hold(&self, reply: Subject) -> u64 {
-        let mut held = lock(&self.held);
-        let key = held.next;
-        held.next += 1;
-        held.subjects.insert(key, reply);
-        key
+        lock(&self.held).insert(reply)
     }
 
     /// The delivery `key` was resolved (acked, nak'd, dead-lettered): no more
     /// in-progress signals.
     pub(crate) fn resolve(&self, key: u64) {
-        lock(&self.held).subjects.remove(&key);
+        lock(&self.held).remove(key);
     }
 
     /// Every delivery of `keys` was resolved, in one critical section.
     pub(crate) fn resolve_all(&self, keys: impl Iterator<Item = u64>) {
         let mut held = lock(&self.held);
         for key in keys {
-            held.subjects.remove(&key);
+            held.remove(key);
         }
     }
 
     /// The delivery `key` was dropped unresolved: it is nak'd (delivered
     /// again at once, to this consumer or another).
     pub(crate) fn release(&self, key: u64) {
-        if let Some(reply) = lock(&self.held).subjects.remove(&key) {
+        if let Some(reply) = lock(&self.held).remove(key) {
             Counters::add(&self.counters.released, 1);
             // The keeper is gone only with the client; the server then
             // redelivers after ack_wait anyway.
@@ -113,11 +135,11 @@ impl Shared {
     }
 
     pub(crate) fn held(&self) -> usize {
-        lock(&self.held).subjects.len()
+        lock(&self.held).len
     }
 
     fn held_subjects(&self) -> Vec<Subject> {
-        lock(&self.held).subjects.values().cloned().collect()
+        lock(&self.held).slots.iter().flatten().cloned().collect()
     }
 
     pub(crate) fn stats(&self) -> SourceStats {
@@ -245,4 +267,26 @@ async fn nak_all(client: &Client, replies: &[Subject], nak: &Bytes) -> Result<()
     }
     client.flush().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+    use async_nats::Subject;
+
+    #[test]
+    fn held_slots_are_reused_and_each_key_removes_its_own() {
+        let mut held = Held::default();
+        let a = held.insert(Subject::from("a"));
+        let b = held.insert(Subject::from("b"));
+        assert_eq!(held.len, 2);
+        assert_eq!(held.remove(a).as_deref(), Some("a"));
+        assert_eq!(held.remove(a), None, "a second removal finds nothing");
+        let c = held.insert(Subject::from("c"));
+        assert_eq!(c, a, "the slot is reused");
+        assert_eq!(held.remove(b).as_deref(), Some("b"));
+        assert_eq!(held.remove(c).as_deref(), Some("c"));
+        assert_eq!(held.len, 0);
+        assert_eq!(held.remove(99), None);
+    }
 }
