@@ -108,7 +108,7 @@ async fn scopes_share_a_file_without_sharing_keys() {
 // ===== crash and restart against SQLite =====
 
 // The harness of flowgate's `resume` example: the scenario is written once.
-#[path = "../../flowgate/examples/resume/harness.rs"]
+#[path = "../examples/resume/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
