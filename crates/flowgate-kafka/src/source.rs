@@ -487,7 +487,7 @@ impl Context_ {
                     .0;
             }
         }
-        let commits = commit_list(&self.shared, &state, Some(&keys));
+        let commits = commit_list(&state, Some(&keys));
         drop(state);
         if lost {
             tracing::warn!(group = %self.shared.group, "the assignment was lost (the session timed out): nothing is committed; the new owners read from the last commit");
@@ -509,11 +509,7 @@ impl Context_ {
 }
 
 /// The partitions (all, or `only`) whose commit point moved, with it.
-fn commit_list(
-    shared: &Shared,
-    state: &crate::shared::State,
-    only: Option<&[PartKey]>,
-) -> Vec<(PartKey, u64, u64)> {
+fn commit_list(state: &crate::shared::State, only: Option<&[PartKey]>) -> Vec<(PartKey, u64, u64)> {
     state
         .parts
         .iter()
@@ -585,7 +581,7 @@ impl Reader {
         let mut ended = false;
         loop {
             if last_commit.elapsed() >= self.commit_interval {
-                let commits = commit_list(&self.shared, &self.shared.lock(), None);
+                let commits = commit_list(&self.shared.lock(), None);
                 commit(&self.consumer, &self.shared, commits);
                 last_commit = std::time::Instant::now();
             }
@@ -656,7 +652,7 @@ impl Reader {
         // Close: the last commit, then leave the group (dropping the
         // consumer closes it; the revocation that brings commits nothing
         // new, and waits for nothing).
-        let commits = commit_list(&self.shared, &self.shared.lock(), None);
+        let commits = commit_list(&self.shared.lock(), None);
         commit(&self.consumer, &self.shared, commits);
         if !ended {
             let _ = self.tx.send(Event::End);
