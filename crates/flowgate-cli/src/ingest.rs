@@ -61,6 +61,49 @@ pub enum SourceConfig {
     Redis(RedisConfig),
     /// A NATS JetStream stream, read through a durable pull consumer.
     Nats(NatsConfig),
+    /// A Kafka topic, read as a member of a consumer group.
+    Kafka(KafkaConfig),
+}
+
+/// How to read a Kafka topic.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// The bootstrap brokers, `host:port` (several, comma-separated).
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// The consumer group: every instance with the same group splits the
+    /// topic's partitions.
+    pub group: String,
+    /// Where bad messages go; `None`: `<topic>.dead`.
+    pub dead_letter_topic: Option<String>,
+    /// The group session timeout: a consumer that stops heartbeating (it
+    /// died) loses its partitions after this long.
+    pub session_timeout: Duration,
+    /// As [`RedisConfig::exit_when_idle`].
+    pub exit_when_idle: Option<Duration>,
+    /// As [`RedisConfig::max_messages`].
+    pub max_messages: Option<u64>,
+}
+
+impl KafkaConfig {
+    /// A configuration with the CLI's defaults: session timeout 10 s, dead
+    /// letters to `<topic>.dead`, no stop condition.
+    pub fn new(
+        brokers: impl Into<String>,
+        topic: impl Into<String>,
+        group: impl Into<String>,
+    ) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            group: group.into(),
+            dead_letter_topic: None,
+            session_timeout: Duration::from_secs(10),
+            exit_when_idle: None,
+            max_messages: None,
+        }
+    }
 }
 
 /// How to read a JetStream stream.
@@ -514,6 +557,9 @@ enum Acknowledge {
     Redis(usize, AckToken),
     /// NATS: a batched `+ACK`, or a dead letter (of the original message).
     Nats(flowgate_nats::AckToken, flowgate_nats::Message),
+    /// Kafka: marked in its partition's watermark (committed by the
+    /// source), or a dead letter.
+    Kafka(flowgate_kafka::AckToken, flowgate_kafka::Message),
 }
 
 /// The acker of a broker source.
@@ -522,6 +568,7 @@ enum SourceAcker {
     /// One per shard (one for an unsharded stream).
     Redis(Vec<flowgate_redis::Acker>),
     Nats(flowgate_nats::Acker),
+    Kafka(flowgate_kafka::Acker),
 }
 
 impl SourceAcker {
@@ -531,6 +578,7 @@ impl SourceAcker {
                 futures_util::future::join_all(ackers.iter().map(|acker| acker.close())).await;
             }
             SourceAcker::Nats(acker) => acker.close().await,
+            SourceAcker::Kafka(acker) => acker.close().await,
         }
     }
 }
@@ -541,6 +589,7 @@ enum SourceStop {
     /// One per shard.
     Redis(Vec<flowgate_redis::StopHandle>),
     Nats(flowgate_nats::StopHandle),
+    Kafka(flowgate_kafka::StopHandle),
 }
 
 impl SourceStop {
@@ -548,6 +597,7 @@ impl SourceStop {
         match self {
             SourceStop::Redis(stops) => stops.iter().for_each(flowgate_redis::StopHandle::stop),
             SourceStop::Nats(stop) => stop.stop(),
+            SourceStop::Kafka(stop) => stop.stop(),
         }
     }
 }
@@ -557,6 +607,7 @@ impl SourceStop {
 enum SourceTotals {
     Redis(flowgate_redis::SourceStats),
     Nats(flowgate_nats::SourceStats),
+    Kafka(flowgate_kafka::SourceStats),
 }
 
 impl SourceTotals {
@@ -565,6 +616,8 @@ impl SourceTotals {
         match self {
             SourceTotals::Redis(stats) => stats.unreadable + stats.deleted + stats.dead_lettered,
             SourceTotals::Nats(stats) => stats.dead_lettered,
+            // Kafka counts no deliveries: only the mapping dead-letters.
+            SourceTotals::Kafka(_) => 0,
         }
     }
 
@@ -592,6 +645,17 @@ impl SourceTotals {
                 read_retries = stats.retries,
                 ack_retries = stats.ack_retries,
                 "nats source totals"
+            ),
+            SourceTotals::Kafka(stats) => tracing::info!(
+                read = stats.received,
+                redelivered = stats.naked,
+                partitions_assigned = stats.assigned_partitions,
+                partitions_revoked = stats.revoked_partitions,
+                acks_after_revocation = stats.revoked_acks,
+                commits = stats.commits,
+                commit_failures = stats.commit_failures,
+                fetch_errors = stats.fetch_errors,
+                "kafka source totals"
             ),
         }
     }
@@ -652,6 +716,20 @@ impl Acknowledge {
                     .await
                     .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
             }
+            Some(SourceAcker::Kafka(acker)) => {
+                let tokens = acks.into_iter().filter_map(|ack| match ack {
+                    Acknowledge::Kafka(token, _) => Some(token),
+                    _ => None,
+                });
+                let outcome = acker.ack_all(tokens);
+                if outcome.revoked > 0 {
+                    tracing::warn!(
+                        messages = outcome.revoked,
+                        "acknowledged after their partitions moved to another consumer, which reads them again (the table keeps one row each)"
+                    );
+                }
+                return outcome.revoked as u64;
+            }
         };
         match result {
             Ok(()) => 0,
@@ -676,6 +754,16 @@ impl Acknowledge {
                     false
                 }
             },
+            // flowgate-kafka logs the dead letter, with its topic.
+            Acknowledge::Kafka(token, original) => {
+                match token.dead_letter(&original, reason).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!(partition = original.partition, offset = original.offset, error = %Chain(&err), "dead-lettering failed; the message is handed out again");
+                        false
+                    }
+                }
+            }
             // flowgate-nats logs the dead letter, with its subject.
             Acknowledge::Nats(token, original) => {
                 match token.dead_letter(&original, reason).await {
@@ -817,6 +905,7 @@ impl SourceExport {
         match &stats {
             SourceTotals::Redis(stats) => stats.record("ingest"),
             SourceTotals::Nats(stats) => stats.record("ingest"),
+            SourceTotals::Kafka(stats) => stats.record("ingest"),
         }
         let total = stats.by_source();
         let mut seen = self
@@ -1693,6 +1782,94 @@ async fn open_source(
                 })),
             })
         }
+        SourceConfig::Kafka(kafka) => {
+            let mut builder =
+                flowgate_kafka::KafkaSource::builder(&kafka.brokers, [&kafka.topic], &kafka.group)
+                    .max_in_flight(max_in_flight)
+                    .set(
+                        "session.timeout.ms",
+                        kafka.session_timeout.as_millis().to_string(),
+                    )
+                    .set(
+                        "heartbeat.interval.ms",
+                        (kafka.session_timeout.as_millis() / 3).max(1).to_string(),
+                    );
+            if let Some(topic) = &kafka.dead_letter_topic {
+                builder = builder.dead_letter_topic(topic.clone());
+            }
+            let source = builder
+                .connect()
+                .await
+                .map_err(|err| IngestError::Source(Box::new(err)))?;
+            let dead_letter = source.dead_letter_topic().to_owned();
+            let stop = SourceStop::Kafka(source.stop_handle());
+            let acker = SourceAcker::Kafka(source.acker().clone());
+            let source = Arc::new(Mutex::new(source));
+            let stats = Arc::clone(&source);
+            let stream = stream::poll_fn(move |cx| {
+                source
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .poll_next_unpin(cx)
+            })
+            .map(|delivery| {
+                delivery
+                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+                    .map(|delivery| {
+                        let (original, token) = delivery.into_parts();
+                        Incoming {
+                            message: kafka_message(&original),
+                            ack: Acknowledge::Kafka(token, original),
+                            received: Instant::now(),
+                        }
+                    })
+            })
+            .boxed();
+            let name = format!("Kafka topic {:?} (group {:?})", kafka.topic, kafka.group);
+            Ok(Opened {
+                stream,
+                expected: None,
+                name,
+                stop: Some(stop),
+                acker: Some(acker),
+                dead_letter_stream: Some(dead_letter),
+                stats: Some(Arc::new(move || {
+                    SourceTotals::Kafka(
+                        stats.lock().unwrap_or_else(PoisonError::into_inner).stats(),
+                    )
+                })),
+            })
+        }
+    }
+}
+
+/// A Kafka record as the mapping sees it: its id is `<partition>-<offset>`
+/// (the same on every delivery); its fields are its headers (those with a
+/// value), `key` (when it has one), `topic` and `body` (the value) — a
+/// header of those names is shadowed.
+fn kafka_message(message: &flowgate_kafka::Message) -> Message {
+    let key_len = message.key.as_ref().map_or(0, |k| k.len());
+    let mut fields = FieldsBuilder::with_capacity(
+        message.payload.len() + key_len + message.topic.len() + 64,
+        message.headers.len() + 3,
+    );
+    for (name, value) in message.headers.iter() {
+        if matches!(name.as_str(), "body" | "key" | "topic") {
+            continue;
+        }
+        if let Some(value) = value {
+            fields.field(name, value);
+        }
+    }
+    if let Some(key) = &message.key {
+        fields.field("key", key);
+    }
+    fields.field("topic", message.topic.as_bytes());
+    fields.field("body", &message.payload);
+    Message {
+        id: format!("{}-{}", message.partition, message.offset),
+        fields: fields.build(),
+        deliveries: 1,
     }
 }
 
@@ -1759,6 +1936,7 @@ fn spawn_stop_conditions(
         SourceConfig::Embedded { .. } => return None,
         SourceConfig::Redis(redis) => (redis.exit_when_idle, redis.max_messages),
         SourceConfig::Nats(nats) => (nats.exit_when_idle, nats.max_messages),
+        SourceConfig::Kafka(kafka) => (kafka.exit_when_idle, kafka.max_messages),
     };
     if exit_when_idle.is_none() && max_messages.is_none() {
         return None;

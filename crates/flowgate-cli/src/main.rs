@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use flowgate::limit::Rate;
 use flowgate::resilience::{Backoff, Jitter};
 use flowgate_cli::ingest::{
-    self, Chain, Control, IngestConfig, NatsConfig, RedisConfig, SinkConfig, SourceConfig,
+    self, Chain, Control, IngestConfig, KafkaConfig, NatsConfig, RedisConfig, SinkConfig,
+    SourceConfig,
 };
 use flowgate_cli::logging::{self, LogFormat};
 use flowgate_cli::mapping::{Mapping, MappingError};
@@ -75,7 +76,7 @@ const DAY_MS: u64 = 86_400_000;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = INGEST_HELP)]
-#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats"])))]
+#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats", "kafka"])))]
 struct IngestArgs {
     /// Embedded source: how many messages to generate.
     #[arg(
@@ -105,11 +106,39 @@ struct IngestArgs {
     #[arg(long, value_name = "URL", requires_all = ["stream", "group"], conflicts_with = "redis",
           help_heading = "NATS source")]
     nats: Option<String>,
+    /// Read from a Kafka topic instead of generating, through the bootstrap
+    /// brokers HOST:PORT[,HOST:PORT…], as a member of consumer group --group.
+    #[arg(long, value_name = "BROKERS", requires_all = ["topic", "group"], conflicts_with_all = ["redis", "nats"],
+          help_heading = "Kafka source")]
+    kafka: Option<String>,
+    /// Kafka: the topic to read.
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        requires = "kafka",
+        help_heading = "Kafka source"
+    )]
+    topic: Option<String>,
+    /// Kafka: where bad messages go, with the reason in headers [default:
+    /// <topic>.dead; it must exist or the brokers must create topics].
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        requires = "kafka",
+        help_heading = "Kafka source"
+    )]
+    dead_letter_topic: Option<String>,
+    /// Kafka: a consumer that stops heartbeating (it died) loses its
+    /// partitions to the rest of the group after this long [default: 10000].
+    #[arg(long, value_name = "MS", requires = "kafka", value_parser = positive::<u64>(3_600_000),
+          help_heading = "Kafka source")]
+    session_timeout_ms: Option<u64>,
     /// Redis stream key, or JetStream stream name.
     #[arg(
         long,
         value_name = "KEY",
         requires = "broker",
+        conflicts_with = "kafka",
         help_heading = "Redis source"
     )]
     stream: Option<String>,
@@ -129,7 +158,7 @@ struct IngestArgs {
         long = "subject",
         value_name = "SUBJECT",
         requires = "nats",
-        conflicts_with = "redis",
+        conflicts_with_all = ["redis", "kafka"],
         help_heading = "NATS source"
     )]
     subjects: Vec<String>,
@@ -137,7 +166,7 @@ struct IngestArgs {
     /// neither acked nor signalled in progress for this long (its consumer
     /// died or lost the server) is delivered again. Held messages are
     /// signalled every third of it [default: 30000].
-    #[arg(long, value_name = "MS", requires = "nats", conflicts_with = "redis", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "nats", conflicts_with_all = ["redis", "kafka"], value_parser = positive::<u64>(DAY_MS),
           help_heading = "NATS source")]
     ack_wait_ms: Option<u64>,
     /// NATS: where bad messages go, with the reason in headers [default:
@@ -147,7 +176,7 @@ struct IngestArgs {
         long,
         value_name = "SUBJECT",
         requires = "nats",
-        conflicts_with = "redis",
+        conflicts_with_all = ["redis", "kafka"],
         help_heading = "NATS source"
     )]
     dead_letter_subject: Option<String>,
@@ -157,25 +186,25 @@ struct IngestArgs {
         long,
         value_name = "NAME",
         requires = "redis",
-        conflicts_with = "nats",
+        conflicts_with_all = ["nats", "kafka"],
         help_heading = "Redis source"
     )]
     consumer: Option<String>,
     /// The lease: while running, this consumer renews its claim on the
     /// messages it holds; one that stops renewing for this long (it died or
     /// hangs) loses them to another consumer of the group.
-    #[arg(long, value_name = "MS", requires = "redis", conflicts_with = "nats", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "redis", conflicts_with_all = ["nats", "kafka"], value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     claim_idle_ms: Option<u64>,
     /// A consumer still connected to Redis but renewing no lease (hung,
     /// starved, partitioned) loses its messages after this long
     /// [default: 10 × --claim-idle-ms].
-    #[arg(long, value_name = "MS", requires = "redis", conflicts_with = "nats", value_parser = positive::<u64>(DAY_MS),
+    #[arg(long, value_name = "MS", requires = "redis", conflicts_with_all = ["nats", "kafka"], value_parser = positive::<u64>(DAY_MS),
           help_heading = "Redis source")]
     hung_after_ms: Option<u64>,
     /// Dead-letter a message delivered more often than this to consumers that
     /// died or hung while holding it (NATS: or handed it back) [default: 5].
-    #[arg(long, value_name = "N", requires = "broker", value_parser = positive::<u64>(u64::from(u32::MAX)),
+    #[arg(long, value_name = "N", requires = "broker", conflicts_with = "kafka", value_parser = positive::<u64>(u64::from(u32::MAX)),
           help_heading = "Redis source")]
     max_deliveries: Option<u64>,
     /// Where bad messages go, with the reason [default: <stream>:dead].
@@ -183,7 +212,7 @@ struct IngestArgs {
         long,
         value_name = "KEY",
         requires = "redis",
-        conflicts_with = "nats",
+        conflicts_with_all = ["nats", "kafka"],
         help_heading = "Redis source"
     )]
     dead_letter_stream: Option<String>,
@@ -191,7 +220,7 @@ struct IngestArgs {
     /// a group each, dead letters in <shard>:dead; on a Redis Cluster each
     /// from the node serving its slot (--redis is any node). `flowgate
     /// publish --shards N` spreads messages over them.
-    #[arg(long, value_name = "N", requires = "redis", conflicts_with_all = ["nats", "dead_letter_stream"],
+    #[arg(long, value_name = "N", requires = "redis", conflicts_with_all = ["nats", "kafka", "dead_letter_stream"],
           value_parser = positive::<u32>(16_384), help_heading = "Redis source")]
     shards: Option<u32>,
     /// Stop once no message arrived for this many milliseconds (default: run
@@ -500,7 +529,7 @@ not go on (the reason is printed).
 ";
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats"]).required(true)))]
+#[command(group(clap::ArgGroup::new("broker").args(["redis", "nats", "kafka"]).required(true)))]
 struct PublishArgs {
     /// Redis URL: append to the stream --stream.
     #[arg(long, value_name = "URL")]
@@ -513,13 +542,26 @@ struct PublishArgs {
     /// NATS: the subject to publish to.
     #[arg(long, requires = "nats")]
     subject: Option<String>,
+    /// Kafka bootstrap brokers HOST:PORT[,…]: produce to --topic (the header
+    /// `seq`, key = seq, the body as value), each confirmed by all replicas.
+    #[arg(
+        long,
+        value_name = "BROKERS",
+        requires = "topic",
+        conflicts_with = "stream"
+    )]
+    kafka: Option<String>,
+    /// Kafka: the topic to produce to (it must exist or the brokers must
+    /// create topics).
+    #[arg(long, requires = "kafka")]
+    topic: Option<String>,
     /// Redis: spread the messages over the N shards <stream>:{0} …
     /// <stream>:{N-1} (on a Redis Cluster, each on the node serving it).
     #[arg(long, value_name = "N", requires = "redis", value_parser = positive::<u32>(16_384))]
     shards: Option<u32>,
     /// Stream key (Redis) or name (JetStream).
-    #[arg(long)]
-    stream: String,
+    #[arg(long, required_unless_present = "kafka")]
+    stream: Option<String>,
     /// How many messages.
     #[arg(long, default_value_t = 100_000)]
     messages: u64,
@@ -553,17 +595,30 @@ async fn main() -> ExitCode {
         Command::Ingest(args) => ingest_command(*args).await,
         Command::Run(args) => run_command(*args).await,
         Command::Publish(args) => {
+            let stream = args
+                .stream
+                .clone()
+                .or_else(|| args.topic.clone())
+                .unwrap_or_default();
             let published = match (&args.redis, &args.nats, &args.subject) {
+                (None, None, _) => {
+                    let brokers = args.kafka.as_deref().expect("clap requires a broker");
+                    let topic = args
+                        .topic
+                        .as_deref()
+                        .expect("clap requires --topic with --kafka");
+                    naive::publish_kafka(brokers, topic, args.messages).await
+                }
                 (Some(redis), _, _) => match args.shards {
                     Some(shards) => {
-                        naive::publish_sharded(redis, &args.stream, shards, args.messages).await
+                        naive::publish_sharded(redis, &stream, shards, args.messages).await
                     }
-                    None => naive::publish(redis, &args.stream, args.messages)
+                    None => naive::publish(redis, &stream, args.messages)
                         .await
                         .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
                 },
                 (None, Some(nats), Some(subject)) => {
-                    naive::publish_nats(nats, &args.stream, subject, args.messages).await
+                    naive::publish_nats(nats, &stream, subject, args.messages).await
                 }
                 _ => {
                     eprintln!("flowgate publish: --nats needs --subject");
@@ -575,7 +630,7 @@ async fn main() -> ExitCode {
                     println!(
                         "published {} messages to {:?} in {:.2} s",
                         args.messages,
-                        args.stream,
+                        stream,
                         took.as_secs_f64()
                     );
                     ExitCode::SUCCESS
@@ -803,6 +858,20 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
         }
     };
     let source = match (args.redis, args.nats) {
+        (None, None) if args.kafka.is_some() => {
+            let mut kafka = KafkaConfig::new(
+                args.kafka.expect("matched"),
+                args.topic.expect("clap requires --topic with --kafka"),
+                args.group.expect("clap requires --group with --kafka"),
+            );
+            kafka.dead_letter_topic = args.dead_letter_topic;
+            if let Some(ms) = args.session_timeout_ms {
+                kafka.session_timeout = Duration::from_millis(ms);
+            }
+            kafka.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
+            kafka.max_messages = args.max_messages;
+            SourceConfig::Kafka(kafka)
+        }
         (None, Some(url)) => {
             let mut nats = NatsConfig::new(
                 url,

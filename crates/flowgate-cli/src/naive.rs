@@ -149,6 +149,62 @@ pub async fn publish_nats(
     Ok(start.elapsed())
 }
 
+/// Produces `messages` generated messages to the Kafka `topic` (header
+/// `seq`, key = seq, the body as value), 1,000 in flight, each confirmed by
+/// all in-sync replicas. Returns how long it took.
+///
+/// # Errors
+///
+/// If a message is not confirmed within 30 s (librdkafka retries within
+/// that), naming the brokers and topic.
+pub async fn publish_kafka(
+    brokers: &str,
+    topic: &str,
+    messages: u64,
+) -> Result<Duration, Box<dyn std::error::Error + Send + Sync>> {
+    use flowgate_kafka::rdkafka::ClientConfig;
+    use flowgate_kafka::rdkafka::message::{Header, OwnedHeaders};
+    use flowgate_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+    let start = Instant::now();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()?;
+    let mut i = 0;
+    while i < messages {
+        let end = (i + 1000).min(messages);
+        let sends = (i..end).map(|j| {
+            let producer = &producer;
+            async move {
+                let message = generate(j);
+                let seq = j.to_string();
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "seq",
+                    value: Some(&seq),
+                });
+                let body = message.fields.get("body").unwrap_or_default();
+                let record = FutureRecord::to(topic)
+                    .key(&seq)
+                    .payload(body)
+                    .headers(headers);
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map_err(|(err, _)| {
+                        format!("producing to the topic {topic:?} on {brokers}: {err}")
+                    })
+            }
+        });
+        for sent in futures_util::future::join_all(sends).await {
+            sent?;
+        }
+        i = end;
+    }
+    Ok(start.elapsed())
+}
+
 /// Reads `stream` as `consumer` of `group` and, per message, inserts its row
 /// into PostgreSQL then acks it, until `messages` were handled or none
 /// arrived for `idle`. Returns how many were handled and how long it took.
