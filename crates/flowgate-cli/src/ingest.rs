@@ -123,6 +123,9 @@ pub struct NatsConfig {
     /// neither acked nor signalled in progress for this long is delivered
     /// again.
     pub ack_wait: Duration,
+    /// How often held messages are signalled in progress; `None`: a third
+    /// of the ack wait.
+    pub progress_interval: Option<Duration>,
     /// A message delivered more often than this (its consumers died, hung
     /// or handed it back) goes to the dead-letter subject.
     pub max_deliveries: u64,
@@ -149,6 +152,7 @@ impl NatsConfig {
             consumer: consumer.into(),
             subjects: Vec::new(),
             ack_wait: Duration::from_secs(30),
+            progress_interval: None,
             max_deliveries: 5,
             dead_letter_subject: None,
             exit_when_idle: None,
@@ -1737,6 +1741,9 @@ async fn open_source(
                     .block(Duration::from_millis(500));
             if let Some(subject) = &nats.dead_letter_subject {
                 builder = builder.dead_letter_subject(subject.clone());
+            }
+            if let Some(interval) = nats.progress_interval {
+                builder = builder.progress_interval(interval);
             }
             let source = builder
                 .connect()

@@ -169,6 +169,12 @@ struct IngestArgs {
     #[arg(long, value_name = "MS", requires = "nats", conflicts_with_all = ["redis", "kafka"], value_parser = positive::<u64>(DAY_MS),
           help_heading = "NATS source")]
     ack_wait_ms: Option<u64>,
+    /// NATS: how often held messages are signalled in progress (each signal
+    /// restarts their ack wait); shorter than --ack-wait-ms [default: a
+    /// third of it].
+    #[arg(long, value_name = "MS", requires = "nats", conflicts_with_all = ["redis", "kafka"], value_parser = positive::<u64>(DAY_MS),
+          help_heading = "NATS source")]
+    progress_interval_ms: Option<u64>,
     /// NATS: where bad messages go, with the reason in headers [default:
     /// flowgate.dead.<stream>, in a stream <stream>-dead created if none
     /// captures it].
@@ -882,6 +888,7 @@ fn ingest_config(args: IngestArgs) -> Result<IngestConfig, MappingError> {
             if let Some(ms) = args.ack_wait_ms {
                 nats.ack_wait = Duration::from_millis(ms);
             }
+            nats.progress_interval = args.progress_interval_ms.map(Duration::from_millis);
             if let Some(n) = args.max_deliveries {
                 nats.max_deliveries = n;
             }

@@ -222,7 +222,12 @@ async fn a_postgres_outage_is_back_pressure_and_nothing_is_lost() {
     };
     let t = Target::new(nats, &pg.url(), "nats_outage");
     t.publish(5_000);
-    let mut ingest = t.spawn("c1", &["--ack-wait-ms", "3000"]);
+    // Held messages are signalled every 200 ms against a 3 s ack wait: a
+    // machine would have to stall for 15 signal periods to lose one.
+    let mut ingest = t.spawn(
+        "c1",
+        &["--ack-wait-ms", "3000", "--progress-interval-ms", "200"],
+    );
     wait_until(
         "some rows written",
         RUN_TIMEOUT,
@@ -280,6 +285,7 @@ fn flags_that_do_not_apply_to_nats_are_refused() {
     for args in [
         &["ingest", "--subject", "a.b"][..],
         &["ingest", "--ack-wait-ms", "5"][..],
+        &["ingest", "--progress-interval-ms", "5"][..],
         &["ingest", "--nats", "nats://127.0.0.1:1", "--stream", "S"][..],
         &["publish", "--nats", "nats://127.0.0.1:1", "--stream", "S"][..],
         &[

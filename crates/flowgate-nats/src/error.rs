@@ -142,6 +142,8 @@ pub enum SourceError {
         /// What is wrong, in words.
         reason: String,
     },
+    /// The reader task panicked (a bug); the stream ends after this error.
+    ReaderPanicked,
     /// The consumer was deleted while the source read it; the source stops.
     ConsumerGone {
         /// `host:port`.
@@ -246,6 +248,7 @@ impl fmt::Display for SourceError {
                 f,
                 "the ack token of stream sequence {token} was given message {message}"
             ),
+            SourceError::ReaderPanicked => f.write_str("the JetStream reader task panicked"),
         }
     }
 }

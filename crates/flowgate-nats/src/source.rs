@@ -309,7 +309,18 @@ impl SourceBuilder {
             max_deliveries: self.max_deliveries,
             retry: shared::retry_policy(&shared.target, "dead letter", self.ack_retry_budget),
         };
-        tokio::spawn(reader.run());
+        // A panic in the reader (a bug) ends the stream with an error, not
+        // silently: the supervisor holds a sender until the reader is gone.
+        let supervisor_tx = reader.tx.clone();
+        let reader = tokio::spawn(reader.run());
+        tokio::spawn(async move {
+            if let Err(err) = reader.await
+                && err.is_panic()
+            {
+                tracing::error!("the JetStream reader task panicked; the stream ends");
+                let _ = supervisor_tx.send(Err(SourceError::ReaderPanicked)).await;
+            }
+        });
         tracing::info!(
             server = %shared.target.server, stream = %shared.target.stream,
             consumer = %shared.target.consumer, ?ack_wait, ?progress,
