@@ -250,11 +250,24 @@ async fn a_second_consumer_takes_partitions_over_and_every_message_is_written() 
     let start = std::time::Instant::now();
     let mut distinct = BTreeSet::new();
     distinct.extend(written.iter().copied());
-    while distinct.len() < 400 {
+    // One message of the first is always out, acknowledged at the next
+    // tick (every 200 ms, however fast messages come): one is likely out
+    // when the rebalance revokes its partition, and the revocation waits
+    // for it.
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    // Until everything is written and the rebalance happened (the first may
+    // have read everything before the second joined: the rebalance comes
+    // anyway).
+    while distinct.len() < 400
+        || first.stats().revoked_partitions == 0
+        || second.stats().assigned_partitions == 0
+    {
         assert!(
             start.elapsed() < DEADLINE,
-            "only {} of 400 written",
-            distinct.len()
+            "{} of 400 written; {:?}; {:?}",
+            distinct.len(),
+            first.stats(),
+            second.stats()
         );
         tokio::select! {
             Some(d) = first.next() => {
@@ -273,7 +286,7 @@ async fn a_second_consumer_takes_partitions_over_and_every_message_is_written() 
                 distinct.insert(value(&d));
                 if d.ack().is_err() { refused += 1; }
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+            _ = tick.tick() => {
                 if let Some(d) = out.take() {
                     written.push(value(&d));
                     distinct.insert(value(&d));
@@ -289,9 +302,14 @@ async fn a_second_consumer_takes_partitions_over_and_every_message_is_written() 
     );
     assert!(s1.revoked_partitions > 0, "the first gave some up: {s1:?}");
     let duplicates = written.len() - distinct.len();
+    // Read again by the new owner: a message acknowledged after its
+    // partition moved, or one acknowledged before but whose commit failed.
+    // (The mock cluster refuses commits while the group rebalances —
+    // RebalanceInProgress —, also the one the revocation makes; a real
+    // broker takes it from a member of the current generation.)
     assert!(
-        duplicates as u64 <= refused + s1.revoked_acks + s2.revoked_acks + 20 * 2,
-        "{duplicates} written twice, {refused} refused acks"
+        duplicates as u64 <= refused || s1.commit_failures > 0,
+        "{duplicates} written twice, {refused} refused acks; {s1:?}; {s2:?}"
     );
     if let Some(d) = out.take() {
         let _ = d.ack();
@@ -369,7 +387,10 @@ async fn commit_errors_and_a_broker_down_are_back_pressure() {
     // Read again only after a rebalance (the group coordinator went down
     // with the broker) from the last commit — never otherwise.
     let stats = source.stats();
-    assert!(reads == 150 || stats.revoked_partitions > 0, "{reads} reads for 150 messages: {stats:?}");
+    assert!(
+        reads == 150 || stats.revoked_partitions > 0,
+        "{reads} reads for 150 messages: {stats:?}"
+    );
     eprintln!("{reads} reads for 150 messages: {stats:?}");
     until_committed(
         &brokers,
