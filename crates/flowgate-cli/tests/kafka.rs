@@ -240,7 +240,10 @@ fn flags_that_do_not_apply_to_kafka_are_refused() {
         (&["--shards", "2"][..], "--shards"),
         (&["--subject", "a.b"][..], "--subject"),
         (&["--ack-wait-ms", "5"][..], "--ack-wait-ms"),
-        (&["--progress-interval-ms", "5"][..], "--progress-interval-ms"),
+        (
+            &["--progress-interval-ms", "5"][..],
+            "--progress-interval-ms",
+        ),
         (&["--dead-letter-subject", "d"][..], "--dead-letter-subject"),
         (&["--redis", "redis://127.0.0.1:1/"][..], "--redis"),
         (&["--nats", "nats://127.0.0.1:1"][..], "--nats"),
