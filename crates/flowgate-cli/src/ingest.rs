@@ -543,6 +543,9 @@ struct Incoming {
     message: Message,
     ack: Acknowledge,
     received: Instant,
+    /// A sharded stream's key: the row id (`@id`) is `<key>/<entry id>`, as
+    /// entry ids repeat across shards.
+    shard_key: Option<Arc<str>>,
 }
 
 /// A mapped row on its way to the sink.
@@ -1284,7 +1287,15 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
                     let lane = key_field.as_deref().map_or(0, |field| {
                         crate::lanes::lane_of(message.fields.get(field).unwrap_or_default(), lanes)
                     });
-                    let item = match mapping.row(&message.id, &message.fields) {
+                    let sharded_id;
+                    let id = match &incoming.shard_key {
+                        None => &message.id,
+                        Some(key) => {
+                            sharded_id = format!("{key}/{}", message.id);
+                            &sharded_id
+                        }
+                    };
+                    let item = match mapping.row(id, &message.fields) {
                         Ok(values) => (Some(values), Entry::new(incoming, None, lane)),
                         Err(misfit) => {
                             let reason = format!("does not fit the mapping: {misfit}");
@@ -1576,6 +1587,7 @@ async fn open_source(
                                 message,
                                 ack: Acknowledge::Embedded,
                                 received,
+                                shard_key: None,
                             });
                         }
                     }
@@ -1637,6 +1649,7 @@ async fn open_source(
                     Some(_) => crate::shards::dead_letter(key),
                     None => redis.dead_letter_stream(),
                 };
+                let shard_key: Option<Arc<str>> = redis.shards.map(|_| Arc::from(key.as_str()));
                 let source = RedisStreamSource::builder(url, key, &redis.group, &redis.consumer)
                     .max_in_flight(max_in_flight)
                     .batch_size(max_in_flight.min(read_count))
@@ -1672,6 +1685,7 @@ async fn open_source(
                                     message,
                                     ack: Acknowledge::Redis(shard, token),
                                     received: Instant::now(),
+                                    shard_key: shard_key.clone(),
                                 }
                             })
                     })
@@ -1769,6 +1783,7 @@ async fn open_source(
                             message: nats_message(&original),
                             ack: Acknowledge::Nats(token, original),
                             received: Instant::now(),
+                            shard_key: None,
                         }
                     })
             })
@@ -1828,6 +1843,7 @@ async fn open_source(
                             message: kafka_message(&original),
                             ack: Acknowledge::Kafka(token, original),
                             received: Instant::now(),
+                            shard_key: None,
                         }
                     })
             })

@@ -257,7 +257,9 @@ struct IngestArgs {
     /// A column of the table: NAME:TYPE[?][=SOURCE]. TYPE: text, bigint,
     /// double, boolean, bytea, jsonb or timestamptz; '?' makes it nullable (a
     /// missing field stores NULL); SOURCE is a field name (default: NAME) or
-    /// @id, the stream entry id. Repeat for every column.
+    /// @id, the message id (Redis: the entry id, <shard key>/<entry id> with
+    /// --shards; NATS: the stream sequence; Kafka: <partition>-<offset>).
+    /// Repeat for every column.
     #[arg(
         long = "column",
         value_name = "SPEC",

@@ -132,10 +132,26 @@ async fn two_consumers_share_a_sharded_stream_on_a_cluster_and_store_each_messag
         "the shards spread over the cluster: {:?}",
         t.urls
     );
-    t.publish(n);
-    for (url, key) in t.urls.iter().zip(&t.keys) {
-        assert_eq!(xlen(url, key).await, n / 4, "{key} on {url}");
+    // Entry ids repeat across shards (each stream numbers its own): two
+    // messages with the same id 1-1 in shards 0 and 1 are two rows.
+    for (url, key) in t.urls.iter().zip(&t.keys).take(2) {
+        let _: String = redis::cmd("XADD")
+            .arg(key)
+            .arg("1-1")
+            .arg("seq")
+            .arg("1")
+            .arg("body")
+            .arg("same id, another shard")
+            .query_async(&mut redis_conn(url).await)
+            .await
+            .expect("XADD 1-1");
     }
+    t.publish(n);
+    for (i, (url, key)) in t.urls.iter().zip(&t.keys).enumerate() {
+        let extra = u64::from(i < 2);
+        assert_eq!(xlen(url, key).await, n / 4 + extra, "{key} on {url}");
+    }
+    let n = n + 2;
     // One message that does not fit the mapping, in shard 2.
     xadd(
         &t.urls[2],
