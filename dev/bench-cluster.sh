@@ -109,7 +109,7 @@ per_shard() {
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       m += v["messages"]; if (v["secs"] > s) s = v["secs"]
     }
-    END { printf "RESULT messages=%d secs=%.3f rate=%.0f\n", m, s, s > 0 ? m / s : 0 }'
+    END { printf "RESULT messages=%d secs=%.3f rate=%.0f\n", m, s, (s > 0 ? m / s : 0) }'
 }
 
 # run NAME GROUP TABLES -- COMMAND…: one contender under /usr/bin/time, the
