@@ -1669,28 +1669,18 @@ async fn open_source(
                 ackers.push(source.acker().clone());
                 let source = Arc::new(Mutex::new(source));
                 sources.push(Arc::clone(&source));
-                streams.push(
-                    stream::poll_fn(move |cx| {
-                        source
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .poll_next_unpin(cx)
-                    })
-                    .map(move |delivery| {
-                        delivery
-                            .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
-                            .map(|delivery| {
-                                let (message, token) = delivery.into_parts();
-                                Incoming {
-                                    message,
-                                    ack: Acknowledge::Redis(shard, token),
-                                    received: Instant::now(),
-                                    shard_key: shard_key.clone(),
-                                }
-                            })
-                    })
-                    .boxed(),
-                );
+                streams.push(shared_stream(
+                    source,
+                    move |delivery: flowgate_redis::Delivery| {
+                        let (message, token) = delivery.into_parts();
+                        Incoming {
+                            message,
+                            ack: Acknowledge::Redis(shard, token),
+                            received: Instant::now(),
+                            shard_key: shard_key.clone(),
+                        }
+                    },
+                ));
             }
             let stream = if streams.len() == 1 {
                 streams.pop().expect("one stream")
@@ -1768,26 +1758,15 @@ async fn open_source(
             let acker = SourceAcker::Nats(source.acker().clone());
             let source = Arc::new(Mutex::new(source));
             let stats = Arc::clone(&source);
-            let stream = stream::poll_fn(move |cx| {
-                source
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .poll_next_unpin(cx)
-            })
-            .map(|delivery| {
-                delivery
-                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
-                    .map(|delivery| {
-                        let (original, token) = delivery.into_parts();
-                        Incoming {
-                            message: nats_message(&original),
-                            ack: Acknowledge::Nats(token, original),
-                            received: Instant::now(),
-                            shard_key: None,
-                        }
-                    })
-            })
-            .boxed();
+            let stream = shared_stream(source, |delivery: flowgate_nats::Delivery| {
+                let (original, token) = delivery.into_parts();
+                Incoming {
+                    message: nats_message(&original),
+                    ack: Acknowledge::Nats(token, original),
+                    received: Instant::now(),
+                    shard_key: None,
+                }
+            });
             let name = format!(
                 "NATS stream {:?} (consumer {:?})",
                 nats.stream, nats.consumer
@@ -1828,26 +1807,15 @@ async fn open_source(
             let acker = SourceAcker::Kafka(source.acker().clone());
             let source = Arc::new(Mutex::new(source));
             let stats = Arc::clone(&source);
-            let stream = stream::poll_fn(move |cx| {
-                source
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .poll_next_unpin(cx)
-            })
-            .map(|delivery| {
-                delivery
-                    .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
-                    .map(|delivery| {
-                        let (original, token) = delivery.into_parts();
-                        Incoming {
-                            message: kafka_message(&original),
-                            ack: Acknowledge::Kafka(token, original),
-                            received: Instant::now(),
-                            shard_key: None,
-                        }
-                    })
-            })
-            .boxed();
+            let stream = shared_stream(source, |delivery: flowgate_kafka::Delivery| {
+                let (original, token) = delivery.into_parts();
+                Incoming {
+                    message: kafka_message(&original),
+                    ack: Acknowledge::Kafka(token, original),
+                    received: Instant::now(),
+                    shard_key: None,
+                }
+            });
             let name = format!("Kafka topic {:?} (group {:?})", kafka.topic, kafka.group);
             Ok(Opened {
                 stream,
@@ -1864,6 +1832,30 @@ async fn open_source(
             })
         }
     }
+}
+
+/// A broker source shared with the report (its stats) as a stream of
+/// [`Incoming`]: each delivery through `incoming`, each error boxed.
+fn shared_stream<S, D, E>(
+    source: Arc<Mutex<S>>,
+    incoming: impl Fn(D) -> Incoming + Send + 'static,
+) -> BoxStream<'static, Result<Incoming, Box<dyn Error + Send + Sync>>>
+where
+    S: futures_util::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    E: Error + Send + Sync + 'static,
+{
+    stream::poll_fn(move |cx| {
+        source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poll_next_unpin(cx)
+    })
+    .map(move |delivery| {
+        delivery
+            .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
+            .map(&incoming)
+    })
+    .boxed()
 }
 
 /// A Kafka record as the mapping sees it: its id is `<partition>-<offset>`
