@@ -24,12 +24,23 @@
 #
 #   dev/bench-kafka.sh                 N = $MESSAGES (default 1000000)
 #   MESSAGES=100000 dev/bench-kafka.sh
-#   PARTITIONS=4 (default)             partitions of the topic
+#   PARTITIONS=P                       partitions of the topic (default: 4, or
+#                                      one per 40,000 messages; see below)
+#   FLOWGATE_BENCH_FLOWGATE_ARGS=…     more arguments of flowgate ingest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n=${MESSAGES:-1000000}
-partitions=${PARTITIONS:-4}
+case "$n" in *[!0-9]* | "") echo "usage: [MESSAGES=N] [PARTITIONS=P] dev/bench-kafka.sh" >&2; exit 2 ;; esac
+# The mock cluster keeps at most 5 MiB per partition (older messages are
+# deleted, as by retention): about 45,000 of these. So the default is at
+# least one partition per 40,000 messages (25 for a million), and 4.
+partitions=${PARTITIONS:-$(( (n + 39999) / 40000 > 4 ? (n + 39999) / 40000 : 4 ))}
+# librdkafka's default consumer settings (all contenders keep them) stall a
+# fast reader: once its local queue passed queued.min.messages, the next
+# fetch waits fetch.queue.backoff.ms (1000 ms). The idle exit must outlast
+# that; with --messages N it is never reached otherwise.
+idle_ms=5000
 case "$n$partitions" in
   *[!0-9]*) echo "usage: [MESSAGES=N] [PARTITIONS=P] dev/bench-kafka.sh" >&2; exit 2 ;;
 esac
@@ -105,7 +116,7 @@ run() {
   [ "$table" = - ] || stored=$(psql -tA "$pg" -c "SELECT count(*) FROM $table")
   [ "$table" = - ] || psql -q "$pg" -c "DROP TABLE IF EXISTS $table"
   if [ "$messages" != "$n" ] || { [ "$stored" != - ] && [ "$stored" != "$n" ]; }; then
-    echo "dev/bench-kafka.sh: $name: $messages messages done, $stored rows stored, expected $n" >&2
+    echo "dev/bench-kafka.sh: $name: $messages messages done, $stored rows stored, expected $n (too few partitions? the mock cluster keeps 5 MiB of each)" >&2
     exit 1
   fi
   local wall user sys rss
@@ -120,13 +131,13 @@ echo "publishing $n messages to BENCH ($partitions partitions)..." >&2
 $fg publish --kafka "$kafka" --topic BENCH --messages "$n" >&2
 
 run kafka - -- $bin/e2e-kafka-alone --kafka "$kafka" --topic BENCH --group alone \
-  --messages "$n" --exit-when-idle-ms 1000
+  --messages "$n" --exit-when-idle-ms "$idle_ms"
 run postgres bench_pg_alone -- $bin/e2e-postgres-alone --postgres "$pg" --table bench_pg_alone \
   --messages "$n"
 run peer bench_kafka_peer -- $bin/e2e-kafka-loop --kafka "$kafka" --postgres "$pg" --topic BENCH \
-  --group peer --table bench_kafka_peer --messages "$n" --exit-when-idle-ms 1000
+  --group peer --table bench_kafka_peer --messages "$n" --exit-when-idle-ms "$idle_ms"
 run flowgate bench_kafka_flowgate -- $fg ingest --no-progress --kafka "$kafka" --postgres "$pg" \
-  --topic BENCH --group flowgate --table bench_kafka_flowgate --exit-when-idle-ms 1000 \
+  --topic BENCH --group flowgate --table bench_kafka_flowgate --exit-when-idle-ms "$idle_ms" \
   --max-messages "$n" ${FLOWGATE_BENCH_FLOWGATE_ARGS:-}
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 exec 7>&-
