@@ -36,10 +36,10 @@ case "$n" in *[!0-9]* | "") echo "usage: [MESSAGES=N] [PARTITIONS=P] dev/bench-k
 # deleted, as by retention): about 45,000 of these. So the default is at
 # least one partition per 40,000 messages (25 for a million), and 4.
 partitions=${PARTITIONS:-$(( (n + 39999) / 40000 > 4 ? (n + 39999) / 40000 : 4 ))}
-# librdkafka's default consumer settings (all contenders keep them) stall a
-# fast reader: once its local queue passed queued.min.messages, the next
-# fetch waits fetch.queue.backoff.ms (1000 ms). The idle exit must outlast
-# that; with --messages N it is never reached otherwise.
+# Every Kafka contender stops after N messages; the idle exit only ends a
+# run that stalls. It must outlast librdkafka's own pauses (all contenders
+# keep its consumer defaults): a fetch is postponed by fetch.queue.backoff.ms,
+# 1000 ms, whenever the local queue is full.
 idle_ms=5000
 case "$n$partitions" in
   *[!0-9]*) echo "usage: [MESSAGES=N] [PARTITIONS=P] dev/bench-kafka.sh" >&2; exit 2 ;;

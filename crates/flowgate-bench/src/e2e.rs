@@ -11,6 +11,10 @@
 //!  rusqlite loop   rows generated ──> bounded channel ──> blocking thread: 1 transaction / 1000 rows
 //! ```
 //!
+//! The NATS and Kafka peers ([`nats_loop`], [`kafka_loop`]; `dev/bench-nats.sh`,
+//! `dev/bench-kafka.sh`) have the same shape: one reader, two writers, the
+//! acknowledgement (Kafka: the offset commit, in batch order) after the insert.
+//!
 //! The table is the one of `flowgate ingest`'s demo mapping: `id TEXT` (the
 //! key: the stream entry id, or `msg-<i>` for generated rows), `seq BIGINT`,
 //! `body BYTEA` and `checksum BIGINT`, the FNV-1a hash of `body`; each
