@@ -11,6 +11,10 @@
 //!  rusqlite loop   rows generated ──> bounded channel ──> blocking thread: 1 transaction / 1000 rows
 //! ```
 //!
+//! The NATS and Kafka peers ([`nats_loop`], [`kafka_loop`]; `dev/bench-nats.sh`,
+//! `dev/bench-kafka.sh`) have the same shape: one reader, two writers, the
+//! acknowledgement (Kafka: the offset commit, in batch order) after the insert.
+//!
 //! The table is the one of `flowgate ingest`'s demo mapping: `id TEXT` (the
 //! key: the stream entry id, or `msg-<i>` for generated rows), `seq BIGINT`,
 //! `body BYTEA` and `checksum BIGINT`, the FNV-1a hash of `body`; each
@@ -947,4 +951,359 @@ pub async fn nats_loop(config: NatsLoop) -> Result<Outcome, BoxError> {
 /// The `+ACK` payload.
 fn bytes_ack() -> bytes::Bytes {
     async_nats::jetstream::AckKind::Ack.into()
+}
+
+/// Settings of the Kafka loops ([`kafka_loop`]).
+#[derive(Debug, Clone)]
+pub struct KafkaLoop {
+    /// Bootstrap brokers, `host:port[,…]`.
+    pub brokers: String,
+    /// Write to this PostgreSQL database (`None`: the Kafka-alone ceiling,
+    /// which reads and commits every batch, no sink).
+    pub postgres: Option<String>,
+    /// The topic.
+    pub topic: String,
+    /// The consumer group (a fresh one reads the topic from its start).
+    pub group: String,
+    /// The table.
+    pub table: String,
+    /// Stop after this many messages.
+    pub messages: u64,
+    /// Messages per batch (per insert, per commit).
+    pub batch: usize,
+    /// How long a batch waits for more messages after its first one.
+    pub linger: Duration,
+    /// Writer tasks, each with its own PostgreSQL connection.
+    pub writers: usize,
+    /// Stop once no message arrived for this long (not counted).
+    pub idle: Duration,
+}
+
+/// A batch read from Kafka, numbered in reading order.
+#[derive(Debug)]
+struct KafkaBatch {
+    number: u64,
+    rows: Rows,
+}
+
+/// The commit order of [`kafka_loop`]: batches stored out of order wait
+/// until every earlier one is stored too; `committable` holds, per
+/// partition, the offset after the last message of that stored prefix.
+#[derive(Debug, Default)]
+struct InOrder {
+    /// Per batch not yet in the prefix: per partition, its highest offset + 1.
+    offsets: std::collections::BTreeMap<u64, Vec<(i32, i64)>>,
+    /// Stored batches beyond the prefix.
+    stored: std::collections::BTreeSet<u64>,
+    /// The first batch not stored.
+    next: u64,
+    committable: std::collections::HashMap<i32, i64>,
+}
+
+impl InOrder {
+    /// Batch `number` is stored: returns whether the stored prefix grew
+    /// (then `committable` moved on).
+    fn stored(&mut self, number: u64) -> bool {
+        self.stored.insert(number);
+        let before = self.next;
+        while self.stored.remove(&self.next) {
+            for (partition, offset) in self.offsets.remove(&self.next).unwrap_or_default() {
+                self.committable.insert(partition, offset);
+            }
+            self.next += 1;
+        }
+        self.next > before
+    }
+}
+
+/// Counts the failed asynchronous commits (librdkafka reports them through
+/// the context, from `poll`).
+#[derive(Debug, Default)]
+struct CommitCounter {
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl flowgate_kafka::rdkafka::ClientContext for CommitCounter {}
+
+impl flowgate_kafka::rdkafka::consumer::ConsumerContext for CommitCounter {
+    fn commit_callback(
+        &self,
+        result: flowgate_kafka::rdkafka::error::KafkaResult<()>,
+        _offsets: &flowgate_kafka::rdkafka::TopicPartitionList,
+    ) {
+        if let Err(err) = result {
+            // A later commit carries the same (or higher) offsets.
+            if self
+                .failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                == 0
+            {
+                eprintln!("kafka commit failed (a later one covers it): {err}");
+            }
+        }
+    }
+}
+
+/// The hand-written Kafka batch loop (with a sink) or the Kafka-alone
+/// ceiling (without), shaped as [`nats_loop`]: one reader thread owns a
+/// `BaseConsumer` in `group` (auto commit off) and polls up to `batch`
+/// messages, or what arrived within `linger` of the first (rows: id =
+/// `<partition>-<offset>`, `seq` from the header of that name, `body` = the
+/// value, as `flowgate ingest --kafka` maps them); each batch goes through a
+/// bounded channel (`writers` batches) to the first free of `writers` tasks,
+/// which stores it in one `UNNEST` transaction and reports back. The reader
+/// commits (asynchronously) in batch order only: a batch's offsets — per
+/// partition, its highest + 1 — once it and every earlier batch are stored,
+/// so a crash never commits past a row that is not durable. The last commit
+/// is synchronous. Without a sink, the reader commits each batch itself as
+/// soon as it is read.
+///
+/// The time runs from the subscription (so the group join is in it, as in
+/// `flowgate ingest`) to the last batch stored, plus the final synchronous
+/// commit; a final idle wait is not in it.
+///
+/// # Errors
+///
+/// If a server fails or a message has no integer `seq` header: the peer has
+/// no retries and no dead letters; what was not committed is read again by
+/// the group's next consumer.
+///
+/// # Cancel safety
+///
+/// Not cancel-safe: the reader thread runs to its end regardless.
+pub async fn kafka_loop(config: KafkaLoop) -> Result<Outcome, BoxError> {
+    let writers_n = config.writers.max(1);
+    let mut writers = Vec::new();
+    if let Some(url) = &config.postgres {
+        for _ in 0..writers_n {
+            writers.push(PgWriter::connect(url, &config.table, PgMode::Unnest).await?);
+        }
+    }
+    let (tx, rx) = mpsc::channel::<KafkaBatch>(writers_n);
+    let rx = Arc::new(Mutex::new(rx));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Stored>();
+    let mut tasks = Vec::with_capacity(writers.len());
+    for mut pg in writers {
+        let rx = Arc::clone(&rx);
+        let done_tx = done_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(batch) = rx.lock().await.recv().await else {
+                    break;
+                };
+                let inserted = pg.write(&batch.rows).await?;
+                let stored = Stored {
+                    number: batch.number,
+                    rows: batch.rows.len() as u64,
+                    inserted,
+                    at: std::time::Instant::now(),
+                };
+                if done_tx.send(stored).is_err() {
+                    break;
+                }
+            }
+            Ok::<_, BoxError>(())
+        }));
+    }
+    drop(done_tx);
+    let sink = !tasks.is_empty();
+    let reader = tokio::task::spawn_blocking(move || kafka_reader(&config, sink, &tx, &done_rx));
+    let outcome = reader.await?;
+    for task in tasks {
+        task.await??;
+    }
+    outcome
+}
+
+/// A writer's report to the reader of [`kafka_loop`].
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    number: u64,
+    rows: u64,
+    inserted: u64,
+    at: std::time::Instant,
+}
+
+/// The reader thread of [`kafka_loop`].
+fn kafka_reader(
+    config: &KafkaLoop,
+    sink: bool,
+    tx: &mpsc::Sender<KafkaBatch>,
+    done_rx: &std::sync::mpsc::Receiver<Stored>,
+) -> Result<Outcome, BoxError> {
+    use flowgate_kafka::rdkafka::config::ClientConfig;
+    use flowgate_kafka::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use flowgate_kafka::rdkafka::message::{Headers, Message};
+    use flowgate_kafka::rdkafka::{Offset, TopicPartitionList};
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Instant;
+
+    let consumer: BaseConsumer<CommitCounter> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(CommitCounter::default())?;
+    consumer.subscribe(&[&config.topic])?;
+    let start = Instant::now();
+
+    let commit = |order: &InOrder, mode: CommitMode| -> Result<(), BoxError> {
+        if order.committable.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::with_capacity(order.committable.len());
+        for (&partition, &offset) in &order.committable {
+            tpl.add_partition_offset(&config.topic, partition, Offset::Offset(offset))?;
+        }
+        consumer.commit(&tpl, mode)?;
+        Ok(())
+    };
+    let mut order = InOrder::default();
+    let mut outcome = Outcome::default();
+    let last_done = std::cell::Cell::new(start);
+    // A writer stored a batch: commit the prefix it completes, if any.
+    let on_stored = |stored: Stored, order: &mut InOrder, outcome: &mut Outcome| {
+        outcome.done += stored.rows;
+        outcome.inserted += stored.inserted;
+        last_done.set(last_done.get().max(stored.at));
+        if order.stored(stored.number) {
+            commit(order, CommitMode::Async)?;
+        }
+        Ok::<_, BoxError>(())
+    };
+
+    let mut number = 0_u64;
+    let mut last_read = Instant::now();
+    let mut idled = false;
+    while outcome.read < config.messages {
+        while let Ok(stored) = done_rx.try_recv() {
+            on_stored(stored, &mut order, &mut outcome)?;
+        }
+        let want = (config.messages - outcome.read).min(config.batch as u64) as usize;
+        let mut rows = Rows::with_capacity(want);
+        let mut offsets: Vec<(i32, i64)> = Vec::with_capacity(8);
+        let mut deadline: Option<Instant> = None;
+        while rows.len() < want {
+            let timeout = deadline.map_or(Duration::from_millis(100), |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            // None: nothing within the timeout.
+            let Some(message) = consumer.poll(timeout) else {
+                break;
+            };
+            let message = message?;
+            let (partition, offset) = (message.partition(), message.offset());
+            let seq = message
+                .headers()
+                .and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == "seq")
+                        .and_then(|h| h.value)
+                })
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    BadReply(format!(
+                        "message {partition}-{offset} has no numeric seq header"
+                    ))
+                })?;
+            rows.push(
+                format!("{partition}-{offset}"),
+                seq,
+                message.payload().unwrap_or_default().to_vec(),
+            );
+            match offsets.iter_mut().find(|(p, _)| *p == partition) {
+                Some((_, next)) => *next = (*next).max(offset + 1),
+                None => offsets.push((partition, offset + 1)),
+            }
+            deadline.get_or_insert_with(|| Instant::now() + config.linger);
+        }
+        if rows.is_empty() {
+            if last_read.elapsed() >= config.idle {
+                idled = true;
+                break;
+            }
+            continue;
+        }
+        last_read = Instant::now();
+        outcome.read += rows.len() as u64;
+        if !sink {
+            // The ceiling: commit what was read, no sink.
+            outcome.done += rows.len() as u64;
+            order.committable.extend(offsets);
+            commit(&order, CommitMode::Async)?;
+            last_done.set(Instant::now());
+            continue;
+        }
+        order.offsets.insert(number, offsets);
+        let mut batch = KafkaBatch { number, rows };
+        number += 1;
+        // Hand it over; while every writer is busy, commit what they finish.
+        loop {
+            match tx.try_send(batch) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    batch = back;
+                    match done_rx.recv_timeout(Duration::from_millis(10)) {
+                        Ok(stored) => on_stored(stored, &mut order, &mut outcome)?,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return Err("a writer failed".into()),
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err("a writer failed".into()),
+            }
+        }
+    }
+    // The writers' last batches, then the last commit, synchronous.
+    while order.next < number {
+        match done_rx.recv() {
+            Ok(stored) => on_stored(stored, &mut order, &mut outcome)?,
+            Err(_) => return Err("a writer failed".into()),
+        }
+    }
+    let committing = Instant::now();
+    commit(&order, CommitMode::Sync)?;
+    let end = if idled {
+        last_done.get() + committing.elapsed()
+    } else {
+        Instant::now()
+    };
+    outcome.elapsed = end.duration_since(start);
+    // Serve the callbacks of asynchronous commits still pending.
+    let _ = consumer.poll(Duration::ZERO);
+    let failed = consumer
+        .context()
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("kafka commits that failed (covered by later ones): {failed}");
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod kafka_tests {
+    use super::InOrder;
+
+    #[test]
+    fn offsets_are_committable_only_for_a_stored_prefix_of_batches() {
+        let mut order = InOrder::default();
+        order.offsets.insert(0, vec![(0, 10), (1, 5)]);
+        order.offsets.insert(1, vec![(0, 20)]);
+        order.offsets.insert(2, vec![(1, 9), (2, 3)]);
+        // Batch 1 stored first: batch 0 is not, so nothing moves.
+        assert!(!order.stored(1));
+        assert!(order.committable.is_empty());
+        // Batch 0 completes the prefix 0..=1.
+        assert!(order.stored(0));
+        assert_eq!(order.next, 2);
+        assert_eq!(order.committable.get(&0), Some(&20));
+        assert_eq!(order.committable.get(&1), Some(&5));
+        assert_eq!(order.committable.get(&2), None);
+        assert!(order.stored(2));
+        assert_eq!(order.committable.get(&1), Some(&9));
+        assert_eq!(order.committable.get(&2), Some(&3));
+        assert!(order.offsets.is_empty() && order.stored.is_empty());
+    }
 }
