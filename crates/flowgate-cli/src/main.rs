@@ -299,10 +299,11 @@ struct IngestArgs {
     /// key). Without it, batches are written in whatever order they finish.
     #[arg(long, value_name = "FIELD", value_parser = non_empty_field, help_heading = "Pipeline")]
     order_key: Option<String>,
-    /// Redis, NATS: messages between receipt and ack at once (the source's
-    /// bound; the pipeline itself holds at most batch-size × (flush-concurrency + 1)).
+    /// Redis, NATS, Kafka: messages between receipt and ack at once (the
+    /// source's bound; the pipeline itself holds at most batch-size ×
+    /// (flush-concurrency + 1)). Kafka reads up to as many more ahead.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive::<usize>(10_000_000),
-          requires = "broker", help_heading = "Redis source")]
+          requires_all = ["broker"], help_heading = "Redis source")]
     max_in_flight: usize,
 
     /// No progress bar.

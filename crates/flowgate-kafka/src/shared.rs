@@ -87,6 +87,9 @@ pub(crate) struct State {
     pub(crate) delayed: BinaryHeap<Reverse<Delayed>>,
     /// Ordering keys with a message out, and the messages waiting behind it.
     pub(crate) busy: HashMap<u64, Busy>,
+    /// Messages read while `max_in_flight` were held, oldest first: not yet
+    /// tracked; admitted as room appears, dropped with their partition.
+    pub(crate) read_ahead: VecDeque<Held>,
     /// Commit points committed at revocation (kept for the stats and tests).
     pub(crate) last_commits: HashMap<PartKey, u64>,
 }
@@ -298,6 +301,7 @@ impl Shared {
                 .get(&held.part)
                 .is_some_and(|p| p.generation == held.generation)
         };
+        state.read_ahead.retain(|held| !parts.contains(&held.part));
         let parts_now = std::mem::take(&mut state.parts);
         state.ready.retain(|held| live(held, &parts_now));
         let delayed = std::mem::take(&mut state.delayed);

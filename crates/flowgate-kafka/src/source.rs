@@ -73,11 +73,14 @@ const MANAGED: &[&str] = &[
 ];
 
 impl SourceBuilder {
-    /// At most this many messages are held at once — read and not yet
-    /// resolved — over all partitions (default 10,000). When it is reached
-    /// the reader pauses the assigned partitions (it keeps polling, so the
-    /// group membership and rebalances go on) and resumes them as messages
-    /// are resolved.
+    /// At most this many messages are held at once — handed out (or about
+    /// to be) and not yet resolved — over all partitions (default 10,000).
+    /// At the bound the reader reads ahead, up to as many more, so that a
+    /// resolution finds work waiting; when the read-ahead is full too it
+    /// pauses the assigned partitions (it keeps polling, so the group
+    /// membership and rebalances go on) until there is room. Memory: up to
+    /// twice this many messages, besides librdkafka's own prefetch
+    /// (`queued.max.messages.kbytes`, settable with [`set`](Self::set)).
     pub fn max_in_flight(mut self, max_in_flight: usize) -> Self {
         self.max_in_flight = max_in_flight;
         self
@@ -599,16 +602,26 @@ impl Reader {
                 let _ = self.consumer.poll(Duration::ZERO);
                 continue;
             }
-            let room = self
-                .max_in_flight
-                .saturating_sub(self.shared.lock().in_flight);
-            if room == 0 {
+            // Room first goes to the messages read ahead. With no room the
+            // reader goes on reading ahead (up to max_in_flight more), so
+            // that a resolution finds work waiting; only a full read-ahead
+            // pauses the assignment — a pause makes librdkafka drop what it
+            // prefetched and fetch it again on resume.
+            let (room, ahead) = self.admit(&mut chunk);
+            if ahead >= self.max_in_flight {
                 self.pause(true);
                 self.wait_resolved(POLL);
             } else {
                 self.pause(false);
+                if room == 0 {
+                    self.wait_resolved(Duration::from_millis(5));
+                }
             }
-            let timeout = if room == 0 { Duration::ZERO } else { POLL };
+            let timeout = if room == 0 || ahead > 0 {
+                Duration::ZERO
+            } else {
+                POLL
+            };
             let mut next = self.consumer.poll(timeout);
             while let Some(result) = next {
                 match result {
@@ -640,13 +653,15 @@ impl Reader {
                         }
                     }
                 }
-                if chunk.len() >= CHUNK.min(room.max(1)) {
+                // No more than the room and the read-ahead's room.
+                let want = (room + self.max_in_flight.saturating_sub(ahead)).clamp(1, CHUNK);
+                if chunk.len() >= want {
                     break;
                 }
                 next = self.consumer.poll(Duration::ZERO);
             }
             if !chunk.is_empty() {
-                self.track(&mut chunk);
+                self.admit(&mut chunk);
             }
         }
         // Close: the last commit, then leave the group (dropping the
@@ -723,38 +738,56 @@ impl Reader {
         })
     }
 
-    /// Tracks a chunk's offsets in their partitions' watermarks and sends it
-    /// to the stream.
-    fn track(&self, chunk: &mut Vec<Held>) {
-        let mut state = self.shared.lock();
-        let mut sent = Vec::with_capacity(chunk.len());
-        for mut held in chunk.drain(..) {
-            let state = &mut *state;
-            let Some(part) = state.parts.get_mut(&held.part) else {
-                // Read just before its partition was revoked: the new owner
-                // reads it.
-                continue;
-            };
-            match part.watermark.track(held.message.offset as u64) {
-                Ok(()) => {}
-                Err(err) => {
-                    // Read again (librdkafka re-fetched after an offset
-                    // reset): the message is already held.
-                    tracing::debug!(topic = %held.message.topic, partition = held.message.partition, error = %err, "skipped a message read twice");
-                    continue;
-                }
+    /// Admits messages into flight while there is room — the read-ahead
+    /// first, then `fresh` (which joins the read-ahead when there is none):
+    /// tracks their offsets in their partitions' watermarks and sends them
+    /// to the stream. Returns the room left and the read-ahead's length.
+    fn admit(&self, fresh: &mut Vec<Held>) -> (usize, usize) {
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        let mut room = self.max_in_flight.saturating_sub(state.in_flight);
+        let mut sent = Vec::new();
+        while room > 0
+            && let Some(held) = state.read_ahead.pop_front()
+        {
+            if let Some(held) = track(state, held) {
+                sent.push(held);
+                room -= 1;
             }
-            held.generation = part.generation;
-            part.held += 1;
-            state.in_flight += 1;
-            sent.push(held);
         }
-        drop(state);
-        Counters::add(&self.shared.counters.received, sent.len() as u64);
+        for held in fresh.drain(..) {
+            if room > 0 && state.read_ahead.is_empty() {
+                if let Some(held) = track(state, held) {
+                    sent.push(held);
+                    room -= 1;
+                }
+            } else {
+                state.read_ahead.push_back(held);
+            }
+        }
+        let ahead = state.read_ahead.len();
+        drop(guard);
         if !sent.is_empty() {
+            Counters::add(&self.shared.counters.received, sent.len() as u64);
             let _ = self.tx.send(Event::Chunk(sent));
         }
+        (room, ahead)
     }
+}
+
+/// Tracks a message in its partition's watermark, or drops it: read just
+/// before its partition was revoked (the new owner reads it), or read twice
+/// (librdkafka fetched again after an offset reset; it is already held).
+fn track(state: &mut crate::shared::State, mut held: Held) -> Option<Held> {
+    let part = state.parts.get_mut(&held.part)?;
+    if let Err(err) = part.watermark.track(held.message.offset as u64) {
+        tracing::debug!(topic = %held.message.topic, partition = held.message.partition, error = %err, "skipped a message read twice");
+        return None;
+    }
+    held.generation = part.generation;
+    part.held += 1;
+    state.in_flight += 1;
+    Some(held)
 }
 
 /// A Kafka consumer-group source: a stream of [`Delivery`]s, each resolved
@@ -850,6 +883,7 @@ impl KafkaSource {
             commit_failures: load(&c.commit_failures),
             fetch_errors: load(&c.fetch_errors),
             in_flight: state.in_flight as u64,
+            read_ahead: state.read_ahead.len() as u64,
             partitions: state.parts.len() as u64,
         }
     }
@@ -1002,8 +1036,9 @@ impl fmt::Debug for KafkaSource {
 
 /// Stops a [`KafkaSource`] from reading: the messages already read are
 /// still handed out, then the stream ends; the consumer stays in its group
-/// (and commits) until [`Acker::close`]. Messages held back by the ordering
-/// or nak'd and not yet due are left uncommitted: the next owner reads them.
+/// (and commits) until [`Acker::close`]. Messages read ahead, held back by
+/// the ordering, or nak'd and not yet due are left uncommitted: the next
+/// owner reads them.
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     shared: Arc<Shared>,
@@ -1048,13 +1083,17 @@ pub struct SourceStats {
     pub fetch_errors: u64,
     /// Messages held now: read and not yet resolved.
     pub in_flight: u64,
+    /// Messages read ahead now: read while `max_in_flight` were held,
+    /// waiting for room (not yet tracked nor handed out).
+    pub read_ahead: u64,
     /// Partitions assigned now.
     pub partitions: u64,
 }
 
 /// The series [`SourceStats::record`] sets, each `name{name="…"}`: every
-/// counter field as `flowgate_kafka_source_<field>_total`; `in_flight` and
-/// `partitions` as the gauges `flowgate_kafka_source_in_flight` and
+/// counter field as `flowgate_kafka_source_<field>_total`; `in_flight`,
+/// `read_ahead` and `partitions` as the gauges
+/// `flowgate_kafka_source_in_flight`, `flowgate_kafka_source_read_ahead` and
 /// `flowgate_kafka_source_partitions`.
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -1070,6 +1109,7 @@ pub const SOURCE_SERIES: &[&str] = &[
     "flowgate_kafka_source_commit_failures_total",
     "flowgate_kafka_source_fetch_errors_total",
     "flowgate_kafka_source_in_flight",
+    "flowgate_kafka_source_read_ahead",
     "flowgate_kafka_source_partitions",
 ];
 
@@ -1106,6 +1146,8 @@ impl SourceStats {
         }
         metrics::gauge!("flowgate_kafka_source_in_flight", "name" => name.to_owned())
             .set(self.in_flight as f64);
+        metrics::gauge!("flowgate_kafka_source_read_ahead", "name" => name.to_owned())
+            .set(self.read_ahead as f64);
         metrics::gauge!("flowgate_kafka_source_partitions", "name" => name.to_owned())
             .set(self.partitions as f64);
     }

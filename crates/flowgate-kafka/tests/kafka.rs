@@ -530,6 +530,19 @@ async fn at_most_max_in_flight_are_held_and_a_resolution_makes_room() {
         "an eleventh message was handed out: {more:?}"
     );
     assert!(source.stats().in_flight <= 10, "{:?}", source.stats());
+    // Meanwhile the reader reads ahead — at most as many more — so that a
+    // resolution finds work waiting.
+    let start = std::time::Instant::now();
+    while source.stats().read_ahead < 10 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no read-ahead: {:?}",
+            source.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = source.stats();
+    assert!(stats.read_ahead <= 11 && stats.in_flight == 10, "{stats:?}");
     out.pop().unwrap().ack().unwrap();
     out.push(next(&mut source).await);
     // Dropping a delivery naks it: it is handed out again.
