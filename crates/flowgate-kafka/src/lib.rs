@@ -82,6 +82,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! `cargo run -p flowgate-kafka --example mock` runs a whole group — read,
+//! ack, dead-letter, commit, a second run that finds nothing left — on
+//! librdkafka's mock cluster, with no broker to install.
+//!
 //! The crate's tests run against librdkafka's mock cluster
 //! ([`rdkafka::mocking::MockCluster`]): brokers, topics and consumer groups
 //! in-process, with errors injected.
