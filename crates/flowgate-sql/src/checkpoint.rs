@@ -261,7 +261,7 @@ impl SqliteCheckpointStore {
                  ON CONFLICT (name) DO UPDATE
                  SET cursor = excluded.cursor, committed_at = excluded.committed_at",
                 )?;
-                upsert.execute(params![name, to_sql(&cursor)])?;
+                upsert.execute(params![name, to_sql(cursor.as_ref())])?;
                 Ok(())
             })
             .await

@@ -78,6 +78,15 @@ pub enum TableError {
         /// The value, in microseconds since the Unix epoch.
         micros: i64,
     },
+    /// A [`RowBatch`](crate::RowBatch) built for another table (other
+    /// columns, types or key) than the sink's. A mistake in the program:
+    /// fatal, not a row's content.
+    OtherTable {
+        /// The batch's table, as `name (columns)`.
+        batch: String,
+        /// The sink's table, as `name (columns)`.
+        sink: String,
+    },
 }
 
 impl TableError {
@@ -149,6 +158,10 @@ impl fmt::Display for TableError {
             } => write!(
                 f,
                 "row {row}: column {column:?} takes timestamps of the years 0000 to 9999, got {micros} µs from the Unix epoch"
+            ),
+            Self::OtherTable { batch, sink } => write!(
+                f,
+                "a row batch built for table {batch} was given to the sink of table {sink}"
             ),
         }
     }

@@ -206,7 +206,7 @@ impl SqliteIdempotencyStore {
                 "SELECT EXISTS (SELECT 1 FROM flowgate_idempotency WHERE scope = ?1 AND key = ?2)",
             )?;
                 let found: bool =
-                    select.query_row(params![scope, to_sql(&key)], |row| row.get(0))?;
+                    select.query_row(params![scope, to_sql(key.as_ref())], |row| row.get(0))?;
                 Ok(found)
             })
             .await
@@ -255,7 +255,7 @@ impl SqliteIdempotencyStore {
                  VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))
                  ON CONFLICT (scope, key) DO NOTHING",
                 )?;
-                insert.execute(params![scope, to_sql(&key)])?;
+                insert.execute(params![scope, to_sql(key.as_ref())])?;
                 Ok(())
             })
             .await

@@ -105,6 +105,7 @@ mod idempotency;
 mod parse;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -121,6 +122,7 @@ pub use idempotency::SqliteIdempotencyStore;
 pub use parse::ParseValueError;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresSink};
+pub use rows::{RowBatch, RowWriter, ValueRef};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSink;
 pub use table::{Column, ColumnType, Table, TableBuilder, Value};

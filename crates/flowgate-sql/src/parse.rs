@@ -6,6 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat};
 
+use crate::rows::ValueRef;
 use crate::table::{ColumnType, Value};
 
 /// How many bytes of a refused input a [`ParseValueError`] shows.
@@ -70,74 +71,7 @@ impl Value {
     /// # Ok::<(), flowgate_sql::ParseValueError>(())
     /// ```
     pub fn parse(ty: ColumnType, bytes: &[u8]) -> Result<Value, ParseValueError> {
-        let fail = |reason: Option<String>| ParseValueError::new(ty, bytes, reason);
-        let text = || std::str::from_utf8(bytes).map_err(|err| fail(Some(utf8_reason(&err))));
-        match ty {
-            ColumnType::Blob => Ok(Value::Blob(bytes.to_vec())),
-            ColumnType::Text => {
-                let text = text()?;
-                if let Some(at) = text.bytes().position(|b| b == 0) {
-                    return Err(fail(Some(format!(
-                        "NUL byte at offset {at}: text cannot hold it; use a bytea column"
-                    ))));
-                }
-                Ok(Value::Text(text.to_owned()))
-            }
-            ColumnType::Integer => {
-                let text = text()?;
-                text.parse::<i64>().map(Value::Integer).map_err(|err| {
-                    use std::num::IntErrorKind;
-                    fail(match err.kind() {
-                        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
-                            Some("out of the 64-bit range".to_owned())
-                        }
-                        IntErrorKind::Empty => Some("empty".to_owned()),
-                        _ => None,
-                    })
-                })
-            }
-            ColumnType::Real => {
-                let text = text()?;
-                // Rust's parser also takes "inf", "NaN" and "infinity": only
-                // plain decimals (which start with a sign, a digit or a dot)
-                // are wanted.
-                let plain = text
-                    .trim_start_matches(['+', '-'])
-                    .starts_with(|c: char| c.is_ascii_digit() || c == '.');
-                match text.parse::<f64>() {
-                    Ok(v) if plain && v.is_finite() => Ok(Value::Real(v)),
-                    Ok(_) if plain => Err(fail(Some("out of the double precision range".into()))),
-                    _ if text.is_empty() => Err(fail(Some("empty".to_owned()))),
-                    _ => Err(fail(None)),
-                }
-            }
-            ColumnType::Boolean => {
-                let text = text()?;
-                const TRUE: [&str; 3] = ["true", "t", "1"];
-                const FALSE: [&str; 3] = ["false", "f", "0"];
-                if TRUE.iter().any(|t| t.eq_ignore_ascii_case(text)) {
-                    Ok(Value::Boolean(true))
-                } else if FALSE.iter().any(|f| f.eq_ignore_ascii_case(text)) {
-                    Ok(Value::Boolean(false))
-                } else {
-                    Err(fail(Some("expected true/false, t/f or 1/0".to_owned())))
-                }
-            }
-            ColumnType::Json => {
-                let text = text()?;
-                check_json(text).map_err(|reason| fail(Some(reason)))?;
-                Ok(Value::Json(text.to_owned()))
-            }
-            ColumnType::Timestamp => {
-                let text = text()?;
-                let at = DateTime::parse_from_rfc3339(text).map_err(|err| {
-                    fail(Some(format!(
-                        "{err}; expected RFC 3339 with an offset, such as 2026-12-01T22:01:15.123456Z"
-                    )))
-                })?;
-                Ok(Value::Timestamp(at.timestamp_micros()))
-            }
-        }
+        parse_ref(ty, bytes).map(ValueRef::to_owned)
     }
 
     /// Validates `text` as one JSON document (the rules of
@@ -193,6 +127,78 @@ impl Value {
         }
         DateTime::from_timestamp_micros(micros)
             .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+}
+
+/// [`Value::parse`], borrowing: the rules live here once.
+pub(crate) fn parse_ref(ty: ColumnType, bytes: &[u8]) -> Result<ValueRef<'_>, ParseValueError> {
+    let fail = |reason: Option<String>| ParseValueError::new(ty, bytes, reason);
+    let text = || std::str::from_utf8(bytes).map_err(|err| fail(Some(utf8_reason(&err))));
+    match ty {
+        ColumnType::Blob => Ok(ValueRef::Blob(bytes)),
+        ColumnType::Text => {
+            let text = text()?;
+            if let Some(at) = text.bytes().position(|b| b == 0) {
+                return Err(fail(Some(format!(
+                    "NUL byte at offset {at}: text cannot hold it; use a bytea column"
+                ))));
+            }
+            Ok(ValueRef::Text(text))
+        }
+        ColumnType::Integer => {
+            let text = text()?;
+            text.parse::<i64>().map(ValueRef::Integer).map_err(|err| {
+                use std::num::IntErrorKind;
+                fail(match err.kind() {
+                    IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                        Some("out of the 64-bit range".to_owned())
+                    }
+                    IntErrorKind::Empty => Some("empty".to_owned()),
+                    _ => None,
+                })
+            })
+        }
+        ColumnType::Real => {
+            let text = text()?;
+            // Rust's parser also takes "inf", "NaN" and "infinity": only
+            // plain decimals (which start with a sign, a digit or a dot)
+            // are wanted.
+            let plain = text
+                .trim_start_matches(['+', '-'])
+                .starts_with(|c: char| c.is_ascii_digit() || c == '.');
+            match text.parse::<f64>() {
+                Ok(v) if plain && v.is_finite() => Ok(ValueRef::Real(v)),
+                Ok(_) if plain => Err(fail(Some("out of the double precision range".into()))),
+                _ if text.is_empty() => Err(fail(Some("empty".to_owned()))),
+                _ => Err(fail(None)),
+            }
+        }
+        ColumnType::Boolean => {
+            let text = text()?;
+            const TRUE: [&str; 3] = ["true", "t", "1"];
+            const FALSE: [&str; 3] = ["false", "f", "0"];
+            if TRUE.iter().any(|t| t.eq_ignore_ascii_case(text)) {
+                Ok(ValueRef::Boolean(true))
+            } else if FALSE.iter().any(|f| f.eq_ignore_ascii_case(text)) {
+                Ok(ValueRef::Boolean(false))
+            } else {
+                Err(fail(Some("expected true/false, t/f or 1/0".to_owned())))
+            }
+        }
+        ColumnType::Json => {
+            let text = text()?;
+            check_json(text).map_err(|reason| fail(Some(reason)))?;
+            Ok(ValueRef::Json(text))
+        }
+        ColumnType::Timestamp => {
+            let text = text()?;
+            let at = DateTime::parse_from_rfc3339(text).map_err(|err| {
+                fail(Some(format!(
+                    "{err}; expected RFC 3339 with an offset, such as 2026-12-01T22:01:15.123456Z"
+                )))
+            })?;
+            Ok(ValueRef::Timestamp(at.timestamp_micros()))
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::error::{SchemaError, SchemaMismatch, SinkError};
+use crate::rows::{RowBatch, RowSet, ValueRef};
 use crate::table::{ColumnType, Table, Value};
 use crate::{Encoder, RowOutcome, Written};
 
@@ -535,8 +536,8 @@ impl<T: Send + 'static> PostgresSink<T> {
         }
         let values = self.inner.table.encode_rows(rows, &self.inner.encode)?;
         let conn = self.connection().await?;
-        self.insert(&conn, values.iter().map(Vec::as_slice), values.len())
-            .await
+        let all: Vec<usize> = (0..values.len()).collect();
+        self.insert(&conn, values.as_slice(), &all).await
     }
 
     /// Writes `rows` like [`write`](Self::write) — one statement, one round
@@ -659,7 +660,59 @@ impl<T: Send + 'static> PostgresSink<T> {
         &self,
         rows: Arc<[Vec<Value>]>,
     ) -> Result<Vec<RowOutcome>, SinkError> {
-        let (mut outcomes, good) = self.inner.table.check_rows(&rows);
+        self.write_rows(rows).await
+    }
+
+    /// Writes a [`RowBatch`] — rows stored by column, checked as they were
+    /// appended — and reports each row's outcome, as
+    /// [`write_values`](Self::write_values) does: one `UNNEST` statement, a
+    /// refused row isolated by halving. Each column's array parameter is
+    /// encoded straight from the batch's column buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_values`](Self::write_values); and
+    /// [`SinkError::Table`] with [`TableError::OtherTable`](crate::TableError::OtherTable)
+    /// (fatal) if the batch was built for a table of other columns, types
+    /// or key than the sink's.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_values`](Self::write_values).
+    ///
+    /// # Examples
+    ///
+    /// Needs a server (not run here):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use flowgate_sql::{PostgresSink, RowBatch, RowOutcome, Table, ValueRef};
+    ///
+    /// let table = Table::builder("notes").text("id").text("note").key("id").build()?;
+    /// let url = "postgres://app@127.0.0.1:5432/shop";
+    /// let sink = PostgresSink::connect(url, table.clone(), |_: &()| Vec::new()).await?;
+    /// let mut batch = RowBatch::with_capacity(&table, 2);
+    /// batch.append(&[ValueRef::Text("a"), ValueRef::Text("first")])?;
+    /// batch.append(&[ValueRef::Text("b"), ValueRef::Null])?;
+    /// let outcomes = sink.write_batch(Arc::new(batch)).await?;
+    /// assert!(outcomes.iter().all(|o| matches!(o, RowOutcome::Inserted)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_batch(&self, rows: Arc<RowBatch>) -> Result<Vec<RowOutcome>, SinkError> {
+        crate::rows::check_fits(&rows, &self.inner.table)?;
+        self.write_rows(rows).await
+    }
+
+    /// [`write_values`](Self::write_values) and
+    /// [`write_batch`](Self::write_batch).
+    async fn write_rows<R: RowSet + ?Sized>(
+        &self,
+        rows: Arc<R>,
+    ) -> Result<Vec<RowOutcome>, SinkError> {
+        let (mut outcomes, good) = rows.check(&self.inner.table);
         if !good.is_empty() {
             let conn = self.connection().await?;
             // Ranges of `good` to write, the next one last; written in order,
@@ -667,8 +720,7 @@ impl<T: Send + 'static> PostgresSink<T> {
             let mut todo = vec![(0, good.len())];
             while let Some((start, end)) = todo.pop() {
                 let part = &good[start..end];
-                let part_rows = part.iter().map(|&i| rows[i].as_slice());
-                match self.insert(&conn, part_rows, part.len()).await {
+                match self.insert(&conn, &*rows, part).await {
                     Ok(written) => {
                         for (&index, written) in part.iter().zip(written) {
                             outcomes[index] = Some(written.into());
@@ -696,14 +748,15 @@ impl<T: Send + 'static> PostgresSink<T> {
             .collect())
     }
 
-    /// One insert statement for the `len` rows `rows` (checked against the
-    /// table).
-    async fn insert<'r>(
+    /// One insert statement for the rows `part` of `rows` (checked against
+    /// the table).
+    async fn insert<R: RowSet + ?Sized>(
         &self,
         conn: &Conn,
-        rows: impl Iterator<Item = &'r [Value]> + Clone,
-        len: usize,
+        rows: &R,
+        part: &[usize],
     ) -> Result<Vec<Written>, SinkError> {
+        let len = part.len();
         let table = &self.inner.table;
         let err = |e| self.inner.endpoint.error(e);
         let params: Vec<Box<dyn ToSql + Sync + Send + '_>> = self
@@ -711,7 +764,7 @@ impl<T: Send + 'static> PostgresSink<T> {
             .wire
             .iter()
             .enumerate()
-            .map(|(i, wire)| column_array(*wire, rows.clone().map(move |row| &row[i])))
+            .map(|(i, wire)| column_array(*wire, part.iter().map(move |&row| rows.value(row, i))))
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
@@ -749,12 +802,13 @@ impl<T: Send + 'static> PostgresSink<T> {
             }
             *counts.entry(key).or_default() += 1;
         }
-        Ok(rows
-            .map(|row| {
+        Ok(part
+            .iter()
+            .map(|&row| {
                 let key: Vec<KeyPart> = table
                     .key_indexes()
                     .iter()
-                    .map(|&i| KeyPart::of(&row[i]))
+                    .map(|&i| KeyPart::of(rows.value(row, i)))
                     .collect();
                 match counts.get_mut(&key) {
                     Some(count) if *count > 0 => {
@@ -1148,13 +1202,13 @@ async fn check_table(
 /// value is either of the column's type or null.
 fn column_array<'a>(
     wire: Wire,
-    values: impl Iterator<Item = &'a Value>,
+    values: impl Iterator<Item = ValueRef<'a>>,
 ) -> Box<dyn ToSql + Sync + Send + 'a> {
     match wire {
         Wire::Int8 => Box::new(
             values
                 .map(|v| match v {
-                    Value::Integer(v) => Some(*v),
+                    ValueRef::Integer(v) => Some(v),
                     _ => None,
                 })
                 .collect::<Vec<Option<i64>>>(),
@@ -1162,7 +1216,7 @@ fn column_array<'a>(
         Wire::Float8 => Box::new(
             values
                 .map(|v| match v {
-                    Value::Real(v) => Some(*v),
+                    ValueRef::Real(v) => Some(v),
                     _ => None,
                 })
                 .collect::<Vec<Option<f64>>>(),
@@ -1170,7 +1224,7 @@ fn column_array<'a>(
         Wire::Text => Box::new(
             values
                 .map(|v| match v {
-                    Value::Text(v) => Some(v.as_str()),
+                    ValueRef::Text(v) => Some(v),
                     _ => None,
                 })
                 .collect::<Vec<Option<&str>>>(),
@@ -1178,7 +1232,7 @@ fn column_array<'a>(
         Wire::Bytea => Box::new(
             values
                 .map(|v| match v {
-                    Value::Blob(v) => Some(v.as_slice()),
+                    ValueRef::Blob(v) => Some(v),
                     _ => None,
                 })
                 .collect::<Vec<Option<&[u8]>>>(),
@@ -1186,7 +1240,7 @@ fn column_array<'a>(
         Wire::Bool => Box::new(
             values
                 .map(|v| match v {
-                    Value::Boolean(v) => Some(*v),
+                    ValueRef::Boolean(v) => Some(v),
                     _ => None,
                 })
                 .collect::<Vec<Option<bool>>>(),
@@ -1194,7 +1248,7 @@ fn column_array<'a>(
         Wire::Json | Wire::Jsonb => Box::new(
             values
                 .map(|v| match v {
-                    Value::Json(v) => Some(JsonText(v.as_str())),
+                    ValueRef::Json(v) => Some(JsonText(v)),
                     _ => None,
                 })
                 .collect::<Vec<Option<JsonText<'_>>>>(),
@@ -1202,7 +1256,7 @@ fn column_array<'a>(
         Wire::Timestamptz => Box::new(
             values
                 .map(|v| match v {
-                    Value::Timestamp(v) => Some(Timestamptz(*v)),
+                    ValueRef::Timestamp(v) => Some(Timestamptz(v)),
                     _ => None,
                 })
                 .collect::<Vec<Option<Timestamptz>>>(),
@@ -1300,14 +1354,14 @@ pub(crate) enum KeyPart {
 }
 
 impl KeyPart {
-    pub(crate) fn of(value: &Value) -> Self {
+    pub(crate) fn of(value: ValueRef<'_>) -> Self {
         match value {
-            Value::Integer(v) => KeyPart::Integer(*v),
-            Value::Text(v) => KeyPart::Text(v.clone()),
-            Value::Blob(v) => KeyPart::Blob(v.clone()),
-            Value::Boolean(v) => KeyPart::Boolean(*v),
-            Value::Timestamp(v) => KeyPart::Timestamp(*v),
-            Value::Null | Value::Real(_) | Value::Json(_) => {
+            ValueRef::Integer(v) => KeyPart::Integer(v),
+            ValueRef::Text(v) => KeyPart::Text(v.to_owned()),
+            ValueRef::Blob(v) => KeyPart::Blob(v.to_vec()),
+            ValueRef::Boolean(v) => KeyPart::Boolean(v),
+            ValueRef::Timestamp(v) => KeyPart::Timestamp(v),
+            ValueRef::Null | ValueRef::Real(_) | ValueRef::Json(_) => {
                 unreachable!("rows are checked: keys are never null, real or json")
             }
         }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{SchemaError, SchemaMismatch, SinkError};
+use crate::rows::{RowBatch, RowSet};
 use crate::table::{ColumnType, Table, Value};
 use crate::wal::Checkpointer;
 use crate::{Encoder, RowOutcome, Written};
@@ -256,7 +257,9 @@ impl<T: Send + 'static> SqliteSink<T> {
             let tx = conn.transaction().at(db)?;
             let all: Vec<usize> = (0..values.len()).collect();
             let Inserted::Done(outcomes) =
-                inner.inserts.insert(&tx, db, &values, &all, Mode::Strict)?
+                inner
+                    .inserts
+                    .insert(&tx, db, values.as_slice(), &all, Mode::Strict)?
             else {
                 unreachable!("a strict insert fails instead of rolling back for a row")
             };
@@ -388,11 +391,65 @@ impl<T: Send + 'static> SqliteSink<T> {
         &self,
         rows: Arc<[Vec<Value>]>,
     ) -> Result<Vec<RowOutcome>, SinkError> {
+        self.write_rows(rows).await
+    }
+
+    /// Writes a [`RowBatch`] — rows stored by column, checked as they were
+    /// appended — and reports each row's outcome, as
+    /// [`write_values`](Self::write_values) does: one transaction, rows
+    /// inserted many to a statement, a refused row rejected alone. The
+    /// values are bound from the batch's column buffers: nothing is copied
+    /// per row, and a retry with the same `Arc` copies nothing either.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_values`](Self::write_values); and
+    /// [`SinkError::Table`] with [`TableError::OtherTable`](crate::TableError::OtherTable)
+    /// (fatal) if the batch was built for a table of other columns, types
+    /// or key than the sink's.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_values`](Self::write_values): dropping the future does
+    /// not stop the write on the blocking thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use flowgate_sql::{ColumnType, RowBatch, RowOutcome, SqliteSink, Table, ValueRef};
+    ///
+    /// let table = Table::builder("events").text("id").integer("n").key("id").build()?;
+    /// let sink = SqliteSink::open_in_memory(table.clone(), |_: &()| Vec::new()).await?;
+    ///
+    /// let mut batch = RowBatch::with_capacity(&table, 3);
+    /// for (id, n) in [("a", b"1"), ("b", b"2"), ("a", b"3")] {
+    ///     batch.append(&[ValueRef::Text(id), ValueRef::parse(ColumnType::Integer, n)?])?;
+    /// }
+    /// let outcomes = sink.write_batch(Arc::new(batch)).await?;
+    /// assert!(matches!(outcomes[..], [RowOutcome::Inserted, RowOutcome::Inserted, RowOutcome::Duplicate]));
+    /// assert_eq!(sink.count().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_batch(&self, rows: Arc<RowBatch>) -> Result<Vec<RowOutcome>, SinkError> {
+        crate::rows::check_fits(&rows, &self.inner.table)?;
+        self.write_rows(rows).await
+    }
+
+    /// [`write_values`](Self::write_values) and
+    /// [`write_batch`](Self::write_batch).
+    async fn write_rows<R: RowSet + ?Sized>(
+        &self,
+        rows: Arc<R>,
+    ) -> Result<Vec<RowOutcome>, SinkError> {
         let inner = Arc::clone(&self.inner);
         // Checked on the blocking thread too: the caller's thread is free
         // for the next batch.
         let (mut outcomes, written) = blocking(move || {
-            let (outcomes, good) = inner.table.check_rows(&rows);
+            let (outcomes, good) = rows.check(&inner.table);
             let db = inner.database.as_str();
             let mut conn = lock(&inner.conn);
             // Rows whose failure rolled back the whole transaction.
@@ -405,7 +462,7 @@ impl<T: Send + 'static> SqliteSink<T> {
                     .copied()
                     .filter(|index| !rolled_back.contains_key(index))
                     .collect();
-                match inner.inserts.insert(&tx, db, &rows, &todo, mode)? {
+                match inner.inserts.insert(&tx, db, &*rows, &todo, mode)? {
                     Inserted::Done(mut results) => {
                         tx.commit().at(db)?;
                         inner.committed();
@@ -817,6 +874,8 @@ const MAX_PARAMETERS: usize = 32_766;
 struct Inserts {
     /// `by_size[i]` inserts `2^i` rows.
     by_size: Vec<String>,
+    /// Values per row.
+    columns: usize,
 }
 
 /// How [`Inserts::insert`] goes about a batch.
@@ -861,16 +920,16 @@ impl Inserts {
             ));
             size *= 2;
         }
-        Inserts { by_size }
+        Inserts { by_size, columns }
     }
 
     /// Inserts `rows[i]` for every `i` of `todo` within `tx`, in chunks, and
     /// reports each row's outcome.
-    fn insert(
+    fn insert<R: RowSet + ?Sized>(
         &self,
         tx: &rusqlite::Transaction<'_>,
         db: &str,
-        rows: &[Vec<Value>],
+        rows: &R,
         todo: &[usize],
         mode: Mode,
     ) -> Result<Inserted, SinkError> {
@@ -897,7 +956,7 @@ impl Inserts {
             }
             let mut insert = tx.prepare_cached(&self.by_size[0]).at(db)?;
             for &index in chunk {
-                bind(&mut insert, 0, &rows[index]).at(db)?;
+                bind(&mut insert, 0, rows, index, self.columns).at(db)?;
                 match insert.raw_execute().at(db) {
                     Ok(1) => out.push((index, RowOutcome::Inserted)),
                     Ok(_) => out.push((index, RowOutcome::Duplicate)),
@@ -919,11 +978,11 @@ impl Inserts {
     /// the chunk was undone (a row was a duplicate, or was refused for its
     /// content), `None` if a refused row rolled back the whole transaction.
     /// In [`Mode::Strict`] a refused row is an error.
-    fn chunk(
+    fn chunk<R: RowSet + ?Sized>(
         &self,
         tx: &rusqlite::Transaction<'_>,
         db: &str,
-        rows: &[Vec<Value>],
+        rows: &R,
         chunk: &[usize],
         level: usize,
         mode: Mode,
@@ -935,9 +994,9 @@ impl Inserts {
         };
         run("SAVEPOINT flowgate_chunk")?;
         let mut insert = tx.prepare_cached(&self.by_size[level]).at(db)?;
-        let columns = rows[chunk[0]].len();
+        let columns = self.columns;
         for (n, &index) in chunk.iter().enumerate() {
-            bind(&mut insert, n * columns, &rows[index]).at(db)?;
+            bind(&mut insert, n * columns, rows, index, columns).at(db)?;
         }
         let all = match insert.raw_execute().at(db) {
             Ok(changed) => changed == chunk.len(),
@@ -957,14 +1016,17 @@ impl Inserts {
     }
 }
 
-/// Binds `row`'s values to `insert`'s parameters from `offset` on.
-fn bind(
+/// Binds the values of row `row` of `rows` (`columns` of them) to
+/// `insert`'s parameters from `offset` on.
+fn bind<R: RowSet + ?Sized>(
     insert: &mut rusqlite::CachedStatement<'_>,
     offset: usize,
-    row: &[Value],
+    rows: &R,
+    row: usize,
+    columns: usize,
 ) -> rusqlite::Result<()> {
-    for (i, value) in row.iter().enumerate() {
-        insert.raw_bind_parameter(offset + i + 1, to_sql(value))?;
+    for column in 0..columns {
+        insert.raw_bind_parameter(offset + column + 1, to_sql(rows.value(row, column)))?;
     }
     Ok(())
 }
@@ -978,19 +1040,20 @@ pub(crate) fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connec
 /// A value as SQLite stores it: booleans as 0 or 1, JSON as its text,
 /// timestamps as RFC 3339 UTC text (a timestamp out of the range rows accept,
 /// which only the stores can be given, as its integer microseconds).
-pub(crate) fn to_sql(value: &Value) -> rusqlite::types::ToSqlOutput<'_> {
+pub(crate) fn to_sql(value: crate::ValueRef<'_>) -> rusqlite::types::ToSqlOutput<'_> {
+    use crate::ValueRef as V;
     use rusqlite::types::{ToSqlOutput, ValueRef};
     ToSqlOutput::Borrowed(match value {
-        Value::Null => ValueRef::Null,
-        Value::Integer(v) => ValueRef::Integer(*v),
-        Value::Real(v) => ValueRef::Real(*v),
-        Value::Text(v) | Value::Json(v) => ValueRef::Text(v.as_bytes()),
-        Value::Blob(v) => ValueRef::Blob(v),
-        Value::Boolean(v) => ValueRef::Integer(i64::from(*v)),
-        Value::Timestamp(micros) => {
-            return match Value::format_timestamp(*micros) {
+        V::Null => ValueRef::Null,
+        V::Integer(v) => ValueRef::Integer(v),
+        V::Real(v) => ValueRef::Real(v),
+        V::Text(v) | V::Json(v) => ValueRef::Text(v.as_bytes()),
+        V::Blob(v) => ValueRef::Blob(v),
+        V::Boolean(v) => ValueRef::Integer(i64::from(v)),
+        V::Timestamp(micros) => {
+            return match Value::format_timestamp(micros) {
                 Some(text) => ToSqlOutput::Owned(rusqlite::types::Value::Text(text)),
-                None => ToSqlOutput::Borrowed(ValueRef::Integer(*micros)),
+                None => ToSqlOutput::Borrowed(ValueRef::Integer(micros)),
             };
         }
     })

@@ -361,7 +361,6 @@ impl Table {
         self.key.iter().map(|&i| &self.columns[i])
     }
 
-    #[cfg(feature = "postgres")]
     pub(crate) fn key_indexes(&self) -> &[usize] {
         &self.key
     }

@@ -1278,3 +1278,78 @@ async fn usize_max_connections_mean_unbounded() {
     );
     exec(&admin, format!("DROP TABLE {}", table.name())).await;
 }
+
+/// `write_batch` (rows by column, each array encoded from its column) gives
+/// the outcomes `write_values` gives for the same rows and stores the same
+/// table: duplicates of stored keys and within the batch, rows refused by
+/// a CHECK (isolated by halving), nulls in a nullable column.
+#[tokio::test]
+async fn write_batch_stores_and_reports_exactly_like_write_values() {
+    use flowgate_sql::{RowBatch, ValueRef};
+    let Some(url) = postgres_url() else { return };
+    let admin = admin(&url).await;
+    let by_values = table("pg_batch_values");
+    let by_batch = table("pg_batch_batch");
+    for t in [&by_values, &by_batch] {
+        exec(&admin, format!("DROP TABLE IF EXISTS {}", t.name())).await;
+    }
+    let values = PostgresSink::connect(&url, by_values.clone(), encode)
+        .await
+        .unwrap();
+    let batch_sink = PostgresSink::connect(&url, by_batch.clone(), encode)
+        .await
+        .unwrap();
+    for t in [&by_values, &by_batch] {
+        let t = t.name();
+        exec(
+            &admin,
+            format!("ALTER TABLE {t} ADD CONSTRAINT {t}_no_666 CHECK (seq <> 666)"),
+        )
+        .await;
+    }
+    let rounds: Vec<Vec<Event>> = vec![
+        vec![event("a", 1), event("b", 2)],
+        (0..300)
+            .map(|i| match i % 7 {
+                0 => event("a", i),                                // stored by the first batch
+                1 => event(&format!("dup{}", i % 5), i),           // repeated within the batch
+                2 if i % 3 == 0 => event(&format!("bad{i}"), 666), // refused by the CHECK
+                _ => event(&format!("r{i}"), i),
+            })
+            .collect(),
+        vec![],
+    ];
+    for (round, events) in rounds.iter().enumerate() {
+        let rows: std::sync::Arc<[Vec<Value>]> = events.iter().map(encode).collect();
+        let mut batch = RowBatch::with_capacity(&by_batch, events.len());
+        for row in rows.iter() {
+            let refs: Vec<ValueRef<'_>> = row.iter().map(Value::as_ref).collect();
+            batch.append(&refs).unwrap();
+        }
+        let expected: Vec<String> = values
+            .write_values(rows)
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        let got: Vec<String> = batch_sink
+            .write_batch(std::sync::Arc::new(batch))
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        assert_eq!(got, expected, "round {round}");
+        if round == 1 {
+            assert!(expected.iter().any(|k| k == "duplicate"));
+            assert!(expected.iter().any(|k| k.contains("23514")), "{expected:?}");
+        }
+    }
+    let expected = stored(&admin, by_values.name()).await;
+    assert!(expected.len() > 200, "{}", expected.len());
+    assert_eq!(stored(&admin, by_batch.name()).await, expected);
+    for t in [&by_values, &by_batch] {
+        exec(&admin, format!("DROP TABLE {}", t.name())).await;
+    }
+}

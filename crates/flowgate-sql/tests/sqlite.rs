@@ -728,3 +728,137 @@ async fn a_file_sink_checkpoints_its_log_into_the_database_file() {
     let reopened = SqliteSink::open(&path, table(), encode).await.unwrap();
     assert_eq!(reopened.count().await.unwrap(), 20_000);
 }
+
+/// The row batch of `events`: `Event`s appended by column.
+fn row_batch(events: &[Event]) -> flowgate_sql::RowBatch {
+    let mut batch = flowgate_sql::RowBatch::with_capacity(&table(), events.len());
+    for e in events {
+        use flowgate_sql::ValueRef;
+        batch
+            .append(&[
+                ValueRef::Text(&e.id),
+                ValueRef::Integer(e.seq),
+                ValueRef::Blob(&e.body),
+            ])
+            .unwrap();
+    }
+    batch
+}
+
+/// `write_batch` (rows by column) gives the outcomes `write_values` gives
+/// for the same rows, and stores the same table: chunks with duplicates of
+/// stored keys and of earlier rows, rows refused by a trigger (one of which
+/// rolls back the whole transaction), batch sizes around the chunk sizes.
+#[tokio::test]
+async fn write_batch_stores_and_reports_exactly_like_write_values() {
+    let dir = temp_dir("sqlite");
+    let open = |name: &str| {
+        let path = dir.join(name);
+        async move {
+            let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
+            rusqlite_connection(&path)
+                .execute_batch(
+                    "CREATE TRIGGER no_666 BEFORE INSERT ON events WHEN NEW.seq % 1000 = 666
+                     BEGIN SELECT RAISE(ABORT, 'seq 666 is refused'); END;
+                     CREATE TRIGGER no_777 BEFORE INSERT ON events WHEN NEW.seq = 777
+                     BEGIN SELECT RAISE(ROLLBACK, 'seq 777 rolls back everything'); END;",
+                )
+                .unwrap();
+            (sink, path)
+        }
+    };
+    let (by_values, values_path) = open("values.db").await;
+    let (by_batch, batch_path) = open("batch.db").await;
+    let mut state = 0x9e37_79b9_u64;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    for (round, size) in [0, 1, 31, 32, 33, 64, 65, 1000, 2, 100]
+        .into_iter()
+        .enumerate()
+    {
+        let events: Vec<Event> = (0..size)
+            .map(|i| match next(20) {
+                _ if round == 7 && i == 500 => event("rollback", 777),
+                0 => event(&format!("k{}", next(40)), i as i64),
+                1 => event(&format!("bad-{round}-{i}"), 666),
+                _ => event(&format!("r{round}-{i}"), i as i64 * 10 + 1),
+            })
+            .collect();
+        let values: Arc<[Vec<Value>]> = events.iter().map(encode).collect();
+        let expected: Vec<String> = by_values
+            .write_values(values)
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        let got: Vec<String> = by_batch
+            .write_batch(Arc::new(row_batch(&events)))
+            .await
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        // The rejections name their database files, which differ.
+        let got: Vec<String> = got
+            .iter()
+            .map(|k| k.replace("batch.db", "values.db"))
+            .collect();
+        assert_eq!(got, expected, "batch of {size} (round {round})");
+        if round == 7 {
+            assert!(
+                expected[500].contains("rolls back everything"),
+                "{}",
+                expected[500]
+            );
+            assert!(expected.iter().any(|k| k.contains("seq 666 is refused")));
+        }
+    }
+    let dump = |path: &std::path::Path| {
+        let conn = rusqlite_connection(path);
+        let mut stmt = conn
+            .prepare("SELECT id, seq, body FROM events ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+    };
+    let stored = dump(&batch_path);
+    assert!(stored.len() > 1000, "{} rows", stored.len());
+    assert_eq!(stored, dump(&values_path));
+}
+
+/// A batch built for another table is refused as a whole, fatal (a mistake
+/// in the program, not a row's content); an empty batch writes nothing.
+#[tokio::test]
+async fn write_batch_refuses_a_batch_of_another_table() {
+    let sink = SqliteSink::open_in_memory(table(), encode).await.unwrap();
+    let other = Table::builder("events")
+        .text("id")
+        .key("id")
+        .build()
+        .unwrap();
+    let mut batch = flowgate_sql::RowBatch::new(&other);
+    batch.append(&[flowgate_sql::ValueRef::Text("a")]).unwrap();
+    let err = sink.write_batch(Arc::new(batch)).await.unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    assert!(
+        matches!(err, SinkError::Table(TableError::OtherTable { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("events (id, seq, body)"), "{err}");
+    let none = sink.write_batch(Arc::new(row_batch(&[]))).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(sink.count().await.unwrap(), 0);
+}
