@@ -51,7 +51,7 @@ use std::fmt;
 use std::path::Path;
 
 use flowgate_redis::Fields;
-use flowgate_sql::{ColumnType, Table, Value};
+use flowgate_sql::{ColumnType, RowBatch, Table, Value, ValueRef};
 use serde::Deserialize;
 
 /// Where a column's value comes from.
@@ -428,40 +428,63 @@ impl Mapping {
     pub fn row(&self, id: &str, fields: &Fields) -> Result<Vec<Value>, Misfit> {
         self.columns
             .iter()
-            .map(|column| {
-                let raw: Option<&[u8]> = match &column.source {
-                    Source::EntryId => Some(id.as_bytes()),
-                    Source::Field(name) => fields.get(name),
-                    Source::Fnv1a(name) => {
-                        return match fields.get(name) {
-                            Some(bytes) => Ok(Value::Integer(fnv1a(bytes))),
-                            None if column.nullable => Ok(Value::Null),
-                            None => Err(Misfit(format!(
-                                "column {:?}: field {name:?} is missing",
-                                column.name
-                            ))),
-                        };
-                    }
-                };
-                match raw {
-                    Some(bytes) => Value::parse(column.ty, bytes).map_err(|e| {
-                        Misfit(format!(
-                            "column {:?} ({}, from {}): {e}",
-                            column.name,
-                            type_name(column.ty),
-                            column.source
-                        ))
-                    }),
-                    None if column.nullable => Ok(Value::Null),
-                    None => Err(Misfit(format!(
-                        "column {:?} ({}): {} is missing",
-                        column.name,
-                        type_name(column.ty),
-                        column.source
-                    ))),
-                }
-            })
+            .map(|column| column.value(id, fields).map(ValueRef::to_owned))
             .collect()
+    }
+
+    /// Appends the row for the entry `id` with `fields` to `batch` (a batch
+    /// of this mapping's [`table`](Self::table)), each value taken from
+    /// where it lies in `fields` and copied once, into the batch's column.
+    /// A message that does not fit leaves the batch as it was.
+    ///
+    /// # Errors
+    ///
+    /// A [`Misfit`] naming the column, its source and what is wrong.
+    pub fn append(&self, batch: &mut RowBatch, id: &str, fields: &Fields) -> Result<(), Misfit> {
+        let mut row = batch.row();
+        for column in &self.columns {
+            row.push(column.value(id, fields)?)
+                .map_err(|e| Misfit(format!("column {:?}: {e}", column.name)))?;
+        }
+        row.finish().map_err(|e| Misfit(e.to_string()))
+    }
+}
+
+impl ColumnMap {
+    /// This column's value for the entry `id` with `fields`, borrowed from
+    /// them.
+    fn value<'a>(&self, id: &'a str, fields: &'a Fields) -> Result<ValueRef<'a>, Misfit> {
+        let raw: Option<&[u8]> = match &self.source {
+            Source::EntryId => Some(id.as_bytes()),
+            Source::Field(name) => fields.get(name),
+            Source::Fnv1a(name) => {
+                return match fields.get(name) {
+                    Some(bytes) => Ok(ValueRef::Integer(fnv1a(bytes))),
+                    None if self.nullable => Ok(ValueRef::Null),
+                    None => Err(Misfit(format!(
+                        "column {:?}: field {name:?} is missing",
+                        self.name
+                    ))),
+                };
+            }
+        };
+        match raw {
+            Some(bytes) => ValueRef::parse(self.ty, bytes).map_err(|e| {
+                Misfit(format!(
+                    "column {:?} ({}, from {}): {e}",
+                    self.name,
+                    type_name(self.ty),
+                    self.source
+                ))
+            }),
+            None if self.nullable => Ok(ValueRef::Null),
+            None => Err(Misfit(format!(
+                "column {:?} ({}): {} is missing",
+                self.name,
+                type_name(self.ty),
+                self.source
+            ))),
+        }
     }
 }
 
@@ -556,6 +579,27 @@ mod tests {
             bad.0.contains("\"seq\"") && bad.0.contains("bigint"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn append_adds_the_row_that_row_makes_and_nothing_for_a_misfit() {
+        let mapping = Mapping::demo("events").unwrap();
+        let mut batch = RowBatch::new(mapping.table());
+        let good = fields(&[("seq", b"7"), ("body", b"hello")]);
+        mapping.append(&mut batch, "1-0", &good).unwrap();
+        let misfit = mapping
+            .append(&mut batch, "2-0", &fields(&[("seq", b"x"), ("body", b"b")]))
+            .unwrap_err();
+        assert_eq!(
+            Some(misfit),
+            mapping
+                .row("2-0", &fields(&[("seq", b"x"), ("body", b"b")]))
+                .err()
+        );
+        mapping.append(&mut batch, "3-0", &good).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.to_values(0), mapping.row("1-0", &good).unwrap());
+        assert_eq!(batch.to_values(1), mapping.row("3-0", &good).unwrap());
     }
 
     #[test]

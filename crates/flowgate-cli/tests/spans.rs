@@ -61,7 +61,7 @@ fn each_batch_has_a_span_with_its_write_and_its_ack_under_it() {
     };
     assert_eq!(
         closes(
-            "batch{rows=50 outcome=\"acked\" written=50 duplicates=0 dead_lettered=0}: flowgate_cli::ingest: close"
+            "batch{rows=50 misfits=0 outcome=\"acked\" written=50 duplicates=0 dead_lettered=0}: flowgate_cli::ingest: close"
         ),
         2,
         "two batch spans, closed once acked, with their counts:\n{text}"

@@ -230,6 +230,39 @@ impl FieldsBuilder {
         self
     }
 
+    /// Appends the field `name` with the value `write` appends to the
+    /// buffer it is given (the fields' own buffer: no copy), for values
+    /// made piece by piece.
+    ///
+    /// # Panics
+    ///
+    /// If the fields grow beyond 4 GiB, or if `write` removes any of the
+    /// bytes that were in the buffer before it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_redis::FieldsBuilder;
+    ///
+    /// let mut fields = FieldsBuilder::with_capacity(32, 1);
+    /// fields.field_with("body", |buf| {
+    ///     buf.extend_from_slice(b"{\"n\":");
+    ///     buf.extend_from_slice(b"7}");
+    /// });
+    /// assert_eq!(fields.build().get("body"), Some(&b"{\"n\":7}"[..]));
+    /// ```
+    pub fn field_with(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(name.as_bytes());
+        write(&mut self.buf);
+        assert!(
+            self.buf.len() >= at + name.len(),
+            "FieldsBuilder::field_with: the value's writer removed bytes it did not write"
+        );
+        self.push(at, name.len());
+        self
+    }
+
     fn push(&mut self, at: usize, name_len: usize) {
         let span = Span::new(at..at + name_len, at + name_len..self.buf.len())
             .expect("fields of at most 4 GiB");

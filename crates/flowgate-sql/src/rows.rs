@@ -160,9 +160,12 @@ enum Cells {
     /// Integers, booleans (0/1), timestamps and floats (their bits); a null
     /// cell holds 0.
     Fixed(Vec<u64>),
-    /// Text, JSON and blobs: the bytes back to back, and where each cell
-    /// ends (a null cell is empty).
+    /// Blobs: the bytes back to back, and where each cell ends (a null
+    /// cell is empty).
     Bytes { data: Vec<u8>, ends: Vec<usize> },
+    /// Text and JSON, the same way (in a `String`: a cell is read back
+    /// without validating it again).
+    Text { data: String, ends: Vec<usize> },
 }
 
 #[derive(Clone)]
@@ -180,7 +183,7 @@ impl ColumnCells {
     fn len(&self) -> usize {
         match &self.cells {
             Cells::Fixed(v) => v.len(),
-            Cells::Bytes { ends, .. } => ends.len(),
+            Cells::Bytes { ends, .. } | Cells::Text { ends, .. } => ends.len(),
         }
     }
 
@@ -188,6 +191,10 @@ impl ColumnCells {
         match &mut self.cells {
             Cells::Fixed(v) => v.truncate(len),
             Cells::Bytes { data, ends } => {
+                ends.truncate(len);
+                data.truncate(ends.last().copied().unwrap_or(0));
+            }
+            Cells::Text { data, ends } => {
                 ends.truncate(len);
                 data.truncate(ends.last().copied().unwrap_or(0));
             }
@@ -204,12 +211,23 @@ impl ColumnCells {
         match &mut self.cells {
             Cells::Fixed(v) => v.push(0),
             Cells::Bytes { data, ends } => ends.push(data.len()),
+            Cells::Text { data, ends } => ends.push(data.len()),
         }
     }
 
     fn push_fixed(&mut self, bits: u64) {
         if let Cells::Fixed(v) = &mut self.cells {
             v.push(bits);
+        }
+        if !self.nulls.is_empty() {
+            self.nulls.push(false);
+        }
+    }
+
+    fn push_str(&mut self, text: &str) {
+        if let Cells::Text { data, ends } = &mut self.cells {
+            data.push_str(text);
+            ends.push(data.len());
         }
         if !self.nulls.is_empty() {
             self.nulls.push(false);
@@ -245,21 +263,19 @@ impl ColumnCells {
             }
             Cells::Bytes { data, ends } => {
                 let start = if row == 0 { 0 } else { ends[row - 1] };
-                let bytes = &data[start..ends[row]];
-                match self.ty {
-                    ColumnType::Blob => ValueRef::Blob(bytes),
-                    // Only text that was a `&str` is ever appended.
-                    ColumnType::Text => ValueRef::Text(text(bytes)),
-                    ColumnType::Json => ValueRef::Json(text(bytes)),
-                    _ => unreachable!("fixed columns keep fixed cells"),
+                ValueRef::Blob(&data[start..ends[row]])
+            }
+            Cells::Text { data, ends } => {
+                let start = if row == 0 { 0 } else { ends[row - 1] };
+                let text = &data[start..ends[row]];
+                if self.ty == ColumnType::Json {
+                    ValueRef::Json(text)
+                } else {
+                    ValueRef::Text(text)
                 }
             }
         }
     }
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("a text cell holds the bytes of a str")
 }
 
 /// Rows of one [`Table`], stored by column: what the sinks'
@@ -345,8 +361,12 @@ impl RowBatch {
                 ty: column.ty,
                 nullable: !column.not_null && !key.contains(&i),
                 cells: match column.ty {
-                    ColumnType::Text | ColumnType::Blob | ColumnType::Json => Cells::Bytes {
+                    ColumnType::Blob => Cells::Bytes {
                         data: Vec::with_capacity(rows.saturating_mul(32)),
+                        ends: Vec::with_capacity(rows),
+                    },
+                    ColumnType::Text | ColumnType::Json => Cells::Text {
+                        data: String::with_capacity(rows.saturating_mul(32)),
                         ends: Vec::with_capacity(rows),
                     },
                     _ => Cells::Fixed(Vec::with_capacity(rows)),
@@ -633,7 +653,7 @@ impl RowWriter<'_> {
                     }
                     column.push_fixed(micros as u64);
                 }
-                ValueRef::Text(v) | ValueRef::Json(v) => column.push_bytes(v.as_bytes()),
+                ValueRef::Text(v) | ValueRef::Json(v) => column.push_str(v),
                 ValueRef::Blob(v) => column.push_bytes(v),
                 ValueRef::Null => unreachable!("null has no column type"),
             },
