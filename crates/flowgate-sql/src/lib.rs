@@ -26,6 +26,15 @@
 //! is wrong when the bytes do not fit ([`ParseValueError`]:
 //! `not a valid bigint: "abc"`).
 //!
+//! For a pipeline that makes rows from raw bytes at a high rate there is a
+//! second way in, with no allocation per row: a [`RowBatch`] stores a
+//! batch's rows by column (the bytes of a text or blob column back to back,
+//! the integers of an integer column in one vector), each row checked as
+//! it is appended ([`RowBatch::append`], or value by value with a
+//! [`RowWriter`]), and [`ValueRef::parse`] turns bytes into a value
+//! borrowed from them. `write_batch` (on both sinks) binds each value from
+//! the batch's buffers. `flowgate ingest` writes this way.
+//!
 //! When a sink opens, it creates a missing table (any number of sinks may
 //! start at once), or checks an existing one and reports every way it does
 //! not fit at once ([`SchemaError`]): missing columns, columns of other types,
