@@ -38,7 +38,11 @@ use crate::{Encoder, RowOutcome, Written};
 ///
 /// SQLite calls block, so they run on tokio's blocking thread pool; one
 /// connection serializes writes (SQLite allows one writer at a time anyway).
-/// The sink is cheap to clone and every clone shares the connection.
+/// Concurrent batch writes ([`write_values`](Self::write_values),
+/// [`write_batch`](Self::write_batch)) wait in a queue that one blocking
+/// task runs, one after another, so the connection is not handed from
+/// thread to thread between batches. The sink is cheap to clone and every
+/// clone shares the connection.
 pub struct SqliteSink<T> {
     inner: Arc<Inner<T>>,
 }

@@ -862,3 +862,57 @@ async fn write_batch_refuses_a_batch_of_another_table() {
     assert!(none.is_empty());
     assert_eq!(sink.count().await.unwrap(), 0);
 }
+
+/// Batch writes from many tasks at once go through the sink's write queue
+/// (one blocking task runs them one after another): every write resolves
+/// with its own rows' outcomes, every row is stored once, and the sink's
+/// other calls (`count`) get their turn in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_write_batches_each_resolve_with_their_own_outcomes() {
+    let dir = temp_dir("sqlite");
+    let sink = SqliteSink::open(dir.join("queue.db"), table(), encode)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..16 {
+        let sink = sink.clone();
+        tasks.spawn(async move {
+            let mut inserted = 0;
+            for round in 0..8 {
+                // Half of each batch is shared by all tasks: exactly one
+                // task inserts each shared row, the others get duplicates.
+                let events: Vec<Event> = (0..50)
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            event(&format!("shared-{round}-{i}"), i)
+                        } else {
+                            event(&format!("own-{task}-{round}-{i}"), i)
+                        }
+                    })
+                    .collect();
+                let outcomes = sink
+                    .write_batch(Arc::new(row_batch(&events)))
+                    .await
+                    .unwrap();
+                assert_eq!(outcomes.len(), 50);
+                for (i, outcome) in outcomes.iter().enumerate() {
+                    match outcome {
+                        RowOutcome::Inserted => inserted += 1,
+                        RowOutcome::Duplicate => assert_eq!(i % 2, 0, "only shared rows repeat"),
+                        other => panic!("row {i}: {other:?}"),
+                    }
+                }
+                // Reads between the writes are not starved.
+                assert!(sink.count().await.unwrap() >= 25);
+            }
+            inserted
+        });
+    }
+    let mut inserted = 0;
+    while let Some(n) = tasks.join_next().await {
+        inserted += n.unwrap();
+    }
+    // 16 tasks × 8 rounds × 25 own rows, and 8 rounds × 25 shared rows once.
+    assert_eq!(inserted, 16 * 8 * 25 + 8 * 25);
+    assert_eq!(sink.count().await.unwrap(), inserted as u64);
+}
