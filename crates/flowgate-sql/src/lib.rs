@@ -33,7 +33,9 @@
 //! it is appended ([`RowBatch::append`], or value by value with a
 //! [`RowWriter`]), and [`ValueRef::parse`] turns bytes into a value
 //! borrowed from them. `write_batch` (on both sinks) binds each value from
-//! the batch's buffers. `flowgate ingest` writes this way.
+//! the batch's buffers. `flowgate ingest` writes this way; so does
+//! `cargo run --release -p flowgate-sql --example columns`, a pipeline of
+//! raw messages and ack tokens through `write_batches` into SQLite.
 //!
 //! When a sink opens, it creates a missing table (any number of sinks may
 //! start at once), or checks an existing one and reports every way it does
