@@ -459,16 +459,7 @@ async fn write_each_stores_the_good_rows_and_rejects_the_bad_ones() {
     })
     .await
     .unwrap();
-    // SQLite cannot add a CHECK to an existing table: refuse rows with
-    // triggers, one of which rolls back the whole transaction.
-    rusqlite_connection(&path)
-        .execute_batch(
-            "CREATE TRIGGER no_666 BEFORE INSERT ON events WHEN NEW.seq % 1000 = 666
-             BEGIN SELECT RAISE(ABORT, 'seq 666 is refused'); END;
-             CREATE TRIGGER no_777 BEFORE INSERT ON events WHEN NEW.seq = 777
-             BEGIN SELECT RAISE(ROLLBACK, 'seq 777 rolls back everything'); END;",
-        )
-        .unwrap();
+    add_refusing_triggers(&path);
     let batch: Vec<Event> = (0..1000)
         .map(|i| match i {
             100 => event("bad-a", 666),
@@ -588,6 +579,20 @@ async fn errors_name_the_database_file() {
 
 fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
+}
+
+/// SQLite cannot add a CHECK to an existing table: refuse rows of `events`
+/// with triggers — seq ending in 666 (ABORT: that row alone), and seq 777,
+/// which rolls back the whole transaction.
+fn add_refusing_triggers(path: &std::path::Path) {
+    rusqlite_connection(path)
+        .execute_batch(
+            "CREATE TRIGGER no_666 BEFORE INSERT ON events WHEN NEW.seq % 1000 = 666
+             BEGIN SELECT RAISE(ABORT, 'seq 666 is refused'); END;
+             CREATE TRIGGER no_777 BEFORE INSERT ON events WHEN NEW.seq = 777
+             BEGIN SELECT RAISE(ROLLBACK, 'seq 777 rolls back everything'); END;",
+        )
+        .unwrap();
 }
 
 /// An outcome as a comparable word.
@@ -756,14 +761,7 @@ async fn write_batch_stores_and_reports_exactly_like_write_values() {
         let path = dir.join(name);
         async move {
             let sink = SqliteSink::open(&path, table(), encode).await.unwrap();
-            rusqlite_connection(&path)
-                .execute_batch(
-                    "CREATE TRIGGER no_666 BEFORE INSERT ON events WHEN NEW.seq % 1000 = 666
-                     BEGIN SELECT RAISE(ABORT, 'seq 666 is refused'); END;
-                     CREATE TRIGGER no_777 BEFORE INSERT ON events WHEN NEW.seq = 777
-                     BEGIN SELECT RAISE(ROLLBACK, 'seq 777 rolls back everything'); END;",
-                )
-                .unwrap();
+            add_refusing_triggers(&path);
             (sink, path)
         }
     };
