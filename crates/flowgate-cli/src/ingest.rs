@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use flowgate::prelude::*;
 use flowgate::resilience::{Backoff, Jitter, PauseHandle, Retry};
-use flowgate_redis::{AckToken, FieldsBuilder, Message, RedisStreamSource};
+use flowgate_redis::{AckToken, FieldsBatchBuilder, FieldsBuilder, Message, RedisStreamSource};
 use flowgate_sql::{PostgresOptions, PostgresSink, RowBatch, RowOutcome, SinkError, SqliteSink};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::time::Instant;
@@ -1570,13 +1570,12 @@ async fn open_source(
                 while next < messages {
                     let end = messages.min(next.saturating_add(chunk));
                     let mut batch = Vec::with_capacity((end - next) as usize + 16);
-                    for i in next..end {
-                        let message = generate(i);
+                    let received = Instant::now();
+                    for (i, message) in (next..end).zip(generate_batch(next..end)) {
                         // A broker redelivers a message whose ack it did not see.
                         let again = (redeliver_every > 0
                             && i % redeliver_every == redeliver_every - 1)
                             .then(|| message.clone());
-                        let received = Instant::now();
                         for message in std::iter::once(message).chain(again) {
                             batch.push(Incoming {
                                 message,
@@ -1928,6 +1927,28 @@ pub fn generate(i: u64) -> Message {
     }
 }
 
+/// The embedded generator's messages `range`, as [`generate`] makes them,
+/// with the fields of all of them in one buffer they share (one allocation
+/// for the batch instead of one per message).
+pub fn generate_batch(range: std::ops::Range<u64>) -> Vec<Message> {
+    let n = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0);
+    let mut fields = FieldsBatchBuilder::with_capacity(n.saturating_mul(128), n);
+    for i in range.clone() {
+        fields
+            .field("seq", itoa::Buffer::new().format(i).as_bytes())
+            .field_with("body", |out| write_generated_body(i, out))
+            .end_entry();
+    }
+    range
+        .zip(fields.build())
+        .map(|(i, fields)| Message {
+            id: generated_id(i),
+            fields,
+            deliveries: 1,
+        })
+        .collect()
+}
+
 /// The id of the embedded generator's `i`-th message: `msg-` and `i` in at
 /// least 10 digits.
 pub fn generated_id(i: u64) -> String {
@@ -2073,6 +2094,25 @@ mod tests {
             assert_eq!(message.fields.get("body"), Some(body.as_bytes()));
             serde_json::from_str::<serde_json::Value>(&body).unwrap();
         }
+    }
+
+    #[test]
+    fn a_generated_batch_is_the_generated_messages() {
+        let batch = generate_batch(95..105);
+        assert_eq!(batch.len(), 10);
+        for (i, message) in (95..105).zip(&batch) {
+            let one = generate(i);
+            assert_eq!(message.id, one.id);
+            assert_eq!(message.deliveries, one.deliveries);
+            let pairs = |m: &Message| {
+                m.fields
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(pairs(message), pairs(&one));
+        }
+        assert!(generate_batch(7..7).is_empty());
     }
 
     #[test]

@@ -264,9 +264,7 @@ impl FieldsBuilder {
     }
 
     fn push(&mut self, at: usize, name_len: usize) {
-        let span = Span::new(at..at + name_len, at + name_len..self.buf.len())
-            .expect("fields of at most 4 GiB");
-        self.spans.push(span);
+        push_span(&mut self.spans, &self.buf, at, name_len);
     }
 
     /// The fields written.
@@ -275,6 +273,115 @@ impl FieldsBuilder {
             buf: Storage::Owned(self.buf),
             spans: self.spans,
         }
+    }
+}
+
+/// The span of the field just written at `at` (its name `name_len` bytes,
+/// its value up to the end of `buf`).
+fn push_span(spans: &mut SpanList, buf: &[u8], at: usize, name_len: usize) {
+    let span =
+        Span::new(at..at + name_len, at + name_len..buf.len()).expect("fields of at most 4 GiB");
+    spans.push(span);
+}
+
+/// Writes the [`Fields`] of many messages into one buffer, which they then
+/// share: one allocation for a whole batch of messages instead of one per
+/// message (a generator making a batch at a time, as a broker client reads
+/// one). The buffer is freed when the last of the batch's `Fields` is
+/// dropped.
+///
+/// ```
+/// use flowgate_redis::FieldsBatchBuilder;
+///
+/// let mut batch = FieldsBatchBuilder::with_capacity(256, 2);
+/// for seq in [b"1", b"2"] {
+///     batch.field("seq", seq).field_with("body", |buf| buf.extend_from_slice(b"{}"));
+///     batch.end_entry();
+/// }
+/// let fields = batch.build();
+/// assert_eq!(fields.len(), 2);
+/// assert_eq!(fields[1].get("seq"), Some(&b"2"[..]));
+/// assert_eq!(fields[1].len(), 2);
+/// ```
+#[derive(Debug, Default)]
+pub struct FieldsBatchBuilder {
+    buf: Vec<u8>,
+    entries: Vec<SpanList>,
+    current: SpanList,
+}
+
+impl FieldsBatchBuilder {
+    /// A builder with room for `bytes` bytes of names and values in all,
+    /// and for `entries` messages.
+    pub fn with_capacity(bytes: usize, entries: usize) -> Self {
+        FieldsBatchBuilder {
+            buf: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(entries),
+            current: SpanList::new(),
+        }
+    }
+
+    /// Appends the field `name` with `value` to the current message.
+    ///
+    /// # Panics
+    ///
+    /// If the batch's fields grow beyond 4 GiB.
+    pub fn field(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(value);
+        push_span(&mut self.current, &self.buf, at, name.len());
+        self
+    }
+
+    /// Appends the field `name` to the current message, with the value
+    /// `write` appends to the buffer (as [`FieldsBuilder::field_with`]).
+    ///
+    /// # Panics
+    ///
+    /// If the batch's fields grow beyond 4 GiB, or if `write` removes bytes
+    /// it did not write.
+    pub fn field_with(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(name.as_bytes());
+        write(&mut self.buf);
+        assert!(
+            self.buf.len() >= at + name.len(),
+            "FieldsBatchBuilder::field_with: the value's writer removed bytes it did not write"
+        );
+        push_span(&mut self.current, &self.buf, at, name.len());
+        self
+    }
+
+    /// Ends the current message: the fields appended since the last
+    /// `end_entry` are its fields (none: a message without fields).
+    pub fn end_entry(&mut self) -> &mut Self {
+        self.entries.push(std::mem::take(&mut self.current));
+        self
+    }
+
+    /// The number of messages ended so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no message was ended yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Each ended message's fields, in order, sharing one buffer. Fields
+    /// appended after the last [`end_entry`](Self::end_entry) are one more
+    /// message.
+    pub fn build(mut self) -> Vec<Fields> {
+        if !self.current.is_empty() {
+            self.end_entry();
+        }
+        let buf = Bytes::from(self.buf);
+        self.entries
+            .into_iter()
+            .map(|spans| Fields::from_parts(buf.clone(), spans))
+            .collect()
     }
 }
 

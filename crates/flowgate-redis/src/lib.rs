@@ -179,7 +179,7 @@ mod source;
 
 pub use delivery::{AckToken, Acker, Delivery, Message};
 pub use error::{BuildError, SourceError};
-pub use fields::{Fields, FieldsBuilder};
+pub use fields::{Fields, FieldsBatchBuilder, FieldsBuilder};
 #[cfg(feature = "metrics")]
 pub use source::SOURCE_SERIES;
 pub use source::{RedisStreamSource, SourceBuilder, SourceStats, StopHandle};
