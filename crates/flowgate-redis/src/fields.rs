@@ -430,6 +430,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_of_fields_shares_one_buffer_and_keeps_each_messages_own() {
+        let mut batch = FieldsBatchBuilder::with_capacity(0, 0);
+        batch.field("a", b"1").field("b", b"").end_entry();
+        batch.end_entry(); // a message without fields
+        batch.field_with("a", |buf| buf.extend_from_slice(b"3")); // not ended
+        assert_eq!(batch.len(), 2);
+        let mut fields = batch.build();
+        assert_eq!(fields.len(), 3, "the fields after the last end_entry are a message");
+        let pairs = |f: &Fields| {
+            f.iter()
+                .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let last = fields.pop().unwrap();
+        let first = fields.remove(0);
+        drop(fields); // the buffer lives on in the others
+        assert_eq!(pairs(&first), [("a".into(), b"1".to_vec()), ("b".into(), vec![])]);
+        assert_eq!(pairs(&last), [("a".into(), b"3".to_vec())]);
+        assert!(FieldsBatchBuilder::default().build().is_empty());
+    }
+
+    #[test]
     fn the_last_of_a_repeated_name_wins_and_iter_keeps_every_pair() {
         let fields = Fields::from_iter([("a", &b"1"[..]), ("b", b"\xff"), ("a", b"3")]);
         assert_eq!(fields.get("a"), Some(&b"3"[..]));
