@@ -1571,20 +1571,22 @@ async fn open_source(
                     let end = messages.min(next.saturating_add(chunk));
                     let mut batch = Vec::with_capacity((end - next) as usize + 16);
                     let received = Instant::now();
-                    for (i, message) in (next..end).zip(generate_batch(next..end)) {
+                    let incoming = |message| Incoming {
+                        message,
+                        ack: Acknowledge::Embedded,
+                        received,
+                        shard_key: None,
+                    };
+                    generate_batch_with(next..end, |i, message| {
                         // A broker redelivers a message whose ack it did not see.
                         let again = (redeliver_every > 0
                             && i % redeliver_every == redeliver_every - 1)
                             .then(|| message.clone());
-                        for message in std::iter::once(message).chain(again) {
-                            batch.push(Incoming {
-                                message,
-                                ack: Acknowledge::Embedded,
-                                received,
-                                shard_key: None,
-                            });
+                        batch.push(incoming(message));
+                        if let Some(again) = again {
+                            batch.push(incoming(again));
                         }
-                    }
+                    });
                     if tx.send(batch).await.is_err() {
                         return;
                     }
@@ -1931,6 +1933,16 @@ pub fn generate(i: u64) -> Message {
 /// with the fields of all of them in one buffer they share (one allocation
 /// for the batch instead of one per message).
 pub fn generate_batch(range: std::ops::Range<u64>) -> Vec<Message> {
+    let mut messages =
+        Vec::with_capacity(usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0));
+    generate_batch_with(range, |_, message| messages.push(message));
+    messages
+}
+
+/// [`generate_batch`], handing each message (and its number) to `each`
+/// instead of collecting them: the embedded source puts them straight into
+/// its read batch.
+fn generate_batch_with(range: std::ops::Range<u64>, mut each: impl FnMut(u64, Message)) {
     let n = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0);
     let mut fields = FieldsBatchBuilder::with_capacity(n.saturating_mul(128), n);
     for i in range.clone() {
@@ -1939,14 +1951,16 @@ pub fn generate_batch(range: std::ops::Range<u64>) -> Vec<Message> {
             .field_with("body", |out| write_generated_body(i, out))
             .end_entry();
     }
-    range
-        .zip(fields.build())
-        .map(|(i, fields)| Message {
-            id: generated_id(i),
-            fields,
-            deliveries: 1,
-        })
-        .collect()
+    for (i, fields) in range.zip(fields.build()) {
+        each(
+            i,
+            Message {
+                id: generated_id(i),
+                fields,
+                deliveries: 1,
+            },
+        );
+    }
 }
 
 /// The id of the embedded generator's `i`-th message: `msg-` and `i` in at

@@ -437,7 +437,11 @@ mod tests {
         batch.field_with("a", |buf| buf.extend_from_slice(b"3")); // not ended
         assert_eq!(batch.len(), 2);
         let mut fields = batch.build();
-        assert_eq!(fields.len(), 3, "the fields after the last end_entry are a message");
+        assert_eq!(
+            fields.len(),
+            3,
+            "the fields after the last end_entry are a message"
+        );
         let pairs = |f: &Fields| {
             f.iter()
                 .map(|(n, v)| (n.to_owned(), v.to_vec()))
@@ -446,7 +450,10 @@ mod tests {
         let last = fields.pop().unwrap();
         let first = fields.remove(0);
         drop(fields); // the buffer lives on in the others
-        assert_eq!(pairs(&first), [("a".into(), b"1".to_vec()), ("b".into(), vec![])]);
+        assert_eq!(
+            pairs(&first),
+            [("a".into(), b"1".to_vec()), ("b".into(), vec![])]
+        );
         assert_eq!(pairs(&last), [("a".into(), b"3".to_vec())]);
         assert!(FieldsBatchBuilder::default().build().is_empty());
     }
