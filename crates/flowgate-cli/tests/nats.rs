@@ -248,6 +248,16 @@ async fn a_postgres_outage_is_back_pressure_and_nothing_is_lost() {
     // retried. Longer than the ack wait: only the in-progress signals keep
     // the held messages from being delivered again.
     t.publish(5_000);
+    wait_until(
+        "messages held while the sink is down",
+        RUN_TIMEOUT,
+        &mut [&mut ingest],
+        async || match t.pending().await {
+            Some((_, held)) if held > 0 => Check::Done,
+            other => Check::Wait(format!("(pending, held) {other:?}")),
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     pg.start_again();
     t.wait_done(10_000, &mut [&mut ingest]).await;
