@@ -252,14 +252,7 @@ impl FieldsBuilder {
     /// assert_eq!(fields.build().get("body"), Some(&b"{\"n\":7}"[..]));
     /// ```
     pub fn field_with(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(name.as_bytes());
-        write(&mut self.buf);
-        assert!(
-            self.buf.len() >= at + name.len(),
-            "FieldsBuilder::field_with: the value's writer removed bytes it did not write"
-        );
-        self.push(at, name.len());
+        append_field(&mut self.buf, &mut self.spans, name, write);
         self
     }
 
@@ -274,6 +267,24 @@ impl FieldsBuilder {
             spans: self.spans,
         }
     }
+}
+
+/// Appends the field `name` to `buf`, its value written by `write`, and
+/// its span to `spans`.
+fn append_field(
+    buf: &mut Vec<u8>,
+    spans: &mut SpanList,
+    name: &str,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    let at = buf.len();
+    buf.extend_from_slice(name.as_bytes());
+    write(buf);
+    assert!(
+        buf.len() >= at + name.len(),
+        "field_with: the value's writer removed bytes it did not write"
+    );
+    push_span(spans, buf, at, name.len());
 }
 
 /// The span of the field just written at `at` (its name `name_len` bytes,
@@ -327,11 +338,7 @@ impl FieldsBatchBuilder {
     ///
     /// If the batch's fields grow beyond 4 GiB.
     pub fn field(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(value);
-        push_span(&mut self.current, &self.buf, at, name.len());
-        self
+        self.field_with(name, |buf| buf.extend_from_slice(value))
     }
 
     /// Appends the field `name` to the current message, with the value
@@ -342,14 +349,7 @@ impl FieldsBatchBuilder {
     /// If the batch's fields grow beyond 4 GiB, or if `write` removes bytes
     /// it did not write.
     pub fn field_with(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(name.as_bytes());
-        write(&mut self.buf);
-        assert!(
-            self.buf.len() >= at + name.len(),
-            "FieldsBatchBuilder::field_with: the value's writer removed bytes it did not write"
-        );
-        push_span(&mut self.current, &self.buf, at, name.len());
+        append_field(&mut self.buf, &mut self.current, name, write);
         self
     }
 
