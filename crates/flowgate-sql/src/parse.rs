@@ -138,7 +138,13 @@ pub(crate) fn parse_ref(ty: ColumnType, bytes: &[u8]) -> Result<ValueRef<'_>, Pa
         ColumnType::Blob => Ok(ValueRef::Blob(bytes)),
         ColumnType::Text => {
             let text = text()?;
-            if let Some(at) = text.bytes().position(|b| b == 0) {
+            // `contains` scans a word at a time; the offset only for the
+            // error.
+            if let Some(at) = bytes
+                .contains(&0)
+                .then(|| text.bytes().position(|b| b == 0))
+                .flatten()
+            {
                 return Err(fail(Some(format!(
                     "NUL byte at offset {at}: text cannot hold it; use a bytea column"
                 ))));

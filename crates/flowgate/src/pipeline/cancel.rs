@@ -5,9 +5,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_core::stream::{FusedStream, Stream};
+use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -30,8 +33,15 @@ pin_project! {
     pub struct Cancellable<S> {
         #[pin]
         stream: S,
+        // Polled with `watch`'s waker, not the task's: the token's
+        // cancellation sets a flag there, so a poll reads one atomic flag
+        // instead of locking the token twice (is it cancelled? re-register).
         #[pin]
         cancelled: WaitForCancellationFutureOwned,
+        watch: Arc<Watch>,
+        watch_waker: Waker,
+        // `cancelled` was polled and is registered with the token.
+        armed: bool,
         // `false` for the output of a draining section: it ends with its
         // upstream, which the token cut at the source.
         cut: bool,
@@ -39,11 +49,35 @@ pin_project! {
     }
 }
 
+/// What the token's cancellation wakes: it sets `woken` (so the next poll
+/// polls the cancellation future again) and wakes the task last seen
+/// waiting on upstream.
+#[derive(Default)]
+struct Watch {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Watch {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 impl<S: Stream> Cancellable<S> {
     pub(super) fn new(stream: S, token: CancellationToken, cut: bool) -> Self {
+        let watch = Arc::new(Watch::default());
         Cancellable {
             stream,
             cancelled: token.cancelled_owned(),
+            watch_waker: Waker::from(Arc::clone(&watch)),
+            watch,
+            armed: false,
             cut,
             done: false,
         }
@@ -88,11 +122,31 @@ impl<S: Stream> Stream for Cancellable<S> {
             return Poll::Ready(None);
         }
         // The token first: a busy upstream cannot delay the cancellation.
-        if *this.cut && this.cancelled.poll(cx).is_ready() {
-            *this.done = true;
-            return Poll::Ready(None);
+        // Its future is polled the first time and again only once the
+        // token's cancellation has woken it (`cancel` wakes it before it
+        // returns, so the next poll after a `cancel` ends the stream).
+        if *this.cut && (!*this.armed || this.watch.woken.load(Ordering::Acquire)) {
+            this.watch.woken.store(false, Ordering::Relaxed);
+            let mut watching = Context::from_waker(this.watch_waker);
+            if this.cancelled.poll(&mut watching).is_ready() {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            *this.armed = true;
         }
         match this.stream.poll_next(cx) {
+            Poll::Pending => {
+                if *this.cut {
+                    // Waiting on upstream: a cancellation must wake this
+                    // task. Registered before the flag is read again, so a
+                    // cancellation in between is not missed.
+                    this.watch.task.register(cx.waker());
+                    if this.watch.woken.load(Ordering::Acquire) {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
             Poll::Ready(None) => {
                 *this.done = true;
                 *this.cut = false;

@@ -146,3 +146,98 @@ async fn upstream_end_is_not_a_cancel() {
     assert_eq!(s.next().await, None);
     assert!(!s.is_cancelled());
 }
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl futures_util::task::ArcWake for CountingWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_wakes_the_task_that_polled_last() {
+    use std::task::{Context, Poll};
+    let token = CancellationToken::new();
+    let mut s = Box::pin(stream::pending::<u8>().take_until_cancelled(token.clone()));
+    let (first, second) = (
+        Arc::new(CountingWaker::default()),
+        Arc::new(CountingWaker::default()),
+    );
+    let first_waker = futures_util::task::waker(Arc::clone(&first));
+    let second_waker = futures_util::task::waker(Arc::clone(&second));
+    assert!(
+        s.as_mut()
+            .poll_next(&mut Context::from_waker(&first_waker))
+            .is_pending()
+    );
+    // The stream moves to another task.
+    assert!(
+        s.as_mut()
+            .poll_next(&mut Context::from_waker(&second_waker))
+            .is_pending()
+    );
+    token.cancel();
+    assert_eq!(second.0.load(Ordering::SeqCst), 1, "the last task is woken");
+    assert_eq!(
+        s.as_mut()
+            .poll_next(&mut Context::from_waker(&second_waker)),
+        Poll::Ready(None)
+    );
+    assert!(s.is_cancelled());
+}
+
+#[tokio::test]
+async fn a_child_token_ends_the_stream_when_its_parent_is_cancelled() {
+    let parent = CancellationToken::new();
+    let mut s = task::spawn(Box::pin(
+        stream::pending::<u8>().take_until_cancelled(parent.child_token()),
+    ));
+    assert_pending!(s.poll_next());
+    parent.cancel();
+    assert!(s.is_woken());
+    assert_ready_eq!(s.poll_next(), None);
+    assert!(s.is_cancelled());
+}
+
+#[tokio::test]
+async fn a_token_cancelled_before_the_first_poll_ends_the_stream_at_once() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let mut s = task::spawn(Box::pin(stream::iter(0..).take_until_cancelled(token)));
+    assert_ready_eq!(s.poll_next(), None);
+    assert!(s.is_cancelled());
+}
+
+/// A cancellation from another thread, racing the upstream's own wake-ups,
+/// always ends the stream: no wake-up is lost however the two interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_from_another_thread_is_never_lost() {
+    for round in 0..500 {
+        let token = CancellationToken::new();
+        let (tx, rx) = tokio::sync::mpsc::channel::<u32>(4);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let consumer = tokio::spawn(
+            stream
+                .take_until_cancelled(token.clone())
+                .fold(0u32, |n, _| async move { n + 1 }),
+        );
+        let canceller = std::thread::spawn(move || {
+            for i in 0..(round % 7) {
+                if tx.blocking_send(i).is_err() {
+                    break;
+                }
+            }
+            token.cancel();
+            // The sender stays open: only the token can end the stream.
+            tx
+        });
+        // Ends by the token; a lost wake-up would hang here (the test
+        // harness's timeout, not a timed assertion).
+        let received = consumer.await.expect("the consumer does not panic");
+        assert!(received <= round % 7);
+        drop(canceller.join().expect("the canceller does not panic"));
+    }
+}
