@@ -33,7 +33,7 @@
 //! | `Publisher`, `BoundedPublisher` | `Publisher::with_name(name)`, `BoundedPublisher::with_name(bound, name)` |
 //! | `OpQueue` | `OpQueueBuilder::name` |
 //! | `CallGroup`, `Idempotency` | `name` on the value |
-//! | pipeline stages (`par_map`, `par_map_keyed`, `write_batches`, `rate_limit`, …) | `name` on the stage: `stream.par_map(8, f).name("enrich")` |
+//! | pipeline stages (`par_map`, `par_map_keyed`, `write_batches`, `write_chunks`, `rebatch`, `rate_limit`, …) | `name` on the stage: `stream.par_map(8, f).name("enrich")` |
 //! | `RateLimiter`, `InFlightLimit` | `with_name` constructors |
 //! | `KeyedRateLimiter`, `FairLimit`, `FairRate` | `name` on the builder |
 //! | `CircuitBreaker`, `AdaptiveLimit`, `CursorSource` | `name` on the builder |
@@ -130,13 +130,13 @@
 //!
 //! | series | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `flowgate_pipeline_items_in_total` | counter | — | items the stage pulled from upstream (every named stage; `write_batches`: rows; `batch_dedup`: duplicates included) |
-//! | `flowgate_pipeline_items_out_total` | counter | — | items the stage yielded (batch stages: items in the yielded batches; `write_batches`: rows handed to a write; `par_map_retry`: outputs and dead letters; timeouts: items passed, not the timeout errors) |
-//! | `flowgate_pipeline_in_flight` | gauge | — | calls running now: `par_map`, `par_map_unordered`, `par_map_keyed(_unordered)`, `par_map_adaptive`; attempts running for `par_map_retry`; writes for `write_batches` |
-//! | `flowgate_pipeline_held` | gauge | — | items the stage holds besides its calls in flight: `par_map` (ordered) outputs finished early, waiting for an older one; `par_map_keyed(_unordered)` items waiting for their key or the stage, and outputs waiting for an earlier one; `par_map_retry` items backing off; `par_map_adaptive`, `rate_limit`, `limit_in_flight` the item taken from upstream and waiting for room (0 or 1); `batch`, `batch_dedup`, `write_batches` the open batch's items |
+//! | `flowgate_pipeline_items_in_total` | counter | — | items the stage pulled from upstream (every named stage; `write_batches`: rows; `rebatch`, `write_chunks`: the items of the chunks, not the chunks; `batch_dedup`: duplicates included) |
+//! | `flowgate_pipeline_items_out_total` | counter | — | items the stage yielded (batch stages: items in the yielded batches; `write_batches`, `write_chunks`: rows handed to a write; `par_map_retry`: outputs and dead letters; timeouts: items passed, not the timeout errors) |
+//! | `flowgate_pipeline_in_flight` | gauge | — | calls running now: `par_map`, `par_map_unordered`, `par_map_keyed(_unordered)`, `par_map_adaptive`; attempts running for `par_map_retry`; writes for `write_batches` and `write_chunks` |
+//! | `flowgate_pipeline_held` | gauge | — | items the stage holds besides its calls in flight: `par_map` (ordered) outputs finished early, waiting for an older one; `par_map_keyed(_unordered)` items waiting for their key or the stage, and outputs waiting for an earlier one; `par_map_retry` items backing off; `par_map_adaptive`, `rate_limit`, `limit_in_flight` the item taken from upstream and waiting for room (0 or 1); `batch`, `batch_dedup`, `write_batches` the open batch's items; `rebatch`, `write_chunks` those and the rest of a chunk waiting for the next batch |
 //! | `flowgate_pipeline_items_dropped_total` | counter | `reason`: `duplicate`, `throttled`, `superseded` | items dropped: `duplicate` (`dedup_within`, `dedup_last`, `batch_dedup(_by_key)`), `throttled` (`throttle_keep(Keep::First)`: inside the window), `superseded` (`throttle_keep(Keep::Last)`, `debounce`: replaced by a newer item) |
 //! | `flowgate_pipeline_timeouts_total` | counter | — | `item_timeout`: `Elapsed` errors yielded; `idle_timeout`: 1 once the stream ended with `IdleElapsed` |
-//! | `flowgate_pipeline_batches_total` | counter | `trigger`: `size`, `delay`, `flush`, `end` | batches yielded by `batch`, `batch_dedup(_by_key)`, `write_batches`, by what closed them: `max_items`, `max_delay`, a `BatchFlush`, upstream's end |
+//! | `flowgate_pipeline_batches_total` | counter | `trigger`: `size`, `delay`, `flush`, `end` | batches yielded by `batch`, `batch_dedup(_by_key)`, `write_batches`, `rebatch`, `write_chunks`, by what closed them: `max_items`, `max_delay`, a `BatchFlush`, upstream's end |
 //! | `flowgate_pipeline_batch_size` | histogram | — | items per yielded batch |
 //! | `flowgate_pipeline_batch_open_seconds` | histogram | — | how long each batch was open, first item to yield (one clock read per batch, only when named with the feature on) |
 //! | `flowgate_pipeline_call_duration_seconds` | histogram | — | `par_map_adaptive` only: each call from admission to its end (the RTT it already measures for the limit) |

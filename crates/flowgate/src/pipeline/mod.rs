@@ -40,6 +40,8 @@
 //! | [`batch`](PipelineExt::batch) | `Vec`s by size and time, flushed on demand through a [`BatchFlush`] handle | `Vec<T>` |
 //! | [`batch_dedup_by_key`](PipelineExt::batch_dedup_by_key), [`batch_dedup`](PipelineExt::batch_dedup) | the same, dropping repeats within a batch | `Vec<T>` |
 //! | [`write_batches`](PipelineExt::write_batches) | `(row, token)` pairs written in batches, `n` writes at once, one future per batch; each batch's tokens handed back once its write finished (write durably, then ack) | `(O, Vec<T>)` |
+//! | [`rebatch`](PipelineExt::rebatch) | a stream of batches (read batches) regrouped by size and time, whole `Vec`s moved: a chunk that fits an empty batch is handed on as it is | `Vec<T>` |
+//! | [`write_chunks`](PipelineExt::write_chunks) | `write_batches` for a stream of read batches: rebatched, `n` writes at once, each write's output yielded when it finishes | `O` |
 //! | [`dedup_within`](PipelineExt::dedup_within), [`dedup_last`](PipelineExt::dedup_last) | drops items whose key passed within a time window, or among the last `n` | `T` |
 //! | [`branch`](PipelineExt::branch), [`partition`](PipelineExt::partition) | one stream into two [`Branch`]es, by a routing function or a predicate | `(Branch<L>, Branch<R>)` |
 //! | [`split_results`](PipelineExt::split_results) | a stream of `Result`s into an ok stream and an error stream | `(Branch<T>, Branch<E>)` |
@@ -245,6 +247,7 @@ mod par_map_retry;
 mod pausable;
 mod progress;
 mod rate_limit;
+mod rebatch;
 mod route_errors;
 mod spawned;
 mod throttle;
@@ -276,6 +279,7 @@ pub use self::par_map_retry::ParMapRetry;
 pub use self::pausable::Pausable;
 pub use self::progress::{Observe, Progress, StageSnapshot};
 pub use self::rate_limit::RateLimit;
+pub use self::rebatch::{Rebatch, WriteChunks};
 pub use self::route_errors::RouteErrors;
 pub use self::spawned::{Spawned, spawned};
 pub use self::throttle::{Keep, ThrottleKeep};
@@ -969,6 +973,130 @@ pub trait PipelineExt: Stream {
         Fut: Future,
     {
         WriteBatches::new(self, max_items, max_delay, concurrency, write)
+    }
+
+    /// Batches a stream of batches — the read batches of a broker source, a
+    /// file's blocks of lines — into batches of at most `max_items` items,
+    /// by size and time, moving whole `Vec`s: a chunk that fits an empty
+    /// batch becomes it without a copy, so a source whose reads are as large
+    /// as the batches (`XREADGROUP COUNT n` into batches of `n`) hands each
+    /// read batch on as it is. Smaller chunks are appended to the open
+    /// batch; a chunk that does not fit fills it, and its rest starts the
+    /// next batch.
+    ///
+    /// The batches are exactly those of `.flat_map(stream::iter).batch(max_items, max_delay)`
+    /// — items in upstream order, a batch yielded when it holds `max_items`,
+    /// when `max_delay` has passed since its first item arrived, or when
+    /// upstream ends — at a fraction of the cost: an item is moved when its
+    /// chunk is, not once per stage. Empty chunks are skipped. There is no
+    /// flush handle (use [`batch`](Self::batch) for one).
+    ///
+    /// # Panics
+    ///
+    /// - `"rebatch: max_items must be at least 1"` if `max_items` is zero;
+    /// - `"rebatch: max_delay must be greater than zero"` if `max_delay` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound (a batch grows by
+    /// whole chunks), and a `max_delay` of `Duration::MAX` never fires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Three reads of a consumer, batched in fours.
+    /// let reads = stream::iter([vec![1, 2, 3, 4], vec![5, 6], vec![7, 8, 9]]);
+    /// let batches: Vec<Vec<u32>> = reads.rebatch(4, Duration::from_millis(10)).collect().await;
+    /// assert_eq!(batches, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9]]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn rebatch<T>(self, max_items: usize, max_delay: Duration) -> Rebatch<Self, T>
+    where
+        Self: Sized + Stream<Item = Vec<T>>,
+    {
+        Rebatch::new("rebatch", self, max_items, max_delay)
+    }
+
+    /// [`write_batches`](Self::write_batches) for a stream of batches: the
+    /// chunks are batched as [`rebatch`](Self::rebatch) does (a chunk that
+    /// fits an empty batch is written as it is, without a copy), each batch
+    /// is handed to `write`, and up to `concurrency` writes run at once;
+    /// each write's output is yielded as soon as it finishes. The next batch
+    /// is formed (and upstream pulled) only while fewer than `concurrency`
+    /// writes are in flight, so at most `(concurrency + 1) × max_items`
+    /// items are held, plus the rest of one chunk.
+    ///
+    /// There are no tokens apart from the rows: `write` gets the items
+    /// themselves and its output carries whatever acknowledging them needs
+    /// (the items, their ack tokens, the outcome of each row). This is the
+    /// stage `flowgate ingest` writes through.
+    ///
+    /// # Ordering
+    ///
+    /// Batches are formed, and their writes started, in upstream order; with
+    /// `concurrency > 1` the writes may finish, and be yielded, in any order
+    /// (see [`write_batches`](Self::write_batches)).
+    ///
+    /// # Panics
+    ///
+    /// - `"write_chunks: max_items must be at least 1"` if `max_items` is
+    ///   zero;
+    /// - `"write_chunks: max_delay must be greater than zero"` if `max_delay`
+    ///   is zero;
+    /// - `"write_chunks: concurrency must be at least 1"` if `concurrency` is
+    ///   zero.
+    ///
+    /// A `max_items` of `usize::MAX` means no size bound, a `max_delay` of
+    /// `Duration::MAX` never fires, and a `concurrency` of `usize::MAX` means
+    /// no bound on writes in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::prelude::*;
+    /// use futures_util::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Read batches of (row, ack token), as a broker consumer reads them.
+    /// let reads = stream::iter([
+    ///     vec![("a", 1), ("b", 2), ("c", 3)],
+    ///     vec![("d", 4)],
+    /// ]);
+    /// let mut written = Box::pin(reads.write_chunks(2, Duration::from_millis(20), 2, |batch: Vec<(&str, u32)>| async move {
+    ///     // one INSERT of the rows, then hand back what to acknowledge:
+    ///     let tokens: Vec<u32> = batch.iter().map(|(_, token)| *token).collect();
+    ///     Ok::<_, std::io::Error>(tokens)
+    /// }));
+    /// let mut acked = Vec::new();
+    /// while let Some(result) = written.next().await {
+    ///     acked.extend(result.unwrap()); // acknowledge only what was written
+    /// }
+    /// acked.sort();
+    /// assert_eq!(acked, vec![1, 2, 3, 4]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn write_chunks<T, F, Fut>(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+        concurrency: usize,
+        write: F,
+    ) -> WriteChunks<Self, T, F, Fut>
+    where
+        Self: Sized + Stream<Item = Vec<T>>,
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: Future,
+    {
+        WriteChunks::new(self, max_items, max_delay, concurrency, write)
     }
 
     /// Like [`batch`](Self::batch), but drops an item whose `key` is already

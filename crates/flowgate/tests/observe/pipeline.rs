@@ -692,6 +692,63 @@ mod series {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn write_chunks_counts_items_batches_and_writes_in_flight() {
+        let rec = Recorded::new();
+        let stage = rec.scope(|| {
+            stream::iter([vec![0u32, 1, 2], vec![3], vec![4, 5, 6, 7]])
+                .write_chunks(2, Duration::from_secs(1), 2, |rows: Vec<u32>| async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    rows.len()
+                })
+                .name("orders")
+        });
+        let l = named("orders");
+        let mut s = task::spawn(stage);
+        assert_pending!(s.poll_next());
+        // Two writes of two rows each started; the first chunk's third row
+        // waits as the next batch's first, and nothing more was read.
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 2.0);
+        assert_eq!(rec.counter(IN, &l), 4);
+        assert_eq!(rec.counter(OUT, &l), 4);
+        assert_eq!(rec.gauge("flowgate_pipeline_held", &l), 0.0);
+        drop(s);
+
+        let rec = Recorded::new();
+        let written: Vec<usize> = rec
+            .scope(|| {
+                stream::iter([vec![0u32, 1, 2], vec![3], vec![4]])
+                    .write_chunks(2, Duration::from_secs(1), 2, |rows: Vec<u32>| async move {
+                        rows.len()
+                    })
+                    .name("orders")
+            })
+            .collect()
+            .await;
+        assert_eq!(written, vec![2, 2, 1]);
+        assert_eq!(rec.gauge(IN_FLIGHT, &l), 0.0);
+        assert_eq!(rec.counter(IN, &l), 5);
+        assert_eq!(rec.counter(OUT, &l), 5);
+        assert_eq!(
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "orders"), ("trigger", "size")]
+            ),
+            2
+        );
+        assert_eq!(
+            rec.counter(
+                "flowgate_pipeline_batches_total",
+                &[("name", "orders"), ("trigger", "end")]
+            ),
+            1
+        );
+        assert_eq!(
+            rec.histogram("flowgate_pipeline_batch_size", &l),
+            vec![2.0, 2.0, 1.0]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn par_map_retry_counts_attempts_running_and_items_backing_off() {
         use flowgate::resilience::{Backoff, Retry};
         use std::sync::Arc;

@@ -13,6 +13,7 @@ mod par_map;
 mod par_map_keyed;
 mod progress;
 mod rate_limit;
+mod rebatch;
 mod throttle;
 mod timeout;
 mod write_batches;
