@@ -3,7 +3,7 @@
 //! durably written.
 //!
 //! ```text
-//!  source ──> map (fields -> row) ──> write_batches ──> sink.write_each ──> ack
+//!  source ──> write_chunks (read batches, map fields -> rows) ──> sink.write_batch ──> ack
 //!    │ paused while        │ misfit            │ transient error:      │ rejected row
 //!    │ the sink is down    ▼                   ▼ retry with backoff    ▼
 //!    └──────────────── dead letter (reason) <───────────────────── dead letter
@@ -964,10 +964,10 @@ impl Progress {
         }
     }
 
-    /// One message taken from the source.
-    fn received(&self) {
-        self.received.add(1);
-        self.in_flight.increment(1.0);
+    /// `n` messages taken from the source.
+    fn received(&self, n: usize) {
+        self.received.add(n as u64);
+        self.in_flight.increment(n as f64);
     }
 
     /// Messages whose outcome is known.
@@ -1252,9 +1252,9 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             stopper.stop();
         }
     });
-    // One synchronous stage per message (no future per message): count it,
-    // and give it its write lane (with `--order-key`). It is mapped onto a
-    // row when its batch is formed, straight into the batch's columns.
+    // One synchronous stage per read batch (no future per message): count
+    // its messages. They are mapped onto rows when their write batch is
+    // formed, straight into the batch's columns.
     let mut source = Box::pin(
         opened
             .stream
@@ -1267,21 +1267,14 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             })
             .pausable(&pause),
     );
-    let (key_field, lanes) = (config.key.clone(), config.flush_concurrency);
-    let counted_stream = stream::poll_fn(move |cx| {
+    let counted_batches = stream::poll_fn(move |cx| {
         loop {
             match std::task::ready!(source.poll_next_unpin(cx)) {
                 None => return std::task::Poll::Ready(None),
                 Some(Err(err)) => source_run.fail(Arc::new(SourceFailed(err))),
-                Some(Ok(incoming)) => {
-                    counted.received();
-                    let lane = key_field.as_deref().map_or(0, |field| {
-                        crate::lanes::lane_of(
-                            incoming.message.fields.get(field).unwrap_or_default(),
-                            lanes,
-                        )
-                    });
-                    return std::task::Poll::Ready(Some((incoming, lane)));
+                Some(Ok(batch)) => {
+                    counted.received(batch.len());
+                    return std::task::Poll::Ready(Some(batch));
                 }
             }
         }
@@ -1344,20 +1337,33 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
             (result, batch, written)
         }
     };
-    let written: BoxStream<'static, _> = if config.key.is_some() {
+    let written: BoxStream<'static, _> = if let Some(field) = config.key.clone() {
         // Per-key order: a lane per written batch at once, each lane one
-        // batch at a time.
+        // batch at a time; each message goes to its key's lane.
+        let lanes = config.flush_concurrency;
+        let by_lane = counted_batches.flat_map(move |batch| {
+            let field = field.clone();
+            stream::iter(batch.into_iter().map(move |incoming| {
+                let key = incoming.message.fields.get(&field).unwrap_or_default();
+                let lane = crate::lanes::lane_of(key, lanes);
+                (incoming, lane)
+            }))
+        });
         crate::lanes::write_in_lanes(
-            counted_stream,
+            by_lane,
             config.flush_concurrency,
             |lane: &usize| *lane,
             config.batch_size,
             config.batch_delay,
             write,
         )
+        .map(|(written, _lanes)| written)
+        .boxed()
     } else {
-        counted_stream
-            .write_batches(
+        // The sources' read batches, carried on whole: a read batch as
+        // large as a write batch is written as it is.
+        counted_batches
+            .write_chunks(
                 config.batch_size,
                 config.batch_delay,
                 config.flush_concurrency,
@@ -1371,7 +1377,7 @@ pub async fn run(config: IngestConfig, control: Control) -> Result<Report, Inges
     let finished = written
         .par_map_unordered(
             config.flush_concurrency.saturating_mul(2),
-            move |((result, batch, written), _lanes): ((_, tracing::Span, Written), Vec<usize>)| {
+            move |(result, batch, written): (_, tracing::Span, Written)| {
                 let ack = tracing::info_span!(parent: &batch, "ack");
                 finish_batch(
                     result,
@@ -1537,7 +1543,8 @@ impl fmt::Debug for Chain<'_> {
 }
 
 struct Opened {
-    stream: BoxStream<'static, Result<Incoming, Box<dyn Error + Send + Sync>>>,
+    /// The messages, a read batch at a time.
+    stream: BoxStream<'static, Result<Vec<Incoming>, Box<dyn Error + Send + Sync>>>,
     expected: Option<u64>,
     name: String,
     stop: Option<SourceStop>,
@@ -1593,19 +1600,8 @@ async fn open_source(
                     next = end;
                 }
             });
-            let (mut rx, mut batch) = (rx, Vec::new().into_iter());
-            let stream = stream::poll_fn(move |cx| {
-                loop {
-                    if let Some(incoming) = batch.next() {
-                        return std::task::Poll::Ready(Some(Ok(incoming)));
-                    }
-                    match std::task::ready!(rx.poll_recv(cx)) {
-                        Some(next) => batch = next.into_iter(),
-                        None => return std::task::Poll::Ready(None),
-                    }
-                }
-            })
-            .boxed();
+            let mut rx = rx;
+            let stream = stream::poll_fn(move |cx| rx.poll_recv(cx).map(|batch| batch.map(Ok))).boxed();
             let name = if redeliver_every > 0 {
                 format!(
                     "embedded generator ({messages} messages, every {redeliver_every}th delivered twice)"
@@ -1667,12 +1663,13 @@ async fn open_source(
                 sources.push(Arc::clone(&source));
                 streams.push(shared_stream(
                     source,
-                    move |delivery: flowgate_redis::Delivery| {
+                    read_count,
+                    move |delivery: flowgate_redis::Delivery, received| {
                         let (message, token) = delivery.into_parts();
                         Incoming {
                             message,
                             ack: Acknowledge::Redis(shard, token),
-                            received: Instant::now(),
+                            received,
                             shard_key: shard_key.clone(),
                         }
                     },
@@ -1754,15 +1751,19 @@ async fn open_source(
             let acker = SourceAcker::Nats(source.acker().clone());
             let source = Arc::new(Mutex::new(source));
             let stats = Arc::clone(&source);
-            let stream = shared_stream(source, |delivery: flowgate_nats::Delivery| {
-                let (original, token) = delivery.into_parts();
-                Incoming {
-                    message: nats_message(&original),
-                    ack: Acknowledge::Nats(Box::new((token, original))),
-                    received: Instant::now(),
-                    shard_key: None,
-                }
-            });
+            let stream = shared_stream(
+                source,
+                read_count,
+                |delivery: flowgate_nats::Delivery, received| {
+                    let (original, token) = delivery.into_parts();
+                    Incoming {
+                        message: nats_message(&original),
+                        ack: Acknowledge::Nats(Box::new((token, original))),
+                        received,
+                        shard_key: None,
+                    }
+                },
+            );
             let name = format!(
                 "NATS stream {:?} (consumer {:?})",
                 nats.stream, nats.consumer
@@ -1803,15 +1804,19 @@ async fn open_source(
             let acker = SourceAcker::Kafka(source.acker().clone());
             let source = Arc::new(Mutex::new(source));
             let stats = Arc::clone(&source);
-            let stream = shared_stream(source, |delivery: flowgate_kafka::Delivery| {
-                let (original, token) = delivery.into_parts();
-                Incoming {
-                    message: kafka_message(&original),
-                    ack: Acknowledge::Kafka(Box::new((token, original))),
-                    received: Instant::now(),
-                    shard_key: None,
-                }
-            });
+            let stream = shared_stream(
+                source,
+                read_count,
+                |delivery: flowgate_kafka::Delivery, received| {
+                    let (original, token) = delivery.into_parts();
+                    Incoming {
+                        message: kafka_message(&original),
+                        ack: Acknowledge::Kafka(Box::new((token, original))),
+                        received,
+                        shard_key: None,
+                    }
+                },
+            );
             let name = format!("Kafka topic {:?} (group {:?})", kafka.topic, kafka.group);
             Ok(Opened {
                 stream,
@@ -1830,26 +1835,64 @@ async fn open_source(
     }
 }
 
-/// A broker source shared with the report (its stats) as a stream of
-/// [`Incoming`]: each delivery through `incoming`, each error boxed.
+/// A broker source shared with the report (its stats) as a stream of read
+/// batches of [`Incoming`]: what the source has ready, up to `max` messages,
+/// each delivery through `incoming` with the time its batch was taken. A
+/// broker client hands its read batch out a message at a time; the pipeline
+/// carries it on whole (`write_chunks`), so a message is moved once here
+/// instead of once per stage. An error ends the batch before it and comes
+/// next, boxed, on its own.
 fn shared_stream<S, D, E>(
     source: Arc<Mutex<S>>,
-    incoming: impl Fn(D) -> Incoming + Send + 'static,
-) -> BoxStream<'static, Result<Incoming, Box<dyn Error + Send + Sync>>>
+    max: usize,
+    incoming: impl Fn(D, Instant) -> Incoming + Send + 'static,
+) -> BoxStream<'static, Result<Vec<Incoming>, Box<dyn Error + Send + Sync>>>
 where
     S: futures_util::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
     E: Error + Send + Sync + 'static,
 {
+    use std::task::Poll;
+    let max = max.max(1);
+    let (mut failed, mut ended): (Option<E>, bool) = (None, false);
     stream::poll_fn(move |cx| {
-        source
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .poll_next_unpin(cx)
-    })
-    .map(move |delivery| {
-        delivery
-            .map_err(|err| Box::new(err) as Box<dyn Error + Send + Sync>)
-            .map(&incoming)
+        if let Some(err) = failed.take() {
+            return Poll::Ready(Some(Err(Box::new(err) as Box<dyn Error + Send + Sync>)));
+        }
+        if ended {
+            return Poll::Ready(None);
+        }
+        let mut source = source.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batch = Vec::new();
+        let received = Instant::now();
+        while batch.len() < max {
+            match source.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(delivery))) => {
+                    if batch.capacity() == 0 {
+                        // The rest of the source's read batch, at least.
+                        let ready = source.size_hint().0.saturating_add(1);
+                        batch.reserve_exact(ready.max(16).min(max));
+                    }
+                    batch.push(incoming(delivery, received));
+                }
+                Poll::Ready(Some(Err(err))) if batch.is_empty() => {
+                    return Poll::Ready(Some(Err(Box::new(err) as Box<dyn Error + Send + Sync>)));
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    failed = Some(err);
+                    break;
+                }
+                Poll::Ready(None) => {
+                    ended = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        match (batch.is_empty(), ended) {
+            (false, _) => Poll::Ready(Some(Ok(batch))),
+            (true, true) => Poll::Ready(None),
+            (true, false) => Poll::Pending,
+        }
     })
     .boxed()
 }

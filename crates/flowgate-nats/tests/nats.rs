@@ -39,8 +39,13 @@ async fn reads_every_message_and_acks_only_what_is_acked() {
         .unwrap();
     let mut seen = BTreeSet::new();
     let mut tokens = Vec::new();
+    let mut most_ready = 0;
     for i in 0..100 {
         let delivery = next(&mut source).await;
+        // The size hint counts the rest of the fetched batch (of at most 32).
+        let (ready, _) = source.size_hint();
+        assert!(ready < 32 && i + 1 + ready <= 100);
+        most_ready = most_ready.max(ready);
         assert_eq!(delivery.deliveries(), 1);
         assert_eq!(
             delivery.payload().as_ref(),
@@ -56,6 +61,7 @@ async fn reads_every_message_and_acks_only_what_is_acked() {
         }
     }
     assert_eq!(seen, (1..=100).collect());
+    assert!(most_ready > 0, "a fetched batch is handed out one by one");
     assert_eq!(source.stats().held, 50);
     assert_eq!(pending(&js, "EVENTS", "writers").await, (0, 50));
     source.acker().ack_all(tokens).await.unwrap();

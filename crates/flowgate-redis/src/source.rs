@@ -540,6 +540,12 @@ impl Stream for RedisStreamSource {
             }
         }
     }
+
+    /// At least the messages of the read batch being handed out (they are
+    /// delivered even after a stop); no upper bound.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.batch.len(), None)
+    }
 }
 
 impl fmt::Debug for RedisStreamSource {

@@ -83,14 +83,21 @@ async fn every_message_is_delivered_and_acked_in_batches() {
         .unwrap();
     let mut seen = Vec::new();
     let mut acks = Vec::new();
+    let mut most_ready = 0;
     for _ in 0..300 {
         let delivery = next(&mut source).await;
+        // The size hint counts the rest of the read batch: read, not yet
+        // handed out.
+        let (ready, _) = source.size_hint();
+        assert!(seen.len() + 1 + ready <= source.stats().read as usize);
+        most_ready = most_ready.max(ready);
         assert_eq!(delivery.deliveries(), 1);
         assert!(delivery.field("body").unwrap().starts_with(b"message "));
         seen.push(delivery.id().to_owned());
         acks.push(tokio::spawn(delivery.ack()));
     }
     assert_eq!(seen, ids, "in stream order");
+    assert!(most_ready > 0, "a read batch of 64 is handed out one by one");
     for ack in acks {
         ack.await.unwrap().unwrap();
     }
