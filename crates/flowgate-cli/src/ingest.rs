@@ -1601,7 +1601,8 @@ async fn open_source(
                 }
             });
             let mut rx = rx;
-            let stream = stream::poll_fn(move |cx| rx.poll_recv(cx).map(|batch| batch.map(Ok))).boxed();
+            let stream =
+                stream::poll_fn(move |cx| rx.poll_recv(cx).map(|batch| batch.map(Ok))).boxed();
             let name = if redeliver_every > 0 {
                 format!(
                     "embedded generator ({messages} messages, every {redeliver_every}th delivered twice)"
@@ -2170,6 +2171,56 @@ mod tests {
             assert_eq!(pairs(message), pairs(&one));
         }
         assert!(generate_batch(7..7).is_empty());
+    }
+
+    /// A per-message source becomes read batches of what it has ready, at
+    /// most `max` each; an error ends the batch before it and comes on its
+    /// own, and the stream goes on after it.
+    #[tokio::test]
+    async fn a_shared_source_is_read_a_batch_at_a_time() {
+        use futures_util::stream::StreamExt as _;
+        let read = |max| {
+            let deliveries: Vec<Result<u64, std::io::Error>> = vec![
+                Ok(0),
+                Ok(1),
+                Ok(2),
+                Err(std::io::Error::other("lost the connection")),
+                Ok(3),
+            ];
+            let source = Arc::new(Mutex::new(stream::iter(deliveries)));
+            shared_stream(source, max, |i: u64, received| Incoming {
+                message: generate(i),
+                ack: Acknowledge::Embedded,
+                received,
+                shard_key: None,
+            })
+            .map(|batch| match batch {
+                Ok(batch) => Ok(batch
+                    .iter()
+                    .map(|incoming| incoming.message.id.clone())
+                    .collect::<Vec<_>>()),
+                Err(err) => Err(err.to_string()),
+            })
+            .collect::<Vec<_>>()
+        };
+        let ids = |range: std::ops::Range<u64>| range.map(generated_id).collect::<Vec<_>>();
+        assert_eq!(
+            read(10).await,
+            vec![
+                Ok(ids(0..3)),
+                Err("lost the connection".to_owned()),
+                Ok(ids(3..4))
+            ]
+        );
+        assert_eq!(
+            read(2).await,
+            vec![
+                Ok(ids(0..2)),
+                Ok(ids(2..3)),
+                Err("lost the connection".to_owned()),
+                Ok(ids(3..4))
+            ]
+        );
     }
 
     #[test]

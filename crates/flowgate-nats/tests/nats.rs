@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flowgate_nats::{BuildError, Delivery, NatsSource, SourceError, delivery::headers};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use support::{PrivateNats, eventually, pending, publish};
 
 /// The next delivery, failing the test on an `Err` item, the end of the

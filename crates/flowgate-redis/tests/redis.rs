@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use flowgate_redis::{BuildError, Delivery, RedisStreamSource, SourceBuilder, SourceError};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
@@ -97,7 +97,10 @@ async fn every_message_is_delivered_and_acked_in_batches() {
         acks.push(tokio::spawn(delivery.ack()));
     }
     assert_eq!(seen, ids, "in stream order");
-    assert!(most_ready > 0, "a read batch of 64 is handed out one by one");
+    assert!(
+        most_ready > 0,
+        "a read batch of 64 is handed out one by one"
+    );
     for ack in acks {
         ack.await.unwrap().unwrap();
     }
