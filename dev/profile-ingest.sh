@@ -200,7 +200,7 @@ callers_of() {
         line = $0; sub(/^.*%\)  < /, "", line); sub(/ \[[^]]*\]$/, "", line); sub(/ \([0-9,]+x\)$/, "", line)
         total += c; printf "%10d  %6.2f  %s\n", c, c / n, line
       }
-      END { printf "%10d  %6.2f  TOTAL\n", total, total / n }' | sort -rn | head -n "$((top + 1))"
+      END { printf "%10d  %6.2f  TOTAL\n", total, total / n }' | sort -rn | awk -v k="$((top + 1))" 'NR <= k'
 }
 
 summary=$out/summary.txt
