@@ -309,6 +309,19 @@ impl<S: Stream, D: Dedup<S::Item>> Core<S, D> {
 fn take_batch<T, D: Dedup<T>>(
     items: &mut Vec<T>,
     dedup: &mut D,
+    sleep: Pin<&mut Option<Sleep>>,
+    max_delay: Duration,
+    series: &BatchSeries,
+    trigger: &Counter,
+) -> Vec<T> {
+    dedup.clear();
+    take_open(items, sleep, max_delay, series, trigger)
+}
+
+/// Takes the open batch `items` (its timer `sleep` stopped), recording it
+/// under `trigger`: also [`rebatch`](super::PipelineExt::rebatch)'s.
+pub(super) fn take_open<T>(
+    items: &mut Vec<T>,
     mut sleep: Pin<&mut Option<Sleep>>,
     max_delay: Duration,
     series: &BatchSeries,
@@ -325,7 +338,6 @@ fn take_batch<T, D: Dedup<T>>(
     trigger.inc();
     series.batch_size.record(items.len() as f64);
     series.flow.items_out.add(items.len() as u64);
-    dedup.clear();
     sleep.set(None);
     mem::take(items)
 }

@@ -16,8 +16,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::BUDGET;
-use super::metrics::{BatchSeries, DebugName, IN_FLIGHT, Level, recording};
-use crate::telemetry::{Counter, Name};
+use super::batch::take_open;
+use super::metrics::{BatchSeries, DebugName, IN_FLIGHT, Level};
+use crate::telemetry::Name;
 
 pin_project! {
     /// Stream for [`rebatch`](super::PipelineExt::rebatch): yields batches
@@ -165,7 +166,7 @@ where
                     Poll::Ready(None) if this.open.is_empty() => return Poll::Ready(None),
                     Poll::Ready(None) => {
                         let trigger = &this.series.end;
-                        return Poll::Ready(Some(take(
+                        return Poll::Ready(Some(take_open(
                             this.open,
                             this.sleep,
                             *this.max_delay,
@@ -179,7 +180,7 @@ where
                             && sleep.poll(cx).is_ready()
                         {
                             let trigger = &this.series.delay;
-                            return Poll::Ready(Some(take(
+                            return Poll::Ready(Some(take_open(
                                 this.open,
                                 this.sleep,
                                 *this.max_delay,
@@ -217,7 +218,7 @@ where
             }
             if this.open.len() >= max {
                 let trigger = &this.series.size;
-                return Poll::Ready(Some(take(
+                return Poll::Ready(Some(take_open(
                     this.open,
                     this.sleep,
                     *this.max_delay,
@@ -230,29 +231,6 @@ where
         cx.waker().wake_by_ref();
         Poll::Pending
     }
-}
-
-/// Yields the open batch, recording it under `trigger`.
-fn take<T>(
-    open: &mut Vec<T>,
-    mut sleep: Pin<&mut Option<Sleep>>,
-    max_delay: Duration,
-    series: &BatchSeries,
-    trigger: &Counter,
-) -> Vec<T> {
-    if recording(&series.name)
-        && let Some(timer) = sleep.as_ref().as_pin_ref()
-    {
-        let opened = timer.deadline() - max_delay;
-        series
-            .open
-            .record_duration(Instant::now().saturating_duration_since(opened));
-    }
-    trigger.inc();
-    series.batch_size.record(open.len() as f64);
-    series.flow.items_out.add(open.len() as u64);
-    sleep.set(None);
-    mem::take(open)
 }
 
 impl<S, T> FusedStream for Rebatch<S, T>
