@@ -8,7 +8,7 @@
 //! (`wal_autocheckpoint = 0`); a second connection does, on this thread:
 //! after commits, at most every [`INTERVAL`], a `PASSIVE` checkpoint — it
 //! copies what is committed without blocking the writer — and, once the log
-//! has grown past [`RESTART_FRAMES`] (256 MiB; the writer never leaves a gap for the
+//! has grown past [`RESTART_FRAMES`] (8 MiB; the writer never leaves a gap for the
 //! log to start over), a `RESTART` checkpoint, which waits for the current
 //! transaction, copies the little left and makes the next one write the log
 //! from its start. Durability is SQLite's in WAL mode with `synchronous =
@@ -24,14 +24,19 @@ use rusqlite::Connection;
 /// The least time between two checkpoints.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 
-/// A log this long (in pages: 256 MiB at 4 KiB) is restarted. A `RESTART`
-/// holds the writer for its final copy and `fsync` (tens of milliseconds
-/// once the database is large), so it is kept rare. Measured on the
-/// embedded 1M-message run (about 190 MB of log): at 8,192 pages (32 MiB,
-/// six restarts) 650–840k rows/s, with none 880k–1.08M; at 65,536 a
-/// 5M-row run (three restarts) kept 775k rows/s (BENCHMARKS.md). The cost
-/// is disk: the log may grow to this size beside the database.
-pub(crate) const RESTART_FRAMES: i64 = 65536;
+/// A log this long (in pages: 8 MiB at 4 KiB) is restarted. A `RESTART`
+/// holds the writer for its final copy and `fsync`, but a log that keeps
+/// growing costs more: every page of it is a new page of the file, which
+/// the kernel allocates, charges, zeroes and writes back (on the embedded
+/// 1M-message run, about 190 MB of log, the sys time of the process
+/// doubled). A restarted log is written over pages already cached.
+/// Measured on 2 cores (`flowgate ingest --messages 1000000 --sqlite F`,
+/// five runs each, interleaved; BENCHMARKS.md): quiet, at 2,048 pages
+/// 1.12–1.75 M rows/s at 0.93–1.26 s of CPU, at 65,536 pages 1.16–1.33 M
+/// at 1.20–1.33 s; beside a CPU hog, 0.58–0.77 M at 1.28–1.74 s against
+/// 0.68–0.90 M at 1.24–1.66 s. The log may grow past this size while a
+/// checkpoint runs.
+pub(crate) const RESTART_FRAMES: i64 = 2048;
 
 /// Runs checkpoints for one database until dropped.
 #[derive(Debug)]
