@@ -5,5 +5,6 @@
 //! `src/bin/`, run by `dev/bench-e2e.sh`).
 
 pub mod batch;
+pub mod coalesce;
 pub mod dataloader;
 pub mod e2e;
