@@ -67,9 +67,12 @@ pub async fn flowgate_opqueue(items: u64, producers: u64, consumers: usize) -> u
     join(producing, consuming, items).await
 }
 
+/// The keys in order, and each key's items.
+type KeysAndSets = (VecDeque<u64>, HashMap<u64, Vec<u64>>);
+
 /// The hand-written queue of [`naive_queue`].
 struct Naive {
-    inner: Mutex<(VecDeque<u64>, HashMap<u64, Vec<u64>>)>,
+    inner: Mutex<KeysAndSets>,
     /// Poked on every enqueue: a consumer may take something.
     ready: Notify,
     /// Poked after every dequeue: a producer may find room.
