@@ -6,13 +6,19 @@
 //! ```text
 //! cargo bench -p flowgate-bench --bench batch
 //! ```
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use flowgate_bench::batch::{
     flowgate_batcher, flowgate_submit_and_wait, scheduling_floor, tokio_mpsc_oneshot,
 };
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use tokio::runtime::Runtime;
 
 const ITEMS: u64 = 1_000_000;
@@ -37,9 +43,10 @@ fn runtimes() -> Vec<(&'static str, Runtime)> {
     ]
 }
 
-fn fan_in(c: &mut Criterion) {
+fn fan_in<M: Clock>(c: &mut Criterion<M>) {
     for (flavor, runtime) in runtimes() {
-        let mut group = c.benchmark_group(format!("batch_fan_in_1000x1000/{flavor}"));
+        let mut group =
+            c.benchmark_group(M::group_name(format!("batch_fan_in_1000x1000/{flavor}")));
         group.throughput(Throughput::Elements(ITEMS));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(15));
@@ -67,5 +74,13 @@ fn fan_in(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fan_in);
-criterion_main!(benches);
+criterion_group!(wall, fan_in::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = fan_in::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

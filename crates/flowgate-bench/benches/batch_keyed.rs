@@ -18,13 +18,19 @@
 //! ```text
 //! cargo bench -p flowgate-bench --bench batch_keyed
 //! ```
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::batch::{Batcher, KeyedBatcher};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use tokio::runtime::Runtime;
 
 /// Delay bound of a batch (never reached while submitters keep up).
@@ -151,9 +157,9 @@ fn runtimes() -> Vec<(&'static str, Runtime)> {
     ]
 }
 
-fn keys(c: &mut Criterion) {
+fn keys<M: Clock>(c: &mut Criterion<M>) {
     for (flavor, runtime) in runtimes() {
-        let mut group = c.benchmark_group(format!("batch_keyed_1000x1000/{flavor}"));
+        let mut group = c.benchmark_group(M::group_name(format!("batch_keyed_1000x1000/{flavor}")));
         group.throughput(Throughput::Elements(ONE_KEY.items()));
         group.sample_size(10);
         group.bench_function(BenchmarkId::from_parameter("Batcher"), |b| {
@@ -164,7 +170,7 @@ fn keys(c: &mut Criterion) {
         });
         group.finish();
 
-        let mut group = c.benchmark_group(format!("batch_keyed_16_keys/{flavor}"));
+        let mut group = c.benchmark_group(M::group_name(format!("batch_keyed_16_keys/{flavor}")));
         group.throughput(Throughput::Elements(SIXTEEN_KEYS.items()));
         group.sample_size(10);
         group.bench_function(
@@ -182,5 +188,13 @@ fn keys(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, keys);
-criterion_main!(benches);
+criterion_group!(wall, keys::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = keys::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

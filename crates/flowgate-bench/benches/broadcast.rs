@@ -13,12 +13,18 @@
 //! Every run spawns the subscribers and the publisher as tasks on a
 //! two-worker tokio runtime and ends when every subscriber has counted all
 //! events (each asserts the count and the sum, so nothing may be lost).
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::broadcast::{BoundedPublisher, Publisher};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
@@ -143,9 +149,9 @@ async fn async_broadcast(subscribers: usize) {
     join_all(tasks).await;
 }
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Clock>(c: &mut Criterion<M>) {
     let rt = runtime();
-    let mut group = c.benchmark_group("broadcast_1m_u64");
+    let mut group = c.benchmark_group(M::group_name("broadcast_1m_u64"));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(4));
@@ -175,5 +181,13 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_group!(wall, bench::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = bench::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

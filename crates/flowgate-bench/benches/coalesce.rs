@@ -12,14 +12,20 @@
 //! 10,000 distinct `String` keys, one item each.
 //!
 //! Run: `cargo bench -p flowgate-bench --bench coalesce`
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::coalesce::OpQueue;
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use tokio::sync::Notify;
 
 const KEYS: u64 = 1_000;
@@ -88,12 +94,12 @@ impl<K: Hash + Eq + Clone, T, S: std::hash::BuildHasher + Default> Naive<K, T, S
     }
 }
 
-fn one_producer_one_consumer(c: &mut Criterion) {
+fn one_producer_one_consumer<M: Clock>(c: &mut Criterion<M>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("coalesce/1p1c_1000_keys");
+    let mut group = c.benchmark_group(M::group_name("coalesce/1p1c_1000_keys"));
     group.throughput(Throughput::Elements(ITEMS));
 
     group.bench_function("flowgate_opqueue", |b| {
@@ -174,11 +180,11 @@ where
     dequeues
 }
 
-fn fill_then_drain(c: &mut Criterion) {
+fn fill_then_drain<M: Clock>(c: &mut Criterion<M>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("coalesce/fill_drain_1000_keys");
+    let mut group = c.benchmark_group(M::group_name("coalesce/fill_drain_1000_keys"));
     group.throughput(Throughput::Elements(ITEMS));
 
     group.bench_function("flowgate_opqueue", |b| {
@@ -259,7 +265,7 @@ fn fill_then_drain(c: &mut Criterion) {
 /// No coalescing at all: 10,000 distinct `String` keys, one item each. Every
 /// enqueue creates an entry and every dequeue removes one, which is where the
 /// naive queue clones the key into its deque and hashes it again at dequeue.
-fn distinct_keys(c: &mut Criterion) {
+fn distinct_keys<M: Clock>(c: &mut Criterion<M>) {
     const DISTINCT: usize = 10_000;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -267,7 +273,9 @@ fn distinct_keys(c: &mut Criterion) {
     let keys: Vec<String> = (0..DISTINCT)
         .map(|k| format!("tenant-{}/user:{k:08}", k % 7))
         .collect();
-    let mut group = c.benchmark_group("coalesce/fill_drain_10000_distinct_string_keys");
+    let mut group = c.benchmark_group(M::group_name(
+        "coalesce/fill_drain_10000_distinct_string_keys",
+    ));
     group.throughput(Throughput::Elements(DISTINCT as u64));
 
     group.bench_function("flowgate_opqueue", |b| {
@@ -315,9 +323,17 @@ fn distinct_keys(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches,
-    one_producer_one_consumer,
-    fill_then_drain,
-    distinct_keys
+    wall,
+    one_producer_one_consumer::<WallTime>,
+    fill_then_drain::<WallTime>,
+    distinct_keys::<WallTime>
 );
-criterion_main!(benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = one_producer_one_consumer::<ProcessCpu>, fill_then_drain::<ProcessCpu>, distinct_keys::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

@@ -14,10 +14,17 @@
 //! ```text
 //! cargo bench -p flowgate-bench --bench dataloader
 //! ```
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use flowgate_bench::dataloader::{Backend, flowgate_dataloader, one_call_per_load};
 use tokio::runtime::Runtime;
 
@@ -34,33 +41,40 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-fn dataloader(c: &mut Criterion) {
+fn dataloader<M: Clock>(c: &mut Criterion<M>) {
+    // The calls and keys once per run, not once per pass.
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    let report = !REPORTED.swap(true, Ordering::Relaxed);
     let runtime = runtime();
     for (name, pool) in [("pool16", Some(16)), ("unbounded", None)] {
-        for cache in [true, false] {
-            let ours = runtime.block_on(flowgate_dataloader(
+        if report {
+            for cache in [true, false] {
+                let ours = runtime.block_on(flowgate_dataloader(
+                    Backend::new(LATENCY, pool),
+                    LOADS,
+                    DISTINCT,
+                    MAX_BATCH,
+                    cache,
+                ));
+                println!(
+                    "dataloader_10000_loads_1000_keys/{name}: flowgate DataLoader (cache: {cache}): {} calls, {} keys",
+                    ours.calls, ours.keys
+                );
+            }
+            let peer = runtime.block_on(one_call_per_load(
                 Backend::new(LATENCY, pool),
                 LOADS,
                 DISTINCT,
-                MAX_BATCH,
-                cache,
             ));
             println!(
-                "dataloader_10000_loads_1000_keys/{name}: flowgate DataLoader (cache: {cache}): {} calls, {} keys",
-                ours.calls, ours.keys
+                "dataloader_10000_loads_1000_keys/{name}: one call per load: {} calls, {} keys",
+                peer.calls, peer.keys
             );
         }
-        let peer = runtime.block_on(one_call_per_load(
-            Backend::new(LATENCY, pool),
-            LOADS,
-            DISTINCT,
-        ));
-        println!(
-            "dataloader_10000_loads_1000_keys/{name}: one call per load: {} calls, {} keys",
-            peer.calls, peer.keys
-        );
 
-        let mut group = c.benchmark_group(format!("dataloader_10000_loads_1000_keys/{name}"));
+        let mut group = c.benchmark_group(M::group_name(format!(
+            "dataloader_10000_loads_1000_keys/{name}"
+        )));
         group.throughput(Throughput::Elements(LOADS));
         group.sample_size(10);
         for (id, cache) in [
@@ -87,5 +101,13 @@ fn dataloader(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, dataloader);
-criterion_main!(benches);
+criterion_group!(wall, dataloader::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = dataloader::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

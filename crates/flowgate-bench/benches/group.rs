@@ -15,12 +15,18 @@
 //!   cost of the group's own bookkeeping.
 //!
 //! Run: `cargo bench -p flowgate-bench --bench group`
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::convert::Infallible;
 use std::hint::black_box;
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::group::{CallGroup, Op};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -38,12 +44,12 @@ fn sum_results(results: flowgate::group::Results<u64, u64, Infallible>) -> u64 {
         .sum()
 }
 
-fn scatter_gather(c: &mut Criterion) {
+fn scatter_gather<M: Clock>(c: &mut Criterion<M>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("group/1m_ops_in_groups_of_100");
+    let mut group = c.benchmark_group(M::group_name("group/1m_ops_in_groups_of_100"));
     group.throughput(Throughput::Elements(GROUPS * OPS));
     group.sample_size(10);
 
@@ -133,5 +139,13 @@ fn scatter_gather(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scatter_gather);
-criterion_main!(benches);
+criterion_group!(wall, scatter_gather::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = scatter_gather::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

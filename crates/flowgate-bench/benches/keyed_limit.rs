@@ -22,15 +22,20 @@
 //! ```text
 //! cargo bench -p flowgate-bench --bench keyed_limit -- --warm-up-time 1 --measurement-time 5
 //! ```
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::limit::{KeyedRateLimiter, Rate};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 struct Counting;
@@ -124,8 +129,8 @@ fn memory() {
 }
 
 /// Benches `check` cycling over keys `0..keys`, every key in the map first.
-fn cycle<L>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+fn cycle<M: Clock, L>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
     name: &str,
     limiter: &L,
     keys: u64,
@@ -146,13 +151,17 @@ fn cycle<L>(
     });
 }
 
-fn single_thread(c: &mut Criterion) {
-    memory();
+fn single_thread<M: Clock>(c: &mut Criterion<M>) {
+    // Once per run, not once per pass: it measures bytes, not time.
+    static MEMORY_PRINTED: AtomicBool = AtomicBool::new(false);
+    if !MEMORY_PRINTED.swap(true, Ordering::Relaxed) {
+        memory();
+    }
     for (group_name, keys) in [
         ("keyed_limit/distinct_1m", KEYS),
         ("keyed_limit/hot_16", HOT),
     ] {
-        let mut group = c.benchmark_group(group_name);
+        let mut group = c.benchmark_group(M::group_name(group_name));
         group.throughput(Throughput::Elements(1));
         cycle(
             &mut group,
@@ -179,45 +188,60 @@ fn single_thread(c: &mut Criterion) {
     }
 }
 
-/// `iters` checks in all, split between two threads over the hot keys.
-fn two_threads<L: Sync>(
+/// `iters` checks in all, split between two threads over the hot keys:
+/// the span from before the threads start to after both end, on clock `M`
+/// (wall time, or the CPU time of the process over that span).
+fn two_threads<M: Clock, L: Sync>(
     limiter: &L,
     iters: u64,
     check: impl Fn(&L, u64) -> bool + Sync,
-) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for thread in 0..2u64 {
-            let check = &check;
-            s.spawn(move || {
-                for i in 0..iters / 2 {
-                    black_box(check(limiter, (i + thread * 7) % HOT));
-                }
-            });
-        }
+) -> M::Value {
+    let ((), span) = M::span(|| {
+        std::thread::scope(|s| {
+            for thread in 0..2u64 {
+                let check = &check;
+                s.spawn(move || {
+                    for i in 0..iters / 2 {
+                        black_box(check(limiter, (i + thread * 7) % HOT));
+                    }
+                });
+            }
+        })
     });
-    start.elapsed()
+    span
 }
 
-fn contended(c: &mut Criterion) {
-    let mut group = c.benchmark_group("keyed_limit/hot_16_2_threads");
+fn contended<M: Clock>(c: &mut Criterion<M>) {
+    let mut group = c.benchmark_group(M::group_name("keyed_limit/hot_16_2_threads"));
     group.throughput(Throughput::Elements(1));
     let flowgate = flowgate();
     group.bench_function("flowgate_try_acquire", |b| {
-        b.iter_custom(|iters| two_threads(&flowgate, iters, |l, k| l.try_acquire(&k).is_ok()));
+        b.iter_custom(|iters| {
+            two_threads::<M, _>(&flowgate, iters, |l, k| l.try_acquire(&k).is_ok())
+        });
     });
     let governor = governor();
     group.bench_function("governor_check_key", |b| {
-        b.iter_custom(|iters| two_threads(&governor, iters, |l, k| l.check_key(&k).is_ok()));
+        b.iter_custom(|iters| {
+            two_threads::<M, _>(&governor, iters, |l, k| l.check_key(&k).is_ok())
+        });
     });
     let governor_foldhash = governor_foldhash();
     group.bench_function("governor_foldhash_check_key", |b| {
         b.iter_custom(|iters| {
-            two_threads(&governor_foldhash, iters, |l, k| l.check_key(&k).is_ok())
+            two_threads::<M, _>(&governor_foldhash, iters, |l, k| l.check_key(&k).is_ok())
         });
     });
     group.finish();
 }
 
-criterion_group!(benches, single_thread, contended);
-criterion_main!(benches);
+criterion_group!(wall, single_thread::<WallTime>, contended::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = single_thread::<ProcessCpu>, contended::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

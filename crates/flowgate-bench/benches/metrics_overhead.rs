@@ -13,11 +13,16 @@
 //!
 //! Without the feature the three variants are the same code (naming records
 //! nothing): the spread between them is the noise of the run.
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::Batcher;
 use flowgate::broadcast::Publisher;
@@ -26,6 +31,7 @@ use flowgate::group::CallGroup;
 use flowgate::limit::{Rate, RateLimiter};
 use flowgate::pipeline::PipelineExt;
 use flowgate::resilience::CircuitBreaker;
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
@@ -224,7 +230,7 @@ fn breaker(variant: Variant) -> u64 {
     ok
 }
 
-fn overhead(c: &mut Criterion) {
+fn overhead<M: Clock>(c: &mut Criterion<M>) {
     let feature = if cfg!(feature = "metrics") {
         "feature on"
     } else {
@@ -244,7 +250,8 @@ fn overhead(c: &mut Criterion) {
         ("breaker try_acquire + record", CHECKS),
     ];
     for (which, (title, items)) in groups.drain(..).enumerate() {
-        let mut group = c.benchmark_group(format!("metrics_overhead/{title}/{feature}"));
+        let mut group =
+            c.benchmark_group(M::group_name(format!("metrics_overhead/{title}/{feature}")));
         group.throughput(Throughput::Elements(items));
         group.sample_size(10);
         group.warm_up_time(Duration::from_secs(1));
@@ -264,5 +271,13 @@ fn overhead(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, overhead);
-criterion_main!(benches);
+criterion_group!(wall, overhead::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = overhead::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

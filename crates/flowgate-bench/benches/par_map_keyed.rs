@@ -17,14 +17,21 @@
 //!
 //! The 1 ms wait of the 16-key comparison (seconds per run) is in
 //! `src/bin/keyed-sleep.rs`.
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::future::ready;
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::pipeline::spawned;
 use flowgate::prelude::*;
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use futures_util::{StreamExt, stream};
 
 const ITEMS: u64 = 1_000_000;
@@ -42,9 +49,9 @@ async fn sum(s: impl futures_util::Stream<Item = u64>) -> u64 {
     s.fold(0u64, |acc, x| ready(acc.wrapping_add(x))).await
 }
 
-fn keyed(c: &mut Criterion) {
+fn keyed<M: Clock>(c: &mut Criterion<M>) {
     let rt = current_thread();
-    let mut group = c.benchmark_group("par_map_keyed");
+    let mut group = c.benchmark_group(M::group_name("par_map_keyed"));
     group.throughput(Throughput::Elements(ITEMS));
     group.sample_size(10);
 
@@ -85,8 +92,14 @@ fn keyed(c: &mut Criterion) {
 }
 
 /// How many rounds of [`work`] take about 20 µs on this machine, measured
-/// once before the runs.
+/// once before the runs (the first call; later calls, as the CPU pass's,
+/// return the same, so both passes run the same work).
 fn calibrate() -> u64 {
+    static ROUNDS: OnceLock<u64> = OnceLock::new();
+    *ROUNDS.get_or_init(measure_rounds)
+}
+
+fn measure_rounds() -> u64 {
     let rounds = 100_000;
     let start = Instant::now();
     black_box(work(0, rounds));
@@ -106,7 +119,7 @@ fn work(seed: u64, rounds: u64) -> u64 {
     black_box(x)
 }
 
-fn spawned_mode(c: &mut Criterion) {
+fn spawned_mode<M: Clock>(c: &mut Criterion<M>) {
     const N: u64 = 20_000;
     let rounds = calibrate();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -114,7 +127,7 @@ fn spawned_mode(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut group = c.benchmark_group("spawned");
+    let mut group = c.benchmark_group(M::group_name("spawned"));
     group.throughput(Throughput::Elements(N));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
@@ -173,5 +186,13 @@ fn spawned_mode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, keyed, spawned_mode);
-criterion_main!(benches);
+criterion_group!(wall, keyed::<WallTime>, spawned_mode::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = keyed::<ProcessCpu>, spawned_mode::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

@@ -10,15 +10,21 @@
 //! ```text
 //! cargo bench -p flowgate-bench --bench pipeline
 //! ```
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::future::ready;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::limit::{Rate, RateLimiter};
 use flowgate::prelude::*;
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 use futures_util::{StreamExt, stream};
 use governor::Quota;
 use governor::prelude::StreamRateLimitExt;
@@ -38,9 +44,9 @@ async fn sum(s: impl futures_util::Stream<Item = u64>) -> u64 {
     s.fold(0u64, |acc, x| ready(acc.wrapping_add(x))).await
 }
 
-fn par_map(c: &mut Criterion) {
+fn par_map<M: Clock>(c: &mut Criterion<M>) {
     let rt = runtime();
-    let mut group = c.benchmark_group("par_map");
+    let mut group = c.benchmark_group(M::group_name("par_map"));
     group.throughput(Throughput::Elements(ITEMS));
     group.sample_size(10);
 
@@ -79,9 +85,9 @@ fn par_map(c: &mut Criterion) {
 const PER_SECOND: u32 = 1_000_000_000;
 const BURST: u32 = 1_000_000;
 
-fn rate_limiter(c: &mut Criterion) {
+fn rate_limiter<M: Clock>(c: &mut Criterion<M>) {
     let rt = runtime();
-    let mut group = c.benchmark_group("rate_limiter");
+    let mut group = c.benchmark_group(M::group_name("rate_limiter"));
     const N: u64 = 100_000;
     group.throughput(Throughput::Elements(N));
 
@@ -128,5 +134,13 @@ fn rate_limiter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, par_map, rate_limiter);
-criterion_main!(benches);
+criterion_group!(wall, par_map::<WallTime>, rate_limiter::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = par_map::<ProcessCpu>, rate_limiter::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);

@@ -17,13 +17,19 @@
 //! beside `btreeset_in_a_mutex`.
 //!
 //! Run: `cargo bench -p flowgate-bench --bench watermark`
+//!
+//! Each group is reported twice: in wall time, and in the process's CPU
+//! time (user + system, all threads; the same group name prefixed `cpu/`;
+//! `flowgate_bench::cpu`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::hint::black_box;
 use std::sync::Mutex;
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowgate::source::{SharedWatermark, Watermark, WatermarkAck};
+use flowgate_bench::cpu::{Clock, ProcessCpu};
 
 const PAIRS: usize = 1_000_000;
 const BLOCK: usize = 64;
@@ -204,11 +210,11 @@ fn run(shape: &Shape, acks: &[u64], mut watermark: impl Acks) {
     assert_eq!(watermark.commit_point(), Some(shape.offsets[PAIRS - 1] + 1));
 }
 
-fn watermark(c: &mut Criterion) {
+fn watermark<M: Clock>(c: &mut Criterion<M>) {
     let dense = shape(|_| 1);
     let sparse = shape(|i| 1 + (i as u64 * 7) % 4);
 
-    let mut group = c.benchmark_group("watermark/1m_track_ack_pairs");
+    let mut group = c.benchmark_group(M::group_name("watermark/1m_track_ack_pairs"));
     group.throughput(Throughput::Elements(PAIRS as u64));
     group.sample_size(10);
 
@@ -243,5 +249,13 @@ fn watermark(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, watermark);
-criterion_main!(benches);
+criterion_group!(wall, watermark::<WallTime>);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = watermark::<ProcessCpu>
+}
+fn cpu_unless_wall_only() {
+    flowgate_bench::cpu::unless_wall_only(cpu);
+}
+criterion_main!(wall, cpu_unless_wall_only);
