@@ -11,6 +11,12 @@
 //! And one workload without coalescing, `fill_drain_10000_distinct_string_keys`:
 //! 10,000 distinct `String` keys, one item each.
 //!
+//! `waiting_1m_items_width_100` (issue 18; `flowgate_bench::coalesce`):
+//! 1,000,000 items, 1,000 keys, depth 1,000, width 100, producers that *wait*
+//! for room (`OpQueue::enqueue`) and consumers that wait for entries, with
+//! 1 producer / 1 consumer and 4 producers / 2 consumers, against a careful
+//! hand-written queue (the naive structure with a `Notify` each way).
+//!
 //! Run: `cargo bench -p flowgate-bench --bench coalesce`
 //!
 //! Each group is reported twice: in wall time, and in the process's CPU
@@ -180,6 +186,30 @@ where
     dequeues
 }
 
+/// Issue 18's workload: waiting producers and consumers, 1M items.
+fn waiting<M: Clock>(c: &mut Criterion<M>) {
+    use flowgate_bench::coalesce::{flowgate_opqueue, naive_queue};
+    const ITEMS: u64 = 1_000_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group(M::group_name("coalesce/waiting_1m_items_width_100"));
+    group.throughput(Throughput::Elements(ITEMS));
+    group.sample_size(20);
+    for (producers, consumers) in [(1, 1), (4, 2)] {
+        group.bench_function(format!("flowgate_opqueue_{producers}p{consumers}c"), |b| {
+            b.to_async(&runtime)
+                .iter(|| flowgate_opqueue(ITEMS, producers, consumers));
+        });
+        group.bench_function(format!("naive_{producers}p{consumers}c"), |b| {
+            b.to_async(&runtime)
+                .iter(|| naive_queue(ITEMS, producers, consumers));
+        });
+    }
+    group.finish();
+}
+
 fn fill_then_drain<M: Clock>(c: &mut Criterion<M>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -325,13 +355,14 @@ fn distinct_keys<M: Clock>(c: &mut Criterion<M>) {
 criterion_group!(
     wall,
     one_producer_one_consumer::<WallTime>,
+    waiting::<WallTime>,
     fill_then_drain::<WallTime>,
     distinct_keys::<WallTime>
 );
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ProcessCpu);
-    targets = one_producer_one_consumer::<ProcessCpu>, fill_then_drain::<ProcessCpu>, distinct_keys::<ProcessCpu>
+    targets = one_producer_one_consumer::<ProcessCpu>, waiting::<ProcessCpu>, fill_then_drain::<ProcessCpu>, distinct_keys::<ProcessCpu>
 }
 fn cpu_unless_wall_only() {
     flowgate_bench::cpu::unless_wall_only(cpu);
