@@ -33,7 +33,7 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 /// Measured on 2 cores (`flowgate ingest --messages 1000000 --sqlite F`,
 /// five runs each, interleaved; BENCHMARKS.md): quiet, at 2,048 pages
 /// 1.12–1.75 M rows/s at 0.93–1.26 s of CPU, at 65,536 pages 1.16–1.33 M
-/// at 1.20–1.33 s; beside a CPU hog, 0.58–0.77 M at 1.28–1.74 s against
+/// at 1.13–1.33 s; beside a CPU hog, 0.58–0.77 M at 1.28–1.74 s against
 /// 0.68–0.90 M at 1.24–1.66 s. The log may grow past this size while a
 /// checkpoint runs.
 pub(crate) const RESTART_FRAMES: i64 = 2048;
