@@ -13,12 +13,11 @@
 
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use flowgate_bench::batch::{
     flowgate_batcher, flowgate_submit_and_wait, scheduling_floor, tokio_mpsc_oneshot,
 };
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use tokio::runtime::Runtime;
 
 const ITEMS: u64 = 1_000_000;
@@ -74,13 +73,4 @@ fn fan_in<M: Clock>(c: &mut Criterion<M>) {
     }
 }
 
-criterion_group!(wall, fan_in::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = fan_in::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(fan_in);

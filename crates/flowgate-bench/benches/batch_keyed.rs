@@ -27,10 +27,9 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use flowgate::batch::{Batcher, KeyedBatcher};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use tokio::runtime::Runtime;
 
 /// Delay bound of a batch (never reached while submitters keep up).
@@ -188,13 +187,4 @@ fn keys<M: Clock>(c: &mut Criterion<M>) {
     }
 }
 
-criterion_group!(wall, keys::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = keys::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(keys);

@@ -21,10 +21,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use flowgate::broadcast::{BoundedPublisher, Publisher};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
@@ -181,13 +180,4 @@ fn bench<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, bench::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = bench::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(bench);

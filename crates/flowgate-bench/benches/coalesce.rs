@@ -28,10 +28,9 @@ use std::hash::Hash;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
-use criterion::measurement::WallTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use flowgate::coalesce::OpQueue;
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use tokio::sync::Notify;
 
 const KEYS: u64 = 1_000;
@@ -352,19 +351,9 @@ fn distinct_keys<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(
-    wall,
-    one_producer_one_consumer::<WallTime>,
-    waiting::<WallTime>,
-    fill_then_drain::<WallTime>,
-    distinct_keys::<WallTime>
+flowgate_bench::wall_and_cpu_main!(
+    one_producer_one_consumer,
+    waiting,
+    fill_then_drain,
+    distinct_keys
 );
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = one_producer_one_consumer::<ProcessCpu>, waiting::<ProcessCpu>, fill_then_drain::<ProcessCpu>, distinct_keys::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);

@@ -22,9 +22,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use flowgate_bench::cpu::Clock;
 use flowgate_bench::dataloader::{Backend, flowgate_dataloader, one_call_per_load};
 use tokio::runtime::Runtime;
 
@@ -101,13 +100,4 @@ fn dataloader<M: Clock>(c: &mut Criterion<M>) {
     }
 }
 
-criterion_group!(wall, dataloader::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = dataloader::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(dataloader);

@@ -11,6 +11,9 @@
 //! - `flowgate_callgroup_workers`: the ops are sent to two long-lived worker
 //!   tasks over an mpsc channel, which a `CallGroup` allows because an `Op` is
 //!   a plain value (a `JoinSet` needs a task per op);
+//! - `flowgate_callgroup_workers_chunked`: the same workers, each sent its
+//!   share of a group's ops as one `Vec` (one channel message and at most
+//!   one wake-up per worker per group);
 //! - `flowgate_callgroup_inline`: every op finished where it is added — the
 //!   cost of the group's own bookkeeping.
 //!
@@ -23,15 +26,16 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 
-use criterion::measurement::WallTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use flowgate::group::{CallGroup, Op};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 const GROUPS: u64 = 10_000;
 const OPS: u64 = 100;
+/// Long-lived worker tasks of the `workers` rows.
+const WORKERS: u64 = 2;
 
 fn sum_results(results: flowgate::group::Results<u64, u64, Infallible>) -> u64 {
     results
@@ -121,6 +125,44 @@ fn scatter_gather<M: Clock>(c: &mut Criterion<M>) {
         });
     });
 
+    group.bench_function("flowgate_callgroup_workers_chunked", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let mut senders = Vec::new();
+            let mut workers = Vec::new();
+            for _ in 0..WORKERS {
+                let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Op<u64, u64, Infallible>>>();
+                senders.push(tx);
+                workers.push(tokio::spawn(async move {
+                    while let Some(ops) = rx.recv().await {
+                        for op in ops {
+                            let doubled = op.msg() * 2;
+                            op.finish(Ok(doubled));
+                        }
+                    }
+                }));
+            }
+            let mut total = 0;
+            for _ in 0..GROUPS {
+                let mut group = CallGroup::<u64, u64, Infallible>::with_capacity(OPS as usize);
+                let mut chunks: Vec<Vec<_>> = (0..WORKERS)
+                    .map(|_| Vec::with_capacity((OPS / WORKERS) as usize))
+                    .collect();
+                for id in 0..OPS {
+                    chunks[(id % WORKERS) as usize].push(group.add(id, id).unwrap());
+                }
+                for (sender, chunk) in senders.iter().zip(chunks) {
+                    sender.send(chunk).unwrap();
+                }
+                total += sum_results(group.wait().await);
+            }
+            drop(senders);
+            for worker in workers {
+                worker.await.unwrap();
+            }
+            assert_eq!(total, GROUPS * OPS * (OPS - 1));
+        });
+    });
+
     group.bench_function("flowgate_callgroup_inline", |b| {
         b.to_async(&runtime).iter(|| async {
             let mut total = 0;
@@ -139,13 +181,4 @@ fn scatter_gather<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, scatter_gather::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = scatter_gather::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(scatter_gather);

@@ -32,10 +32,9 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use criterion::measurement::WallTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use flowgate::limit::{KeyedRateLimiter, Rate};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 struct Counting;
@@ -235,13 +234,4 @@ fn contended<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, single_thread::<WallTime>, contended::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = single_thread::<ProcessCpu>, contended::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(single_thread, contended);

@@ -22,8 +22,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use flowgate::Batcher;
 use flowgate::broadcast::Publisher;
 use flowgate::coalesce::OpQueue;
@@ -31,7 +30,7 @@ use flowgate::group::CallGroup;
 use flowgate::limit::{Rate, RateLimiter};
 use flowgate::pipeline::PipelineExt;
 use flowgate::resilience::CircuitBreaker;
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
@@ -271,13 +270,4 @@ fn overhead<M: Clock>(c: &mut Criterion<M>) {
     }
 }
 
-criterion_group!(wall, overhead::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = overhead::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(overhead);

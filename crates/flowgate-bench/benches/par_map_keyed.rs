@@ -27,11 +27,10 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use flowgate::pipeline::spawned;
 use flowgate::prelude::*;
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use futures_util::{StreamExt, stream};
 
 const ITEMS: u64 = 1_000_000;
@@ -186,13 +185,4 @@ fn spawned_mode<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, keyed::<WallTime>, spawned_mode::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = keyed::<ProcessCpu>, spawned_mode::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(keyed, spawned_mode);

@@ -20,11 +20,10 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput};
 use flowgate::limit::{Rate, RateLimiter};
 use flowgate::prelude::*;
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 use futures_util::{StreamExt, stream};
 use governor::Quota;
 use governor::prelude::StreamRateLimitExt;
@@ -134,13 +133,4 @@ fn rate_limiter<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, par_map::<WallTime>, rate_limiter::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = par_map::<ProcessCpu>, rate_limiter::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(par_map, rate_limiter);

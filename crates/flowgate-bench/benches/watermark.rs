@@ -26,10 +26,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use criterion::measurement::WallTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use flowgate::source::{SharedWatermark, Watermark, WatermarkAck};
-use flowgate_bench::cpu::{Clock, ProcessCpu};
+use flowgate_bench::cpu::Clock;
 
 const PAIRS: usize = 1_000_000;
 const BLOCK: usize = 64;
@@ -249,13 +248,4 @@ fn watermark<M: Clock>(c: &mut Criterion<M>) {
     group.finish();
 }
 
-criterion_group!(wall, watermark::<WallTime>);
-criterion_group! {
-    name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
-    targets = watermark::<ProcessCpu>
-}
-fn cpu_unless_wall_only() {
-    flowgate_bench::cpu::unless_wall_only(cpu);
-}
-criterion_main!(wall, cpu_unless_wall_only);
+flowgate_bench::wall_and_cpu_main!(watermark);

@@ -69,6 +69,35 @@ pub fn unless_wall_only(cpu_pass: fn()) {
     }
 }
 
+/// The `main` of a bench file: runs every target twice, as the `wall` group
+/// ([`WallTime`]) and then, [`unless_wall_only`], as the `cpu` group
+/// ([`ProcessCpu`]). Each target is a bench function generic over
+/// [`Clock`], named without its type argument.
+///
+/// ```ignore
+/// fn fan_in<M: Clock>(c: &mut Criterion<M>) { /* … */ }
+/// flowgate_bench::wall_and_cpu_main!(fan_in);
+/// ```
+#[macro_export]
+macro_rules! wall_and_cpu_main {
+    ($($target:ident),+ $(,)?) => {
+        ::criterion::criterion_group!(
+            wall,
+            $($target::<::criterion::measurement::WallTime>),+
+        );
+        ::criterion::criterion_group! {
+            name = cpu;
+            config = ::criterion::Criterion::default()
+                .with_measurement($crate::cpu::ProcessCpu);
+            targets = $($target::<$crate::cpu::ProcessCpu>),+
+        }
+        fn cpu_unless_wall_only() {
+            $crate::cpu::unless_wall_only(cpu);
+        }
+        ::criterion::criterion_main!(wall, cpu_unless_wall_only);
+    };
+}
+
 /// A criterion measurement the benches are generic over: [`WallTime`] or
 /// [`ProcessCpu`].
 pub trait Clock: Measurement + Sized {
