@@ -278,40 +278,10 @@ impl ValueFormatter for CpuFormatter {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
+    // The clock against a busy spin and a sleep is tested in
+    // `tests/cpu_clock.rs`, a process of its own: the clock counts every
+    // thread of the process, and the other tests here run beside it.
     use super::*;
-
-    /// Busy-spins until the process has used `cpu` more CPU time; returns the
-    /// wall time that took.
-    fn spin_for_cpu(cpu: Duration) -> Duration {
-        let wall = Instant::now();
-        let start = ProcessTime::now();
-        let mut x = 1u64;
-        while start.elapsed() < cpu {
-            for _ in 0..1000 {
-                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-            }
-        }
-        wall.elapsed()
-    }
-
-    #[test]
-    fn a_busy_spin_costs_cpu_and_a_sleep_of_the_same_wall_time_less() {
-        // The only test of this crate that burns CPU: the clock counts every
-        // thread of the process, so another spinning test would be counted.
-        let (spin_wall, spin_cpu) = ProcessCpu::span(|| spin_for_cpu(Duration::from_millis(50)));
-        // The span encloses the spin, which ran until the same clock had
-        // moved 50 ms: whatever the load, it is at least that.
-        assert!(spin_cpu >= Duration::from_millis(50), "{spin_cpu:?}");
-        // A sleep of the spin's wall time (about 50 ms, more if the spin was
-        // preempted) costs next to no CPU.
-        let ((), sleep_cpu) = ProcessCpu::span(|| std::thread::sleep(spin_wall));
-        assert!(
-            sleep_cpu < spin_cpu,
-            "sleep {sleep_cpu:?} of CPU against spin {spin_cpu:?} (wall {spin_wall:?})"
-        );
-    }
 
     #[test]
     fn wall_time_counts_a_sleep() {
