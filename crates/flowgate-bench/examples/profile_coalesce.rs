@@ -1,6 +1,7 @@
 //! Runs the coalescing-queue workload of issue 18 (`src/coalesce.rs`) side by
 //! side in one process: flowgate's `OpQueue` and the hand-written queue,
-//! interleaved, each repetition on a fresh queue, on a 2-worker runtime.
+//! interleaved, each repetition on a fresh queue, on a 2-worker runtime (or
+//! a current_thread one).
 //! Prints, per side, the fastest and the median repetition's items per second
 //! and CPU time per item (the process's user + system time over the
 //! repetition, all threads), then the ratios (hand-written ÷ flowgate for
@@ -13,6 +14,9 @@
 //! target/release/examples/profile_coalesce 1000000 4 2 9
 //! # one side only, for a profiler (perf record, valgrind --tool=callgrind)
 //! target/release/examples/profile_coalesce 1000000 1 1 1 flowgate
+//! # both sides on a current_thread runtime: the tasks take turns on one
+//! # thread, so the figures are the queues' own work, without cores contending
+//! target/release/examples/profile_coalesce 1000000 1 1 9 both current_thread
 //! ```
 
 use std::time::Instant;
@@ -31,15 +35,25 @@ fn main() {
     let consumers = number(1) as usize;
     let reps = number(9) as usize;
     let only = std::env::args().nth(5);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let flavor = std::env::args()
+        .nth(6)
+        .unwrap_or_else(|| "multi_thread".to_owned());
+    let runtime = match flavor.as_str() {
+        "multi_thread" => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+        "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        other => panic!("unknown runtime {other:?}: multi_thread or current_thread"),
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     let sides: Vec<&str> = match only.as_deref() {
         Some(side @ ("flowgate" | "naive")) => vec![side],
-        Some(other) => panic!("unknown side {other:?}: flowgate or naive"),
-        None => vec!["flowgate", "naive"],
+        Some("both") | None => vec!["flowgate", "naive"],
+        Some(other) => panic!("unknown side {other:?}: flowgate, naive or both"),
     };
     // (items/s, CPU ns per item, dequeues) per repetition, per side.
     let mut runs = vec![Vec::new(); sides.len()];
@@ -59,7 +73,7 @@ fn main() {
         }
     }
     println!(
-        "{items} items, {producers} producers, {consumers} consumers, {reps} repetitions, load {}",
+        "{items} items, {producers} producers, {consumers} consumers, {reps} repetitions, {flavor}, load {}",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
