@@ -236,38 +236,29 @@ impl ValueFormatter for CpuFormatter {
         throughput: &Throughput,
         values: &mut [f64],
     ) -> &'static str {
-        match *throughput {
-            Throughput::Elements(elements) | Throughput::ElementsAndBytes { elements, .. } => {
-                per_cpu_second(
-                    elements as f64,
-                    typical_ns,
-                    values,
-                    1000.0,
-                    [" elem/cpu-s", "Kelem/cpu-s", "Melem/cpu-s", "Gelem/cpu-s"],
-                )
-            }
-            Throughput::Bytes(bytes) => per_cpu_second(
-                bytes as f64,
-                typical_ns,
-                values,
+        let (count, base, units) = match *throughput {
+            Throughput::Elements(elements) | Throughput::ElementsAndBytes { elements, .. } => (
+                elements,
+                1000.0,
+                [" elem/cpu-s", "Kelem/cpu-s", "Melem/cpu-s", "Gelem/cpu-s"],
+            ),
+            Throughput::Bytes(bytes) => (
+                bytes,
                 1024.0,
                 ["  B/cpu-s", "KiB/cpu-s", "MiB/cpu-s", "GiB/cpu-s"],
             ),
-            Throughput::BytesDecimal(bytes) => per_cpu_second(
-                bytes as f64,
-                typical_ns,
-                values,
+            Throughput::BytesDecimal(bytes) => (
+                bytes,
                 1000.0,
                 ["  B/cpu-s", "KB/cpu-s", "MB/cpu-s", "GB/cpu-s"],
             ),
-            Throughput::Bits(bits) => per_cpu_second(
-                bits as f64,
-                typical_ns,
-                values,
+            Throughput::Bits(bits) => (
+                bits,
                 1000.0,
                 ["  b/cpu-s", "Kb/cpu-s", "Mb/cpu-s", "Gb/cpu-s"],
             ),
-        }
+        };
+        per_cpu_second(count as f64, typical_ns, values, base, units)
     }
 
     fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
