@@ -14,3 +14,4 @@ pub mod coalesce;
 pub mod cpu;
 pub mod dataloader;
 pub mod e2e;
+pub mod group;
