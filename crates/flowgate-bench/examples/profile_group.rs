@@ -96,7 +96,11 @@ fn main() {
     }
     println!(
         "{groups} groups of {per_group}, {reps} repetitions, {flavor}, {}, load {}",
-        if in_task { "in a task" } else { "from block_on" },
+        if in_task {
+            "in a task"
+        } else {
+            "from block_on"
+        },
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()

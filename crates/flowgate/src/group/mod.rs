@@ -98,6 +98,18 @@
 //! or be finished synchronously. That is also why it is cheap: see
 //! `BENCHMARKS.md` for it against `JoinSet`.
 //!
+//! What it costs, measured (1,000,000 ops in groups of 100 on a 2-worker
+//! runtime, the gathering code in a task): the group's own bookkeeping is
+//! 40–50 ns per op; with a task spawned per op it is 1.21–1.38× as fast as
+//! a `JoinSet`, whose extra work per spawn is all the margin there is; with
+//! the ops handed to long-lived workers, 3.5–4× (7.5–8× with each worker
+//! sent its share as one `Vec`). One case goes the other way: gathering
+//! small spawned ops on the thread that called `block_on` (the body of
+//! `#[tokio::main]`) rather than in a task. That thread sleeps until the
+//! group's last op wakes it, and every spawn from it wakes a parked worker;
+//! a `JoinSet`, woken per finished task, was 1.04–1.28× faster there. Spawn
+//! the gathering code as a task when ops are small.
+//!
 //! # Cancel safety
 //!
 //! | method | cancel-safe | what a cancelled call loses |
