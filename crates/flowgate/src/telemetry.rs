@@ -304,6 +304,19 @@ impl<T> Series<T> {
         Series(std::marker::PhantomData)
     }
 
+    /// Whether there are handles: the primitive is named and the feature
+    /// is on (always `false` without the feature, so a branch on it is
+    /// compiled out).
+    #[inline(always)]
+    pub(crate) fn is_some(&self) -> bool {
+        #[cfg(feature = "metrics")]
+        {
+            self.0.is_some()
+        }
+        #[cfg(not(feature = "metrics"))]
+        false
+    }
+
     /// Runs `f` on the handles, if there are any.
     #[inline(always)]
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]

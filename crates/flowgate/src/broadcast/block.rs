@@ -248,16 +248,7 @@ impl<T> Tail<T> {
         // chain and we hold it mutably, so nothing else accesses the slot.
         block.slots[index].with_mut(|slot| unsafe { (*slot).write(value) });
         let last = index + 1 == BLOCK_CAP;
-        let next = last.then(|| {
-            // Link before committing: a reader that sees the block full
-            // must find its successor.
-            let next = Block::new(block.start + BLOCK_CAP as u64, self.buffered.clone());
-            // Counted from now until the block is freed (`Block::drop`).
-            self.buffered.add(BLOCK_CAP as f64);
-            let linked = block.next.set(Arc::clone(&next));
-            debug_assert!(linked.is_ok(), "broadcast: block linked twice");
-            next
-        });
+        let next = last.then(|| self.link_next());
         // Release publishes the slot (and the link). Acquire pairs with a
         // reader's `mark_waiting`, so that the waker it registered before
         // is visible to the wake our caller does next.
@@ -272,16 +263,41 @@ impl<T> Tail<T> {
             block.state.fetch_and(!WAITING, Ordering::AcqRel);
         }
         match next {
-            Some(next) => {
-                self.block = next;
-                self.index = 0;
-            }
+            Some(next) => self.move_to(next),
             None => self.index = index + 1,
         }
         Pushed {
             wake,
             new_block: last,
         }
+    }
+
+    /// Makes and links the block after the current one, which the push
+    /// in progress fills. Once per [`BLOCK_CAP`] events, and out of line
+    /// (with `move_to`), so that the per-event path of `push` stays the
+    /// same small code whatever the block's bookkeeping (the `metrics`
+    /// feature's gauge) adds.
+    #[cold]
+    #[inline(never)]
+    fn link_next(&self) -> Arc<Block<T>> {
+        let block = &self.block;
+        // Link before committing: a reader that sees the block full must
+        // find its successor.
+        let next = Block::new(block.start + BLOCK_CAP as u64, self.buffered.clone());
+        // Counted from now until the block is freed (`Block::drop`).
+        self.buffered.add(BLOCK_CAP as f64);
+        let linked = block.next.set(Arc::clone(&next));
+        debug_assert!(linked.is_ok(), "broadcast: block linked twice");
+        next
+    }
+
+    /// Moves the tail on to `next`, the block `link_next` linked; the full
+    /// block may be freed here, if every reader is past it.
+    #[cold]
+    #[inline(never)]
+    fn move_to(&mut self, next: Arc<Block<T>>) {
+        self.block = next;
+        self.index = 0;
     }
 
     /// Closes the chain: readers that have read every event see the end.
@@ -388,11 +404,7 @@ impl<T> Reader<T> {
                 return Next::Event(event);
             }
             if self.index == BLOCK_CAP {
-                // `available == BLOCK_CAP` was seen, so the next block is
-                // linked. Replacing `block` may free the old one.
-                self.block = Arc::clone(self.block.next_block());
-                self.index = 0;
-                self.available = 0;
+                self.advance_block();
                 continue;
             }
             let seen = self.block.load();
@@ -406,6 +418,19 @@ impl<T> Reader<T> {
                 Next::Empty
             };
         }
+    }
+
+    /// Moves on to the next block, once every [`BLOCK_CAP`] events:
+    /// `available == BLOCK_CAP` was seen, so the next block is linked.
+    /// Replacing `block` may free the old one, whose drop is kept out of
+    /// the per-event path of `next` (it is the only code there that the
+    /// `metrics` feature changes).
+    #[cold]
+    #[inline(never)]
+    fn advance_block(&mut self) {
+        self.block = Arc::clone(self.block.next_block());
+        self.index = 0;
+        self.available = 0;
     }
 
     /// Records that this reader waits for the next event (its waker must be

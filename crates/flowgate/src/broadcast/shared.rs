@@ -15,6 +15,12 @@ use crate::loom::sync::{Arc, Mutex};
 /// the subscriber's next move must wake the publisher.
 const NOTIFY: u64 = 1 << 63;
 
+/// `repr(C)`, so that the fields keep their declared order and `metrics`
+/// stays last: its handles (eight with the `metrics` feature, none without)
+/// must not move the fields the per-event paths read. When they moved, a
+/// subscriber's poll needed one more register, pushed and popped on every
+/// call (`BENCHMARKS.md`, "What the `metrics` feature costs").
+#[repr(C)]
 pub(crate) struct Shared<T> {
     /// The publisher's current block, for subscribing at the tail without
     /// access to the publisher. Updated once per block, not per event.

@@ -90,6 +90,19 @@ impl<R, E> Action<R, E> {
 }
 
 impl<R, E> Inner<R, E> {
+    /// A named group's part of registering an operation: out of line, so
+    /// that an unnamed group's `register` is the same small function with
+    /// the feature on as off (inlined where it was; `BENCHMARKS.md`, "What
+    /// the `metrics` feature costs").
+    #[cold]
+    #[inline(never)]
+    fn registered_named(&mut self) {
+        self.metrics.added(1);
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
+    }
+
     /// Completes the group if it is sealed and nothing runs any more.
     fn try_complete(&mut self) -> Action<R, E> {
         if self.running != 0 {
@@ -193,12 +206,15 @@ impl<R, E> Core<R, E> {
         }
     }
 
-    /// Registers a new operation; returns its position.
+    /// Registers a new operation; returns its position. Kept out of line
+    /// (LLVM's choice without the `metrics` feature; with it, inlining it
+    /// made `CallGroup::add` too big to inline into its caller: +28
+    /// instructions per op).
+    #[inline(never)]
     pub(crate) fn register(&self) -> usize {
         let mut inner = lock(&self.inner);
-        inner.metrics.added(1);
-        if inner.started.is_none() && inner.metrics.name.is_some() {
-            inner.started = Some(Instant::now());
+        if inner.metrics.recording() {
+            inner.registered_named();
         }
         inner.running += 1;
         inner.outcomes.push(None);

@@ -60,6 +60,12 @@ impl Metrics {
         }
     }
 
+    /// Whether the group records anything (named, feature on).
+    #[inline(always)]
+    pub(crate) fn recording(&self) -> bool {
+        self.series.is_some()
+    }
+
     /// `n` operations were added (one, or those added before the group was
     /// named).
     #[inline]
