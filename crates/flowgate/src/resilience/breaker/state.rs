@@ -131,6 +131,13 @@ pub(super) struct Inner {
 }
 
 impl Inner {
+    /// Moves the breaker to `to`. Rare (a trip, a cooldown's end, a probe's
+    /// verdict). With the `metrics` feature, whose state gauge this
+    /// updates, it is kept out of line: inlined, its larger body changed
+    /// the code of every `try_acquire` (+9 instructions a call, none of
+    /// them taken; `BENCHMARKS.md`, "What the `metrics` feature costs").
+    /// Without the feature LLVM inlines it, which is cheaper there.
+    #[cfg_attr(feature = "metrics", cold, inline(never))]
     pub(super) fn transition(&mut self, to: Phase, now: Instant) -> Changed {
         let from = self.phase.state();
         let (mut window, consecutive) = ((0, 0), self.consecutive);
