@@ -53,7 +53,7 @@ fn scatter_gather<M: Clock>(c: &mut Criterion<M>) {
     // `to_async`): every spawn then goes through the injection queue and
     // wakes a parked worker, and every completion crosses threads.
     for (placement, in_task) in [("", true), ("_from_block_on", false)] {
-        let mut group = c.benchmark_group(M::group_name(&format!(
+        let mut group = c.benchmark_group(M::group_name(format!(
             "group/1m_ops_in_groups_of_100{placement}"
         )));
         group.throughput(Throughput::Elements(GROUPS * OPS));

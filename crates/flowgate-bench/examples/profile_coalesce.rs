@@ -38,18 +38,7 @@ fn main() {
     let flavor = std::env::args()
         .nth(6)
         .unwrap_or_else(|| "multi_thread".to_owned());
-    let runtime = match flavor.as_str() {
-        "multi_thread" => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(2);
-            builder
-        }
-        "current_thread" => tokio::runtime::Builder::new_current_thread(),
-        other => panic!("unknown runtime {other:?}: multi_thread or current_thread"),
-    }
-    .enable_all()
-    .build()
-    .unwrap();
+    let runtime = flowgate_bench::example_runtime(&flavor);
     let sides: Vec<&str> = match only.as_deref() {
         Some(side @ ("flowgate" | "naive")) => vec![side],
         Some("both") | None => vec!["flowgate", "naive"],

@@ -52,18 +52,7 @@ fn main() {
         "block_on" => false,
         other => panic!("unknown placement {other:?}: task or block_on"),
     };
-    let runtime = match flavor {
-        "multi_thread" => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(2);
-            builder
-        }
-        "current_thread" => tokio::runtime::Builder::new_current_thread(),
-        other => panic!("unknown runtime {other:?}: multi_thread or current_thread"),
-    }
-    .enable_all()
-    .build()
-    .unwrap();
+    let runtime = flowgate_bench::example_runtime(flavor);
     let ops = groups * per_group;
     let want = expected(groups, per_group);
     // (ops/s, CPU ns per op) per repetition, per row.

@@ -15,3 +15,24 @@ pub mod cpu;
 pub mod dataloader;
 pub mod e2e;
 pub mod group;
+
+/// The runtime a profiling example runs on: `"multi_thread"` (2 workers,
+/// what the benches use) or `"current_thread"`; every driver enabled.
+///
+/// # Panics
+///
+/// On any other flavor, naming the two; or if the runtime cannot be built.
+pub fn example_runtime(flavor: &str) -> tokio::runtime::Runtime {
+    match flavor {
+        "multi_thread" => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+        "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        other => panic!("unknown runtime {other:?}: multi_thread or current_thread"),
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime")
+}
