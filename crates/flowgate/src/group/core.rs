@@ -38,8 +38,9 @@ struct Inner<R, E> {
     timer: Option<AbortHandle>,
     /// The group's series (no-op handles until it is named).
     metrics: Metrics,
-    /// When the first operation was added, in a named group (the only
-    /// clock read: one per group).
+    /// When the first operation was added, in a named group that records
+    /// (the `metrics` feature on; it feeds the duration histogram only):
+    /// the only clock read, one per group.
     started: Option<Instant>,
     /// Operations recorded as abandoned, for the completion's warning.
     abandoned: usize,
